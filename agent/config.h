@@ -1,0 +1,58 @@
+// Config: the agent's settings, from embedded defaults, then a YAML file, then flags.
+//
+// What a reader gets wrong: validation is strict on purpose. An unknown key, a wrong type or a bad
+// duration stops start-up with one message naming the file, line and field, because a typo that
+// silently falls back to a default is found at 3 a.m., not at deploy time.
+#pragma once
+
+#include <chrono>
+#include <expected>
+#include <filesystem>
+#include <string>
+
+namespace nodewarden {
+
+struct Config {
+  std::string listen = "0.0.0.0:9465";  // host:port of the HTTP server
+  std::string node_name;                 // default: $NODE_NAME, else the host name
+  std::chrono::milliseconds interval{10000};  // collection period, 1s..1h
+  std::string log_level = "info";             // trace, debug, info, warn, error
+
+  std::filesystem::path cgroup_root = "/sys/fs/cgroup";
+  std::filesystem::path proc_root = "/proc";
+  std::filesystem::path log_root = "/var/log/pods";
+  std::filesystem::path state_dir = "/var/lib/nodewarden";
+
+  bool cgroup_enabled = true;
+  int cgroup_max_depth = 8;  // 1..32
+  std::chrono::milliseconds cgroup_root_search_interval{60000};
+  bool node_enabled = true;
+};
+
+struct ConfigError {
+  std::string file;   // empty for flags and defaults
+  int line = 0;       // 1-based; 0 when unknown
+  std::string field;  // dotted path, e.g. "collectors.cgroup.max_depth"
+  std::string reason;
+  // "FILE:LINE: FIELD: REASON" with the parts that are known.
+  [[nodiscard]] std::string message() const;
+};
+
+// Parses a duration such as "500ms", "10s", "1m30s", "2h". Bare numbers are rejected: a unit must
+// be written.
+std::expected<std::chrono::milliseconds, std::string> parseDuration(std::string_view text);
+
+// Parses YAML text over the defaults. file names the source in errors.
+std::expected<Config, ConfigError> parseConfig(const std::string& yaml_text, const std::string& file);
+
+// Reads and parses a file; an unreadable file is a ConfigError too.
+std::expected<Config, ConfigError> loadConfigFile(const std::filesystem::path& path);
+
+// Checks cross-field rules and ranges (also for values that came from flags).
+std::expected<void, ConfigError> validateConfig(const Config& config);
+
+// The embedded defaults as the YAML a user would write (printed by `nodewarden run --print-config`
+// and documented in the README).
+std::string defaultConfigYaml();
+
+}  // namespace nodewarden

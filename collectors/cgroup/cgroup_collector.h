@@ -1,0 +1,54 @@
+// CgroupCollector: finds kubelet's pod and container cgroups under a cgroup root and reads their
+// CPU, memory, IO and pressure counters each cycle.
+//
+// What a reader gets wrong: kubelet's tree is not at a fixed place. It is found by name
+// ("kubepods" / "kubepods.slice") below each hierarchy's root at a bounded depth, separately in
+// every v1 controller and in the v2 tree, because each may nest it under a different parent. A
+// container is the same container across hierarchies when its pod uid and container id match.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string_view>
+
+#include "pipeline/interfaces.h"
+#include "pipeline/self_metrics.h"
+
+namespace nodewarden {
+
+struct CgroupCollectorOptions {
+  std::filesystem::path cgroup_root = "/sys/fs/cgroup";
+  std::filesystem::path proc_root = "/proc";        // for /proc/partitions (device names)
+  std::filesystem::path log_root = "/var/log/pods";  // names from directory names; may be absent
+  int max_depth = 8;  // how deep below a hierarchy root kubelet's tree may sit
+  // How often the hierarchies are searched again for kubelet's tree once one was found (every
+  // cycle until then). Pods and containers inside a found tree are listed every cycle.
+  std::chrono::seconds root_search_interval{60};
+};
+
+struct CgroupCollectorStats {
+  std::size_t pods = 0;
+  std::size_t containers = 0;
+  std::size_t hierarchies = 0;
+  std::size_t kubepods_roots = 0;
+  std::size_t open_files = 0;
+};
+
+class CgroupCollector final : public MetricCollector {
+ public:
+  CgroupCollector(CgroupCollectorOptions options, ErrorReporter& errors);
+  ~CgroupCollector() override;
+  CgroupCollector(const CgroupCollector&) = delete;
+  CgroupCollector& operator=(const CgroupCollector&) = delete;
+
+  [[nodiscard]] std::string_view name() const override { return "cgroup"; }
+  void collect(Snapshot& into) override;
+  [[nodiscard]] CgroupCollectorStats stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nodewarden

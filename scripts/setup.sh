@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything nodewarden needs to build, run and test on Debian 12, from Debian's apt only.
+# Idempotent: packages already present are not downloaded again.
+set -euo pipefail
+PKGS=(
+  build-essential cmake ninja-build pkg-config git curl ca-certificates
+  clang libclang-rt-14-dev clang-format clang-tidy
+  prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev libasio-dev libzstd-dev libsystemd-dev
+  libcurl4-openssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsnappy-dev libprotobuf-dev protobuf-compiler
+  stress-ng prometheus procps
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup: all dependencies present"

@@ -9,12 +9,13 @@
 #include <expected>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace nodewarden {
 
 struct Config {
-  std::string listen = "0.0.0.0:9465";  // host:port of the HTTP server
-  std::string node_name;                 // default: $NODE_NAME, else the host name
+  std::string listen = "0.0.0.0:9465";        // host:port of the HTTP server
+  std::string node_name;                      // default: $NODE_NAME, else the host name
   std::chrono::milliseconds interval{10000};  // collection period, 1s..1h
   std::string log_level = "info";             // trace, debug, info, warn, error
 
@@ -27,6 +28,8 @@ struct Config {
   int cgroup_max_depth = 8;  // 1..32
   std::chrono::milliseconds cgroup_root_search_interval{60000};
   bool node_enabled = true;
+
+  bool operator==(const Config&) const = default;
 };
 
 struct ConfigError {
@@ -38,12 +41,15 @@ struct ConfigError {
   [[nodiscard]] std::string message() const;
 };
 
-// Parses a duration such as "500ms", "10s", "1m30s", "2h". Bare numbers are rejected: a unit must
-// be written.
+// Parses a duration such as "500ms", "10s", "1m30s", "2h", "1.5s". Units are h, m, s, ms, largest
+// first, each at most once. Bare numbers, signs, sub-millisecond precision and values that overflow
+// are rejected: a unit must be written.
 std::expected<std::chrono::milliseconds, std::string> parseDuration(std::string_view text);
 
-// Parses YAML text over the defaults. file names the source in errors.
-std::expected<Config, ConfigError> parseConfig(const std::string& yaml_text, const std::string& file);
+// Parses YAML text over the defaults. file names the source in errors. The values the text sets
+// are also checked with validateConfig's rules, so a range error points at its line in the file.
+std::expected<Config, ConfigError> parseConfig(const std::string& yaml_text,
+                                               const std::string& file);
 
 // Reads and parses a file; an unreadable file is a ConfigError too.
 std::expected<Config, ConfigError> loadConfigFile(const std::filesystem::path& path);

@@ -4,7 +4,6 @@
 
 namespace nodewarden {
 
-
 SelfMetrics::SelfMetrics() : registry_(std::make_shared<prometheus::Registry>()) {}
 
 ErrorReporter::ErrorReporter(prometheus::Registry& registry, std::chrono::seconds log_interval)
@@ -23,7 +22,8 @@ ErrorReporter::Entry& ErrorReporter::entryLocked(std::string_view component,
   auto it = entries_.find(key);
   if (it == entries_.end()) {
     Entry e;
-    e.counter = &family_.Add({{"component", std::string(component)}, {"reason", std::string(reason)}});
+    e.counter =
+        &family_.Add({{"component", std::string(component)}, {"reason", std::string(reason)}});
     it = entries_.emplace(std::move(key), e).first;
   }
   return it->second;

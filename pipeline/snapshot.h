@@ -23,29 +23,29 @@ const char* qosName(QosClass qos);
 // One reading per field, in the unit named by its comment. A field is exported only when present:
 // a missing or garbled cgroup file leaves it absent (and is counted), never zero.
 enum class CgroupField : std::uint8_t {
-  kCpuUsageNs,             // cpuacct.usage / cpu.stat usage_usec
-  kCpuUserNs,              // cpuacct.usage_user / cpu.stat user_usec
-  kCpuSystemNs,            // cpuacct.usage_sys / cpu.stat system_usec
-  kCfsPeriods,             // cpu.stat nr_periods
-  kCfsThrottledPeriods,    // cpu.stat nr_throttled
-  kCfsThrottledNs,         // cpu.stat throttled_time (ns, v1) / throttled_usec (v2)
-  kCpuQuotaUs,             // cpu.cfs_quota_us / cpu.max; present only when limited
-  kCpuPeriodUs,            // cpu.cfs_period_us / cpu.max
-  kCpuShares,              // cpu.shares, or cpu.weight converted to shares like cAdvisor
-  kMemUsageBytes,          // memory.usage_in_bytes / memory.current
-  kMemWorkingSetBytes,     // usage - inactive_file, floored at 0 (cAdvisor's definition)
-  kMemRssBytes,            // memory.stat total_rss / anon
-  kMemCacheBytes,          // memory.stat total_cache / file
-  kMemSwapBytes,           // memory.stat total_swap / memory.swap.current
-  kMemMappedFileBytes,     // memory.stat total_mapped_file / file_mapped
-  kMemLimitBytes,          // memory.limit_in_bytes / memory.max; 0 when unlimited (cAdvisor)
-  kOomKills,               // memory.oom_control oom_kill / memory.events oom_kill
-  kPsiCpuSomeUs,           // cpu.pressure some total (microseconds)
-  kPsiCpuFullUs,           // cpu.pressure full total
-  kPsiMemSomeUs,           // memory.pressure some total
-  kPsiMemFullUs,           // memory.pressure full total
-  kPsiIoSomeUs,            // io.pressure some total
-  kPsiIoFullUs,            // io.pressure full total
+  kCpuUsageNs,           // cpuacct.usage / cpu.stat usage_usec
+  kCpuUserNs,            // cpuacct.usage_user / cpu.stat user_usec
+  kCpuSystemNs,          // cpuacct.usage_sys / cpu.stat system_usec
+  kCfsPeriods,           // cpu.stat nr_periods
+  kCfsThrottledPeriods,  // cpu.stat nr_throttled
+  kCfsThrottledNs,       // cpu.stat throttled_time (ns, v1) / throttled_usec (v2)
+  kCpuQuotaUs,           // cpu.cfs_quota_us / cpu.max; present only when limited
+  kCpuPeriodUs,          // cpu.cfs_period_us / cpu.max
+  kCpuShares,            // cpu.shares, or cpu.weight converted to shares like cAdvisor
+  kMemUsageBytes,        // memory.usage_in_bytes / memory.current
+  kMemWorkingSetBytes,   // usage - inactive_file, floored at 0 (cAdvisor's definition)
+  kMemRssBytes,          // memory.stat total_rss / anon
+  kMemCacheBytes,        // memory.stat total_cache / file
+  kMemSwapBytes,         // memory.stat total_swap / memory.swap.current
+  kMemMappedFileBytes,   // memory.stat total_mapped_file / file_mapped
+  kMemLimitBytes,        // memory.limit_in_bytes / memory.max; 0 when unlimited (cAdvisor)
+  kOomKills,             // memory.oom_control oom_kill / memory.events oom_kill
+  kPsiCpuSomeUs,         // cpu.pressure some total (microseconds)
+  kPsiCpuFullUs,         // cpu.pressure full total
+  kPsiMemSomeUs,         // memory.pressure some total
+  kPsiMemFullUs,         // memory.pressure full total
+  kPsiIoSomeUs,          // io.pressure some total
+  kPsiIoFullUs,          // io.pressure full total
   kCount
 };
 inline constexpr std::size_t kCgroupFieldCount = static_cast<std::size_t>(CgroupField::kCount);

@@ -19,12 +19,15 @@ namespace nodewarden {
 
 struct CgroupCollectorOptions {
   std::filesystem::path cgroup_root = "/sys/fs/cgroup";
-  std::filesystem::path proc_root = "/proc";        // for /proc/partitions (device names)
+  std::filesystem::path proc_root = "/proc";         // for /proc/partitions (device names)
   std::filesystem::path log_root = "/var/log/pods";  // names from directory names; may be absent
   int max_depth = 8;  // how deep below a hierarchy root kubelet's tree may sit
   // How often the hierarchies are searched again for kubelet's tree once one was found (every
   // cycle until then). Pods and containers inside a found tree are listed every cycle.
   std::chrono::seconds root_search_interval{60};
+  // Descriptors the collector may keep open; 0 = RLIMIT_NOFILE's soft limit less 1024. Past it,
+  // files are opened per read instead (slower, never unread).
+  std::size_t max_open_files = 0;
 };
 
 struct CgroupCollectorStats {

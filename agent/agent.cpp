@@ -1,0 +1,214 @@
+#include "agent/agent.h"
+
+#include <prometheus/gauge.h>
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <asio.hpp>
+#include <chrono>
+
+#include "agent/http_server.h"
+#include "collectors/cgroup/cgroup_collector.h"
+#include "collectors/node/node_collector.h"
+#include "exporters/prometheus/text_renderer.h"
+#include "pipeline/self_metrics.h"
+
+namespace nodewarden {
+
+std::uint64_t raiseFileLimit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+  }
+  return lim.rlim_cur;
+}
+
+class Agent::Impl {
+ public:
+  explicit Impl(Config config)
+      : config_(std::move(config)),
+        errors_(self_.registry(), std::chrono::seconds(60)),
+        renderer_(config_.proc_root),
+        timer_(io_),
+        signals_(io_, SIGINT, SIGTERM) {
+    auto& reg = self_.registry();
+    prometheus::BuildGauge()
+        .Name("nodewarden_build_info")
+        .Help("Always 1; labels carry the agent's version and node.")
+        .Register(reg)
+        .Add({{"version", NODEWARDEN_VERSION}, {"node", config_.node_name}})
+        .Set(1);
+    auto& duration = prometheus::BuildGauge()
+                         .Name("nodewarden_collection_duration_seconds")
+                         .Help("Wall time of the last collection cycle, by collector.")
+                         .Register(reg);
+    auto& cycles = prometheus::BuildCounter()
+                       .Name("nodewarden_collection_cycles_total")
+                       .Help("Collection cycles run.")
+                       .Register(reg);
+    cycles_ = &cycles.Add({});
+    overruns_ = &prometheus::BuildCounter()
+                     .Name("nodewarden_collection_overruns_total")
+                     .Help("Cycles that took longer than the interval (the next one was skipped).")
+                     .Register(reg)
+                     .Add({});
+    auto& cgroups = prometheus::BuildGauge()
+                        .Name("nodewarden_cgroups")
+                        .Help("Pod and container cgroups tracked, by kind.")
+                        .Register(reg);
+    pods_gauge_ = &cgroups.Add({{"kind", "pod"}});
+    containers_gauge_ = &cgroups.Add({{"kind", "container"}});
+    open_files_ = &prometheus::BuildGauge()
+                       .Name("nodewarden_cgroup_open_files")
+                       .Help("Cgroup interface files held open for reading.")
+                       .Register(reg)
+                       .Add({});
+    series_ = &prometheus::BuildGauge()
+                   .Name("nodewarden_series")
+                   .Help("Container and node series in the last rendering.")
+                   .Register(reg)
+                   .Add({});
+    render_duration_ = &duration.Add({{"collector", "render"}});
+    if (config_.cgroup_enabled) {
+      CgroupCollectorOptions o;
+      o.cgroup_root = config_.cgroup_root;
+      o.proc_root = config_.proc_root;
+      o.log_root = config_.log_root;
+      o.max_depth = config_.cgroup_max_depth;
+      o.root_search_interval =
+          std::chrono::duration_cast<std::chrono::seconds>(config_.cgroup_root_search_interval);
+      if (o.root_search_interval.count() < 1) o.root_search_interval = std::chrono::seconds(1);
+      auto c = std::make_unique<CgroupCollector>(std::move(o), errors_);
+      cgroup_ = c.get();
+      addCollector(std::move(c), duration);
+    }
+    if (config_.node_enabled) {
+      addCollector(std::make_unique<NodeCollector>(config_.proc_root, errors_), duration);
+    }
+  }
+
+  int run() {
+    auto server = HttpServer::start(config_.listen);
+    if (!server) {
+      spdlog::error("cannot start HTTP server: {}", server.error());
+      return 1;
+    }
+    http_ = std::move(*server);
+    http_->handle("/metrics", [this](const HttpRequest&) { return metrics(); });
+    http_->handle("/healthz", [](const HttpRequest&) {
+      return HttpResponse{200, "text/plain", "ok\n", false};
+    });
+    http_->handle("/readyz", [this](const HttpRequest&) {
+      return ready_.load()
+                 ? HttpResponse{200, "text/plain", "ready\n", false}
+                 : HttpResponse{503, "text/plain", "first collection not finished\n", false};
+    });
+    spdlog::info("nodewarden {} listening on {} (port {}), collecting every {} ms from {}",
+                 NODEWARDEN_VERSION, config_.listen, http_->port(), config_.interval.count(),
+                 config_.cgroup_root.string());
+
+    signals_.async_wait([this](const asio::error_code& ec, int sig) {
+      if (ec) return;
+      spdlog::info("signal {} received, shutting down", sig);
+      io_.stop();
+    });
+    next_ = std::chrono::steady_clock::now();
+    asio::post(io_, [this] { cycle(); });
+    io_.run();
+    http_->stop();
+    spdlog::info("stopped");
+    return 0;
+  }
+
+ private:
+  struct Timed {
+    std::unique_ptr<MetricCollector> collector;
+    prometheus::Gauge* duration;
+  };
+
+  void addCollector(std::unique_ptr<MetricCollector> c,
+                    prometheus::Family<prometheus::Gauge>& fam) {
+    auto* g = &fam.Add({{"collector", std::string(c->name())}});
+    collectors_.push_back({std::move(c), g});
+  }
+
+  void cycle() {
+    using Clock = std::chrono::steady_clock;
+    snapshot_.reset();
+    for (auto& t : collectors_) {
+      const auto start = Clock::now();
+      t.collector->collect(snapshot_);
+      t.duration->Set(std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    snapshot_.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+    const auto render_start = Clock::now();
+    renderer_.consume(snapshot_);
+    render_duration_->Set(std::chrono::duration<double>(Clock::now() - render_start).count());
+    series_->Set(static_cast<double>(renderer_.lastSeriesCount()));
+    if (cgroup_ != nullptr) {
+      const auto st = cgroup_->stats();
+      pods_gauge_->Set(static_cast<double>(st.pods));
+      containers_gauge_->Set(static_cast<double>(st.containers));
+      open_files_->Set(static_cast<double>(st.open_files));
+    }
+    cycles_->Increment();
+    if (!ready_.exchange(true)) spdlog::info("first collection done: ready");
+
+    // Fixed-rate schedule; a cycle that overran skips the missed slots instead of bunching up.
+    next_ += config_.interval;
+    const auto now = Clock::now();
+    if (next_ <= now) {
+      overruns_->Increment();
+      while (next_ <= now) next_ += config_.interval;
+    }
+    timer_.expires_at(next_);
+    timer_.async_wait([this](const asio::error_code& ec) {
+      if (!ec) cycle();
+    });
+  }
+
+  HttpResponse metrics() {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.compressible = true;
+    renderer_.appendLatest(r.body);
+    r.body += prometheus::TextSerializer().Serialize(self_.registry().Collect());
+    return r;
+  }
+
+  Config config_;
+  SelfMetrics self_;
+  ErrorReporter errors_;
+  TextRenderer renderer_;
+  std::vector<Timed> collectors_;
+  CgroupCollector* cgroup_ = nullptr;
+  Snapshot snapshot_;
+
+  asio::io_context io_;
+  asio::steady_timer timer_;
+  asio::signal_set signals_;
+  std::chrono::steady_clock::time_point next_;
+  std::unique_ptr<HttpServer> http_;
+  std::atomic<bool> ready_{false};
+
+  prometheus::Counter* cycles_ = nullptr;
+  prometheus::Counter* overruns_ = nullptr;
+  prometheus::Gauge* pods_gauge_ = nullptr;
+  prometheus::Gauge* containers_gauge_ = nullptr;
+  prometheus::Gauge* open_files_ = nullptr;
+  prometheus::Gauge* series_ = nullptr;
+  prometheus::Gauge* render_duration_ = nullptr;
+};
+
+Agent::Agent(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Agent::~Agent() = default;
+int Agent::run() { return impl_->run(); }
+
+}  // namespace nodewarden

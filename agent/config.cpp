@@ -1,0 +1,590 @@
+// Config loading: YAML (yaml-cpp) over the embedded defaults, strict about keys, types and units.
+//
+// What a reader gets wrong: yaml-cpp reports problems by throwing and is lenient where we must not
+// be (duplicate keys are kept, quoted "8" converts to an int, a missing value is null). So the file
+// is walked against one schema table below, every key checked, every value's YAML kind checked,
+// and yaml-cpp exceptions are caught here and turned into ConfigErrors; none leaves this file.
+#include "agent/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <system_error>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "agent/json_log.h"
+
+namespace nodewarden {
+namespace {
+
+using Duration = std::chrono::milliseconds;
+
+constexpr Duration kMinInterval = std::chrono::seconds(1);
+constexpr Duration kMaxInterval = std::chrono::hours(1);
+constexpr Duration kMinRootSearchInterval = std::chrono::seconds(1);
+constexpr int kMinMaxDepth = 1;
+constexpr int kMaxMaxDepth = 32;
+constexpr std::size_t kMaxConfigBytes = 1
+                                        << 20;  // a config is a few hundred bytes; refuse /dev/zero
+constexpr std::size_t kMaxSuggestionDistance = 2;
+
+// --- Schema
+// ---------------------------------------------------------------------------------------
+
+struct Field;
+using Section = std::span<const Field>;
+using Target = std::variant<std::string Config::*, std::filesystem::path Config::*,
+                            Duration Config::*, bool Config::*, int Config::*, Section>;
+
+struct Field {
+  std::string_view key;
+  Target target;
+};
+
+constexpr Field kPathsFields[] = {
+    {"cgroup_root", &Config::cgroup_root},
+    {"proc_root", &Config::proc_root},
+    {"log_root", &Config::log_root},
+    {"state_dir", &Config::state_dir},
+};
+constexpr Field kCgroupFields[] = {
+    {"enabled", &Config::cgroup_enabled},
+    {"max_depth", &Config::cgroup_max_depth},
+    {"root_search_interval", &Config::cgroup_root_search_interval},
+};
+constexpr Field kNodeFields[] = {
+    {"enabled", &Config::node_enabled},
+};
+constexpr Field kCollectorsFields[] = {
+    {"cgroup", Section(kCgroupFields)},
+    {"node", Section(kNodeFields)},
+};
+constexpr Field kRootFields[] = {
+    {"listen", &Config::listen},      {"node_name", &Config::node_name},
+    {"interval", &Config::interval},  {"log_level", &Config::log_level},
+    {"paths", Section(kPathsFields)}, {"collectors", Section(kCollectorsFields)},
+};
+
+std::string joinPath(std::string_view parent, std::string_view key) {
+  if (parent.empty()) return std::string(key);
+  std::string out(parent);
+  out += '.';
+  out += key;
+  return out;
+}
+
+void collectPaths(Section section, const std::string& parent, std::vector<std::string>& out) {
+  for (const Field& field : section) {
+    std::string path = joinPath(parent, field.key);
+    out.push_back(path);
+    if (const auto* child = std::get_if<Section>(&field.target)) collectPaths(*child, path, out);
+  }
+}
+
+std::size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// "unknown key" plus the most useful hint: a near miss in the same section, else the same name in
+// another section (a key indented at the wrong level), else the list of keys that are allowed.
+std::string unknownKeyReason(std::string_view key, Section section) {
+  std::string reason = "unknown key \"" + std::string(key) + "\"";
+  const Field* closest = nullptr;
+  std::size_t best = kMaxSuggestionDistance + 1;
+  for (const Field& field : section) {
+    const std::size_t distance = editDistance(key, field.key);
+    if (distance < best) {
+      best = distance;
+      closest = &field;
+    }
+  }
+  if (closest != nullptr) return reason + " (did you mean \"" + std::string(closest->key) + "\"?)";
+
+  std::vector<std::string> all;
+  collectPaths(kRootFields, "", all);
+  for (const std::string& path : all) {
+    const std::size_t dot = path.rfind('.');
+    const std::string_view last =
+        dot == std::string::npos ? std::string_view(path) : std::string_view(path).substr(dot + 1);
+    if (last == key) {
+      return reason + " (did you mean \"" + path + "\"?)";
+    }
+  }
+
+  reason += " (known keys:";
+  for (std::size_t i = 0; i < section.size(); ++i) {
+    reason += i == 0 ? " " : ", ";
+    reason += section[i].key;
+  }
+  return reason + ")";
+}
+
+// --- Walking the document
+// -------------------------------------------------------------------------
+
+std::string_view kindName(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+int lineOf(const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  return mark.is_null() ? 0 : mark.line + 1;
+}
+
+// yaml-cpp gives quoted scalars the non-specific tag "!" (YAML 1.2 section 6.9.1): "8" is a string.
+bool isQuoted(const YAML::Node& node) { return node.Tag() == "!"; }
+
+std::string inQuotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
+// Walks one document into a Config. The first error wins: once error_ is set, later reads do
+// nothing, so nested reads need not pass results back up.
+class ConfigParser {
+ public:
+  explicit ConfigParser(const std::string& file) : file_(file) {}
+
+  void parseSection(const YAML::Node& node, int line, const std::string& path, Section section,
+                    Config& config) {
+    if (node.IsNull()) return;  // "collectors:" with everything below commented out
+    if (!node.IsMap()) {
+      fail(line, path,
+           "expected a mapping of settings, found " + std::string(kindName(node)) +
+               (node.IsScalar() ? " " + inQuotes(node.Scalar()) : ""));
+      return;
+    }
+    std::map<std::string, int, std::less<>> seen;  // key -> line where it was first set
+    // Range-for keeps each dereferenced entry alive for the body; with an explicit iterator,
+    // it->first refers into a temporary proxy and dangles (GCC's -Wdangling-pointer catches it).
+    for (const auto& entry : node) {
+      if (error_) return;
+      const YAML::Node& key = entry.first;
+      const int key_line = lineOf(key);
+      if (!key.IsScalar()) {
+        fail(key_line, path, "keys must be plain names, found " + std::string(kindName(key)));
+        return;
+      }
+      const std::string field_path = joinPath(path, key.Scalar());
+      if (const auto first = seen.find(key.Scalar()); first != seen.end()) {
+        fail(key_line, field_path,
+             "duplicate key (first set on line " + std::to_string(first->second) + ")");
+        return;
+      }
+      seen.emplace(key.Scalar(), key_line);
+      const auto field = std::ranges::find(section, std::string_view(key.Scalar()), &Field::key);
+      if (field == section.end()) {
+        fail(key_line, field_path, unknownKeyReason(key.Scalar(), section));
+        return;
+      }
+      lines_[field_path] = key_line;
+      // Errors about a value point at its key's line: for a missing value yaml-cpp marks the next
+      // token, which may be lines further down.
+      std::visit(
+          [&](const auto& target) { read(entry.second, key_line, field_path, target, config); },
+          field->target);
+    }
+  }
+
+  [[nodiscard]] const std::optional<ConfigError>& error() const { return error_; }
+
+  // Line of the key that set a field, 0 if the document did not set it.
+  [[nodiscard]] int lineOfField(const std::string& field) const {
+    const auto it = lines_.find(field);
+    return it == lines_.end() ? 0 : it->second;
+  }
+
+ private:
+  void fail(int line, const std::string& field, std::string reason) {
+    if (!error_) error_ = ConfigError{file_, line, field, std::move(reason)};
+  }
+
+  void read(const YAML::Node& node, int line, const std::string& path, Section section,
+            Config& config) {
+    parseSection(node, line, path, section, config);
+  }
+
+  void read(const YAML::Node& node, int line, const std::string& path, std::string Config::*target,
+            Config& config) {
+    if (auto text = scalarText(node, line, path, "a string")) config.*target = std::move(*text);
+  }
+
+  void read(const YAML::Node& node, int line, const std::string& path,
+            std::filesystem::path Config::*target, Config& config) {
+    if (auto text = scalarText(node, line, path, "a path")) config.*target = std::move(*text);
+  }
+
+  void read(const YAML::Node& node, int line, const std::string& path, Duration Config::*target,
+            Config& config) {
+    const auto text = scalarText(node, line, path, "a duration such as \"10s\"");
+    if (!text) return;
+    if (const auto duration = parseDuration(*text)) {
+      config.*target = *duration;
+    } else {
+      fail(line, path, duration.error());
+    }
+  }
+
+  void read(const YAML::Node& node, int line, const std::string& path, bool Config::*target,
+            Config& config) {
+    bool value = false;
+    if (!node.IsScalar() || isQuoted(node) || !YAML::convert<bool>::decode(node, value)) {
+      fail(line, path, "expected true or false, found " + describe(node));
+      return;
+    }
+    config.*target = value;
+  }
+
+  void read(const YAML::Node& node, int line, const std::string& path, int Config::*target,
+            Config& config) {
+    int value = 0;
+    if (!node.IsScalar() || isQuoted(node) || !YAML::convert<int>::decode(node, value)) {
+      fail(line, path, "expected an integer, found " + describe(node));
+      return;
+    }
+    config.*target = value;
+  }
+
+  std::optional<std::string> scalarText(const YAML::Node& node, int line, const std::string& path,
+                                        std::string_view expected) {
+    if (!node.IsScalar()) {
+      fail(line, path, "expected " + std::string(expected) + ", found " + describe(node));
+      return std::nullopt;
+    }
+    return node.Scalar();
+  }
+
+  static std::string describe(const YAML::Node& node) {
+    if (!node.IsScalar()) return std::string(kindName(node));
+    return (isQuoted(node) ? "the quoted string " : "") + inQuotes(node.Scalar());
+  }
+
+  std::string file_;
+  std::optional<ConfigError> error_;
+  std::map<std::string, int, std::less<>> lines_;
+};
+
+// --- Validation helpers
+// ---------------------------------------------------------------------------
+
+std::string formatDuration(Duration duration) {
+  std::int64_t ms = duration.count();
+  if (ms == 0) return "0s";
+  std::string out;
+  if (ms < 0) {
+    out = "-";
+    ms = -ms;
+  }
+  constexpr std::pair<std::int64_t, std::string_view> kUnits[] = {
+      {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}, {1, "ms"}};
+  for (const auto& [size, name] : kUnits) {
+    if (ms >= size) {
+      out += std::to_string(ms / size);
+      out += name;
+      ms %= size;
+    }
+  }
+  return out;
+}
+
+// host:port, host:port with an IPv6 host in brackets ([::1]:9465). Returns the reason it is not.
+std::optional<std::string> checkListen(std::string_view listen) {
+  constexpr std::string_view kExample = " (expected host:port, e.g. 0.0.0.0:9465 or [::1]:9465)";
+  std::string_view host;
+  std::string_view port;
+  if (listen.starts_with('[')) {
+    const std::size_t close = listen.find(']');
+    if (close == std::string_view::npos) return "unterminated \"[\" in " + inQuotes(listen);
+    host = listen.substr(1, close - 1);
+    if (close + 1 >= listen.size() || listen[close + 1] != ':') {
+      return "missing port in " + inQuotes(listen) + std::string(kExample);
+    }
+    port = listen.substr(close + 2);
+  } else {
+    const std::size_t colon = listen.rfind(':');
+    if (colon == std::string_view::npos) {
+      return "missing port in " + inQuotes(listen) + std::string(kExample);
+    }
+    host = listen.substr(0, colon);
+    port = listen.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return "an IPv6 address must be in brackets, e.g. [::1]:9465, got " + inQuotes(listen);
+    }
+  }
+  if (host.empty()) {
+    return "missing host in " + inQuotes(listen) + " (use 0.0.0.0 for all interfaces)";
+  }
+  if (std::ranges::any_of(host, [](char c) { return c == ' ' || c == '\t' || c == '/'; })) {
+    return "invalid host in " + inQuotes(listen);
+  }
+  const bool digits = !port.empty() && port.size() <= 5 &&
+                      std::ranges::all_of(port, [](char c) { return c >= '0' && c <= '9'; });
+  int number = 0;
+  for (const char c : port) number = number * 10 + (c - '0');
+  if (!digits || number < 1 || number > 65535) {
+    return "port must be a number from 1 to 65535, got " + inQuotes(port);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> checkDurationRange(Duration value, Duration min,
+                                              std::optional<Duration> max) {
+  if (value >= min && (!max || value <= *max)) return std::nullopt;
+  if (max) {
+    return "must be between " + formatDuration(min) + " and " + formatDuration(*max) + ", got " +
+           formatDuration(value);
+  }
+  return "must be at least " + formatDuration(min) + ", got " + formatDuration(value);
+}
+
+// --- Reading files ----------------------------------------------------------------------------
+
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  [[nodiscard]] int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::string errnoText(int error) {
+  return std::error_code(error, std::generic_category()).message();
+}
+
+}  // namespace
+
+std::string ConfigError::message() const {
+  std::string out;
+  if (!file.empty()) {
+    out = file;
+    if (line > 0) out += ":" + std::to_string(line);
+    out += ": ";
+  } else if (line > 0) {
+    out = "line " + std::to_string(line) + ": ";
+  }
+  if (!field.empty()) out += field + ": ";
+  return out + reason;
+}
+
+std::expected<Duration, std::string> parseDuration(std::string_view text) {
+  const auto invalid = [&](std::string_view why) {
+    return std::unexpected("invalid duration " + inQuotes(text) + ": " + std::string(why));
+  };
+  if (text.empty()) return invalid("empty (write e.g. \"10s\")");
+  if (text.front() == '-') return invalid("must not be negative");
+
+  struct Unit {
+    std::string_view name;
+    std::int64_t ms;
+  };
+  // Largest first; "m" is minutes, so "ms" must be matched by exact name, not prefix.
+  constexpr Unit kUnits[] = {{"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
+  constexpr std::int64_t kMax = std::numeric_limits<Duration::rep>::max();
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  const auto is_letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+
+  std::int64_t total = 0;
+  std::size_t next_unit = 0;  // index in kUnits of the smallest unit still allowed
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    if (!is_digit(text[pos])) return invalid("expected a number at " + inQuotes(text.substr(pos)));
+    std::int64_t whole = 0;
+    bool overflow = false;
+    for (; pos < text.size() && is_digit(text[pos]); ++pos) {
+      overflow |= __builtin_mul_overflow(whole, 10, &whole);
+      overflow |= __builtin_add_overflow(whole, text[pos] - '0', &whole);
+    }
+    std::string_view fraction;
+    if (pos < text.size() && text[pos] == '.') {
+      const std::size_t start = ++pos;
+      while (pos < text.size() && is_digit(text[pos])) ++pos;
+      fraction = text.substr(start, pos - start);
+      if (fraction.empty()) return invalid("expected digits after \".\"");
+    }
+    const std::size_t unit_start = pos;
+    while (pos < text.size() && is_letter(text[pos])) ++pos;
+    const std::string_view unit_name = text.substr(unit_start, pos - unit_start);
+    if (unit_name.empty()) {
+      return invalid(unit_start == text.size()
+                         ? "missing unit (use h, m, s or ms, e.g. \"10s\")"
+                         : "expected a unit at " + inQuotes(text.substr(unit_start)));
+    }
+    const auto unit = std::ranges::find(kUnits, unit_name, &Unit::name);
+    if (unit == std::end(kUnits)) {
+      return invalid("unknown unit " + inQuotes(unit_name) + " (use h, m, s or ms)");
+    }
+    const auto unit_index = static_cast<std::size_t>(unit - std::begin(kUnits));
+    if (unit_index < next_unit) return invalid("units must go from largest to smallest, each once");
+    next_unit = unit_index + 1;
+
+    std::int64_t value = 0;
+    overflow |= __builtin_mul_overflow(whole, unit->ms, &value);
+    // A fraction of 8+ significant digits can never be a whole number of milliseconds of any of
+    // these units (3600000 = 2^7 * 3^2 * 5^5), so bounding it also keeps the arithmetic small.
+    while (!fraction.empty() && fraction.back() == '0') fraction.remove_suffix(1);
+    if (fraction.size() > 7) return invalid("finer than a millisecond");
+    std::int64_t numerator = 0;
+    std::int64_t denominator = 1;
+    for (const char c : fraction) {
+      numerator = numerator * 10 + (c - '0');
+      denominator *= 10;
+    }
+    numerator *= unit->ms;
+    if (numerator % denominator != 0) return invalid("finer than a millisecond");
+    overflow |= __builtin_add_overflow(value, numerator / denominator, &value);
+    overflow |= __builtin_add_overflow(total, value, &total);
+    if (overflow || total > kMax) return invalid("too large");
+  }
+  return Duration(total);
+}
+
+std::expected<Config, ConfigError> parseConfig(const std::string& yaml_text,
+                                               const std::string& file) {
+  Config config;
+  ConfigParser parser(file);
+  try {
+    const std::vector<YAML::Node> documents = YAML::LoadAll(yaml_text);
+    if (documents.size() > 1) {
+      return std::unexpected(
+          ConfigError{file, lineOf(documents[1]), "",
+                      "expected one YAML document, found " + std::to_string(documents.size())});
+    }
+    if (!documents.empty()) {
+      const YAML::Node& root = documents.front();
+      if (!root.IsNull() && !root.IsMap()) {
+        return std::unexpected(ConfigError{
+            file, lineOf(root), "",
+            "the top level must be a mapping of settings, found " + std::string(kindName(root))});
+      }
+      parser.parseSection(root, lineOf(root), "", kRootFields, config);
+    }
+  } catch (const YAML::Exception& e) {
+    return std::unexpected(
+        ConfigError{file, e.mark.is_null() ? 0 : e.mark.line + 1, "", "invalid YAML: " + e.msg});
+  }
+  if (parser.error()) return std::unexpected(*parser.error());
+
+  if (auto valid = validateConfig(config); !valid) {
+    ConfigError error = std::move(valid.error());
+    error.file = file;
+    error.line = parser.lineOfField(error.field);
+    return std::unexpected(std::move(error));
+  }
+  return config;
+}
+
+std::expected<Config, ConfigError> loadConfigFile(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  const FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return std::unexpected(ConfigError{file, 0, "", "cannot open: " + errnoText(errno)});
+  }
+  std::string text;
+  std::array<char, 8192> buffer;
+  while (true) {
+    const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::unexpected(ConfigError{file, 0, "", "cannot read: " + errnoText(errno)});
+    if (n == 0) break;
+    text.append(buffer.data(), static_cast<std::size_t>(n));
+    if (text.size() > kMaxConfigBytes) {
+      return std::unexpected(ConfigError{
+          file, 0, "", "larger than " + std::to_string(kMaxConfigBytes) + " bytes; not a config"});
+    }
+  }
+  return parseConfig(text, file);
+}
+
+std::expected<void, ConfigError> validateConfig(const Config& config) {
+  const auto fail = [](std::string field, std::string reason) {
+    return std::unexpected(ConfigError{"", 0, std::move(field), std::move(reason)});
+  };
+  if (auto reason = checkListen(config.listen)) return fail("listen", *reason);
+  if (auto reason = checkDurationRange(config.interval, kMinInterval, kMaxInterval)) {
+    return fail("interval", *reason);
+  }
+  if (auto level = parseLogLevel(config.log_level); !level) return fail("log_level", level.error());
+
+  const std::pair<std::string_view, const std::filesystem::path*> paths[] = {
+      {"paths.cgroup_root", &config.cgroup_root},
+      {"paths.proc_root", &config.proc_root},
+      {"paths.log_root", &config.log_root},
+      {"paths.state_dir", &config.state_dir},
+  };
+  for (const auto& [field, path] : paths) {
+    if (path->empty()) return fail(std::string(field), "must not be empty");
+  }
+
+  if (config.cgroup_max_depth < kMinMaxDepth || config.cgroup_max_depth > kMaxMaxDepth) {
+    return fail("collectors.cgroup.max_depth", "must be between " + std::to_string(kMinMaxDepth) +
+                                                   " and " + std::to_string(kMaxMaxDepth) +
+                                                   ", got " +
+                                                   std::to_string(config.cgroup_max_depth));
+  }
+  if (auto reason = checkDurationRange(config.cgroup_root_search_interval, kMinRootSearchInterval,
+                                       std::nullopt)) {
+    return fail("collectors.cgroup.root_search_interval", *reason);
+  }
+  return {};
+}
+
+std::string defaultConfigYaml() {
+  return R"(listen: 0.0.0.0:9465
+node_name: ""
+interval: 10s
+log_level: info
+paths:
+  cgroup_root: /sys/fs/cgroup
+  proc_root: /proc
+  log_root: /var/log/pods
+  state_dir: /var/lib/nodewarden
+collectors:
+  cgroup:
+    enabled: true
+    max_depth: 8
+    root_search_interval: 60s
+  node:
+    enabled: true
+)";
+}
+
+}  // namespace nodewarden

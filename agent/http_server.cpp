@@ -1,0 +1,140 @@
+#include "agent/http_server.h"
+
+#include <civetweb.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <mutex>
+
+namespace nodewarden {
+namespace {
+
+const char* reasonPhrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
+  }
+}
+
+std::once_flag g_init;
+
+// civetweb wants "host:port" as "host:port" but IPv6 as "[::1]:port" with a '+' for dual stack;
+// both pass through as written. Reject obviously bad input early with a clear message.
+bool splitListen(const std::string& listen, std::string& host, int& port) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= listen.size()) return false;
+  host = listen.substr(0, colon);
+  try {
+    std::size_t used = 0;
+    port = std::stoi(listen.substr(colon + 1), &used);
+    return used == listen.size() - colon - 1 && port >= 0 && port <= 65535;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+std::string gzipCompress(std::string_view data) {
+  z_stream zs{};
+  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+      Z_OK) {
+    return {};
+  }
+  std::string out;
+  out.resize(deflateBound(&zs, static_cast<uLong>(data.size())) + 32);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END) return {};
+  return out;
+}
+
+std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
+    const std::string& listen) {
+  std::string host;
+  int port = 0;
+  if (!splitListen(listen, host, port)) {
+    return std::unexpected("listen address '" + listen + "' is not host:port");
+  }
+  std::call_once(g_init, [] { mg_init_library(0); });
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  const std::string ports = listen;
+  const char* options[] = {
+      "listening_ports", ports.c_str(),       "num_threads", "4",    "request_timeout_ms",
+      "10000",           "enable_keep_alive", "yes",         nullptr};
+  mg_callbacks callbacks{};
+  callbacks.log_message = [](const mg_connection*, const char*) { return 1; };  // we log ourselves
+  server->ctx_ = mg_start(&callbacks, nullptr, options);
+  if (server->ctx_ == nullptr) {
+    return std::unexpected("cannot listen on " + listen + " (address in use or not local?)");
+  }
+  mg_server_port ports_info[4]{};
+  const int n = mg_get_server_ports(server->ctx_, 4, ports_info);
+  server->port_ = n > 0 ? ports_info[0].port : port;
+  return server;
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::stop() {
+  if (ctx_ != nullptr) {
+    mg_stop(ctx_);
+    ctx_ = nullptr;
+  }
+}
+
+void HttpServer::handle(const std::string& path, Handler handler) {
+  auto route = std::make_unique<Route>(Route{this, path, std::move(handler)});
+  mg_set_request_handler(ctx_, route->path.c_str(), &HttpServer::dispatch, route.get());
+  routes_.push_back(std::move(route));
+}
+
+int HttpServer::dispatch(mg_connection* conn, void* cbdata) {
+  const auto* route = static_cast<const Route*>(cbdata);
+  const mg_request_info* info = mg_get_request_info(conn);
+  // Handlers are registered for exact paths; civetweb matches prefixes, so /metricsX is a 404.
+  if (info->local_uri != nullptr && route->path != info->local_uri) {
+    mg_send_http_error(conn, 404, "%s", "not found\n");
+    return 404;
+  }
+  HttpRequest req;
+  req.method = info->request_method != nullptr ? info->request_method : "";
+  if (const char* ae = mg_get_header(conn, "Accept-Encoding")) req.accept_encoding = ae;
+  HttpResponse resp;
+  if (req.method != "GET" && req.method != "HEAD") {
+    resp.status = 405;
+    resp.body = "only GET and HEAD\n";
+  } else {
+    resp = route->handler(req);
+  }
+  bool gzip = false;
+  if (resp.compressible && req.accept_encoding.find("gzip") != std::string::npos) {
+    std::string z = gzipCompress(resp.body);
+    if (!z.empty()) {
+      resp.body = std::move(z);
+      gzip = true;
+    }
+  }
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+            "Cache-Control: no-store\r\n\r\n",
+            resp.status, reasonPhrase(resp.status), resp.content_type.c_str(), resp.body.size(),
+            gzip ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" : "");
+  if (req.method != "HEAD") mg_write(conn, resp.body.data(), resp.body.size());
+  return resp.status;
+}
+
+}  // namespace nodewarden

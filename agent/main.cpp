@@ -1,0 +1,130 @@
+// nodewarden: the per-node agent. `run` collects and serves; `check-config FILE` validates a
+// config the way `run` would; `version` prints the version.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+
+#include "agent/agent.h"
+#include "agent/config.h"
+#include "agent/json_log.h"
+
+namespace {
+
+constexpr int kExitConfig = 2;
+
+struct Overrides {
+  std::optional<std::string> listen, cgroup_root, proc_root, log_root, state_dir, node_name,
+      interval, log_level;
+};
+
+std::string defaultNodeName() {
+  if (const char* env = std::getenv("NODE_NAME"); env != nullptr && *env != '\0') return env;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0) return host;
+  return "";
+}
+
+// Applies flags over the file's values. A bad flag value is a ConfigError naming the flag.
+std::expected<void, nodewarden::ConfigError> applyOverrides(const Overrides& o,
+                                                            nodewarden::Config& c) {
+  if (o.listen) c.listen = *o.listen;
+  if (o.cgroup_root) c.cgroup_root = *o.cgroup_root;
+  if (o.proc_root) c.proc_root = *o.proc_root;
+  if (o.log_root) c.log_root = *o.log_root;
+  if (o.state_dir) c.state_dir = *o.state_dir;
+  if (o.node_name) c.node_name = *o.node_name;
+  if (o.log_level) c.log_level = *o.log_level;
+  if (o.interval) {
+    auto d = nodewarden::parseDuration(*o.interval);
+    if (!d) return std::unexpected(nodewarden::ConfigError{"", 0, "--interval", d.error()});
+    c.interval = *d;
+  }
+  if (c.node_name.empty()) c.node_name = defaultNodeName();
+  return {};
+}
+
+std::expected<nodewarden::Config, nodewarden::ConfigError> loadConfig(const std::string& file,
+                                                                      const Overrides& overrides) {
+  nodewarden::Config config;
+  if (!file.empty()) {
+    auto loaded = nodewarden::loadConfigFile(file);
+    if (!loaded) return std::unexpected(loaded.error());
+    config = std::move(*loaded);
+  }
+  if (auto r = applyOverrides(overrides, config); !r) return std::unexpected(r.error());
+  if (auto r = nodewarden::validateConfig(config); !r) {
+    auto err = r.error();
+    if (err.file.empty()) err.file = file;
+    return std::unexpected(err);
+  }
+  return config;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nodewarden: per-node metrics agent for Kubernetes"};
+  app.require_subcommand(1);
+
+  std::string config_file;
+  Overrides o;
+  bool print_config = false;
+  auto* run = app.add_subcommand("run", "Collect and serve /metrics, /healthz, /readyz");
+  run->add_option("--config", config_file, "YAML config file (default: embedded defaults)");
+  run->add_option("--listen", o.listen, "HTTP listen address host:port (default 0.0.0.0:9465)");
+  run->add_option("--cgroup-root", o.cgroup_root,
+                  "cgroup filesystem root (default /sys/fs/cgroup)");
+  run->add_option("--proc-root", o.proc_root, "procfs root (default /proc)");
+  run->add_option("--log-root", o.log_root, "kubelet pod log root (default /var/log/pods)");
+  run->add_option("--state-dir", o.state_dir, "state directory (default /var/lib/nodewarden)");
+  run->add_option("--node-name", o.node_name, "node name (default $NODE_NAME, else host name)");
+  run->add_option("--interval", o.interval, "collection period, e.g. 10s (1s..1h)");
+  run->add_option("--log-level", o.log_level, "trace, debug, info, warn or error");
+  run->add_flag("--print-config", print_config, "print the effective config as YAML and exit");
+
+  std::string check_file;
+  auto* check = app.add_subcommand("check-config", "Validate a config file and exit");
+  check->add_option("file", check_file, "YAML config file")->required();
+
+  auto* version = app.add_subcommand("version", "Print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitConfig;
+  }
+
+  if (version->parsed()) {
+    std::cout << "nodewarden " << NODEWARDEN_VERSION << "\n";
+    return 0;
+  }
+  if (check->parsed()) {
+    auto c = loadConfig(check_file, Overrides{});
+    if (!c) {
+      std::cerr << "nodewarden: config error: " << c.error().message() << "\n";
+      return kExitConfig;
+    }
+    std::cout << check_file << ": ok\n";
+    return 0;
+  }
+
+  auto config = loadConfig(config_file, o);
+  nodewarden::setupJsonLogging(config ? config->log_level : "info");
+  if (!config) {
+    spdlog::error("config error: {}", config.error().message());
+    return kExitConfig;
+  }
+  if (print_config) {
+    std::cout << nodewarden::defaultConfigYaml();
+    return 0;
+  }
+  const auto files = nodewarden::raiseFileLimit();
+  spdlog::info("open file limit {}", files);
+  nodewarden::Agent agent(std::move(*config));
+  return agent.run();
+}

@@ -1,0 +1,890 @@
+// CgroupCollector implementation: hierarchy detection, the search for kubelet's tree, the
+// per-cycle listing of pods and containers, and the per-cycle reads of every tracked cgroup.
+//
+// What a reader gets wrong: pods and containers are listed in one hierarchy only (the "primary":
+// v2, else cpuacct, cpu, memory). Every other hierarchy is asked for the same path below one of
+// its own kubepods roots, which is the same (pod uid, container id) whatever the parent above the
+// root is. That keeps the per-cycle cost to one directory walk plus one pread per file.
+#include "collectors/cgroup/cgroup_collector.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "collectors/cgroup/cgroup_layout.h"
+#include "collectors/cgroup/cgroup_parsers.h"
+#include "collectors/cgroup/dir_lister.h"
+#include "collectors/common/pread_file.h"
+
+namespace nodewarden {
+
+using cgroup::DirLister;
+
+namespace {
+
+constexpr const char* kComponent = "cgroup";
+constexpr std::size_t kMaxDirsSearched = 200000;  // bounds the search on a huge host tree
+constexpr std::uint64_t kNsPerUs = 1000;
+constexpr std::uint64_t kNsPerTick = 10000000;  // USER_HZ is 100 on every Linux ABI
+
+// What one hierarchy is used for.
+enum Role : unsigned {
+  kRoleCpuV1 = 1U << 0,
+  kRoleCpuAcct = 1U << 1,
+  kRoleMemV1 = 1U << 2,
+  kRoleBlkioV1 = 1U << 3,
+  kRoleCpuV2 = 1U << 4,
+  kRoleMemV2 = 1U << 5,
+  kRoleIoV2 = 1U << 6,
+  kRolePsi = 1U << 7,
+};
+
+enum class FileKind : std::uint8_t {
+  kCpuStatV1,
+  kCfsQuota,
+  kCfsPeriod,
+  kCpuShares,
+  kCpuAcctUsage,
+  kCpuAcctUser,
+  kCpuAcctSys,
+  kCpuAcctStat,
+  kMemUsageV1,
+  kMemLimitV1,
+  kMemStatV1,
+  kOomControl,
+  kBlkioBytes,
+  kBlkioOps,
+  kCpuStatV2,
+  kCpuMax,
+  kCpuWeight,
+  kMemCurrent,
+  kMemMax,
+  kMemStatV2,
+  kMemEvents,
+  kSwapCurrent,
+  kIoStat,
+  kPsiCpu,
+  kPsiMem,
+  kPsiIo,
+};
+
+struct FileSpec {
+  unsigned role;
+  FileKind kind;
+  const char* name;
+  const char* fallback;  // tried when name does not exist (older kernels), may be null
+  bool required;         // absent on a kernel that has the role's controller: counted
+};
+
+// Per role, the interface files read each cycle. Optional files depend on kernel config
+// (swap accounting, cpuacct.usage_user since 4.7, PSI's cpu "full" line).
+constexpr std::array kFileSpecs = {
+    FileSpec{kRoleCpuV1, FileKind::kCpuStatV1, "cpu.stat", nullptr, true},
+    FileSpec{kRoleCpuV1, FileKind::kCfsQuota, "cpu.cfs_quota_us", nullptr, false},
+    FileSpec{kRoleCpuV1, FileKind::kCfsPeriod, "cpu.cfs_period_us", nullptr, false},
+    FileSpec{kRoleCpuV1, FileKind::kCpuShares, "cpu.shares", nullptr, true},
+    FileSpec{kRoleCpuAcct, FileKind::kCpuAcctUsage, "cpuacct.usage", nullptr, true},
+    FileSpec{kRoleCpuAcct, FileKind::kCpuAcctUser, "cpuacct.usage_user", nullptr, false},
+    FileSpec{kRoleCpuAcct, FileKind::kCpuAcctSys, "cpuacct.usage_sys", nullptr, false},
+    FileSpec{kRoleMemV1, FileKind::kMemUsageV1, "memory.usage_in_bytes", nullptr, true},
+    FileSpec{kRoleMemV1, FileKind::kMemLimitV1, "memory.limit_in_bytes", nullptr, true},
+    FileSpec{kRoleMemV1, FileKind::kMemStatV1, "memory.stat", nullptr, true},
+    FileSpec{kRoleMemV1, FileKind::kOomControl, "memory.oom_control", nullptr, false},
+    FileSpec{kRoleBlkioV1, FileKind::kBlkioBytes, "blkio.throttle.io_service_bytes_recursive",
+             "blkio.throttle.io_service_bytes", false},
+    FileSpec{kRoleBlkioV1, FileKind::kBlkioOps, "blkio.throttle.io_serviced_recursive",
+             "blkio.throttle.io_serviced", false},
+    FileSpec{kRoleCpuV2, FileKind::kCpuStatV2, "cpu.stat", nullptr, true},
+    FileSpec{kRoleCpuV2, FileKind::kCpuMax, "cpu.max", nullptr, false},
+    FileSpec{kRoleCpuV2, FileKind::kCpuWeight, "cpu.weight", nullptr, false},
+    FileSpec{kRoleMemV2, FileKind::kMemCurrent, "memory.current", nullptr, false},
+    FileSpec{kRoleMemV2, FileKind::kMemMax, "memory.max", nullptr, false},
+    FileSpec{kRoleMemV2, FileKind::kMemStatV2, "memory.stat", nullptr, false},
+    FileSpec{kRoleMemV2, FileKind::kMemEvents, "memory.events", nullptr, false},
+    FileSpec{kRoleMemV2, FileKind::kSwapCurrent, "memory.swap.current", nullptr, false},
+    FileSpec{kRoleIoV2, FileKind::kIoStat, "io.stat", nullptr, false},
+    FileSpec{kRolePsi, FileKind::kPsiCpu, "cpu.pressure", nullptr, false},
+    FileSpec{kRolePsi, FileKind::kPsiMem, "memory.pressure", nullptr, false},
+    FileSpec{kRolePsi, FileKind::kPsiIo, "io.pressure", nullptr, false},
+};
+
+struct Hierarchy {
+  std::string label;  // "v2", "cpu", "cpuacct", "memory", "blkio", "unified"
+  std::string path;
+  int fd = -1;
+  unsigned roles = 0;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::vector<std::string> roots;  // kubepods roots relative to path
+};
+
+struct OpenFile {
+  FileKind kind;
+  const char* name;  // the file actually found (a spec's name or its fallback)
+  PreadFile file;    // closed when the slot is transient
+};
+
+// The files of one tracked cgroup in one hierarchy. When the descriptor budget is spent, a slot
+// is "transient": its files are opened, read and closed every cycle by path (three syscalls
+// instead of one) rather than not read at all.
+struct Slot {
+  bool located = false;
+  bool transient = false;
+  std::uint32_t attempts = 0;
+  std::string dir;  // relative to the hierarchy's root; used by transient slots
+  std::vector<OpenFile> files;
+};
+
+struct Tracked {
+  CgroupSample sample;
+  std::string rel;          // below the kubepods root: "burstable/pod<uid>/<id>"
+  std::vector<Slot> slots;  // one per hierarchy
+  std::uint64_t seen_generation = 0;
+  bool named = false;
+  bool gone = false;
+};
+
+// Values one file contributes to another's derived field within one read.
+struct Scratch {
+  std::uint64_t inactive_file = 0;
+  bool has_inactive_file = false;
+  bool has_user_ns = false;
+};
+
+std::string errnoText(int err) { return std::strerror(err); }
+
+}  // namespace
+
+class CgroupCollector::Impl {
+ public:
+  Impl(CgroupCollectorOptions options, ErrorReporter& errors)
+      : options_(std::move(options)), errors_(errors) {
+    read_buf_.resize(64 * 1024);
+  }
+
+  ~Impl() { closeHierarchies(); }
+
+  void collect(Snapshot& into) {
+    ++cycle_;
+    const auto now = std::chrono::steady_clock::now();
+    if (need_search_ || now >= next_search_) {
+      searchRoots();
+      next_search_ = now + options_.root_search_interval;
+    }
+    if (primary_ >= 0) discover();
+    readAll(into);
+  }
+
+  CgroupCollectorStats stats() const {
+    CgroupCollectorStats s;
+    for (const auto& [key, t] : tracked_) (t->sample.isPod() ? s.pods : s.containers)++;
+    s.open_files = open_files_;
+    s.hierarchies = hierarchies_.size();
+    for (const auto& h : hierarchies_) s.kubepods_roots += h.roots.size();
+    return s;
+  }
+
+ private:
+  // ---- hierarchies and the search for kubelet's tree (rare; may allocate) ----
+
+  void closeHierarchies() {
+    for (auto& h : hierarchies_) {
+      if (h.fd >= 0) ::close(h.fd);
+    }
+    hierarchies_.clear();
+  }
+
+  bool addHierarchy(const std::string& label, const std::filesystem::path& path, unsigned roles) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      ::close(fd);
+      return false;
+    }
+    // "cpu" and "cpuacct" are often one mount ("cpu,cpuacct") reached through two symlinks.
+    for (auto& h : hierarchies_) {
+      if (h.dev == st.st_dev && h.ino == st.st_ino) {
+        h.roles |= roles;
+        h.label += "," + label;
+        ::close(fd);
+        return true;
+      }
+    }
+    Hierarchy h;
+    h.label = label;
+    h.path = path.string();
+    h.fd = fd;
+    h.roles = roles;
+    h.dev = st.st_dev;
+    h.ino = st.st_ino;
+    hierarchies_.push_back(std::move(h));
+    return true;
+  }
+
+  static bool exists(const std::filesystem::path& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0;
+  }
+
+  void detectHierarchies() {
+    closeHierarchies();
+    const auto& root = options_.cgroup_root;
+    if (exists(root / "cgroup.controllers")) {
+      addHierarchy("v2", root, kRoleCpuV2 | kRoleMemV2 | kRoleIoV2 | kRolePsi);
+      return;
+    }
+    if (exists(root / "cpu")) addHierarchy("cpu", root / "cpu", kRoleCpuV1);
+    if (exists(root / "cpuacct")) addHierarchy("cpuacct", root / "cpuacct", kRoleCpuAcct);
+    if (exists(root / "cpu,cpuacct")) {
+      addHierarchy("cpu,cpuacct", root / "cpu,cpuacct", kRoleCpuV1 | kRoleCpuAcct);
+    }
+    if (exists(root / "memory")) addHierarchy("memory", root / "memory", kRoleMemV1);
+    if (exists(root / "blkio")) addHierarchy("blkio", root / "blkio", kRoleBlkioV1);
+    if (exists(root / "unified" / "cgroup.controllers")) {
+      addHierarchy("unified", root / "unified", kRolePsi);
+    }
+  }
+
+  // Breadth-first below each hierarchy root, down to max_depth, for "kubepods"/"kubepods.slice".
+  void findRoots(Hierarchy& h) {
+    h.roots.clear();
+    struct Pending {
+      std::string rel;
+      int depth;
+    };
+    std::deque<Pending> queue;
+    queue.push_back({"", 0});
+    std::size_t visited = 0;
+    while (!queue.empty() && visited < kMaxDirsSearched) {
+      Pending cur = std::move(queue.front());
+      queue.pop_front();
+      ++visited;
+      const int fd = cur.rel.empty()
+                         ? ::dup(h.fd)
+                         : ::openat(h.fd, cur.rel.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) continue;  // removed while searching, or not ours to read
+      search_lister_.forEachSubdir(fd, [&](std::string_view name) {
+        std::string rel = cur.rel.empty() ? std::string(name) : cur.rel + "/" + std::string(name);
+        if (cgroup::isKubepodsRootName(name)) {
+          h.roots.push_back(std::move(rel));
+        } else if (cur.depth + 1 < options_.max_depth) {
+          queue.push_back({std::move(rel), cur.depth + 1});
+        }
+      });
+      ::close(fd);
+    }
+    if (visited >= kMaxDirsSearched) {
+      errors_.report(kComponent, "search_truncated",
+                     h.path + ": more than " + std::to_string(kMaxDirsSearched) + " directories");
+    }
+    std::sort(h.roots.begin(), h.roots.end());
+  }
+
+  void searchRoots() {
+    // Remember where each hierarchy's roots were so tracked cgroups survive a re-search.
+    std::vector<std::string> old_signature;
+    for (const auto& h : hierarchies_) {
+      old_signature.push_back(h.path + ":" + std::to_string(h.roles));
+      for (const auto& r : h.roots) old_signature.push_back(r);
+    }
+    detectHierarchies();
+    if (hierarchies_.empty()) {
+      errors_.report(kComponent, "no_hierarchy",
+                     options_.cgroup_root.string() + " holds no cgroup v1 or v2 hierarchy");
+    }
+    for (auto& h : hierarchies_) findRoots(h);
+    std::vector<std::string> new_signature;
+    for (const auto& h : hierarchies_) {
+      new_signature.push_back(h.path + ":" + std::to_string(h.roles));
+      for (const auto& r : h.roots) new_signature.push_back(r);
+    }
+    if (new_signature != old_signature) {  // layout changed: start over
+      tracked_.clear();
+      open_files_ = 0;
+    }
+
+    primary_ = -1;
+    const unsigned preference[] = {kRoleCpuV2, kRoleCpuAcct, kRoleCpuV1,
+                                   kRoleMemV1, kRoleBlkioV1, kRolePsi};
+    for (unsigned role : preference) {
+      for (std::size_t i = 0; i < hierarchies_.size() && primary_ < 0; ++i) {
+        if ((hierarchies_[i].roles & role) && !hierarchies_[i].roots.empty()) {
+          primary_ = static_cast<int>(i);
+        }
+      }
+    }
+    need_search_ = primary_ < 0;
+  }
+
+  // ---- per-cycle listing of pods and containers (allocation-free in steady state) ----
+
+  void discover() {
+    ++generation_;
+    Hierarchy& h = hierarchies_[static_cast<std::size_t>(primary_)];
+    for (std::size_t r = 0; r < h.roots.size(); ++r) {
+      const int root_fd = ::openat(h.fd, h.roots[r].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (root_fd < 0) {
+        need_search_ = true;  // kubelet's tree went away (or moved): look again next cycle
+        continue;
+      }
+      current_root_ = &h.roots[r];
+      rel_.clear();
+      root_lister_.forEachSubdir(root_fd, [&](std::string_view name) {
+        if (auto qos = cgroup::parseQosDir(name)) {
+          const int qos_fd =
+              ::openat(root_fd, std::string_view(name).data(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+          if (qos_fd < 0) return;
+          const std::size_t base = rel_.size();
+          rel_.append(name).push_back('/');
+          qos_lister_.forEachSubdir(qos_fd, [&](std::string_view pod_name) {
+            if (auto pod = cgroup::parsePodDir(pod_name)) visitPod(qos_fd, pod_name, *pod, *qos);
+          });
+          rel_.resize(base);
+          ::close(qos_fd);
+        } else if (auto pod = cgroup::parsePodDir(name)) {
+          // A pod directly under the root is Guaranteed in both drivers.
+          visitPod(root_fd, name, *pod,
+                   pod->qos_hint == QosClass::kUnknown ? QosClass::kGuaranteed : pod->qos_hint);
+        }
+      });
+      ::close(root_fd);
+    }
+    // What was not seen this cycle is gone: its series disappear from this snapshot on.
+    for (auto it = tracked_.begin(); it != tracked_.end();) {
+      if (it->second->seen_generation != generation_) {
+        for (auto& slot : it->second->slots) closeSlot(slot);
+        it = tracked_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    locateMissing();
+    if (names_dirty_ || (any_unnamed_ && std::chrono::steady_clock::now() >= next_name_scan_)) {
+      refreshNames();
+    }
+  }
+
+  void visitPod(int parent_fd, std::string_view dir_name, const cgroup::PodDir& pod, QosClass qos) {
+    if (!cgroup::normalizePodUid(pod.uid_raw, uid_)) return;
+    const std::size_t base = rel_.size();
+    rel_.append(dir_name);
+    key_.assign(uid_).push_back('/');
+    track(qos, {});
+    const int pod_fd = ::openat(parent_fd, dir_name.data(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pod_fd >= 0) {
+      const std::size_t pod_rel = rel_.size();
+      pod_lister_.forEachSubdir(pod_fd, [&](std::string_view name) {
+        auto id = cgroup::parseContainerDir(name);
+        if (!id) return;
+        rel_.push_back('/');
+        rel_.append(name);
+        key_.assign(uid_).push_back('/');
+        key_.append(*id);
+        track(qos, *id);
+        rel_.resize(pod_rel);
+      });
+      ::close(pod_fd);
+    }
+    rel_.resize(base);
+  }
+
+  void track(QosClass qos, std::string_view container_id) {
+    auto it = tracked_.find(key_);
+    if (it != tracked_.end()) {
+      it->second->seen_generation = generation_;
+      return;
+    }
+    auto t = std::make_unique<Tracked>();
+    t->seen_generation = generation_;
+    t->rel = rel_;
+    t->sample.pod_uid = uid_;
+    t->sample.container_id = std::string(container_id);
+    t->sample.qos = qos;
+    t->sample.id = "/" + *current_root_ + "/" + rel_;
+    t->slots.resize(hierarchies_.size());
+    for (std::size_t i = 0; i < hierarchies_.size(); ++i) locate(*t, i);
+    names_dirty_ = true;
+    tracked_.emplace(key_, std::move(t));
+  }
+
+  // Finds t's cgroup in hierarchy i below one of its kubepods roots and opens its files.
+  void locate(Tracked& t, std::size_t i) {
+    Hierarchy& h = hierarchies_[i];
+    Slot& slot = t.slots[i];
+    ++slot.attempts;
+    for (const auto& root : h.roots) {
+      path_.assign(root).push_back('/');
+      path_.append(t.rel);
+      const int dir_fd = ::openat(h.fd, path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dir_fd < 0) continue;
+      openFiles(h, slot, dir_fd, t);
+      ::close(dir_fd);
+      slot.located = true;
+      return;
+    }
+  }
+
+  void openFiles(const Hierarchy& h, Slot& slot, int dir_fd, const Tracked& t) {
+    closeSlot(slot);
+    slot.dir = path_;
+    std::size_t wanted = 0;
+    for (const auto& spec : kFileSpecs) wanted += (h.roles & spec.role) ? 1 : 0;
+    slot.transient = open_files_ + wanted > fileBudget();
+    if (slot.transient && !warned_budget_) {
+      warned_budget_ = true;
+      errors_.report(kComponent, "fd_budget_exhausted",
+                     "more cgroup files than the descriptor budget of " +
+                         std::to_string(fileBudget()) +
+                         "; reading the rest by path each cycle (raise RLIMIT_NOFILE)");
+    }
+    for (const auto& spec : kFileSpecs) {
+      if (!(h.roles & spec.role)) continue;
+      PreadFile f;
+      const char* name = spec.name;
+      auto r = f.openAt(dir_fd, name);
+      if (!r && r.error() == ENOENT && spec.fallback != nullptr) {
+        name = spec.fallback;
+        r = f.openAt(dir_fd, name);
+      }
+      FileKind kind = spec.kind;
+      if (!r && spec.kind == FileKind::kCpuAcctUser) {
+        // Kernels before 4.7 have no cpuacct.usage_user/_sys: use cpuacct.stat's ticks.
+        name = "cpuacct.stat";
+        kind = FileKind::kCpuAcctStat;
+        r = f.openAt(dir_fd, name);
+        if (!r) continue;
+      }
+      if (!r) {
+        if (r.error() == EMFILE || r.error() == ENFILE) {
+          errors_.report(kComponent, "too_many_open_files", h.path + "/" + t.rel);
+        } else if (spec.required) {
+          errors_.report(kComponent, "missing_file",
+                         h.path + "/" + t.rel + "/" + spec.name + ": " + errnoText(r.error()));
+        }
+        continue;
+      }
+      if (slot.transient) {
+        f.close();
+      } else {
+        ++open_files_;
+      }
+      slot.files.push_back({kind, name, std::move(f)});
+    }
+  }
+
+  void closeSlot(Slot& slot) {
+    for (auto& of : slot.files) {
+      if (of.file.isOpen()) --open_files_;
+    }
+    slot.files.clear();
+  }
+
+  std::size_t fileBudget() const {
+    if (options_.max_open_files > 0) return options_.max_open_files;
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 1U << 20;
+    // Leave room for HTTP connections, logs and the rest of the agent.
+    return lim.rlim_cur > 1024 ? lim.rlim_cur - 1024 : lim.rlim_cur / 2;
+  }
+
+  // Retries hierarchies where a new cgroup was not found yet (runc creates them one by one),
+  // backing off so a hierarchy that never has it costs little.
+  void locateMissing() {
+    for (auto& [key, t] : tracked_) {
+      for (std::size_t i = 0; i < t->slots.size(); ++i) {
+        Slot& s = t->slots[i];
+        if (s.located || hierarchies_[i].roots.empty()) continue;
+        const std::uint32_t every = 1U << std::min<std::uint32_t>(s.attempts, 6);
+        if (cycle_ % every == 0) locate(*t, i);
+      }
+    }
+  }
+
+  // ---- names from the node's log directories ----
+
+  void refreshNames() {
+    names_dirty_ = false;
+    next_name_scan_ = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    pod_names_.clear();
+    container_names_.clear();
+    // /var/log/pods/<namespace>_<pod>_<uid>: namespaces and pod names are DNS labels and
+    // subdomains, which cannot hold '_', so the split is unambiguous.
+    if (const int fd = ::open(options_.log_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd >= 0) {
+      search_lister_.forEachSubdir(fd, [&](std::string_view name) {
+        const auto a = name.find('_');
+        const auto b = name.rfind('_');
+        if (a == std::string_view::npos || a == b) return;
+        std::string uid;
+        if (!cgroup::normalizePodUid(name.substr(b + 1), uid)) return;
+        pod_names_[uid] = {std::string(name.substr(0, a)),
+                           std::string(name.substr(a + 1, b - a - 1))};
+      });
+      ::close(fd);
+    }
+    // kubelet's /var/log/containers/<pod>_<namespace>_<container>-<id>.log symlinks name
+    // containers by runtime id.
+    const auto containers_dir = options_.log_root.parent_path() / "containers";
+    if (DIR* d = ::opendir(containers_dir.c_str())) {
+      while (const dirent* e = ::readdir(d)) {
+        std::string_view name(e->d_name);
+        if (!name.ends_with(".log")) continue;
+        name.remove_suffix(4);
+        if (name.size() < 66 || name[name.size() - 65] != '-') continue;
+        const auto id = name.substr(name.size() - 64);
+        const auto rest = name.substr(0, name.size() - 65);
+        const auto a = rest.find('_');
+        const auto b = rest.find('_', a == std::string_view::npos ? a : a + 1);
+        if (a == std::string_view::npos || b == std::string_view::npos) continue;
+        container_names_[std::string(id)] = std::string(rest.substr(b + 1));
+      }
+      ::closedir(d);
+    }
+    any_unnamed_ = false;
+    for (auto& [key, t] : tracked_) {
+      if (t->named) continue;
+      auto& s = t->sample;
+      if (auto it = pod_names_.find(s.pod_uid); it != pod_names_.end()) {
+        s.namespace_name = it->second.first;
+        s.pod_name = it->second.second;
+      }
+      bool complete = !s.pod_name.empty();
+      if (!s.isPod()) {
+        if (auto it = container_names_.find(s.container_id); it != container_names_.end()) {
+          s.container_name = it->second;
+        } else {
+          complete = false;
+        }
+      }
+      t->named = complete;
+      any_unnamed_ = any_unnamed_ || !complete;
+    }
+  }
+
+  // ---- per-cycle reads ----
+
+  void readAll(Snapshot& into) {
+    for (auto& [key, t] : tracked_) {
+      readTracked(*t);
+      if (!t->gone) into.cgroups.push_back(&t->sample);
+    }
+  }
+
+  void readTracked(Tracked& t) {
+    CgroupSample& s = t.sample;
+    s.clearReadings();
+    t.gone = false;
+    Scratch scratch;
+    for (std::size_t i = 0; i < t.slots.size(); ++i) {
+      Slot& slot = t.slots[i];
+      for (auto& of : slot.files) {
+        auto content = slot.transient ? readTransient(i, slot, of) : of.file.read(read_buf_);
+        if (!content) {
+          const int err = content.error();
+          if (err == ENODEV || err == ENOENT) {
+            // The cgroup was removed between listing and reading: gone from this snapshot.
+            t.gone = true;
+            errors_.report(kComponent, "vanished_mid_read", where(i, slot));
+            return;
+          }
+          errors_.report(kComponent, err == EFBIG ? "file_too_large" : "read_error",
+                         where(i, slot) + "/" + of.name + ": " + errnoText(err));
+          continue;
+        }
+        parseInto(of.kind, *content, s, scratch, i, slot);
+      }
+    }
+    if (s.has(CgroupField::kMemUsageBytes) && scratch.has_inactive_file) {
+      const auto usage = s.get(CgroupField::kMemUsageBytes);
+      s.set(CgroupField::kMemWorkingSetBytes,
+            usage > scratch.inactive_file ? usage - scratch.inactive_file : 0);
+    }
+  }
+
+  std::expected<std::string_view, int> readTransient(std::size_t h, const Slot& slot,
+                                                     const OpenFile& of) {
+    path_.assign(slot.dir).push_back('/');
+    path_.append(of.name);
+    return readFileAt(hierarchies_[h].fd, path_.c_str(), read_buf_);
+  }
+
+  std::string where(std::size_t h, const Slot& slot) const {
+    return hierarchies_[h].path + "/" + slot.dir;
+  }
+
+  void parseFailed(std::size_t h, const Slot& t, const char* file, cgroup::ParseError e) {
+    errors_.report(kComponent, "parse_error",
+                   where(h, t) + "/" + file + ": " + cgroup::parseErrorName(e));
+  }
+
+  void malformedLines(std::size_t h, const Slot& t, const char* file, int bad) {
+    if (bad > 0) parseFailed(h, t, file, cgroup::ParseError::kMalformed);
+  }
+
+  template <typename T>
+  bool ok(const std::expected<T, cgroup::ParseError>& r, std::size_t h, const Slot& t,
+          const char* file) {
+    if (r) return true;
+    parseFailed(h, t, file, r.error());
+    return false;
+  }
+
+  void setPsi(CgroupSample& s, const PsiTotals& p, CgroupField some, CgroupField full) {
+    if (p.has_some) s.set(some, p.some_us);
+    if (p.has_full) s.set(full, p.full_us);
+  }
+
+  void parseInto(FileKind kind, std::string_view c, CgroupSample& s, Scratch& sc, std::size_t h,
+                 const Slot& t) {
+    using F = CgroupField;
+    switch (kind) {
+      case FileKind::kCpuStatV1: {
+        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
+          if (k == "nr_periods")
+            s.set(F::kCfsPeriods, v);
+          else if (k == "nr_throttled")
+            s.set(F::kCfsThrottledPeriods, v);
+          else if (k == "throttled_time")
+            s.set(F::kCfsThrottledNs, v);
+        });
+        malformedLines(h, t, "cpu.stat", bad);
+        break;
+      }
+      case FileKind::kCfsQuota: {
+        auto r = cgroup::parseV1CpuQuota(c);
+        if (ok(r, h, t, "cpu.cfs_quota_us") && r->has_value()) s.set(F::kCpuQuotaUs, **r);
+        break;
+      }
+      case FileKind::kCfsPeriod: {
+        auto r = cgroup::parseSingleValue(c);
+        if (ok(r, h, t, "cpu.cfs_period_us")) s.set(F::kCpuPeriodUs, *r);
+        break;
+      }
+      case FileKind::kCpuShares: {
+        auto r = cgroup::parseSingleValue(c);
+        if (ok(r, h, t, "cpu.shares")) s.set(F::kCpuShares, *r);
+        break;
+      }
+      case FileKind::kCpuAcctUsage: {
+        auto r = cgroup::parseSingleValue(c);
+        if (ok(r, h, t, "cpuacct.usage")) s.set(F::kCpuUsageNs, *r);
+        break;
+      }
+      case FileKind::kCpuAcctUser: {
+        auto r = cgroup::parseSingleValue(c);
+        if (ok(r, h, t, "cpuacct.usage_user")) s.set(F::kCpuUserNs, *r);
+        break;
+      }
+      case FileKind::kCpuAcctSys: {
+        auto r = cgroup::parseSingleValue(c);
+        if (ok(r, h, t, "cpuacct.usage_sys")) s.set(F::kCpuSystemNs, *r);
+        break;
+      }
+      case FileKind::kCpuAcctStat: {
+        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
+          if (k == "user")
+            s.set(F::kCpuUserNs, v * kNsPerTick);
+          else if (k == "system")
+            s.set(F::kCpuSystemNs, v * kNsPerTick);
+        });
+        malformedLines(h, t, "cpuacct.stat", bad);
+        break;
+      }
+      case FileKind::kMemUsageV1: {
+        auto r = cgroup::parseSingleValue(c);
+        if (ok(r, h, t, "memory.usage_in_bytes")) s.set(F::kMemUsageBytes, *r);
+        break;
+      }
+      case FileKind::kMemLimitV1: {
+        auto r = cgroup::parseV1MemoryLimit(c);
+        if (ok(r, h, t, "memory.limit_in_bytes")) s.set(F::kMemLimitBytes, *r);
+        break;
+      }
+      case FileKind::kMemStatV1: {
+        // The total_* keys are hierarchical (this cgroup and its children), as cAdvisor reads.
+        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
+          if (!k.starts_with("total_")) return;
+          k.remove_prefix(6);
+          if (k == "rss")
+            s.set(F::kMemRssBytes, v);
+          else if (k == "cache")
+            s.set(F::kMemCacheBytes, v);
+          else if (k == "swap")
+            s.set(F::kMemSwapBytes, v);
+          else if (k == "mapped_file")
+            s.set(F::kMemMappedFileBytes, v);
+          else if (k == "inactive_file") {
+            sc.inactive_file = v;
+            sc.has_inactive_file = true;
+          }
+        });
+        malformedLines(h, t, "memory.stat", bad);
+        break;
+      }
+      case FileKind::kOomControl: {
+        // oom_kill_disable and under_oom are flags; oom_kill (since 4.13) counts kills.
+        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
+          if (k == "oom_kill") s.set(F::kOomKills, v);
+        });
+        malformedLines(h, t, "memory.oom_control", bad);
+        break;
+      }
+      case FileKind::kBlkioBytes: {
+        auto r = cgroup::parseBlkioThrottle(c, true, s.io, 0);
+        if (ok(r, h, t, "blkio.throttle.io_service_bytes")) {
+          s.io_devices = *r;
+          s.io_present = true;
+        }
+        break;
+      }
+      case FileKind::kBlkioOps: {
+        auto r = cgroup::parseBlkioThrottle(c, false, s.io, s.io_devices);
+        if (ok(r, h, t, "blkio.throttle.io_serviced")) {
+          s.io_devices = *r;
+          s.io_present = true;
+        }
+        break;
+      }
+      case FileKind::kCpuStatV2: {
+        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
+          if (k == "usage_usec")
+            s.set(F::kCpuUsageNs, v * kNsPerUs);
+          else if (k == "user_usec")
+            s.set(F::kCpuUserNs, v * kNsPerUs);
+          else if (k == "system_usec")
+            s.set(F::kCpuSystemNs, v * kNsPerUs);
+          else if (k == "nr_periods")
+            s.set(F::kCfsPeriods, v);
+          else if (k == "nr_throttled")
+            s.set(F::kCfsThrottledPeriods, v);
+          else if (k == "throttled_usec")
+            s.set(F::kCfsThrottledNs, v * kNsPerUs);
+        });
+        malformedLines(h, t, "cpu.stat", bad);
+        break;
+      }
+      case FileKind::kCpuMax: {
+        auto r = cgroup::parseCpuMax(c);
+        if (ok(r, h, t, "cpu.max")) {
+          s.set(F::kCpuPeriodUs, r->period_us);
+          if (r->quota_us) s.set(F::kCpuQuotaUs, *r->quota_us);
+        }
+        break;
+      }
+      case FileKind::kCpuWeight: {
+        auto r = cgroup::parseSingleValue(c);
+        if (ok(r, h, t, "cpu.weight")) s.set(F::kCpuShares, cgroup::cpuWeightToShares(*r));
+        break;
+      }
+      case FileKind::kMemCurrent: {
+        auto r = cgroup::parseSingleValue(c);
+        if (ok(r, h, t, "memory.current")) s.set(F::kMemUsageBytes, *r);
+        break;
+      }
+      case FileKind::kMemMax: {
+        auto r = cgroup::parseV2MemoryMax(c);
+        if (ok(r, h, t, "memory.max")) s.set(F::kMemLimitBytes, *r);
+        break;
+      }
+      case FileKind::kMemStatV2: {
+        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
+          if (k == "anon")
+            s.set(F::kMemRssBytes, v);
+          else if (k == "file")
+            s.set(F::kMemCacheBytes, v);
+          else if (k == "file_mapped")
+            s.set(F::kMemMappedFileBytes, v);
+          else if (k == "inactive_file") {
+            sc.inactive_file = v;
+            sc.has_inactive_file = true;
+          }
+        });
+        malformedLines(h, t, "memory.stat", bad);
+        break;
+      }
+      case FileKind::kMemEvents: {
+        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
+          if (k == "oom_kill") s.set(F::kOomKills, v);
+        });
+        malformedLines(h, t, "memory.events", bad);
+        break;
+      }
+      case FileKind::kSwapCurrent: {
+        auto r = cgroup::parseSingleValue(c);
+        if (ok(r, h, t, "memory.swap.current")) s.set(F::kMemSwapBytes, *r);
+        break;
+      }
+      case FileKind::kIoStat: {
+        auto r = cgroup::parseIoStat(c, s.io);
+        if (ok(r, h, t, "io.stat")) {
+          s.io_devices = *r;
+          s.io_present = true;
+        }
+        break;
+      }
+      case FileKind::kPsiCpu: {
+        auto r = cgroup::parsePressure(c);
+        if (ok(r, h, t, "cpu.pressure")) setPsi(s, *r, F::kPsiCpuSomeUs, F::kPsiCpuFullUs);
+        break;
+      }
+      case FileKind::kPsiMem: {
+        auto r = cgroup::parsePressure(c);
+        if (ok(r, h, t, "memory.pressure")) setPsi(s, *r, F::kPsiMemSomeUs, F::kPsiMemFullUs);
+        break;
+      }
+      case FileKind::kPsiIo: {
+        auto r = cgroup::parsePressure(c);
+        if (ok(r, h, t, "io.pressure")) setPsi(s, *r, F::kPsiIoSomeUs, F::kPsiIoFullUs);
+        break;
+      }
+    }
+  }
+
+  CgroupCollectorOptions options_;
+  ErrorReporter& errors_;
+  std::vector<Hierarchy> hierarchies_;
+  int primary_ = -1;
+  bool need_search_ = true;
+  std::chrono::steady_clock::time_point next_search_{};
+  std::uint64_t cycle_ = 0;
+  std::uint64_t generation_ = 0;
+
+  std::unordered_map<std::string, std::unique_ptr<Tracked>> tracked_;
+
+  // Reused buffers: the per-cycle path never allocates once these have grown.
+  std::vector<char> read_buf_;
+  std::string rel_, key_, uid_, path_;
+  const std::string* current_root_ = nullptr;
+  DirLister root_lister_, qos_lister_, pod_lister_, search_lister_;
+
+  std::size_t open_files_ = 0;
+  bool warned_budget_ = false;
+
+  bool names_dirty_ = false;
+  bool any_unnamed_ = false;
+  std::chrono::steady_clock::time_point next_name_scan_{};
+  std::unordered_map<std::string, std::pair<std::string, std::string>> pod_names_;
+  std::unordered_map<std::string, std::string> container_names_;
+};
+
+CgroupCollector::CgroupCollector(CgroupCollectorOptions options, ErrorReporter& errors)
+    : impl_(std::make_unique<Impl>(std::move(options), errors)) {}
+
+CgroupCollector::~CgroupCollector() = default;
+
+void CgroupCollector::collect(Snapshot& into) { impl_->collect(into); }
+
+CgroupCollectorStats CgroupCollector::stats() const { return impl_->stats(); }
+
+}  // namespace nodewarden

@@ -1,0 +1,293 @@
+#include "exporters/prometheus/text_renderer.h"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "exporters/prometheus/node_text.h"
+
+namespace nodewarden {
+namespace {
+
+using F = CgroupField;
+
+enum class Scale : std::uint8_t { kNone, kNsToSeconds, kUsToSeconds };
+
+struct Family {
+  const char* name;
+  const char* type;
+  const char* help;
+  F field;
+  Scale scale;
+};
+
+// cAdvisor's names and help texts (cadvisor/metrics/prometheus.go).
+constexpr std::array kFamilies = {
+    Family{"container_cpu_usage_seconds_total", "counter",
+           "Cumulative cpu time consumed in seconds.", F::kCpuUsageNs, Scale::kNsToSeconds},
+    Family{"container_cpu_user_seconds_total", "counter",
+           "Cumulative user cpu time consumed in seconds.", F::kCpuUserNs, Scale::kNsToSeconds},
+    Family{"container_cpu_system_seconds_total", "counter",
+           "Cumulative system cpu time consumed in seconds.", F::kCpuSystemNs, Scale::kNsToSeconds},
+    Family{"container_cpu_cfs_periods_total", "counter",
+           "Number of elapsed enforcement period intervals.", F::kCfsPeriods, Scale::kNone},
+    Family{"container_cpu_cfs_throttled_periods_total", "counter",
+           "Number of throttled period intervals.", F::kCfsThrottledPeriods, Scale::kNone},
+    Family{"container_cpu_cfs_throttled_seconds_total", "counter",
+           "Total time duration the container has been throttled.", F::kCfsThrottledNs,
+           Scale::kNsToSeconds},
+    Family{"container_spec_cpu_quota", "gauge", "CPU quota of the container.", F::kCpuQuotaUs,
+           Scale::kNone},
+    Family{"container_spec_cpu_period", "gauge", "CPU period of the container.", F::kCpuPeriodUs,
+           Scale::kNone},
+    Family{"container_spec_cpu_shares", "gauge", "CPU share of the container.", F::kCpuShares,
+           Scale::kNone},
+    Family{"container_memory_usage_bytes", "gauge",
+           "Current memory usage in bytes, including all memory regardless of when it was "
+           "accessed",
+           F::kMemUsageBytes, Scale::kNone},
+    Family{"container_memory_working_set_bytes", "gauge", "Current working set in bytes.",
+           F::kMemWorkingSetBytes, Scale::kNone},
+    Family{"container_memory_rss", "gauge", "Size of RSS in bytes.", F::kMemRssBytes, Scale::kNone},
+    Family{"container_memory_cache", "gauge", "Number of bytes of page cache memory.",
+           F::kMemCacheBytes, Scale::kNone},
+    Family{"container_memory_swap", "gauge", "Container swap usage in bytes.", F::kMemSwapBytes,
+           Scale::kNone},
+    Family{"container_memory_mapped_file", "gauge", "Size of memory mapped files in bytes.",
+           F::kMemMappedFileBytes, Scale::kNone},
+    Family{"container_spec_memory_limit_bytes", "gauge", "Memory limit for the container.",
+           F::kMemLimitBytes, Scale::kNone},
+    Family{"container_oom_events_total", "counter",
+           "Count of out of memory events observed for the container", F::kOomKills, Scale::kNone},
+    Family{"container_pressure_cpu_waiting_seconds_total", "counter",
+           "Total time duration tasks in the container have waited due to CPU congestion.",
+           F::kPsiCpuSomeUs, Scale::kUsToSeconds},
+    Family{"container_pressure_cpu_stalled_seconds_total", "counter",
+           "Total time duration no tasks in the container could make progress due to CPU "
+           "congestion.",
+           F::kPsiCpuFullUs, Scale::kUsToSeconds},
+    Family{"container_pressure_memory_waiting_seconds_total", "counter",
+           "Total time duration tasks in the container have waited due to memory congestion.",
+           F::kPsiMemSomeUs, Scale::kUsToSeconds},
+    Family{"container_pressure_memory_stalled_seconds_total", "counter",
+           "Total time duration no tasks in the container could make progress due to memory "
+           "congestion.",
+           F::kPsiMemFullUs, Scale::kUsToSeconds},
+    Family{"container_pressure_io_waiting_seconds_total", "counter",
+           "Total time duration tasks in the container have waited due to IO congestion.",
+           F::kPsiIoSomeUs, Scale::kUsToSeconds},
+    Family{"container_pressure_io_stalled_seconds_total", "counter",
+           "Total time duration no tasks in the container could make progress due to IO "
+           "congestion.",
+           F::kPsiIoFullUs, Scale::kUsToSeconds},
+};
+
+enum class IoValue : std::uint8_t { kReadBytes, kWriteBytes, kReads, kWrites };
+struct IoFamily {
+  const char* name;
+  const char* help;
+  IoValue value;
+};
+constexpr std::array kIoFamilies = {
+    IoFamily{"container_fs_reads_bytes_total", "Cumulative count of bytes read",
+             IoValue::kReadBytes},
+    IoFamily{"container_fs_writes_bytes_total", "Cumulative count of bytes written",
+             IoValue::kWriteBytes},
+    IoFamily{"container_fs_reads_total", "Cumulative count of reads completed", IoValue::kReads},
+    IoFamily{"container_fs_writes_total", "Cumulative count of writes completed", IoValue::kWrites},
+};
+
+void appendHeader(std::string& out, const char* name, const char* help, const char* type) {
+  out.append("# HELP ").append(name).push_back(' ');
+  out.append(help).push_back('\n');
+  out.append("# TYPE ").append(name).push_back(' ');
+  out.append(type).push_back('\n');
+}
+
+// Labels in cAdvisor's order; `device` (when given) sorts between container and id.
+void appendLabels(std::string& out, const CgroupSample& s, const std::string* device) {
+  out.append("{container=\"");
+  appendLabelValue(out, s.container_name);
+  if (device != nullptr) {
+    out.append("\",device=\"");
+    out.append(*device);
+  }
+  out.append("\",id=\"");
+  appendLabelValue(out, s.id);
+  out.append("\",image=\"");
+  appendLabelValue(out, s.image);
+  out.append("\",namespace=\"");
+  appendLabelValue(out, s.namespace_name);
+  out.append("\",pod=\"");
+  appendLabelValue(out, s.pod_name);
+  out.append("\"} ");
+}
+
+std::int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void appendDouble(std::string& out, double value) {
+  if (std::isnan(value)) {
+    out.append("NaN");
+    return;
+  }
+  if (std::isinf(value)) {
+    out.append(value > 0 ? "+Inf" : "-Inf");
+    return;
+  }
+  std::array<char, 32> buf{};
+  const auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), value);
+  out.append(buf.data(), ec == std::errc{} ? end : buf.data());
+}
+
+void appendU64(std::string& out, std::uint64_t value) {
+  std::array<char, 24> buf{};
+  const auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), value);
+  out.append(buf.data(), ec == std::errc{} ? end : buf.data());
+}
+
+void appendLabelValue(std::string& out, std::string_view value) {
+  for (char c : value) {
+    switch (c) {
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+}
+
+TextRenderer::TextRenderer(std::filesystem::path proc_root) : proc_root_(std::move(proc_root)) {}
+
+void TextRenderer::loadDeviceNames() {
+  // /proc/partitions: "major minor  #blocks  name" after a header line.
+  device_names_.clear();
+  std::ifstream in(proc_root_ / "partitions");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::uint64_t major = 0, minor = 0, blocks = 0;
+    std::string name;
+    if (fields >> major >> minor >> blocks >> name) {
+      device_names_[(major << 32) | minor] = "/dev/" + name;
+    }
+  }
+  device_names_loaded_ms_ = nowMs();
+}
+
+void TextRenderer::appendDevice(std::uint32_t major, std::uint32_t minor, std::string& out) {
+  const std::uint64_t key = (std::uint64_t{major} << 32) | minor;
+  auto it = device_names_.find(key);
+  if (it == device_names_.end() &&
+      (device_names_loaded_ms_ < 0 || nowMs() - device_names_loaded_ms_ > 60000)) {
+    loadDeviceNames();
+    it = device_names_.find(key);
+  }
+  if (it != device_names_.end()) {
+    out.append(it->second);
+  } else {
+    appendU64(out, major);
+    out.push_back(':');
+    appendU64(out, minor);
+  }
+}
+
+std::size_t TextRenderer::render(const Snapshot& snapshot, std::string& out) {
+  std::size_t series = 0;
+  for (const auto& fam : kFamilies) {
+    bool header = false;
+    for (const CgroupSample* s : snapshot.cgroups) {
+      if (!s->has(fam.field)) continue;
+      if (!header) {
+        appendHeader(out, fam.name, fam.help, fam.type);
+        header = true;
+      }
+      out.append(fam.name);
+      appendLabels(out, *s, nullptr);
+      const std::uint64_t v = s->get(fam.field);
+      switch (fam.scale) {
+        case Scale::kNone:
+          appendU64(out, v);
+          break;
+        case Scale::kNsToSeconds:
+          appendDouble(out, static_cast<double>(v) / 1e9);
+          break;
+        case Scale::kUsToSeconds:
+          appendDouble(out, static_cast<double>(v) / 1e6);
+          break;
+      }
+      out.push_back('\n');
+      ++series;
+    }
+  }
+  std::string device;
+  for (const auto& fam : kIoFamilies) {
+    bool header = false;
+    for (const CgroupSample* s : snapshot.cgroups) {
+      if (!s->io_present) continue;
+      for (std::uint8_t i = 0; i < s->io_devices; ++i) {
+        const IoDeviceStat& d = s->io[i];
+        if (!header) {
+          appendHeader(out, fam.name, fam.help, "counter");
+          header = true;
+        }
+        device.clear();
+        appendDevice(d.major, d.minor, device);
+        out.append(fam.name);
+        appendLabels(out, *s, &device);
+        switch (fam.value) {
+          case IoValue::kReadBytes:
+            appendU64(out, d.read_bytes);
+            break;
+          case IoValue::kWriteBytes:
+            appendU64(out, d.write_bytes);
+            break;
+          case IoValue::kReads:
+            appendU64(out, d.reads);
+            break;
+          case IoValue::kWrites:
+            appendU64(out, d.writes);
+            break;
+        }
+        out.push_back('\n');
+        ++series;
+      }
+    }
+  }
+  appendNodeMetrics(snapshot.node, out);
+  return series;
+}
+
+void TextRenderer::consume(const Snapshot& snapshot) {
+  back_.clear();
+  const std::size_t series = render(snapshot, back_);
+  std::lock_guard lock(mu_);
+  front_.swap(back_);
+  series_ = series;
+}
+
+void TextRenderer::appendLatest(std::string& out) const {
+  std::lock_guard lock(mu_);
+  out.append(front_);
+}
+
+std::size_t TextRenderer::lastSeriesCount() const {
+  std::lock_guard lock(mu_);
+  return series_;
+}
+
+}  // namespace nodewarden

@@ -1,0 +1,386 @@
+// CgroupCollector on fixture trees of every layout (file contents as the kernel prints them), on
+// damaged copies of them, and on the real kernel where it can show what fixtures cannot.
+#include "collectors/cgroup/cgroup_collector.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+
+#include "collectors/common/pread_file.h"
+
+namespace nodewarden {
+namespace {
+
+namespace fs = std::filesystem;
+using F = CgroupField;
+
+const std::string kU1 = "11111111-2222-3333-4444-555555555551";
+const std::string kU2 = "11111111-2222-3333-4444-555555555552";
+const std::string kU3 = "11111111-2222-3333-4444-555555555553";
+const std::string kId1 = std::string(63, 'a') + "1";
+const std::string kId2 = std::string(63, 'b') + "2";
+const std::string kId3 = std::string(63, 'c') + "3";
+const std::string kPause = std::string(63, 'd') + "4";
+
+fs::path fixture(const std::string& name) {
+  return fs::path(NODEWARDEN_FIXTURES) / "cgroup" / name;
+}
+
+// A writable copy of a fixture, removed at the end.
+class TempTree {
+ public:
+  explicit TempTree(const std::string& name) {
+    static std::mt19937_64 rng{std::random_device{}()};
+    root_ = fs::temp_directory_path() / ("nodewarden-test-" + std::to_string(rng()));
+    fs::copy(fixture(name), root_, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  }
+  ~TempTree() {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  TempTree(const TempTree&) = delete;
+  TempTree& operator=(const TempTree&) = delete;
+  [[nodiscard]] const fs::path& root() const { return root_; }
+
+ private:
+  fs::path root_;
+};
+
+void writeFile(const fs::path& p, const std::string& content) {
+  std::ofstream out(p, std::ios::trunc);
+  out << content;
+}
+
+struct Harness {
+  explicit Harness(const fs::path& base)
+      : errors(self.registry()), collector(options(base), errors) {}
+  static CgroupCollectorOptions options(const fs::path& base) {
+    CgroupCollectorOptions o;
+    o.cgroup_root = base / "sys/fs/cgroup";
+    o.log_root = base / "var/log/pods";
+    o.proc_root = base / "proc";
+    return o;
+  }
+  // One cycle; samples keyed by "uid/container_id".
+  std::map<std::string, const CgroupSample*> collect() {
+    snapshot.reset();
+    collector.collect(snapshot);
+    std::map<std::string, const CgroupSample*> out;
+    for (const auto* s : snapshot.cgroups) {
+      EXPECT_TRUE(out.emplace(s->pod_uid + "/" + s->container_id, s).second) << "duplicate";
+    }
+    return out;
+  }
+  SelfMetrics self;
+  ErrorReporter errors;
+  CgroupCollector collector;
+  Snapshot snapshot;
+};
+
+// Readings of container 1 in every fixture: C(2, quota 50000, limit 512 MiB).
+void expectContainer1(const CgroupSample& s, bool v2) {
+  const std::uint64_t usage_ns = v2 ? 20123456000ULL : 20123456789ULL;
+  EXPECT_EQ(s.get(F::kCpuUsageNs), usage_ns);
+  EXPECT_EQ(s.get(F::kCpuUserNs), 14000000000ULL);
+  EXPECT_EQ(s.get(F::kCpuSystemNs), 6000000000ULL);
+  EXPECT_EQ(s.get(F::kCfsPeriods), 2000U);
+  EXPECT_EQ(s.get(F::kCfsThrottledPeriods), 200U);
+  EXPECT_EQ(s.get(F::kCfsThrottledNs), 10000000000ULL);
+  EXPECT_EQ(s.get(F::kCpuQuotaUs), 50000U);
+  EXPECT_EQ(s.get(F::kCpuPeriodUs), 100000U);
+  EXPECT_EQ(s.get(F::kCpuShares), v2 ? 2597U : 1024U);
+  EXPECT_EQ(s.get(F::kMemUsageBytes), 200U << 20);
+  EXPECT_EQ(s.get(F::kMemWorkingSetBytes), 180U << 20);  // usage - inactive_file
+  EXPECT_EQ(s.get(F::kMemRssBytes), 120U << 20);
+  EXPECT_EQ(s.get(F::kMemCacheBytes), 80U << 20);
+  EXPECT_EQ(s.get(F::kMemMappedFileBytes), 8U << 20);
+  EXPECT_EQ(s.get(F::kMemLimitBytes), 512U << 20);
+  EXPECT_EQ(s.get(F::kOomKills), 1U);
+  ASSERT_TRUE(s.io_present);
+  ASSERT_GE(s.io_devices, 1);
+  EXPECT_EQ(s.io[0].major, 254U);
+  EXPECT_EQ(s.io[0].read_bytes, 2U << 20);
+  EXPECT_EQ(s.io[0].write_bytes, 4U << 20);
+  EXPECT_EQ(s.io[0].reads, 200U);
+  EXPECT_EQ(s.io[0].writes, 400U);
+}
+
+void expectPsi(const CgroupSample& s) {
+  EXPECT_EQ(s.get(F::kPsiCpuSomeUs), 2000000U);
+  EXPECT_EQ(s.get(F::kPsiCpuFullUs), 1000000U);
+  EXPECT_EQ(s.get(F::kPsiMemSomeUs), 40000U);
+  EXPECT_EQ(s.get(F::kPsiMemFullUs), 0U);
+  EXPECT_EQ(s.get(F::kPsiIoSomeUs), 600000U);
+  EXPECT_EQ(s.get(F::kPsiIoFullUs), 200000U);
+}
+
+void expectNames(const std::map<std::string, const CgroupSample*>& got) {
+  const auto* c1 = got.at(kU1 + "/" + kId1);
+  EXPECT_EQ(c1->namespace_name, "spark");
+  EXPECT_EQ(c1->pod_name, "driver-0");
+  EXPECT_EQ(c1->container_name, "spark-driver");
+  EXPECT_EQ(c1->image, "");  // unknown until the metadata collector: never invented
+  const auto* p1 = got.at(kU1 + "/");
+  EXPECT_EQ(p1->pod_name, "driver-0");
+  EXPECT_EQ(p1->container_name, "");
+  EXPECT_EQ(got.at(kU2 + "/" + kId2)->container_name, "consumer");
+  EXPECT_EQ(got.at(kU3 + "/" + kId3)->namespace_name, "airflow");
+  EXPECT_EQ(got.at(kU1 + "/")->qos, QosClass::kBurstable);
+  EXPECT_EQ(got.at(kU2 + "/")->qos, QosClass::kGuaranteed);
+  EXPECT_EQ(got.at(kU3 + "/" + kId3)->qos, QosClass::kBestEffort);
+}
+
+TEST(CgroupCollector, V1CgroupfsContainerdWithControllersAtDifferentDepths) {
+  Harness h(fixture("v1-cgroupfs-containerd"));
+  auto got = h.collect();
+  ASSERT_EQ(got.size(), 7U) << "3 pods, 3 containers, 1 sandbox";
+  const auto* c1 = got.at(kU1 + "/" + kId1);
+  expectContainer1(*c1, false);
+  EXPECT_FALSE(c1->has(F::kPsiCpuSomeUs)) << "no v2 mount, so no PSI";
+  EXPECT_EQ(c1->id, "/kubepods/burstable/pod" + kU1 + "/" + kId1);
+  // memory's kubepods sits at machine.slice/node1/kubepods: matched by uid and id, not by path.
+  EXPECT_TRUE(got.at(kU2 + "/" + kId2)->has(F::kMemWorkingSetBytes));
+  EXPECT_FALSE(got.at(kU3 + "/" + kId3)->has(F::kCpuQuotaUs)) << "-1 is no quota";
+  EXPECT_EQ(got.at(kU3 + "/" + kId3)->get(F::kMemLimitBytes), 0U) << "unlimited is 0";
+  EXPECT_EQ(got.at(kU1 + "/" + kPause)->container_name, "") << "no log file names the sandbox";
+  expectNames(got);
+  const auto st = h.collector.stats();
+  EXPECT_EQ(st.pods, 3U);
+  EXPECT_EQ(st.containers, 4U);
+  EXPECT_EQ(st.hierarchies, 4U);
+  EXPECT_EQ(h.errors.count("cgroup", "parse_error"), 0.0);
+  EXPECT_EQ(h.errors.count("cgroup", "missing_file"), 0.0);
+}
+
+TEST(CgroupCollector, HybridSystemdCrioReadsPsiFromUnified) {
+  Harness h(fixture("hybrid-systemd-crio"));
+  auto got = h.collect();
+  ASSERT_EQ(got.size(), 6U) << "conmon scopes are not containers";
+  const auto* c1 = got.at(kU1 + "/" + kId1);
+  expectContainer1(*c1, false);
+  expectPsi(*c1);
+  EXPECT_EQ(c1->id, "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" +
+                        std::string("11111111_2222_3333_4444_555555555551") + ".slice/crio-" +
+                        kId1 + ".scope");
+  expectNames(got);
+  EXPECT_EQ(h.collector.stats().hierarchies, 4U) << "cpu and cpuacct are one mount";
+  EXPECT_EQ(h.errors.count("cgroup", "parse_error"), 0.0);
+}
+
+TEST(CgroupCollector, PureV2SystemdNestedBelowAParent) {
+  Harness h(fixture("v2-systemd-containerd"));
+  auto got = h.collect();
+  ASSERT_EQ(got.size(), 6U);
+  const auto* c1 = got.at(kU1 + "/" + kId1);
+  expectContainer1(*c1, true);
+  expectPsi(*c1);
+  EXPECT_EQ(c1->get(F::kMemSwapBytes), 4096U);
+  EXPECT_EQ(c1->io_devices, 2);
+  EXPECT_TRUE(c1->id.starts_with("/system.slice/kind-node.scope/kubepods.slice/"));
+  EXPECT_FALSE(got.at(kU3 + "/" + kId3)->has(F::kCpuQuotaUs)) << "max is no quota";
+  expectNames(got);
+}
+
+TEST(CgroupCollector, PureV2CgroupfsDocker) {
+  Harness h(fixture("v2-cgroupfs-docker"));
+  auto got = h.collect();
+  ASSERT_EQ(got.size(), 6U);
+  expectContainer1(*got.at(kU1 + "/" + kId1), true);
+  expectNames(got);
+}
+
+TEST(CgroupCollector, GarbledFilesSkipTheirSeriesAndAreCounted) {
+  TempTree t("v2-cgroupfs-docker");
+  const fs::path c1 = t.root() / "sys/fs/cgroup/kubepods/burstable" / ("pod" + kU1) / kId1;
+  Harness h(t.root());
+  h.collect();
+  writeFile(c1 / "cpu.stat", "usage_usec abc\nnr_periods 5\n");
+  writeFile(c1 / "memory.current", "");
+  writeFile(c1 / "cpu.pressure", "garbage\n");
+  writeFile(c1 / "io.stat", "254:0 rbytes=x\n");
+  writeFile(c1 / "memory.max", "12abc\n");
+  writeFile(c1 / "memory.stat", "anon 1\nfile");  // truncated mid-line
+  auto got = h.collect();
+  const auto* s = got.at(kU1 + "/" + kId1);
+  EXPECT_FALSE(s->has(F::kCpuUsageNs));
+  EXPECT_EQ(s->get(F::kCfsPeriods), 5U) << "the good line of a garbled file is kept";
+  EXPECT_FALSE(s->has(F::kMemUsageBytes));
+  EXPECT_FALSE(s->has(F::kMemWorkingSetBytes)) << "derived from a missing reading";
+  EXPECT_FALSE(s->has(F::kPsiCpuSomeUs));
+  EXPECT_FALSE(s->io_present);
+  EXPECT_FALSE(s->has(F::kMemLimitBytes));
+  EXPECT_EQ(s->get(F::kMemRssBytes), 1U);
+  EXPECT_TRUE(s->has(F::kPsiMemSomeUs)) << "other files of the same cgroup still read";
+  EXPECT_GE(h.errors.count("cgroup", "parse_error"), 6.0);
+}
+
+TEST(CgroupCollector, ContainerThatDisappearsLeavesTheNextSnapshot) {
+  TempTree t("v1-cgroupfs-containerd");
+  Harness h(t.root());
+  ASSERT_EQ(h.collect().size(), 7U);
+  const fs::path cg = t.root() / "sys/fs/cgroup";
+  for (const char* hier : {"cpu/kubepods", "cpuacct/kubepods",
+                           "memory/machine.slice/node1/kubepods", "blkio/kubepods"}) {
+    fs::remove_all(cg / hier / ("pod" + kU2));
+  }
+  auto got = h.collect();
+  EXPECT_EQ(got.size(), 5U);
+  EXPECT_EQ(got.count(kU2 + "/" + kId2), 0U);
+  EXPECT_EQ(got.count(kU2 + "/"), 0U);
+  EXPECT_EQ(h.collector.stats().pods, 2U);
+}
+
+TEST(CgroupCollector, NewContainerAppearsOnTheNextCycle) {
+  TempTree t("v2-cgroupfs-docker");
+  Harness h(t.root());
+  ASSERT_EQ(h.collect().size(), 6U);
+  const fs::path pod = t.root() / "sys/fs/cgroup/kubepods/besteffort" / ("pod" + kU3);
+  const std::string id(64, 'e');
+  fs::create_directory(pod / id);
+  writeFile(pod / id / "cpu.stat", "usage_usec 5\n");
+  auto got = h.collect();
+  ASSERT_EQ(got.size(), 7U);
+  EXPECT_EQ(got.at(kU3 + "/" + id)->get(F::kCpuUsageNs), 5000U);
+  EXPECT_EQ(got.at(kU3 + "/" + id)->container_name, "") << "no log names it";
+}
+
+TEST(CgroupCollector, OddEntriesAreIgnoredNotFatal) {
+  TempTree t("v2-cgroupfs-docker");
+  const fs::path kp = t.root() / "sys/fs/cgroup/kubepods";
+  writeFile(kp / "burstable" / "pod99999999-2222-3333-4444-555555555559", "a file, not a dir");
+  fs::create_directory(kp / "burstable" / "podnot-a-uid");
+  fs::create_directory(kp / "burstable" / ("pod" + kU1) / "not-a-container");
+  Harness h(t.root());
+  EXPECT_EQ(h.collect().size(), 6U);
+}
+
+TEST(CgroupCollector, MissingRootIsCountedNotFatal) {
+  Harness h(fs::path("/nonexistent/nodewarden"));
+  EXPECT_TRUE(h.collect().empty());
+  EXPECT_TRUE(h.collect().empty());
+  EXPECT_GE(h.errors.count("cgroup", "no_hierarchy"), 1.0);
+}
+
+TEST(CgroupCollector, DescriptorBudgetFallsBackToReadingByPath) {
+  auto o = Harness::options(fixture("v1-cgroupfs-containerd"));
+  o.max_open_files = 20;  // fewer than the 7 cgroups' files: most slots become transient
+  SelfMetrics self;
+  ErrorReporter errors(self.registry());
+  CgroupCollector c(o, errors);
+  Snapshot snap;
+  c.collect(snap);
+  ASSERT_EQ(snap.cgroups.size(), 7U);
+  EXPECT_LE(c.stats().open_files, 20U);
+  for (const auto* s : snap.cgroups) {
+    if (s->pod_uid == kU1 && s->container_id == kId1) expectContainer1(*s, false);
+  }
+  EXPECT_EQ(errors.count("cgroup", "fd_budget_exhausted"), 1.0);
+}
+
+TEST(CgroupCollector, KubepodsBelowMaxDepthIsNotFound) {
+  auto o = Harness::options(fixture("v2-systemd-containerd"));
+  o.max_depth = 2;  // kubepods.slice sits at depth 3 (system.slice/kind-node.scope/...)
+  SelfMetrics self;
+  ErrorReporter errors(self.registry());
+  CgroupCollector c(o, errors);
+  Snapshot snap;
+  c.collect(snap);
+  EXPECT_TRUE(snap.cgroups.empty());
+}
+
+// ---- the real kernel ----
+
+// The memory cgroup this process lives in (tests create theirs below it, never elsewhere).
+std::string ownCgroup(const std::string& controller) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto a = line.find(':');
+    const auto b = line.find(':', a + 1);
+    if (line.substr(a + 1, b - a - 1) == controller) return line.substr(b + 1);
+  }
+  return "/";
+}
+
+TEST(RealKernel, ReadOfARemovedCgroupFailsWithEnodev) {
+  const fs::path cpu = "/sys/fs/cgroup/cpu";
+  if (::geteuid() != 0 || !fs::exists(cpu / "cpu.shares")) GTEST_SKIP() << "needs root and v1 cpu";
+  const fs::path dir =
+      cpu / ownCgroup("cpu").substr(1) / ("nodewarden-unit-" + std::to_string(::getpid()));
+  ASSERT_TRUE(fs::create_directory(dir));
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(dfd, 0);
+  PreadFile f;
+  ASSERT_TRUE(f.openAt(dfd, "cpu.shares"));
+  ::close(dfd);
+  std::array<char, 256> buf{};
+  EXPECT_EQ(f.read(buf).value(), "1024\n");
+  ASSERT_EQ(::rmdir(dir.c_str()), 0);
+  auto r = f.read(buf);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), ENODEV);
+}
+
+TEST(RealKernel, CollectorFollowsARealTreeAndDropsARemovedCgroup) {
+  const fs::path cg = "/sys/fs/cgroup";
+  if (::geteuid() != 0 || !fs::exists(cg / "cpuacct/cpuacct.usage") ||
+      !fs::exists(cg / "memory/memory.stat")) {
+    GTEST_SKIP() << "needs root and v1 cpuacct and memory";
+  }
+  const std::string parent = "nodewarden-unit-" + std::to_string(::getpid());
+  const std::string rel = "kubepods/burstable/pod" + kU1;
+  std::vector<fs::path> made;
+  for (const std::string hier : {"cpu", "cpuacct", "memory"}) {
+    const fs::path base = cg / hier / ownCgroup(hier).substr(1) / parent;
+    fs::create_directories(base / rel / kId1);
+    made.push_back(base);
+  }
+  auto cleanup = [&] {
+    for (const auto& base : made) {
+      for (const auto& p :
+           {base / rel / kId1, base / rel, base / "kubepods/burstable", base / "kubepods", base}) {
+        ::rmdir(p.c_str());
+      }
+    }
+  };
+  CgroupCollectorOptions o;
+  o.cgroup_root = cg;
+  o.log_root = "/nonexistent";
+  SelfMetrics self;
+  ErrorReporter errors(self.registry());
+  CgroupCollector c(o, errors);
+  Snapshot snap;
+  c.collect(snap);
+  const CgroupSample* mine = nullptr;
+  for (const auto* s : snap.cgroups) {
+    if (s->pod_uid == kU1 && s->container_id == kId1 && s->id.find(parent) != std::string::npos) {
+      mine = s;
+    }
+  }
+  ASSERT_NE(mine, nullptr);
+  EXPECT_TRUE(mine->has(F::kCpuUsageNs));
+  EXPECT_TRUE(mine->has(F::kMemUsageBytes));
+  EXPECT_TRUE(mine->has(F::kCpuShares));
+  // Remove the container's cgroup in one hierarchy only, between listing and reading: the read
+  // fails with ENODEV and the container leaves this snapshot instead of reporting half a sample.
+  ASSERT_EQ(::rmdir((made[2] / rel / kId1).c_str()), 0);
+  snap.reset();
+  c.collect(snap);
+  bool found = false;
+  for (const auto* s : snap.cgroups) {
+    if (s->container_id == kId1 && s->id.find(parent) != std::string::npos) found = true;
+  }
+  EXPECT_FALSE(found);
+  EXPECT_GE(errors.count("cgroup", "vanished_mid_read"), 1.0);
+  cleanup();
+  EXPECT_FALSE(fs::exists(made[0]));
+}
+
+}  // namespace
+}  // namespace nodewarden

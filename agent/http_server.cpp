@@ -1,10 +1,16 @@
 #include "agent/http_server.h"
 
 #include <civetweb.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 namespace nodewarden {
 namespace {
@@ -84,16 +90,52 @@ std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
   mg_server_port ports_info[4]{};
   const int n = mg_get_server_ports(server->ctx_, 4, ports_info);
   server->port_ = n > 0 ? ports_info[0].port : port;
+  // Where to connect to wake the listener on stop: a wildcard address is reached on loopback.
+  if (host.empty() || host == "0.0.0.0") {
+    server->wake_host_ = "127.0.0.1";
+  } else if (host == "[::]") {
+    server->wake_host_ = "::1";
+  } else if (host.front() == '[' && host.back() == ']') {
+    server->wake_host_ = host.substr(1, host.size() - 2);
+  } else {
+    server->wake_host_ = host;
+  }
   return server;
 }
 
 HttpServer::~HttpServer() { stop(); }
 
-void HttpServer::stop() {
-  if (ctx_ != nullptr) {
-    mg_stop(ctx_);
-    ctx_ = nullptr;
+// civetweb's listener polls with a 2 s quantum before it looks at its stop flag again; a
+// connection of our own wakes it at once, so shutdown takes milliseconds, not seconds.
+void HttpServer::wakeListener() const {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(port_);
+  if (::getaddrinfo(wake_host_.c_str(), port.c_str(), &hints, &res) != 0) return;
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const bool ok = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    ::close(fd);
+    if (ok) break;
   }
+  ::freeaddrinfo(res);
+}
+
+void HttpServer::stop() {
+  if (ctx_ == nullptr) return;
+  std::atomic<bool> done{false};
+  std::thread stopper([&] {
+    mg_stop(ctx_);
+    done = true;
+  });
+  while (!done) {
+    wakeListener();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stopper.join();
+  ctx_ = nullptr;
 }
 
 void HttpServer::handle(const std::string& path, Handler handler) {

@@ -46,6 +46,7 @@ class HttpServer {
  private:
   HttpServer() = default;
   static int dispatch(mg_connection* conn, void* cbdata);
+  void wakeListener() const;
 
   struct Route {
     HttpServer* server;
@@ -54,6 +55,7 @@ class HttpServer {
   };
   mg_context* ctx_ = nullptr;
   int port_ = 0;
+  std::string wake_host_;
   std::vector<std::unique_ptr<Route>> routes_;
 };
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every test: the `ci` preset (warnings as errors) with unit and
+# integration tests, then the `asan` preset (AddressSanitizer + UBSan) with the unit tests, then
+# the libFuzzer targets for a short run each. Run as root on Debian 12: the integration tests
+# create real cgroups and start a real Prometheus on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+JOBS=${JOBS:-$(nproc)}
+
+echo "== ci preset: build and all tests"
+cmake --preset ci >/dev/null
+cmake --build --preset ci -j "$JOBS"
+ctest --preset ci -j 1 --timeout 600
+
+echo "== asan preset: unit tests under AddressSanitizer and UBSan"
+cmake --preset asan >/dev/null
+cmake --build --preset asan -j "$JOBS"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --preset asan -L unit -j "$JOBS" --timeout 300
+
+if [ -f tests/fuzz/CMakeLists.txt ]; then
+  echo "== fuzz preset: each parser's libFuzzer target, briefly"
+  cmake --preset fuzz >/dev/null
+  cmake --build --preset fuzz -j "$JOBS"
+  ctest --test-dir build/fuzz -L fuzz -j 1 --timeout 300 --output-on-failure
+fi

@@ -1,0 +1,542 @@
+// Tests for agent/config: defaults, the fixtures in tests/fixtures/config, every error kind with
+// its exact field and line, durations and the validation ranges.
+//
+// What a reader gets wrong: line numbers here are the 1-based lines of the fixture files (comments
+// included); editing a fixture means updating the line it is asserted with.
+#include "agent/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace nodewarden {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+
+const std::filesystem::path kFixtures = std::filesystem::path(NODEWARDEN_FIXTURES) / "config";
+
+ConfigError parseError(const std::string& yaml, const std::string& file = "test.yaml") {
+  const auto result = parseConfig(yaml, file);
+  EXPECT_FALSE(result.has_value()) << "parsed without error:\n" << yaml;
+  return result.has_value() ? ConfigError{} : result.error();
+}
+
+// --- Defaults and whole files -------------------------------------------------------------------
+
+TEST(ConfigDefaults, AreValid) { EXPECT_TRUE(validateConfig(Config{}).has_value()); }
+
+TEST(ConfigDefaults, EmptyDocumentsGiveDefaults) {
+  for (const std::string text : {"", "\n", "# only a comment\n", "---\n", "---\n...\n"}) {
+    const auto config = parseConfig(text, "empty.yaml");
+    ASSERT_TRUE(config.has_value()) << "text: " << text << " error: " << config.error().message();
+    EXPECT_EQ(*config, Config{}) << "text: " << text;
+  }
+}
+
+TEST(ConfigDefaults, EmptySectionsGiveDefaults) {
+  const auto config = parseConfig("paths:\ncollectors:\n  cgroup: {}\n  node:\n", "t.yaml");
+  ASSERT_TRUE(config.has_value()) << config.error().message();
+  EXPECT_EQ(*config, Config{});
+}
+
+TEST(ConfigDefaults, DefaultConfigYamlParsesToDefaults) {
+  const auto config = parseConfig(defaultConfigYaml(), "<defaults>");
+  ASSERT_TRUE(config.has_value()) << config.error().message();
+  EXPECT_EQ(*config, Config{});
+}
+
+// The embedded YAML documents every setting: its leaves are exactly the schema's fields.
+TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
+  std::set<std::string> leaves;
+  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& node,
+                                                                        const std::string& path) {
+    for (const auto& entry : node) {
+      const std::string key =
+          path.empty() ? entry.first.Scalar() : path + "." + entry.first.Scalar();
+      if (entry.second.IsMap()) {
+        walk(entry.second, key);
+      } else {
+        leaves.insert(key);
+      }
+    }
+  };
+  walk(YAML::Load(defaultConfigYaml()), "");
+  const std::set<std::string> expected = {"listen",
+                                          "node_name",
+                                          "interval",
+                                          "log_level",
+                                          "paths.cgroup_root",
+                                          "paths.proc_root",
+                                          "paths.log_root",
+                                          "paths.state_dir",
+                                          "collectors.cgroup.enabled",
+                                          "collectors.cgroup.max_depth",
+                                          "collectors.cgroup.root_search_interval",
+                                          "collectors.node.enabled"};
+  EXPECT_EQ(leaves, expected);
+}
+
+TEST(ConfigDefaults, DeployExampleParsesToDefaults) {
+  const auto config = loadConfigFile(std::filesystem::path(NODEWARDEN_FIXTURES) /
+                                     "../../deploy/config/nodewarden.yaml");
+  ASSERT_TRUE(config.has_value()) << config.error().message();
+  EXPECT_EQ(*config, Config{});
+}
+
+TEST(ConfigFile, ValidFixtureSetsEveryField) {
+  const auto config = loadConfigFile(kFixtures / "valid.yaml");
+  ASSERT_TRUE(config.has_value()) << config.error().message();
+  EXPECT_EQ(config->listen, "[::1]:9100");
+  EXPECT_EQ(config->node_name, "worker-1");
+  EXPECT_EQ(config->interval, milliseconds(90'000));
+  EXPECT_EQ(config->log_level, "debug");
+  EXPECT_EQ(config->cgroup_root, "/host/sys/fs/cgroup");
+  EXPECT_EQ(config->proc_root, "/host/proc");
+  EXPECT_EQ(config->log_root, "/host/var/log/pods");
+  EXPECT_EQ(config->state_dir, "/tmp/nodewarden-state");
+  EXPECT_TRUE(config->cgroup_enabled);  // written as "yes", which yaml-cpp reads as a bool
+  EXPECT_EQ(config->cgroup_max_depth, 12);
+  EXPECT_EQ(config->cgroup_root_search_interval, minutes(2));
+  EXPECT_FALSE(config->node_enabled);
+}
+
+TEST(ConfigFile, PartialFileKeepsOtherDefaults) {
+  const auto config = parseConfig("collectors:\n  node:\n    enabled: off\n", "t.yaml");
+  ASSERT_TRUE(config.has_value()) << config.error().message();
+  Config expected;
+  expected.node_enabled = false;
+  EXPECT_EQ(*config, expected);
+}
+
+// --- Fixture errors -----------------------------------------------------------------------------
+
+TEST(ConfigFile, UnknownKeyFixture) {
+  const std::string file = (kFixtures / "unknown_key.yaml").string();
+  const auto config = loadConfigFile(file);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().file, file);
+  EXPECT_EQ(config.error().line, 6);
+  EXPECT_EQ(config.error().field, "collectors.cgroup.max_dept");
+  EXPECT_EQ(config.error().reason, "unknown key \"max_dept\" (did you mean \"max_depth\"?)");
+  EXPECT_EQ(config.error().message(),
+            file +
+                ":6: collectors.cgroup.max_dept: unknown key \"max_dept\" (did you mean "
+                "\"max_depth\"?)");
+}
+
+TEST(ConfigFile, BadDurationFixture) {
+  const auto config = loadConfigFile(kFixtures / "bad_duration.yaml");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().line, 5);
+  EXPECT_EQ(config.error().field, "collectors.cgroup.root_search_interval");
+  EXPECT_THAT(config.error().reason, HasSubstr("invalid duration \"60\": missing unit"));
+}
+
+TEST(ConfigFile, WrongTypeFixture) {
+  const auto config = loadConfigFile(kFixtures / "wrong_type.yaml");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().line, 6);
+  EXPECT_EQ(config.error().field, "collectors.cgroup.max_depth");
+  EXPECT_EQ(config.error().reason, "expected an integer, found \"8.5\"");
+}
+
+TEST(ConfigFile, SyntaxErrorFixture) {
+  const std::string file = (kFixtures / "syntax_error.yaml").string();
+  const auto config = loadConfigFile(file);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().file, file);
+  EXPECT_EQ(config.error().line, 4);
+  EXPECT_EQ(config.error().field, "");
+  EXPECT_EQ(config.error().reason, "invalid YAML: illegal map value");
+  EXPECT_EQ(config.error().message(), file + ":4: invalid YAML: illegal map value");
+}
+
+TEST(ConfigFile, MissingFileNamesFileAndReason) {
+  const std::string file = (kFixtures / "does_not_exist.yaml").string();
+  const auto config = loadConfigFile(file);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().file, file);
+  EXPECT_EQ(config.error().line, 0);
+  EXPECT_EQ(config.error().reason,
+            "cannot open: " + std::error_code(ENOENT, std::generic_category()).message());
+  EXPECT_EQ(config.error().message(), file + ": " + config.error().reason);
+}
+
+TEST(ConfigFile, DirectoryIsUnreadable) {
+  const auto config = loadConfigFile(kFixtures);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().reason,
+            "cannot read: " + std::error_code(EISDIR, std::generic_category()).message());
+}
+
+// --- Keys ---------------------------------------------------------------------------------------
+
+TEST(ConfigKeys, UnknownTopLevelKeyWithSuggestion) {
+  const ConfigError error = parseError("listen: 0.0.0.0:9465\nintervall: 5s\n");
+  EXPECT_EQ(error.file, "test.yaml");
+  EXPECT_EQ(error.line, 2);
+  EXPECT_EQ(error.field, "intervall");
+  EXPECT_EQ(error.reason, "unknown key \"intervall\" (did you mean \"interval\"?)");
+}
+
+TEST(ConfigKeys, UnknownKeyWithoutNearMatchListsKnownKeys) {
+  const ConfigError error = parseError("paths:\n  spool: /x\n");
+  EXPECT_EQ(error.line, 2);
+  EXPECT_EQ(error.field, "paths.spool");
+  EXPECT_EQ(error.reason,
+            "unknown key \"spool\" (known keys: cgroup_root, proc_root, log_root, state_dir)");
+}
+
+TEST(ConfigKeys, KeyAtTheWrongLevelPointsToItsSection) {
+  const ConfigError error = parseError("cgroup_root: /host/sys/fs/cgroup\n");
+  EXPECT_EQ(error.line, 1);
+  EXPECT_EQ(error.field, "cgroup_root");
+  EXPECT_EQ(error.reason, "unknown key \"cgroup_root\" (did you mean \"paths.cgroup_root\"?)");
+}
+
+TEST(ConfigKeys, EditDistanceOfThreeIsNotSuggested) {
+  const ConfigError error = parseError("collectors:\n  node:\n    enbl: true\n");
+  EXPECT_EQ(error.line, 3);
+  EXPECT_EQ(error.field, "collectors.node.enbl");
+  EXPECT_EQ(error.reason, "unknown key \"enbl\" (known keys: enabled)");
+}
+
+TEST(ConfigKeys, DuplicateKey) {
+  const ConfigError error = parseError("interval: 5s\nlog_level: info\ninterval: 10s\n");
+  EXPECT_EQ(error.line, 3);
+  EXPECT_EQ(error.field, "interval");
+  EXPECT_EQ(error.reason, "duplicate key (first set on line 1)");
+}
+
+TEST(ConfigKeys, NonScalarKey) {
+  const ConfigError error = parseError("paths:\n  ? [a, b]\n  : /x\n");
+  EXPECT_EQ(error.line, 2);
+  EXPECT_EQ(error.field, "paths");
+  EXPECT_THAT(error.reason, HasSubstr("keys must be plain names"));
+}
+
+// --- Documents ----------------------------------------------------------------------------------
+
+TEST(ConfigDocument, SequenceAtTopLevel) {
+  const ConfigError error = parseError("- listen\n- interval\n");
+  EXPECT_EQ(error.line, 1);
+  EXPECT_EQ(error.field, "");
+  EXPECT_EQ(error.reason, "the top level must be a mapping of settings, found a list");
+  EXPECT_EQ(error.message(),
+            "test.yaml:1: the top level must be a mapping of settings, found a list");
+}
+
+TEST(ConfigDocument, ScalarAtTopLevel) {
+  const ConfigError error = parseError("# comment\nlisten\n");
+  EXPECT_EQ(error.line, 2);
+  EXPECT_EQ(error.reason, "the top level must be a mapping of settings, found a scalar");
+}
+
+TEST(ConfigDocument, SeveralDocuments) {
+  const ConfigError error = parseError("interval: 5s\n---\ninterval: 6s\n");
+  EXPECT_EQ(error.line, 3);
+  EXPECT_EQ(error.reason, "expected one YAML document, found 2");
+}
+
+TEST(ConfigDocument, SyntaxErrorLine) {
+  const ConfigError error = parseError("listen: 0.0.0.0:9465\ninterval: [10s\nlog_level: info\n");
+  EXPECT_EQ(error.field, "");
+  EXPECT_GE(error.line, 2);  // yaml-cpp reports where it noticed: the unclosed list's end
+  EXPECT_THAT(error.reason, HasSubstr("invalid YAML: end of sequence flow not found"));
+}
+
+TEST(ConfigDocument, UndefinedAlias) {
+  const ConfigError error = parseError("listen: *address\n");
+  EXPECT_EQ(error.line, 1);
+  EXPECT_THAT(error.reason, HasSubstr("invalid YAML"));
+}
+
+// --- Types --------------------------------------------------------------------------------------
+
+struct TypeCase {
+  std::string yaml;
+  int line;
+  std::string field;
+  std::string reason;
+};
+
+class ConfigTypes : public ::testing::TestWithParam<TypeCase> {};
+
+TEST_P(ConfigTypes, RejectedWithFieldLineAndReason) {
+  const TypeCase& test = GetParam();
+  const ConfigError error = parseError(test.yaml);
+  EXPECT_EQ(error.line, test.line);
+  EXPECT_EQ(error.field, test.field);
+  EXPECT_EQ(error.reason, test.reason);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, ConfigTypes,
+    ::testing::Values(
+        TypeCase{"listen:\n  host: 0.0.0.0\n", 1, "listen", "expected a string, found a mapping"},
+        TypeCase{"node_name: [a, b]\n", 1, "node_name", "expected a string, found a list"},
+        TypeCase{"log_level: info\nnode_name:\n", 2, "node_name",
+                 "expected a string, found nothing (null)"},
+        TypeCase{"paths:\n  proc_root: {a: 1}\n", 2, "paths.proc_root",
+                 "expected a path, found a mapping"},
+        TypeCase{"paths: /host\n", 1, "paths",
+                 "expected a mapping of settings, found a scalar \"/host\""},
+        TypeCase{"collectors:\n  - cgroup\n", 1, "collectors",
+                 "expected a mapping of settings, found a list"},
+        TypeCase{"interval: {s: 10}\n", 1, "interval",
+                 "expected a duration such as \"10s\", found a mapping"},
+        TypeCase{"interval: 10\n", 1, "interval",
+                 "invalid duration \"10\": missing unit (use h, m, s or ms, e.g. \"10s\")"},
+        TypeCase{"collectors:\n  cgroup:\n    max_depth: eight\n", 3, "collectors.cgroup.max_depth",
+                 "expected an integer, found \"eight\""},
+        TypeCase{"collectors:\n  cgroup:\n    max_depth: \"8\"\n", 3, "collectors.cgroup.max_depth",
+                 "expected an integer, found the quoted string \"8\""},
+        TypeCase{"collectors:\n  cgroup:\n    max_depth: 99999999999\n", 3,
+                 "collectors.cgroup.max_depth", "expected an integer, found \"99999999999\""},
+        TypeCase{"collectors:\n  cgroup:\n    max_depth:\n", 3, "collectors.cgroup.max_depth",
+                 "expected an integer, found nothing (null)"},
+        TypeCase{"collectors:\n  node:\n    enabled: maybe\n", 3, "collectors.node.enabled",
+                 "expected true or false, found \"maybe\""},
+        TypeCase{"collectors:\n  node:\n    enabled: 1\n", 3, "collectors.node.enabled",
+                 "expected true or false, found \"1\""},
+        TypeCase{"collectors:\n  node:\n    enabled: \"true\"\n", 3, "collectors.node.enabled",
+                 "expected true or false, found the quoted string \"true\""},
+        TypeCase{"collectors:\n  cgroup:\n    enabled: [true]\n", 3, "collectors.cgroup.enabled",
+                 "expected true or false, found a list"}));
+
+TEST(ConfigTypesAccepted, YamlBoolSpellings) {
+  for (const std::string word : {"true", "True", "yes", "on", "y"}) {
+    const auto config = parseConfig("collectors:\n  node:\n    enabled: " + word + "\n", "t");
+    ASSERT_TRUE(config.has_value()) << word << ": " << config.error().message();
+    EXPECT_TRUE(config->node_enabled) << word;
+  }
+  for (const std::string word : {"false", "no", "off", "n"}) {
+    const auto config = parseConfig("collectors:\n  node:\n    enabled: " + word + "\n", "t");
+    ASSERT_TRUE(config.has_value()) << word << ": " << config.error().message();
+    EXPECT_FALSE(config->node_enabled) << word;
+  }
+}
+
+TEST(ConfigTypesAccepted, QuotedAndPlainStrings) {
+  const auto config = parseConfig("node_name: \"\"\nlisten: '127.0.0.1:80'\n", "t");
+  ASSERT_TRUE(config.has_value()) << config.error().message();
+  EXPECT_EQ(config->node_name, "");
+  EXPECT_EQ(config->listen, "127.0.0.1:80");
+}
+
+// --- Range errors found while parsing carry the file's line
+// ---------------------------------------
+
+TEST(ConfigRangesInFile, PointAtTheirLine) {
+  struct Case {
+    std::string yaml;
+    int line;
+    std::string field;
+    std::string reason;
+  };
+  const std::vector<Case> cases = {
+      {"listen: 0.0.0.0:9465\ninterval: 500ms\n", 2, "interval",
+       "must be between 1s and 1h, got 500ms"},
+      {"log_level: verbose\n", 1, "log_level",
+       "unknown log level \"verbose\" (expected trace, debug, info, warn or error)"},
+      {"listen: 9465\n", 1, "listen",
+       "missing port in \"9465\" (expected host:port, e.g. 0.0.0.0:9465 or [::1]:9465)"},
+      {"paths:\n  log_root: \"\"\n", 2, "paths.log_root", "must not be empty"},
+      {"collectors:\n  cgroup:\n    max_depth: 33\n", 3, "collectors.cgroup.max_depth",
+       "must be between 1 and 32, got 33"},
+      {"collectors:\n  cgroup:\n\n    root_search_interval: 0s\n", 4,
+       "collectors.cgroup.root_search_interval", "must be at least 1s, got 0s"},
+  };
+  for (const Case& test : cases) {
+    const ConfigError error = parseError(test.yaml, "f.yaml");
+    EXPECT_EQ(error.file, "f.yaml") << test.yaml;
+    EXPECT_EQ(error.line, test.line) << test.yaml;
+    EXPECT_EQ(error.field, test.field) << test.yaml;
+    EXPECT_EQ(error.reason, test.reason) << test.yaml;
+  }
+}
+
+// --- Durations ----------------------------------------------------------------------------------
+
+TEST(ParseDuration, Accepted) {
+  const std::vector<std::pair<std::string, milliseconds>> cases = {
+      {"500ms", milliseconds(500)},
+      {"10s", seconds(10)},
+      {"1m30s", seconds(90)},
+      {"2h", hours(2)},
+      {"1.5s", milliseconds(1500)},
+      {"0s", milliseconds(0)},
+      {"0.001s", milliseconds(1)},
+      {"1.5m", seconds(90)},
+      {"0.25h", minutes(15)},
+      {"2.50s", milliseconds(2500)},
+      {"1h2m3s4ms", milliseconds(3'723'004)},
+      {"90m", minutes(90)},
+      {"1000ms", seconds(1)},
+      {"9223372036854775807ms", milliseconds(9223372036854775807)},
+      {"2562047788015h12m55s807ms", milliseconds(9223372036854775807)},
+  };
+  for (const auto& [text, expected] : cases) {
+    const auto parsed = parseDuration(text);
+    ASSERT_TRUE(parsed.has_value()) << text << ": " << parsed.error();
+    EXPECT_EQ(*parsed, expected) << text;
+  }
+}
+
+TEST(ParseDuration, Rejected) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "invalid duration \"\": empty (write e.g. \"10s\")"},
+      {"10", "invalid duration \"10\": missing unit (use h, m, s or ms, e.g. \"10s\")"},
+      {"1.5", "invalid duration \"1.5\": missing unit (use h, m, s or ms, e.g. \"10s\")"},
+      {"-5s", "invalid duration \"-5s\": must not be negative"},
+      {"+5s", "invalid duration \"+5s\": expected a number at \"+5s\""},
+      {"5d", "invalid duration \"5d\": unknown unit \"d\" (use h, m, s or ms)"},
+      {"5S", "invalid duration \"5S\": unknown unit \"S\" (use h, m, s or ms)"},
+      {"5us", "invalid duration \"5us\": unknown unit \"us\" (use h, m, s or ms)"},
+      {"10 s", "invalid duration \"10 s\": expected a unit at \" s\""},
+      {" 10s", "invalid duration \" 10s\": expected a number at \" 10s\""},
+      {"s", "invalid duration \"s\": expected a number at \"s\""},
+      {"1m30", "invalid duration \"1m30\": missing unit (use h, m, s or ms, e.g. \"10s\")"},
+      {"30s1m", "invalid duration \"30s1m\": units must go from largest to smallest, each once"},
+      {"1s1s", "invalid duration \"1s1s\": units must go from largest to smallest, each once"},
+      {"1.s", "invalid duration \"1.s\": expected digits after \".\""},
+      {".5s", "invalid duration \".5s\": expected a number at \".5s\""},
+      {"1.5ms", "invalid duration \"1.5ms\": finer than a millisecond"},
+      {"0.0001s", "invalid duration \"0.0001s\": finer than a millisecond"},
+      {"1.000000001h", "invalid duration \"1.000000001h\": finer than a millisecond"},
+      {"9223372036854775808ms", "invalid duration \"9223372036854775808ms\": too large"},
+      {"2562047788016h", "invalid duration \"2562047788016h\": too large"},
+      {"99999999999999999999999s", "invalid duration \"99999999999999999999999s\": too large"},
+      {"2562047788015h12m55s808ms", "invalid duration \"2562047788015h12m55s808ms\": too large"},
+  };
+  for (const auto& [text, expected] : cases) {
+    const auto parsed = parseDuration(text);
+    ASSERT_FALSE(parsed.has_value()) << text << " parsed as " << parsed->count() << "ms";
+    EXPECT_EQ(parsed.error(), expected) << text;
+  }
+}
+
+// --- validateConfig ranges ----------------------------------------------------------------------
+
+struct ValidateCase {
+  std::string name;
+  std::function<void(Config&)> change;
+  std::string field;  // empty: valid
+};
+
+class ConfigValidate : public ::testing::TestWithParam<ValidateCase> {};
+
+TEST_P(ConfigValidate, Range) {
+  Config config;
+  GetParam().change(config);
+  const auto result = validateConfig(config);
+  if (GetParam().field.empty()) {
+    EXPECT_TRUE(result.has_value()) << result.error().message();
+  } else {
+    ASSERT_FALSE(result.has_value());
+    EXPECT_EQ(result.error().field, GetParam().field);
+    EXPECT_EQ(result.error().file, "");
+    EXPECT_EQ(result.error().line, 0);
+    EXPECT_EQ(result.error().message(), GetParam().field + ": " + result.error().reason);
+  }
+}
+
+ValidateCase listenCase(std::string name, std::string listen, bool valid) {
+  return {std::move(name), [listen](Config& c) { c.listen = listen; }, valid ? "" : "listen"};
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, ConfigValidate,
+    ::testing::Values(
+        ValidateCase{"IntervalOneSecond", [](Config& c) { c.interval = seconds(1); }, ""},
+        ValidateCase{"IntervalOneHour", [](Config& c) { c.interval = hours(1); }, ""},
+        ValidateCase{"IntervalBelow", [](Config& c) { c.interval = milliseconds(999); },
+                     "interval"},
+        ValidateCase{"IntervalAbove", [](Config& c) { c.interval = hours(1) + milliseconds(1); },
+                     "interval"},
+        ValidateCase{"IntervalNegative", [](Config& c) { c.interval = seconds(-10); }, "interval"},
+        listenCase("ListenIpv4", "127.0.0.1:9465", true),
+        listenCase("ListenHostName", "localhost:1", true),
+        listenCase("ListenPortMax", "0.0.0.0:65535", true),
+        listenCase("ListenIpv6", "[::1]:9465", true),
+        listenCase("ListenIpv6Any", "[::]:9465", true),
+        listenCase("ListenPortZero", "0.0.0.0:0", false),
+        listenCase("ListenPortTooBig", "0.0.0.0:65536", false),
+        listenCase("ListenPortNotNumber", "0.0.0.0:http", false),
+        listenCase("ListenPortEmpty", "0.0.0.0:", false),
+        listenCase("ListenPortSigned", "0.0.0.0:+80", false),
+        listenCase("ListenNoPort", "0.0.0.0", false), listenCase("ListenNoHost", ":9465", false),
+        listenCase("ListenEmpty", "", false),
+        listenCase("ListenIpv6Unbracketed", "::1:9465", false),
+        listenCase("ListenIpv6NoPort", "[::1]", false),
+        listenCase("ListenIpv6Unterminated", "[::1:9465", false),
+        listenCase("ListenIpv6EmptyHost", "[]:9465", false),
+        listenCase("ListenSpace", "local host:9465", false),
+        ValidateCase{"MaxDepthOne", [](Config& c) { c.cgroup_max_depth = 1; }, ""},
+        ValidateCase{"MaxDepth32", [](Config& c) { c.cgroup_max_depth = 32; }, ""},
+        ValidateCase{"MaxDepthZero", [](Config& c) { c.cgroup_max_depth = 0; },
+                     "collectors.cgroup.max_depth"},
+        ValidateCase{"MaxDepth33", [](Config& c) { c.cgroup_max_depth = 33; },
+                     "collectors.cgroup.max_depth"},
+        ValidateCase{"RootSearchOneSecond",
+                     [](Config& c) { c.cgroup_root_search_interval = seconds(1); }, ""},
+        ValidateCase{"RootSearchLong", [](Config& c) { c.cgroup_root_search_interval = hours(24); },
+                     ""},
+        ValidateCase{"RootSearchBelow",
+                     [](Config& c) { c.cgroup_root_search_interval = milliseconds(999); },
+                     "collectors.cgroup.root_search_interval"},
+        ValidateCase{"LogLevelTrace", [](Config& c) { c.log_level = "trace"; }, ""},
+        ValidateCase{"LogLevelDebug", [](Config& c) { c.log_level = "debug"; }, ""},
+        ValidateCase{"LogLevelWarn", [](Config& c) { c.log_level = "warn"; }, ""},
+        ValidateCase{"LogLevelError", [](Config& c) { c.log_level = "error"; }, ""},
+        ValidateCase{"LogLevelWarning", [](Config& c) { c.log_level = "warning"; }, "log_level"},
+        ValidateCase{"LogLevelUpper", [](Config& c) { c.log_level = "INFO"; }, "log_level"},
+        ValidateCase{"LogLevelEmpty", [](Config& c) { c.log_level = ""; }, "log_level"},
+        ValidateCase{"CgroupRootEmpty", [](Config& c) { c.cgroup_root.clear(); },
+                     "paths.cgroup_root"},
+        ValidateCase{"ProcRootEmpty", [](Config& c) { c.proc_root.clear(); }, "paths.proc_root"},
+        ValidateCase{"LogRootEmpty", [](Config& c) { c.log_root.clear(); }, "paths.log_root"},
+        ValidateCase{"StateDirEmpty", [](Config& c) { c.state_dir.clear(); }, "paths.state_dir"}),
+    [](const ::testing::TestParamInfo<ValidateCase>& param) { return param.param.name; });
+
+TEST(ConfigValidateReasons, AreSpecific) {
+  Config config;
+  config.listen = "0.0.0.0:70000";
+  EXPECT_EQ(validateConfig(config).error().reason,
+            "port must be a number from 1 to 65535, got \"70000\"");
+  config.listen = "::1:9465";
+  EXPECT_EQ(validateConfig(config).error().reason,
+            "an IPv6 address must be in brackets, e.g. [::1]:9465, got \"::1:9465\"");
+  config = Config{};
+  config.interval = minutes(61) + seconds(1) + milliseconds(5);
+  EXPECT_EQ(validateConfig(config).error().reason, "must be between 1s and 1h, got 1h1m1s5ms");
+}
+
+// --- ConfigError::message -----------------------------------------------------------------------
+
+TEST(ConfigErrorMessage, OmitsUnknownParts) {
+  EXPECT_EQ((ConfigError{"a.yaml", 3, "interval", "bad"}).message(), "a.yaml:3: interval: bad");
+  EXPECT_EQ((ConfigError{"a.yaml", 0, "interval", "bad"}).message(), "a.yaml: interval: bad");
+  EXPECT_EQ((ConfigError{"a.yaml", 3, "", "bad"}).message(), "a.yaml:3: bad");
+  EXPECT_EQ((ConfigError{"a.yaml", 0, "", "bad"}).message(), "a.yaml: bad");
+  EXPECT_EQ((ConfigError{"", 0, "interval", "bad"}).message(), "interval: bad");
+  EXPECT_EQ((ConfigError{"", 7, "interval", "bad"}).message(), "line 7: interval: bad");
+  EXPECT_EQ((ConfigError{"", 0, "", "bad"}).message(), "bad");
+}
+
+}  // namespace
+}  // namespace nodewarden

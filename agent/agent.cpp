@@ -8,6 +8,7 @@
 
 #include <asio.hpp>
 #include <chrono>
+#include <mutex>
 
 #include "agent/http_server.h"
 #include "collectors/cgroup/cgroup_collector.h"
@@ -70,10 +71,16 @@ class Agent::Impl {
                        .Add({});
     series_ = &prometheus::BuildGauge()
                    .Name("nodewarden_series")
-                   .Help("Container and node series in the last rendering.")
+                   .Help("Container and node series in the last /metrics response.")
                    .Register(reg)
                    .Add({});
-    render_duration_ = &duration.Add({{"collector", "render"}});
+    render_duration_ = &prometheus::BuildGauge()
+                            .Name("nodewarden_metrics_render_duration_seconds")
+                            .Help(
+                                "Time to render the container and node series of the last "
+                                "/metrics response.")
+                            .Register(reg)
+                            .Add({});
     if (config_.cgroup_enabled) {
       CgroupCollectorOptions o;
       o.cgroup_root = config_.cgroup_root;
@@ -99,7 +106,7 @@ class Agent::Impl {
       return 1;
     }
     http_ = std::move(*server);
-    http_->handle("/metrics", [this](const HttpRequest&) { return metrics(); });
+    http_->handleStream("/metrics", [this](const HttpRequest&, ResponseWriter& w) { metrics(w); });
     http_->handle("/healthz", [](const HttpRequest&) {
       return HttpResponse{200, "text/plain", "ok\n", false};
     });
@@ -148,16 +155,13 @@ class Agent::Impl {
     snapshot_.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
-    const auto render_start = Clock::now();
-    renderer_.consume(snapshot_);
-    render_duration_->Set(std::chrono::duration<double>(Clock::now() - render_start).count());
-    series_->Set(static_cast<double>(renderer_.lastSeriesCount()));
     if (cgroup_ != nullptr) {
       const auto st = cgroup_->stats();
       pods_gauge_->Set(static_cast<double>(st.pods));
       containers_gauge_->Set(static_cast<double>(st.containers));
       open_files_->Set(static_cast<double>(st.open_files));
     }
+    publish();
     cycles_->Increment();
     if (!ready_.exchange(true)) spdlog::info("first collection done: ready");
 
@@ -174,13 +178,44 @@ class Agent::Impl {
     });
   }
 
-  HttpResponse metrics() {
-    HttpResponse r;
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.compressible = true;
-    renderer_.appendLatest(r.body);
-    r.body += prometheus::TextSerializer().Serialize(self_.registry().Collect());
-    return r;
+  // Copies the cycle's snapshot into a buffer no scrape holds and makes it the latest. A slow
+  // scraper keeps its own copy alive and never delays collection; with no scrape in flight the
+  // spare buffer is reused and publishing allocates nothing.
+  void publish() {
+    std::shared_ptr<OwnedSnapshot> spare;
+    for (auto& b : buffers_) {
+      if (b.use_count() == 1) {
+        spare = b;
+        break;
+      }
+    }
+    if (!spare) {
+      spare = std::make_shared<OwnedSnapshot>();
+      buffers_.push_back(spare);
+    }
+    spare->copyFrom(snapshot_);
+    std::lock_guard lock(published_mu_);
+    published_ = std::move(spare);
+  }
+
+  // Streams the exposition from the latest published snapshot in 64 KiB chunks: the text of a
+  // large node is never held whole.
+  void metrics(ResponseWriter& w) {
+    std::shared_ptr<const OwnedSnapshot> snap;
+    {
+      std::lock_guard lock(published_mu_);
+      snap = published_;
+    }
+    w.begin(200, "text/plain; version=0.0.4; charset=utf-8", true);
+    if (snap) {
+      const auto start = std::chrono::steady_clock::now();
+      const std::size_t n =
+          renderer_.render(snap->view(), [&](std::string_view chunk) { w.write(chunk); });
+      render_duration_->Set(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      series_->Set(static_cast<double>(n));
+    }
+    w.write(prometheus::TextSerializer().Serialize(self_.registry().Collect()));
   }
 
   Config config_;
@@ -189,7 +224,11 @@ class Agent::Impl {
   TextRenderer renderer_;
   std::vector<Timed> collectors_;
   CgroupCollector* cgroup_ = nullptr;
-  Snapshot snapshot_;
+  Snapshot snapshot_;  // filled by the collectors each cycle; collection thread only
+  // buffers_ is touched by the collection thread only; published_ is read by scrapes.
+  std::vector<std::shared_ptr<OwnedSnapshot>> buffers_;
+  std::mutex published_mu_;  // guards published_ (the pointer, not the snapshot it points to)
+  std::shared_ptr<const OwnedSnapshot> published_;
 
   asio::io_context io_;
   asio::steady_timer timer_;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -14,21 +15,6 @@
 
 namespace nodewarden {
 namespace {
-
-const char* reasonPhrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Error";
-  }
-}
 
 std::once_flag g_init;
 
@@ -48,25 +34,6 @@ bool splitListen(const std::string& listen, std::string& host, int& port) {
 }
 
 }  // namespace
-
-std::string gzipCompress(std::string_view data) {
-  z_stream zs{};
-  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-      Z_OK) {
-    return {};
-  }
-  std::string out;
-  out.resize(deflateBound(&zs, static_cast<uLong>(data.size())) + 32);
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  if (rc != Z_STREAM_END) return {};
-  return out;
-}
 
 std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
     const std::string& listen) {
@@ -139,9 +106,91 @@ void HttpServer::stop() {
 }
 
 void HttpServer::handle(const std::string& path, Handler handler) {
-  auto route = std::make_unique<Route>(Route{this, path, std::move(handler)});
+  handleStream(path, [h = std::move(handler)](const HttpRequest& req, ResponseWriter& w) {
+    const HttpResponse r = h(req);
+    w.begin(r.status, r.content_type, r.compressible);
+    w.write(r.body);
+    w.end();
+  });
+}
+
+void HttpServer::handleStream(const std::string& path, StreamHandler handler) {
+  auto route = std::make_unique<Route>(Route{path, std::move(handler)});
   mg_set_request_handler(ctx_, route->path.c_str(), &HttpServer::dispatch, route.get());
   routes_.push_back(std::move(route));
+}
+
+struct ResponseWriter::Deflater {
+  z_stream zs{};
+  std::array<char, 32 * 1024> out{};
+};
+
+ResponseWriter::ResponseWriter(mg_connection* conn, const HttpRequest& request)
+    : conn_(conn),
+      head_(request.method == "HEAD"),
+      accepts_gzip_(request.accept_encoding.find("gzip") != std::string::npos) {}
+
+ResponseWriter::~ResponseWriter() {
+  if (status_ != 0 && !ended_) end();
+  if (deflater_) deflateEnd(&deflater_->zs);
+}
+
+void ResponseWriter::begin(int status, const std::string& content_type, bool compressible) {
+  status_ = status;
+  if (compressible && accepts_gzip_) {
+    deflater_ = std::make_unique<Deflater>();
+    gzip_ = deflateInit2(&deflater_->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                         Z_DEFAULT_STRATEGY) == Z_OK;
+  }
+  mg_response_header_start(conn_, status);
+  mg_response_header_add(conn_, "Content-Type", content_type.c_str(), -1);
+  mg_response_header_add(conn_, "Cache-Control", "no-store", -1);
+  if (gzip_) {
+    mg_response_header_add(conn_, "Content-Encoding", "gzip", -1);
+    mg_response_header_add(conn_, "Vary", "Accept-Encoding", -1);
+  }
+  mg_response_header_add(conn_, "Transfer-Encoding", "chunked", -1);
+  mg_response_header_send(conn_);
+}
+
+void ResponseWriter::send(std::string_view data) {
+  if (!head_ && !data.empty()) {
+    mg_send_chunk(conn_, data.data(), static_cast<unsigned int>(data.size()));
+  }
+}
+
+void ResponseWriter::deflateSome(int flush_mode) {
+  z_stream& zs = deflater_->zs;
+  do {
+    zs.next_out = reinterpret_cast<Bytef*>(deflater_->out.data());
+    zs.avail_out = static_cast<uInt>(deflater_->out.size());
+    const int rc = deflate(&zs, flush_mode);
+    const std::size_t produced = deflater_->out.size() - zs.avail_out;
+    if (produced > 0) send(std::string_view(deflater_->out.data(), produced));
+    if (rc == Z_STREAM_END || rc == Z_STREAM_ERROR) break;
+  } while (zs.avail_out == 0 || (flush_mode == Z_FINISH));
+}
+
+void ResponseWriter::write(std::string_view data) {
+  if (data.empty() || ended_) return;
+  if (gzip_) {
+    deflater_->zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+    deflater_->zs.avail_in = static_cast<uInt>(data.size());
+    deflateSome(Z_NO_FLUSH);
+  } else {
+    send(data);
+  }
+}
+
+void ResponseWriter::end() {
+  if (ended_) return;
+  ended_ = true;
+  if (gzip_) {
+    deflater_->zs.next_in = nullptr;
+    deflater_->zs.avail_in = 0;
+    deflateSome(Z_FINISH);
+  }
+  if (!head_) mg_send_chunk(conn_, "", 0);  // the last chunk
 }
 
 int HttpServer::dispatch(mg_connection* conn, void* cbdata) {
@@ -155,28 +204,15 @@ int HttpServer::dispatch(mg_connection* conn, void* cbdata) {
   HttpRequest req;
   req.method = info->request_method != nullptr ? info->request_method : "";
   if (const char* ae = mg_get_header(conn, "Accept-Encoding")) req.accept_encoding = ae;
-  HttpResponse resp;
+  ResponseWriter writer(conn, req);
   if (req.method != "GET" && req.method != "HEAD") {
-    resp.status = 405;
-    resp.body = "only GET and HEAD\n";
+    writer.begin(405, "text/plain", false);
+    writer.write("only GET and HEAD\n");
   } else {
-    resp = route->handler(req);
+    route->handler(req, writer);
   }
-  bool gzip = false;
-  if (resp.compressible && req.accept_encoding.find("gzip") != std::string::npos) {
-    std::string z = gzipCompress(resp.body);
-    if (!z.empty()) {
-      resp.body = std::move(z);
-      gzip = true;
-    }
-  }
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
-            "Cache-Control: no-store\r\n\r\n",
-            resp.status, reasonPhrase(resp.status), resp.content_type.c_str(), resp.body.size(),
-            gzip ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n" : "");
-  if (req.method != "HEAD") mg_write(conn, resp.body.data(), resp.body.size());
-  return resp.status;
+  writer.end();
+  return writer.status();
 }
 
 }  // namespace nodewarden

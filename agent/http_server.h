@@ -28,9 +28,37 @@ struct HttpRequest {
   std::string accept_encoding;
 };
 
+// Streams one response: headers at begin(), the body in HTTP/1.1 chunks (gzip-compressed on the
+// fly when the response is compressible and the client accepts gzip), so no body is held whole.
+class ResponseWriter {
+ public:
+  ResponseWriter(mg_connection* conn, const HttpRequest& request);
+  ~ResponseWriter();
+  ResponseWriter(const ResponseWriter&) = delete;
+  ResponseWriter& operator=(const ResponseWriter&) = delete;
+
+  void begin(int status, const std::string& content_type, bool compressible);
+  void write(std::string_view data);
+  void end();
+  [[nodiscard]] int status() const { return status_; }
+
+ private:
+  void deflateSome(int flush_mode);
+  void send(std::string_view data);
+  mg_connection* conn_;
+  bool head_;
+  bool accepts_gzip_;
+  bool gzip_ = false;
+  bool ended_ = false;
+  int status_ = 0;
+  struct Deflater;
+  std::unique_ptr<Deflater> deflater_;
+};
+
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  using StreamHandler = std::function<void(const HttpRequest&, ResponseWriter&)>;
 
   // listen is "host:port" or "[v6]:port". Fails with a message when the address is taken or bad.
   static std::expected<std::unique_ptr<HttpServer>, std::string> start(const std::string& listen);
@@ -40,6 +68,7 @@ class HttpServer {
 
   // Register before requests arrive; the path must match exactly.
   void handle(const std::string& path, Handler handler);
+  void handleStream(const std::string& path, StreamHandler handler);
   [[nodiscard]] int port() const { return port_; }
   void stop();
 
@@ -49,17 +78,13 @@ class HttpServer {
   void wakeListener() const;
 
   struct Route {
-    HttpServer* server;
     std::string path;
-    Handler handler;
+    StreamHandler handler;
   };
   mg_context* ctx_ = nullptr;
   int port_ = 0;
   std::string wake_host_;
   std::vector<std::unique_ptr<Route>> routes_;
 };
-
-// gzip (RFC 1952) of data, with zlib.
-std::string gzipCompress(std::string_view data);
 
 }  // namespace nodewarden

@@ -144,4 +144,24 @@ struct Snapshot {
   }
 };
 
+// A Snapshot that owns its samples: what a cycle publishes for readers on other threads (scrapes),
+// which may hold it as long as they like while the collectors go on. copyFrom() reuses every
+// buffer, so republishing into the same OwnedSnapshot allocates nothing once sizes are stable.
+class OwnedSnapshot {
+ public:
+  void copyFrom(const Snapshot& from) {
+    samples_.resize(from.cgroups.size());
+    for (std::size_t i = 0; i < from.cgroups.size(); ++i) samples_[i] = *from.cgroups[i];
+    view_.cgroups.clear();
+    for (const auto& s : samples_) view_.cgroups.push_back(&s);
+    view_.node = from.node;
+    view_.timestamp_ms = from.timestamp_ms;
+  }
+  [[nodiscard]] const Snapshot& view() const { return view_; }
+
+ private:
+  std::vector<CgroupSample> samples_;
+  Snapshot view_;
+};
+
 }  // namespace nodewarden

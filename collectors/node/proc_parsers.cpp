@@ -226,6 +226,14 @@ Result parseProcStat(std::string_view text, NodeSample& out) {
       {"procs_blocked", kSeenBlocked, &blocked},
   }};
 
+  auto once = [&seen](unsigned bit) -> Result {
+    if ((seen & bit) != 0) {
+      return std::unexpected(ProcParseError::kDuplicate);
+    }
+    seen |= bit;
+    return {};
+  };
+
   out.cpus.clear();
   LineReader lines(text);
   std::string_view line;
@@ -235,14 +243,6 @@ Result parseProcStat(std::string_view text, NodeSample& out) {
     if (!fields.next(key)) {
       return std::unexpected(ProcParseError::kMalformed);
     }
-    auto once = [&seen](unsigned bit) -> Result {
-      if ((seen & bit) != 0) {
-        return std::unexpected(ProcParseError::kDuplicate);
-      }
-      seen |= bit;
-      return {};
-    };
-
     if (key.starts_with("cpu")) {
       const std::string_view id = key.substr(3);
       CpuTimes times;

@@ -173,7 +173,7 @@ void appendLabelValue(std::string& out, std::string_view value) {
 
 TextRenderer::TextRenderer(std::filesystem::path proc_root) : proc_root_(std::move(proc_root)) {}
 
-void TextRenderer::loadDeviceNames() {
+void TextRenderer::loadDeviceNamesLocked() {
   // /proc/partitions: "major minor  #blocks  name" after a header line.
   device_names_.clear();
   std::ifstream in(proc_root_ / "partitions");
@@ -191,10 +191,11 @@ void TextRenderer::loadDeviceNames() {
 
 void TextRenderer::appendDevice(std::uint32_t major, std::uint32_t minor, std::string& out) {
   const std::uint64_t key = (std::uint64_t{major} << 32) | minor;
+  std::lock_guard lock(device_mu_);
   auto it = device_names_.find(key);
   if (it == device_names_.end() &&
       (device_names_loaded_ms_ < 0 || nowMs() - device_names_loaded_ms_ > 60000)) {
-    loadDeviceNames();
+    loadDeviceNamesLocked();
     it = device_names_.find(key);
   }
   if (it != device_names_.end()) {
@@ -206,7 +207,15 @@ void TextRenderer::appendDevice(std::uint32_t major, std::uint32_t minor, std::s
   }
 }
 
-std::size_t TextRenderer::render(const Snapshot& snapshot, std::string& out) {
+std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush) {
+  std::string out;
+  out.reserve(kChunkBytes + 4096);
+  auto maybeFlush = [&] {
+    if (out.size() >= kChunkBytes) {
+      flush(out);
+      out.clear();
+    }
+  };
   std::size_t series = 0;
   for (const auto& fam : kFamilies) {
     bool header = false;
@@ -232,6 +241,7 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, std::string& out) {
       }
       out.push_back('\n');
       ++series;
+      maybeFlush();
     }
   }
   std::string device;
@@ -265,29 +275,17 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, std::string& out) {
         }
         out.push_back('\n');
         ++series;
+        maybeFlush();
       }
     }
   }
   appendNodeMetrics(snapshot.node, out);
+  if (!out.empty()) flush(out);
   return series;
 }
 
-void TextRenderer::consume(const Snapshot& snapshot) {
-  back_.clear();
-  const std::size_t series = render(snapshot, back_);
-  std::lock_guard lock(mu_);
-  front_.swap(back_);
-  series_ = series;
-}
-
-void TextRenderer::appendLatest(std::string& out) const {
-  std::lock_guard lock(mu_);
-  out.append(front_);
-}
-
-std::size_t TextRenderer::lastSeriesCount() const {
-  std::lock_guard lock(mu_);
-  return series_;
+std::size_t TextRenderer::renderToString(const Snapshot& snapshot, std::string& out) {
+  return render(snapshot, [&](std::string_view chunk) { out.append(chunk); });
 }
 
 }  // namespace nodewarden

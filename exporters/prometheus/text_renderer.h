@@ -1,48 +1,48 @@
 // TextRenderer: turns a Snapshot into the Prometheus text exposition format (0.0.4) under
 // cAdvisor's metric names, units and label keys, so kubelet/cAdvisor dashboards and alert rules
-// work unchanged. It renders once per collection cycle; scrapes copy the last rendering.
+// work unchanged.
 //
-// What a reader gets wrong: the exposition is built on the collection thread, not per scrape, so
-// a scrape costs a copy and never races the collector; and a field the collector could not read
-// is left out, never written as 0 (a 0 would be a real reading to every rule that uses it).
+// What a reader gets wrong: the exposition is streamed, per scrape, in chunks of about 64 KiB
+// through a flush callback, never built whole: 1,000 containers make ~7 MB of text, which would
+// triple the agent's memory if it were held (and copied) per cycle. The caller keeps the Snapshot
+// still while rendering. A field the collector could not read is left out, never written as 0.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
-#include "pipeline/interfaces.h"
+#include "pipeline/snapshot.h"
 
 namespace nodewarden {
 
-class TextRenderer final : public SnapshotConsumer {
+class TextRenderer {
  public:
+  using Flush = std::function<void(std::string_view chunk)>;
+  static constexpr std::size_t kChunkBytes = 64 * 1024;
+
   // proc_root is where /proc/partitions names block devices for the `device` label.
   explicit TextRenderer(std::filesystem::path proc_root);
 
-  void consume(const Snapshot& snapshot) override;
+  // Renders the snapshot, calling flush with each chunk (and the last, shorter one). Returns the
+  // number of series. Thread-safe; concurrent scrapes render independently.
+  std::size_t render(const Snapshot& snapshot, const Flush& flush);
 
-  // Appends the latest rendering to out. Thread-safe.
-  void appendLatest(std::string& out) const;
-  [[nodiscard]] std::size_t lastSeriesCount() const;
-
-  // Renders into out (no publishing); used by consume() and by tests.
-  std::size_t render(const Snapshot& snapshot, std::string& out);
+  // Renders into one string: for tests and small trees.
+  std::size_t renderToString(const Snapshot& snapshot, std::string& out);
 
  private:
   void appendDevice(std::uint32_t major, std::uint32_t minor, std::string& out);
-  void loadDeviceNames();
+  void loadDeviceNamesLocked();
 
   std::filesystem::path proc_root_;
+  std::mutex device_mu_;  // guards the device-name cache shared by concurrent scrapes
   std::unordered_map<std::uint64_t, std::string> device_names_;
   std::int64_t device_names_loaded_ms_ = -1;
-
-  std::string back_;       // rendered by the collection thread only
-  mutable std::mutex mu_;  // guards front_ and series_
-  std::string front_;
-  std::size_t series_ = 0;
 };
 
 // Appends `value` in the exposition format's float syntax (shortest round trip).

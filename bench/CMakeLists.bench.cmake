@@ -1,0 +1,35 @@
+# Benchmarks that print figures (never pass/fail on timing). Included by bench/CMakeLists.txt.
+#   bench_collect_cycle  CgroupCollector cycle cost and allocations vs the read floor
+#   bench_make_tree      writes one synthetic kubelet cgroup tree (used by agent_rss.sh)
+#   bench_agent_rss      (custom target) runs agent_rss.sh against the built agent
+#   bench_parse          Google Benchmark micro benchmarks of the cgroup parsers (if installed)
+
+add_library(nodewarden_bench_support STATIC synthetic_tree.cpp read_floor.cpp)
+target_include_directories(nodewarden_bench_support PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(nodewarden_bench_support PRIVATE nodewarden_warnings)
+
+add_executable(bench_make_tree make_tree.cpp)
+target_link_libraries(bench_make_tree PRIVATE nodewarden_bench_support nodewarden_warnings)
+
+# alloc_counter.cpp replaces malloc and operator new for the whole executable: link it into
+# this benchmark only.
+add_executable(bench_collect_cycle collect_cycle.cpp alloc_counter.cpp)
+target_link_libraries(bench_collect_cycle
+  PRIVATE nodewarden_bench_support nodewarden::collectors nodewarden::pipeline nodewarden_warnings)
+
+if(TARGET nodewarden)
+  add_custom_target(bench_agent_rss
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/agent_rss.sh $<TARGET_FILE:nodewarden>
+            $<TARGET_FILE:bench_make_tree>
+    DEPENDS nodewarden bench_make_tree
+    USES_TERMINAL
+    COMMENT "Peak RSS of the agent on a 1000-container synthetic tree")
+endif()
+
+# Parser micro benchmarks, when Google Benchmark is installed (libbenchmark-dev).
+find_package(benchmark CONFIG QUIET)
+if(benchmark_FOUND)
+  add_executable(bench_parse parse_bench.cpp)
+  target_link_libraries(bench_parse
+    PRIVATE nodewarden_bench_support nodewarden::collectors benchmark::benchmark nodewarden_warnings)
+endif()

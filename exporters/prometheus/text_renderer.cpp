@@ -218,9 +218,14 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush) {
   };
   std::size_t series = 0;
   for (const auto& fam : kFamilies) {
+    // cAdvisor exports the CFS counters only for cgroups with a quota: without one the kernel
+    // still counts periods, but "throttled / periods" would be a meaningless 0 to alert rules.
+    const bool needs_quota = fam.field == F::kCfsPeriods || fam.field == F::kCfsThrottledPeriods ||
+                             fam.field == F::kCfsThrottledNs;
     bool header = false;
     for (const CgroupSample* s : snapshot.cgroups) {
       if (!s->has(fam.field)) continue;
+      if (needs_quota && !s->has(F::kCpuQuotaUs)) continue;
       if (!header) {
         appendHeader(out, fam.name, fam.help, fam.type);
         header = true;

@@ -333,23 +333,23 @@ class CgroupCollector::Impl {
     ++generation_;
     Hierarchy& h = hierarchies_[static_cast<std::size_t>(primary_)];
     for (std::size_t r = 0; r < h.roots.size(); ++r) {
-      const int root_fd = ::openat(h.fd, h.roots[r].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const int root_fd = openDir(h.fd, h.roots[r].c_str(), h, h.roots[r]);
       if (root_fd < 0) {
         need_search_ = true;  // kubelet's tree went away (or moved): look again next cycle
         continue;
       }
       current_root_ = &h.roots[r];
       rel_.clear();
-      root_lister_.forEachSubdir(root_fd, [&](std::string_view name) {
+      const int root_err = root_lister_.forEachSubdir(root_fd, [&](std::string_view name) {
         if (auto qos = cgroup::parseQosDir(name)) {
-          const int qos_fd =
-              ::openat(root_fd, std::string_view(name).data(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+          const int qos_fd = openDir(root_fd, name.data(), h, name);
           if (qos_fd < 0) return;
           const std::size_t base = rel_.size();
           rel_.append(name).push_back('/');
-          qos_lister_.forEachSubdir(qos_fd, [&](std::string_view pod_name) {
+          const int qos_err = qos_lister_.forEachSubdir(qos_fd, [&](std::string_view pod_name) {
             if (auto pod = cgroup::parsePodDir(pod_name)) visitPod(qos_fd, pod_name, *pod, *qos);
           });
+          if (qos_err != 0) listFailed(h, name, qos_err);
           rel_.resize(base);
           ::close(qos_fd);
         } else if (auto pod = cgroup::parsePodDir(name)) {
@@ -358,6 +358,7 @@ class CgroupCollector::Impl {
                    pod->qos_hint == QosClass::kUnknown ? QosClass::kGuaranteed : pod->qos_hint);
         }
       });
+      if (root_err != 0) listFailed(h, h.roots[r], root_err);
       ::close(root_fd);
     }
     // What was not seen this cycle is gone: its series disappear from this snapshot on.
@@ -381,10 +382,11 @@ class CgroupCollector::Impl {
     rel_.append(dir_name);
     key_.assign(uid_).push_back('/');
     track(qos, {});
-    const int pod_fd = ::openat(parent_fd, dir_name.data(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const Hierarchy& h = hierarchies_[static_cast<std::size_t>(primary_)];
+    const int pod_fd = openDir(parent_fd, dir_name.data(), h, rel_);
     if (pod_fd >= 0) {
       const std::size_t pod_rel = rel_.size();
-      pod_lister_.forEachSubdir(pod_fd, [&](std::string_view name) {
+      const int err = pod_lister_.forEachSubdir(pod_fd, [&](std::string_view name) {
         auto id = cgroup::parseContainerDir(name);
         if (!id) return;
         rel_.push_back('/');
@@ -394,9 +396,24 @@ class CgroupCollector::Impl {
         track(qos, *id);
         rel_.resize(pod_rel);
       });
+      if (err != 0) listFailed(h, rel_, err);
       ::close(pod_fd);
     }
     rel_.resize(base);
+  }
+
+  // Opens a directory of kubelet's tree for listing. ENOENT is the normal race with a pod's
+  // removal; anything else (EACCES, EIO) hides pods and is counted.
+  int openDir(int parent_fd, const char* name, const Hierarchy& h, std::string_view what) {
+    const int fd = ::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) listFailed(h, what, errno);
+    return fd;
+  }
+
+  void listFailed(const Hierarchy& h, std::string_view what, int err) {
+    if (err == ENOENT) return;
+    errors_.report(kComponent, "unreadable_dir",
+                   h.path + "/" + std::string(what) + ": " + errnoText(err));
   }
 
   void track(QosClass qos, std::string_view container_id) {

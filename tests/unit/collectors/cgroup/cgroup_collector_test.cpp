@@ -260,6 +260,29 @@ TEST(CgroupCollector, OddEntriesAreIgnoredNotFatal) {
   EXPECT_EQ(h.collect().size(), 6U);
 }
 
+// Root reads everything, so the unreadable directory is met as an unprivileged user, in a child
+// process (a death test) so the test binary keeps its root rights.
+TEST(CgroupCollectorDeathTest, UnreadablePodDirIsCountedAndTheRestIsRead) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch to an unprivileged user";
+  TempTree t("v2-cgroupfs-docker");
+  fs::permissions(t.root(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                fs::perms::others_read | fs::perms::others_exec);
+  const fs::path pod = t.root() / "sys/fs/cgroup/kubepods/burstable" / ("pod" + kU1);
+  fs::permissions(pod, fs::perms::none);
+  EXPECT_EXIT(
+      {
+        if (::setegid(65534) != 0 || ::seteuid(65534) != 0) std::_Exit(3);
+        Harness h(t.root());
+        auto got = h.collect();
+        const bool ok = got.count(kU1 + "/" + kId1) == 0 && got.count(kU2 + "/" + kId2) == 1 &&
+                        got.at(kU2 + "/" + kId2)->has(F::kCpuUsageNs) &&
+                        h.errors.count("cgroup", "unreadable_dir") >= 1.0;
+        std::_Exit(ok ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  fs::permissions(pod, fs::perms::owner_all);
+}
+
 TEST(CgroupCollector, MissingRootIsCountedNotFatal) {
   Harness h(fs::path("/nonexistent/nodewarden"));
   EXPECT_TRUE(h.collect().empty());

@@ -1,10 +1,11 @@
 # Benchmarks that print figures (never pass/fail on timing). Included by bench/CMakeLists.txt.
-#   bench_collect_cycle  CgroupCollector cycle cost and allocations vs the read floor
+#   bench_collect_cycle  CgroupCollector cycle cost and allocations vs the read floor, on tmpfs
+#                        trees and on real cgroups (--tree=tmpfs|real)
 #   bench_make_tree      writes one synthetic kubelet cgroup tree (used by agent_rss.sh)
 #   bench_agent_rss      (custom target) runs agent_rss.sh against the built agent
 #   bench_parse          Google Benchmark micro benchmarks of the cgroup parsers (if installed)
 
-add_library(nodewarden_bench_support STATIC synthetic_tree.cpp read_floor.cpp)
+add_library(nodewarden_bench_support STATIC synthetic_tree.cpp read_floor.cpp real_cgroups.cpp)
 target_include_directories(nodewarden_bench_support PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(nodewarden_bench_support PRIVATE nodewarden_warnings)
 

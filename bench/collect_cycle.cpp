@@ -1,10 +1,13 @@
-// bench_collect_cycle: CPU time and heap allocations of one CgroupCollector cycle on synthetic
-// kubelet trees of 100..5000 containers, printed next to the floor (the same files, only read).
+// bench_collect_cycle: CPU time and heap allocations of one CgroupCollector cycle on kubelet trees
+// of 100..5000 containers, printed next to the floor (the same files, only read). Two kinds of
+// tree: --tree=tmpfs writes synthetic trees as regular files (any host, hybrid and v2 layouts);
+// --tree=real makes real cgroups on this kernel (hybrid v1 + unified host, root), where every read
+// runs the kernel's seq_file show function as on a node. Default: both.
 //
 // What a reader gets wrong: the figures are not pass/fail. Collector and floor cycles are
 // interleaved (and their order flipped every round) so machine noise falls on both; compare the
-// ratio and the growth per container, not the absolute microseconds, which depend on the host and
-// on the tree living on tmpfs rather than cgroupfs.
+// ratio and the growth per container, not the absolute microseconds, which depend on the host.
+// On tmpfs a read is a page-cache copy, so only the real-cgroup ratio says what a node pays.
 #include <malloc.h>
 #include <prometheus/text_serializer.h>
 #include <sys/resource.h>
@@ -15,7 +18,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -24,6 +29,7 @@
 
 #include "bench/alloc_counter.h"
 #include "bench/read_floor.h"
+#include "bench/real_cgroups.h"
 #include "bench/synthetic_tree.h"
 #include "collectors/cgroup/cgroup_collector.h"
 #include "pipeline/self_metrics.h"
@@ -34,11 +40,27 @@ namespace {
 
 namespace fs = std::filesystem;
 
+enum class Only : std::uint8_t { kBoth, kCollector, kFloor };
+
 struct Args {
   std::vector<std::size_t> sizes{100, 1000, 5000};
   std::vector<TreeLayout> layouts{TreeLayout::kHybrid, TreeLayout::kV2};
-  int cycles = 0;  // 0: 50 up to 1000 containers, 15 above
+  bool tmpfs = true;
+  bool real = true;
+  Only only = Only::kBoth;  // kCollector/kFloor: run one side only (for perf record)
+  int cycles = 0;           // 0: 50 up to 1000 containers, 15 above
   int warmup = 3;
+  double real_build_budget_s = 120;  // skip a real size whose mkdirs would take longer
+};
+
+// Which samples, descriptors and paths belong to the tree under test: everything for a tmpfs
+// tree; on real cgroups only what contains the tree's parent name (other kubepods trees on the
+// host are found and read by the collector too, and must not be counted as ours).
+struct Ownership {
+  std::string marker;  // "" = all
+  [[nodiscard]] bool owns(std::string_view path_or_id) const {
+    return marker.empty() || path_or_id.find(marker) != std::string_view::npos;
+  }
 };
 
 struct Summary {
@@ -111,12 +133,14 @@ std::size_t fdLimit() {
 
 // Compares the files the collector holds open with the generator's read list, by file name, so
 // that a floor reading a different set than the collector is visible in the output.
-void printFdCheck(const SyntheticTree& tree, const std::vector<std::string>& held_all) {
+// Returns how many files of the tree the collector holds open.
+std::size_t printFdCheck(const SyntheticTree& tree, const std::vector<std::string>& held_all,
+                         const Ownership& own) {
   const std::string prefix = tree.root.string() + "/";
   std::set<std::string> held;
   for (const auto& t : held_all) {
     std::error_code ec;
-    if (t.starts_with(prefix) && !fs::is_directory(t, ec)) held.insert(t);
+    if (t.starts_with(prefix) && own.owns(t) && !fs::is_directory(t, ec)) held.insert(t);
   }
   std::map<std::string, std::size_t> read_not_held, held_not_read;
   std::set<std::string> listed;
@@ -138,6 +162,7 @@ void printFdCheck(const SyntheticTree& tree, const std::vector<std::string>& hel
   };
   dump("in floor list, not held open by the collector", read_not_held);
   dump("held open by the collector, not in floor list", held_not_read);
+  return held.size();
 }
 
 void printErrors(SelfMetrics& metrics) {
@@ -157,98 +182,101 @@ void printErrors(SelfMetrics& metrics) {
   if (!any) std::printf("    error counters: none\n");
 }
 
-std::expected<Row, std::string> runOne(TreeLayout layout, std::size_t containers,
-                                       const Args& args) {
-  auto dir = makeTempDir("nodewarden-bench");
-  if (!dir) return std::unexpected(dir.error());
-  struct Cleanup {
-    fs::path p;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(p, ec);
-    }
-  } cleanup{*dir};
+// NaN (printed "nan") when a side did not run (--only).
+double ratio(double a, double b) {
+  return a > 0 && b > 0 ? a / b : std::numeric_limits<double>::quiet_NaN();
+}
 
-  SyntheticTreeOptions topt;
-  topt.root = *dir / "cgroup";
-  topt.containers = containers;
-  topt.layout = layout;
-  const CostMeter build_meter;
-  auto tree = buildSyntheticTree(topt);
-  if (!tree) return std::unexpected(tree.error());
-  const CycleCost build = build_meter.stop();
-  std::printf("  %s, %zu containers: %zu pods, %zu files written (%zu read per cycle) in %.0f ms\n",
-              layoutName(layout), tree->containers, tree->pods, tree->files_written,
-              tree->read_files.size(), static_cast<double>(build.wall_ns) / 1e6);
-
+// Collector vs floor on one built tree: discovery cycle, warm-up, then interleaved A/B cycles.
+std::expected<Row, std::string> measure(const SyntheticTree& tree, const Ownership& own,
+                                        const fs::path& log_root, const Args& args) {
   Row row;
-  row.containers = tree->containers;
-  row.pods = tree->pods;
-  row.read_files = tree->read_files.size();
-  row.cycles = args.cycles > 0 ? args.cycles : (containers <= 1000 ? 50 : 15);
+  row.containers = tree.containers;
+  row.pods = tree.pods;
+  row.read_files = tree.read_files.size();
+  row.cycles = args.cycles > 0 ? args.cycles : (tree.containers <= 1000 ? 50 : 15);
+  const bool run_collector = args.only != Only::kFloor;
+  const bool run_floor = args.only != Only::kCollector;
 
   // The floor runs in its own process (own descriptor table), forked before the collector exists.
-  FloorProcess floor(tree->read_files, tree->list_dirs);
-  if (!floor.ok()) return std::unexpected("cannot start the floor process");
-  row.floor_kept = floor.keptOpen();
+  std::optional<FloorProcess> floor;
+  if (run_floor) {
+    floor.emplace(tree.read_files, tree.list_dirs);
+    if (!floor->ok()) return std::unexpected("cannot start the floor process");
+    row.floor_kept = floor->keptOpen();
+  }
 
   SelfMetrics metrics;
   ErrorReporter errors(metrics.registry());
   CgroupCollectorOptions copt;
-  copt.cgroup_root = tree->root;
+  copt.cgroup_root = tree.root;
   copt.proc_root = "/proc";
-  copt.log_root = *dir / "no-such-log-root";
+  copt.log_root = log_root;
   const std::size_t heap0 = heapInUse();
-  CgroupCollector collector(copt, errors);
+  std::optional<CgroupCollector> collector;
   Snapshot snapshot;
-
-  // First cycle: discovery (finds kubepods, opens files). Reported apart from steady state.
-  {
-    const AllocCounter allocs;
-    const CostMeter meter;
-    snapshot.reset();
-    collector.collect(snapshot);
-    row.first_cycle_us = us(meter.stop().cpu_ns);
-    row.first_cycle_allocs = allocs.count().allocs;
+  if (run_collector) {
+    collector.emplace(copt, errors);
+    // First cycle: discovery (finds kubepods, opens files). Reported apart from steady state.
+    {
+      const AllocCounter allocs;
+      const CostMeter meter;
+      snapshot.reset();
+      collector->collect(snapshot);
+      row.first_cycle_us = us(meter.stop().cpu_ns);
+      row.first_cycle_allocs = allocs.count().allocs;
+    }
+    for (int i = 1; i < args.warmup; ++i) {
+      snapshot.reset();
+      collector->collect(snapshot);
+    }
+    row.heap_kib = static_cast<double>(heapInUse() - std::min(heap0, heapInUse())) / 1024.0;
+    std::size_t with_cpu = 0, with_ws = 0, with_psi = 0, with_io = 0, foreign = 0;
+    for (const CgroupSample* s : snapshot.cgroups) {
+      if (!own.owns(s->id)) {
+        ++foreign;
+        continue;
+      }
+      ++row.samples;
+      with_cpu += s->has(CgroupField::kCpuUsageNs) ? 1 : 0;
+      with_ws += s->has(CgroupField::kMemWorkingSetBytes) ? 1 : 0;
+      with_psi += s->has(CgroupField::kPsiCpuSomeUs) ? 1 : 0;
+      with_io += s->io_present ? 1 : 0;
+    }
+    const CgroupCollectorStats st = collector->stats();
+    std::printf(
+        "    collector: %zu samples (expected %zu); cpu usage in %zu, working set in %zu, "
+        "cpu PSI in %zu, io in %zu; stats: pods %zu containers %zu hierarchies %zu "
+        "kubepods roots %zu open files %zu\n",
+        row.samples, tree.pods + tree.containers, with_cpu, with_ws, with_psi, with_io, st.pods,
+        st.containers, st.hierarchies, st.kubepods_roots, st.open_files);
+    if (foreign > 0) {
+      std::printf(
+          "    WARNING: the collector also reads %zu cgroups of other kubepods trees on this host; "
+          "its cycle cost includes them, the floor's does not\n",
+          foreign);
+    }
+    row.collector_files = printFdCheck(tree, openFdTargets(), own);
   }
-  for (int i = 1; i < args.warmup; ++i) {
-    snapshot.reset();
-    collector.collect(snapshot);
-  }
-  row.heap_kib = static_cast<double>(heapInUse() - std::min(heap0, heapInUse())) / 1024.0;
-  row.samples = snapshot.cgroups.size();
-  std::size_t with_cpu = 0, with_ws = 0, with_psi = 0, with_io = 0;
-  for (const CgroupSample* s : snapshot.cgroups) {
-    with_cpu += s->has(CgroupField::kCpuUsageNs) ? 1 : 0;
-    with_ws += s->has(CgroupField::kMemWorkingSetBytes) ? 1 : 0;
-    with_psi += s->has(CgroupField::kPsiCpuSomeUs) ? 1 : 0;
-    with_io += s->io_present ? 1 : 0;
-  }
-  const CgroupCollectorStats st = collector.stats();
-  std::printf(
-      "    collector: %zu samples (expected %zu); cpu usage in %zu, working set in %zu, "
-      "cpu PSI in %zu, io in %zu; stats: pods %zu containers %zu hierarchies %zu "
-      "kubepods roots %zu open files %zu\n",
-      row.samples, tree->pods + tree->containers, with_cpu, with_ws, with_psi, with_io, st.pods,
-      st.containers, st.hierarchies, st.kubepods_roots, st.open_files);
-  row.collector_files = st.open_files;
-  printFdCheck(*tree, openFdTargets());
-  if (floor.keptOpen() < floor.files()) {
+  if (floor && floor->keptOpen() < floor->files()) {
     std::printf(
         "    floor: RLIMIT_NOFILE %zu lets its process keep %zu of %zu files open; the rest "
         "are opened in chunks each cycle, outside the timed pread()s\n",
-        fdLimit(), floor.keptOpen(), floor.files());
+        fdLimit(), floor->keptOpen(), floor->files());
   }
   FloorRound round;
-  for (int i = 0; i < 2; ++i) floor.round(round);
+  if (floor) {
+    for (int i = 0; i < 2; ++i) floor->round(round);
+  }
 
   std::vector<double> cpu, wall, user, sys, allocs, fl, orc, ls;
   std::size_t floor_errors = 0;
   const auto collectorCycle = [&] {
+    if (!collector) return;
     const AllocCounter counter;
     const CostMeter meter;
     snapshot.reset();
-    collector.collect(snapshot);
+    collector->collect(snapshot);
     const CycleCost c = meter.stop();
     const AllocCount a = counter.count();
     cpu.push_back(us(c.cpu_ns));
@@ -260,7 +288,8 @@ std::expected<Row, std::string> runOne(TreeLayout layout, std::size_t containers
     row.alloc_bytes_total += a.bytes;
   };
   const auto floorCycles = [&] {
-    if (!floor.round(round)) return false;
+    if (!floor) return true;
+    if (!floor->round(round)) return false;
     fl.push_back(us(round.pread.cpu_ns));
     orc.push_back(us(round.open_read_close.cpu_ns));
     ls.push_back(us(round.list.cpu_ns));
@@ -287,13 +316,71 @@ std::expected<Row, std::string> runOne(TreeLayout layout, std::size_t containers
   row.floor_us = summarize(fl);
   row.orc_us = summarize(orc);
   row.ls_us = summarize(ls);
-  printErrors(metrics);
+  if (collector) printErrors(metrics);
   return row;
 }
 
-void printTable(TreeLayout layout, const std::vector<Row>& rows) {
+std::expected<Row, std::string> runTmpfs(TreeLayout layout, std::size_t containers,
+                                         const Args& args) {
+  auto dir = makeTempDir("nodewarden-bench");
+  if (!dir) return std::unexpected(dir.error());
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  } cleanup{*dir};
+
+  SyntheticTreeOptions topt;
+  topt.root = *dir / "cgroup";
+  topt.containers = containers;
+  topt.layout = layout;
+  const CostMeter build_meter;
+  auto tree = buildSyntheticTree(topt);
+  if (!tree) return std::unexpected(tree.error());
+  const CycleCost build = build_meter.stop();
+  std::printf("  %s, %zu containers: %zu pods, %zu files written (%zu read per cycle) in %.0f ms\n",
+              layoutName(layout), tree->containers, tree->pods, tree->files_written,
+              tree->read_files.size(), static_cast<double>(build.wall_ns) / 1e6);
+  return measure(*tree, Ownership{}, *dir / "no-such-log-root", args);
+}
+
+// Real cgroups: builds, measures, removes (also when measuring fails) and checks that nothing of
+// the tree is left. build_s receives the time the mkdirs took.
+std::expected<Row, std::string> runReal(std::size_t containers, const Args& args, double& build_s) {
+  RealCgroupTree real;
+  RealTreeOptions ropt;
+  ropt.containers = containers;
+  const CostMeter build_meter;
+  if (auto r = real.build(ropt); !r) return std::unexpected("real cgroups: " + r.error());
+  const CycleCost build = build_meter.stop();
+  build_s = static_cast<double>(build.wall_ns) / 1e9;
+  const SyntheticTree& tree = real.tree();
+  std::printf(
+      "  real cgroups, %zu containers: %zu pods, %zu cgroups made in %zu hierarchies under "
+      "<base>/%s (%zu files read per cycle) in %.0f ms\n",
+      tree.containers, tree.pods, real.created(), real.bases().size(), real.parentName().c_str(),
+      tree.read_files.size(), build_s * 1e3);
+  std::printf("    bases:");
+  for (const auto& b : real.bases()) std::printf(" %s", b.c_str());
+  std::printf("\n");
+  auto row = measure(tree, Ownership{"/" + real.parentName() + "/"},
+                     "/run/nodewarden-bench-no-such-log-root", args);
+  const CostMeter rm_meter;
+  const std::size_t failed = real.remove();
+  const double rm_ms = static_cast<double>(rm_meter.stop().wall_ns) / 1e6;
+  const auto left = real.leftovers();
+  std::printf("    cleanup: rmdir of %zu cgroups in %.0f ms, %zu failed; left behind: %s\n",
+              real.created(), rm_ms, failed, left.empty() ? "nothing" : "");
+  for (const auto& l : left) std::printf("      LEFT: %s\n", l.c_str());
+  if (!left.empty()) return std::unexpected("real cgroups were left behind");
+  return row;
+}
+
+void printTable(const std::string& title, const std::vector<Row>& rows) {
   std::printf("\n== %s: CgroupCollector::collect() per cycle vs the read floor ==\n",
-              layoutName(layout));
+              title.c_str());
   std::printf(
       "thread CPU µs per cycle (CLOCK_THREAD_CPUTIME_ID), medians unless noted; user/sys: "
       "getrusage(RUSAGE_SELF) deltas, tick-sampled split\n");
@@ -317,8 +404,9 @@ void printTable(TreeLayout layout, const std::vector<Row>& rows) {
         r.cpu_us.p90, per_ctr, r.user_us.median, r.sys_us.median, r.wall_us.median, r.allocs_median,
         static_cast<unsigned long long>(r.allocs_max),
         static_cast<unsigned long long>(r.first_cycle_allocs), r.floor_us.median, r.orc_us.median,
-        r.ls_us.median, r.cpu_us.median / r.floor_us.median, r.cpu_us.median / mixed_floor,
-        r.cpu_us.median / (r.orc_us.median + r.ls_us.median));
+        r.ls_us.median, ratio(r.cpu_us.median, r.floor_us.median),
+        ratio(r.cpu_us.median, mixed_floor),
+        ratio(r.cpu_us.median, r.orc_us.median + r.ls_us.median));
   }
   std::printf(
       "files = files the tree has for the collector to read per cycle (pod and container dirs), "
@@ -346,10 +434,24 @@ void printTable(TreeLayout layout, const std::vector<Row>& rows) {
       const double per = r.cpu_us.median / static_cast<double>(r.containers);
       const double fper = r.floor_us.median / static_cast<double>(r.containers);
       std::printf("  %zu: collector %.2f (x%.2f) floor %.2f (x%.2f);", r.containers, per,
-                  per / base, fper, fper / fbase);
+                  ratio(per, base), fper, ratio(fper, fbase));
     }
     std::printf("\n");
   }
+}
+
+bool usage(const char* argv0) {
+  std::fprintf(stderr,
+               "usage: %s [--tree=tmpfs|real|both] [--sizes=100,1000,5000] [--layouts=v1,v2] "
+               "[--only=collector|floor] [--cycles=N] [--warmup=N] [--real-build-budget=SECONDS]\n"
+               "  tmpfs: synthetic trees of regular files; v1 is the hybrid layout (v1 controllers "
+               "+ unified/), --layouts applies to tmpfs only\n"
+               "  real: real cgroups below this process's own cgroups in cpu, cpuacct, memory, "
+               "blkio and unified (root, hybrid v1 host); a size whose mkdirs would take longer "
+               "than the budget (120 s), extrapolated from the previous size, is skipped\n"
+               "  --only: run the collector or the floor alone (to profile one side)\n",
+               argv0);
+  return false;
 }
 
 bool parseArgs(int argc, char** argv, Args& args) {
@@ -369,16 +471,26 @@ bool parseArgs(int argc, char** argv, Args& args) {
       args.layouts.clear();
       if (l.find("v1") != std::string_view::npos) args.layouts.push_back(TreeLayout::kHybrid);
       if (l.find("v2") != std::string_view::npos) args.layouts.push_back(TreeLayout::kV2);
+    } else if (auto t = value("--tree="); !t.empty()) {
+      args.tmpfs = t.find("tmpfs") != std::string_view::npos || t == "both";
+      args.real = t.find("real") != std::string_view::npos || t == "both";
+      if (!args.tmpfs && !args.real) return usage(argv[0]);
+    } else if (auto o = value("--only="); !o.empty()) {
+      if (o == "collector") {
+        args.only = Only::kCollector;
+      } else if (o == "floor") {
+        args.only = Only::kFloor;
+      } else {
+        return usage(argv[0]);
+      }
+    } else if (auto b = value("--real-build-budget="); !b.empty()) {
+      args.real_build_budget_s = std::atof(std::string(b).c_str());
     } else if (auto c = value("--cycles="); !c.empty()) {
       args.cycles = std::atoi(std::string(c).c_str());
     } else if (auto w = value("--warmup="); !w.empty()) {
       args.warmup = std::max(1, std::atoi(std::string(w).c_str()));
     } else {
-      std::fprintf(stderr,
-                   "usage: %s [--sizes=100,1000,5000] [--layouts=v1,v2] [--cycles=N] "
-                   "[--warmup=N]\n  v1 is the hybrid layout (v1 controllers + unified/)\n",
-                   argv[0]);
-      return false;
+      return usage(argv[0]);
     }
   }
   return true;
@@ -394,17 +506,48 @@ int main(int argc, char** argv) {
   raiseFdLimit();
   std::printf("bench_collect_cycle: %ld CPUs online, RLIMIT_NOFILE %zu\n",
               ::sysconf(_SC_NPROCESSORS_ONLN), fdLimit());
-  for (TreeLayout layout : args.layouts) {
+  if (args.tmpfs) {
+    for (TreeLayout layout : args.layouts) {
+      std::vector<Row> rows;
+      for (std::size_t n : args.sizes) {
+        auto row = runTmpfs(layout, n, args);
+        if (!row) {
+          std::fprintf(stderr, "bench_collect_cycle: %s\n", row.error().c_str());
+          return 1;
+        }
+        rows.push_back(*row);
+      }
+      printTable(std::string("tmpfs ") + layoutName(layout), rows);
+      std::printf("\n");
+    }
+  }
+  if (args.real) {
     std::vector<Row> rows;
+    double prev_build_s = 0;
+    std::size_t prev_n = 0;
     for (std::size_t n : args.sizes) {
-      auto row = runOne(layout, n, args);
+      if (prev_n > 0) {
+        const double projected =
+            prev_build_s * static_cast<double>(n) / static_cast<double>(prev_n);
+        if (projected > args.real_build_budget_s) {
+          std::printf(
+              "  real cgroups, %zu containers: skipped, the mkdirs would take ~%.0f s "
+              "(budget %.0f s)\n",
+              n, projected, args.real_build_budget_s);
+          continue;
+        }
+      }
+      double build_s = 0;
+      auto row = runReal(n, args, build_s);
       if (!row) {
         std::fprintf(stderr, "bench_collect_cycle: %s\n", row.error().c_str());
         return 1;
       }
       rows.push_back(*row);
+      prev_build_s = build_s;
+      prev_n = n;
     }
-    printTable(layout, rows);
+    printTable("real cgroups hybrid(v1+unified)", rows);
     std::printf("\n");
   }
   return 0;

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "collectors/common/pread_file.h"
 #include "collectors/node/proc_parsers.h"
 
 namespace nodewarden {
@@ -36,7 +37,6 @@ class ProcFile {
     int ignored = 0;
     open(ignored);  // a file missing now is retried, and reported, at collection time
   }
-  ~ProcFile() { close(); }
   ProcFile(const ProcFile&) = delete;
   ProcFile& operator=(const ProcFile&) = delete;
 
@@ -44,7 +44,7 @@ class ProcFile {
 
   // The whole file as text viewing into buffer (valid until the buffer's next use).
   ReadStatus read(std::vector<char>& buffer, std::string_view& text, int& err) {
-    if (fd_ < 0 && !open(err)) {
+    if (!file_.isOpen() && !open(err)) {
       return openFailure(err);
     }
     const ReadStatus status = readWhole(buffer, text, err);
@@ -65,35 +65,23 @@ class ProcFile {
   }
 
   bool open(int& err) {
-    fd_ = ::open(display_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      err = errno;
-      return false;
-    }
-    return true;
+    auto r = file_.openAt(AT_FDCWD, display_.c_str());
+    if (!r) err = r.error();
+    return r.has_value();
   }
 
-  void close() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
+  void close() { file_.close(); }
 
   ReadStatus readWhole(std::vector<char>& buffer, std::string_view& text, int& err) {
     for (;;) {
-      const ssize_t n = ::pread(fd_, buffer.data(), buffer.size(), 0);
-      if (n < 0) {
-        if (errno == EINTR) {
-          continue;
-        }
-        err = errno;
-        return ReadStatus::kReadError;
-      }
-      const auto got = static_cast<std::size_t>(n);
-      if (got < buffer.size()) {
-        text = std::string_view(buffer.data(), got);
+      auto r = file_.read(buffer);
+      if (r) {
+        text = *r;
         return ReadStatus::kOk;
+      }
+      if (r.error() != EFBIG) {
+        err = r.error();
+        return ReadStatus::kReadError;
       }
       if (buffer.size() >= kMaxBufferBytes) {
         return ReadStatus::kTooLarge;
@@ -104,7 +92,7 @@ class ProcFile {
 
   std::filesystem::path path_;
   std::string display_;
-  int fd_ = -1;
+  PreadFile file_;
 };
 
 }  // namespace

@@ -152,6 +152,38 @@ struct Tracked {
   std::uint64_t seen_generation = 0;
   bool named = false;
   bool gone = false;
+
+  // Containers: their pod (a pod outlives its containers in tracked_: see discover()).
+  Tracked* pod = nullptr;
+  // Pods: the pod's directory in the primary hierarchy, kept open, and its link count when it
+  // was last listed. kernfs (like tmpfs and ext4) counts 2 + subdirectories, so an unchanged
+  // count means an unchanged set of containers, and the pod need not be listed again.
+  int dir_fd = -1;
+  nlink_t listed_nlink = 0;
+  std::uint64_t listed_generation = 0;
+  bool relist = true;  // set when a container vanished under it
+
+  Tracked() = default;
+  Tracked(const Tracked&) = delete;
+  Tracked& operator=(const Tracked&) = delete;
+  ~Tracked() {
+    if (dir_fd >= 0) ::close(dir_fd);
+  }
+};
+
+// A pod is listed again at least this often even when its link count did not change, in case a
+// container was replaced by another between two cycles without any read noticing.
+constexpr std::uint64_t kFullRelistEvery = 30;
+
+// A directory descriptor closed at the end of its scope.
+struct TransientDir {
+  int fd = -1;
+  TransientDir() = default;
+  TransientDir(const TransientDir&) = delete;
+  TransientDir& operator=(const TransientDir&) = delete;
+  ~TransientDir() {
+    if (fd >= 0) ::close(fd);
+  }
 };
 
 // Values one file contributes to another's derived field within one read.
@@ -298,6 +330,7 @@ class CgroupCollector::Impl {
       old_signature.push_back(h.path + ":" + std::to_string(h.roles));
       for (const auto& r : h.roots) old_signature.push_back(r);
     }
+    file_budget_ = fileBudget();
     detectHierarchies();
     if (hierarchies_.empty()) {
       errors_.report(kComponent, "no_hierarchy",
@@ -361,14 +394,20 @@ class CgroupCollector::Impl {
       if (root_err != 0) listFailed(h, h.roots[r], root_err);
       ::close(root_fd);
     }
-    // What was not seen this cycle is gone: its series disappear from this snapshot on.
+    // What was not seen this cycle is gone: its series disappear from this snapshot on. A
+    // container of a pod that was not listed again this cycle (its link count is unchanged) is
+    // still there. Containers go first, while their pods are still alive to be asked.
     for (auto it = tracked_.begin(); it != tracked_.end();) {
-      if (it->second->seen_generation != generation_) {
-        for (auto& slot : it->second->slots) closeSlot(slot);
-        it = tracked_.erase(it);
-      } else {
-        ++it;
-      }
+      const Tracked& t = *it->second;
+      const bool alive =
+          t.pod == nullptr ||
+          (t.pod->seen_generation == generation_ &&
+           (t.pod->listed_generation != generation_ || t.seen_generation == generation_));
+      it = alive ? std::next(it) : untrack(it);
+    }
+    for (auto it = tracked_.begin(); it != tracked_.end();) {
+      const Tracked& t = *it->second;
+      it = t.pod != nullptr || t.seen_generation == generation_ ? std::next(it) : untrack(it);
     }
     locateMissing();
     if (names_dirty_ || (any_unnamed_ && std::chrono::steady_clock::now() >= next_name_scan_)) {
@@ -381,25 +420,55 @@ class CgroupCollector::Impl {
     const std::size_t base = rel_.size();
     rel_.append(dir_name);
     key_.assign(uid_).push_back('/');
-    track(qos, {});
+    Tracked* p = track(qos, {}, nullptr);
     const Hierarchy& h = hierarchies_[static_cast<std::size_t>(primary_)];
-    const int pod_fd = openDir(parent_fd, dir_name.data(), h, rel_);
-    if (pod_fd >= 0) {
-      const std::size_t pod_rel = rel_.size();
-      const int err = pod_lister_.forEachSubdir(pod_fd, [&](std::string_view name) {
-        auto id = cgroup::parseContainerDir(name);
-        if (!id) return;
-        rel_.push_back('/');
-        rel_.append(name);
-        key_.assign(uid_).push_back('/');
-        key_.append(*id);
-        track(qos, *id);
-        rel_.resize(pod_rel);
-      });
-      if (err != 0) listFailed(h, rel_, err);
-      ::close(pod_fd);
+    // Past the descriptor budget the pod's directory is opened, listed and closed every cycle.
+    TransientDir temp;
+    int dir_fd = p->dir_fd;
+    if (dir_fd < 0) {
+      dir_fd = openDir(parent_fd, dir_name.data(), h, rel_);
+      if (dir_fd >= 0 && open_files_ < file_budget_) {
+        p->dir_fd = dir_fd;
+        ++open_files_;
+        p->relist = true;
+      } else {
+        temp.fd = dir_fd;
+      }
+    }
+    struct stat st {};
+    if (dir_fd >= 0 && ::fstat(dir_fd, &st) == 0) {
+      // Read the count before listing: a container made in between is then listed now and
+      // still changes the count seen next cycle, so it is never missed.
+      const bool changed = temp.fd >= 0 || p->relist || st.st_nlink < 2 ||
+                           st.st_nlink != p->listed_nlink || generation_ % kFullRelistEvery == 0;
+      if (changed && ::lseek(dir_fd, 0, SEEK_SET) == 0) {
+        p->listed_nlink = st.st_nlink;
+        p->listed_generation = generation_;
+        p->relist = false;
+        const std::size_t pod_rel = rel_.size();
+        const int err = pod_lister_.forEachSubdir(dir_fd, [&](std::string_view name) {
+          auto id = cgroup::parseContainerDir(name);
+          if (!id) return;
+          rel_.push_back('/');
+          rel_.append(name);
+          key_.assign(uid_).push_back('/');
+          key_.append(*id);
+          track(qos, *id, p);
+          rel_.resize(pod_rel);
+        });
+        if (err != 0) listFailed(h, rel_, err);
+      }
     }
     rel_.resize(base);
+  }
+
+  using TrackedMap = std::unordered_map<std::string, std::unique_ptr<Tracked>>;
+
+  TrackedMap::iterator untrack(TrackedMap::iterator it) {
+    Tracked& t = *it->second;
+    for (auto& slot : t.slots) closeSlot(slot);
+    if (t.dir_fd >= 0) --open_files_;  // closed by ~Tracked
+    return tracked_.erase(it);
   }
 
   // Opens a directory of kubelet's tree for listing. ENOENT is the normal race with a pod's
@@ -416,13 +485,14 @@ class CgroupCollector::Impl {
                    h.path + "/" + std::string(what) + ": " + errnoText(err));
   }
 
-  void track(QosClass qos, std::string_view container_id) {
+  Tracked* track(QosClass qos, std::string_view container_id, Tracked* pod) {
     auto it = tracked_.find(key_);
     if (it != tracked_.end()) {
       it->second->seen_generation = generation_;
-      return;
+      return it->second.get();
     }
     auto t = std::make_unique<Tracked>();
+    t->pod = pod;
     t->seen_generation = generation_;
     t->rel = rel_;
     t->sample.pod_uid = uid_;
@@ -432,7 +502,7 @@ class CgroupCollector::Impl {
     t->slots.resize(hierarchies_.size());
     for (std::size_t i = 0; i < hierarchies_.size(); ++i) locate(*t, i);
     names_dirty_ = true;
-    tracked_.emplace(key_, std::move(t));
+    return tracked_.emplace(key_, std::move(t)).first->second.get();
   }
 
   // Finds t's cgroup in hierarchy i below one of its kubepods roots and opens its files.
@@ -457,12 +527,12 @@ class CgroupCollector::Impl {
     slot.dir = path_;
     std::size_t wanted = 0;
     for (const auto& spec : kFileSpecs) wanted += (h.roles & spec.role) ? 1 : 0;
-    slot.transient = open_files_ + wanted > fileBudget();
+    slot.transient = open_files_ + wanted > file_budget_;
     if (slot.transient && !warned_budget_) {
       warned_budget_ = true;
       errors_.report(kComponent, "fd_budget_exhausted",
                      "more cgroup files than the descriptor budget of " +
-                         std::to_string(fileBudget()) +
+                         std::to_string(file_budget_) +
                          "; reading the rest by path each cycle (raise RLIMIT_NOFILE)");
     }
     for (const auto& spec : kFileSpecs) {
@@ -605,13 +675,28 @@ class CgroupCollector::Impl {
     Scratch scratch;
     for (std::size_t i = 0; i < t.slots.size(); ++i) {
       Slot& slot = t.slots[i];
+      // A transient slot's files are opened relative to its directory, opened once per cycle,
+      // rather than each walking the whole path from the hierarchy's root.
+      TransientDir dir;
+      int dir_err = 0;
+      if (slot.transient && !slot.files.empty()) {
+        dir.fd = ::openat(hierarchies_[i].fd, slot.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir.fd < 0) dir_err = errno;
+      }
       for (auto& of : slot.files) {
-        auto content = slot.transient ? readTransient(i, slot, of) : of.file.read(read_buf_);
+        std::expected<std::string_view, int> content = std::unexpected(dir_err);
+        if (!slot.transient) {
+          content = of.file.read(read_buf_);
+        } else if (dir.fd >= 0) {
+          content = readFileAt(dir.fd, of.name, read_buf_);
+        }
         if (!content) {
           const int err = content.error();
           if (err == ENODEV || err == ENOENT) {
-            // The cgroup was removed between listing and reading: gone from this snapshot.
+            // The cgroup was removed between listing and reading: gone from this snapshot, and
+            // its pod is listed again next cycle.
             t.gone = true;
+            if (t.pod != nullptr) t.pod->relist = true;
             errors_.report(kComponent, "vanished_mid_read", where(i, slot));
             return;
           }
@@ -627,13 +712,6 @@ class CgroupCollector::Impl {
       s.set(CgroupField::kMemWorkingSetBytes,
             usage > scratch.inactive_file ? usage - scratch.inactive_file : 0);
     }
-  }
-
-  std::expected<std::string_view, int> readTransient(std::size_t h, const Slot& slot,
-                                                     const OpenFile& of) {
-    path_.assign(slot.dir).push_back('/');
-    path_.append(of.name);
-    return readFileAt(hierarchies_[h].fd, path_.c_str(), read_buf_);
   }
 
   std::string where(std::size_t h, const Slot& slot) const {
@@ -877,7 +955,7 @@ class CgroupCollector::Impl {
   std::uint64_t cycle_ = 0;
   std::uint64_t generation_ = 0;
 
-  std::unordered_map<std::string, std::unique_ptr<Tracked>> tracked_;
+  std::unordered_map<std::string, std::unique_ptr<Tracked>> tracked_;  // TrackedMap
 
   // Reused buffers: the per-cycle path never allocates once these have grown.
   std::vector<char> read_buf_;
@@ -886,6 +964,7 @@ class CgroupCollector::Impl {
   DirLister root_lister_, qos_lister_, pod_lister_, search_lister_;
 
   std::size_t open_files_ = 0;
+  std::size_t file_budget_ = 0;
   bool warned_budget_ = false;
 
   bool names_dirty_ = false;

@@ -250,6 +250,35 @@ TEST(CgroupCollector, NewContainerAppearsOnTheNextCycle) {
   EXPECT_EQ(got.at(kU3 + "/" + id)->container_name, "") << "no log names it";
 }
 
+TEST(CgroupCollector, OneContainerRemovedFromALivePodLeaves) {
+  TempTree t("v2-cgroupfs-docker");
+  Harness h(t.root());
+  ASSERT_EQ(h.collect().size(), 6U);
+  fs::remove_all(t.root() / "sys/fs/cgroup/kubepods/burstable" / ("pod" + kU1) / kId1);
+  auto got = h.collect();
+  EXPECT_EQ(got.size(), 5U);
+  EXPECT_EQ(got.count(kU1 + "/" + kId1), 0U);
+  EXPECT_EQ(got.count(kU1 + "/"), 1U);
+}
+
+// Pods whose link count did not change are not listed again every cycle; a container replaced by
+// another between two cycles (same count, and on tmpfs the old files still read) is still found
+// by the periodic full listing.
+TEST(CgroupCollector, ReplacedContainerIsFoundByThePeriodicListing) {
+  TempTree t("v2-cgroupfs-docker");
+  Harness h(t.root());
+  ASSERT_EQ(h.collect().size(), 6U);
+  const fs::path pod = t.root() / "sys/fs/cgroup/kubepods/besteffort" / ("pod" + kU3);
+  fs::remove_all(pod / kId3);
+  const std::string id(64, 'f');
+  fs::create_directory(pod / id);
+  writeFile(pod / id / "cpu.stat", "usage_usec 7\n");
+  bool found = false;
+  for (int i = 0; i < 31 && !found; ++i) found = h.collect().count(kU3 + "/" + id) == 1;
+  EXPECT_TRUE(found);
+  EXPECT_EQ(h.collect().count(kU3 + "/" + kId3), 0U);
+}
+
 TEST(CgroupCollector, OddEntriesAreIgnoredNotFatal) {
   TempTree t("v2-cgroupfs-docker");
   const fs::path kp = t.root() / "sys/fs/cgroup/kubepods";
@@ -401,6 +430,27 @@ TEST(RealKernel, CollectorFollowsARealTreeAndDropsARemovedCgroup) {
   }
   EXPECT_FALSE(found);
   EXPECT_GE(errors.count("cgroup", "vanished_mid_read"), 1.0);
+
+  // Replace the container with another one in every hierarchy: the link count of the pod stays
+  // the same, but the old container's reads fail with ENODEV, so the pod is listed again.
+  const std::string id2 = std::string(63, 'e') + "2";
+  for (std::size_t i = 0; i < made.size(); ++i) {
+    if (i != 2) {
+      ASSERT_EQ(::rmdir((made[i] / rel / kId1).c_str()), 0);
+    }
+    fs::create_directory(made[i] / rel / id2);
+  }
+  snap.reset();
+  c.collect(snap);
+  snap.reset();
+  c.collect(snap);
+  found = false;
+  for (const auto* s : snap.cgroups) {
+    if (s->container_id == id2 && s->id.find(parent) != std::string::npos) found = true;
+    EXPECT_FALSE(s->container_id == kId1 && s->id.find(parent) != std::string::npos);
+  }
+  EXPECT_TRUE(found) << "the replacement container within two cycles";
+  for (const auto& base : made) ::rmdir((base / rel / id2).c_str());
   cleanup();
   EXPECT_FALSE(fs::exists(made[0]));
 }

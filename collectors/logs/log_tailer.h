@@ -1,0 +1,69 @@
+// LogTailer: follows every container log file under kubelet's log root
+// (<root>/<namespace>_<pod>_<uid>/<container>/<restart>.log), through rotation, restarts of the
+// agent and restarts of containers, and hands whole log lines to a LogSink.
+//
+// What a reader gets wrong: positions are committed only when the pipeline says the lines before
+// them are durable (commit()), never when they are read; a rotated file is kept open and read to
+// its end before it is let go, however far behind the agent is.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pipeline/log_record.h"
+#include "pipeline/self_metrics.h"
+
+namespace nodewarden::logs {
+
+struct LogTailerOptions {
+  std::filesystem::path log_root = "/var/log/pods";
+  std::filesystem::path checkpoint_file;  // e.g. <state-dir>/checkpoints/logs.json
+  std::string node_name;
+  std::size_t max_line_bytes = 256 * 1024;  // Loki's default line limit
+  std::size_t max_open_files = 1024;
+  bool read_compressed = false;  // rotated .gz files are skipped unless set
+  std::chrono::milliseconds rescan_interval{10000};
+  std::size_t read_chunk_bytes = 64 * 1024;
+};
+
+struct LogTailerStats {
+  std::size_t open_files = 0;
+  std::uint64_t bytes_read = 0;
+  std::uint64_t lines_read = 0;
+  std::uint64_t lines_truncated = 0;
+  std::uint64_t bad_records = 0;
+};
+
+class LogTailer {
+ public:
+  LogTailer(LogTailerOptions options, ErrorReporter& errors);
+  ~LogTailer();
+  LogTailer(const LogTailer&) = delete;
+  LogTailer& operator=(const LogTailer&) = delete;
+
+  // The inotify descriptor the event loop waits on (readable: call poll()). -1 if unavailable
+  // (the periodic rescan still finds everything).
+  [[nodiscard]] int watchFd() const;
+
+  // Handles pending inotify events, rescans when due, and reads new data, giving whole lines to
+  // sink until it has no room or byte_budget bytes were read. Returns the bytes read. Never blocks.
+  std::size_t poll(LogSink& sink, std::size_t byte_budget);
+
+  // These positions are durable: persist them (atomically) and release rotated or deleted files
+  // that are fully read and committed.
+  void commit(const std::vector<LogCheckpoint>& checkpoints);
+
+  // Read lag of each followed file in bytes (size - offset), for the per-file lag metric.
+  [[nodiscard]] std::vector<std::pair<std::string, std::uint64_t>> lagPerFile() const;
+  [[nodiscard]] LogTailerStats stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nodewarden::logs

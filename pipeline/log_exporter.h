@@ -1,0 +1,35 @@
+// LogExporter: one log destination. send() is called by the shipper on its own thread with the
+// spool's oldest batch and answers how it went; the shipper owns retries, backoff and splitting.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "pipeline/log_record.h"
+
+namespace nodewarden {
+
+enum class SendStatus {
+  kOk,        // accepted (2xx): acknowledge the batch
+  kRetry,     // 429, 5xx, connection error, timeout: send the same batch again later
+  kDrop,      // other 4xx (400 above all): never resend; count and log once
+  kTooLarge,  // 413: split the batch and send the halves
+};
+
+struct SendResult {
+  SendStatus status = SendStatus::kRetry;
+  int http_status = 0;  // 0 when no response came
+  std::string message;  // the peer's reply (truncated) or the transport error
+  std::chrono::milliseconds retry_after{0};  // from a Retry-After header, when given
+};
+
+class LogExporter {
+ public:
+  virtual ~LogExporter() = default;
+  [[nodiscard]] virtual std::string_view name() const = 0;
+  // Blocking; bounded by the exporter's own timeouts. Never throws.
+  virtual SendResult send(const LogBatch& batch) = 0;
+};
+
+}  // namespace nodewarden

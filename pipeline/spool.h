@@ -1,0 +1,62 @@
+// Spool: the durable, bounded, on-disk queue of log batches between the batcher and the exporter.
+// Segment files of zstd-compressed, checksummed records under a directory; appended with fsync;
+// read oldest first; removed when acknowledged.
+//
+// What a reader gets wrong: the spool is on the normal path, not only when the destination is
+// down. Every batch is appended (and its source positions then committed) before it is sent, so
+// a restart replays exactly what was not acknowledged, in order. When the byte bound is reached
+// the oldest segment is dropped and its lines are counted as lost.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "pipeline/log_record.h"
+#include "pipeline/self_metrics.h"
+
+namespace nodewarden {
+
+struct SpoolOptions {
+  std::filesystem::path dir;                  // e.g. <state-dir>/spool/loki
+  std::uint64_t max_bytes = 512ULL << 20;     // bound on the segment files' total size
+  std::uint64_t segment_bytes = 16ULL << 20;  // a segment is closed past this size
+  int zstd_level = 3;
+  bool fsync = true;                          // tests of crash behaviour keep it on
+};
+
+class Spool {
+ public:
+  // Opens (creating) the directory and recovers what is there: a torn or corrupt tail record (a
+  // crash mid-append) is cut off and counted, earlier records stay.
+  static std::expected<std::unique_ptr<Spool>, std::string> open(SpoolOptions options,
+                                                                 ErrorReporter& errors);
+  virtual ~Spool() = default;
+
+  // Appends durably and returns the batch's sequence number (increasing across restarts). May drop
+  // the oldest segments to stay under max_bytes. Thread-safe.
+  virtual std::expected<std::uint64_t, std::string> append(const LogBatch& batch) = 0;
+
+  // The oldest batch not yet acknowledged (with its sequence), or nullopt when empty. Thread-safe.
+  virtual std::optional<LogBatch> front() = 0;
+
+  // Removes the batch with this sequence (which must be the front). Thread-safe.
+  virtual void acknowledge(std::uint64_t sequence) = 0;
+
+  [[nodiscard]] virtual std::uint64_t bytes() const = 0;      // on disk
+  [[nodiscard]] virtual std::uint64_t batches() const = 0;    // not acknowledged
+  [[nodiscard]] virtual std::uint64_t lostLines() const = 0;  // dropped when full, or corrupt
+  // Age of the oldest unacknowledged batch (0 when empty).
+  [[nodiscard]] virtual std::chrono::milliseconds oldestAge() const = 0;
+};
+
+// The spool's record payload: a LogBatch in a compact binary form (exported for the fuzz target
+// and tests). decode rejects anything malformed with a reason.
+std::string encodeLogBatch(const LogBatch& batch);
+std::expected<LogBatch, std::string> decodeLogBatch(std::string_view bytes);
+
+}  // namespace nodewarden

@@ -2,12 +2,11 @@
 // JSON logs, the HTTP endpoints (with gzip) on a fixture node, and a clean stop on SIGTERM.
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
@@ -68,19 +67,6 @@ Result runAgent(std::vector<std::string> args) {
   return r;
 }
 
-int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 TEST(AgentCli, VersionPrintsTheVersion) {
   auto r = runAgent({"version"});
   EXPECT_EQ(r.exit_code, 0);
@@ -125,7 +111,7 @@ TEST(AgentCli, RunWithABadConfigStopsWithExitCode2AndOneJsonLine) {
 }
 
 TEST(AgentCli, FlagsAreValidatedLikeTheFile) {
-  const std::string listen = "127.0.0.1:" + std::to_string(freePort());
+  const std::string listen = "127.0.0.1:" + std::to_string(nodewarden::testing::freeLoopbackPort());
   auto r = runAgent({"run", "--interval", "500ms", "--listen", listen});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("interval"), std::string::npos) << r.output;
@@ -165,7 +151,7 @@ GzipResponse getGzip(const std::string& url) {
 class AgentOnFixtureNode : public ::testing::Test {
  protected:
   void SetUp() override {
-    port_ = freePort();
+    port_ = nodewarden::testing::freeLoopbackPort();
     base_ = "http://127.0.0.1:" + std::to_string(port_);
     const fs::path node = kFixtures / "cgroup/v2-cgroupfs-docker";
     SpawnOptions o;
@@ -208,8 +194,7 @@ TEST_F(AgentOnFixtureNode, ServesHealthAndMetricsUnderCadvisorNames) {
   const std::string want =
       "container_cpu_usage_seconds_total{container=\"spark-driver\",id=\"/kubepods/burstable/"
       "pod11111111-2222-3333-4444-555555555551/" +
-      std::string(63, 'a') +
-      "1\",image=\"\",namespace=\"spark\",pod=\"driver-0\"} 20.123456\n";
+      std::string(63, 'a') + "1\",image=\"\",namespace=\"spark\",pod=\"driver-0\"} 20.123456\n";
   EXPECT_NE(m->body.find(want), std::string::npos) << m->body.substr(0, 2000);
   EXPECT_NE(m->body.find("container_memory_working_set_bytes{container=\"spark-driver\""),
             std::string::npos);
@@ -278,8 +263,8 @@ TEST_F(AgentOnFixtureNode, LogsAreJsonLinesAndSigtermStopsWithin2s) {
 }
 
 TEST_F(AgentOnFixtureNode, ASecondAgentOnTheSamePortFailsToStartWithAMessage) {
-  auto r = runAgent({"run", "--listen", "127.0.0.1:" + std::to_string(port_), "--cgroup-root",
-                     "/nonexistent"});
+  auto r = runAgent(
+      {"run", "--listen", "127.0.0.1:" + std::to_string(port_), "--cgroup-root", "/nonexistent"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("cannot listen"), std::string::npos) << r.output;
 }

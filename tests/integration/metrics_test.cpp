@@ -52,24 +52,6 @@ double wallSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// A port nobody listens on right now (bound to 0, then released for the child to take).
-int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
 std::string tail(const fs::path& file, std::size_t bytes = 3000) {
   std::ifstream in(file);
   std::ostringstream ss;
@@ -176,7 +158,7 @@ class Stack {
   explicit Stack(fs::path dir) : dir_(std::move(dir)) {}
 
   std::expected<void, std::string> startAgent(const fs::path& log_root) {
-    agent_port_ = freePort();
+    agent_port_ = nodewarden::testing::freeLoopbackPort();
     if (agent_port_ <= 0) return std::unexpected("no free port");
     fs::create_directories(dir_ / "state");
     SpawnOptions options;
@@ -210,7 +192,7 @@ class Stack {
   }
 
   std::expected<void, std::string> startPrometheus() {
-    prom_port_ = freePort();
+    prom_port_ = nodewarden::testing::freeLoopbackPort();
     if (prom_port_ <= 0) return std::unexpected("no free port");
     {
       std::ofstream yml(dir_ / "prom.yml");

@@ -20,6 +20,10 @@ struct HttpResponse {
 std::expected<HttpResponse, std::string> httpGet(
     const std::string& url, std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+// A loopback TCP port nobody listens on right now (bound to 0, then released for a child to
+// take); -1 if none could be had.
+int freeLoopbackPort();
+
 // Percent-encodes a query parameter value (PromQL has braces, quotes and brackets).
 std::string urlEncode(std::string_view text);
 

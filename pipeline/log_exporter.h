@@ -19,8 +19,8 @@ enum class SendStatus {
 
 struct SendResult {
   SendStatus status = SendStatus::kRetry;
-  int http_status = 0;  // 0 when no response came
-  std::string message;  // the peer's reply (truncated) or the transport error
+  int http_status = 0;                       // 0 when no response came
+  std::string message;                       // the peer's reply (truncated) or the transport error
   std::chrono::milliseconds retry_after{0};  // from a Retry-After header, when given
 };
 
@@ -30,6 +30,9 @@ class LogExporter {
   [[nodiscard]] virtual std::string_view name() const = 0;
   // Blocking; bounded by the exporter's own timeouts. Never throws.
   virtual SendResult send(const LogBatch& batch) = 0;
+  // Called from another thread at shutdown: a send in flight should give up promptly (answering
+  // kRetry; the batch stays in the spool). Sends after cancel() may fail at once.
+  virtual void cancel() {}
 };
 
 }  // namespace nodewarden

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "pipeline/log_record.h"
 #include "pipeline/self_metrics.h"
@@ -26,7 +27,7 @@ struct SpoolOptions {
   std::uint64_t max_bytes = 512ULL << 20;     // bound on the segment files' total size
   std::uint64_t segment_bytes = 16ULL << 20;  // a segment is closed past this size
   int zstd_level = 3;
-  bool fsync = true;                          // tests of crash behaviour keep it on
+  bool fsync = true;  // tests of crash behaviour keep it on
 };
 
 class Spool {

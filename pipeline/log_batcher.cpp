@@ -1,0 +1,99 @@
+#include "pipeline/log_batcher.h"
+
+#include <spdlog/spdlog.h>
+
+namespace nodewarden {
+
+LogBatcher::LogBatcher(LogBatcherOptions options, Spool& spool, OnDurable on_durable,
+                       prometheus::Registry& registry, ErrorReporter& errors)
+    : options_(options), spool_(spool), on_durable_(std::move(on_durable)), errors_(errors) {
+  auto& lines = prometheus::BuildCounter()
+                    .Name("nodewarden_log_lines_read_total")
+                    .Help("Log lines read from every source and handed to the log pipeline.")
+                    .Register(registry);
+  lines_in_ = &lines.Add({});
+  bytes_in_ = &prometheus::BuildCounter()
+                   .Name("nodewarden_log_bytes_read_total")
+                   .Help("Bytes of log lines handed to the log pipeline.")
+                   .Register(registry)
+                   .Add({});
+  auto& dropped = prometheus::BuildCounter()
+                      .Name("nodewarden_log_lines_dropped_total")
+                      .Help("Log lines dropped, by reason.")
+                      .Register(registry);
+  dropped_stream_cap_ = &dropped.Add({{"reason", "stream_limit"}});
+  batches_ = &prometheus::BuildCounter()
+                  .Name("nodewarden_log_batches_spooled_total")
+                  .Help("Log batches written to the spool.")
+                  .Register(registry)
+                  .Add({});
+}
+
+bool LogBatcher::hasRoom() const {
+  if (batch_.bytes >= options_.batch_bytes) return false;  // flush() first
+  const std::uint64_t limit = options_.spool_max_bytes > options_.spool_headroom_bytes
+                                  ? options_.spool_max_bytes - options_.spool_headroom_bytes
+                                  : 0;
+  return spool_.bytes() < limit;
+}
+
+bool LogBatcher::accept(const Labels& labels, LogEntry entry, const LogCheckpoint& checkpoint) {
+  if (!hasRoom()) return false;
+  auto it = stream_index_.find(labels);
+  if (it == stream_index_.end()) {
+    if (stream_index_.size() >= options_.max_streams) {
+      // The entry is consumed (its position may be committed with the next batch): counted, not
+      // silently lost.
+      dropped_stream_cap_->Increment();
+      errors_.report("logs", "stream_limit",
+                     "more than " + std::to_string(options_.max_streams) + " streams in a batch");
+      return true;
+    }
+    it = stream_index_.emplace(labels, batch_.streams.size()).first;
+    batch_.streams.push_back(LogBatch::Stream{labels, {}});
+  }
+  if (batch_.lines == 0) first_entry_ = Clock::now();
+  batch_.bytes += entry.line.size();
+  batch_.lines += 1;
+  lines_in_->Increment();
+  bytes_in_->Increment(static_cast<double>(entry.line.size()));
+  batch_.streams[it->second].entries.push_back(std::move(entry));
+  auto cp = checkpoint_index_.find(checkpoint.source);
+  if (cp == checkpoint_index_.end()) {
+    checkpoint_index_.emplace(checkpoint.source, batch_.checkpoints.size());
+    batch_.checkpoints.push_back(checkpoint);
+  } else {
+    batch_.checkpoints[cp->second] = checkpoint;
+  }
+  return true;
+}
+
+bool LogBatcher::flush(bool force) {
+  if (batch_.lines == 0 && batch_.checkpoints.empty()) return false;
+  const bool due = force || batch_.bytes >= options_.batch_bytes ||
+                   Clock::now() - first_entry_ >= options_.batch_wait;
+  if (!due) return false;
+  return appendToSpool();
+}
+
+bool LogBatcher::appendToSpool() {
+  auto seq = spool_.append(batch_);
+  if (!seq) {
+    // The spool could not take it (disk error, or a batch larger than the spool): the entries are
+    // not committed either, so the sources read them again after a restart. Keep the batch and
+    // try again on the next flush rather than lose it now.
+    if (!spool_failed_) spdlog::error("log spool append failed: {}", seq.error());
+    spool_failed_ = true;
+    errors_.report("spool", "append_failed", seq.error());
+    return false;
+  }
+  spool_failed_ = false;
+  batches_->Increment();
+  if (on_durable_) on_durable_(batch_.checkpoints);
+  batch_ = LogBatch{};
+  stream_index_.clear();
+  checkpoint_index_.clear();
+  return true;
+}
+
+}  // namespace nodewarden

@@ -1,0 +1,67 @@
+// LogBatcher: the LogSink collectors write into. Groups entries by stream into one LogBatch,
+// closes it by size or age, appends it to the spool, and only then tells the sources that their
+// positions are durable (so they may commit them).
+//
+// What a reader gets wrong: hasRoom() is the backpressure. It turns false when the open batch is
+// at its memory budget or the spool cannot take another batch; collectors then stop reading and
+// the log files themselves are the buffer. Nothing is dropped here except entries of a stream
+// past the per-node stream cap, which are counted.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "pipeline/log_record.h"
+#include "pipeline/self_metrics.h"
+#include "pipeline/spool.h"
+
+namespace nodewarden {
+
+struct LogBatcherOptions {
+  std::size_t batch_bytes = 1 << 20;                // close a batch at this many line bytes
+  std::chrono::milliseconds batch_wait{1000};       // or when its first entry is this old
+  std::size_t max_streams = 10000;                  // distinct label sets per batch window
+  std::uint64_t spool_headroom_bytes = 4ULL << 20;  // keep this much of the spool free
+  std::uint64_t spool_max_bytes = 512ULL << 20;     // the spool's bound (SpoolOptions::max_bytes)
+};
+
+class LogBatcher final : public LogSink {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // on_durable receives the checkpoints of every batch once it is in the spool.
+  using OnDurable = std::function<void(const std::vector<LogCheckpoint>&)>;
+
+  LogBatcher(LogBatcherOptions options, Spool& spool, OnDurable on_durable,
+             prometheus::Registry& registry, ErrorReporter& errors);
+
+  bool accept(const Labels& labels, LogEntry entry, const LogCheckpoint& checkpoint) override;
+  [[nodiscard]] bool hasRoom() const override;
+
+  // Closes the open batch if it is full or old enough (or always, with force). Returns whether a
+  // batch went to the spool.
+  bool flush(bool force = false);
+
+  [[nodiscard]] std::size_t pendingBytes() const { return batch_.bytes; }
+
+ private:
+  bool appendToSpool();
+
+  LogBatcherOptions options_;
+  Spool& spool_;
+  OnDurable on_durable_;
+  ErrorReporter& errors_;
+  LogBatch batch_;
+  std::map<Labels, std::size_t> stream_index_;           // labels -> index in batch_.streams
+  std::map<std::string, std::size_t> checkpoint_index_;  // source -> index in batch_.checkpoints
+  Clock::time_point first_entry_{};
+  bool spool_failed_ = false;
+  prometheus::Counter* lines_in_ = nullptr;
+  prometheus::Counter* bytes_in_ = nullptr;
+  prometheus::Counter* dropped_stream_cap_ = nullptr;
+  prometheus::Counter* batches_ = nullptr;
+};
+
+}  // namespace nodewarden

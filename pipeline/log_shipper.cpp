@@ -1,0 +1,189 @@
+#include "pipeline/log_shipper.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace nodewarden {
+namespace {
+
+// Halves a batch by entries, keeping each stream's order; checkpoints go with the second half so
+// nothing is committed by a half that was sent before the other.
+std::pair<LogBatch, LogBatch> split(const LogBatch& batch) {
+  LogBatch a, b;
+  const std::size_t half = batch.lines / 2;
+  std::size_t seen = 0;
+  for (const auto& s : batch.streams) {
+    LogBatch::Stream sa{s.labels, {}}, sb{s.labels, {}};
+    for (const auto& e : s.entries) {
+      LogBatch& into = seen < half ? a : b;
+      (seen < half ? sa : sb).entries.push_back(e);
+      into.bytes += e.line.size();
+      into.lines += 1;
+      ++seen;
+    }
+    if (!sa.entries.empty()) a.streams.push_back(std::move(sa));
+    if (!sb.entries.empty()) b.streams.push_back(std::move(sb));
+  }
+  b.checkpoints = batch.checkpoints;
+  a.sequence = b.sequence = batch.sequence;
+  return {std::move(a), std::move(b)};
+}
+
+const char* statusName(SendStatus s) {
+  switch (s) {
+    case SendStatus::kOk:
+      return "ok";
+    case SendStatus::kRetry:
+      return "retry";
+    case SendStatus::kDrop:
+      return "rejected";
+    case SendStatus::kTooLarge:
+      return "too_large";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+LogShipper::LogShipper(LogShipperOptions options, Spool& spool, LogExporter& exporter,
+                       prometheus::Registry& registry, ErrorReporter& errors)
+    : options_(options), spool_(spool), exporter_(exporter), errors_(errors) {
+  const std::string dest(exporter_.name());
+  lines_sent_ = &prometheus::BuildCounter()
+                     .Name("nodewarden_log_lines_sent_total")
+                     .Help("Log lines the destination accepted.")
+                     .Register(registry)
+                     .Add({{"destination", dest}});
+  bytes_sent_ = &prometheus::BuildCounter()
+                     .Name("nodewarden_log_bytes_sent_total")
+                     .Help("Bytes of log lines the destination accepted (before compression).")
+                     .Register(registry)
+                     .Add({{"destination", dest}});
+  batches_sent_ = &prometheus::BuildCounter()
+                       .Name("nodewarden_log_batches_sent_total")
+                       .Help("Log batches the destination accepted.")
+                       .Register(registry)
+                       .Add({{"destination", dest}});
+  auto& dropped = prometheus::BuildCounter()
+                      .Name("nodewarden_log_lines_dropped_total")
+                      .Help("Log lines dropped, by reason.")
+                      .Register(registry);
+  dropped_rejected_ = &dropped.Add({{"reason", "rejected"}});
+  dropped_too_large_ = &dropped.Add({{"reason", "too_large"}});
+  requests_ = &prometheus::BuildCounter()
+                   .Name("nodewarden_log_send_requests_total")
+                   .Help("Push requests to the log destination, by outcome.")
+                   .Register(registry);
+  backoff_seconds_ = &prometheus::BuildGauge()
+                          .Name("nodewarden_log_send_backoff_seconds")
+                          .Help("Current wait before the next retry (0 when sending normally).")
+                          .Register(registry)
+                          .Add({{"destination", dest}});
+}
+
+LogShipper::~LogShipper() { stop(std::chrono::milliseconds(1500)); }
+
+void LogShipper::start() {
+  stopping_ = false;
+  finished_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void LogShipper::notify() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool LogShipper::stop(std::chrono::milliseconds grace) {
+  if (!thread_.joinable()) return true;
+  stopping_ = true;
+  exporter_.cancel();
+  notify();
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (!finished_ && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (finished_) {
+    thread_.join();
+    return true;
+  }
+  // The exporter did not give up in time. Waiting is the only safe choice (the thread uses this
+  // object); the batch stays in the spool either way.
+  spdlog::warn("log shipper: send still in flight after {} ms, waiting for it", grace.count());
+  thread_.join();
+  return false;
+}
+
+void LogShipper::sleepFor(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, d, [this] { return stopping_.load(); });
+}
+
+void LogShipper::run() {
+  while (!stopping_) {
+    std::optional<LogBatch> batch = spool_.front();
+    if (!batch) {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, options_.idle_poll, [this] { return wake_ || stopping_.load(); });
+      wake_ = false;
+      continue;
+    }
+    if (!deliver(*batch)) break;
+    spool_.acknowledge(batch->sequence);
+  }
+  finished_ = true;
+}
+
+bool LogShipper::deliver(const LogBatch& batch) {
+  auto backoff = options_.initial_backoff;
+  for (;;) {
+    if (stopping_) return false;
+    const SendResult r = exporter_.send(batch);
+    requests_
+        ->Add({{"destination", std::string(exporter_.name())}, {"outcome", statusName(r.status)}})
+        .Increment();
+    switch (r.status) {
+      case SendStatus::kOk:
+        backoff_seconds_->Set(0);
+        lines_sent_->Increment(static_cast<double>(batch.lines));
+        bytes_sent_->Increment(static_cast<double>(batch.bytes));
+        batches_sent_->Increment();
+        return true;
+      case SendStatus::kDrop:
+        backoff_seconds_->Set(0);
+        dropped_rejected_->Increment(static_cast<double>(batch.lines));
+        errors_.report("loki", "rejected",
+                       "HTTP " + std::to_string(r.http_status) + ": " + r.message +
+                           " (batch dropped, never resent)");
+        return true;
+      case SendStatus::kTooLarge: {
+        if (batch.lines <= 1) {
+          dropped_too_large_->Increment(static_cast<double>(batch.lines));
+          errors_.report("loki", "too_large", "a single entry was refused with 413: " + r.message);
+          return true;
+        }
+        auto [first, second] = split(batch);
+        return deliver(first) && deliver(second);
+      }
+      case SendStatus::kRetry: {
+        errors_.report("loki", r.http_status == 0 ? "unreachable" : "retry",
+                       (r.http_status == 0 ? std::string("no response")
+                                           : "HTTP " + std::to_string(r.http_status)) +
+                           ": " + r.message);
+        std::uniform_int_distribution<std::int64_t> jitter(0, backoff.count());
+        auto wait = std::chrono::milliseconds(jitter(rng_));
+        if (r.retry_after.count() > 0) wait = std::max(wait, r.retry_after);
+        backoff_seconds_->Set(static_cast<double>(wait.count()) / 1000.0);
+        sleepFor(wait);
+        backoff = std::min(backoff * 2, options_.max_backoff);
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace nodewarden

@@ -1,0 +1,846 @@
+// The durable log spool: segment files of checksummed zstd records, an index in memory, and an
+// `ack` file holding the highest acknowledged sequence.
+//
+// On disk, in options.dir:
+//   <first-seq, 20 digits>.seg  records back to back; each is a 44-byte little-endian header
+//       magic "NWSR" | version u8 | 3 zero bytes | sequence u64 | uncompressed length u32 |
+//       compressed length u32 | line count u32 | append wall time ms i64 | crc32 of the
+//       compressed bytes u32 | crc32 of the 40 header bytes before it u32
+//     followed by one zstd frame of encodeLogBatch(batch).
+//   ack   "NWAK" | version u8 | 3 zero bytes | acknowledged-through sequence u64 | crc32 u32,
+//         replaced atomically (ack.tmp, fsync, rename, fsync of the directory).
+//   The directory itself is flock()ed while a Spool has it open.
+//
+// What a reader gets wrong: acknowledging does not rewrite segments. A record is acknowledged
+// when its sequence is at or below the one in `ack`; a segment file is deleted once none of its
+// records is pending (and it is no longer the one being appended to). Dropping the oldest segment
+// when full advances `ack` past it too, so sequences never repeat across restarts. The header has
+// its own crc so that a flipped length never sends recovery on a wild jump: a record whose header
+// does not check out is garbage, and recovery looks for the next magic whose record checks out.
+#include "pipeline/spool.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <system_error>
+#include <utility>
+
+namespace nodewarden {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::array<char, 4> kRecordMagic = {'N', 'W', 'S', 'R'};
+constexpr std::uint8_t kRecordVersion = 1;
+constexpr std::size_t kHeaderBytes = 44;
+constexpr std::size_t kHeaderCrcOffset = 40;
+constexpr std::array<char, 4> kAckMagic = {'N', 'W', 'A', 'K'};
+constexpr std::uint8_t kAckVersion = 1;
+constexpr std::size_t kAckBytes = 20;
+constexpr std::string_view kSegmentSuffix = ".seg";
+constexpr std::string_view kAckName = "ack";
+constexpr std::string_view kAckTmpName = "ack.tmp";
+constexpr std::string_view kComponent = "spool";
+// Uncompressed payload limit: a LogBatch is a few MiB at most; this only bounds what a damaged
+// (but checksum-valid) header can make the reader allocate.
+constexpr std::uint64_t kMaxPayloadBytes = 256ULL << 20;
+// zstd cannot expand more than this: a 128 KiB block takes at least 4 bytes (an RLE block).
+constexpr std::uint64_t kMaxZstdRatio = 32768;
+// Sequences (and segment names) above this are damage, not history (2^63 batches is 290,000
+// years at a million a second); the bound keeps next-sequence arithmetic from wrapping. Only a
+// damaged record whose checksums still match could bring a spool near it, and then appends fail.
+constexpr std::uint64_t kMaxSequence = 1ULL << 63;
+
+// ---- little-endian fields ----
+
+void putU32(char* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) {
+    p[i] = static_cast<char>(v >> (8 * i));
+  }
+}
+
+void putU64(char* p, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) {
+    p[i] = static_cast<char>(v >> (8 * i));
+  }
+}
+
+std::uint32_t getU32(const char* p) {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) {
+    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  }
+  return v;
+}
+
+std::uint64_t getU64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) {
+    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  }
+  return v;
+}
+
+std::uint32_t crc32Of(const char* p, std::size_t n) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  // zlib takes uInt lengths; feed large buffers in pieces.
+  while (n > 0) {
+    const auto chunk = static_cast<uInt>(std::min<std::size_t>(n, 1U << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(p), chunk);
+    p += chunk;
+    n -= chunk;
+  }
+  return static_cast<std::uint32_t>(crc);
+}
+
+struct RecordHeader {
+  std::uint64_t sequence = 0;
+  std::uint32_t uncompressed = 0;
+  std::uint32_t compressed = 0;
+  std::uint32_t lines = 0;
+  std::int64_t append_ms = 0;
+  std::uint32_t payload_crc = 0;
+};
+
+void writeHeader(const RecordHeader& h, char* out) {
+  std::memcpy(out, kRecordMagic.data(), kRecordMagic.size());
+  out[4] = static_cast<char>(kRecordVersion);
+  out[5] = out[6] = out[7] = 0;
+  putU64(out + 8, h.sequence);
+  putU32(out + 16, h.uncompressed);
+  putU32(out + 20, h.compressed);
+  putU32(out + 24, h.lines);
+  putU64(out + 28, static_cast<std::uint64_t>(h.append_ms));
+  putU32(out + 36, h.payload_crc);
+  putU32(out + kHeaderCrcOffset, crc32Of(out, kHeaderCrcOffset));
+}
+
+// A header that checks out: magic, version, reserved bytes, its own crc, plausible lengths.
+std::optional<RecordHeader> parseHeader(const char* p) {
+  if (std::memcmp(p, kRecordMagic.data(), kRecordMagic.size()) != 0 ||
+      static_cast<std::uint8_t>(p[4]) != kRecordVersion || p[5] != 0 || p[6] != 0 || p[7] != 0 ||
+      getU32(p + kHeaderCrcOffset) != crc32Of(p, kHeaderCrcOffset)) {
+    return std::nullopt;
+  }
+  RecordHeader h;
+  h.sequence = getU64(p + 8);
+  h.uncompressed = getU32(p + 16);
+  h.compressed = getU32(p + 20);
+  h.lines = getU32(p + 24);
+  h.append_ms = static_cast<std::int64_t>(getU64(p + 28));
+  h.payload_crc = getU32(p + 36);
+  if (h.sequence == 0 || h.sequence > kMaxSequence || h.uncompressed > kMaxPayloadBytes ||
+      h.uncompressed > std::uint64_t{h.compressed} * kMaxZstdRatio) {
+    return std::nullopt;
+  }
+  return h;
+}
+
+// A whole record at the start of [p, p + n): a header that checks out and a payload whose crc
+// matches.
+std::optional<RecordHeader> parseRecord(const char* p, std::size_t n) {
+  if (n < kHeaderBytes) {
+    return std::nullopt;
+  }
+  auto h = parseHeader(p);
+  if (!h || h->compressed > n - kHeaderBytes ||
+      crc32Of(p + kHeaderBytes, h->compressed) != h->payload_crc) {
+    return std::nullopt;
+  }
+  return h;
+}
+
+std::int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string errnoText(std::string_view what, const fs::path& path, int err) {
+  return std::string(what) + " " + path.string() + ": " + std::strerror(err);
+}
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  [[nodiscard]] int get() const { return fd_; }
+  [[nodiscard]] bool valid() const { return fd_ >= 0; }
+  void reset() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// A read-only mapping of a whole file (nothing mapped for an empty one).
+class MappedFile {
+ public:
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile() {
+    if (data_ != nullptr) {
+      ::munmap(data_, size_);
+    }
+  }
+
+  static std::expected<std::unique_ptr<MappedFile>, std::string> open(const fs::path& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      return std::unexpected(errnoText("open", path, errno));
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) {
+      return std::unexpected(errnoText("stat", path, errno));
+    }
+    std::unique_ptr<MappedFile> file(new MappedFile());
+    file->size_ = static_cast<std::size_t>(st.st_size);
+    if (file->size_ > 0) {
+      void* p = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+      if (p == MAP_FAILED) {
+        return std::unexpected(errnoText("mmap", path, errno));
+      }
+      file->data_ = p;
+    }
+    return file;
+  }
+
+  [[nodiscard]] const char* data() const { return static_cast<const char*>(data_); }
+  [[nodiscard]] std::size_t size() const { return size_; }
+
+ private:
+  MappedFile() = default;
+  void* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+std::string segmentName(std::uint64_t first_sequence) {
+  std::string digits = std::to_string(first_sequence);
+  std::string name(20 - std::min<std::size_t>(20, digits.size()), '0');
+  name.append(digits).append(kSegmentSuffix);
+  return name;
+}
+
+// The first sequence a segment file's name carries, or nullopt for files that are not segments.
+std::optional<std::uint64_t> parseSegmentName(std::string_view name) {
+  if (name.size() <= kSegmentSuffix.size() || !name.ends_with(kSegmentSuffix)) {
+    return std::nullopt;
+  }
+  name.remove_suffix(kSegmentSuffix.size());
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), v);
+  if (ec != std::errc() || end != name.data() + name.size() || v > kMaxSequence) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+struct ZstdCCtxFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct ZstdDCtxFree {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+class DiskSpool final : public Spool {
+ public:
+  DiskSpool(SpoolOptions options, ErrorReporter& errors)
+      : options_(std::move(options)),
+        errors_(errors),
+        cctx_(ZSTD_createCCtx()),
+        dctx_(ZSTD_createDCtx()) {}
+
+  std::expected<void, std::string> recover();
+
+  std::expected<std::uint64_t, std::string> append(const LogBatch& batch) override;
+  std::optional<LogBatch> front() override;
+  void acknowledge(std::uint64_t sequence) override;
+
+  [[nodiscard]] std::uint64_t bytes() const override {
+    std::lock_guard lock(mu_);
+    return bytes_;
+  }
+  [[nodiscard]] std::uint64_t batches() const override {
+    std::lock_guard lock(mu_);
+    return records_.size();
+  }
+  [[nodiscard]] std::uint64_t lostLines() const override {
+    std::lock_guard lock(mu_);
+    return lost_lines_;
+  }
+  [[nodiscard]] std::chrono::milliseconds oldestAge() const override {
+    std::lock_guard lock(mu_);
+    if (records_.empty()) {
+      return std::chrono::milliseconds(0);
+    }
+    return std::chrono::milliseconds(
+        std::max<std::int64_t>(0, nowMs() - records_.front().append_ms));
+  }
+
+ private:
+  struct Segment {
+    fs::path path;
+    std::uint64_t bytes = 0;    // file size
+    std::uint64_t pending = 0;  // records in records_
+    bool unreadable = false;    // left on disk untouched, outside the index and the bound
+  };
+  // Where one unacknowledged record is; records_ is in sequence order.
+  struct RecordRef {
+    std::uint64_t sequence = 0;
+    std::uint64_t segment = 0;  // key in segments_
+    std::uint64_t offset = 0;   // of the header
+    std::uint32_t compressed = 0;
+    std::uint32_t uncompressed = 0;
+    std::uint32_t lines = 0;
+    std::int64_t append_ms = 0;
+  };
+
+  std::expected<void, std::string> readAckLocked();
+  bool writeAckLocked();
+  void syncDirLocked();
+  void scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequence);
+  void popFrontLocked();
+  void removeSegmentLocked(std::uint64_t key);
+  void dropOldestSegmentLocked();
+  std::expected<LogBatch, std::string> readRecordLocked(const RecordRef& ref);
+  std::expected<void, std::string> openSegmentLocked();
+
+  const SpoolOptions options_;
+  ErrorReporter& errors_;
+  UniqueFd dir_fd_;  // flock()ed for the spool's lifetime; fsync()ed after creates and renames
+
+  // Everything below is guarded by mu_: the batcher appends from one thread while the exporter
+  // reads and acknowledges from another.
+  mutable std::mutex mu_;
+  std::unique_ptr<ZSTD_CCtx, ZstdCCtxFree> cctx_;
+  std::unique_ptr<ZSTD_DCtx, ZstdDCtxFree> dctx_;
+  std::map<std::uint64_t, Segment> segments_;  // by first sequence (the file name)
+  std::deque<RecordRef> records_;              // unacknowledged, oldest first
+  std::optional<std::uint64_t> active_;        // the segment appended to, when open
+  UniqueFd active_fd_;
+  std::uint64_t acked_ = 0;  // every sequence <= acked_ is acknowledged (or dropped)
+  std::uint64_t next_sequence_ = 1;
+  std::uint64_t bytes_ = 0;
+  std::uint64_t lost_lines_ = 0;
+  std::optional<LogBatch> front_cache_;  // decoded records_.front(), while it stays the front
+  std::string write_buffer_;
+  std::string read_buffer_;
+  std::string payload_buffer_;
+};
+
+void DiskSpool::syncDirLocked() {
+  if (options_.fsync && ::fsync(dir_fd_.get()) != 0) {
+    errors_.report(kComponent, "fsync_failed", errnoText("fsync", options_.dir, errno));
+  }
+}
+
+std::expected<void, std::string> DiskSpool::readAckLocked() {
+  const fs::path path = options_.dir / kAckName;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) {
+      return {};
+    }
+    return std::unexpected(errnoText("open", path, errno));
+  }
+  std::array<char, kAckBytes + 1> buf{};
+  const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), 0);
+  if (n < 0) {
+    return std::unexpected(errnoText("read", path, errno));
+  }
+  if (static_cast<std::size_t>(n) != kAckBytes ||
+      std::memcmp(buf.data(), kAckMagic.data(), kAckMagic.size()) != 0 ||
+      static_cast<std::uint8_t>(buf[4]) != kAckVersion ||
+      getU32(buf.data() + 16) != crc32Of(buf.data(), 16) || getU64(buf.data() + 8) > kMaxSequence) {
+    // Only a bug or a damaged disk gets here (the file is replaced atomically). Starting from
+    // zero replays what is still spooled: duplicates, which Loki drops, rather than a loss.
+    errors_.report(kComponent, "corrupt_ack", path.string());
+    return {};
+  }
+  acked_ = getU64(buf.data() + 8);
+  return {};
+}
+
+bool DiskSpool::writeAckLocked() {
+  std::array<char, kAckBytes> buf{};
+  std::memcpy(buf.data(), kAckMagic.data(), kAckMagic.size());
+  buf[4] = static_cast<char>(kAckVersion);
+  putU64(buf.data() + 8, acked_);
+  putU32(buf.data() + 16, crc32Of(buf.data(), 16));
+  const fs::path tmp = options_.dir / kAckTmpName;
+  const fs::path path = options_.dir / kAckName;
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) {
+    errors_.report(kComponent, "ack_write_failed", errnoText("open", tmp, errno));
+    return false;
+  }
+  if (::write(fd.get(), buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) {
+    errors_.report(kComponent, "ack_write_failed", errnoText("write", tmp, errno));
+    return false;
+  }
+  if (options_.fsync && ::fdatasync(fd.get()) != 0) {
+    errors_.report(kComponent, "ack_write_failed", errnoText("fdatasync", tmp, errno));
+    return false;
+  }
+  fd.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    errors_.report(kComponent, "ack_write_failed", errnoText("rename", tmp, errno));
+    return false;
+  }
+  syncDirLocked();
+  return true;
+}
+
+// Indexes the valid, unacknowledged records of one segment; cuts a torn or corrupt tail off and
+// skips corrupt records in the middle, counting what they held.
+void DiskSpool::scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequence) {
+  Segment& seg = segments_.at(key);
+  auto mapped = MappedFile::open(seg.path);
+  if (!mapped) {
+    errors_.report(kComponent, "segment_unreadable", mapped.error());
+    seg.unreadable = true;
+    return;
+  }
+  const char* data = (*mapped)->data();
+  const std::size_t size = (*mapped)->size();
+  seg.bytes = size;
+  std::size_t offset = 0;
+  std::optional<std::size_t> cut;  // where a corrupt tail starts
+  while (offset < size) {
+    if (auto h = parseRecord(data + offset, size - offset)) {
+      const std::size_t record_bytes = kHeaderBytes + h->compressed;
+      if (h->sequence > acked_ && h->sequence <= last_sequence) {
+        // Checks out but out of order (a copied or replayed file): not replayable in order.
+        errors_.report(
+            kComponent, "corrupt_record",
+            seg.path.string() + ": sequence " + std::to_string(h->sequence) + " out of order");
+        lost_lines_ += h->lines;
+      } else if (h->sequence > acked_) {
+        records_.push_back(RecordRef{h->sequence, key, offset, h->compressed, h->uncompressed,
+                                     h->lines, h->append_ms});
+        ++seg.pending;
+        last_sequence = h->sequence;
+      }
+      offset += record_bytes;
+      continue;
+    }
+    // Corrupt or torn. Its line count is known only when its header checks out.
+    std::uint64_t lines = 0;
+    std::optional<std::size_t> next;  // where the good data resumes, if it does
+    if (size - offset >= kHeaderBytes) {
+      if (auto h = parseHeader(data + offset)) {
+        lines = h->sequence > acked_ ? h->lines : 0;
+        // A damaged payload behind a sound header: the next record is where the header says.
+        const std::size_t end = offset + kHeaderBytes + h->compressed;
+        if (h->compressed < size - offset - kHeaderBytes && parseRecord(data + end, size - end)) {
+          next = end;
+        }
+      }
+    }
+    for (std::size_t p = offset + 1; !next && p + kHeaderBytes <= size; ++p) {
+      const void* hit = std::memchr(data + p, kRecordMagic[0], size - p);
+      if (hit == nullptr) {
+        break;
+      }
+      p = static_cast<std::size_t>(static_cast<const char*>(hit) - data);
+      if (parseRecord(data + p, size - p)) {
+        next = p;
+        break;
+      }
+    }
+    lost_lines_ += lines;
+    const std::string where = seg.path.string() + " at " + std::to_string(offset);
+    if (next) {
+      errors_.report(kComponent, "corrupt_record",
+                     where + ": skipped " + std::to_string(*next - offset) + " bytes, " +
+                         std::to_string(lines) + " lines");
+      offset = *next;
+      continue;
+    }
+    errors_.report(kComponent, "corrupt_record",
+                   where + ": cut a torn tail of " + std::to_string(size - offset) + " bytes, " +
+                       std::to_string(lines) + " lines");
+    cut = offset;
+    break;
+  }
+  mapped->reset();
+  if (cut) {
+    UniqueFd fd(::open(seg.path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (fd.valid() && ::ftruncate(fd.get(), static_cast<off_t>(*cut)) == 0) {
+      seg.bytes = *cut;
+      if (options_.fsync) {
+        ::fdatasync(fd.get());
+      }
+    } else {
+      // Left as it is: the index ends before the tail, and the file is never appended to again.
+      errors_.report(kComponent, "truncate_failed", errnoText("truncate", seg.path, errno));
+    }
+  }
+}
+
+std::expected<void, std::string> DiskSpool::recover() {
+  std::lock_guard lock(mu_);
+  std::error_code ec;
+  fs::create_directories(options_.dir, ec);
+  if (ec) {
+    return std::unexpected("create " + options_.dir.string() + ": " + ec.message());
+  }
+  dir_fd_ = UniqueFd(::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_fd_.valid()) {
+    return std::unexpected(errnoText("open", options_.dir, errno));
+  }
+  if (::flock(dir_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+    return std::unexpected(errno == EWOULDBLOCK
+                               ? "spool " + options_.dir.string() + " is in use by another spool"
+                               : errnoText("flock", options_.dir, errno));
+  }
+  if (!cctx_ || !dctx_) {
+    return std::unexpected("zstd: out of memory");
+  }
+  fs::remove(options_.dir / kAckTmpName, ec);
+  if (auto r = readAckLocked(); !r) {
+    return r;
+  }
+
+  std::uint64_t highest_name = 0;
+  for (fs::directory_iterator it(options_.dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto key = parseSegmentName(it->path().filename().native());
+    std::error_code type_ec;
+    if (key && it->is_regular_file(type_ec)) {
+      segments_.emplace(*key, Segment{it->path(), 0, 0});
+      highest_name = std::max(highest_name, *key);
+    }
+  }
+  if (ec) {
+    return std::unexpected("list " + options_.dir.string() + ": " + ec.message());
+  }
+
+  std::uint64_t last_sequence = acked_;
+  for (auto& [key, seg] : segments_) {
+    scanSegmentLocked(key, last_sequence);
+  }
+  // Segments with nothing pending (acknowledged, empty, or cut to nothing) go; the survivors are
+  // only read from now on.
+  for (auto it = segments_.begin(); it != segments_.end();) {
+    const auto next = std::next(it);
+    if (it->second.unreadable) {
+      segments_.erase(it);
+    } else if (it->second.pending == 0) {
+      removeSegmentLocked(it->first);
+    } else {
+      bytes_ += it->second.bytes;
+    }
+    it = next;
+  }
+  // Past every sequence seen and every segment name, so a new segment never collides.
+  next_sequence_ = std::max(last_sequence, highest_name) + 1;
+  return {};
+}
+
+void DiskSpool::removeSegmentLocked(std::uint64_t key) {
+  auto it = segments_.find(key);
+  if (it == segments_.end()) {
+    return;
+  }
+  if (active_ == key) {
+    active_.reset();
+    active_fd_.reset();
+  }
+  if (::unlink(it->second.path.c_str()) != 0 && errno != ENOENT) {
+    errors_.report(kComponent, "unlink_failed", errnoText("unlink", it->second.path, errno));
+  }
+  segments_.erase(it);
+}
+
+// Forgets the front record; its segment goes once nothing in it is pending and it is not being
+// appended to. The caller persists acked_.
+void DiskSpool::popFrontLocked() {
+  const RecordRef ref = records_.front();
+  records_.pop_front();
+  front_cache_.reset();
+  acked_ = std::max(acked_, ref.sequence);
+  auto it = segments_.find(ref.segment);
+  if (it != segments_.end() && --it->second.pending == 0 && active_ != ref.segment) {
+    bytes_ -= it->second.bytes;
+    removeSegmentLocked(ref.segment);
+  }
+}
+
+void DiskSpool::dropOldestSegmentLocked() {
+  auto it = segments_.begin();
+  const std::uint64_t key = it->first;
+  std::uint64_t batches = 0;
+  std::uint64_t lines = 0;
+  while (!records_.empty() && records_.front().segment == key) {
+    lines += records_.front().lines;
+    acked_ = std::max(acked_, records_.front().sequence);
+    records_.pop_front();
+    front_cache_.reset();
+    ++batches;
+  }
+  bytes_ -= it->second.bytes;
+  removeSegmentLocked(key);
+  if (batches > 0) {
+    lost_lines_ += lines;
+    errors_.report(kComponent, "full_dropped_oldest",
+                   "dropped " + std::to_string(batches) + " batches, " + std::to_string(lines) +
+                       " lines to stay under max_bytes");
+    // Dropped counts as acknowledged: a restart must not bring them back, nor reuse their numbers.
+    writeAckLocked();
+  }
+}
+
+std::expected<void, std::string> DiskSpool::openSegmentLocked() {
+  if (active_) {
+    const std::uint64_t old = *active_;
+    active_.reset();
+    active_fd_.reset();
+    if (auto it = segments_.find(old); it != segments_.end() && it->second.pending == 0) {
+      bytes_ -= it->second.bytes;
+      removeSegmentLocked(old);
+    }
+  }
+  const std::uint64_t key = next_sequence_;
+  const fs::path path = options_.dir / segmentName(key);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
+  if (!fd.valid()) {
+    return std::unexpected(errnoText("create", path, errno));
+  }
+  // The file must be in the directory durably before its records count as appended.
+  syncDirLocked();
+  segments_.emplace(key, Segment{path, 0, 0});
+  active_ = key;
+  active_fd_ = std::move(fd);
+  return {};
+}
+
+std::expected<std::uint64_t, std::string> DiskSpool::append(const LogBatch& batch) {
+  std::lock_guard lock(mu_);
+  if (next_sequence_ > kMaxSequence) {
+    return std::unexpected("spool: sequence numbers exhausted");
+  }
+  const std::string payload = encodeLogBatch(batch);
+  if (payload.size() > kMaxPayloadBytes) {
+    return std::unexpected("batch of " + std::to_string(payload.size()) +
+                           " encoded bytes exceeds the spool's record limit");
+  }
+  const std::size_t bound = ZSTD_compressBound(payload.size());
+  write_buffer_.resize(kHeaderBytes + bound);
+  const std::size_t compressed =
+      ZSTD_compressCCtx(cctx_.get(), write_buffer_.data() + kHeaderBytes, bound, payload.data(),
+                        payload.size(), options_.zstd_level);
+  if (ZSTD_isError(compressed) != 0U) {
+    return std::unexpected(std::string("zstd: ") + ZSTD_getErrorName(compressed));
+  }
+  const std::uint64_t record_bytes = kHeaderBytes + compressed;
+  if (record_bytes > options_.max_bytes) {
+    return std::unexpected("batch of " + std::to_string(record_bytes) +
+                           " bytes on disk exceeds the spool's max_bytes " +
+                           std::to_string(options_.max_bytes));
+  }
+  std::uint64_t lines = 0;
+  for (const auto& stream : batch.streams) {
+    lines += stream.entries.size();
+  }
+  RecordHeader h;
+  h.sequence = next_sequence_;
+  h.uncompressed = static_cast<std::uint32_t>(payload.size());
+  h.compressed = static_cast<std::uint32_t>(compressed);
+  h.lines = static_cast<std::uint32_t>(std::min<std::uint64_t>(lines, UINT32_MAX));
+  h.append_ms = nowMs();
+  h.payload_crc = crc32Of(write_buffer_.data() + kHeaderBytes, compressed);
+  writeHeader(h, write_buffer_.data());
+
+  while (!segments_.empty() && bytes_ + record_bytes > options_.max_bytes) {
+    dropOldestSegmentLocked();
+  }
+  if (!active_ || segments_.at(*active_).bytes + record_bytes > options_.segment_bytes) {
+    if (auto r = openSegmentLocked(); !r) {
+      return std::unexpected(r.error());
+    }
+  }
+  Segment& seg = segments_.at(*active_);
+  // One write() for the whole record, so a crash leaves at most one torn record at the tail.
+  const char* p = write_buffer_.data();
+  std::size_t left = record_bytes;
+  int err = 0;
+  while (left > 0) {
+    const ssize_t n = ::write(active_fd_.get(), p, left);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      err = errno;
+      break;
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  const char* failed = err != 0 ? "write" : nullptr;
+  if (failed == nullptr && options_.fsync && ::fdatasync(active_fd_.get()) != 0) {
+    err = errno;
+    failed = "fdatasync";
+  }
+  if (failed != nullptr) {
+    // Undo the partial record; if even that fails, never append to this file again (recovery
+    // cuts the torn tail).
+    if (::ftruncate(active_fd_.get(), static_cast<off_t>(seg.bytes)) != 0 || err == EIO) {
+      const std::uint64_t key = *active_;
+      active_.reset();
+      active_fd_.reset();
+      if (seg.pending == 0) {
+        bytes_ -= seg.bytes;
+        removeSegmentLocked(key);
+      }
+    }
+    return std::unexpected(errnoText(failed, options_.dir / segmentName(h.sequence), err));
+  }
+  records_.push_back(RecordRef{h.sequence, *active_, seg.bytes, h.compressed, h.uncompressed,
+                               h.lines, h.append_ms});
+  ++seg.pending;
+  seg.bytes += record_bytes;
+  bytes_ += record_bytes;
+  ++next_sequence_;
+  return h.sequence;
+}
+
+std::expected<LogBatch, std::string> DiskSpool::readRecordLocked(const RecordRef& ref) {
+  const fs::path& path = segments_.at(ref.segment).path;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    return std::unexpected(errnoText("open", path, errno));
+  }
+  const std::size_t record_bytes = kHeaderBytes + ref.compressed;
+  read_buffer_.resize(record_bytes);
+  std::size_t got = 0;
+  while (got < record_bytes) {
+    const ssize_t n = ::pread(fd.get(), read_buffer_.data() + got, record_bytes - got,
+                              static_cast<off_t>(ref.offset + got));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return std::unexpected(n == 0 ? path.string() + ": record cut short"
+                                    : errnoText("read", path, errno));
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  // Checked again: the disk may have changed under us since recovery.
+  const auto h = parseRecord(read_buffer_.data(), read_buffer_.size());
+  if (!h || h->sequence != ref.sequence || h->compressed != ref.compressed) {
+    return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) +
+                           " no longer checks out");
+  }
+  const char* frame = read_buffer_.data() + kHeaderBytes;
+  const unsigned long long content = ZSTD_getFrameContentSize(frame, h->compressed);
+  if (content != h->uncompressed) {
+    return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) +
+                           ": zstd frame size does not match the header");
+  }
+  payload_buffer_.resize(h->uncompressed);
+  const std::size_t n = ZSTD_decompressDCtx(dctx_.get(), payload_buffer_.data(),
+                                            payload_buffer_.size(), frame, h->compressed);
+  if (ZSTD_isError(n) != 0U || n != h->uncompressed) {
+    return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) + ": zstd " +
+                           (ZSTD_isError(n) != 0U ? ZSTD_getErrorName(n) : "size mismatch"));
+  }
+  auto batch = decodeLogBatch(payload_buffer_);
+  if (!batch) {
+    return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) + ": " +
+                           batch.error());
+  }
+  batch->sequence = ref.sequence;
+  return batch;
+}
+
+std::optional<LogBatch> DiskSpool::front() {
+  std::lock_guard lock(mu_);
+  while (!records_.empty()) {
+    if (front_cache_ && front_cache_->sequence == records_.front().sequence) {
+      return front_cache_;
+    }
+    auto batch = readRecordLocked(records_.front());
+    if (batch) {
+      front_cache_ = std::move(*batch);
+      return front_cache_;
+    }
+    // Unreadable: skip it as if acknowledged, and count its lines.
+    errors_.report(kComponent, "corrupt_record", batch.error());
+    lost_lines_ += records_.front().lines;
+    popFrontLocked();
+    writeAckLocked();
+  }
+  return std::nullopt;
+}
+
+void DiskSpool::acknowledge(std::uint64_t sequence) {
+  std::lock_guard lock(mu_);
+  if (records_.empty() || records_.front().sequence != sequence) {
+    // Below the front: acknowledged already, or dropped while it was being sent. Above: a bug in
+    // the caller; acknowledging more than was sent would lose batches, so nothing happens.
+    if (!records_.empty() && sequence > records_.front().sequence) {
+      errors_.report(kComponent, "ack_not_front",
+                     "acknowledged " + std::to_string(sequence) + " while the front is " +
+                         std::to_string(records_.front().sequence));
+    }
+    return;
+  }
+  popFrontLocked();
+  writeAckLocked();
+}
+
+}  // namespace
+
+std::expected<std::unique_ptr<Spool>, std::string> Spool::open(SpoolOptions options,
+                                                               ErrorReporter& errors) {
+  if (options.dir.empty()) {
+    return std::unexpected("spool: no directory");
+  }
+  if (options.max_bytes <= kHeaderBytes) {
+    return std::unexpected("spool: max_bytes " + std::to_string(options.max_bytes) +
+                           " is too small");
+  }
+  if (options.segment_bytes == 0) {
+    return std::unexpected("spool: segment_bytes must be positive");
+  }
+  if (options.zstd_level < ZSTD_minCLevel() || options.zstd_level > ZSTD_maxCLevel()) {
+    return std::unexpected("spool: zstd_level " + std::to_string(options.zstd_level) +
+                           " is out of range");
+  }
+  auto spool = std::make_unique<DiskSpool>(std::move(options), errors);
+  if (auto r = spool->recover(); !r) {
+    return std::unexpected("spool: " + r.error());
+  }
+  return spool;
+}
+
+}  // namespace nodewarden

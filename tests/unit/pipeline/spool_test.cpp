@@ -1,0 +1,525 @@
+// Spool: order, acknowledgement across restarts, recovery from torn and corrupt records, the byte
+// bound, and concurrent use.
+//
+// What a reader gets wrong: a reopened spool must hand out exactly the same batches (same entries,
+// same bytes, same order) as before the restart, because Loki only deduplicates identical replays;
+// the tests compare encodings, not just counts.
+#include "pipeline/spool.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pipeline/self_metrics.h"
+
+namespace nodewarden {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "nodewarden-spool-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed";
+    }
+    path_ = tmpl;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  [[nodiscard]] const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+LogBatch makeBatch(int id, int lines = 3) {
+  LogBatch batch;
+  LogBatch::Stream s;
+  s.labels = {{"container", "app"}, {"namespace", "ns"}, {"pod", "pod-" + std::to_string(id % 3)}};
+  for (int i = 0; i < lines; ++i) {
+    LogEntry e;
+    e.timestamp_ns = 1'700'000'000'000'000'000 + id * 1'000'000 + i;
+    e.line = "batch " + std::to_string(id) + " line " + std::to_string(i) + " payload";
+    e.metadata = {{"pod_uid", "uid-" + std::to_string(id)}};
+    batch.bytes += e.line.size();
+    s.entries.push_back(std::move(e));
+  }
+  batch.lines = static_cast<std::size_t>(lines);
+  batch.streams.push_back(std::move(s));
+  LogCheckpoint cp;
+  cp.source = "/var/log/pods/ns_pod_uid/app/0.log";
+  cp.file = {1, 2, 3, 4096};
+  cp.offset = static_cast<std::uint64_t>(id) * 100;
+  batch.checkpoints.push_back(cp);
+  return batch;
+}
+
+// The batch as the spool hands it back.
+LogBatch withSequence(LogBatch batch, std::uint64_t sequence) {
+  batch.sequence = sequence;
+  return batch;
+}
+
+std::vector<fs::path> segmentFiles(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".seg") {
+      out.push_back(e.path());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string readFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void writeFile(const fs::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+class SpoolTest : public ::testing::Test {
+ protected:
+  SpoolOptions options(bool fsync = true) const {
+    SpoolOptions o;
+    o.dir = dir_.path() / "spool";
+    o.fsync = fsync;
+    return o;
+  }
+
+  std::unique_ptr<Spool> open(const SpoolOptions& o) {
+    auto spool = Spool::open(o, errors_);
+    EXPECT_TRUE(spool.has_value()) << spool.error();
+    return spool ? std::move(*spool) : nullptr;
+  }
+
+  // Reads and acknowledges everything, oldest first.
+  static std::vector<LogBatch> drain(Spool& spool) {
+    std::vector<LogBatch> out;
+    while (auto batch = spool.front()) {
+      spool.acknowledge(batch->sequence);
+      out.push_back(std::move(*batch));
+    }
+    return out;
+  }
+
+  double corrupt() const { return errors_.count("spool", "corrupt_record"); }
+
+  TempDir dir_;
+  prometheus::Registry registry_;
+  ErrorReporter errors_{registry_};
+};
+
+TEST_F(SpoolTest, EmptySpool) {
+  auto spool = open(options());
+  ASSERT_TRUE(spool);
+  EXPECT_FALSE(spool->front().has_value());
+  EXPECT_EQ(spool->batches(), 0U);
+  EXPECT_EQ(spool->bytes(), 0U);
+  EXPECT_EQ(spool->lostLines(), 0U);
+  EXPECT_EQ(spool->oldestAge().count(), 0);
+  spool->acknowledge(1);  // nothing to acknowledge: ignored
+  spool.reset();
+  spool = open(options());
+  EXPECT_FALSE(spool->front().has_value());
+  EXPECT_EQ(spool->append(makeBatch(1)).value(), 1U);
+}
+
+TEST_F(SpoolTest, RoundTrip) {
+  auto spool = open(options());
+  const LogBatch batch = makeBatch(1);
+  auto seq = spool->append(batch);
+  ASSERT_TRUE(seq.has_value()) << seq.error();
+  EXPECT_EQ(*seq, 1U);
+  EXPECT_EQ(spool->batches(), 1U);
+  EXPECT_GT(spool->bytes(), 44U);
+  auto front = spool->front();
+  ASSERT_TRUE(front.has_value());
+  EXPECT_EQ(*front, withSequence(batch, 1));
+  EXPECT_EQ(spool->front(), front);  // front() does not consume
+  spool->acknowledge(1);
+  EXPECT_FALSE(spool->front().has_value());
+  EXPECT_EQ(spool->batches(), 0U);
+}
+
+TEST_F(SpoolTest, HandsBatchesOutInOrder) {
+  auto spool = open(options(false));
+  for (int i = 1; i <= 20; ++i) {
+    EXPECT_EQ(spool->append(makeBatch(i)).value(), static_cast<std::uint64_t>(i));
+  }
+  const auto out = drain(*spool);
+  ASSERT_EQ(out.size(), 20U);
+  for (int i = 1; i <= 20; ++i) {
+    EXPECT_EQ(out[static_cast<std::size_t>(i - 1)], withSequence(makeBatch(i), i));
+  }
+}
+
+TEST_F(SpoolTest, AcknowledgeOnlyTheFront) {
+  auto spool = open(options(false));
+  spool->append(makeBatch(1));
+  spool->append(makeBatch(2));
+  spool->acknowledge(2);  // not the front: ignored and reported
+  EXPECT_EQ(spool->front()->sequence, 1U);
+  EXPECT_EQ(errors_.count("spool", "ack_not_front"), 1.0);
+  spool->acknowledge(1);
+  spool->acknowledge(1);  // twice: ignored quietly
+  EXPECT_EQ(spool->front()->sequence, 2U);
+  EXPECT_EQ(spool->batches(), 1U);
+}
+
+TEST_F(SpoolTest, ReopenReplaysTheSameBatchesInTheSameOrder) {
+  std::vector<std::string> encoded;
+  {
+    auto spool = open(options());
+    for (int i = 1; i <= 6; ++i) {
+      spool->append(makeBatch(i, i));
+    }
+    spool->acknowledge(spool->front()->sequence);
+    spool->acknowledge(spool->front()->sequence);
+  }
+  for (int round = 0; round < 2; ++round) {
+    auto spool = open(options());
+    EXPECT_EQ(spool->batches(), 4U);
+    auto front = spool->front();
+    ASSERT_TRUE(front.has_value());
+    EXPECT_EQ(front->sequence, 3U);
+    EXPECT_EQ(*front, withSequence(makeBatch(3, 3), 3));
+    if (round == 0) {
+      continue;  // reopened without acknowledging: the same front again next time
+    }
+    const auto out = drain(*spool);
+    ASSERT_EQ(out.size(), 4U);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const int id = static_cast<int>(i) + 3;
+      EXPECT_EQ(out[i].sequence, static_cast<std::uint64_t>(id));
+      EXPECT_EQ(encodeLogBatch(out[i]), encodeLogBatch(makeBatch(id, id)));
+      EXPECT_EQ(out[i], withSequence(makeBatch(id, id), id));
+    }
+  }
+  auto spool = open(options());
+  EXPECT_FALSE(spool->front().has_value());
+  EXPECT_TRUE(segmentFiles(options().dir).empty());
+}
+
+TEST_F(SpoolTest, RestartContinuesSequenceNumbers) {
+  {
+    auto spool = open(options());
+    for (int i = 1; i <= 3; ++i) {
+      spool->append(makeBatch(i));
+    }
+  }
+  {
+    auto spool = open(options());
+    EXPECT_EQ(spool->append(makeBatch(4)).value(), 4U);
+    EXPECT_EQ(drain(*spool).size(), 4U);
+  }
+  // Everything acknowledged and, once reopened, every segment gone: the ack file still knows
+  // where we were.
+  auto spool = open(options());
+  EXPECT_TRUE(segmentFiles(options().dir).empty());
+  EXPECT_EQ(spool->batches(), 0U);
+  EXPECT_EQ(spool->append(makeBatch(5)).value(), 5U);
+}
+
+TEST_F(SpoolTest, OldestAgeComesFromTheAppendTime) {
+  auto spool = open(options(false));
+  const auto before = std::chrono::steady_clock::now();
+  spool->append(makeBatch(1));
+  const auto age = spool->oldestAge();
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - before);
+  EXPECT_GE(age.count(), 0);
+  EXPECT_LE(age.count(), elapsed.count() + 1000);
+  drain(*spool);
+  EXPECT_EQ(spool->oldestAge().count(), 0);
+}
+
+// A crash mid-append leaves a prefix of the last record: every prefix must be cut off, the loss
+// counted when the header survived, and the spool must go on.
+TEST_F(SpoolTest, TornTailAtEveryOffset) {
+  const SpoolOptions o = options(false);
+  std::uint64_t start = 0;
+  std::string full;
+  {
+    auto spool = open(o);
+    spool->append(makeBatch(1));
+    spool->append(makeBatch(2));
+    start = spool->bytes();
+    spool->append(makeBatch(3, 7));
+  }
+  auto files = segmentFiles(o.dir);
+  ASSERT_EQ(files.size(), 1U);
+  full = readFile(files[0]);
+  ASSERT_GT(full.size(), start + 44);
+  for (std::size_t cut = start; cut < full.size(); ++cut) {
+    SCOPED_TRACE(cut);
+    fs::remove_all(o.dir);
+    fs::create_directories(o.dir);
+    writeFile(o.dir / files[0].filename(), full.substr(0, cut));
+    prometheus::Registry registry;
+    ErrorReporter errors(registry);
+    auto spool = Spool::open(o, errors).value();
+    EXPECT_EQ(spool->batches(), 2U);
+    EXPECT_EQ(spool->bytes(), start);
+    EXPECT_EQ(spool->lostLines(), cut >= start + 44 ? 7U : 0U);
+    EXPECT_EQ(errors.count("spool", "corrupt_record"), cut > start ? 1.0 : 0.0);
+    EXPECT_EQ(fs::file_size(o.dir / files[0].filename()), start);  // the tail is cut off
+    auto seq = spool->append(makeBatch(4));
+    ASSERT_TRUE(seq.has_value()) << seq.error();
+    EXPECT_EQ(*seq, 3U);  // the torn record was never appended
+    const auto out = drain(*spool);
+    ASSERT_EQ(out.size(), 3U);
+    EXPECT_EQ(out[0], withSequence(makeBatch(1), 1));
+    EXPECT_EQ(out[1], withSequence(makeBatch(2), 2));
+    EXPECT_EQ(out[2], withSequence(makeBatch(4), 3));
+  }
+}
+
+TEST_F(SpoolTest, CorruptPayloadInTheMiddleIsSkippedAndCounted) {
+  std::uint64_t second = 0;
+  std::uint64_t third = 0;
+  {
+    auto spool = open(options());
+    spool->append(makeBatch(1));
+    second = spool->bytes();
+    spool->append(makeBatch(2, 5));
+    third = spool->bytes();
+    spool->append(makeBatch(3));
+  }
+  const auto file = segmentFiles(options().dir).at(0);
+  std::string bytes = readFile(file);
+  bytes[(second + 44 + third) / 2] ^= 0x5a;  // inside the second record's zstd frame
+  writeFile(file, bytes);
+
+  auto spool = open(options());
+  EXPECT_EQ(spool->batches(), 2U);
+  EXPECT_EQ(spool->lostLines(), 5U);
+  EXPECT_EQ(corrupt(), 1.0);
+  const auto out = drain(*spool);
+  ASSERT_EQ(out.size(), 2U);
+  EXPECT_EQ(out[0], withSequence(makeBatch(1), 1));
+  EXPECT_EQ(out[1], withSequence(makeBatch(3), 3));
+  EXPECT_EQ(spool->append(makeBatch(4)).value(), 4U);
+}
+
+TEST_F(SpoolTest, CorruptHeaderInTheMiddleResyncsOnTheNextRecord) {
+  std::uint64_t second = 0;
+  {
+    auto spool = open(options());
+    spool->append(makeBatch(1));
+    second = spool->bytes();
+    spool->append(makeBatch(2, 5));
+    spool->append(makeBatch(3));
+  }
+  const auto file = segmentFiles(options().dir).at(0);
+  std::string bytes = readFile(file);
+  bytes[second + 20] ^= 0x01;  // the compressed length: the header's crc no longer matches
+  writeFile(file, bytes);
+
+  auto spool = open(options());
+  EXPECT_EQ(corrupt(), 1.0);
+  EXPECT_EQ(spool->lostLines(), 0U);  // an unreadable header does not say how many
+  const auto out = drain(*spool);
+  ASSERT_EQ(out.size(), 2U);
+  EXPECT_EQ(out[0].sequence, 1U);
+  EXPECT_EQ(out[1], withSequence(makeBatch(3), 3));
+}
+
+TEST_F(SpoolTest, GarbageSegmentIsCutAway) {
+  fs::create_directories(options().dir);
+  writeFile(options().dir / "00000000000000000007.seg", std::string(1000, 'N'));
+  writeFile(options().dir / "not-a-segment.txt", "keep me");
+  auto spool = open(options());
+  EXPECT_EQ(spool->batches(), 0U);
+  EXPECT_EQ(corrupt(), 1.0);
+  EXPECT_TRUE(segmentFiles(options().dir).empty());
+  EXPECT_TRUE(fs::exists(options().dir / "not-a-segment.txt"));
+  EXPECT_EQ(spool->append(makeBatch(1)).value(), 8U);  // past every segment name
+}
+
+TEST_F(SpoolTest, FullSpoolDropsTheOldestAndCountsTheLines) {
+  SpoolOptions o = options();
+  std::uint64_t record = 0;
+  {
+    TempDir probe_dir;
+    SpoolOptions p = o;
+    p.dir = probe_dir.path();
+    auto probe = open(p);
+    probe->append(makeBatch(1, 4));
+    record = probe->bytes();
+  }
+  o.segment_bytes = 1;  // one record per segment
+  o.max_bytes = record * 3 + record / 2;
+  std::vector<std::uint64_t> seqs;
+  {
+    auto spool = open(o);
+    for (int i = 1; i <= 5; ++i) {
+      auto seq = spool->append(makeBatch(i, 4));
+      ASSERT_TRUE(seq.has_value()) << seq.error();
+      EXPECT_LE(spool->bytes(), o.max_bytes);
+    }
+    EXPECT_EQ(spool->batches(), 3U);
+    EXPECT_EQ(spool->lostLines(), 8U);
+    EXPECT_EQ(errors_.count("spool", "full_dropped_oldest"), 2.0);
+    EXPECT_EQ(spool->front()->sequence, 3U);
+    spool->acknowledge(1);  // dropped while "in flight": ignored
+    EXPECT_EQ(spool->batches(), 3U);
+  }
+  auto spool = open(o);
+  EXPECT_EQ(spool->batches(), 3U);
+  EXPECT_EQ(spool->append(makeBatch(6, 4)).value(), 6U);
+  const auto out = drain(*spool);
+  ASSERT_EQ(out.size(), 3U);
+  EXPECT_EQ(out[0], withSequence(makeBatch(4, 4), 4));
+  EXPECT_EQ(out[2], withSequence(makeBatch(6, 4), 6));
+}
+
+TEST_F(SpoolTest, DroppingEverythingStillNeverReusesSequences) {
+  SpoolOptions o = options();
+  o.max_bytes = 4096;
+  {
+    auto spool = open(o);
+    spool->append(makeBatch(1, 4));
+    spool->append(makeBatch(2, 4));
+    // Needs more room than the first two leave: both go, unacknowledged.
+    LogBatch big = makeBatch(3, 1);
+    std::mt19937 rng(7);
+    big.streams[0].entries[0].line.resize(3600);
+    for (char& c : big.streams[0].entries[0].line) {
+      c = static_cast<char>(rng());
+    }
+    EXPECT_EQ(spool->append(big).value(), 3U);
+    EXPECT_EQ(spool->lostLines(), 8U);
+    EXPECT_EQ(spool->batches(), 1U);
+    spool->acknowledge(3);
+  }
+  auto spool = open(o);
+  EXPECT_EQ(spool->batches(), 0U);
+  EXPECT_EQ(spool->append(makeBatch(4)).value(), 4U);
+}
+
+TEST_F(SpoolTest, RefusesABatchLargerThanMaxBytes) {
+  SpoolOptions o = options();
+  o.max_bytes = 2048;
+  auto spool = open(o);
+  ASSERT_TRUE(spool->append(makeBatch(1)).has_value());
+  LogBatch big = makeBatch(2, 1);
+  std::mt19937 rng(1);
+  big.streams[0].entries[0].line.resize(10'000);
+  for (char& c : big.streams[0].entries[0].line) {
+    c = static_cast<char>(rng());  // incompressible
+  }
+  auto seq = spool->append(big);
+  ASSERT_FALSE(seq.has_value());
+  EXPECT_NE(seq.error().find("max_bytes"), std::string::npos) << seq.error();
+  // Nothing was dropped to make room for it, and its number was not used.
+  EXPECT_EQ(spool->batches(), 1U);
+  EXPECT_EQ(spool->lostLines(), 0U);
+  EXPECT_EQ(spool->append(makeBatch(3)).value(), 2U);
+}
+
+TEST_F(SpoolTest, ManySegments) {
+  SpoolOptions o = options(false);
+  o.segment_bytes = 1024;
+  {
+    auto spool = open(o);
+    for (int i = 1; i <= 200; ++i) {
+      ASSERT_EQ(spool->append(makeBatch(i, 5)).value(), static_cast<std::uint64_t>(i));
+    }
+    EXPECT_GT(segmentFiles(o.dir).size(), 20U);
+    std::uint64_t on_disk = 0;
+    for (const auto& f : segmentFiles(o.dir)) {
+      on_disk += fs::file_size(f);
+      EXPECT_LE(fs::file_size(f), o.segment_bytes);
+    }
+    EXPECT_EQ(spool->bytes(), on_disk);
+    // Acknowledging a whole segment deletes it.
+    const auto before = segmentFiles(o.dir).size();
+    for (int i = 1; i <= 50; ++i) {
+      spool->acknowledge(spool->front()->sequence);
+    }
+    EXPECT_LT(segmentFiles(o.dir).size(), before);
+  }
+  auto spool = open(o);
+  EXPECT_EQ(spool->batches(), 150U);
+  const auto out = drain(*spool);
+  ASSERT_EQ(out.size(), 150U);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int id = static_cast<int>(i) + 51;
+    EXPECT_EQ(out[i], withSequence(makeBatch(id, 5), id));
+  }
+  spool.reset();
+  spool = open(o);
+  EXPECT_TRUE(segmentFiles(o.dir).empty());
+  EXPECT_EQ(spool->append(makeBatch(0)).value(), 201U);
+}
+
+TEST_F(SpoolTest, OneOpenSpoolPerDirectory) {
+  auto spool = open(options());
+  auto second = Spool::open(options(), errors_);
+  ASSERT_FALSE(second.has_value());
+  EXPECT_NE(second.error().find("in use"), std::string::npos) << second.error();
+}
+
+TEST_F(SpoolTest, RejectsBadOptions) {
+  SpoolOptions o = options();
+  o.max_bytes = 10;
+  EXPECT_FALSE(Spool::open(o, errors_).has_value());
+  o = options();
+  o.zstd_level = 1000;
+  EXPECT_FALSE(Spool::open(o, errors_).has_value());
+  o = options();
+  o.dir.clear();
+  EXPECT_FALSE(Spool::open(o, errors_).has_value());
+}
+
+TEST_F(SpoolTest, ConcurrentAppendAndConsume) {
+  SpoolOptions o = options(false);
+  o.segment_bytes = 4096;
+  auto spool = open(o);
+  constexpr int kBatches = 400;
+  std::thread producer([&] {
+    for (int i = 1; i <= kBatches; ++i) {
+      auto seq = spool->append(makeBatch(i, 1 + i % 4));
+      EXPECT_TRUE(seq.has_value());
+    }
+  });
+  std::vector<LogBatch> got;
+  while (got.size() < static_cast<std::size_t>(kBatches)) {
+    auto batch = spool->front();
+    if (!batch) {
+      std::this_thread::yield();
+      continue;
+    }
+    spool->acknowledge(batch->sequence);
+    got.push_back(std::move(*batch));
+  }
+  producer.join();
+  for (int i = 1; i <= kBatches; ++i) {
+    EXPECT_EQ(got[static_cast<std::size_t>(i - 1)], withSequence(makeBatch(i, 1 + i % 4), i));
+  }
+  EXPECT_EQ(spool->batches(), 0U);
+  EXPECT_EQ(spool->lostLines(), 0U);
+  EXPECT_LE(segmentFiles(o.dir).size(), 1U);  // at most the one still appended to
+}
+
+}  // namespace
+}  // namespace nodewarden

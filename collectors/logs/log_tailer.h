@@ -4,7 +4,14 @@
 //
 // What a reader gets wrong: positions are committed only when the pipeline says the lines before
 // them are durable (commit()), never when they are read; a rotated file is kept open and read to
-// its end before it is let go, however far behind the agent is.
+// its end before it is let go, however far behind the agent is. A checkpoint's source is the
+// file's identity ("file:<dev>:<ino>"), not its path, because rotation renames files.
+//
+// Files without a checkpoint are read from their beginning (nothing is lost on a fresh install;
+// the destination deduplicates any replay) unless start_at_end_for_new_files is set, which applies
+// only to the files found by the first scan: a file that appears later is always new and is read
+// whole. Split by concern: log_discovery (inotify and listings), tailed_file (one file),
+// checkpoint_store (the JSON file of positions); this file owns the set of files and their order.
 #pragma once
 
 #include <chrono>
@@ -25,9 +32,10 @@ struct LogTailerOptions {
   std::string node_name;
   std::size_t max_line_bytes = 256 * 1024;  // Loki's default line limit
   std::size_t max_open_files = 1024;
-  bool read_compressed = false;  // rotated .gz files are skipped unless set
   std::chrono::milliseconds rescan_interval{10000};
   std::size_t read_chunk_bytes = 64 * 1024;
+  // Files found by the first scan that have no checkpoint start at their end instead of 0.
+  bool start_at_end_for_new_files = false;
 };
 
 struct LogTailerStats {
@@ -36,6 +44,14 @@ struct LogTailerStats {
   std::uint64_t lines_read = 0;
   std::uint64_t lines_truncated = 0;
   std::uint64_t bad_records = 0;
+  std::size_t files_waiting = 0;            // found, not opened: max_open_files reached
+  std::uint64_t open_deferred = 0;          // files that had to wait for a free handle
+  std::uint64_t files_released = 0;         // rotated or deleted files read, committed and closed
+  std::uint64_t truncations = 0;            // copytruncate: a file shrank below the read position
+  std::uint64_t checkpoint_mismatches = 0;  // a checkpoint's inode now holds another file
+  std::uint64_t compressed_skipped = 0;     // rotated .gz files not read
+  std::uint64_t vanished_unread = 0;        // files deleted before they could be opened
+  std::uint64_t inotify_overflows = 0;
 };
 
 class LogTailer {

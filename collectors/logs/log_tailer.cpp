@@ -1,0 +1,397 @@
+// LogTailer: the set of followed files, their read order per container, the handle budget, and
+// the bridge between what the sink accepted and what commit() made durable.
+//
+// What a reader gets wrong: a file is let go only when three things hold: it will not grow (it was
+// deleted, or a newer file of its container has data), everything in it was handed out, and
+// commit() covered the last entry handed out. Until then its descriptor stays open, so a file
+// renamed and deleted while the agent was far behind is still read to its end.
+#include "collectors/logs/log_tailer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "collectors/logs/checkpoint_store.h"
+#include "collectors/logs/log_discovery.h"
+#include "collectors/logs/tailed_file.h"
+
+namespace nodewarden::logs {
+
+class LogTailer::Impl {
+ public:
+  Impl(LogTailerOptions options, ErrorReporter& errors)
+      : options_(std::move(options)),
+        errors_(errors),
+        discovery_(options_.log_root, errors),
+        store_(options_.checkpoint_file),
+        chunk_(std::max<std::size_t>(options_.read_chunk_bytes, 1)) {
+    if (options_.max_open_files == 0) options_.max_open_files = 1;
+    if (!options_.checkpoint_file.empty()) {
+      if (auto loaded = store_.load(); !loaded) {
+        errors_.report("logs", "checkpoint_load", loaded.error());
+      }
+    }
+    fullScan(/*initial=*/true);
+    last_rescan_ = std::chrono::steady_clock::now();
+  }
+
+  [[nodiscard]] int watchFd() const { return discovery_.fd(); }
+
+  std::size_t poll(LogSink& sink, std::size_t byte_budget) {
+    discover();
+    openWaiting();
+
+    TailContext ctx{sink, errors_, stats_, chunk_, scratch_};
+    std::size_t total = 0;
+    for (auto& [key, file] : files_) file->startPoll();
+
+    if (!sink.hasRoom()) return 0;
+    // A line the sink refused last time goes first: it was read before anything still unread.
+    for (auto& [key, file] : files_) {
+      if (file->hasHeld() && !file->deliverHeld(ctx)) return 0;
+    }
+
+    bool blocked = false;
+    bool progressed = true;
+    while (!blocked && progressed && total < byte_budget) {
+      progressed = false;
+      // One chunk per container per round, so a chatty container does not starve the others.
+      for (auto& [dir, group] : groups_) {
+        if (readGroup(ctx, group, byte_budget - total, total, progressed)) {
+          blocked = true;
+          break;
+        }
+        if (total >= byte_budget) break;
+      }
+    }
+    releaseDone();
+    return total;
+  }
+
+  void commit(const std::vector<LogCheckpoint>& checkpoints) {
+    for (const auto& cp : checkpoints) {
+      const auto it = files_.find(cp.source);
+      if (it == files_.end()) continue;  // the journal's, or a file already released
+      if (!it->second->commit(cp)) continue;
+      store_.put(cp.source, StoredPosition{it->second->path(), cp.file, cp.offset});
+      store_dirty_ = true;
+    }
+    releaseDone();
+    if (store_dirty_ && !options_.checkpoint_file.empty()) {
+      if (auto saved = store_.save(); !saved) {
+        errors_.report("logs", "checkpoint_save", saved.error());
+      } else {
+        store_dirty_ = false;
+      }
+    }
+  }
+
+  [[nodiscard]] std::vector<std::pair<std::string, std::uint64_t>> lagPerFile() const {
+    std::vector<std::pair<std::string, std::uint64_t>> out;
+    out.reserve(files_.size());
+    for (const auto& [key, file] : files_) {
+      struct stat st {};
+      std::uint64_t size = file->knownSize();
+      if (::fstat(file->fd(), &st) == 0) size = static_cast<std::uint64_t>(st.st_size);
+      out.emplace_back(file->path(), size > file->consumed() ? size - file->consumed() : 0);
+    }
+    return out;
+  }
+
+  [[nodiscard]] LogTailerStats stats() const {
+    LogTailerStats s = stats_;
+    s.open_files = files_.size();
+    s.files_waiting = waiting_.size();
+    s.inotify_overflows = discovery_.overflows();
+    return s;
+  }
+
+ private:
+  struct Waiting {
+    DiscoveredFile file;
+    std::uint64_t seq = 0;
+    bool initial = false;  // found by the first scan
+    bool deferred = false;
+  };
+  struct Done {
+    std::uint64_t size = 0;
+    std::int64_t mtime_ns = 0;
+  };
+
+  // Reads the first file of the group that is not at its end; returns true when the sink blocked.
+  bool readGroup(TailContext& ctx, std::vector<TailedFile*>& group, std::size_t budget,
+                 std::size_t& total, bool& progressed) {
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      TailedFile& file = *group[i];
+      if (file.eofThisPoll()) continue;
+      // Reading what could not be handed out would only be read again.
+      if (!ctx.sink.hasRoom()) return true;
+      std::size_t n = 0;
+      const auto status = file.readChunk(ctx, budget, n);
+      total += n;
+      if (status == TailedFile::Status::kBlocked) return true;
+      if (status == TailedFile::Status::kMore) {
+        progressed = true;
+        return false;
+      }
+      file.setEofThisPoll();
+      if (file.deleted() || superseded(group, i)) {
+        if (file.finish(ctx) == TailedFile::Status::kBlocked) return true;
+      }
+      // At its end: the next file of the container may be read in this same round.
+    }
+    return false;
+  }
+
+  // A newer file of the same container has data, so the runtime writes there now.
+  static bool superseded(const std::vector<TailedFile*>& group, std::size_t i) {
+    for (std::size_t j = i + 1; j < group.size(); ++j) {
+      if (group[j]->knownSize() > 0) return true;
+    }
+    return false;
+  }
+
+  void discover() {
+    const bool overflow = discovery_.drainEvents();
+    const auto now = std::chrono::steady_clock::now();
+    if (overflow || now - last_rescan_ >= options_.rescan_interval) {
+      fullScan(/*initial=*/false);
+      last_rescan_ = now;
+    } else if (discovery_.hasDirtyDirs()) {
+      found_.clear();
+      discovery_.scanDirty(found_);
+      sortFound();
+      for (const auto& f : found_) onFound(f, /*initial=*/false);
+      sortGroups();
+    }
+  }
+
+  void fullScan(bool initial) {
+    found_.clear();
+    discovery_.scanAll(found_);
+    sortFound();
+    std::unordered_set<std::string> seen;
+    seen.reserve(found_.size());
+    for (const auto& f : found_) {
+      seen.insert(onFound(f, initial));
+    }
+    sortGroups();
+    // Whatever the listing no longer shows is gone, unless it is open (deleted, still draining).
+    for (auto it = store_.positions().begin(); it != store_.positions().end();) {
+      const auto& key = it->first;
+      ++it;
+      if (!seen.contains(key) && !files_.contains(key)) {
+        store_.erase(key);
+        store_dirty_ = true;
+      }
+    }
+    std::erase_if(done_, [&](const auto& kv) { return !seen.contains(kv.first); });
+    std::erase_if(compressed_seen_, [&](const auto& k) { return !seen.contains(k); });
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (seen.contains(it->first)) {
+        ++it;
+        continue;
+      }
+      vanishedUnread(it->second.file);
+      waiting_order_.erase(it->second.seq);
+      it = waiting_.erase(it);
+    }
+  }
+
+  // Listings come in directory order; files wait for a handle in read order instead.
+  void sortFound() {
+    std::sort(found_.begin(), found_.end(), [](const DiscoveredFile& a, const DiscoveredFile& b) {
+      const bool a_live = a.rotated_suffix.empty();
+      const bool b_live = b.rotated_suffix.empty();
+      return std::tie(a.container_dir, a.restart, a_live, a.rotated_suffix) <
+             std::tie(b.container_dir, b.restart, b_live, b.rotated_suffix);
+    });
+  }
+
+  // Returns the file's key.
+  std::string onFound(const DiscoveredFile& f, bool initial) {
+    std::string key = fileKey(f.device, f.inode);
+    if (f.compressed) {
+      // Not read: kubelet compresses a rotated file only after a newer one exists, and the plain
+      // file was drained through its open descriptor, so reading it again would only duplicate.
+      if (compressed_seen_.insert(key).second) ++stats_.compressed_skipped;
+      return key;
+    }
+    if (const auto open = files_.find(key); open != files_.end()) {
+      open->second->seenAt(f);
+      return key;
+    }
+    if (const auto w = waiting_.find(key); w != waiting_.end()) {
+      w->second.file = f;
+      return key;
+    }
+    if (const auto d = done_.find(key); d != done_.end()) {
+      if (d->second.size == f.size && d->second.mtime_ns == f.mtime_ns) return key;
+      done_.erase(d);  // it grew after it was let go (or the inode is reused): open it again
+    }
+    const std::uint64_t seq = next_seq_++;
+    waiting_order_.emplace(seq, key);
+    waiting_.emplace(key, Waiting{f, seq, initial, false});
+    return key;
+  }
+
+  void vanishedUnread(const DiscoveredFile& f) {
+    if (f.size == 0) return;
+    ++stats_.vanished_unread;
+    errors_.report("logs", "file_vanished_unread", f.path);
+  }
+
+  void openWaiting() {
+    bool opened = false;
+    while (!waiting_order_.empty() && files_.size() < options_.max_open_files) {
+      const auto first = waiting_order_.begin();
+      const auto node = waiting_.extract(first->second);
+      waiting_order_.erase(first);
+      if (!node.empty()) opened |= openFile(node.mapped());
+    }
+    for (auto& [key, w] : waiting_) {
+      if (!w.deferred) {
+        w.deferred = true;
+        ++stats_.open_deferred;
+      }
+    }
+    if (opened) sortGroups();
+  }
+
+  bool openFile(const Waiting& w) {
+    const int fd = ::open(w.file.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+      if (errno == ENOENT) {
+        vanishedUnread(w.file);
+      } else {
+        errors_.report("logs", "open_error", w.file.path + ": " + std::strerror(errno));
+      }
+      return false;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      ::close(fd);
+      return false;
+    }
+    FileIdentity identity;
+    identity.device = static_cast<std::uint64_t>(st.st_dev);
+    identity.inode = static_cast<std::uint64_t>(st.st_ino);
+    // The name may hold another file by now (renamed away): follow whatever is there.
+    std::string key = fileKey(identity.device, identity.inode);
+    if (files_.contains(key)) {
+      ::close(fd);
+      return false;
+    }
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    fingerprintFile(fd, size, kFingerprintMaxBytes, identity);
+
+    std::uint64_t start = 0;
+    if (const StoredPosition* stored = store_.find(key)) {
+      if (stored->offset <= size && fingerprintMatches(fd, stored->file)) {
+        start = stored->offset;
+      } else {
+        // The inode now holds another file (reuse) or was truncated while we were away.
+        ++stats_.checkpoint_mismatches;
+        errors_.report("logs", "checkpoint_mismatch", w.file.path);
+        store_.erase(key);
+        store_dirty_ = true;
+      }
+    } else if (w.initial && options_.start_at_end_for_new_files) {
+      start = size;
+    }
+    auto file = std::make_unique<TailedFile>(fd, key, w.file, identity, start, size, w.seq,
+                                             options_.node_name, options_.max_line_bytes);
+    groups_[file->containerDir()].push_back(file.get());
+    files_.emplace(std::move(key), std::move(file));
+    return true;
+  }
+
+  void sortGroups() {
+    for (auto& [dir, group] : groups_) {
+      std::stable_sort(group.begin(), group.end(),
+                       [](const TailedFile* a, const TailedFile* b) { return a->readsBefore(*b); });
+    }
+  }
+
+  void releaseDone() {
+    bool released = false;
+    for (auto g = groups_.begin(); g != groups_.end();) {
+      auto& group = g->second;
+      for (std::size_t i = 0; i < group.size();) {
+        TailedFile& file = *group[i];
+        if (!file.releasable() || !(file.deleted() || superseded(group, i))) {
+          ++i;
+          continue;
+        }
+        release(file);
+        group.erase(group.begin() + static_cast<std::ptrdiff_t>(i));
+        released = true;
+      }
+      g = group.empty() ? groups_.erase(g) : std::next(g);
+    }
+    if (released) openWaiting();
+  }
+
+  void release(TailedFile& file) {
+    const std::string key = file.key();
+    struct stat st {};
+    const bool stat_ok = ::fstat(file.fd(), &st) == 0;
+    if (file.deleted() || !stat_ok || st.st_nlink == 0) {
+      store_.erase(key);
+    } else {
+      // Still on disk (a rotated file, a finished container's log): remember that it was read to
+      // its end, so listings skip it and a restart does not read it again.
+      const auto size = static_cast<std::uint64_t>(st.st_size);
+      store_.put(key, StoredPosition{file.path(), file.identity(), size});
+      done_[key] = Done{
+          size, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+    }
+    store_dirty_ = true;
+    ++stats_.files_released;
+    files_.erase(key);
+  }
+
+  LogTailerOptions options_;
+  ErrorReporter& errors_;
+  LogDiscovery discovery_;
+  CheckpointStore store_;
+  bool store_dirty_ = false;
+  std::map<std::string, std::unique_ptr<TailedFile>> files_;  // key → open file
+  std::map<std::string, std::vector<TailedFile*>> groups_;    // container dir → read order
+  std::unordered_map<std::string, Waiting> waiting_;          // key → found, not yet opened
+  std::map<std::uint64_t, std::string> waiting_order_;        // seq → key: oldest first
+  std::unordered_map<std::string, Done> done_;                // released, still on disk
+  std::unordered_set<std::string> compressed_seen_;
+  std::vector<DiscoveredFile> found_;  // reused by every listing
+  std::vector<char> chunk_;            // reused by every read
+  std::string scratch_;
+  LogTailerStats stats_;
+  std::uint64_t next_seq_ = 0;
+  std::chrono::steady_clock::time_point last_rescan_;
+};
+
+LogTailer::LogTailer(LogTailerOptions options, ErrorReporter& errors)
+    : impl_(std::make_unique<Impl>(std::move(options), errors)) {}
+LogTailer::~LogTailer() = default;
+int LogTailer::watchFd() const { return impl_->watchFd(); }
+std::size_t LogTailer::poll(LogSink& sink, std::size_t byte_budget) {
+  return impl_->poll(sink, byte_budget);
+}
+void LogTailer::commit(const std::vector<LogCheckpoint>& checkpoints) {
+  impl_->commit(checkpoints);
+}
+std::vector<std::pair<std::string, std::uint64_t>> LogTailer::lagPerFile() const {
+  return impl_->lagPerFile();
+}
+LogTailerStats LogTailer::stats() const { return impl_->stats(); }
+
+}  // namespace nodewarden::logs

@@ -1,0 +1,340 @@
+// TailedFile: reading, record splitting, partial-line joining and end-of-file handling of one
+// followed container log file.
+//
+// What a reader gets wrong: when the sink is full the file is the buffer. Nothing read past the
+// last consumed record is kept: read_offset_ goes back to consumed_ and the bytes are read again on
+// the next poll, so memory per file stays at one incomplete record.
+#include "collectors/logs/tailed_file.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace nodewarden::logs {
+namespace {
+
+constexpr std::uint64_t kFnvOffset = 14695981039346656037ULL;
+constexpr std::uint64_t kFnvPrime = 1099511628211ULL;
+// Room for a record's non-message bytes (CRI prefix, Docker's JSON keys and escapes).
+constexpr std::size_t kRecordOverheadBytes = 4096;
+
+std::size_t index(LogStream s) { return s == LogStream::kStdout ? 0 : 1; }
+LogStream streamAt(std::size_t i) { return i == 0 ? LogStream::kStdout : LogStream::kStderr; }
+
+// Hashes the first n bytes of fd; false if fewer could be read.
+bool hashPrefix(int fd, std::uint32_t n, std::uint64_t& hash) {
+  std::array<char, kFingerprintMaxBytes> buf;
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::pread(fd, buf.data() + got, n - got, static_cast<off_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    got += static_cast<std::size_t>(r);
+  }
+  hash = kFnvOffset;
+  for (std::size_t i = 0; i < n; ++i) {
+    hash ^= static_cast<unsigned char>(buf[i]);
+    hash *= kFnvPrime;
+  }
+  return true;
+}
+
+Labels streamLabels(const DiscoveredFile& where, const std::string& node, LogStream s) {
+  // Sorted by name.
+  return Labels{{"container", where.container},
+                {"namespace", where.namespace_name},
+                {"node", node},
+                {"pod", where.pod_name},
+                {"stream", streamName(s)}};
+}
+
+}  // namespace
+
+void fingerprintFile(int fd, std::uint64_t size, std::uint32_t limit, FileIdentity& identity) {
+  const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(size, limit));
+  std::uint64_t hash = 0;
+  if (hashPrefix(fd, n, hash)) {
+    identity.fingerprint = hash;
+    identity.fingerprint_bytes = n;
+  }
+}
+
+bool fingerprintMatches(int fd, const FileIdentity& identity) {
+  if (identity.fingerprint_bytes > kFingerprintMaxBytes) return false;
+  std::uint64_t hash = 0;
+  return hashPrefix(fd, identity.fingerprint_bytes, hash) && hash == identity.fingerprint;
+}
+
+TailedFile::TailedFile(int fd, std::string key, const DiscoveredFile& where,
+                       const FileIdentity& identity, std::uint64_t start, std::uint64_t size,
+                       std::uint64_t seq, const std::string& node, std::size_t max_line_bytes)
+    : fd_(fd),
+      key_(std::move(key)),
+      path_(where.path),
+      open_path_(where.path),
+      container_dir_(where.container_dir),
+      pod_uid_(where.pod_uid),
+      restart_(where.restart),
+      rotated_suffix_(where.rotated_suffix),
+      seq_(seq),
+      max_line_bytes_(max_line_bytes),
+      max_record_bytes_(2 * max_line_bytes + kRecordOverheadBytes),
+      identity_(identity),
+      labels_{streamLabels(where, node, LogStream::kStdout),
+              streamLabels(where, node, LogStream::kStderr)},
+      read_offset_(start),
+      consumed_(start),
+      size_(size),
+      joiners_{PartialJoiner(max_line_bytes), PartialJoiner(max_line_bytes)},
+      committed_(start) {}
+
+TailedFile::~TailedFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void TailedFile::seenAt(const DiscoveredFile& where) {
+  path_ = where.path;
+  restart_ = where.restart;
+  rotated_suffix_ = where.rotated_suffix;
+  size_ = std::max(size_, where.size);
+}
+
+bool TailedFile::readsBefore(const TailedFile& other) const {
+  if (restart_ != other.restart_) return restart_ < other.restart_;
+  const bool live = rotated_suffix_.empty();
+  const bool other_live = other.rotated_suffix_.empty();
+  if (live != other_live) return other_live;
+  if (rotated_suffix_ != other.rotated_suffix_) return rotated_suffix_ < other.rotated_suffix_;
+  return seq_ < other.seq_;
+}
+
+TailedFile::Status TailedFile::readChunk(TailContext& ctx, std::size_t max_bytes,
+                                         std::size_t& bytes_read) {
+  bytes_read = 0;
+  if (finished_) return Status::kEof;
+  const std::size_t want = std::min(max_bytes, ctx.chunk.size());
+  if (want == 0) return Status::kEof;
+  // copytruncate that grew back past our position before we looked (a fast writer): the size
+  // check at EOF cannot see it, but the file's first bytes are no longer the ones we hashed.
+  if (read_offset_ > 0 && identity_.fingerprint_bytes > 0 && !fingerprintMatches(fd_, identity_)) {
+    ++ctx.stats.truncations;
+    ctx.errors.report("logs", "file_truncated", path_ + " (content replaced)");
+    resetContent();
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0) {
+      size_ = static_cast<std::uint64_t>(st.st_size);
+      fingerprintFile(fd_, size_, kFingerprintMaxBytes, identity_);
+    }
+  }
+  ssize_t n = -1;
+  do {
+    n = ::pread(fd_, ctx.chunk.data(), want, static_cast<off_t>(read_offset_));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    ctx.errors.report("logs", "read_error", path_ + ": " + std::strerror(errno));
+    return Status::kEof;
+  }
+  if (n == 0) return checkEof(ctx);
+
+  bytes_read = static_cast<std::size_t>(n);
+  ctx.stats.bytes_read += bytes_read;
+  const std::uint64_t base = read_offset_;
+  read_offset_ += bytes_read;
+  size_ = std::max(size_, read_offset_);
+  if (identity_.fingerprint_bytes < kFingerprintMaxBytes &&
+      read_offset_ > identity_.fingerprint_bytes) {
+    fingerprintFile(fd_, read_offset_, kFingerprintMaxBytes, identity_);
+  }
+  const Outcome out = processData(ctx, std::string_view(ctx.chunk.data(), bytes_read), base);
+  if (out == Outcome::kConsumed) return Status::kMore;
+  // Forget what was read past the last consumed record; it is read again next poll.
+  read_offset_ = consumed_;
+  carry_.clear();
+  carry_overflow_ = false;
+  return Status::kBlocked;
+}
+
+TailedFile::Status TailedFile::checkEof(TailContext& ctx) {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) return Status::kEof;
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size < read_offset_) {
+    // copytruncate: the same inode starts over. Whatever was not read before the truncation is
+    // gone; the pending partial lines belong to the old content.
+    ++ctx.stats.truncations;
+    ctx.errors.report("logs", "file_truncated", path_);
+    resetContent();
+    size_ = size;
+    fingerprintFile(fd_, size, kFingerprintMaxBytes, identity_);
+    return Status::kMore;
+  }
+  size_ = size;
+  if (st.st_nlink == 0) deleted_ = true;
+  return Status::kEof;
+}
+
+void TailedFile::resetContent() {
+  read_offset_ = 0;
+  consumed_ = 0;
+  carry_.clear();
+  carry_overflow_ = false;
+  format_ = LogFormat::kUnknown;
+  joiners_ = {PartialJoiner(max_line_bytes_), PartialJoiner(max_line_bytes_)};
+  open_ = {};
+  overlong_ = {};
+  held_.reset();
+  committed_ = 0;
+  needs_commit_to_ = 0;
+  identity_.fingerprint = 0;
+  identity_.fingerprint_bytes = 0;
+}
+
+TailedFile::Outcome TailedFile::processData(TailContext& ctx, std::string_view data,
+                                            std::uint64_t base) {
+  std::size_t pos = 0;
+  while (pos < data.size()) {
+    const char* nl =
+        static_cast<const char*>(std::memchr(data.data() + pos, '\n', data.size() - pos));
+    const std::size_t stop =
+        nl != nullptr ? static_cast<std::size_t>(nl - data.data()) : data.size();
+    const bool continuing = consumed_ < base + pos;  // a record started in an earlier read
+    if (continuing || nl == nullptr) {
+      // Keep at most max_record_bytes_ of one record; the rest is skipped up to its newline.
+      const std::size_t room =
+          max_record_bytes_ > carry_.size() ? max_record_bytes_ - carry_.size() : 0;
+      const std::size_t take = std::min(room, stop - pos);
+      carry_.append(data.substr(pos, take));
+      if (take < stop - pos) carry_overflow_ = true;
+      if (nl == nullptr) return Outcome::kConsumed;
+      const Outcome out = processRecord(ctx, carry_, base + stop + 1);
+      if (out == Outcome::kNotConsumed) return out;
+      carry_.clear();
+      carry_overflow_ = false;
+      if (out == Outcome::kConsumedThenRefused) return out;
+    } else {
+      const Outcome out = processRecord(ctx, data.substr(pos, stop - pos), base + stop + 1);
+      if (out != Outcome::kConsumed) return out;
+    }
+    pos = stop + 1;
+  }
+  return Outcome::kConsumed;
+}
+
+void TailedFile::badRecord(TailContext& ctx, std::string_view reason) {
+  ++ctx.stats.bad_records;
+  ctx.errors.report("logs", "bad_record",
+                    path_ + " at " + std::to_string(consumed_) + ": " + std::string(reason));
+}
+
+TailedFile::Outcome TailedFile::processRecord(TailContext& ctx, std::string_view record,
+                                              std::uint64_t end) {
+  if (!ctx.sink.hasRoom()) return Outcome::kNotConsumed;
+  const std::uint64_t start = consumed_;
+  if (format_ == LogFormat::kUnknown) {
+    format_ = detectFormat(record);
+    if (format_ == LogFormat::kUnknown) {
+      badRecord(ctx, "unknown format");
+      consumed_ = end;
+      return Outcome::kConsumed;
+    }
+  }
+  auto parsed =
+      format_ == LogFormat::kCri ? parseCriLine(record) : parseDockerLine(record, ctx.scratch);
+  if (!parsed) {
+    badRecord(ctx, carry_overflow_ ? "record over the size limit"
+                                   : std::string_view(lineErrorName(parsed.error())));
+    consumed_ = end;
+    return Outcome::kConsumed;
+  }
+  const std::size_t s = index(parsed->stream);
+  if (!open_[s]) {
+    partial_start_[s] = start;
+    overlong_[s] = false;
+  }
+  if (carry_overflow_) overlong_[s] = true;
+  consumed_ = end;
+  if (!joiners_[s].add(*parsed)) {
+    open_[s] = true;
+    return Outcome::kConsumed;
+  }
+  open_[s] = false;
+  return emit(ctx, parsed->stream, safeOffset()) ? Outcome::kConsumed
+                                                 : Outcome::kConsumedThenRefused;
+}
+
+std::uint64_t TailedFile::safeOffset() const {
+  std::uint64_t offset = consumed_;
+  for (std::size_t s = 0; s < 2; ++s) {
+    if (open_[s]) offset = std::min(offset, partial_start_[s]);
+  }
+  return offset;
+}
+
+bool TailedFile::emit(TailContext& ctx, LogStream stream, std::uint64_t offset) {
+  const std::size_t s = index(stream);
+  const PartialJoiner& joiner = joiners_[s];
+  const bool truncated = joiner.truncated() || overlong_[s];
+  LogEntry entry;
+  entry.timestamp_ns = joiner.timestampNs();
+  entry.line.assign(joiner.line());
+  entry.metadata.reserve(3);
+  entry.metadata.emplace_back("filename", open_path_);
+  entry.metadata.emplace_back("pod_uid", pod_uid_);
+  if (truncated) entry.metadata.emplace_back("truncated", "true");
+  LogCheckpoint checkpoint;
+  checkpoint.source = key_;
+  checkpoint.file = identity_;
+  checkpoint.offset = offset;
+  if (!ctx.sink.accept(labels_[s], std::move(entry), checkpoint)) {
+    // The line stays in its joiner (nothing is added to it until it is delivered).
+    held_ = Held{stream, offset};
+    return false;
+  }
+  held_.reset();
+  overlong_[s] = false;
+  needs_commit_to_ = offset;
+  ++ctx.stats.lines_read;
+  if (truncated) ++ctx.stats.lines_truncated;
+  return true;
+}
+
+bool TailedFile::deliverHeld(TailContext& ctx) {
+  if (!held_) return true;
+  if (!ctx.sink.hasRoom()) return false;
+  return emit(ctx, held_->stream, held_->offset);
+}
+
+TailedFile::Status TailedFile::finish(TailContext& ctx) {
+  if (finished_) return Status::kEof;
+  if (!deliverHeld(ctx)) return Status::kBlocked;
+  if (consumed_ < read_offset_) {
+    // The last record has no newline and never will: take it as it is.
+    const Outcome out = processRecord(ctx, carry_, read_offset_);
+    if (out == Outcome::kNotConsumed) return Status::kBlocked;
+    carry_.clear();
+    carry_overflow_ = false;
+    if (out == Outcome::kConsumedThenRefused) return Status::kBlocked;
+  }
+  for (std::size_t s = 0; s < 2; ++s) {
+    if (!open_[s]) continue;
+    if (!ctx.sink.hasRoom()) return Status::kBlocked;
+    // The rest of the line will never come: hand out what there is.
+    joiners_[s].flush();
+    open_[s] = false;
+    if (!emit(ctx, streamAt(s), safeOffset())) return Status::kBlocked;
+  }
+  finished_ = true;
+  return Status::kEof;
+}
+
+bool TailedFile::commit(const LogCheckpoint& checkpoint) {
+  // Past what this content has consumed: a late commit from before a copytruncate.
+  if (checkpoint.offset > consumed_) return false;
+  committed_ = std::max(committed_, checkpoint.offset);
+  return true;
+}
+
+}  // namespace nodewarden::logs

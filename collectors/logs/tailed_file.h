@@ -1,0 +1,146 @@
+// TailedFile: one followed container log file: its open descriptor and identity, the position
+// read and the position that may be committed, the incomplete last record, and the partial lines
+// of each stream.
+//
+// What a reader gets wrong: there are three offsets. read_offset_ is where the next pread()
+// starts; consumed_ is just past the last record fully handled; the checkpoint handed to the sink
+// is lower still while a stream has a partial line open (the start of its first record), because a
+// restart must re-read that line from its beginning. Entries of the other stream between the two
+// are replayed after a crash, identically, which Loki deduplicates.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "collectors/logs/container_log_parser.h"
+#include "collectors/logs/log_discovery.h"
+#include "collectors/logs/log_tailer.h"
+#include "pipeline/log_record.h"
+#include "pipeline/self_metrics.h"
+
+namespace nodewarden::logs {
+
+inline constexpr std::uint32_t kFingerprintMaxBytes = 1024;
+
+// FNV-1a 64 of the first min(size, limit) bytes of fd; the identity's fingerprint fields.
+void fingerprintFile(int fd, std::uint64_t size, std::uint32_t limit, FileIdentity& identity);
+// Whether the first identity.fingerprint_bytes bytes of fd still hash to identity.fingerprint.
+bool fingerprintMatches(int fd, const FileIdentity& identity);
+
+// What a read or a drain needs from the tailer, passed down instead of stored.
+struct TailContext {
+  LogSink& sink;
+  ErrorReporter& errors;
+  LogTailerStats& stats;
+  std::span<char> chunk;  // the tailer's reused read buffer
+  std::string& scratch;   // the Docker parser's reused unescape buffer
+};
+
+class TailedFile {
+ public:
+  enum class Status : std::uint8_t {
+    kMore,     // read something; there may be more
+    kEof,      // nothing more to read now
+    kBlocked,  // the sink is full: stop polling
+  };
+
+  // Takes ownership of fd. start: the offset to read from (a checkpoint, 0, or the end).
+  TailedFile(int fd, std::string key, const DiscoveredFile& where, const FileIdentity& identity,
+             std::uint64_t start, std::uint64_t size, std::uint64_t seq, const std::string& node,
+             std::size_t max_line_bytes);
+  ~TailedFile();
+  TailedFile(const TailedFile&) = delete;
+  TailedFile& operator=(const TailedFile&) = delete;
+
+  // Reads at most max_bytes (one chunk) and hands the whole lines in it to the sink.
+  Status readChunk(TailContext& ctx, std::size_t max_bytes, std::size_t& bytes_read);
+  // At the end of a file that will not grow (deleted, or superseded by a newer file of its
+  // container): hands out the incomplete last record and every open partial line.
+  Status finish(TailContext& ctx);
+  // Hands the line the sink refused to the sink again. False if still refused.
+  bool deliverHeld(TailContext& ctx);
+
+  // A position of this file is durable. False if it cannot belong to the current content.
+  bool commit(const LogCheckpoint& checkpoint);
+  // Fully read, everything handed out, and everything handed out committed.
+  [[nodiscard]] bool releasable() const {
+    return finished_ && !held_ && committed_ >= needs_commit_to_;
+  }
+
+  // A listing saw this file (maybe under a new name after rotation).
+  void seenAt(const DiscoveredFile& where);
+
+  [[nodiscard]] const std::string& key() const { return key_; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+  [[nodiscard]] const std::string& containerDir() const { return container_dir_; }
+  [[nodiscard]] const FileIdentity& identity() const { return identity_; }
+  [[nodiscard]] int fd() const { return fd_; }
+  [[nodiscard]] bool deleted() const { return deleted_; }
+  [[nodiscard]] bool finished() const { return finished_; }
+  [[nodiscard]] bool hasHeld() const { return held_.has_value(); }
+  [[nodiscard]] std::uint64_t consumed() const { return consumed_; }
+  [[nodiscard]] std::uint64_t knownSize() const {
+    return size_ > read_offset_ ? size_ : read_offset_;
+  }
+  [[nodiscard]] bool eofThisPoll() const { return eof_this_poll_; }
+  void startPoll() { eof_this_poll_ = false; }
+  void setEofThisPoll() { eof_this_poll_ = true; }
+  // Read order within a container: older restarts first, rotated before live, then discovery.
+  [[nodiscard]] bool readsBefore(const TailedFile& other) const;
+
+ private:
+  enum class Outcome : std::uint8_t { kConsumed, kNotConsumed, kConsumedThenRefused };
+  Status checkEof(TailContext& ctx);
+  Outcome processData(TailContext& ctx, std::string_view data, std::uint64_t base);
+  Outcome processRecord(TailContext& ctx, std::string_view record, std::uint64_t end);
+  bool emit(TailContext& ctx, LogStream stream, std::uint64_t offset);
+  [[nodiscard]] std::uint64_t safeOffset() const;
+  void resetContent();
+  void badRecord(TailContext& ctx, std::string_view reason);
+
+  int fd_;
+  std::string key_;
+  std::string path_;       // where a listing last saw it
+  std::string open_path_;  // where it was opened: the entries' filename
+  std::string container_dir_;
+  std::string pod_uid_;
+  std::uint32_t restart_;
+  std::string rotated_suffix_;
+  std::uint64_t seq_;
+  std::size_t max_line_bytes_;
+  std::size_t max_record_bytes_;  // the carry bound; beyond it a record's rest is skipped
+  FileIdentity identity_;
+  std::array<Labels, 2> labels_;  // per stream
+
+  std::uint64_t read_offset_;
+  std::uint64_t consumed_;
+  std::uint64_t size_;
+  std::string carry_;  // the first bytes of the record starting at consumed_
+  bool carry_overflow_ = false;
+  LogFormat format_ = LogFormat::kUnknown;
+  std::array<PartialJoiner, 2> joiners_;
+  std::array<bool, 2> open_{};                    // a partial line is pending
+  std::array<std::uint64_t, 2> partial_start_{};  // offset of its first record
+  std::array<bool, 2> overlong_{};                // one of its records was cut at the carry bound
+
+  struct Held {
+    LogStream stream;
+    std::uint64_t offset;
+  };
+  std::optional<Held> held_;  // a completed line the sink refused; still in its joiner
+
+  std::uint64_t committed_;
+  std::uint64_t needs_commit_to_ = 0;
+  bool deleted_ = false;
+  bool finished_ = false;
+  bool eof_this_poll_ = false;
+};
+
+}  // namespace nodewarden::logs

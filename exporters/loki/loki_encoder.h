@@ -1,0 +1,55 @@
+// LokiPushEncoder: turns a LogBatch into the body of one POST /loki/api/v1/push, either as
+// Loki's protobuf PushRequest compressed with snappy (the block format, as Promtail and Alloy
+// send it) or as its JSON form compressed with gzip.
+//
+// What a reader gets wrong: the two encodings spell stream labels differently. Protobuf carries
+// them as one LogQL selector string, {a="b", c="d"}, whose values are quoted Go-style (a `"` or
+// `\` or control character in a value must be escaped or Loki rejects the whole request with
+// 400); JSON carries them as an object. Timestamps are nanoseconds since the epoch in both, as a
+// Timestamp message in protobuf and as a decimal string in JSON.
+#pragma once
+
+#include <expected>
+#include <string>
+#include <string_view>
+
+#include "pipeline/log_record.h"
+
+namespace nodewarden {
+
+enum class LokiEncoding { kProtobuf, kJson };
+
+// One request body and the headers that describe it.
+struct LokiPushBody {
+  std::string bytes;
+  std::string_view content_type;      // application/x-protobuf or application/json
+  std::string_view content_encoding;  // empty (snappy is implied by protobuf) or gzip
+};
+
+// {a="b", c="d"}: labels in the given order (LogBatch keeps them sorted), values escaped.
+std::string formatLokiLabels(const Labels& labels);
+// Appends `value` as a double-quoted Go string literal: \" \\ \n \r \t and \xNN for other
+// control bytes; everything else (UTF-8 included) as is.
+void appendQuotedLabelValue(std::string& out, std::string_view value);
+
+class LokiPushEncoder {
+ public:
+  explicit LokiPushEncoder(LokiEncoding encoding) : encoding_(encoding) {}
+
+  [[nodiscard]] LokiEncoding encoding() const { return encoding_; }
+  // The compressed body. Fails only when the compressor does (out of memory).
+  std::expected<LokiPushBody, std::string> encode(const LogBatch& batch);
+
+  // The uncompressed forms, for tests and the fake receiver's round trips.
+  static std::string protobufBytes(const LogBatch& batch);
+  static std::string jsonText(const LogBatch& batch);
+
+ private:
+  LokiEncoding encoding_;
+  std::string scratch_;  // the uncompressed body, reused across batches
+};
+
+// gzip (RFC 1952) of `data`, with zlib.
+std::expected<std::string, std::string> gzipCompress(std::string_view data);
+
+}  // namespace nodewarden

@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <fcntl.h>
 #include <prometheus/gauge.h>
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +12,7 @@
 #include <mutex>
 
 #include "agent/http_server.h"
+#include "agent/log_pipeline.h"
 #include "collectors/cgroup/cgroup_collector.h"
 #include "collectors/node/node_collector.h"
 #include "exporters/prometheus/text_renderer.h"
@@ -106,6 +108,15 @@ class Agent::Impl {
       return 1;
     }
     http_ = std::move(*server);
+    if (config_.logs_enabled || config_.journal_enabled) {
+      auto logs = LogPipeline::create(config_, self_, errors_);
+      if (!logs) {
+        spdlog::error("cannot start the log pipeline: {}", logs.error());
+        http_->stop();
+        return 1;
+      }
+      logs_ = std::move(*logs);
+    }
     http_->handleStream("/metrics", [this](const HttpRequest&, ResponseWriter& w) { metrics(w); });
     http_->handle("/healthz", [](const HttpRequest&) {
       return HttpResponse{200, "text/plain", "ok\n", false};
@@ -126,7 +137,19 @@ class Agent::Impl {
     });
     next_ = std::chrono::steady_clock::now();
     asio::post(io_, [this] { cycle(); });
+    if (logs_) {
+      logs_->start();
+      asio::post(io_, [this] { logTick(); });
+      for (int fd : logs_->watchFds()) watchLogFd(fd);
+    }
     io_.run();
+    for (auto& w : log_watches_) {
+      asio::error_code ec;
+      w->close(ec);
+    }
+    log_watches_.clear();
+    // Logs first: spool the open batch and commit, then stop sending (the spool keeps the rest).
+    if (logs_) logs_->stop(std::chrono::milliseconds(1200));
     http_->stop();
     spdlog::info("stopped");
     return 0;
@@ -175,6 +198,44 @@ class Agent::Impl {
     timer_.expires_at(next_);
     timer_.async_wait([this](const asio::error_code& ec) {
       if (!ec) cycle();
+    });
+  }
+
+  // Wakes the log path when a watched descriptor (inotify, the journal) is readable, so a new or
+  // rotated file is opened within milliseconds rather than at the next timer tick. At most one
+  // wake-up per 20 ms: IN_MODIFY fires on every write of every container.
+  void watchLogFd(int fd) {
+    // The descriptor stays the pipeline's: asio gets a duplicate of its own (same open file, so
+    // the same readiness) and closes only that.
+    const int dup_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) return;
+    auto sd = std::make_shared<asio::posix::stream_descriptor>(io_, dup_fd);
+    log_watches_.push_back(sd);
+    armLogWatch(sd);
+  }
+
+  void armLogWatch(const std::shared_ptr<asio::posix::stream_descriptor>& sd) {
+    sd->async_wait(
+        asio::posix::stream_descriptor::wait_read, [this, sd](const asio::error_code& ec) {
+          if (ec) return;
+          logs_->tick();
+          auto pause = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(20));
+          pause->async_wait([this, sd, pause](const asio::error_code& e) {
+            if (!e) armLogWatch(sd);
+          });
+        });
+  }
+
+  // The log path's turn on the loop: every 200 ms, or at once again while a backlog is read.
+  void logTick() {
+    const bool more = logs_->tick();
+    if (more) {
+      asio::post(io_, [this] { logTick(); });
+      return;
+    }
+    log_timer_.expires_after(std::chrono::milliseconds(200));
+    log_timer_.async_wait([this](const asio::error_code& ec) {
+      if (!ec) logTick();
     });
   }
 
@@ -232,7 +293,10 @@ class Agent::Impl {
 
   asio::io_context io_;
   asio::steady_timer timer_;
+  asio::steady_timer log_timer_{io_};
   asio::signal_set signals_;
+  std::unique_ptr<LogPipeline> logs_;
+  std::vector<std::shared_ptr<asio::posix::stream_descriptor>> log_watches_;
   std::chrono::steady_clock::time_point next_;
   std::unique_ptr<HttpServer> http_;
   std::atomic<bool> ready_{false};

@@ -46,8 +46,12 @@ constexpr std::size_t kMaxSuggestionDistance = 2;
 
 struct Field;
 using Section = std::span<const Field>;
+struct ByteSize {
+  std::uint64_t Config::*member;
+};
 using Target = std::variant<std::string Config::*, std::filesystem::path Config::*,
-                            Duration Config::*, bool Config::*, int Config::*, Section>;
+                            Duration Config::*, bool Config::*, int Config::*, ByteSize,
+                            std::vector<std::string> Config::*, Section>;
 
 struct Field {
   std::string_view key;
@@ -68,14 +72,47 @@ constexpr Field kCgroupFields[] = {
 constexpr Field kNodeFields[] = {
     {"enabled", &Config::node_enabled},
 };
+constexpr Field kLogsFields[] = {
+    {"enabled", &Config::logs_enabled},
+    {"max_line_bytes", ByteSize{&Config::logs_max_line_bytes}},
+    {"max_open_files", &Config::logs_max_open_files},
+    {"rescan_interval", &Config::logs_rescan_interval},
+    {"max_streams", &Config::logs_max_streams},
+    {"batch_bytes", ByteSize{&Config::logs_batch_bytes}},
+    {"batch_wait", &Config::logs_batch_wait},
+};
+constexpr Field kJournalFields[] = {
+    {"enabled", &Config::journal_enabled},
+    {"dir", &Config::journal_dir},
+    {"units", &Config::journal_units},
+};
 constexpr Field kCollectorsFields[] = {
     {"cgroup", Section(kCgroupFields)},
     {"node", Section(kNodeFields)},
+    {"logs", Section(kLogsFields)},
+    {"journal", Section(kJournalFields)},
+};
+constexpr Field kLokiFields[] = {
+    {"url", &Config::loki_url},
+    {"tenant", &Config::loki_tenant},
+    {"encoding", &Config::loki_encoding},
+    {"bearer_token_file", &Config::loki_bearer_token_file},
+    {"username", &Config::loki_username},
+    {"password_file", &Config::loki_password_file},
+    {"ca_file", &Config::loki_ca_file},
+    {"insecure_skip_verify", &Config::loki_insecure_skip_verify},
+    {"timeout", &Config::loki_timeout},
+    {"local_file_max_bytes", ByteSize{&Config::local_log_file_max_bytes}},
+};
+constexpr Field kSpoolFields[] = {
+    {"max_bytes", ByteSize{&Config::spool_max_bytes}},
+    {"segment_bytes", ByteSize{&Config::spool_segment_bytes}},
 };
 constexpr Field kRootFields[] = {
     {"listen", &Config::listen},      {"node_name", &Config::node_name},
     {"interval", &Config::interval},  {"log_level", &Config::log_level},
     {"paths", Section(kPathsFields)}, {"collectors", Section(kCollectorsFields)},
+    {"loki", Section(kLokiFields)},   {"spool", Section(kSpoolFields)},
 };
 
 std::string joinPath(std::string_view parent, std::string_view key) {
@@ -268,6 +305,39 @@ class ConfigParser {
     config.*target = value;
   }
 
+  void read(const YAML::Node& node, int line, const std::string& path, ByteSize target,
+            Config& config) {
+    const auto text = scalarText(node, line, path, "a size such as \"1MiB\"");
+    if (!text) return;
+    if (isQuoted(node)) {
+      fail(line, path, "expected a size such as 1MiB, found " + describe(node));
+      return;
+    }
+    if (const auto size = parseByteSize(*text)) {
+      config.*(target.member) = *size;
+    } else {
+      fail(line, path, size.error());
+    }
+  }
+
+  void read(const YAML::Node& node, int line, const std::string& path,
+            std::vector<std::string> Config::*target, Config& config) {
+    if (!node.IsSequence()) {
+      fail(line, path, "expected a list of strings, found " + describe(node));
+      return;
+    }
+    std::vector<std::string> out;
+    for (const auto& item : node) {
+      if (!item.IsScalar()) {
+        fail(lineOf(item), path,
+             "expected a list of strings, found an item that is " + std::string(kindName(item)));
+        return;
+      }
+      out.push_back(item.Scalar());
+    }
+    config.*target = std::move(out);
+  }
+
   void read(const YAML::Node& node, int line, const std::string& path, int Config::*target,
             Config& config) {
     int value = 0;
@@ -403,6 +473,37 @@ std::string ConfigError::message() const {
   }
   if (!field.empty()) out += field + ": ";
   return out + reason;
+}
+
+std::expected<std::uint64_t, std::string> parseByteSize(std::string_view text) {
+  const auto invalid = [&](std::string_view why) {
+    return std::unexpected("invalid size " + inQuotes(text) + ": " + std::string(why));
+  };
+  std::size_t pos = 0;
+  std::uint64_t value = 0;
+  bool overflow = false;
+  while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+    overflow |= __builtin_mul_overflow(value, std::uint64_t{10}, &value);
+    overflow |= __builtin_add_overflow(value, static_cast<std::uint64_t>(text[pos] - '0'), &value);
+    ++pos;
+  }
+  if (pos == 0) return invalid("expected a number, e.g. \"1MiB\" or \"65536\"");
+  const std::string_view unit = text.substr(pos);
+  struct Unit {
+    std::string_view name;
+    std::uint64_t factor;
+  };
+  constexpr Unit kUnits[] = {{"", 1},
+                             {"B", 1},
+                             {"KiB", 1ULL << 10},
+                             {"MiB", 1ULL << 20},
+                             {"GiB", 1ULL << 30},
+                             {"TiB", 1ULL << 40}};
+  const auto u = std::ranges::find(kUnits, unit, &Unit::name);
+  if (u == std::end(kUnits)) return invalid("unknown unit (use B, KiB, MiB, GiB or TiB)");
+  overflow |= __builtin_mul_overflow(value, u->factor, &value);
+  if (overflow) return invalid("too large");
+  return value;
 }
 
 std::expected<Duration, std::string> parseDuration(std::string_view text) {
@@ -564,6 +665,50 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
                                        std::nullopt)) {
     return fail("collectors.cgroup.root_search_interval", *reason);
   }
+  const auto between = [&](std::string field, std::uint64_t value, std::uint64_t lo,
+                           std::uint64_t hi) -> std::optional<ConfigError> {
+    if (value >= lo && value <= hi) return std::nullopt;
+    return ConfigError{"", 0, std::move(field),
+                       "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                           ", got " + std::to_string(value)};
+  };
+  const std::optional<ConfigError> ranges[] = {
+      between("collectors.logs.max_line_bytes", config.logs_max_line_bytes, 1024, 64ULL << 20),
+      between("collectors.logs.max_open_files",
+              static_cast<std::uint64_t>(std::max(0, config.logs_max_open_files)), 4, 1 << 20),
+      between("collectors.logs.max_streams",
+              static_cast<std::uint64_t>(std::max(0, config.logs_max_streams)), 1, 1 << 20),
+      between("collectors.logs.batch_bytes", config.logs_batch_bytes, 1024, 64ULL << 20),
+      between("spool.segment_bytes", config.spool_segment_bytes, 64 * 1024, 1ULL << 30),
+      between("spool.max_bytes", config.spool_max_bytes, 4 * config.logs_batch_bytes, 1ULL << 40),
+      between("loki.local_file_max_bytes", config.local_log_file_max_bytes, 1 << 20, 1ULL << 40),
+  };
+  for (const auto& r : ranges) {
+    if (r) return std::unexpected(*r);
+  }
+  if (auto reason = checkDurationRange(config.logs_batch_wait, std::chrono::milliseconds(10),
+                                       std::chrono::minutes(1))) {
+    return fail("collectors.logs.batch_wait", *reason);
+  }
+  if (auto reason = checkDurationRange(config.logs_rescan_interval, std::chrono::milliseconds(100),
+                                       std::nullopt)) {
+    return fail("collectors.logs.rescan_interval", *reason);
+  }
+  if (auto reason = checkDurationRange(config.loki_timeout, std::chrono::milliseconds(100),
+                                       std::chrono::minutes(10))) {
+    return fail("loki.timeout", *reason);
+  }
+  if (config.loki_encoding != "protobuf" && config.loki_encoding != "json") {
+    return fail("loki.encoding", "must be protobuf or json, got " + inQuotes(config.loki_encoding));
+  }
+  if (!config.loki_url.empty() && !config.loki_url.starts_with("http://") &&
+      !config.loki_url.starts_with("https://")) {
+    return fail("loki.url",
+                "must start with http:// or https://, got " + inQuotes(config.loki_url));
+  }
+  if (!config.loki_username.empty() && !config.loki_bearer_token_file.empty()) {
+    return fail("loki.username", "basic auth and a bearer token cannot both be set");
+  }
   return {};
 }
 
@@ -584,6 +729,32 @@ collectors:
     root_search_interval: 60s
   node:
     enabled: true
+  logs:
+    enabled: true
+    max_line_bytes: 256KiB
+    max_open_files: 1024
+    rescan_interval: 10s
+    max_streams: 10000
+    batch_bytes: 1MiB
+    batch_wait: 1s
+  journal:
+    enabled: true
+    dir: /var/log/journal
+    units: [kubelet.service, containerd.service, crio.service, docker.service]
+loki:
+  url: ""
+  tenant: ""
+  encoding: protobuf
+  bearer_token_file: ""
+  username: ""
+  password_file: ""
+  ca_file: ""
+  insecure_skip_verify: false
+  timeout: 10s
+  local_file_max_bytes: 64MiB
+spool:
+  max_bytes: 512MiB
+  segment_bytes: 16MiB
 )";
 }
 

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <expected>
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace nodewarden {
 
@@ -29,6 +31,37 @@ struct Config {
   std::chrono::milliseconds cgroup_root_search_interval{60000};
   bool node_enabled = true;
 
+  // Container logs under log_root.
+  bool logs_enabled = true;
+  std::uint64_t logs_max_line_bytes = 256 * 1024;  // Loki's default line limit
+  int logs_max_open_files = 1024;
+  std::chrono::milliseconds logs_rescan_interval{10000};
+  int logs_max_streams = 10000;
+  std::uint64_t logs_batch_bytes = 1 << 20;
+  std::chrono::milliseconds logs_batch_wait{1000};
+
+  // The node's journal.
+  bool journal_enabled = true;
+  std::filesystem::path journal_dir = "/var/log/journal";
+  std::vector<std::string> journal_units = {"kubelet.service", "containerd.service", "crio.service",
+                                            "docker.service"};
+
+  // Loki. With no url, logs go to the spool and a rolling local file under state_dir.
+  std::string loki_url;
+  std::string loki_tenant;
+  std::string loki_encoding = "protobuf";  // protobuf (snappy) or json (gzip)
+  std::filesystem::path loki_bearer_token_file;
+  std::string loki_username;
+  std::filesystem::path loki_password_file;
+  std::filesystem::path loki_ca_file;
+  bool loki_insecure_skip_verify = false;
+  std::chrono::milliseconds loki_timeout{10000};
+  std::uint64_t local_log_file_max_bytes = 64ULL << 20;
+
+  // The durable spool in state_dir.
+  std::uint64_t spool_max_bytes = 512ULL << 20;
+  std::uint64_t spool_segment_bytes = 16ULL << 20;
+
   bool operator==(const Config&) const = default;
 };
 
@@ -40,6 +73,9 @@ struct ConfigError {
   // "FILE:LINE: FIELD: REASON" with the parts that are known.
   [[nodiscard]] std::string message() const;
 };
+
+// Parses a byte size such as "256KiB", "1MiB", "512MiB", "2GiB" or a plain number of bytes.
+std::expected<std::uint64_t, std::string> parseByteSize(std::string_view text);
 
 // Parses a duration such as "500ms", "10s", "1m30s", "2h", "1.5s". Units are h, m, s, ms, largest
 // first, each at most once. Bare numbers, signs, sub-millisecond precision and values that overflow

@@ -19,7 +19,7 @@ constexpr int kExitConfig = 2;
 
 struct Overrides {
   std::optional<std::string> listen, cgroup_root, proc_root, log_root, state_dir, node_name,
-      interval, log_level;
+      interval, log_level, loki_url, journal_dir;
 };
 
 std::string defaultNodeName() {
@@ -39,6 +39,8 @@ std::expected<void, nodewarden::ConfigError> applyOverrides(const Overrides& o,
   if (o.state_dir) c.state_dir = *o.state_dir;
   if (o.node_name) c.node_name = *o.node_name;
   if (o.log_level) c.log_level = *o.log_level;
+  if (o.loki_url) c.loki_url = *o.loki_url;
+  if (o.journal_dir) c.journal_dir = *o.journal_dir;
   if (o.interval) {
     auto d = nodewarden::parseDuration(*o.interval);
     if (!d) return std::unexpected(nodewarden::ConfigError{"", 0, "--interval", d.error()});
@@ -85,6 +87,9 @@ int main(int argc, char** argv) {
   run->add_option("--node-name", o.node_name, "node name (default $NODE_NAME, else host name)");
   run->add_option("--interval", o.interval, "collection period, e.g. 10s (1s..1h)");
   run->add_option("--log-level", o.log_level, "trace, debug, info, warn or error");
+  run->add_option("--loki-url", o.loki_url,
+                  "Loki push URL, e.g. http://loki:3100/loki/api/v1/push (overrides loki.url)");
+  run->add_option("--journal-dir", o.journal_dir, "journal directory (default /var/log/journal)");
   run->add_flag("--print-config", print_config, "print the effective config as YAML and exit");
 
   std::string check_file;

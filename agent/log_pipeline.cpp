@@ -1,0 +1,222 @@
+#include "agent/log_pipeline.h"
+
+#include <prometheus/gauge.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "collectors/journal/journal_reader.h"
+#include "collectors/logs/log_tailer.h"
+#include "exporters/file/file_log_exporter.h"
+#include "exporters/loki/loki_exporter.h"
+#include "pipeline/log_batcher.h"
+#include "pipeline/log_shipper.h"
+#include "pipeline/spool.h"
+
+namespace nodewarden {
+namespace {
+
+// Bytes of container logs read per tick at most, so one busy node never starves the metrics
+// cycle on the same loop; a backlog is worked through tick after tick.
+constexpr std::size_t kTickReadBudget = 8 << 20;
+constexpr std::size_t kTickJournalEntries = 5000;
+
+std::expected<std::string, std::string> readSecretFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return std::unexpected("cannot read " + path.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+class LogPipeline::Impl {
+ public:
+  std::unique_ptr<Spool> spool;
+  std::unique_ptr<LogExporter> exporter;
+  std::unique_ptr<LogBatcher> batcher;
+  std::unique_ptr<LogShipper> shipper;
+  std::unique_ptr<logs::LogTailer> tailer;
+  std::unique_ptr<journal::JournalReader> journal;
+
+  prometheus::Gauge* spool_bytes = nullptr;
+  prometheus::Gauge* spool_batches = nullptr;
+  prometheus::Gauge* oldest_unsent = nullptr;
+  prometheus::Gauge* open_files = nullptr;
+  prometheus::Gauge* spool_lost = nullptr;
+  prometheus::Family<prometheus::Gauge>* lag = nullptr;
+  std::vector<std::string> lag_files;  // files with a lag gauge, to remove stale ones
+
+  void onDurable(const std::vector<LogCheckpoint>& checkpoints) {
+    if (tailer) tailer->commit(checkpoints);
+    if (journal) journal->commit(checkpoints);
+    if (shipper) shipper->notify();
+  }
+
+  void updateGauges() {
+    spool_bytes->Set(static_cast<double>(spool->bytes()));
+    spool_batches->Set(static_cast<double>(spool->batches()));
+    oldest_unsent->Set(std::chrono::duration<double>(spool->oldestAge()).count());
+    spool_lost->Set(static_cast<double>(spool->lostLines()));
+    if (tailer) {
+      open_files->Set(static_cast<double>(tailer->stats().open_files));
+      std::vector<std::string> now;
+      for (const auto& [file, bytes] : tailer->lagPerFile()) {
+        lag->Add({{"file", file}}).Set(static_cast<double>(bytes));
+        now.push_back(file);
+      }
+      for (const auto& old : lag_files) {
+        if (std::find(now.begin(), now.end(), old) == now.end()) {
+          lag->Remove(&lag->Add({{"file", old}}));
+        }
+      }
+      lag_files = std::move(now);
+    }
+  }
+};
+
+LogPipeline::LogPipeline() : impl_(std::make_unique<Impl>()) {}
+LogPipeline::~LogPipeline() { stop(std::chrono::milliseconds(1500)); }
+
+std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
+    const Config& config, SelfMetrics& self, ErrorReporter& errors) {
+  std::unique_ptr<LogPipeline> p(new LogPipeline());
+  Impl& i = *p->impl_;
+  auto& reg = self.registry();
+
+  SpoolOptions so;
+  so.dir = config.state_dir / "spool" / "logs";
+  so.max_bytes = config.spool_max_bytes;
+  so.segment_bytes = config.spool_segment_bytes;
+  auto spool = Spool::open(so, errors);
+  if (!spool) return std::unexpected("log spool in " + so.dir.string() + ": " + spool.error());
+  i.spool = std::move(*spool);
+
+  if (config.loki_url.empty()) {
+    const auto file = config.state_dir / "logs" / "nodewarden-logs.jsonl";
+    spdlog::info("no Loki URL configured: logs go to {}", file.string());
+    i.exporter = std::make_unique<FileLogExporter>(file, config.local_log_file_max_bytes);
+  } else {
+    LokiExporterOptions lo;
+    lo.url = config.loki_url;
+    lo.encoding = config.loki_encoding == "json" ? LokiEncoding::kJson : LokiEncoding::kProtobuf;
+    lo.tenant = config.loki_tenant;
+    lo.bearer_token_file = config.loki_bearer_token_file.string();
+    lo.basic_user = config.loki_username;
+    if (!config.loki_password_file.empty()) {
+      auto pw = readSecretFile(config.loki_password_file);
+      if (!pw) return std::unexpected("loki.password_file: " + pw.error());
+      lo.basic_password = *pw;
+    }
+    lo.ca_file = config.loki_ca_file.string();
+    lo.insecure_skip_verify = config.loki_insecure_skip_verify;
+    lo.timeout = config.loki_timeout;
+    auto e = LokiExporter::create(lo);
+    if (!e) return std::unexpected("loki: " + e.error());
+    i.exporter = std::move(*e);
+  }
+
+  LogBatcherOptions bo;
+  bo.batch_bytes = config.logs_batch_bytes;
+  bo.batch_wait = config.logs_batch_wait;
+  bo.max_streams = static_cast<std::size_t>(config.logs_max_streams);
+  bo.spool_max_bytes = config.spool_max_bytes;
+  bo.spool_headroom_bytes = 2 * config.logs_batch_bytes;
+  Impl* ip = &i;
+  i.batcher = std::make_unique<LogBatcher>(
+      bo, *i.spool, [ip](const std::vector<LogCheckpoint>& cps) { ip->onDurable(cps); }, reg,
+      errors);
+  i.shipper = std::make_unique<LogShipper>(LogShipperOptions{}, *i.spool, *i.exporter, reg, errors);
+
+  if (config.logs_enabled) {
+    logs::LogTailerOptions to;
+    to.log_root = config.log_root;
+    to.checkpoint_file = config.state_dir / "checkpoints" / "logs.json";
+    to.node_name = config.node_name;
+    to.max_line_bytes = config.logs_max_line_bytes;
+    to.max_open_files = static_cast<std::size_t>(config.logs_max_open_files);
+    to.rescan_interval = config.logs_rescan_interval;
+    i.tailer = std::make_unique<logs::LogTailer>(to, errors);
+  }
+  if (config.journal_enabled) {
+    journal::JournalOptions jo;
+    jo.dir = config.journal_dir;
+    jo.units = config.journal_units;
+    jo.cursor_file = config.state_dir / "checkpoints" / "journal.cursor";
+    jo.node_name = config.node_name;
+    i.journal = std::make_unique<journal::JournalReader>(jo, errors);
+  }
+
+  i.spool_bytes = &prometheus::BuildGauge()
+                       .Name("nodewarden_log_spool_bytes")
+                       .Help("Bytes of log batches in the on-disk spool.")
+                       .Register(reg)
+                       .Add({});
+  i.spool_batches = &prometheus::BuildGauge()
+                         .Name("nodewarden_log_spool_batches")
+                         .Help("Log batches in the spool not yet accepted by the destination.")
+                         .Register(reg)
+                         .Add({});
+  i.oldest_unsent = &prometheus::BuildGauge()
+                         .Name("nodewarden_log_oldest_unsent_seconds")
+                         .Help("Age of the oldest log batch not yet accepted (0 when none).")
+                         .Register(reg)
+                         .Add({});
+  i.spool_lost = &prometheus::BuildGauge()
+                      .Name("nodewarden_log_spool_lost_lines")
+                      .Help("Log lines the spool lost since start (dropped when full or corrupt).")
+                      .Register(reg)
+                      .Add({});
+  i.open_files = &prometheus::BuildGauge()
+                      .Name("nodewarden_log_open_files")
+                      .Help("Container log files held open by the tailer.")
+                      .Register(reg)
+                      .Add({});
+  i.lag = &prometheus::BuildGauge()
+               .Name("nodewarden_log_file_lag_bytes")
+               .Help("Bytes of a followed log file not read yet.")
+               .Register(reg);
+  return p;
+}
+
+void LogPipeline::start() { impl_->shipper->start(); }
+
+std::vector<int> LogPipeline::watchFds() const {
+  std::vector<int> fds;
+  if (impl_->tailer && impl_->tailer->watchFd() >= 0) fds.push_back(impl_->tailer->watchFd());
+  if (impl_->journal && impl_->journal->watchFd() >= 0) fds.push_back(impl_->journal->watchFd());
+  return fds;
+}
+
+bool LogPipeline::tick() {
+  Impl& i = *impl_;
+  bool more = false;
+  if (i.tailer) {
+    const std::size_t n = i.tailer->poll(*i.batcher, kTickReadBudget);
+    more = n >= kTickReadBudget;
+  }
+  if (i.journal) {
+    const std::size_t n = i.journal->poll(*i.batcher, kTickJournalEntries);
+    more = more || n >= kTickJournalEntries;
+  }
+  // Spools the batch when it is full (the readers stopped on hasRoom()) or old enough. Never
+  // forced: with the spool near its bound, a forced append could make it drop its oldest batch.
+  i.batcher->flush();
+  i.updateGauges();
+  return more && i.batcher->hasRoom();
+}
+
+void LogPipeline::stop(std::chrono::milliseconds grace) {
+  Impl& i = *impl_;
+  if (!i.shipper) return;
+  i.batcher->flush(true);
+  i.shipper->stop(grace);
+  i.shipper.reset();
+}
+
+}  // namespace nodewarden

@@ -1,0 +1,47 @@
+// LogPipeline: the log path as the agent runs it. Container log tailer and journal reader write
+// into the batcher; the batcher spools; the shipper sends from the spool to Loki (or to the local
+// rolling file when no Loki URL is configured). The agent calls tick() from its event loop.
+//
+// What a reader gets wrong: the order of shutdown. The open batch is spooled and its positions
+// committed first, then the shipper is stopped (a send in flight is cancelled; its batch stays in
+// the spool), so a restart loses and repeats nothing Loki would not deduplicate.
+#pragma once
+
+#include <chrono>
+#include <expected>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/config.h"
+#include "pipeline/self_metrics.h"
+
+namespace nodewarden {
+
+class LogPipeline {
+ public:
+  static std::expected<std::unique_ptr<LogPipeline>, std::string> create(const Config& config,
+                                                                         SelfMetrics& self,
+                                                                         ErrorReporter& errors);
+  ~LogPipeline();
+  LogPipeline(const LogPipeline&) = delete;
+  LogPipeline& operator=(const LogPipeline&) = delete;
+
+  void start();
+  // Reads what is new (within a budget), closes batches that are due, updates the gauges. Returns
+  // true when reading stopped on its budget with more to read (call again soon).
+  bool tick();
+  // Descriptors that become readable when there is something new to read (the tailer's inotify
+  // descriptor, the journal's); the agent wakes tick() on them. Owned by the pipeline.
+  [[nodiscard]] std::vector<int> watchFds() const;
+
+  // Spools the open batch, commits, and stops the shipper within grace.
+  void stop(std::chrono::milliseconds grace);
+
+ private:
+  LogPipeline();
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nodewarden

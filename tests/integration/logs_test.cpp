@@ -1,0 +1,361 @@
+// The log path end to end with the real binary: writers append numbered CRI lines to kubelet's
+// log layout while the test rotates the files, takes the destination down, kills the agent with
+// SIGKILL, or fills the spool; a fake Loki receives. After each, every line 1..N of every stream
+// must have arrived, in order per stream, with no line missing and no duplicate beyond what Loki
+// itself removes (an identical timestamp and line).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "tests/fakes/fake_loki.h"
+#include "tests/support/child_process.h"
+#include "tests/support/http_client.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nodewarden::Labels;
+using nodewarden::LogEntry;
+using nodewarden::testing::ChildProcess;
+using nodewarden::testing::FakeLoki;
+using nodewarden::testing::FakeLokiAnswer;
+using nodewarden::testing::SpawnOptions;
+using namespace std::chrono_literals;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// One container's log as kubelet lays it out, written the way a runtime does: whole records
+// appended; rotated kubelet's way (rename, then a new file) or copytruncate.
+class ContainerLog {
+ public:
+  ContainerLog(const fs::path& log_root, std::string ns, std::string pod, std::string uid,
+               std::string container)
+      : ns_(std::move(ns)), pod_(std::move(pod)), container_(std::move(container)) {
+    dir_ = log_root / (ns_ + "_" + pod_ + "_" + uid) / container_;
+    fs::create_directories(dir_);
+    open();
+  }
+  [[nodiscard]] const fs::path& file() const { return file_; }
+  [[nodiscard]] Labels stream(const std::string& node) const {
+    return {{"container", container_},
+            {"namespace", ns_},
+            {"node", node},
+            {"pod", pod_},
+            {"stream", "stdout"}};
+  }
+
+  // Appends line n ("<container> line <n>"); every 7th line is split into two partial records.
+  void write(int n) {
+    const std::string ts = timestamp(n);
+    const std::string msg = container_ + " line " + std::to_string(n);
+    if (n % 7 == 0) {
+      const auto half = msg.size() / 2;
+      out_ << ts << " stdout P " << msg.substr(0, half) << "\n";
+      out_ << ts << " stdout F " << msg.substr(half) << "\n";
+    } else {
+      out_ << ts << " stdout F " << msg << "\n";
+    }
+    out_.flush();
+  }
+
+  // kubelet: 0.log -> 0.log.<stamp>, then a new 0.log. Returns the rotated file.
+  fs::path rotateRename() {
+    out_.close();
+    const fs::path rotated = file_.string() + "." + std::to_string(++rotations_);
+    fs::rename(file_, rotated);
+    open();
+    return rotated;
+  }
+
+  // copytruncate: copy to `copy`, then truncate in place (the writer keeps appending to the same
+  // inode, at offset 0 again: the file was opened with O_APPEND).
+  void rotateCopyTruncate(const fs::path& copy) {
+    out_.flush();
+    fs::copy_file(file_, copy);
+    fs::resize_file(file_, 0);
+  }
+
+ private:
+  void open() {
+    file_ = dir_ / "0.log";
+    out_.open(file_, std::ios::app);
+  }
+  static std::string timestamp(int n) {
+    // Distinct, increasing timestamps: 2026-11-21T10:00:00 plus n microseconds.
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "2026-11-21T10:%02d:%02d.%06dZ", (n / 60000000) % 60,
+                  (n / 1000000) % 60, n % 1000000);
+    return buf;
+  }
+  std::string ns_, pod_, container_;
+  fs::path dir_, file_;
+  std::ofstream out_;
+  int rotations_ = 0;
+};
+
+struct Check {
+  bool ok = true;
+  std::string why;
+};
+
+// Every n in 1..count exactly once after removing identical (timestamp, line) duplicates, and in
+// increasing order.
+Check verifyStream(const std::vector<LogEntry>& got, const std::string& container, int count) {
+  std::set<std::pair<std::int64_t, std::string>> seen;
+  int expect = 1;
+  const std::string prefix = container + " line ";
+  for (const auto& e : got) {
+    if (!seen.insert({e.timestamp_ns, e.line}).second) continue;  // Loki drops exact duplicates
+    if (!e.line.starts_with(prefix)) return {false, "foreign line: " + e.line};
+    const int n = std::stoi(e.line.substr(prefix.size()));
+    if (n != expect) {
+      return {false, container + ": expected line " + std::to_string(expect) + ", got " +
+                         std::to_string(n) + " (" + std::to_string(seen.size()) +
+                         " unique so far)"};
+    }
+    ++expect;
+  }
+  if (expect != count + 1) {
+    return {false, container + ": " + std::to_string(expect - 1) + " of " + std::to_string(count) +
+                       " lines arrived"};
+  }
+  return {};
+}
+
+class LogsEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static std::mt19937_64 rng{std::random_device{}()};
+    base_ = fs::temp_directory_path() / ("nodewarden-logs-" + std::to_string(rng()));
+    log_root_ = base_ / "var/log/pods";
+    fs::create_directories(log_root_);
+    auto loki = FakeLoki::start();
+    ASSERT_TRUE(loki.has_value()) << loki.error();
+    loki_ = std::move(*loki);
+    port_ = nodewarden::testing::freeLoopbackPort();
+  }
+  void TearDown() override {
+    agent_.stop(3s);
+    loki_.reset();
+    if (HasFailure()) std::fprintf(stderr, "agent log:\n%s\n", slurp(base_ / "agent.log").c_str());
+    std::error_code ec;
+    fs::remove_all(base_, ec);
+  }
+
+  void writeConfig(const std::string& extra) {
+    std::ofstream(base_ / "config.yaml") << "interval: 1s\n"
+                                            "node_name: test-node\n"
+                                            "collectors:\n"
+                                            "  cgroup:\n    enabled: false\n"
+                                            "  node:\n    enabled: false\n"
+                                            "  journal:\n    enabled: false\n"
+                                            "  logs:\n    batch_wait: 100ms\n"
+                                            "    rescan_interval: 500ms\n"
+                                         << extra;
+  }
+
+  void startAgent() {
+    if (!fs::exists(base_ / "config.yaml")) writeConfig("");
+    SpawnOptions o;
+    o.output = base_ / "agent.log";
+    auto child = ChildProcess::start(
+        {NODEWARDEN_BINARY, "run", "--config", (base_ / "config.yaml").string(), "--listen",
+         "127.0.0.1:" + std::to_string(port_), "--log-root", log_root_.string(), "--state-dir",
+         (base_ / "state").string(), "--loki-url", loki_->pushUrl()},
+        o);
+    ASSERT_TRUE(child.has_value()) << child.error();
+    agent_ = std::move(*child);
+  }
+
+  bool waitReady() {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r =
+          nodewarden::testing::httpGet("http://127.0.0.1:" + std::to_string(port_) + "/readyz", 1s);
+      if (r && r->status == 200) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  void expectAll(const std::vector<ContainerLog*>& logs, int count) {
+    const std::size_t want = logs.size() * static_cast<std::size_t>(count);
+    loki_->waitForEntries(want, 60s);
+    for (auto* log : logs) {
+      const auto labels = log->stream("test-node");
+      const auto got = loki_->entries(labels);
+      const std::string container = labels[0].second;
+      const Check c = verifyStream(got, container, count);
+      EXPECT_TRUE(c.ok) << c.why;
+    }
+  }
+
+  // The agent's own counter, from its /metrics; -1 when not found.
+  double agentMetric(const std::string& series) {
+    auto m = nodewarden::testing::httpGet("http://127.0.0.1:" + std::to_string(port_) + "/metrics");
+    if (!m || m->status != 200) return -1;
+    const auto at = m->body.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(m->body.substr(at + series.size() + 2));
+  }
+
+  fs::path base_, log_root_;
+  int port_ = 0;
+  std::unique_ptr<FakeLoki> loki_;
+  ChildProcess agent_;
+};
+
+// kubelet's rotation (rename, new file; the oldest rotated file deleted while the agent may still
+// be reading it) at a rate the agent cannot read as fast as it is written: every file must be
+// drained through its open descriptor, in order.
+TEST_F(LogsEndToEnd, RenameRotationFasterThanTheAgentReads) {
+  ContainerLog a(log_root_, "spark", "driver-0", "11111111-2222-3333-4444-555555555551", "driver");
+  ContainerLog b(log_root_, "kafka", "consumer-1", "11111111-2222-3333-4444-555555555552",
+                 "consumer");
+  startAgent();
+  ASSERT_TRUE(waitReady());
+  constexpr int kLines = 20000;
+  std::vector<fs::path> rotated_a, rotated_b;
+  for (int n = 1; n <= kLines; ++n) {
+    a.write(n);
+    b.write(n);
+    if (n % 2500 == 0) rotated_a.push_back(a.rotateRename());
+    if (n % 4000 == 0) rotated_b.push_back(b.rotateRename());
+    // kubelet keeps a couple of rotated files and deletes the oldest, read or not.
+    for (auto* r : {&rotated_a, &rotated_b}) {
+      if (r->size() > 2) {
+        fs::remove(r->front());
+        r->erase(r->begin());
+      }
+    }
+    // A runtime writes in bursts; a file lives for tens of milliseconds here.
+    if (n % 100 == 0) std::this_thread::sleep_for(1ms);
+  }
+  expectAll({&a, &b}, kLines);
+}
+
+// copytruncate (logrotate's way; the copy goes elsewhere): the live file shrinks to 0 under the
+// agent, which starts again from its beginning. What was written between the agent's last read
+// and the truncation exists only in the copy, so the writer truncates only once the agent has
+// read everything; every line must then arrive once.
+TEST_F(LogsEndToEnd, CopyTruncateRotation) {
+  ContainerLog a(log_root_, "kafka", "consumer-3", "11111111-2222-3333-4444-555555555558",
+                 "consumer");
+  startAgent();
+  ASSERT_TRUE(waitReady());
+  constexpr int kLines = 6000;
+  for (int n = 1; n <= kLines; ++n) {
+    a.write(n);
+    if (n % 1500 == 0) {
+      ASSERT_TRUE(loki_->waitForEntries(static_cast<std::size_t>(n), 30s))
+          << "caught up to " << n << ", got " << loki_->entryCount();
+      a.rotateCopyTruncate(base_ / ("copy" + std::to_string(n)));
+    }
+  }
+  expectAll({&a}, kLines);
+  std::set<std::pair<std::int64_t, std::string>> unique;
+  const auto got = loki_->entries(a.stream("test-node"));
+  for (const auto& e : got) unique.insert({e.timestamp_ns, e.line});
+  EXPECT_EQ(unique.size(), got.size()) << "no line sent twice";
+}
+
+TEST_F(LogsEndToEnd, DestinationDownThenBack) {
+  ContainerLog a(log_root_, "airflow", "worker-0", "11111111-2222-3333-4444-555555555553",
+                 "worker");
+  loki_->answer(FakeLokiAnswer::withStatus(500));
+  startAgent();
+  constexpr int kLines = 5000;
+  for (int n = 1; n <= kLines / 2; ++n) a.write(n);
+  ASSERT_TRUE(loki_->waitForRequests(3, 20s)) << "the agent kept retrying";
+  loki_->answer(FakeLokiAnswer::hangFor(1500ms), 1);
+  for (int n = kLines / 2 + 1; n <= kLines; ++n) a.write(n);
+  expectAll({&a}, kLines);
+}
+
+TEST_F(LogsEndToEnd, KillNineAtRandomMomentsAndRestart) {
+  ContainerLog a(log_root_, "spark", "exec-1", "11111111-2222-3333-4444-555555555554", "executor");
+  constexpr int kLines = 12000;
+  std::mt19937 rng(42);
+  int written = 0;
+  for (int round = 0; round < 4; ++round) {
+    startAgent();
+    const int upto = kLines * (round + 1) / 4;
+    while (written < upto) a.write(++written);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 700));
+    ::kill(agent_.pid(), SIGKILL);
+    agent_.stop(2s);
+  }
+  startAgent();
+  expectAll({&a}, kLines);
+}
+
+TEST_F(LogsEndToEnd, SpoolFullPausesReadingInsteadOfLosingLines) {
+  ContainerLog a(log_root_, "kafka", "consumer-2", "11111111-2222-3333-4444-555555555555",
+                 "consumer");
+  writeConfig("    batch_bytes: 16KiB\nspool:\n  max_bytes: 256KiB\n  segment_bytes: 64KiB\n");
+  loki_->answer(FakeLokiAnswer::withStatus(503));
+  startAgent();
+  constexpr int kLines = 40000;  // about 1.3 MB of lines: five times the spool
+  for (int n = 1; n <= kLines; ++n) a.write(n);
+  std::this_thread::sleep_for(3s);
+  loki_->answer(FakeLokiAnswer::ok());
+  expectAll({&a}, kLines);
+  EXPECT_EQ(agentMetric("nodewarden_log_spool_lost_lines"), 0.0);
+  EXPECT_EQ(slurp(base_ / "agent.log").find("full_dropped_oldest"), std::string::npos);
+}
+
+TEST_F(LogsEndToEnd, RejectedBatchIsDroppedAndNeverResent) {
+  ContainerLog a(log_root_, "ns", "pod-4", "11111111-2222-3333-4444-555555555556", "app");
+  loki_->answer(FakeLokiAnswer::withStatus(400), 1);
+  startAgent();
+  for (int n = 1; n <= 10; ++n) a.write(n);
+  ASSERT_TRUE(loki_->waitForRequests(1, 20s));
+  std::this_thread::sleep_for(1500ms);
+  for (int n = 11; n <= 20; ++n) a.write(n);
+  ASSERT_TRUE(loki_->waitForEntries(1, 20s));
+  std::this_thread::sleep_for(1s);
+  const auto reqs = loki_->requests();
+  ASSERT_GE(reqs.size(), 2U);
+  EXPECT_EQ(reqs[0].status, 400);
+  for (std::size_t i = 1; i < reqs.size(); ++i) EXPECT_NE(reqs[i].status, 400);
+  // The rejected lines never came back; the later ones all did.
+  const auto got = loki_->entries(a.stream("test-node"));
+  for (const auto& e : got) {
+    const int n = std::stoi(e.line.substr(std::string("app line ").size()));
+    EXPECT_GT(n, 0);
+  }
+  EXPECT_FALSE(got.empty());
+  EXPECT_LE(got.size(), 20U);
+  EXPECT_GE(agentMetric("nodewarden_log_lines_dropped_total{reason=\"rejected\"}"), 1.0);
+}
+
+TEST_F(LogsEndToEnd, TooLargeIsSplitAndEverythingArrives) {
+  ContainerLog a(log_root_, "ns", "pod-5", "11111111-2222-3333-4444-555555555557", "app");
+  loki_->setMaxEntriesPerRequest(50);
+  startAgent();
+  constexpr int kLines = 2000;
+  for (int n = 1; n <= kLines; ++n) a.write(n);
+  expectAll({&a}, kLines);
+  bool saw413 = false;
+  for (const auto& r : loki_->requests()) saw413 = saw413 || r.status == 413;
+  EXPECT_TRUE(saw413);
+}
+
+}  // namespace

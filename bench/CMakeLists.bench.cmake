@@ -4,6 +4,7 @@
 #   bench_make_tree      writes one synthetic kubelet cgroup tree (used by agent_rss.sh)
 #   bench_agent_rss      (custom target) runs agent_rss.sh against the built agent
 #   bench_parse          Google Benchmark micro benchmarks of the cgroup parsers (if installed)
+#   bench_log_parse      CRI and Docker log record parsing + joining: MiB/s and allocs per record
 
 add_library(nodewarden_bench_support STATIC synthetic_tree.cpp read_floor.cpp real_cgroups.cpp)
 target_include_directories(nodewarden_bench_support PUBLIC ${PROJECT_SOURCE_DIR})
@@ -26,6 +27,11 @@ if(TARGET nodewarden)
     USES_TERMINAL
     COMMENT "Peak RSS of the agent on a 1000-container synthetic tree")
 endif()
+
+# alloc_counter.cpp again: allocations per record must be zero once the buffers are warm.
+add_executable(bench_log_parse log_parse_bench.cpp alloc_counter.cpp)
+target_link_libraries(bench_log_parse
+  PRIVATE nodewarden_bench_support nodewarden::collectors nodewarden_warnings)
 
 # Parser micro benchmarks, when Google Benchmark is installed (libbenchmark-dev).
 find_package(benchmark CONFIG QUIET)

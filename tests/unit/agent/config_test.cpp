@@ -86,8 +86,67 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
                                           "collectors.cgroup.enabled",
                                           "collectors.cgroup.max_depth",
                                           "collectors.cgroup.root_search_interval",
-                                          "collectors.node.enabled"};
+                                          "collectors.node.enabled",
+                                          "collectors.logs.enabled",
+                                          "collectors.logs.max_line_bytes",
+                                          "collectors.logs.max_open_files",
+                                          "collectors.logs.rescan_interval",
+                                          "collectors.logs.max_streams",
+                                          "collectors.logs.batch_bytes",
+                                          "collectors.logs.batch_wait",
+                                          "collectors.journal.enabled",
+                                          "collectors.journal.dir",
+                                          "collectors.journal.units",
+                                          "loki.url",
+                                          "loki.tenant",
+                                          "loki.encoding",
+                                          "loki.bearer_token_file",
+                                          "loki.username",
+                                          "loki.password_file",
+                                          "loki.ca_file",
+                                          "loki.insecure_skip_verify",
+                                          "loki.timeout",
+                                          "loki.local_file_max_bytes",
+                                          "spool.max_bytes",
+                                          "spool.segment_bytes"};
   EXPECT_EQ(leaves, expected);
+}
+
+TEST(ConfigSizes, ByteSizesWithUnits) {
+  EXPECT_EQ(parseByteSize("65536").value(), 65536U);
+  EXPECT_EQ(parseByteSize("256KiB").value(), 256U * 1024);
+  EXPECT_EQ(parseByteSize("1MiB").value(), 1U << 20);
+  EXPECT_EQ(parseByteSize("2GiB").value(), 2ULL << 30);
+  EXPECT_FALSE(parseByteSize("").has_value());
+  EXPECT_FALSE(parseByteSize("1MB").has_value());
+  EXPECT_FALSE(parseByteSize("-1").has_value());
+  EXPECT_FALSE(parseByteSize("1.5MiB").has_value());
+  EXPECT_FALSE(parseByteSize("99999999999999999999").has_value());
+  EXPECT_FALSE(parseByteSize("20000000TiB").has_value());
+}
+
+TEST(ConfigSizes, LogSettingsParseAndAreChecked) {
+  auto c = parseConfig(
+      "collectors:\n  logs:\n    batch_bytes: 2MiB\n  journal:\n    units: [a.service]\n"
+      "loki:\n  url: http://127.0.0.1:3100/loki/api/v1/push\n  encoding: json\n",
+      "t.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->logs_batch_bytes, 2U << 20);
+  EXPECT_EQ(c->journal_units, std::vector<std::string>{"a.service"});
+  EXPECT_EQ(c->loki_encoding, "json");
+  auto bad = parseConfig("loki:\n  encoding: xml\n", "t.yaml");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().field, "loki.encoding");
+  EXPECT_EQ(bad.error().line, 2);
+  bad = parseConfig("collectors:\n  journal:\n    units: kubelet.service\n", "t.yaml");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().field, "collectors.journal.units");
+  bad = parseConfig("spool:\n  max_bytes: lots\n", "t.yaml");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().field, "spool.max_bytes");
+  bad = parseConfig("loki:\n  url: ftp://x\n", "t.yaml");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().field, "loki.url");
 }
 
 TEST(ConfigDefaults, DeployExampleParsesToDefaults) {
@@ -194,11 +253,11 @@ TEST(ConfigKeys, UnknownTopLevelKeyWithSuggestion) {
 }
 
 TEST(ConfigKeys, UnknownKeyWithoutNearMatchListsKnownKeys) {
-  const ConfigError error = parseError("paths:\n  spool: /x\n");
+  const ConfigError error = parseError("paths:\n  tmpdir: /x\n");
   EXPECT_EQ(error.line, 2);
-  EXPECT_EQ(error.field, "paths.spool");
+  EXPECT_EQ(error.field, "paths.tmpdir");
   EXPECT_EQ(error.reason,
-            "unknown key \"spool\" (known keys: cgroup_root, proc_root, log_root, state_dir)");
+            "unknown key \"tmpdir\" (known keys: cgroup_root, proc_root, log_root, state_dir)");
 }
 
 TEST(ConfigKeys, KeyAtTheWrongLevelPointsToItsSection) {

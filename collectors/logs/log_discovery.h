@@ -33,6 +33,7 @@ struct DiscoveredFile {
   std::string container;
   std::uint32_t restart = 0;
   std::string rotated_suffix;  // empty for the live <restart>.log
+  std::string container_id;    // from kubelet's /var/log/containers links; empty when unknown
   bool compressed = false;     // <restart>.log.<suffix>.gz
   std::uint64_t device = 0;
   std::uint64_t inode = 0;

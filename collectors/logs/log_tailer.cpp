@@ -21,6 +21,7 @@
 #include <unordered_set>
 
 #include "collectors/logs/checkpoint_store.h"
+#include "collectors/logs/container_id_index.h"
 #include "collectors/logs/log_discovery.h"
 #include "collectors/logs/tailed_file.h"
 
@@ -160,7 +161,22 @@ class LogTailer::Impl {
     return false;
   }
 
+  // The runtime's id of the container that writes this file, from kubelet's links. The links are
+  // listed again at most once per poll when a file is not in them (kubelet makes the link right
+  // after the file).
+  std::string containerIdOf(const DiscoveredFile& f) {
+    const std::string pod_dir = f.namespace_name + "_" + f.pod_name + "_" + f.pod_uid;
+    std::string_view id = container_ids_.lookup(pod_dir, f.container, f.restart);
+    if (id.empty() && poll_count_ != ids_refreshed_at_poll_) {
+      container_ids_.refresh(options_.log_root.parent_path() / "containers");
+      ids_refreshed_at_poll_ = poll_count_;
+      id = container_ids_.lookup(pod_dir, f.container, f.restart);
+    }
+    return std::string(id);
+  }
+
   void discover() {
+    ++poll_count_;
     const bool overflow = discovery_.drainEvents();
     const auto now = std::chrono::steady_clock::now();
     if (overflow || now - last_rescan_ >= options_.rescan_interval) {
@@ -308,7 +324,9 @@ class LogTailer::Impl {
     } else if (w.initial && options_.start_at_end_for_new_files) {
       start = size;
     }
-    auto file = std::make_unique<TailedFile>(fd, key, w.file, identity, start, size, w.seq,
+    DiscoveredFile where = w.file;
+    where.container_id = containerIdOf(where);
+    auto file = std::make_unique<TailedFile>(fd, key, where, identity, start, size, w.seq,
                                              options_.node_name, options_.max_line_bytes);
     groups_[file->containerDir()].push_back(file.get());
     files_.emplace(std::move(key), std::move(file));
@@ -377,6 +395,9 @@ class LogTailer::Impl {
   LogTailerStats stats_;
   std::uint64_t next_seq_ = 0;
   std::chrono::steady_clock::time_point last_rescan_;
+  ContainerIdIndex container_ids_;
+  std::uint64_t poll_count_ = 0;
+  std::uint64_t ids_refreshed_at_poll_ = ~std::uint64_t{0};
 };
 
 LogTailer::LogTailer(LogTailerOptions options, ErrorReporter& errors)

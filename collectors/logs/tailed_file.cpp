@@ -77,6 +77,7 @@ TailedFile::TailedFile(int fd, std::string key, const DiscoveredFile& where,
       open_path_(where.path),
       container_dir_(where.container_dir),
       pod_uid_(where.pod_uid),
+      container_id_(where.container_id),
       restart_(where.restart),
       rotated_suffix_(where.rotated_suffix),
       seq_(seq),
@@ -280,7 +281,9 @@ bool TailedFile::emit(TailContext& ctx, LogStream stream, std::uint64_t offset) 
   LogEntry entry;
   entry.timestamp_ns = joiner.timestampNs();
   entry.line.assign(joiner.line());
-  entry.metadata.reserve(3);
+  entry.metadata.reserve(4);
+  // Sorted by name, as Labels are.
+  if (!container_id_.empty()) entry.metadata.emplace_back("container_id", container_id_);
   entry.metadata.emplace_back("filename", open_path_);
   entry.metadata.emplace_back("pod_uid", pod_uid_);
   if (truncated) entry.metadata.emplace_back("truncated", "true");

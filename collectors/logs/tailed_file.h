@@ -111,6 +111,7 @@ class TailedFile {
   std::string open_path_;  // where it was opened: the entries' filename
   std::string container_dir_;
   std::string pod_uid_;
+  std::string container_id_;  // empty when no kubelet link names it
   std::uint32_t restart_;
   std::string rotated_suffix_;
   std::uint64_t seq_;

@@ -196,6 +196,22 @@ TEST_F(LogTailerTest, CriFileGivesLinesWithLabelsMetadataAndCheckpoints) {
   EXPECT_EQ(t->stats().open_files, 1U);
 }
 
+TEST_F(LogTailerTest, ContainerIdComesFromKubeletsLink) {
+  const auto log = containerDir("shop_web-7f_1234-abcd") / "0.log";
+  const std::string id(64, 'e');
+  // kubelet's link lives in containers/ beside the log root, with an absolute host path.
+  fs::create_directories(root_.parent_path() / "containers");
+  fs::create_symlink("/var/log/pods/shop_web-7f_1234-abcd/app/0.log",
+                     root_.parent_path() / "containers" / ("web-7f_shop_app-" + id + ".log"));
+  append(log, cri(1, "stdout", 'F', "hello"));
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  ASSERT_EQ(sink.records.size(), 1U);
+  EXPECT_EQ(sink.records[0].entry.metadata,
+            (Labels{{"container_id", id}, {"filename", log.string()}, {"pod_uid", "1234-abcd"}}));
+}
+
 TEST_F(LogTailerTest, DockerFileJoinsPartialsPerStream) {
   const auto log = containerDir() / "0.log";
   append(log, docker(1, "stdout", "part one, ") + docker(2, "stderr", "err line\\n") +

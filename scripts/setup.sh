@@ -9,6 +9,7 @@ PKGS=(
   libcurl4-openssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsnappy-dev libprotobuf-dev protobuf-compiler
   stress-ng prometheus procps systemd-journal-remote
+  openssl libssl-dev  # HTTPS tests: the CLI makes a throwaway CA; FakeLoki terminates TLS
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -7,6 +7,8 @@
 // only what it accepted; every request, whatever the answer, is in requests(). A hang answers 503
 // when it ends (the client has usually given up by then) and ends early when the fake stops, so
 // destroying a FakeLoki never waits for a hang. Every wait here is bounded by its caller.
+// With a certificate in its options it serves HTTPS instead: an OpenSSL front on port() relays
+// to the plain server, and connections() counts TLS connections that completed their handshake.
 #pragma once
 
 #include <chrono>
@@ -70,6 +72,10 @@ struct FakeLokiOptions {
   // Called for every accepted entry, on a server thread, outside the fake's lock.
   std::function<void(const Labels& stream, const LogEntry& entry)> on_entry;
   int port = 0;  // 0: a free port
+  // HTTPS instead of HTTP when set: the server's certificate (chain), PEM, and its private key,
+  // PEM. tls_key_file may stay empty when the key is in tls_certificate_file. TLS 1.2 or later.
+  std::string tls_certificate_file;
+  std::string tls_key_file;
 };
 
 class FakeLoki {
@@ -80,7 +86,8 @@ class FakeLoki {
   FakeLoki& operator=(const FakeLoki&) = delete;
 
   [[nodiscard]] int port() const { return port_; }
-  // http://127.0.0.1:<port>/loki/api/v1/push
+  [[nodiscard]] bool tls() const { return !options_.tls_certificate_file.empty(); }
+  // http://127.0.0.1:<port>/loki/api/v1/push, or https:// when tls().
   [[nodiscard]] std::string pushUrl() const;
 
   // Answer the next `times` requests so (-1: every request until told otherwise), then 204 again.
@@ -103,7 +110,8 @@ class FakeLoki {
   void clear();
 
  private:
-  explicit FakeLoki(FakeLokiOptions options) : options_(std::move(options)) {}
+  class TlsFront;
+  explicit FakeLoki(FakeLokiOptions options);
   static int handlePush(mg_connection* conn, void* self);
   static int countConnection(const mg_connection* conn, void** conn_data);
   int handle(mg_connection* conn);
@@ -111,7 +119,9 @@ class FakeLoki {
 
   FakeLokiOptions options_;
   mg_context* ctx_ = nullptr;
-  int port_ = 0;
+  int port_ = 0;        // what clients connect to: civetweb's, or the TLS front's
+  int civet_port_ = 0;  // civetweb's own
+  std::unique_ptr<TlsFront> tls_front_;
 
   // Everything below is shared with civetweb's worker threads.
   mutable std::mutex mutex_;

@@ -15,6 +15,7 @@
 #include "agent/log_pipeline.h"
 #include "collectors/cgroup/cgroup_collector.h"
 #include "collectors/node/node_collector.h"
+#include "collectors/pods/runtime_state_metadata.h"
 #include "exporters/prometheus/text_renderer.h"
 #include "pipeline/self_metrics.h"
 
@@ -83,8 +84,14 @@ class Agent::Impl {
                                 "/metrics response.")
                             .Register(reg)
                             .Add({});
+    if (config_.pods_runtime_state) {
+      std::vector<std::filesystem::path> roots(config_.runtime_state_dirs.begin(),
+                                               config_.runtime_state_dirs.end());
+      metadata_ = std::make_unique<pods::RuntimeStateMetadata>(std::move(roots), errors_);
+    }
     if (config_.cgroup_enabled) {
       CgroupCollectorOptions o;
+      o.metadata = metadata_.get();
       o.cgroup_root = config_.cgroup_root;
       o.proc_root = config_.proc_root;
       o.log_root = config_.log_root;
@@ -283,6 +290,7 @@ class Agent::Impl {
   SelfMetrics self_;
   ErrorReporter errors_;
   TextRenderer renderer_;
+  std::unique_ptr<ContainerMetadata> metadata_;  // before the collectors that use it
   std::vector<Timed> collectors_;
   CgroupCollector* cgroup_ = nullptr;
   Snapshot snapshot_;  // filled by the collectors each cycle; collection thread only

@@ -63,6 +63,7 @@ constexpr Field kPathsFields[] = {
     {"proc_root", &Config::proc_root},
     {"log_root", &Config::log_root},
     {"state_dir", &Config::state_dir},
+    {"runtime_state_dirs", &Config::runtime_state_dirs},
 };
 constexpr Field kCgroupFields[] = {
     {"enabled", &Config::cgroup_enabled},
@@ -86,10 +87,12 @@ constexpr Field kJournalFields[] = {
     {"dir", &Config::journal_dir},
     {"units", &Config::journal_units},
 };
+constexpr Field kPodsFields[] = {
+    {"runtime_state", &Config::pods_runtime_state},
+};
 constexpr Field kCollectorsFields[] = {
-    {"cgroup", Section(kCgroupFields)},
-    {"node", Section(kNodeFields)},
-    {"logs", Section(kLogsFields)},
+    {"cgroup", Section(kCgroupFields)},   {"node", Section(kNodeFields)},
+    {"pods", Section(kPodsFields)},       {"logs", Section(kLogsFields)},
     {"journal", Section(kJournalFields)},
 };
 constexpr Field kLokiFields[] = {
@@ -722,6 +725,7 @@ paths:
   proc_root: /proc
   log_root: /var/log/pods
   state_dir: /var/lib/nodewarden
+  runtime_state_dirs: [/run/containerd, /run/containers/storage]
 collectors:
   cgroup:
     enabled: true
@@ -729,6 +733,8 @@ collectors:
     root_search_interval: 60s
   node:
     enabled: true
+  pods:
+    runtime_state: true
   logs:
     enabled: true
     max_line_bytes: 256KiB

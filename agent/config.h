@@ -25,11 +25,14 @@ struct Config {
   std::filesystem::path proc_root = "/proc";
   std::filesystem::path log_root = "/var/log/pods";
   std::filesystem::path state_dir = "/var/lib/nodewarden";
+  // containerd's and CRI-O's state roots (their per-container OCI config.json files name pods).
+  std::vector<std::string> runtime_state_dirs = {"/run/containerd", "/run/containers/storage"};
 
   bool cgroup_enabled = true;
   int cgroup_max_depth = 8;  // 1..32
   std::chrono::milliseconds cgroup_root_search_interval{60000};
   bool node_enabled = true;
+  bool pods_runtime_state = true;  // names and images from the runtime's state on the node
 
   // Container logs under log_root.
   bool logs_enabled = true;

@@ -1,5 +1,6 @@
 // nodewarden: the per-node agent. `run` collects and serves; `check-config FILE` validates a
 // config the way `run` would; `version` prints the version.
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@ constexpr int kExitConfig = 2;
 struct Overrides {
   std::optional<std::string> listen, cgroup_root, proc_root, log_root, state_dir, node_name,
       interval, log_level, loki_url, journal_dir;
+  std::vector<std::string> runtime_state_dirs;
 };
 
 std::string defaultNodeName() {
@@ -41,6 +43,7 @@ std::expected<void, nodewarden::ConfigError> applyOverrides(const Overrides& o,
   if (o.log_level) c.log_level = *o.log_level;
   if (o.loki_url) c.loki_url = *o.loki_url;
   if (o.journal_dir) c.journal_dir = *o.journal_dir;
+  if (!o.runtime_state_dirs.empty()) c.runtime_state_dirs = o.runtime_state_dirs;
   if (o.interval) {
     auto d = nodewarden::parseDuration(*o.interval);
     if (!d) return std::unexpected(nodewarden::ConfigError{"", 0, "--interval", d.error()});
@@ -90,6 +93,9 @@ int main(int argc, char** argv) {
   run->add_option("--loki-url", o.loki_url,
                   "Loki push URL, e.g. http://loki:3100/loki/api/v1/push (overrides loki.url)");
   run->add_option("--journal-dir", o.journal_dir, "journal directory (default /var/log/journal)");
+  run->add_option("--runtime-state-dir", o.runtime_state_dirs,
+                  "containerd/CRI-O state root (repeatable; default /run/containerd and "
+                  "/run/containers/storage)");
   run->add_flag("--print-config", print_config, "print the effective config as YAML and exit");
 
   std::string check_file;
@@ -128,6 +134,10 @@ int main(int argc, char** argv) {
     std::cout << nodewarden::defaultConfigYaml();
     return 0;
   }
+  // glibc gives every thread that allocates its own 64 MiB malloc arena; the agent's few threads
+  // (HTTP workers, the log shipper) then hold freed batch buffers in arenas of their own. Two
+  // arenas keep the footprint flat at no measurable cost for this many threads.
+  ::mallopt(M_ARENA_MAX, 2);
   const auto files = nodewarden::raiseFileLimit();
   spdlog::info("open file limit {}", files);
   nodewarden::Agent agent(std::move(*config));

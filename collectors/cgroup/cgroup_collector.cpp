@@ -25,6 +25,7 @@
 #include "collectors/cgroup/cgroup_parsers.h"
 #include "collectors/cgroup/dir_lister.h"
 #include "collectors/common/pread_file.h"
+#include "pipeline/container_metadata.h"
 
 namespace nodewarden {
 
@@ -152,6 +153,7 @@ struct Tracked {
   std::uint64_t seen_generation = 0;
   bool named = false;
   bool gone = false;
+  bool sandbox = false;  // the pod's sandbox ("pause") container, per the runtime's state
 
   // Containers: their pod (a pod outlives its containers in tracked_: see discover()).
   Tracked* pod = nullptr;
@@ -638,22 +640,40 @@ class CgroupCollector::Impl {
       }
       ::closedir(d);
     }
+    // The runtime's own state first: it also knows the image and which container is the pod's
+    // sandbox. The log directories' names fill in what it does not know.
+    ContainerMetadata* meta = options_.metadata;
+    if (meta != nullptr) meta->refresh();
     any_unnamed_ = false;
     for (auto& [key, t] : tracked_) {
       if (t->named) continue;
       auto& s = t->sample;
-      if (auto it = pod_names_.find(s.pod_uid); it != pod_names_.end()) {
-        s.namespace_name = it->second.first;
-        s.pod_name = it->second.second;
+      if (s.isPod()) {
+        if (auto p = meta != nullptr ? meta->pod(s.pod_uid) : std::nullopt) {
+          s.namespace_name = p->namespace_name;
+          s.pod_name = p->pod_name;
+        }
+      } else if (auto c = meta != nullptr ? meta->container(s.container_id) : std::nullopt) {
+        s.namespace_name = c->namespace_name;
+        s.pod_name = c->pod_name;
+        s.container_name = c->container_name;
+        s.image = c->image;
+        t->sandbox = c->is_sandbox;
       }
-      bool complete = !s.pod_name.empty();
-      if (!s.isPod()) {
-        if (auto it = container_names_.find(s.container_id); it != container_names_.end()) {
-          s.container_name = it->second;
-        } else {
-          complete = false;
+      if (s.pod_name.empty()) {
+        if (auto it = pod_names_.find(s.pod_uid); it != pod_names_.end()) {
+          s.namespace_name = it->second.first;
+          s.pod_name = it->second.second;
         }
       }
+      if (!s.isPod() && s.container_name.empty() && !t->sandbox) {
+        if (auto it = container_names_.find(s.container_id); it != container_names_.end()) {
+          s.container_name = it->second;
+        }
+      }
+      const bool complete = !s.pod_name.empty() &&
+                            (s.isPod() || t->sandbox ||
+                             (!s.container_name.empty() && (meta == nullptr || !s.image.empty())));
       t->named = complete;
       any_unnamed_ = any_unnamed_ || !complete;
     }
@@ -663,6 +683,9 @@ class CgroupCollector::Impl {
 
   void readAll(Snapshot& into) {
     for (auto& [key, t] : tracked_) {
+      // A pod's sandbox ("pause") container is not one of its containers: its usage is in the
+      // pod-level series already, as kubelet reports it.
+      if (t->sandbox) continue;
       readTracked(*t);
       if (!t->gone) into.cgroups.push_back(&t->sample);
     }

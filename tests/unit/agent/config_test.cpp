@@ -87,6 +87,8 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
                                           "collectors.cgroup.max_depth",
                                           "collectors.cgroup.root_search_interval",
                                           "collectors.node.enabled",
+                                          "collectors.pods.runtime_state",
+                                          "paths.runtime_state_dirs",
                                           "collectors.logs.enabled",
                                           "collectors.logs.max_line_bytes",
                                           "collectors.logs.max_open_files",

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "collectors/common/pread_file.h"
+#include "pipeline/container_metadata.h"
 
 namespace nodewarden {
 namespace {
@@ -310,6 +311,50 @@ TEST(CgroupCollectorDeathTest, UnreadablePodDirIsCountedAndTheRestIsRead) {
       },
       ::testing::ExitedWithCode(0), "");
   fs::permissions(pod, fs::perms::owner_all);
+}
+
+// A metadata source that knows what the test tells it (the runtime-state source has its own tests;
+// this checks what the collector does with the answers).
+class KnownMetadata final : public ContainerMetadata {
+ public:
+  void refresh() override { ++refreshes; }
+  [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view id) const override {
+    auto it = containers.find(std::string(id));
+    if (it == containers.end()) return std::nullopt;
+    return it->second;
+  }
+  [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override {
+    auto it = pods.find(std::string(uid));
+    if (it == pods.end()) return std::nullopt;
+    return it->second;
+  }
+  std::map<std::string, ContainerIdentity> containers;
+  std::map<std::string, PodIdentity> pods;
+  int refreshes = 0;
+};
+
+TEST(CgroupCollector, RuntimeMetadataNamesContainersGivesImagesAndDropsSandboxes) {
+  KnownMetadata meta;
+  meta.containers[kId1] = {kU1, "spark", "driver-0", "spark-driver", "apache/spark:3.5.1", false};
+  meta.containers[kPause] = {kU1, "spark", "driver-0", "", "registry.k8s.io/pause:3.9", true};
+  meta.pods[kU1] = {"spark", "driver-0"};
+  auto o = Harness::options(fixture("v1-cgroupfs-containerd"));
+  o.log_root = "/nonexistent";  // names from the metadata alone
+  o.metadata = &meta;
+  SelfMetrics self;
+  ErrorReporter errors(self.registry());
+  CgroupCollector c(o, errors);
+  Snapshot snap;
+  c.collect(snap);
+  std::map<std::string, const CgroupSample*> got;
+  for (const auto* s : snap.cgroups) got[s->pod_uid + "/" + s->container_id] = s;
+  ASSERT_EQ(got.count(kU1 + "/" + kId1), 1U);
+  EXPECT_EQ(got.at(kU1 + "/" + kId1)->container_name, "spark-driver");
+  EXPECT_EQ(got.at(kU1 + "/" + kId1)->image, "apache/spark:3.5.1");
+  EXPECT_EQ(got.at(kU1 + "/")->pod_name, "driver-0");
+  EXPECT_EQ(got.count(kU1 + "/" + kPause), 0U) << "the sandbox's usage is in the pod's series";
+  EXPECT_EQ(got.at(kU2 + "/" + kId2)->pod_name, "") << "unknown to every source: left empty";
+  EXPECT_GE(meta.refreshes, 1);
 }
 
 TEST(CgroupCollector, MissingRootIsCountedNotFatal) {

@@ -1,0 +1,28 @@
+// RuntimeStateMetadata: the runtime's own state on the node (containerd's and CRI-O's OCI bundle
+// annotations) as a ContainerMetadata source. It needs no API access, so it is the first source
+// tried: it names pods and containers, gives the image, and tells sandbox ("pause") containers
+// apart.
+#pragma once
+
+#include <filesystem>
+#include <vector>
+
+#include "collectors/pods/runtime_state.h"
+#include "pipeline/container_metadata.h"
+
+namespace nodewarden::pods {
+
+class RuntimeStateMetadata final : public ContainerMetadata {
+ public:
+  RuntimeStateMetadata(std::vector<std::filesystem::path> roots, ErrorReporter& errors)
+      : reader_(std::move(roots), errors) {}
+
+  void refresh() override { reader_.rescan(); }
+  [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view id) const override;
+  [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override;
+
+ private:
+  RuntimeStateReader reader_;
+};
+
+}  // namespace nodewarden::pods

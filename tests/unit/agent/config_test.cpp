@@ -259,7 +259,8 @@ TEST(ConfigKeys, UnknownKeyWithoutNearMatchListsKnownKeys) {
   EXPECT_EQ(error.line, 2);
   EXPECT_EQ(error.field, "paths.tmpdir");
   EXPECT_EQ(error.reason,
-            "unknown key \"tmpdir\" (known keys: cgroup_root, proc_root, log_root, state_dir)");
+            "unknown key \"tmpdir\" (known keys: cgroup_root, proc_root, log_root, state_dir, "
+            "runtime_state_dirs)");
 }
 
 TEST(ConfigKeys, KeyAtTheWrongLevelPointsToItsSection) {

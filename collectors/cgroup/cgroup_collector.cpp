@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -187,6 +188,92 @@ struct TransientDir {
     if (fd >= 0) ::close(fd);
   }
 };
+
+// The keys of the flat-keyed files that fill fields (value * scale gives the field's unit).
+// kCount stands for inactive_file, which is only an input to the working set.
+struct KeyedField {
+  std::string_view key;
+  CgroupField field;
+  std::uint64_t scale;
+};
+constexpr KeyedField kCpuStatV1Keys[] = {
+    {"nr_periods", CgroupField::kCfsPeriods, 1},
+    {"nr_throttled", CgroupField::kCfsThrottledPeriods, 1},
+    {"throttled_time", CgroupField::kCfsThrottledNs, 1},
+};
+constexpr KeyedField kCpuStatV2Keys[] = {
+    {"usage_usec", CgroupField::kCpuUsageNs, kNsPerUs},
+    {"user_usec", CgroupField::kCpuUserNs, kNsPerUs},
+    {"system_usec", CgroupField::kCpuSystemNs, kNsPerUs},
+    {"nr_periods", CgroupField::kCfsPeriods, 1},
+    {"nr_throttled", CgroupField::kCfsThrottledPeriods, 1},
+    {"throttled_usec", CgroupField::kCfsThrottledNs, kNsPerUs},
+};
+constexpr KeyedField kCpuAcctStatKeys[] = {
+    {"user", CgroupField::kCpuUserNs, kNsPerTick},
+    {"system", CgroupField::kCpuSystemNs, kNsPerTick},
+};
+// v1 memory.stat: the total_* keys are hierarchical (this cgroup and its children), as cAdvisor
+// reads them.
+constexpr KeyedField kMemStatV1Keys[] = {
+    {"total_rss", CgroupField::kMemRssBytes, 1},
+    {"total_cache", CgroupField::kMemCacheBytes, 1},
+    {"total_swap", CgroupField::kMemSwapBytes, 1},
+    {"total_mapped_file", CgroupField::kMemMappedFileBytes, 1},
+    {"total_inactive_file", CgroupField::kCount, 1},
+};
+constexpr KeyedField kMemStatV2Keys[] = {
+    {"anon", CgroupField::kMemRssBytes, 1},
+    {"file", CgroupField::kMemCacheBytes, 1},
+    {"file_mapped", CgroupField::kMemMappedFileBytes, 1},
+    {"inactive_file", CgroupField::kCount, 1},
+};
+// memory.oom_control (v1; oom_kill since 4.13) and memory.events (v2) count kills alike.
+constexpr KeyedField kOomKeys[] = {{"oom_kill", CgroupField::kOomKills, 1}};
+
+std::span<const KeyedField> keyedFields(FileKind kind) {
+  switch (kind) {
+    case FileKind::kCpuStatV1:
+      return kCpuStatV1Keys;
+    case FileKind::kCpuStatV2:
+      return kCpuStatV2Keys;
+    case FileKind::kCpuAcctStat:
+      return kCpuAcctStatKeys;
+    case FileKind::kMemStatV1:
+      return kMemStatV1Keys;
+    case FileKind::kMemStatV2:
+      return kMemStatV2Keys;
+    case FileKind::kOomControl:
+    case FileKind::kMemEvents:
+      return kOomKeys;
+    default:
+      return {};
+  }
+}
+
+// Files holding one number.
+struct SingleField {
+  FileKind kind;
+  CgroupField field;
+  std::uint64_t scale;
+};
+constexpr SingleField kSingleFields[] = {
+    {FileKind::kCfsPeriod, CgroupField::kCpuPeriodUs, 1},
+    {FileKind::kCpuShares, CgroupField::kCpuShares, 1},
+    {FileKind::kCpuAcctUsage, CgroupField::kCpuUsageNs, 1},
+    {FileKind::kCpuAcctUser, CgroupField::kCpuUserNs, 1},
+    {FileKind::kCpuAcctSys, CgroupField::kCpuSystemNs, 1},
+    {FileKind::kMemUsageV1, CgroupField::kMemUsageBytes, 1},
+    {FileKind::kMemCurrent, CgroupField::kMemUsageBytes, 1},
+    {FileKind::kSwapCurrent, CgroupField::kMemSwapBytes, 1},
+};
+
+const SingleField* singleField(FileKind kind) {
+  for (const auto& sf : kSingleFields) {
+    if (sf.kind == kind) return &sf;
+  }
+  return nullptr;
+}
 
 // Values one file contributes to another's derived field within one read.
 struct Scratch {
@@ -727,7 +814,7 @@ class CgroupCollector::Impl {
                          where(i, slot) + "/" + of.name + ": " + errnoText(err));
           continue;
         }
-        parseInto(of.kind, *content, s, scratch, i, slot);
+        parseInto(of, *content, s, scratch, i, slot);
       }
     }
     if (s.has(CgroupField::kMemUsageBytes) && scratch.has_inactive_file) {
@@ -741,231 +828,100 @@ class CgroupCollector::Impl {
     return hierarchies_[h].path + "/" + slot.dir;
   }
 
-  void parseFailed(std::size_t h, const Slot& t, const char* file, cgroup::ParseError e) {
+  void parseFailed(std::size_t h, const Slot& slot, const char* file, cgroup::ParseError e) {
     errors_.report(kComponent, "parse_error",
-                   where(h, t) + "/" + file + ": " + cgroup::parseErrorName(e));
+                   where(h, slot) + "/" + file + ": " + cgroup::parseErrorName(e));
   }
 
-  void malformedLines(std::size_t h, const Slot& t, const char* file, int bad) {
-    if (bad > 0) parseFailed(h, t, file, cgroup::ParseError::kMalformed);
-  }
-
-  template <typename T>
-  bool ok(const std::expected<T, cgroup::ParseError>& r, std::size_t h, const Slot& t,
-          const char* file) {
-    if (r) return true;
-    parseFailed(h, t, file, r.error());
-    return false;
-  }
-
-  void setPsi(CgroupSample& s, const PsiTotals& p, CgroupField some, CgroupField full) {
-    if (p.has_some) s.set(some, p.some_us);
-    if (p.has_full) s.set(full, p.full_us);
-  }
-
-  void parseInto(FileKind kind, std::string_view c, CgroupSample& s, Scratch& sc, std::size_t h,
-                 const Slot& t) {
+  // Applies one file's content to the sample: flat-keyed and single-value files through their
+  // tables, the few with a format of their own case by case. A value that does not parse leaves
+  // its field absent and is counted.
+  void parseInto(const OpenFile& of, std::string_view c, CgroupSample& s, Scratch& sc,
+                 std::size_t h, const Slot& slot) {
     using F = CgroupField;
-    switch (kind) {
-      case FileKind::kCpuStatV1: {
-        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
-          if (k == "nr_periods")
-            s.set(F::kCfsPeriods, v);
-          else if (k == "nr_throttled")
-            s.set(F::kCfsThrottledPeriods, v);
-          else if (k == "throttled_time")
-            s.set(F::kCfsThrottledNs, v);
-        });
-        malformedLines(h, t, "cpu.stat", bad);
-        break;
-      }
-      case FileKind::kCfsQuota: {
-        auto r = cgroup::parseV1CpuQuota(c);
-        if (ok(r, h, t, "cpu.cfs_quota_us") && r->has_value()) s.set(F::kCpuQuotaUs, **r);
-        break;
-      }
-      case FileKind::kCfsPeriod: {
-        auto r = cgroup::parseSingleValue(c);
-        if (ok(r, h, t, "cpu.cfs_period_us")) s.set(F::kCpuPeriodUs, *r);
-        break;
-      }
-      case FileKind::kCpuShares: {
-        auto r = cgroup::parseSingleValue(c);
-        if (ok(r, h, t, "cpu.shares")) s.set(F::kCpuShares, *r);
-        break;
-      }
-      case FileKind::kCpuAcctUsage: {
-        auto r = cgroup::parseSingleValue(c);
-        if (ok(r, h, t, "cpuacct.usage")) s.set(F::kCpuUsageNs, *r);
-        break;
-      }
-      case FileKind::kCpuAcctUser: {
-        auto r = cgroup::parseSingleValue(c);
-        if (ok(r, h, t, "cpuacct.usage_user")) s.set(F::kCpuUserNs, *r);
-        break;
-      }
-      case FileKind::kCpuAcctSys: {
-        auto r = cgroup::parseSingleValue(c);
-        if (ok(r, h, t, "cpuacct.usage_sys")) s.set(F::kCpuSystemNs, *r);
-        break;
-      }
-      case FileKind::kCpuAcctStat: {
-        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
-          if (k == "user")
-            s.set(F::kCpuUserNs, v * kNsPerTick);
-          else if (k == "system")
-            s.set(F::kCpuSystemNs, v * kNsPerTick);
-        });
-        malformedLines(h, t, "cpuacct.stat", bad);
-        break;
-      }
-      case FileKind::kMemUsageV1: {
-        auto r = cgroup::parseSingleValue(c);
-        if (ok(r, h, t, "memory.usage_in_bytes")) s.set(F::kMemUsageBytes, *r);
-        break;
-      }
-      case FileKind::kMemLimitV1: {
-        auto r = cgroup::parseV1MemoryLimit(c);
-        if (ok(r, h, t, "memory.limit_in_bytes")) s.set(F::kMemLimitBytes, *r);
-        break;
-      }
-      case FileKind::kMemStatV1: {
-        // The total_* keys are hierarchical (this cgroup and its children), as cAdvisor reads.
-        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
-          if (!k.starts_with("total_")) return;
-          k.remove_prefix(6);
-          if (k == "rss")
-            s.set(F::kMemRssBytes, v);
-          else if (k == "cache")
-            s.set(F::kMemCacheBytes, v);
-          else if (k == "swap")
-            s.set(F::kMemSwapBytes, v);
-          else if (k == "mapped_file")
-            s.set(F::kMemMappedFileBytes, v);
-          else if (k == "inactive_file") {
+    if (const auto keys = keyedFields(of.kind); !keys.empty()) {
+      const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
+        for (const auto& kf : keys) {
+          if (kf.key != k) continue;
+          if (kf.field == F::kCount) {  // inactive_file: only an input to the working set
             sc.inactive_file = v;
             sc.has_inactive_file = true;
+          } else {
+            s.set(kf.field, v * kf.scale);
           }
-        });
-        malformedLines(h, t, "memory.stat", bad);
-        break;
-      }
-      case FileKind::kOomControl: {
-        // oom_kill_disable and under_oom are flags; oom_kill (since 4.13) counts kills.
-        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
-          if (k == "oom_kill") s.set(F::kOomKills, v);
-        });
-        malformedLines(h, t, "memory.oom_control", bad);
-        break;
-      }
-      case FileKind::kBlkioBytes: {
-        auto r = cgroup::parseBlkioThrottle(c, true, s.io, 0);
-        if (ok(r, h, t, "blkio.throttle.io_service_bytes")) {
-          s.io_devices = *r;
-          s.io_present = true;
+          return;
         }
-        break;
+      });
+      if (bad > 0) parseFailed(h, slot, of.name, cgroup::ParseError::kMalformed);
+      return;
+    }
+    if (const auto* sf = singleField(of.kind)) {
+      auto r = cgroup::parseSingleValue(c);
+      if (r) {
+        s.set(sf->field, *r * sf->scale);
+      } else {
+        parseFailed(h, slot, of.name, r.error());
       }
-      case FileKind::kBlkioOps: {
-        auto r = cgroup::parseBlkioThrottle(c, false, s.io, s.io_devices);
-        if (ok(r, h, t, "blkio.throttle.io_serviced")) {
-          s.io_devices = *r;
-          s.io_present = true;
-        }
-        break;
+      return;
+    }
+    const auto fail = [&](cgroup::ParseError e) { parseFailed(h, slot, of.name, e); };
+    switch (of.kind) {
+      case FileKind::kCfsQuota: {
+        auto r = cgroup::parseV1CpuQuota(c);
+        if (!r) return fail(r.error());
+        if (r->has_value()) s.set(F::kCpuQuotaUs, **r);
+        return;
       }
-      case FileKind::kCpuStatV2: {
-        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
-          if (k == "usage_usec")
-            s.set(F::kCpuUsageNs, v * kNsPerUs);
-          else if (k == "user_usec")
-            s.set(F::kCpuUserNs, v * kNsPerUs);
-          else if (k == "system_usec")
-            s.set(F::kCpuSystemNs, v * kNsPerUs);
-          else if (k == "nr_periods")
-            s.set(F::kCfsPeriods, v);
-          else if (k == "nr_throttled")
-            s.set(F::kCfsThrottledPeriods, v);
-          else if (k == "throttled_usec")
-            s.set(F::kCfsThrottledNs, v * kNsPerUs);
-        });
-        malformedLines(h, t, "cpu.stat", bad);
-        break;
+      case FileKind::kMemLimitV1:
+      case FileKind::kMemMax: {
+        auto r = of.kind == FileKind::kMemMax ? cgroup::parseV2MemoryMax(c)
+                                              : cgroup::parseV1MemoryLimit(c);
+        if (!r) return fail(r.error());
+        s.set(F::kMemLimitBytes, *r);
+        return;
       }
       case FileKind::kCpuMax: {
         auto r = cgroup::parseCpuMax(c);
-        if (ok(r, h, t, "cpu.max")) {
-          s.set(F::kCpuPeriodUs, r->period_us);
-          if (r->quota_us) s.set(F::kCpuQuotaUs, *r->quota_us);
-        }
-        break;
+        if (!r) return fail(r.error());
+        s.set(F::kCpuPeriodUs, r->period_us);
+        if (r->quota_us) s.set(F::kCpuQuotaUs, *r->quota_us);
+        return;
       }
       case FileKind::kCpuWeight: {
         auto r = cgroup::parseSingleValue(c);
-        if (ok(r, h, t, "cpu.weight")) s.set(F::kCpuShares, cgroup::cpuWeightToShares(*r));
-        break;
+        if (!r) return fail(r.error());
+        s.set(F::kCpuShares, cgroup::cpuWeightToShares(*r));
+        return;
       }
-      case FileKind::kMemCurrent: {
-        auto r = cgroup::parseSingleValue(c);
-        if (ok(r, h, t, "memory.current")) s.set(F::kMemUsageBytes, *r);
-        break;
-      }
-      case FileKind::kMemMax: {
-        auto r = cgroup::parseV2MemoryMax(c);
-        if (ok(r, h, t, "memory.max")) s.set(F::kMemLimitBytes, *r);
-        break;
-      }
-      case FileKind::kMemStatV2: {
-        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
-          if (k == "anon")
-            s.set(F::kMemRssBytes, v);
-          else if (k == "file")
-            s.set(F::kMemCacheBytes, v);
-          else if (k == "file_mapped")
-            s.set(F::kMemMappedFileBytes, v);
-          else if (k == "inactive_file") {
-            sc.inactive_file = v;
-            sc.has_inactive_file = true;
-          }
-        });
-        malformedLines(h, t, "memory.stat", bad);
-        break;
-      }
-      case FileKind::kMemEvents: {
-        const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
-          if (k == "oom_kill") s.set(F::kOomKills, v);
-        });
-        malformedLines(h, t, "memory.events", bad);
-        break;
-      }
-      case FileKind::kSwapCurrent: {
-        auto r = cgroup::parseSingleValue(c);
-        if (ok(r, h, t, "memory.swap.current")) s.set(F::kMemSwapBytes, *r);
-        break;
-      }
+      case FileKind::kBlkioBytes:
+      case FileKind::kBlkioOps:
       case FileKind::kIoStat: {
-        auto r = cgroup::parseIoStat(c, s.io);
-        if (ok(r, h, t, "io.stat")) {
-          s.io_devices = *r;
-          s.io_present = true;
-        }
-        break;
+        // io_service_bytes comes before io_serviced in kFileSpecs: bytes start the device list,
+        // ops add to it.
+        auto r = of.kind == FileKind::kIoStat ? cgroup::parseIoStat(c, s.io)
+                 : of.kind == FileKind::kBlkioBytes
+                     ? cgroup::parseBlkioThrottle(c, true, s.io, 0)
+                     : cgroup::parseBlkioThrottle(c, false, s.io, s.io_devices);
+        if (!r) return fail(r.error());
+        s.io_devices = *r;
+        s.io_present = true;
+        return;
       }
-      case FileKind::kPsiCpu: {
-        auto r = cgroup::parsePressure(c);
-        if (ok(r, h, t, "cpu.pressure")) setPsi(s, *r, F::kPsiCpuSomeUs, F::kPsiCpuFullUs);
-        break;
-      }
-      case FileKind::kPsiMem: {
-        auto r = cgroup::parsePressure(c);
-        if (ok(r, h, t, "memory.pressure")) setPsi(s, *r, F::kPsiMemSomeUs, F::kPsiMemFullUs);
-        break;
-      }
+      case FileKind::kPsiCpu:
+      case FileKind::kPsiMem:
       case FileKind::kPsiIo: {
         auto r = cgroup::parsePressure(c);
-        if (ok(r, h, t, "io.pressure")) setPsi(s, *r, F::kPsiIoSomeUs, F::kPsiIoFullUs);
-        break;
+        if (!r) return fail(r.error());
+        const auto [some, full] =
+            of.kind == FileKind::kPsiCpu   ? std::pair{F::kPsiCpuSomeUs, F::kPsiCpuFullUs}
+            : of.kind == FileKind::kPsiMem ? std::pair{F::kPsiMemSomeUs, F::kPsiMemFullUs}
+                                           : std::pair{F::kPsiIoSomeUs, F::kPsiIoFullUs};
+        if (r->has_some) s.set(some, r->some_us);
+        if (r->has_full) s.set(full, r->full_us);
+        return;
       }
+      default:
+        return;  // every other kind is in a table above
     }
   }
 

@@ -40,3 +40,31 @@ if(benchmark_FOUND)
   target_link_libraries(bench_parse
     PRIVATE nodewarden_bench_support nodewarden::collectors benchmark::benchmark nodewarden_warnings)
 endif()
+
+# The log path: bench_make_log_corpus writes a synthetic CRI log tree (used by log_rss.sh);
+# bench_log_path measures floor / parse / full path (needs the fake Loki from tests/fakes, so it is
+# built only with NODEWARDEN_TESTS=ON); bench_log_rss runs log_rss.sh against the built agent.
+add_library(nodewarden_bench_log_corpus STATIC log_corpus.cpp)
+target_include_directories(nodewarden_bench_log_corpus PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(nodewarden_bench_log_corpus PRIVATE nodewarden_warnings)
+
+add_executable(bench_make_log_corpus make_log_corpus.cpp)
+target_link_libraries(bench_make_log_corpus PRIVATE nodewarden_bench_log_corpus nodewarden_warnings)
+
+if(TARGET nodewarden_fake_loki)
+  # Snappy::snappy is the imported target exporters/loki/loki.cmake made global.
+  add_executable(bench_log_path log_path.cpp)
+  target_link_libraries(bench_log_path
+    PRIVATE nodewarden_bench_log_corpus nodewarden::collectors nodewarden::pipeline
+            nodewarden::exporters nodewarden_fake_loki Snappy::snappy Threads::Threads
+            nodewarden_warnings)
+endif()
+
+if(TARGET nodewarden AND TARGET fake-loki)
+  add_custom_target(bench_log_rss
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/log_rss.sh $<TARGET_FILE:nodewarden>
+            $<TARGET_FILE:bench_make_log_corpus> $<TARGET_FILE:fake-loki>
+    DEPENDS nodewarden bench_make_log_corpus fake-loki
+    USES_TERMINAL
+    COMMENT "Peak RSS and CPU of the agent shipping a 1 GiB log corpus to fake-loki")
+endif()

@@ -77,7 +77,10 @@ bool LogBatcher::flush(bool force) {
 }
 
 bool LogBatcher::appendToSpool() {
-  auto seq = spool_.append(batch_);
+  // The spool keeps the batch it is given in memory for sending; moving it saves a copy. The
+  // checkpoints are copied first: they are committed after the batch is gone from here.
+  std::vector<LogCheckpoint> checkpoints = batch_.checkpoints;
+  auto seq = spool_.append(std::move(batch_));
   if (!seq) {
     // The spool could not take it (disk error, or a batch larger than the spool): the entries are
     // not committed either, so the sources read them again after a restart. Keep the batch and
@@ -89,8 +92,8 @@ bool LogBatcher::appendToSpool() {
   }
   spool_failed_ = false;
   batches_->Increment();
-  if (on_durable_) on_durable_(batch_.checkpoints);
   batch_ = LogBatch{};
+  if (on_durable_) on_durable_(checkpoints);
   stream_index_.clear();
   checkpoint_index_.clear();
   return true;

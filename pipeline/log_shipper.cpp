@@ -125,7 +125,7 @@ void LogShipper::sleepFor(std::chrono::milliseconds d) {
 
 void LogShipper::run() {
   while (!stopping_) {
-    std::optional<LogBatch> batch = spool_.front();
+    const std::shared_ptr<const LogBatch> batch = spool_.front();
     if (!batch) {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, options_.idle_poll, [this] { return wake_ || stopping_.load(); });

@@ -14,7 +14,10 @@
 // What a reader gets wrong: acknowledging does not rewrite segments. A record is acknowledged
 // when its sequence is at or below the one in `ack`; a segment file is deleted once none of its
 // records is pending (and it is no longer the one being appended to). Dropping the oldest segment
-// when full advances `ack` past it too, so sequences never repeat across restarts. The header has
+// when full advances `ack` past it too, so sequences never repeat across restarts. Batches appended
+// by this process are kept in memory besides (RecordRef::cached, bounded by cache_bytes) and
+// front() hands those out as they were appended; a record is decoded from disk only after a restart
+// or when the cache was full when it was appended. The header has
 // its own crc so that a flipped length never sends recovery on a wild jump: a record whose header
 // does not check out is garbage, and recovery looks for the next magic whose record checks out.
 #include "pipeline/spool.h"
@@ -35,6 +38,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -281,8 +285,13 @@ class DiskSpool final : public Spool {
 
   std::expected<void, std::string> recover();
 
-  std::expected<std::uint64_t, std::string> append(const LogBatch& batch) override;
-  std::optional<LogBatch> front() override;
+  std::expected<std::uint64_t, std::string> append(const LogBatch& batch) override {
+    return appendRecord(batch, nullptr);
+  }
+  std::expected<std::uint64_t, std::string> append(LogBatch&& batch) override {
+    return appendRecord(batch, &batch);
+  }
+  std::shared_ptr<const LogBatch> front() override;
   void acknowledge(std::uint64_t sequence) override;
 
   [[nodiscard]] std::uint64_t bytes() const override {
@@ -296,6 +305,10 @@ class DiskSpool final : public Spool {
   [[nodiscard]] std::uint64_t lostLines() const override {
     std::lock_guard lock(mu_);
     return lost_lines_;
+  }
+  [[nodiscard]] std::uint64_t cachedBytes() const override {
+    std::lock_guard lock(mu_);
+    return cached_bytes_;
   }
   [[nodiscard]] std::chrono::milliseconds oldestAge() const override {
     std::lock_guard lock(mu_);
@@ -322,6 +335,9 @@ class DiskSpool final : public Spool {
     std::uint32_t uncompressed = 0;
     std::uint32_t lines = 0;
     std::int64_t append_ms = 0;
+    // The batch as appended by this process (its sequence set), while the cache had room for it;
+    // counted in cached_bytes_ as `uncompressed`.
+    std::shared_ptr<const LogBatch> cached;
   };
 
   std::expected<void, std::string> readAckLocked();
@@ -331,6 +347,8 @@ class DiskSpool final : public Spool {
   void popFrontLocked();
   void removeSegmentLocked(std::uint64_t key);
   void dropOldestSegmentLocked();
+  std::expected<std::uint64_t, std::string> appendRecord(const LogBatch& batch, LogBatch* owned);
+  void popRecordLocked();
   std::expected<LogBatch, std::string> readRecordLocked(const RecordRef& ref);
   std::expected<void, std::string> openSegmentLocked();
 
@@ -351,7 +369,9 @@ class DiskSpool final : public Spool {
   std::uint64_t next_sequence_ = 1;
   std::uint64_t bytes_ = 0;
   std::uint64_t lost_lines_ = 0;
-  std::optional<LogBatch> front_cache_;  // decoded records_.front(), while it stays the front
+  std::uint64_t cached_bytes_ = 0;  // sum of `uncompressed` over records_ with `cached`
+  // records_.front() read back from disk (it was not cached), while it stays the front.
+  std::shared_ptr<const LogBatch> front_cache_;
   std::string write_buffer_;
   std::string read_buffer_;
   std::string payload_buffer_;
@@ -446,7 +466,7 @@ void DiskSpool::scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequenc
         lost_lines_ += h->lines;
       } else if (h->sequence > acked_) {
         records_.push_back(RecordRef{h->sequence, key, offset, h->compressed, h->uncompressed,
-                                     h->lines, h->append_ms});
+                                     h->lines, h->append_ms, nullptr});
         ++seg.pending;
         last_sequence = h->sequence;
       }
@@ -584,15 +604,24 @@ void DiskSpool::removeSegmentLocked(std::uint64_t key) {
 // Forgets the front record; its segment goes once nothing in it is pending and it is not being
 // appended to. The caller persists acked_.
 void DiskSpool::popFrontLocked() {
-  const RecordRef ref = records_.front();
+  const std::uint64_t sequence = records_.front().sequence;
+  const std::uint64_t segment = records_.front().segment;
+  popRecordLocked();
+  acked_ = std::max(acked_, sequence);
+  auto it = segments_.find(segment);
+  if (it != segments_.end() && --it->second.pending == 0 && active_ != segment) {
+    bytes_ -= it->second.bytes;
+    removeSegmentLocked(segment);
+  }
+}
+
+// Removes records_.front() from the index and from memory (segments and acked_ are the caller's).
+void DiskSpool::popRecordLocked() {
+  if (records_.front().cached) {
+    cached_bytes_ -= records_.front().uncompressed;
+  }
   records_.pop_front();
   front_cache_.reset();
-  acked_ = std::max(acked_, ref.sequence);
-  auto it = segments_.find(ref.segment);
-  if (it != segments_.end() && --it->second.pending == 0 && active_ != ref.segment) {
-    bytes_ -= it->second.bytes;
-    removeSegmentLocked(ref.segment);
-  }
 }
 
 void DiskSpool::dropOldestSegmentLocked() {
@@ -603,8 +632,7 @@ void DiskSpool::dropOldestSegmentLocked() {
   while (!records_.empty() && records_.front().segment == key) {
     lines += records_.front().lines;
     acked_ = std::max(acked_, records_.front().sequence);
-    records_.pop_front();
-    front_cache_.reset();
+    popRecordLocked();
     ++batches;
   }
   bytes_ -= it->second.bytes;
@@ -643,7 +671,10 @@ std::expected<void, std::string> DiskSpool::openSegmentLocked() {
   return {};
 }
 
-std::expected<std::uint64_t, std::string> DiskSpool::append(const LogBatch& batch) {
+// owned: the same batch when the caller gave it up (append(LogBatch&&)); it is moved into the cache
+// only once the record is durable.
+std::expected<std::uint64_t, std::string> DiskSpool::appendRecord(const LogBatch& batch,
+                                                                  LogBatch* owned) {
   std::lock_guard lock(mu_);
   if (next_sequence_ > kMaxSequence) {
     return std::unexpected("spool: sequence numbers exhausted");
@@ -724,8 +755,17 @@ std::expected<std::uint64_t, std::string> DiskSpool::append(const LogBatch& batc
     }
     return std::unexpected(errnoText(failed, options_.dir / segmentName(h.sequence), err));
   }
+  std::shared_ptr<const LogBatch> cached;
+  // When the cache is full the newest batch is the one left out: the oldest are sent first.
+  if (cached_bytes_ + h.uncompressed <= options_.cache_bytes) {
+    auto copy = owned != nullptr ? std::make_shared<LogBatch>(std::move(*owned))
+                                 : std::make_shared<LogBatch>(batch);
+    copy->sequence = h.sequence;
+    cached_bytes_ += h.uncompressed;
+    cached = std::move(copy);
+  }
   records_.push_back(RecordRef{h.sequence, *active_, seg.bytes, h.compressed, h.uncompressed,
-                               h.lines, h.append_ms});
+                               h.lines, h.append_ms, std::move(cached)});
   ++seg.pending;
   seg.bytes += record_bytes;
   bytes_ += record_bytes;
@@ -782,15 +822,18 @@ std::expected<LogBatch, std::string> DiskSpool::readRecordLocked(const RecordRef
   return batch;
 }
 
-std::optional<LogBatch> DiskSpool::front() {
+std::shared_ptr<const LogBatch> DiskSpool::front() {
   std::lock_guard lock(mu_);
   while (!records_.empty()) {
+    if (records_.front().cached) {
+      return records_.front().cached;
+    }
     if (front_cache_ && front_cache_->sequence == records_.front().sequence) {
       return front_cache_;
     }
     auto batch = readRecordLocked(records_.front());
     if (batch) {
-      front_cache_ = std::move(*batch);
+      front_cache_ = std::make_shared<const LogBatch>(std::move(*batch));
       return front_cache_;
     }
     // Unreadable: skip it as if acknowledged, and count its lines.
@@ -799,7 +842,7 @@ std::optional<LogBatch> DiskSpool::front() {
     popFrontLocked();
     writeAckLocked();
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 void DiskSpool::acknowledge(std::uint64_t sequence) {

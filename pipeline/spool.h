@@ -5,7 +5,9 @@
 // What a reader gets wrong: the spool is on the normal path, not only when the destination is
 // down. Every batch is appended (and its source positions then committed) before it is sent, so
 // a restart replays exactly what was not acknowledged, in order. When the byte bound is reached
-// the oldest segment is dropped and its lines are counted as lost.
+// the oldest segment is dropped and its lines are counted as lost. Batches appended by this process
+// are also kept in memory (up to cache_bytes) so that sending them never reads back what was just
+// written; the disk is read only on replay after a restart or when the sender is that far behind.
 #pragma once
 
 #include <chrono>
@@ -13,7 +15,6 @@
 #include <expected>
 #include <filesystem>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,9 @@ struct SpoolOptions {
   std::uint64_t max_bytes = 512ULL << 20;     // bound on the segment files' total size
   std::uint64_t segment_bytes = 16ULL << 20;  // a segment is closed past this size
   int zstd_level = 3;
+  // Batches appended by this process are kept in memory, up to this many encoded (uncompressed
+  // payload) bytes, so front() hands them out without reading the disk. 0 disables the cache.
+  std::uint64_t cache_bytes = 4ULL << 20;
   bool fsync = true;  // tests of crash behaviour keep it on
 };
 
@@ -41,9 +45,13 @@ class Spool {
   // Appends durably and returns the batch's sequence number (increasing across restarts). May drop
   // the oldest segments to stay under max_bytes. Thread-safe.
   virtual std::expected<std::uint64_t, std::string> append(const LogBatch& batch) = 0;
+  // The same, but the batch is moved into the in-memory cache instead of copied when it is
+  // appended; on failure it is left untouched (so the caller can try again).
+  virtual std::expected<std::uint64_t, std::string> append(LogBatch&& batch) = 0;
 
-  // The oldest batch not yet acknowledged (with its sequence), or nullopt when empty. Thread-safe.
-  virtual std::optional<LogBatch> front() = 0;
+  // The oldest batch not yet acknowledged (with its sequence), or nullptr when empty. Shared, not
+  // copied: the batch is immutable and stays valid after acknowledge(). Thread-safe.
+  virtual std::shared_ptr<const LogBatch> front() = 0;
 
   // Removes the batch with this sequence (which must be the front). Thread-safe.
   virtual void acknowledge(std::uint64_t sequence) = 0;
@@ -51,6 +59,9 @@ class Spool {
   [[nodiscard]] virtual std::uint64_t bytes() const = 0;      // on disk
   [[nodiscard]] virtual std::uint64_t batches() const = 0;    // not acknowledged
   [[nodiscard]] virtual std::uint64_t lostLines() const = 0;  // dropped when full, or corrupt
+  // Encoded bytes of the appended batches held in memory for front(), at most cache_bytes (a batch
+  // read back from disk for front() is held besides, one at a time).
+  [[nodiscard]] virtual std::uint64_t cachedBytes() const = 0;
   // Age of the oldest unacknowledged batch (0 when empty).
   [[nodiscard]] virtual std::chrono::milliseconds oldestAge() const = 0;
 };

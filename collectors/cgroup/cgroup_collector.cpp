@@ -840,6 +840,10 @@ class CgroupCollector::Impl {
                  std::size_t h, const Slot& slot) {
     using F = CgroupField;
     if (const auto keys = keyedFields(of.kind); !keys.empty()) {
+      // memory.stat has some 50 keys and we want 4 or 5: stop once every wanted key was seen
+      // (a key the kernel does not print, such as total_swap without swap accounting, just
+      // means reading to the end).
+      std::size_t found = 0;
       const int bad = cgroup::parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
         for (const auto& kf : keys) {
           if (kf.key != k) continue;
@@ -849,8 +853,9 @@ class CgroupCollector::Impl {
           } else {
             s.set(kf.field, v * kf.scale);
           }
-          return;
+          return ++found < keys.size();
         }
+        return true;
       });
       if (bad > 0) parseFailed(h, slot, of.name, cgroup::ParseError::kMalformed);
       return;

@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <type_traits>
 
 #include "pipeline/snapshot.h"
 
@@ -26,7 +27,8 @@ std::expected<std::uint64_t, ParseError> parseU64(std::string_view text);
 std::expected<std::uint64_t, ParseError> parseSingleValue(std::string_view content);
 
 // "key value" lines (cpu.stat, memory.stat, memory.events, memory.oom_control). Calls
-// on_value(key, value) for every well-formed line; returns the number of malformed lines.
+// on_value(key, value) for every well-formed line; returns the number of malformed lines. When
+// on_value returns bool, false stops the scan (the caller has every key it wants).
 template <typename OnValue>
 int parseFlatKeyed(std::string_view content, OnValue&& on_value) {
   int bad = 0;
@@ -45,7 +47,11 @@ int parseFlatKeyed(std::string_view content, OnValue&& on_value) {
       ++bad;
       continue;
     }
-    on_value(line.substr(0, sp), *v);
+    if constexpr (std::is_same_v<decltype(on_value(line.substr(0, sp), *v)), bool>) {
+      if (!on_value(line.substr(0, sp), *v)) break;
+    } else {
+      on_value(line.substr(0, sp), *v);
+    }
   }
   return bad;
 }

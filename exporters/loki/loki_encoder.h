@@ -6,12 +6,17 @@
 // them as one LogQL selector string, {a="b", c="d"}, whose values are quoted Go-style (a `"` or
 // `\` or control character in a value must be escaped or Loki rejects the whole request with
 // 400); JSON carries them as an object. Timestamps are nanoseconds since the epoch in both, as a
-// Timestamp message in protobuf and as a decimal string in JSON.
+// Timestamp message in protobuf and as a decimal string in JSON. The protobuf body is written
+// directly in the wire format (push.proto's field numbers and proto3 rules, the same bytes the
+// generated SerializeToString writes; the tests check it against the generated classes), so
+// encoding a batch builds no message objects and copies each line once.
 #pragma once
 
+#include <cstdint>
 #include <expected>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pipeline/log_record.h"
 
@@ -19,9 +24,10 @@ namespace nodewarden {
 
 enum class LokiEncoding { kProtobuf, kJson };
 
-// One request body and the headers that describe it.
+// One request body and the headers that describe it. `bytes` points into the encoder's buffer: it
+// is valid until the encoder's next encode() (the buffer is reused across batches).
 struct LokiPushBody {
-  std::string bytes;
+  std::string_view bytes;
   std::string_view content_type;      // application/x-protobuf or application/json
   std::string_view content_encoding;  // empty (snappy is implied by protobuf) or gzip
 };
@@ -37,7 +43,7 @@ class LokiPushEncoder {
   explicit LokiPushEncoder(LokiEncoding encoding) : encoding_(encoding) {}
 
   [[nodiscard]] LokiEncoding encoding() const { return encoding_; }
-  // The compressed body. Fails only when the compressor does (out of memory).
+  // The compressed body, valid until the next encode(). Fails only when the compressor does.
   std::expected<LokiPushBody, std::string> encode(const LogBatch& batch);
 
   // The uncompressed forms, for tests and the fake receiver's round trips.
@@ -46,7 +52,11 @@ class LokiPushEncoder {
 
  private:
   LokiEncoding encoding_;
-  std::string scratch_;  // the uncompressed body, reused across batches
+  // Reused across batches, so that a steady stream of batches allocates nothing here.
+  std::string scratch_;               // the uncompressed body
+  std::string compressed_;            // the body handed out
+  std::vector<std::string> labels_;   // each stream's selector
+  std::vector<std::uint64_t> sizes_;  // each stream's encoded size
 };
 
 // gzip (RFC 1952) of `data`, with zlib.

@@ -187,7 +187,7 @@ void checkSpool(const std::string& file) {
   auto reopened = Spool::open(options, fixture.errors);
   check(reopened.has_value());
   auto front = (*reopened)->front();
-  check(front.has_value() && front->sequence == last && front->lines == 1 &&
+  check(front != nullptr && front->sequence == last && front->lines == 1 &&
         front->streams.size() == 1 && front->streams[0].entries[0].line == "line");
   reopened->reset();
   fs::remove_all(dir, ec);

@@ -116,7 +116,7 @@ class SpoolTest : public ::testing::Test {
     std::vector<LogBatch> out;
     while (auto batch = spool.front()) {
       spool.acknowledge(batch->sequence);
-      out.push_back(std::move(*batch));
+      out.push_back(*batch);  // still valid after acknowledge()
     }
     return out;
   }
@@ -131,7 +131,7 @@ class SpoolTest : public ::testing::Test {
 TEST_F(SpoolTest, EmptySpool) {
   auto spool = open(options());
   ASSERT_TRUE(spool);
-  EXPECT_FALSE(spool->front().has_value());
+  EXPECT_EQ(spool->front(), nullptr);
   EXPECT_EQ(spool->batches(), 0U);
   EXPECT_EQ(spool->bytes(), 0U);
   EXPECT_EQ(spool->lostLines(), 0U);
@@ -139,7 +139,7 @@ TEST_F(SpoolTest, EmptySpool) {
   spool->acknowledge(1);  // nothing to acknowledge: ignored
   spool.reset();
   spool = open(options());
-  EXPECT_FALSE(spool->front().has_value());
+  EXPECT_EQ(spool->front(), nullptr);
   EXPECT_EQ(spool->append(makeBatch(1)).value(), 1U);
 }
 
@@ -152,11 +152,11 @@ TEST_F(SpoolTest, RoundTrip) {
   EXPECT_EQ(spool->batches(), 1U);
   EXPECT_GT(spool->bytes(), 44U);
   auto front = spool->front();
-  ASSERT_TRUE(front.has_value());
+  ASSERT_NE(front, nullptr);
   EXPECT_EQ(*front, withSequence(batch, 1));
-  EXPECT_EQ(spool->front(), front);  // front() does not consume
+  EXPECT_EQ(spool->front(), front);  // front() does not consume (nor copy)
   spool->acknowledge(1);
-  EXPECT_FALSE(spool->front().has_value());
+  EXPECT_EQ(spool->front(), nullptr);
   EXPECT_EQ(spool->batches(), 0U);
 }
 
@@ -199,7 +199,7 @@ TEST_F(SpoolTest, ReopenReplaysTheSameBatchesInTheSameOrder) {
     auto spool = open(options());
     EXPECT_EQ(spool->batches(), 4U);
     auto front = spool->front();
-    ASSERT_TRUE(front.has_value());
+    ASSERT_NE(front, nullptr);
     EXPECT_EQ(front->sequence, 3U);
     EXPECT_EQ(*front, withSequence(makeBatch(3, 3), 3));
     if (round == 0) {
@@ -215,7 +215,7 @@ TEST_F(SpoolTest, ReopenReplaysTheSameBatchesInTheSameOrder) {
     }
   }
   auto spool = open(options());
-  EXPECT_FALSE(spool->front().has_value());
+  EXPECT_EQ(spool->front(), nullptr);
   EXPECT_TRUE(segmentFiles(options().dir).empty());
 }
 
@@ -472,6 +472,149 @@ TEST_F(SpoolTest, ManySegments) {
   EXPECT_EQ(spool->append(makeBatch(0)).value(), 201U);
 }
 
+// Batches unlike makeBatch's: several streams, no metadata, binary lines, a journal cursor, and
+// one with checkpoints only (the batcher flushes those too).
+std::vector<LogBatch> variedBatches() {
+  std::vector<LogBatch> out;
+  for (int i = 1; i <= 8; ++i) {
+    out.push_back(makeBatch(i, i));
+  }
+  LogBatch mixed;
+  mixed.streams.push_back({{{"job", "journal"}}, {{-5, std::string("\0\xff bin", 6), {}}}});
+  mixed.streams.push_back({{}, {{0, "", {{"a", ""}}}, {1, std::string(5000, 'z'), {}}}});
+  LogCheckpoint journal;
+  journal.source = "journal";
+  journal.journal_cursor = "s=abc;i=42";
+  mixed.checkpoints.push_back(journal);
+  mixed.lines = 3;
+  mixed.bytes = 5006;
+  mixed.sequence = 999;  // whatever the caller left there: the spool assigns its own
+  out.push_back(std::move(mixed));
+  LogBatch positions_only;
+  positions_only.checkpoints = makeBatch(3).checkpoints;
+  out.push_back(std::move(positions_only));
+  return out;
+}
+
+TEST_F(SpoolTest, CachedAndOnDiskBatchesAreIdentical) {
+  const std::vector<LogBatch> batches = variedBatches();
+  SpoolOptions o = options(false);
+  const fs::path copy = dir_.path() / "copy";
+  std::vector<LogBatch> cached;
+  {
+    auto spool = open(o);
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      // Both overloads: a copy, and a batch given up.
+      LogBatch owned = batches[i];
+      const auto seq = i % 2 == 0 ? spool->append(batches[i]) : spool->append(std::move(owned));
+      ASSERT_TRUE(seq.has_value()) << seq.error();
+    }
+    EXPECT_GT(spool->cachedBytes(), 0U);
+    // The same records on disk, to be read back by a spool that appended none of them.
+    fs::copy(o.dir, copy, fs::copy_options::recursive);
+    const auto first = spool->front();
+    EXPECT_EQ(spool->front().get(), first.get());  // the cached batch itself, not a copy
+    cached = drain(*spool);
+    EXPECT_EQ(spool->cachedBytes(), 0U);
+  }
+  SpoolOptions from_disk = o;
+  from_disk.dir = copy;
+  auto reopened = open(from_disk);
+  EXPECT_EQ(reopened->cachedBytes(), 0U);
+  const std::vector<LogBatch> read_back = drain(*reopened);
+  // And a spool without a cache, read back in the same process.
+  SpoolOptions no_cache = options(false);
+  no_cache.dir = dir_.path() / "no-cache";
+  no_cache.cache_bytes = 0;
+  auto uncached = open(no_cache);
+  for (const auto& batch : batches) {
+    ASSERT_TRUE(uncached->append(batch).has_value());
+  }
+  EXPECT_EQ(uncached->cachedBytes(), 0U);
+  const std::vector<LogBatch> uncached_out = drain(*uncached);
+
+  ASSERT_EQ(cached.size(), batches.size());
+  ASSERT_EQ(read_back.size(), batches.size());
+  ASSERT_EQ(uncached_out.size(), batches.size());
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    EXPECT_EQ(cached[i], withSequence(batches[i], i + 1)) << i;
+    EXPECT_EQ(read_back[i], cached[i]) << i;
+    EXPECT_EQ(uncached_out[i], cached[i]) << i;
+    EXPECT_EQ(encodeLogBatch(read_back[i]), encodeLogBatch(cached[i])) << i;
+  }
+}
+
+TEST_F(SpoolTest, CacheStaysWithinItsBound) {
+  SpoolOptions o = options(false);
+  const std::uint64_t one = encodeLogBatch(makeBatch(1, 4)).size();
+  o.cache_bytes = one * 3 + one / 2;  // room for three batches of that size
+  auto spool = open(o);
+  std::uint64_t peak = 0;
+  for (int i = 1; i <= 10; ++i) {
+    ASSERT_TRUE(spool->append(makeBatch(i, 4)).has_value());
+    EXPECT_LE(spool->cachedBytes(), o.cache_bytes);
+    peak = std::max(peak, spool->cachedBytes());
+  }
+  EXPECT_GE(peak, 2 * one);  // the cache was used
+  // Batches 1-3 come from memory, 4-10 from disk; a batch appended once there is room again
+  // is cached again. Order and content are the same either way.
+  std::vector<LogBatch> out;
+  int next_append = 11;
+  while (auto batch = spool->front()) {
+    spool->acknowledge(batch->sequence);
+    out.push_back(*batch);
+    EXPECT_LE(spool->cachedBytes(), o.cache_bytes);
+    if (next_append <= 14) {
+      ASSERT_TRUE(spool->append(makeBatch(next_append++, 4)).has_value());
+      EXPECT_LE(spool->cachedBytes(), o.cache_bytes);
+    }
+  }
+  ASSERT_EQ(out.size(), 14U);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int id = static_cast<int>(i) + 1;
+    EXPECT_EQ(out[i], withSequence(makeBatch(id, 4), id));
+  }
+  EXPECT_EQ(spool->cachedBytes(), 0U);
+}
+
+TEST_F(SpoolTest, CachedBatchesGoWhenTheirSegmentIsDropped) {
+  SpoolOptions o = options(false);
+  const std::uint64_t record = [&] {
+    TempDir probe_dir;
+    SpoolOptions p = options(false);
+    p.dir = probe_dir.path() / "probe";
+    auto probe = open(p);
+    probe->append(makeBatch(1, 4));
+    return probe->bytes();
+  }();
+  o.segment_bytes = record;  // one record per segment
+  o.max_bytes = record * 3 + record / 2;
+  auto spool = open(o);
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(spool->append(makeBatch(i, 4)).has_value());
+  }
+  EXPECT_EQ(spool->batches(), 3U);
+  EXPECT_EQ(spool->cachedBytes(), encodeLogBatch(makeBatch(3, 4)).size() +
+                                      encodeLogBatch(makeBatch(4, 4)).size() +
+                                      encodeLogBatch(makeBatch(5, 4)).size());
+  const auto out = drain(*spool);
+  ASSERT_EQ(out.size(), 3U);
+  EXPECT_EQ(out[0], withSequence(makeBatch(3, 4), 3));
+  EXPECT_EQ(spool->cachedBytes(), 0U);
+}
+
+TEST_F(SpoolTest, MovedBatchIsUntouchedWhenAppendFails) {
+  SpoolOptions o = options(false);
+  o.max_bytes = 200;
+  auto spool = open(o);
+  LogBatch big = makeBatch(1, 50);
+  const LogBatch before = big;
+  EXPECT_FALSE(spool->append(std::move(big)).has_value());
+  EXPECT_EQ(big, before);  // NOLINT(bugprone-use-after-move): the contract under test
+  EXPECT_EQ(spool->cachedBytes(), 0U);
+  EXPECT_EQ(spool->front(), nullptr);
+}
+
 TEST_F(SpoolTest, OneOpenSpoolPerDirectory) {
   auto spool = open(options());
   auto second = Spool::open(options(), errors_);
@@ -510,7 +653,7 @@ TEST_F(SpoolTest, ConcurrentAppendAndConsume) {
       continue;
     }
     spool->acknowledge(batch->sequence);
-    got.push_back(std::move(*batch));
+    got.push_back(*batch);
   }
   producer.join();
   for (int i = 1; i <= kBatches; ++i) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <snappy.h>
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "exporters/loki/push.pb.h"
@@ -110,6 +111,70 @@ TEST(LokiPushEncoder, ProtobufRoundTripsThroughGeneratedClasses) {
   EXPECT_EQ((*decoded)[0].first, batch.streams[0].labels);
   EXPECT_EQ((*decoded)[0].second, batch.streams[0].entries);
   EXPECT_EQ((*decoded)[1].second, batch.streams[1].entries);
+}
+
+// The same request built with the generated classes, as the encoder did before it wrote the wire
+// format itself: the reference for byte compatibility.
+std::string generatedBytes(const LogBatch& batch) {
+  logproto::PushRequest request;
+  for (const auto& stream : batch.streams) {
+    logproto::StreamAdapter* out = request.add_streams();
+    out->set_labels(formatLokiLabels(stream.labels));
+    for (const auto& entry : stream.entries) {
+      logproto::EntryAdapter* e = out->add_entries();
+      std::int64_t seconds = entry.timestamp_ns / 1'000'000'000;
+      std::int64_t nanos = entry.timestamp_ns % 1'000'000'000;
+      if (nanos < 0) {
+        nanos += 1'000'000'000;
+        --seconds;
+      }
+      e->mutable_timestamp()->set_seconds(seconds);
+      e->mutable_timestamp()->set_nanos(static_cast<std::int32_t>(nanos));
+      e->set_line(entry.line);
+      for (const auto& [name, value] : entry.metadata) {
+        logproto::LabelPairAdapter* pair = e->add_structuredmetadata();
+        pair->set_name(name);
+        pair->set_value(value);
+      }
+    }
+  }
+  return request.SerializeAsString();
+}
+
+TEST(LokiPushEncoder, ProtobufBytesEqualTheGeneratedSerializer) {
+  LogBatch batch = twoStreams();
+  batch.streams.push_back(
+      {{{"edge", "cases"}},
+       {{0, "epoch: an empty timestamp message", {}},
+        {5, "", {{"", ""}, {"only_name", ""}, {"", "only_value"}}},
+        {7'000'000'000, "whole seconds", {}},
+        {-1'500'000'000, "before the epoch", {}},
+        {INT64_MIN, std::string(200, 'a'), {}},
+        {INT64_MAX, std::string(20'000, 'b'), {{"k", std::string(300, 'v')}}}}});
+  batch.streams.push_back({{}, {}});  // no labels, no entries
+  for (int i = 0; i < 50; ++i) {
+    batch.streams.push_back({{{"pod", "p-" + std::to_string(i)}, {"q", "\"\n"}},
+                             {{i * 123'456'789LL,
+                               std::string(static_cast<std::size_t>(i) * 7, 'x'),
+                               {{"i", std::to_string(i)}}}}});
+  }
+  const std::string expected = generatedBytes(batch);
+  EXPECT_EQ(LokiPushEncoder::protobufBytes(batch), expected);
+  EXPECT_EQ(LokiPushEncoder::protobufBytes(twoStreams()), generatedBytes(twoStreams()));
+
+  // The encoder reuses its buffers: a large batch, a small one, then the large one again.
+  LokiPushEncoder encoder(LokiEncoding::kProtobuf);
+  const LogBatch small = twoStreams();
+  for (const LogBatch* input : std::initializer_list<const LogBatch*>{&batch, &small, &batch}) {
+    const auto body = encoder.encode(*input);
+    ASSERT_TRUE(body.has_value());
+    std::string raw;
+    ASSERT_TRUE(snappy::Uncompress(body->bytes.data(), body->bytes.size(), &raw));
+    EXPECT_EQ(raw, generatedBytes(*input));
+    logproto::PushRequest parsed;
+    ASSERT_TRUE(parsed.ParseFromString(raw));
+    EXPECT_EQ(parsed.streams_size(), static_cast<int>(input->streams.size()));
+  }
 }
 
 TEST(LokiPushEncoder, ProtobufCarriesNonUtf8LinesAndTimesBeforeTheEpoch) {

@@ -32,6 +32,8 @@ struct mg_context;
 
 namespace nodewarden::testing {
 
+class TlsFront;
+
 struct FakeLokiRequest {
   std::string method;
   std::string content_type;
@@ -110,7 +112,6 @@ class FakeLoki {
   void clear();
 
  private:
-  class TlsFront;
   explicit FakeLoki(FakeLokiOptions options);
   static int handlePush(mg_connection* conn, void* self);
   static int countConnection(const mg_connection* conn, void** conn_data);

@@ -1,0 +1,838 @@
+// ApiServerPodWatcher: list then watch this node's pods (see apiserver_pods.h for the protocol and
+// the retry rules), and the Pod / watch event JSON parsers (core/v1 Pod, meta/v1 WatchEvent).
+#include "collectors/pods/apiserver_pods.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <tuple>
+#include <utility>
+
+namespace nodewarden::pods {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kComponent = "pods";
+// A watch that ends cleanly after this long, even without events, was a healthy one (a quiet
+// node with a short timeoutSeconds); one that ends sooner with nothing counts as a failure, so a
+// server that closes every watch at once is retried with backoff instead of in a busy loop.
+constexpr auto kMinHealthyWatch = std::chrono::seconds(1);
+// A watch outlives its timeoutSeconds by at most this before it is taken for a dead connection.
+constexpr auto kWatchGrace = std::chrono::seconds(30);
+constexpr std::size_t kMaxErrorBodyBytes =
+    std::size_t{64} * 1024;  // a Status object is a few hundred bytes
+// libcurl's poll wait when nothing happens; stop() wakes it earlier (curl_multi_wakeup).
+constexpr int kPollMs = 1000;
+
+// A member that is absent or null leaves `out` as it is; one of the wrong type is an error.
+bool readString(const json& object, const char* key, std::string& out) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return true;
+  if (!it->is_string()) return false;
+  out = it->get_ref<const std::string&>();
+  return true;
+}
+
+bool readInt(const json& object, const char* key, int& out) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return true;
+  if (!it->is_number_integer()) return false;
+  const auto value = it->get<std::int64_t>();
+  if (value < std::numeric_limits<int>::min() || value > std::numeric_limits<int>::max()) {
+    return false;
+  }
+  out = static_cast<int>(value);
+  return true;
+}
+
+// The member if it is an object (or array, with want_array); nullptr when absent or null.
+// `ok` turns false when it is present with another type.
+const json* readNested(const json& object, const char* key, bool& ok, bool want_array = false) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return nullptr;
+  if (want_array ? !it->is_array() : !it->is_object()) {
+    ok = false;
+    return nullptr;
+  }
+  return &*it;
+}
+
+std::expected<std::optional<ApiContainerTermination>, ApiPodError> readTermination(
+    const json& status, const char* state_key) {
+  bool ok = true;
+  const json* state = readNested(status, state_key, ok);
+  if (!ok) return std::unexpected(ApiPodError::kBadValue);
+  if (state == nullptr) return std::nullopt;
+  const json* terminated = readNested(*state, "terminated", ok);
+  if (!ok) return std::unexpected(ApiPodError::kBadValue);
+  if (terminated == nullptr) return std::nullopt;
+  ApiContainerTermination t;
+  ok = readInt(*terminated, "exitCode", t.exit_code) && readInt(*terminated, "signal", t.signal) &&
+       readString(*terminated, "reason", t.reason) &&
+       readString(*terminated, "startedAt", t.started_at) &&
+       readString(*terminated, "finishedAt", t.finished_at);
+  if (!ok) return std::unexpected(ApiPodError::kBadValue);
+  return t;
+}
+
+std::expected<ApiContainerStatus, ApiPodError> readContainerStatus(const json& status, bool init) {
+  if (!status.is_object()) return std::unexpected(ApiPodError::kBadValue);
+  ApiContainerStatus c;
+  c.init = init;
+  std::string id;
+  if (!readString(status, "name", c.name) || !readString(status, "containerID", id) ||
+      !readString(status, "image", c.image) || !readInt(status, "restartCount", c.restart_count)) {
+    return std::unexpected(ApiPodError::kBadValue);
+  }
+  if (c.name.empty()) return std::unexpected(ApiPodError::kMissingField);
+  // "containerd://<id>", "cri-o://<id>", "docker://<id>" (kubelet's kubecontainer.ContainerID).
+  if (const auto sep = id.find("://"); sep != std::string::npos) {
+    c.runtime = id.substr(0, sep);
+    c.container_id = id.substr(sep + 3);
+  } else {
+    c.container_id = std::move(id);
+  }
+  auto terminated = readTermination(status, "state");
+  if (!terminated) return std::unexpected(terminated.error());
+  c.terminated = std::move(*terminated);
+  auto last = readTermination(status, "lastState");
+  if (!last) return std::unexpected(last.error());
+  c.last_terminated = std::move(*last);
+  return c;
+}
+
+std::expected<ApiPod, ApiPodError> podFromJson(const json& object) {
+  if (!object.is_object()) return std::unexpected(ApiPodError::kMalformedJson);
+  bool ok = true;
+  const json* meta = readNested(object, "metadata", ok);
+  if (!ok) return std::unexpected(ApiPodError::kBadValue);
+  if (meta == nullptr) return std::unexpected(ApiPodError::kMissingField);
+  ApiPod pod;
+  if (!readString(*meta, "uid", pod.uid) || !readString(*meta, "name", pod.name) ||
+      !readString(*meta, "namespace", pod.namespace_name) ||
+      !readString(*meta, "resourceVersion", pod.resource_version)) {
+    return std::unexpected(ApiPodError::kBadValue);
+  }
+  if (pod.uid.empty() || pod.name.empty() || pod.namespace_name.empty()) {
+    return std::unexpected(ApiPodError::kMissingField);
+  }
+  if (const json* labels = readNested(*meta, "labels", ok); labels != nullptr) {
+    for (const auto& [key, value] : labels->items()) {
+      if (!value.is_string()) return std::unexpected(ApiPodError::kBadValue);
+      pod.labels.emplace(key, value.get<std::string>());
+    }
+  }
+  if (const json* owners = readNested(*meta, "ownerReferences", ok, true); owners != nullptr) {
+    const json* chosen = nullptr;
+    for (const json& owner : *owners) {
+      if (!owner.is_object()) return std::unexpected(ApiPodError::kBadValue);
+      const auto controller = owner.find("controller");
+      const bool is_controller =
+          controller != owner.end() && controller->is_boolean() && controller->get<bool>();
+      if (chosen == nullptr || is_controller) chosen = &owner;
+      if (is_controller) break;
+    }
+    if (chosen != nullptr && (!readString(*chosen, "kind", pod.owner_kind) ||
+                              !readString(*chosen, "name", pod.owner_name))) {
+      return std::unexpected(ApiPodError::kBadValue);
+    }
+  }
+  if (!ok) return std::unexpected(ApiPodError::kBadValue);
+  const json* status = readNested(object, "status", ok);
+  if (!ok) return std::unexpected(ApiPodError::kBadValue);
+  if (status != nullptr) {
+    if (!readString(*status, "phase", pod.phase) ||
+        !readString(*status, "qosClass", pod.qos_class)) {
+      return std::unexpected(ApiPodError::kBadValue);
+    }
+    for (const auto& [key, init] :
+         {std::pair{"initContainerStatuses", true}, std::pair{"containerStatuses", false}}) {
+      const json* list = readNested(*status, key, ok, true);
+      if (!ok) return std::unexpected(ApiPodError::kBadValue);
+      if (list == nullptr) continue;
+      for (const json& item : *list) {
+        auto c = readContainerStatus(item, init);
+        if (!c) return std::unexpected(c.error());
+        pod.containers.push_back(std::move(*c));
+      }
+    }
+  }
+  return pod;
+}
+
+std::string_view trim(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const auto begin = s.find_first_not_of(kSpace);
+  if (begin == std::string_view::npos) return {};
+  return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
+}
+
+std::optional<std::string> readSmallFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string text;
+  std::array<char, 4096> chunk{};
+  while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0) {
+    text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
+    if (text.size() > 1U << 20U) return std::nullopt;  // no token is a megabyte
+  }
+  return text;
+}
+
+// "<reason>: <message>" of a Status object body, or the body's start when it is not one.
+std::string statusText(std::string_view body) {
+  const json status = json::parse(body.begin(), body.end(), nullptr, false);
+  if (status.is_object()) {
+    std::string reason;
+    std::string message;
+    (void)readString(status, "reason", reason);
+    (void)readString(status, "message", message);
+    if (!reason.empty() || !message.empty()) return reason + ": " + message;
+  }
+  return std::string(trim(body.substr(0, 200)));
+}
+
+struct SlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
+
+bool append(Slist& list, const std::string& header) {
+  curl_slist* next = curl_slist_append(list.get(), header.c_str());
+  if (next == nullptr) return false;
+  (void)list.release();
+  list.reset(next);
+  return true;
+}
+
+}  // namespace
+
+std::string_view apiPodErrorReason(ApiPodError error) {
+  switch (error) {
+    case ApiPodError::kMalformedJson:
+      return "apiserver_bad_json";
+    case ApiPodError::kMissingField:
+      return "apiserver_missing_field";
+    case ApiPodError::kBadValue:
+      return "apiserver_bad_value";
+  }
+  return "apiserver_bad_value";
+}
+
+std::expected<ApiPod, ApiPodError> parseApiPod(std::string_view text) {
+  const json object = json::parse(text.begin(), text.end(), nullptr, false);
+  if (object.is_discarded()) return std::unexpected(ApiPodError::kMalformedJson);
+  return podFromJson(object);
+}
+
+std::expected<WatchEvent, ApiPodError> parseWatchEvent(std::string_view line) {
+  const json event = json::parse(line.begin(), line.end(), nullptr, false);
+  if (event.is_discarded() || !event.is_object()) {
+    return std::unexpected(ApiPodError::kMalformedJson);
+  }
+  std::string type;
+  bool ok = readString(event, "type", type);
+  const json* object = readNested(event, "object", ok);
+  if (!ok) return std::unexpected(ApiPodError::kBadValue);
+  if (type.empty() || object == nullptr) return std::unexpected(ApiPodError::kMissingField);
+  WatchEvent out;
+  if (type == "ADDED" || type == "MODIFIED" || type == "DELETED") {
+    out.type = type == "ADDED"      ? WatchEventType::kAdded
+               : type == "MODIFIED" ? WatchEventType::kModified
+                                    : WatchEventType::kDeleted;
+    auto pod = podFromJson(*object);
+    if (!pod) return std::unexpected(pod.error());
+    out.resource_version = pod->resource_version;
+    out.pod = std::move(*pod);
+    return out;
+  }
+  if (type == "BOOKMARK") {
+    // A bookmark's object is a Pod with only metadata.resourceVersion (and kind, apiVersion).
+    out.type = WatchEventType::kBookmark;
+    const json* meta = readNested(*object, "metadata", ok);
+    if (!ok || (meta != nullptr && !readString(*meta, "resourceVersion", out.resource_version))) {
+      return std::unexpected(ApiPodError::kBadValue);
+    }
+    if (out.resource_version.empty()) return std::unexpected(ApiPodError::kMissingField);
+    return out;
+  }
+  if (type == "ERROR") {
+    out.type = WatchEventType::kError;
+    std::string reason;
+    std::string message;
+    if (!readInt(*object, "code", out.error_code) || !readString(*object, "reason", reason) ||
+        !readString(*object, "message", message)) {
+      return std::unexpected(ApiPodError::kBadValue);
+    }
+    out.error_message = reason + ": " + message;
+    return out;
+  }
+  return std::unexpected(ApiPodError::kBadValue);  // an event type this code does not know
+}
+
+std::chrono::milliseconds backoffDelay(unsigned failures, std::chrono::milliseconds initial,
+                                       std::chrono::milliseconds max, double jitter01) {
+  using std::chrono::milliseconds;
+  milliseconds delay = std::max(initial, milliseconds(1));
+  const milliseconds cap = std::max(max, delay);
+  for (unsigned i = 1; i < failures && delay < cap; ++i) delay = std::min(delay * 2, cap);
+  const double jitter = std::clamp(jitter01, 0.0, 1.0);
+  const auto half = delay.count() / 2;
+  const auto varying =
+      static_cast<std::int64_t>(static_cast<double>(delay.count() - half) * jitter);
+  return milliseconds(half + varying);
+}
+
+std::expected<ApiServerPodsOptions, std::string> withInClusterDefaults(
+    ApiServerPodsOptions options, const EnvLookup& env, const std::string& serviceaccount_dir) {
+  if (options.url.empty()) {
+    const auto host = env("KUBERNETES_SERVICE_HOST");
+    const auto port = env("KUBERNETES_SERVICE_PORT");
+    if (!host || host->empty() || !port || port->empty()) {
+      return std::unexpected(
+          "no API server URL: set --apiserver-url, or run in a pod (KUBERNETES_SERVICE_HOST and "
+          "KUBERNETES_SERVICE_PORT are not set)");
+    }
+    const bool ipv6 = host->find(':') != std::string::npos;
+    options.url = "https://" + (ipv6 ? "[" + *host + "]" : *host) + ":" + *port;
+  }
+  std::error_code ec;
+  const std::filesystem::path dir(serviceaccount_dir);
+  if (options.token_file.empty() && std::filesystem::exists(dir / "token", ec)) {
+    options.token_file = (dir / "token").string();
+  }
+  if (options.ca_file.empty() && std::filesystem::exists(dir / "ca.crt", ec)) {
+    options.ca_file = (dir / "ca.crt").string();
+  }
+  return options;
+}
+
+// The libcurl handles and what the request in flight has received. Watch thread only, except
+// curl_multi_wakeup from stop(), which libcurl allows from any thread.
+struct ApiServerPodWatcher::Curl {
+  enum class Mode : std::uint8_t { kList, kWatch };
+
+  CURLM* multi = nullptr;
+  CURL* easy = nullptr;
+  std::array<char, CURL_ERROR_SIZE> error{};
+  ApiServerPodWatcher* owner = nullptr;
+  Mode mode = Mode::kList;
+  long status = 0;         // the HTTP status, once the headers are in
+  std::string body;        // a list, or a failed request's answer (bounded)
+  bool too_large = false;  // the list passed max_list_bytes
+
+  ~Curl() {
+    if (multi != nullptr && easy != nullptr) curl_multi_remove_handle(multi, easy);
+    if (easy != nullptr) curl_easy_cleanup(easy);
+    if (multi != nullptr) curl_multi_cleanup(multi);
+  }
+
+  static std::size_t onData(char* data, std::size_t size, std::size_t count, void* user) {
+    auto* self = static_cast<Curl*>(user);
+    const std::size_t n = size * count;
+    if (self->status == 0) curl_easy_getinfo(self->easy, CURLINFO_RESPONSE_CODE, &self->status);
+    if (self->status != 200) {
+      const std::size_t room = kMaxErrorBodyBytes - std::min(kMaxErrorBodyBytes, self->body.size());
+      self->body.append(data, std::min(n, room));
+      return n;
+    }
+    if (self->mode == Mode::kList) {
+      if (self->body.size() + n > self->owner->options_.max_list_bytes) {
+        self->too_large = true;
+        return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+      }
+      self->body.append(data, n);
+      return n;
+    }
+    ApiServerPodWatcher& w = *self->owner;
+    std::string_view chunk(data, n);
+    while (!chunk.empty()) {
+      const auto newline = chunk.find('\n');
+      const std::string_view part = chunk.substr(0, newline);
+      if (!w.skipping_line_) {
+        if (w.line_.size() + part.size() > w.options_.max_event_bytes) {
+          w.skipping_line_ = true;
+          w.line_.clear();
+          w.badEvent("apiserver_event_too_large",
+                     "a watch event longer than max_event_bytes was skipped");
+        } else {
+          w.line_.append(part);
+        }
+      }
+      if (newline == std::string_view::npos) break;
+      chunk.remove_prefix(newline + 1);
+      if (!w.skipping_line_) w.onWatchLine(w.line_);
+      w.line_.clear();
+      w.skipping_line_ = false;
+      // An ERROR event ends the watch: the server closes it anyway, this is just sooner.
+      if (w.gone_ || w.stream_error_) return 0;
+    }
+    return n;
+  }
+
+  static int onProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    return static_cast<const std::atomic<bool>*>(user)->load() ? 1 : 0;
+  }
+};
+
+ApiServerPodWatcher::ApiServerPodWatcher(ApiServerPodsOptions options, ErrorReporter& errors)
+    : options_(std::move(options)),
+      errors_(errors),
+      curl_(std::make_unique<Curl>()),
+      last_activity_(Clock::now()) {}
+
+std::expected<std::unique_ptr<ApiServerPodWatcher>, std::string> ApiServerPodWatcher::create(
+    ApiServerPodsOptions options, ErrorReporter& errors) {
+  if (options.node_name.empty()) {
+    return std::unexpected("the API server pod source needs a node name (--node-name, NODE_NAME)");
+  }
+  while (!options.url.empty() && options.url.back() == '/') options.url.pop_back();
+  if (options.url.rfind("http://", 0) != 0 && options.url.rfind("https://", 0) != 0) {
+    return std::unexpected("the API server URL must start with https:// or http://: '" +
+                           options.url + "'");
+  }
+  static std::once_flag init;
+  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+
+  std::unique_ptr<ApiServerPodWatcher> self(new ApiServerPodWatcher(std::move(options), errors));
+  Curl& c = *self->curl_;
+  c.owner = self.get();
+  c.multi = curl_multi_init();
+  c.easy = curl_easy_init();
+  if (c.multi == nullptr || c.easy == nullptr) return std::unexpected("libcurl init failed");
+  const ApiServerPodsOptions& o = self->options_;
+  CURL* h = c.easy;
+  bool ok = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_USERAGENT, "nodewarden") == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                              static_cast<long>(o.connect_timeout.count())) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Curl::onData) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_WRITEDATA, &c) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c.error.data()) == CURLE_OK;
+  // The multi loop below already watches stopping_; the progress callback also ends a transfer
+  // that libcurl is busy with when stop() comes.
+  ok = ok && curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &Curl::onProgress) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFODATA, &self->stopping_) == CURLE_OK;
+  if (!o.ca_file.empty()) {
+    ok = ok && curl_easy_setopt(h, CURLOPT_CAINFO, o.ca_file.c_str()) == CURLE_OK;
+  }
+  if (!ok) return std::unexpected(std::string("libcurl refused an option: ") + c.error.data());
+
+  const std::string selector = "spec.nodeName=" + o.node_name;
+  char* escaped = curl_easy_escape(h, selector.data(), static_cast<int>(selector.size()));
+  if (escaped == nullptr) return std::unexpected("libcurl could not escape the node name");
+  self->list_url_ = o.url + "/api/v1/pods?fieldSelector=" + escaped;
+  curl_free(escaped);
+  self->watch_url_base_ = self->list_url_ + "&watch=1&allowWatchBookmarks=true&timeoutSeconds=" +
+                          std::to_string(o.watch_timeout.count()) + "&resourceVersion=";
+  return self;
+}
+
+ApiServerPodWatcher::~ApiServerPodWatcher() { stop(); }
+
+void ApiServerPodWatcher::start() {
+  if (thread_.joinable() || stopping_.load()) return;
+  {
+    const std::lock_guard lock(mu_);
+    last_activity_ = Clock::now();
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void ApiServerPodWatcher::stop() {
+  stopping_.store(true);
+  {
+    const std::lock_guard lock(mu_);  // a waiter between its check and its wait sees the flag
+  }
+  wake_.notify_all();
+  if (curl_->multi != nullptr) curl_multi_wakeup(curl_->multi);
+  if (thread_.joinable()) thread_.join();
+}
+
+void ApiServerPodWatcher::run() {
+  unsigned failures = 0;  // consecutive; reset by a watch that delivered something
+  bool need_list = true;
+  bool after_gone = false;
+  while (!stopping_.load()) {
+    if (need_list) {
+      const Outcome outcome = list(after_gone);
+      if (outcome == Outcome::kStopped) break;
+      if (outcome != Outcome::kOk) {
+        after_gone = after_gone || outcome == Outcome::kGone;
+        if (!waitBackoff(++failures)) break;
+        continue;
+      }
+      need_list = false;
+      after_gone = false;
+    }
+    bool received = false;
+    const auto started = Clock::now();
+    const Outcome outcome = watch(received);
+    if (outcome == Outcome::kStopped) break;
+    const bool healthy = received || Clock::now() - started >= kMinHealthyWatch;
+    if (received) failures = 0;
+    if (outcome == Outcome::kOk && healthy) continue;  // timeoutSeconds: resume at once
+    if (outcome == Outcome::kGone) {
+      need_list = true;
+      after_gone = true;
+      {
+        const std::lock_guard lock(mu_);
+        ++stats_.relists_gone;
+      }
+      if (healthy) continue;
+    } else if (outcome == Outcome::kOk) {
+      failed("apiserver_watch_closed", "the API server ended a watch at once, without events");
+    }
+    if (!waitBackoff(++failures)) break;
+  }
+}
+
+std::string ApiServerPodWatcher::escape(std::string_view text) const {
+  char* escaped = curl_easy_escape(curl_->easy, text.data(), static_cast<int>(text.size()));
+  if (escaped == nullptr) return {};
+  std::string out(escaped);
+  curl_free(escaped);
+  return out;
+}
+
+bool ApiServerPodWatcher::perform(const std::string& url, std::chrono::milliseconds timeout,
+                                  Transfer& transfer) {
+  Curl& c = *curl_;
+  Slist headers;
+  bool ok = append(headers, "Accept: application/json");
+  if (!options_.token_file.empty()) {
+    // Projected service-account tokens rotate (about hourly): read the file for every request.
+    const auto token = readSmallFile(options_.token_file);
+    if (!token || trim(*token).empty()) {
+      failed("apiserver_token", "cannot read a bearer token from " + options_.token_file);
+      return false;
+    }
+    ok = ok && append(headers, "Authorization: Bearer " + std::string(trim(*token)));
+  }
+  if (!ok) {
+    failed("apiserver_connect", "out of memory building the request headers");
+    return false;
+  }
+  c.status = 0;
+  c.error[0] = '\0';
+  CURL* h = c.easy;
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  if (curl_multi_add_handle(c.multi, h) != CURLM_OK) {
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
+    failed("apiserver_connect", "curl_multi_add_handle failed");
+    return false;
+  }
+  transfer.result = CURLE_OK;
+  int running = 1;
+  while (!stopping_.load()) {
+    if (curl_multi_perform(c.multi, &running) != CURLM_OK || running == 0) break;
+    // Sleeps until the socket is ready, kPollMs pass, or stop() calls curl_multi_wakeup.
+    curl_multi_poll(c.multi, nullptr, 0, kPollMs, nullptr);
+  }
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(c.multi, &left)) {
+    if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) transfer.result = msg->data.result;
+  }
+  curl_multi_remove_handle(c.multi, h);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // the list dies with this scope
+  if (c.status == 0) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c.status);
+  transfer.stopped = stopping_.load();
+  return true;
+}
+
+std::string ApiServerPodWatcher::describe(const std::string& url, const Transfer& transfer) const {
+  const Curl& c = *curl_;
+  std::string out = "GET " + url + ": ";
+  if (c.status != 0) out += "HTTP " + std::to_string(c.status);
+  if (transfer.result != CURLE_OK) {
+    if (c.status != 0) out += ", then ";
+    out += curl_easy_strerror(static_cast<CURLcode>(transfer.result));
+    if (c.error[0] != '\0') out += std::string(" (") + c.error.data() + ")";
+  }
+  if (!c.body.empty() && c.status != 200) out += ": " + statusText(c.body);
+  return out;
+}
+
+ApiServerPodWatcher::Outcome ApiServerPodWatcher::refused(const std::string& url,
+                                                          const Transfer& transfer) {
+  const long status = curl_->status;
+  if (status == 410) return Outcome::kGone;
+  if (status == 403) {
+    {
+      const std::lock_guard lock(mu_);
+      ++stats_.forbidden;
+    }
+    failed("apiserver_forbidden",
+           describe(url, transfer) +
+               " (the service account needs RBAC to list and watch pods: a ClusterRole with "
+               "apiGroups [\"\"], resources [\"pods\"], verbs [\"list\", \"watch\"], bound to it)");
+  } else if (status == 401) {
+    failed("apiserver_unauthorized",
+           describe(url, transfer) + " (the bearer token was refused: expired, or the wrong file)");
+  } else if (status != 0) {
+    failed("apiserver_http_error", describe(url, transfer));
+  } else {
+    failed("apiserver_connect", describe(url, transfer));
+  }
+  return Outcome::kFailed;
+}
+
+ApiServerPodWatcher::Outcome ApiServerPodWatcher::list(bool after_gone) {
+  // The first list may come from the API server's watch cache (resourceVersion=0), which spares
+  // etcd when a DaemonSet's pods all start at once; after 410 Gone the list must be a fresh one
+  // (no resourceVersion) or it could go back in time, as client-go's reflector does.
+  const std::string url = after_gone ? list_url_ : list_url_ + "&resourceVersion=0";
+  Curl& c = *curl_;
+  c.mode = Curl::Mode::kList;
+  c.body.clear();
+  c.too_large = false;
+  Transfer transfer;
+  if (!perform(url, options_.list_timeout, transfer)) return Outcome::kFailed;
+  if (transfer.stopped) return Outcome::kStopped;
+  if (c.status != 200) return refused(url, transfer);
+  if (c.too_large) {
+    failed("apiserver_list_too_large", "GET " + url + ": the PodList passed " +
+                                           std::to_string(options_.max_list_bytes) +
+                                           " bytes (max_list_bytes)");
+    return Outcome::kFailed;
+  }
+  if (transfer.result != CURLE_OK) {
+    failed("apiserver_list_failed", describe(url, transfer));
+    return Outcome::kFailed;
+  }
+
+  const json root = json::parse(c.body.begin(), c.body.end(), nullptr, false);
+  c.body.clear();
+  c.body.shrink_to_fit();  // a list can be large; the watch needs none of it
+  std::string rv;
+  bool ok = root.is_object();
+  const json* meta = ok ? readNested(root, "metadata", ok) : nullptr;
+  const json* items = ok ? readNested(root, "items", ok, true) : nullptr;
+  if (!ok || meta == nullptr || !readString(*meta, "resourceVersion", rv) || rv.empty()) {
+    failed("apiserver_bad_list", "GET " + url + ": not a PodList with a metadata.resourceVersion");
+    return Outcome::kFailed;
+  }
+  PodMap next;
+  if (items != nullptr) {
+    for (const json& item : *items) {
+      auto pod = podFromJson(item);
+      if (!pod) {
+        badEvent(apiPodErrorReason(pod.error()), "a pod in the PodList that does not parse");
+        continue;
+      }
+      std::string uid = pod->uid;
+      next.insert_or_assign(std::move(uid), std::move(*pod));
+    }
+  }
+  const std::lock_guard lock(mu_);
+  pods_ = std::move(next);
+  uid_by_container_.clear();
+  for (const auto& [uid, pod] : pods_) indexContainersLocked(pod, true);
+  resource_version_ = std::move(rv);
+  synced_ = true;
+  last_activity_ = Clock::now();
+  ++stats_.lists;
+  return Outcome::kOk;
+}
+
+ApiServerPodWatcher::Outcome ApiServerPodWatcher::watch(bool& received_any) {
+  std::string rv;
+  {
+    const std::lock_guard lock(mu_);
+    rv = resource_version_;
+    ++stats_.watches;
+  }
+  const std::string url = watch_url_base_ + escape(rv);
+  Curl& c = *curl_;
+  c.mode = Curl::Mode::kWatch;
+  c.body.clear();
+  line_.clear();
+  skipping_line_ = false;
+  gone_ = false;
+  stream_error_ = false;
+  received_any_ = false;
+  Transfer transfer;
+  const bool made = perform(url, options_.watch_timeout + kWatchGrace, transfer);
+  received_any = received_any_;
+  if (!made) return Outcome::kFailed;
+  if (transfer.stopped) return Outcome::kStopped;
+  if (gone_) return Outcome::kGone;
+  if (c.status != 200) return refused(url, transfer);
+  if (stream_error_) return Outcome::kFailed;  // counted when the ERROR event came
+  if (transfer.result == CURLE_OK) {
+    if (!skipping_line_) onWatchLine(line_);  // a last line without its newline
+    received_any = received_any_;
+    return gone_ ? Outcome::kGone : Outcome::kOk;
+  }
+  failed("apiserver_watch_dropped", describe(url, transfer));
+  return Outcome::kFailed;
+}
+
+void ApiServerPodWatcher::onWatchLine(std::string_view line) {
+  line = trim(line);
+  if (line.empty()) return;
+  auto event = parseWatchEvent(line);
+  if (!event) {
+    badEvent(apiPodErrorReason(event.error()), "a watch event that does not parse was skipped");
+    return;
+  }
+  applyEvent(std::move(*event));
+}
+
+void ApiServerPodWatcher::applyEvent(WatchEvent event) {
+  if (event.type == WatchEventType::kError) {
+    if (event.error_code == 410) {
+      gone_ = true;  // the position was compacted away: list again
+    } else {
+      stream_error_ = true;
+      failed("apiserver_watch_error", "watch ERROR event, code " +
+                                          std::to_string(event.error_code) + ": " +
+                                          event.error_message);
+    }
+    return;
+  }
+  received_any_ = true;
+  const std::lock_guard lock(mu_);
+  last_activity_ = Clock::now();
+  if (!event.resource_version.empty()) resource_version_ = std::move(event.resource_version);
+  if (event.type == WatchEventType::kBookmark) {
+    ++stats_.bookmarks;
+    return;
+  }
+  ++stats_.events;
+  ApiPod& incoming = *event.pod;
+  const auto it = pods_.find(incoming.uid);
+  if (it != pods_.end()) indexContainersLocked(it->second, false);
+  if (event.type == WatchEventType::kDeleted) {
+    if (it != pods_.end()) pods_.erase(it);
+    return;
+  }
+  indexContainersLocked(incoming, true);
+  if (it != pods_.end()) {
+    it->second = std::move(incoming);
+  } else {
+    std::string uid = incoming.uid;
+    pods_.emplace(std::move(uid), std::move(incoming));
+  }
+}
+
+void ApiServerPodWatcher::indexContainersLocked(const ApiPod& pod, bool add) {
+  for (const ApiContainerStatus& c : pod.containers) {
+    if (c.container_id.empty()) continue;
+    if (add) {
+      uid_by_container_.insert_or_assign(c.container_id, pod.uid);
+    } else if (const auto it = uid_by_container_.find(c.container_id);
+               it != uid_by_container_.end() && it->second == pod.uid) {
+      uid_by_container_.erase(it);
+    }
+  }
+}
+
+void ApiServerPodWatcher::failed(std::string_view reason, const std::string& detail) {
+  {
+    const std::lock_guard lock(mu_);
+    ++stats_.failures;
+    stats_.last_error = detail;
+  }
+  errors_.report(kComponent, reason, detail);
+}
+
+void ApiServerPodWatcher::badEvent(std::string_view reason, const std::string& detail) {
+  {
+    const std::lock_guard lock(mu_);
+    ++stats_.bad_events;
+  }
+  errors_.report(kComponent, reason, detail);
+}
+
+bool ApiServerPodWatcher::waitBackoff(unsigned failures) {
+  thread_local std::minstd_rand random(
+      static_cast<std::minstd_rand::result_type>(std::random_device{}()));
+  std::uniform_real_distribution<double> jitter(0.0, 1.0);
+  const auto delay =
+      backoffDelay(failures, options_.backoff_initial, options_.backoff_max, jitter(random));
+  std::unique_lock lock(mu_);
+  stats_.last_backoff = delay;
+  return !wake_.wait_for(lock, delay, [this] { return stopping_.load(); });
+}
+
+std::optional<ApiPod> ApiServerPodWatcher::findPod(std::string_view uid) const {
+  const std::lock_guard lock(mu_);
+  const auto it = pods_.find(uid);
+  if (it == pods_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<ApiPod> ApiServerPodWatcher::pods() const {
+  std::vector<ApiPod> out;
+  {
+    const std::lock_guard lock(mu_);
+    out.reserve(pods_.size());
+    for (const auto& [uid, pod] : pods_) out.push_back(pod);
+  }
+  std::sort(out.begin(), out.end(), [](const ApiPod& a, const ApiPod& b) {
+    return std::tie(a.namespace_name, a.name, a.uid) < std::tie(b.namespace_name, b.name, b.uid);
+  });
+  return out;
+}
+
+std::size_t ApiServerPodWatcher::size() const {
+  const std::lock_guard lock(mu_);
+  return pods_.size();
+}
+
+std::string ApiServerPodWatcher::resourceVersion() const {
+  const std::lock_guard lock(mu_);
+  return resource_version_;
+}
+
+bool ApiServerPodWatcher::synced() const {
+  const std::lock_guard lock(mu_);
+  return synced_;
+}
+
+ApiServerPodWatcher::Clock::duration ApiServerPodWatcher::staleness() const {
+  const std::lock_guard lock(mu_);
+  return Clock::now() - last_activity_;
+}
+
+ApiServerPodWatcher::Stats ApiServerPodWatcher::stats() const {
+  const std::lock_guard lock(mu_);
+  return stats_;
+}
+
+std::optional<ContainerIdentity> ApiServerPodWatcher::container(std::string_view id) const {
+  const std::lock_guard lock(mu_);
+  const auto uid = uid_by_container_.find(id);
+  if (uid == uid_by_container_.end()) return std::nullopt;
+  const auto pod = pods_.find(uid->second);
+  if (pod == pods_.end()) return std::nullopt;
+  for (const ApiContainerStatus& c : pod->second.containers) {
+    if (c.container_id != id) continue;
+    return ContainerIdentity{
+        pod->second.uid, pod->second.namespace_name, pod->second.name, c.name, c.image, false};
+  }
+  return std::nullopt;
+}
+
+std::optional<PodIdentity> ApiServerPodWatcher::pod(std::string_view uid) const {
+  const std::lock_guard lock(mu_);
+  const auto it = pods_.find(uid);
+  if (it == pods_.end()) return std::nullopt;
+  return PodIdentity{it->second.namespace_name, it->second.name};
+}
+
+}  // namespace nodewarden::pods

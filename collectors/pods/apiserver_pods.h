@@ -1,0 +1,232 @@
+// ApiServerPodWatcher: this node's pods from the Kubernetes API server, the way client-go's
+// reflector keeps an informer's cache: list (GET /api/v1/pods?fieldSelector=spec.nodeName=<node>),
+// remember the list's metadata.resourceVersion, then watch from it
+// (&watch=1&resourceVersion=<rv>&allowWatchBookmarks=true&timeoutSeconds=<n>): newline-delimited
+// JSON events, {"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": ...} (Kubernetes API
+// concepts, "Efficient detection of changes" and "Watch bookmarks").
+//
+// What a reader gets wrong: a watch that ends is normal (timeoutSeconds, an API server restart, a
+// load balancer's idle cut) and resumes from the last resourceVersion seen, bookmarks included,
+// without a re-list. Only 410 Gone (as an HTTP status, or as an ERROR event whose Status has code
+// 410: the resourceVersion was compacted away) throws the watch position away and lists again.
+// Everything else that fails (403, 5xx, a refused connection) backs off exponentially with jitter
+// and tries again forever; nothing here stops the agent. One thread per watcher does all of it,
+// with one libcurl easy handle driven through a multi handle so that stop() can wake it at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "pipeline/container_metadata.h"
+#include "pipeline/self_metrics.h"
+
+namespace nodewarden::pods {
+
+// A container's state.terminated or lastState.terminated (core/v1 ContainerStateTerminated).
+struct ApiContainerTermination {
+  int exit_code = 0;
+  int signal = 0;
+  std::string reason;       // Completed, Error, OOMKilled, ContainerCannotRun, ... (free text)
+  std::string started_at;   // RFC 3339, as the API wrote it; empty when absent
+  std::string finished_at;  // RFC 3339, as the API wrote it; empty when absent
+  bool operator==(const ApiContainerTermination&) const = default;
+};
+
+struct ApiContainerStatus {
+  std::string name;
+  std::string runtime;       // the containerID's scheme: containerd, cri-o, docker; empty if none
+  std::string container_id;  // the containerID without "<runtime>://"; empty before it started
+  std::string image;
+  int restart_count = 0;
+  bool init = false;                                       // from status.initContainerStatuses
+  std::optional<ApiContainerTermination> terminated;       // state.terminated
+  std::optional<ApiContainerTermination> last_terminated;  // lastState.terminated
+  bool operator==(const ApiContainerStatus&) const = default;
+};
+
+// What this source keeps of a Pod. Self-contained on purpose: the kubelet source has its own, and
+// the two are to be unified above both.
+struct ApiPod {
+  std::string uid;
+  std::string namespace_name;
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::string owner_kind;  // the controlling ownerReference (controller: true), else the first
+  std::string owner_name;
+  std::string qos_class;  // status.qosClass: Guaranteed, Burstable, BestEffort; empty if unset
+  std::string phase;      // status.phase: Pending, Running, Succeeded, Failed, Unknown
+  std::string resource_version;
+  std::vector<ApiContainerStatus> containers;  // init containers first, then the others
+  bool operator==(const ApiPod&) const = default;
+};
+
+enum class ApiPodError : std::uint8_t {
+  kMalformedJson,  // not JSON, or not an object
+  kMissingField,   // no metadata.uid, .name or .namespace
+  kBadValue,       // a field of the wrong type
+};
+// The ErrorReporter reason: apiserver_bad_json, apiserver_missing_field, apiserver_bad_value.
+[[nodiscard]] std::string_view apiPodErrorReason(ApiPodError error);
+
+// One Pod object (JSON), as in a PodList's items or a watch event's object. Throws nothing.
+[[nodiscard]] std::expected<ApiPod, ApiPodError> parseApiPod(std::string_view json);
+
+enum class WatchEventType : std::uint8_t { kAdded, kModified, kDeleted, kBookmark, kError };
+
+struct WatchEvent {
+  WatchEventType type = WatchEventType::kAdded;
+  std::string resource_version;  // the object's metadata.resourceVersion (not for kError)
+  std::optional<ApiPod> pod;     // kAdded, kModified, kDeleted
+  int error_code = 0;            // kError: the Status's code (410 when the position is gone)
+  std::string error_message;     // kError: the Status's reason and message
+};
+// One line of a watch stream. Unknown types and objects that do not parse are errors.
+[[nodiscard]] std::expected<WatchEvent, ApiPodError> parseWatchEvent(std::string_view line);
+
+// The wait before the next attempt after `failures` consecutive failures (>= 1): initial doubled
+// per failure up to max, then "equal jitter": half of it fixed, the other half scaled by
+// jitter01 in [0, 1]. Never below initial / 2, so a flapping server cannot cause a busy loop.
+[[nodiscard]] std::chrono::milliseconds backoffDelay(unsigned failures,
+                                                     std::chrono::milliseconds initial,
+                                                     std::chrono::milliseconds max,
+                                                     double jitter01);
+
+struct ApiServerPodsOptions {
+  std::string url;         // https://host:port (no path); empty: in-cluster
+  std::string token_file;  // read again before every request; empty: in-cluster, or no token
+  std::string ca_file;     // empty: in-cluster, or the system's trust store
+  std::string node_name;   // required
+  std::chrono::seconds watch_timeout{300};  // timeoutSeconds; the server ends the watch after it
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds list_timeout{60'000};
+  std::chrono::milliseconds backoff_initial{800};  // client-go's reflector: 800 ms ...
+  std::chrono::milliseconds backoff_max{30'000};   // ... to 30 s
+  std::size_t max_list_bytes = 64U << 20U;         // a node's PodList is far smaller; bounds memory
+  std::size_t max_event_bytes = 4U << 20U;         // one watch line; longer lines are skipped
+};
+
+// Fills what is empty from the in-cluster defaults: url from KUBERNETES_SERVICE_HOST and
+// KUBERNETES_SERVICE_PORT (https, IPv6 bracketed), token_file and ca_file from
+// <serviceaccount_dir>/token and ca.crt when those files exist. An error names what is missing.
+using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
+[[nodiscard]] std::expected<ApiServerPodsOptions, std::string> withInClusterDefaults(
+    ApiServerPodsOptions options, const EnvLookup& env,
+    const std::string& serviceaccount_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
+
+class ApiServerPodWatcher final : public ContainerMetadata {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Checks the options (url and node_name set) and sets libcurl up; starts nothing.
+  static std::expected<std::unique_ptr<ApiServerPodWatcher>, std::string> create(
+      ApiServerPodsOptions options, ErrorReporter& errors);
+  ~ApiServerPodWatcher() override;  // stop()s
+  ApiServerPodWatcher(const ApiServerPodWatcher&) = delete;
+  ApiServerPodWatcher& operator=(const ApiServerPodWatcher&) = delete;
+
+  // Starts the watch thread; once only.
+  void start();
+  // Ends the open request and any backoff wait at once and joins the thread. Idempotent.
+  void stop();
+
+  // Snapshots, safe from any thread.
+  [[nodiscard]] std::optional<ApiPod> findPod(std::string_view uid) const;
+  [[nodiscard]] std::vector<ApiPod> pods() const;
+  [[nodiscard]] std::size_t size() const;
+  [[nodiscard]] std::string resourceVersion() const;  // the watch's position; empty before a list
+  [[nodiscard]] bool synced() const;                  // a list has succeeded
+  // Time since the last list, event or bookmark; before the first list, since start().
+  [[nodiscard]] Clock::duration staleness() const;
+
+  struct Stats {
+    std::uint64_t lists = 0;         // successful lists
+    std::uint64_t relists_gone = 0;  // lists forced by 410 Gone
+    std::uint64_t watches = 0;       // watch requests made
+    std::uint64_t events = 0;        // ADDED, MODIFIED, DELETED applied
+    std::uint64_t bookmarks = 0;
+    std::uint64_t bad_events = 0;  // lines and items skipped (also in ErrorReporter)
+    std::uint64_t failures = 0;    // failed requests (403, 5xx, connection), before backoff
+    std::uint64_t forbidden = 0;   // 403s among them
+    std::chrono::milliseconds last_backoff{0};
+    std::string last_error;  // the latest failure's detail, as logged
+  };
+  [[nodiscard]] Stats stats() const;
+
+  // ContainerMetadata. refresh() does nothing: the watch thread keeps the map current.
+  void refresh() override {}
+  [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view id) const override;
+  [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override;
+
+ private:
+  struct Curl;
+  enum class Outcome : std::uint8_t { kOk, kGone, kFailed, kStopped };
+  struct Transfer {
+    int result = 0;  // the CURLcode
+    bool stopped = false;
+  };
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using PodMap = std::unordered_map<std::string, ApiPod, StringHash, std::equal_to<>>;
+
+  ApiServerPodWatcher(ApiServerPodsOptions options, ErrorReporter& errors);
+  void run();
+  Outcome list(bool after_gone);
+  // received_any: an event or bookmark arrived, so the connection was healthy.
+  Outcome watch(bool& received_any);
+  // One request through the multi handle, until it ends or stop(); false when it could not be
+  // made (already counted).
+  bool perform(const std::string& url, std::chrono::milliseconds timeout, Transfer& transfer);
+  // A failed request's "GET <url>: <status or curl error>: <what the server said>".
+  std::string describe(const std::string& url, const Transfer& transfer) const;
+  void onWatchLine(std::string_view line);
+  void badEvent(std::string_view reason, const std::string& detail);
+  void applyEvent(WatchEvent event);
+  void failed(std::string_view reason, const std::string& detail);
+  // The outcome of a request answered with something other than 200 (or not answered at all).
+  Outcome refused(const std::string& url, const Transfer& transfer);
+  [[nodiscard]] std::string escape(std::string_view text) const;
+  bool waitBackoff(unsigned failures);  // false when stopping
+  void indexContainersLocked(const ApiPod& pod, bool add);
+
+  ApiServerPodsOptions options_;
+  ErrorReporter& errors_;
+  std::unique_ptr<Curl> curl_;  // used by the watch thread only (and curl_multi_wakeup by stop)
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::string list_url_;
+  std::string watch_url_base_;
+
+  // Watch-thread state for the request in flight.
+  std::string line_;            // a watch line not yet complete
+  bool skipping_line_ = false;  // the current line is over max_event_bytes: drop to its newline
+  bool gone_ = false;           // an ERROR event said 410
+  bool stream_error_ = false;   // an ERROR event with another code
+  bool received_any_ = false;
+
+  mutable std::mutex mu_;         // guards everything below; never held across a request
+  std::condition_variable wake_;  // stopping_ set: ends a backoff wait
+  PodMap pods_;
+  std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> uid_by_container_;
+  std::string resource_version_;
+  bool synced_ = false;
+  Clock::time_point last_activity_{};
+  Stats stats_;
+};
+
+}  // namespace nodewarden::pods

@@ -1,0 +1,658 @@
+// KubeletPodsClient and KubeletPodsMetadata: GET /pods through a kept libcurl handle, parsed with
+// nlohmann::json without exceptions.
+#include "collectors/pods/kubelet_pods.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace nodewarden::pods {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kMaxTokenBytes = 64 * 1024;
+
+// The RBAC the agent needs, named in every 401 and 403 message.
+constexpr std::string_view kRbacHint =
+    "the agent's service account needs RBAC \"get\" on nodes/proxy (or on nodes/pods where the "
+    "cluster enables KubeletFineGrainedAuthz), e.g. a ClusterRole with apiGroups [\"\"], "
+    "resources [\"nodes/proxy\", \"nodes/pods\"], verbs [\"get\"]";
+
+std::string cut(std::string text) {
+  if (text.size() > ContainerState::kMaxMessageBytes) text.resize(ContainerState::kMaxMessageBytes);
+  return text;
+}
+
+// Reads one field; any JSON type problem is noted in the list and leaves the default.
+class FieldReader {
+ public:
+  explicit FieldReader(PodList& list) : list_(list) {}
+
+  void bad(std::string_view what) {
+    if (list_.first_bad_field.empty()) list_.first_bad_field = std::string(what);
+    ++list_.bad_fields;
+  }
+
+  // obj[key] if obj is an object holding key with a non-null value, else nullptr.
+  static const json* member(const json& obj, const char* key) {
+    if (!obj.is_object()) return nullptr;
+    const auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+  std::string string(const json& obj, const char* key) {
+    const json* v = member(obj, key);
+    if (v == nullptr) return {};
+    if (!v->is_string()) {
+      bad(std::string(key) + " is not a string");
+      return {};
+    }
+    return v->get<std::string>();
+  }
+
+  int integer(const json& obj, const char* key) {
+    const json* v = member(obj, key);
+    if (v == nullptr) return 0;
+    if (!v->is_number_integer() || v->get<std::int64_t>() < INT32_MIN ||
+        v->get<std::int64_t>() > INT32_MAX) {
+      bad(std::string(key) + " is not a 32-bit integer");
+      return 0;
+    }
+    return static_cast<int>(v->get<std::int64_t>());
+  }
+
+  const json* object(const json& obj, const char* key) {
+    const json* v = member(obj, key);
+    if (v != nullptr && !v->is_object()) {
+      bad(std::string(key) + " is not an object");
+      return nullptr;
+    }
+    return v;
+  }
+
+  const json* array(const json& obj, const char* key) {
+    const json* v = member(obj, key);
+    if (v != nullptr && !v->is_array()) {
+      bad(std::string(key) + " is not an array");
+      return nullptr;
+    }
+    return v;
+  }
+
+  std::optional<Timestamp> time(const json& obj, const char* key) {
+    const std::string text = string(obj, key);
+    if (text.empty()) return std::nullopt;
+    auto t = parseTime(text);
+    if (!t) bad(std::string(key) + " '" + text + "' is not an RFC 3339 time");
+    return t;
+  }
+
+ private:
+  // RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM); a fraction is dropped.
+  static std::optional<Timestamp> parseTime(std::string_view s) {
+    const auto number = [&](std::size_t at, std::size_t n, int& out) {
+      if (at + n > s.size()) return false;
+      const auto r = std::from_chars(s.data() + at, s.data() + at + n, out);
+      return r.ec == std::errc() && r.ptr == s.data() + at + n;
+    };
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+    if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+        s[13] != ':' || s[16] != ':' || !number(0, 4, y) || !number(5, 2, mo) || !number(8, 2, d) ||
+        !number(11, 2, h) || !number(14, 2, mi) || !number(17, 2, sec)) {
+      return std::nullopt;
+    }
+    std::size_t i = 19;
+    if (s[i] == '.') {
+      ++i;
+      const std::size_t digits = i;
+      while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+      if (i == digits) return std::nullopt;
+    }
+    int offset_minutes = 0;
+    if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+      ++i;
+    } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+      int oh = 0, om = 0;
+      if (i + 6 != s.size() || s[i + 3] != ':' || !number(i + 1, 2, oh) || !number(i + 4, 2, om) ||
+          oh > 23 || om > 59) {
+        return std::nullopt;
+      }
+      offset_minutes = (s[i] == '+' ? 1 : -1) * (oh * 60 + om);
+      i += 6;
+    } else {
+      return std::nullopt;
+    }
+    const std::chrono::year_month_day date{std::chrono::year(y),
+                                           std::chrono::month(static_cast<unsigned>(mo)),
+                                           std::chrono::day(static_cast<unsigned>(d))};
+    if (i != s.size() || !date.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+    return std::chrono::sys_days(date) + std::chrono::hours(h) + std::chrono::minutes(mi) +
+           std::chrono::seconds(sec) - std::chrono::minutes(offset_minutes);
+  }
+
+  PodList& list_;
+};
+
+ContainerState parseState(FieldReader& in, const json* state) {
+  ContainerState out;
+  if (state == nullptr) return out;
+  const json* running = in.object(*state, "running");
+  const json* waiting = in.object(*state, "waiting");
+  const json* terminated = in.object(*state, "terminated");
+  if (terminated != nullptr) {
+    out.kind = ContainerStateKind::kTerminated;
+    out.reason = in.string(*terminated, "reason");
+    out.message = cut(in.string(*terminated, "message"));
+    out.exit_code = in.integer(*terminated, "exitCode");
+    out.signal = in.integer(*terminated, "signal");
+    if (out.signal == 0 && out.exit_code > 128 && out.exit_code <= 128 + 64) {
+      out.signal = out.exit_code - 128;
+    }
+    out.started_at = in.time(*terminated, "startedAt");
+    out.finished_at = in.time(*terminated, "finishedAt");
+  } else if (running != nullptr) {
+    out.kind = ContainerStateKind::kRunning;
+    out.started_at = in.time(*running, "startedAt");
+  } else if (waiting != nullptr) {
+    out.kind = ContainerStateKind::kWaiting;
+    out.reason = in.string(*waiting, "reason");
+    out.message = cut(in.string(*waiting, "message"));
+  }
+  return out;
+}
+
+void parseStatuses(FieldReader& in, const json& status, const char* key,
+                   std::vector<ContainerStatus>& out) {
+  const json* statuses = in.array(status, key);
+  if (statuses == nullptr) return;
+  for (const json& s : *statuses) {
+    ContainerStatus c;
+    c.name = in.string(s, "name");
+    if (c.name.empty()) {
+      in.bad(std::string(key) + ": a status without a name");
+      continue;
+    }
+    c.container_id = std::string(stripContainerIdScheme(in.string(s, "containerID")));
+    c.image = in.string(s, "image");
+    c.restart_count = in.integer(s, "restartCount");
+    c.state = parseState(in, in.object(s, "state"));
+    c.last_state = parseState(in, in.object(s, "lastState"));
+    out.push_back(std::move(c));
+  }
+}
+
+PodPhase parsePhase(std::string_view s) {
+  if (s == "Pending") return PodPhase::kPending;
+  if (s == "Running") return PodPhase::kRunning;
+  if (s == "Succeeded") return PodPhase::kSucceeded;
+  if (s == "Failed") return PodPhase::kFailed;
+  return PodPhase::kUnknown;
+}
+
+QosClass parseQos(std::string_view s) {
+  if (s == "Guaranteed") return QosClass::kGuaranteed;
+  if (s == "Burstable") return QosClass::kBurstable;
+  if (s == "BestEffort") return QosClass::kBestEffort;
+  return QosClass::kUnknown;
+}
+
+std::optional<PodInfo> parsePod(FieldReader& in, PodList& list, const json& item) {
+  const auto skip = [&](std::string_view why) -> std::optional<PodInfo> {
+    if (list.first_skipped.empty()) list.first_skipped = std::string(why);
+    ++list.skipped;
+    return std::nullopt;
+  };
+  if (!item.is_object()) return skip("an item is not an object");
+  const json* meta = FieldReader::member(item, "metadata");
+  if (meta == nullptr || !meta->is_object()) return skip("an item has no metadata");
+  const auto required = [&](const char* key) -> std::string {
+    const json* v = FieldReader::member(*meta, key);
+    return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
+  };
+  PodInfo pod;
+  pod.uid = required("uid");
+  pod.namespace_name = required("namespace");
+  pod.name = required("name");
+  if (pod.uid.empty() || pod.namespace_name.empty() || pod.name.empty()) {
+    return skip("an item lacks metadata.uid, .namespace or .name");
+  }
+  if (const json* labels = in.object(*meta, "labels")) {
+    for (const auto& [key, value] : labels->items()) {
+      if (value.is_string()) {
+        pod.labels.emplace(key, value.get<std::string>());
+      } else {
+        in.bad("label " + key + " is not a string");
+      }
+    }
+  }
+  if (const json* owners = in.array(*meta, "ownerReferences")) {
+    for (const json& owner : *owners) {
+      const json* controller = FieldReader::member(owner, "controller");
+      if (controller == nullptr || !controller->is_boolean() || !controller->get<bool>()) continue;
+      pod.owner = {in.string(owner, "kind"), in.string(owner, "name")};
+      break;
+    }
+  }
+  if (const json* spec = in.object(item, "spec")) pod.node_name = in.string(*spec, "nodeName");
+  if (const json* status = in.object(item, "status")) {
+    pod.phase = parsePhase(in.string(*status, "phase"));
+    pod.qos_class = parseQos(in.string(*status, "qosClass"));
+    pod.reason = in.string(*status, "reason");
+    pod.message = cut(in.string(*status, "message"));
+    pod.start_time = in.time(*status, "startTime");
+    parseStatuses(in, *status, "initContainerStatuses", pod.init_containers);
+    parseStatuses(in, *status, "containerStatuses", pod.containers);
+  }
+  return pod;
+}
+
+// ---- libcurl ----
+
+struct WriteState {
+  std::string* body;
+  std::size_t limit;
+  bool too_large = false;
+};
+
+std::size_t keepBody(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* state = static_cast<WriteState*>(user);
+  const std::size_t n = size * count;
+  if (state->body->size() + n > state->limit) {
+    state->too_large = true;
+    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  }
+  state->body->append(data, n);
+  return n;
+}
+
+int abortWhenCancelled(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(user)->load() ? 1 : 0;
+}
+
+struct SlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+
+}  // namespace
+
+std::string_view podPhaseName(PodPhase phase) {
+  switch (phase) {
+    case PodPhase::kPending:
+      return "Pending";
+    case PodPhase::kRunning:
+      return "Running";
+    case PodPhase::kSucceeded:
+      return "Succeeded";
+    case PodPhase::kFailed:
+      return "Failed";
+    case PodPhase::kUnknown:
+      break;
+  }
+  return "Unknown";
+}
+
+std::string_view qosClassName(QosClass qos) {
+  switch (qos) {
+    case QosClass::kGuaranteed:
+      return "Guaranteed";
+    case QosClass::kBurstable:
+      return "Burstable";
+    case QosClass::kBestEffort:
+      return "BestEffort";
+    case QosClass::kUnknown:
+      break;
+  }
+  return "";
+}
+
+std::string_view kubeletErrorReason(KubeletError error) {
+  switch (error) {
+    case KubeletError::kToken:
+      return "token";
+    case KubeletError::kConnect:
+      return "connect";
+    case KubeletError::kTls:
+      return "tls";
+    case KubeletError::kTimeout:
+      return "timeout";
+    case KubeletError::kUnauthorized:
+      return "unauthorized";
+    case KubeletError::kForbidden:
+      return "forbidden";
+    case KubeletError::kHttpStatus:
+      return "http_status";
+    case KubeletError::kTooLarge:
+      return "too_large";
+    case KubeletError::kBadJson:
+      return "bad_json";
+    case KubeletError::kNotPodList:
+      return "not_podlist";
+    case KubeletError::kTransport:
+      break;
+  }
+  return "transport";
+}
+
+std::string_view stripContainerIdScheme(std::string_view id) {
+  const auto at = id.find("://");
+  return at == std::string_view::npos ? id : id.substr(at + 3);
+}
+
+std::expected<PodList, KubeletFailure> parsePodList(std::string_view text) {
+  const json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded())
+    return std::unexpected(KubeletFailure{KubeletError::kBadJson, "not JSON"});
+  if (!doc.is_object()) {
+    return std::unexpected(KubeletFailure{KubeletError::kNotPodList, "not a JSON object"});
+  }
+  const json* kind = FieldReader::member(doc, "kind");
+  if (kind != nullptr && (!kind->is_string() || kind->get<std::string>() != "PodList")) {
+    return std::unexpected(KubeletFailure{KubeletError::kNotPodList, "kind is not PodList"});
+  }
+  const auto items = doc.find("items");
+  if (items == doc.end() || !(items->is_array() || items->is_null())) {
+    return std::unexpected(KubeletFailure{KubeletError::kNotPodList, "no items array"});
+  }
+  PodList list;
+  FieldReader in(list);
+  if (items->is_array()) {
+    list.pods.reserve(items->size());
+    for (const json& item : *items) {
+      if (auto pod = parsePod(in, list, item)) list.pods.push_back(std::move(*pod));
+    }
+  }
+  return list;
+}
+
+// ---- KubeletPodsClient ----
+
+struct KubeletPodsClient::Curl {
+  CURL* handle = nullptr;
+  std::array<char, CURL_ERROR_SIZE> error{};
+  ~Curl() {
+    if (handle != nullptr) curl_easy_cleanup(handle);
+  }
+};
+
+KubeletPodsClient::KubeletPodsClient(KubeletPodsOptions options)
+    : options_(std::move(options)), curl_(std::make_unique<Curl>()) {}
+
+KubeletPodsClient::~KubeletPodsClient() = default;
+
+std::expected<std::unique_ptr<KubeletPodsClient>, std::string> KubeletPodsClient::create(
+    KubeletPodsOptions options) {
+  const auto bad = [](const std::string& what) { return std::unexpected("kubelet pods: " + what); };
+  if (!options.url.starts_with("https://") && !options.url.starts_with("http://")) {
+    return bad("url '" + options.url + "' is not an https:// URL");
+  }
+  if (!options.ca_file.empty() && !std::ifstream(options.ca_file).good()) {
+    return bad("ca_file '" + options.ca_file + "' cannot be read");
+  }
+  if (options.timeout.count() <= 0) return bad("timeout must be positive");
+  if (options.max_response_bytes == 0) return bad("max_response_bytes must be positive");
+  std::unique_ptr<KubeletPodsClient> client(new KubeletPodsClient(std::move(options)));
+  while (client->options_.url.ends_with('/')) client->options_.url.pop_back();
+  client->pods_url_ = client->options_.url + "/pods";
+  if (auto ok = client->setUp(); !ok) return bad(ok.error());
+  return client;
+}
+
+std::expected<void, std::string> KubeletPodsClient::setUp() {
+  static std::once_flag init;
+  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  curl_->handle = curl_easy_init();
+  if (curl_->handle == nullptr) return std::unexpected("curl_easy_init failed");
+  CURL* h = curl_->handle;
+  const long timeout_ms = static_cast<long>(options_.timeout.count());
+  bool ok = curl_easy_setopt(h, CURLOPT_URL, pods_url_.c_str()) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;  // not alone in the process
+  ok = ok && curl_easy_setopt(h, CURLOPT_USERAGENT, "nodewarden") == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK;  // gzip if offered
+  // The kubelet is this node's own daemon: a proxy from the environment never leads to it.
+  ok = ok && curl_easy_setopt(h, CURLOPT_NOPROXY, "*") == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &keepBody) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_->error.data()) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &abortWhenCancelled) == CURLE_OK;
+  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFODATA, &cancelled_) == CURLE_OK;
+  if (!options_.ca_file.empty()) {
+    ok = ok && curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str()) == CURLE_OK;
+  }
+  if (options_.insecure_skip_verify) {
+    ok = ok && curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L) == CURLE_OK;
+    ok = ok && curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L) == CURLE_OK;
+  }
+  if (!ok) return std::unexpected(std::string("libcurl refused an option: ") + curl_->error.data());
+  return {};
+}
+
+std::expected<std::string, KubeletFailure> KubeletPodsClient::readToken() const {
+  const auto fail = [&](const std::string& why) {
+    return std::unexpected(KubeletFailure{
+        KubeletError::kToken, "token_file '" + options_.token_file + "' " + why +
+                                  " (in a pod it is the service-account token, mounted at "
+                                  "/var/run/secrets/kubernetes.io/serviceaccount/token)"});
+  };
+  std::ifstream in(options_.token_file, std::ios::binary);
+  if (!in) return fail("cannot be read");
+  std::string token(kMaxTokenBytes + 1, '\0');
+  in.read(token.data(), static_cast<std::streamsize>(token.size()));
+  token.resize(static_cast<std::size_t>(in.gcount()));
+  if (token.size() > kMaxTokenBytes) return fail("is over 64 KiB");
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ' ||
+                            token.back() == '\t')) {
+    token.pop_back();
+  }
+  if (token.empty()) return fail("is empty");
+  if (token.find_first_of("\r\n") != std::string::npos) return fail("holds a line break");
+  return token;
+}
+
+std::expected<PodList, KubeletFailure> KubeletPodsClient::fetch() {
+  const auto fail = [&](KubeletError error, const std::string& what, long status = 0) {
+    return std::unexpected(KubeletFailure{error, "GET " + pods_url_ + ": " + what, status});
+  };
+  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  if (!options_.token_file.empty()) {
+    auto token = readToken();
+    if (!token) return std::unexpected(token.error());
+    curl_slist* list = curl_slist_append(nullptr, ("Authorization: Bearer " + *token).c_str());
+    if (list == nullptr) return fail(KubeletError::kTransport, "out of memory");
+    headers.reset(list);
+  }
+  CURL* h = curl_->handle;
+  std::string body;
+  WriteState write{&body, options_.max_response_bytes};
+  curl_->error[0] = '\0';
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &write);
+  const CURLcode rc = curl_easy_perform(h);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // the list dies with this call
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, nullptr);
+  if (rc != CURLE_OK) {
+    std::string what = curl_easy_strerror(rc);
+    if (curl_->error[0] != '\0') what += std::string(" (") + curl_->error.data() + ")";
+    switch (rc) {
+      case CURLE_WRITE_ERROR:
+        if (write.too_large) {
+          return fail(KubeletError::kTooLarge, "the answer exceeds max_response_bytes (" +
+                                                   std::to_string(options_.max_response_bytes) +
+                                                   ")");
+        }
+        break;
+      case CURLE_OPERATION_TIMEDOUT:
+        return fail(KubeletError::kTimeout,
+                    what + " after " + std::to_string(options_.timeout.count()) + " ms");
+      case CURLE_COULDNT_CONNECT:
+      case CURLE_COULDNT_RESOLVE_HOST:
+        return fail(KubeletError::kConnect, what);
+      case CURLE_PEER_FAILED_VERIFICATION:
+      case CURLE_SSL_CONNECT_ERROR:
+      case CURLE_SSL_CACERT_BADFILE:
+      case CURLE_SSL_CERTPROBLEM:
+        return fail(KubeletError::kTls,
+                    what +
+                        "; the kubelet's serving certificate is often self-signed: give its "
+                        "CA in ca_file, or set insecure_skip_verify");
+      default:
+        break;
+    }
+    return fail(KubeletError::kTransport, what);
+  }
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  if (status == 401) {
+    return fail(KubeletError::kUnauthorized,
+                "401 Unauthorized: the kubelet did not accept the bearer token from '" +
+                    options_.token_file + "'; " + std::string(kRbacHint),
+                status);
+  }
+  if (status == 403) {
+    std::string said = body.substr(0, 256);
+    while (!said.empty() && (said.back() == '\n' || said.back() == '\r')) said.pop_back();
+    return fail(KubeletError::kForbidden,
+                "403, the kubelet says \"" + said + "\"; " + std::string(kRbacHint), status);
+  }
+  if (status != 200) {
+    return fail(KubeletError::kHttpStatus, "answered " + std::to_string(status), status);
+  }
+  auto list = parsePodList(body);
+  if (!list) return fail(list.error().error, list.error().message, status);
+  return list;
+}
+
+// ---- KubeletPodsMetadata ----
+
+KubeletPodsMetadata::KubeletPodsMetadata(std::unique_ptr<KubeletPodsClient> client,
+                                         ErrorReporter& errors, KubeletPodsMetadataOptions options)
+    : client_(std::move(client)), errors_(errors), options_(std::move(options)) {
+  if (options_.background) fetcher_ = std::thread([this] { fetchLoop(); });
+}
+
+KubeletPodsMetadata::~KubeletPodsMetadata() {
+  if (!fetcher_.joinable()) return;
+  {
+    const std::scoped_lock lock(mutex_);
+    stopping_ = true;
+  }
+  client_->cancel();  // a fetch in flight ends at libcurl's next progress call (about 1 s)
+  wake_.notify_all();
+  fetcher_.join();
+}
+
+KubeletPodsMetadata::Clock::time_point KubeletPodsMetadata::now() const {
+  return options_.now ? options_.now() : Clock::now();
+}
+
+KubeletPodsMetadata::Result KubeletPodsMetadata::fetchNow() {
+  auto list = client_->fetch();
+  return {std::move(list), now()};
+}
+
+void KubeletPodsMetadata::fetchLoop() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [&] { return requested_ || stopping_; });
+    if (stopping_) return;
+    requested_ = false;
+    lock.unlock();
+    Result result = fetchNow();  // the network wait, outside the lock
+    lock.lock();
+    done_ = std::move(result);
+    in_flight_ = false;
+    wake_.notify_all();
+  }
+}
+
+void KubeletPodsMetadata::refresh() {
+  const Clock::time_point t = now();
+  std::optional<Result> finished;
+  if (options_.background) {
+    const std::scoped_lock lock(mutex_);
+    finished.swap(done_);
+  }
+  if (finished) takeIn(std::move(*finished));
+  if (last_attempt_ && t - *last_attempt_ < options_.refresh_interval) return;
+  if (options_.background) {
+    const std::scoped_lock lock(mutex_);
+    if (in_flight_) return;  // the last one is still out; it counts as this interval's
+    in_flight_ = true;
+    requested_ = true;
+    last_attempt_ = t;
+    wake_.notify_all();
+  } else {
+    last_attempt_ = t;
+    takeIn(fetchNow());
+  }
+}
+
+bool KubeletPodsMetadata::waitForFetch(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return wake_.wait_for(lock, timeout, [&] { return !in_flight_; });
+}
+
+void KubeletPodsMetadata::takeIn(Result result) {
+  ++stats_.fetches;
+  if (!result.list) {
+    ++stats_.failures;
+    const KubeletFailure& failure = result.list.error();
+    errors_.report("pods", "kubelet_" + std::string(kubeletErrorReason(failure.error)),
+                   failure.message);
+    return;  // the last good list stays
+  }
+  PodList& list = *result.list;
+  for (std::size_t i = 0; i < list.skipped; ++i) {
+    errors_.report("pods", "kubelet_bad_pod", list.first_skipped);
+  }
+  for (std::size_t i = 0; i < list.bad_fields; ++i) {
+    errors_.report("pods", "kubelet_bad_field", list.first_bad_field);
+  }
+  pods_ = std::move(list.pods);
+  last_good_ = result.at;
+  pod_by_uid_.clear();
+  container_by_id_.clear();
+  for (std::size_t i = 0; i < pods_.size(); ++i) {
+    pod_by_uid_.emplace(pods_[i].uid, i);
+    for (const auto* statuses : {&pods_[i].init_containers, &pods_[i].containers}) {
+      for (const ContainerStatus& c : *statuses) {
+        if (!c.container_id.empty()) container_by_id_.emplace(c.container_id, std::pair{i, &c});
+      }
+    }
+  }
+}
+
+std::optional<ContainerIdentity> KubeletPodsMetadata::container(std::string_view id) const {
+  const auto it = container_by_id_.find(id);
+  if (it == container_by_id_.end()) return std::nullopt;
+  const PodInfo& p = pods_[it->second.first];
+  const ContainerStatus& c = *it->second.second;
+  return ContainerIdentity{p.uid, p.namespace_name, p.name, c.name, c.image, false};
+}
+
+std::optional<PodIdentity> KubeletPodsMetadata::pod(std::string_view uid) const {
+  const PodInfo* p = findPod(uid);
+  if (p == nullptr) return std::nullopt;
+  return PodIdentity{p->namespace_name, p->name};
+}
+
+const PodInfo* KubeletPodsMetadata::findPod(std::string_view uid) const {
+  const auto it = pod_by_uid_.find(uid);
+  return it == pod_by_uid_.end() ? nullptr : &pods_[it->second];
+}
+
+std::optional<KubeletPodsMetadata::Clock::duration> KubeletPodsMetadata::staleness() const {
+  if (!last_good_) return std::nullopt;
+  return now() - *last_good_;
+}
+
+}  // namespace nodewarden::pods

@@ -1,0 +1,265 @@
+// KubeletPodsClient: the kubelet's own list of the pods bound to this node, GET /pods on
+// https://<node>:10250, read with the service-account token the way the kubelet authorizes it
+// (webhook authz: "get" on nodes/proxy, or nodes/pods where KubeletFineGrainedAuthz is on), and
+// parsed into PodInfo. KubeletPodsMetadata serves it as a ContainerMetadata source (the second
+// source, after the runtime's state on the node).
+//
+// The PodList is the core/v1 JSON the API server would give (kubernetes pkg/kubelet/server
+// server.go getPods encodes kubelet.GetPods()). Fields read: metadata.{uid, name, namespace,
+// labels, ownerReferences}, spec.nodeName, status.{phase, reason, message, qosClass, startTime,
+// initContainerStatuses, containerStatuses} (k8s.io/api/core/v1 types.go).
+//
+// What a reader gets wrong:
+//  - The statuses in /pods are the API server's copy as the kubelet last received it (only static
+//    pods carry the kubelet's own), so they lag the runtime by a round trip; a pod deleted from
+//    the API leaves /pods soon after. Names and owners are safe to take from here; an outcome's
+//    exact moment is not.
+//  - The runtime rarely fills `signal` in a terminated state: an OOM kill is exit 137 without it.
+//    ContainerState::signal is the reported one, else exit_code - 128 for 129..192 (the shell's
+//    convention), else 0. A process may also exit(137) by itself; only the cgroup can tell.
+//  - The kubelet's serving certificate is often self-signed and not signed by the cluster CA (it
+//    is only with serverTLSBootstrap); then verification needs its own CA file, or the explicit
+//    insecure_skip_verify that metrics-server calls --kubelet-insecure-tls.
+//  - The token file is read on every fetch: projected service-account tokens rotate (about
+//    hourly) and the old one stops working.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "pipeline/container_metadata.h"
+#include "pipeline/self_metrics.h"
+
+namespace nodewarden::pods {
+
+// metav1.Time: RFC 3339 at second precision.
+using Timestamp = std::chrono::sys_seconds;
+
+enum class PodPhase : std::uint8_t { kUnknown, kPending, kRunning, kSucceeded, kFailed };
+enum class QosClass : std::uint8_t { kUnknown, kGuaranteed, kBurstable, kBestEffort };
+enum class ContainerStateKind : std::uint8_t { kUnknown, kWaiting, kRunning, kTerminated };
+
+[[nodiscard]] std::string_view podPhaseName(PodPhase phase);  // "Running", ..., "Unknown"
+[[nodiscard]] std::string_view qosClassName(QosClass qos);    // "Guaranteed", ..., "" when unknown
+
+// One of v1.ContainerState's three members. reason and message: waiting and terminated only;
+// exit_code, signal and finished_at: terminated only; started_at: running and terminated.
+struct ContainerState {
+  ContainerStateKind kind = ContainerStateKind::kUnknown;
+  std::string reason;   // e.g. ContainerCreating, CrashLoopBackOff, Completed, Error, OOMKilled
+  std::string message;  // as the runtime or kubelet wrote it, cut at kMaxMessageBytes
+  int exit_code = 0;
+  int signal = 0;  // see the header comment: derived from exit_code when not reported
+  std::optional<Timestamp> started_at;
+  std::optional<Timestamp> finished_at;
+
+  static constexpr std::size_t kMaxMessageBytes = 1024;
+  bool operator==(const ContainerState&) const = default;
+};
+
+struct ContainerStatus {
+  std::string name;
+  std::string container_id;  // without the "containerd://", "cri-o://", "docker://" scheme
+  std::string image;
+  int restart_count = 0;
+  ContainerState state;
+  ContainerState last_state;  // the previous run's end (terminated), kUnknown when none
+  bool operator==(const ContainerStatus&) const = default;
+};
+
+// The owner reference with controller: true (Job, ReplicaSet, StatefulSet, DaemonSet, Node for
+// static pods' mirrors ...); empty when the pod has none. A CronJob is the Job's owner, not the
+// pod's: it is not in /pods.
+struct OwnerRef {
+  std::string kind;
+  std::string name;
+  bool operator==(const OwnerRef&) const = default;
+};
+
+struct PodInfo {
+  std::string uid;
+  std::string namespace_name;
+  std::string name;
+  std::map<std::string, std::string> labels;
+  QosClass qos_class = QosClass::kUnknown;
+  PodPhase phase = PodPhase::kUnknown;
+  std::string reason;   // status.reason: Evicted, DeadlineExceeded, NodeLost, ...
+  std::string message;  // status.message, cut at ContainerState::kMaxMessageBytes
+  std::string node_name;
+  OwnerRef owner;
+  std::optional<Timestamp> start_time;
+  std::vector<ContainerStatus> init_containers;
+  std::vector<ContainerStatus> containers;
+  bool operator==(const PodInfo&) const = default;
+};
+
+struct PodList {
+  std::vector<PodInfo> pods;
+  std::size_t skipped = 0;      // items without a usable uid, name or namespace: not in pods
+  std::size_t bad_fields = 0;   // fields of kept items that had the wrong type or form: left empty
+  std::string first_skipped;    // why the first item was skipped, for the log
+  std::string first_bad_field;  // what the first bad field was, for the log
+};
+
+enum class KubeletError : std::uint8_t {
+  kToken,         // the token file cannot be read, or is empty
+  kConnect,       // no TCP connection (refused, unreachable, DNS)
+  kTls,           // the handshake failed: certificate not trusted, wrong name, bad CA file
+  kTimeout,       // no complete answer within the timeout
+  kUnauthorized,  // 401: the kubelet did not accept the token
+  kForbidden,     // 403: the token's service account lacks the RBAC
+  kHttpStatus,    // any other non-200 answer
+  kTooLarge,      // the answer exceeded max_response_bytes
+  kBadJson,       // the body is not JSON
+  kNotPodList,    // JSON, but not a PodList
+  kTransport,     // any other libcurl failure
+};
+
+struct KubeletFailure {
+  KubeletError error;
+  std::string message;  // names the URL and what to do about it
+  long http_status = 0;
+};
+
+// The ErrorReporter reason ("kubelet_" + this): token, connect, tls, timeout, unauthorized,
+// forbidden, http_status, too_large, bad_json, not_podlist, transport.
+[[nodiscard]] std::string_view kubeletErrorReason(KubeletError error);
+
+// Parses a PodList body. Fails only when the whole body is unusable (not JSON, not a PodList);
+// bad items are counted and skipped, bad fields counted and left empty. Throws nothing.
+[[nodiscard]] std::expected<PodList, KubeletFailure> parsePodList(std::string_view json);
+
+// Strips a CRI container id's runtime scheme: "containerd://<id>" → "<id>".
+[[nodiscard]] std::string_view stripContainerIdScheme(std::string_view id);
+
+struct KubeletPodsOptions {
+  std::string url;         // the kubelet's base URL, https://<node>:10250; /pods is appended
+  std::string token_file;  // read on every fetch; empty: send no Authorization
+  std::string ca_file;     // empty: the system trust store
+  bool insecure_skip_verify = false;
+  std::chrono::milliseconds timeout{5000};     // the whole request, connect included
+  std::size_t max_response_bytes = 64u << 20;  // a full node's list is a few MiB at most
+};
+
+// One kept libcurl handle (the TLS session and connection are reused). Not thread-safe: fetch()
+// belongs to one thread at a time; cancel() may be called from any thread.
+class KubeletPodsClient {
+ public:
+  static std::expected<std::unique_ptr<KubeletPodsClient>, std::string> create(
+      KubeletPodsOptions options);
+  ~KubeletPodsClient();
+  KubeletPodsClient(const KubeletPodsClient&) = delete;
+  KubeletPodsClient& operator=(const KubeletPodsClient&) = delete;
+
+  // GET /pods, blocking for at most the timeout.
+  [[nodiscard]] std::expected<PodList, KubeletFailure> fetch();
+  // Makes a fetch in progress (or the next one) fail soon with kTransport; for shutdown.
+  void cancel() { cancelled_ = true; }
+  [[nodiscard]] const std::string& podsUrl() const { return pods_url_; }
+
+ private:
+  struct Curl;
+  explicit KubeletPodsClient(KubeletPodsOptions options);
+  std::expected<void, std::string> setUp();
+  std::expected<std::string, KubeletFailure> readToken() const;
+
+  KubeletPodsOptions options_;
+  std::string pods_url_;
+  std::unique_ptr<Curl> curl_;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct KubeletPodsMetadataOptions {
+  using Clock = std::chrono::steady_clock;
+  std::chrono::milliseconds refresh_interval{10'000};  // at most one fetch per interval
+  // true: fetches run on the adapter's own thread and refresh() never waits for the network; a
+  // finished fetch is taken in by the next refresh(). false: refresh() fetches inline.
+  bool background = true;
+  std::function<Clock::time_point()> now;  // empty: Clock::now; called from both threads
+};
+
+// The kubelet's pods as a ContainerMetadata source. A failed fetch keeps the last good list and
+// is counted under ("pods", "kubelet_<reason>"); staleness() says how old the list is. Lookups and
+// refresh() belong to one thread (the collector's); only the hand-off from the fetch thread is
+// shared.
+class KubeletPodsMetadata final : public ContainerMetadata {
+ public:
+  using Clock = KubeletPodsMetadataOptions::Clock;
+  KubeletPodsMetadata(std::unique_ptr<KubeletPodsClient> client, ErrorReporter& errors,
+                      KubeletPodsMetadataOptions options = {});
+  ~KubeletPodsMetadata() override;
+  KubeletPodsMetadata(const KubeletPodsMetadata&) = delete;
+  KubeletPodsMetadata& operator=(const KubeletPodsMetadata&) = delete;
+
+  void refresh() override;
+  [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view id) const override;
+  [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override;
+
+  // Everything /pods says about a pod (owner, phase, statuses), or nullptr.
+  [[nodiscard]] const PodInfo* findPod(std::string_view uid) const;
+  [[nodiscard]] const std::vector<PodInfo>& pods() const { return pods_; }
+  // The age of the last good list; nullopt before the first one.
+  [[nodiscard]] std::optional<Clock::duration> staleness() const;
+  // Background mode: waits until no fetch is in flight (its result then waits for refresh()).
+  bool waitForFetch(std::chrono::milliseconds timeout) const;
+
+  struct Stats {
+    std::size_t fetches = 0;  // attempts whose result was taken in
+    std::size_t failures = 0;
+  };
+  [[nodiscard]] const Stats& stats() const { return stats_; }
+
+ private:
+  struct Result {
+    std::expected<PodList, KubeletFailure> list;
+    Clock::time_point at;
+  };
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <typename V>
+  using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+  [[nodiscard]] Clock::time_point now() const;
+  Result fetchNow();
+  void takeIn(Result result);
+  void fetchLoop();
+
+  std::unique_ptr<KubeletPodsClient> client_;
+  ErrorReporter& errors_;
+  KubeletPodsMetadataOptions options_;
+
+  // The collector thread's.
+  std::vector<PodInfo> pods_;
+  StringMap<std::size_t> pod_by_uid_;  // index into pods_
+  StringMap<std::pair<std::size_t, const ContainerStatus*>> container_by_id_;
+  std::optional<Clock::time_point> last_good_;
+  std::optional<Clock::time_point> last_attempt_;
+  Stats stats_;
+
+  // Shared with the fetch thread (background mode), guarded by mutex_.
+  mutable std::mutex mutex_;
+  mutable std::condition_variable wake_;  // a fetch was asked for or finished, or stopping_
+  bool requested_ = false;
+  bool in_flight_ = false;
+  bool stopping_ = false;
+  std::optional<Result> done_;
+  std::thread fetcher_;  // last member: started after everything it uses
+};
+
+}  // namespace nodewarden::pods

@@ -1,0 +1,123 @@
+// FakeApiServer: the pods list/watch slice of the Kubernetes API for tests, plain HTTP on
+// 127.0.0.1 on a free port. GET /api/v1/pods answers a PodList stamped with the current
+// resourceVersion; with watch=1 it streams newline-delimited watch events (chunked, as the API
+// server does) from the resourceVersion asked for: the events after it from its history first,
+// then each change the test makes, until the test drops or ends the stream, timeoutSeconds pass,
+// or the client goes away.
+//
+// What a reader gets wrong: the stream is not scripted line by line. The fake keeps cluster state
+// and an event history, like the API server's watch cache, so a watch that resumes from an older
+// resourceVersion gets what it missed, in order, whatever the timing; expire() compacts that
+// history, and a watch from before it is answered 410 Gone (an ERROR event, or an HTTP 410, as
+// chosen). One thread serves one connection at a time (the watcher never holds two); every
+// response closes its connection. Every wait here is bounded by its caller.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace nodewarden::testing {
+
+enum class GoneMode : std::uint8_t {
+  kErrorEvent,  // 200, then {"type":"ERROR","object":{Status code 410}} and the end of the stream
+  kHttpStatus,  // HTTP 410 with a Status body
+};
+
+struct FakeApiRequest {
+  std::string method;
+  std::string path;
+  std::string query;                          // raw, as sent
+  std::map<std::string, std::string> params;  // the query, percent-decoded
+  std::string authorization;                  // the Authorization header, empty when absent
+  int status = 0;                             // what the fake answered
+  [[nodiscard]] bool watch() const;           // watch=1 or watch=true
+  // The resourceVersion parameter, or nullopt when the request had none.
+  [[nodiscard]] std::optional<std::string> resourceVersion() const;
+};
+
+class FakeApiServer {
+ public:
+  static std::expected<std::unique_ptr<FakeApiServer>, std::string> start();
+  ~FakeApiServer();
+  FakeApiServer(const FakeApiServer&) = delete;
+  FakeApiServer& operator=(const FakeApiServer&) = delete;
+
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] std::string url() const;  // http://127.0.0.1:<port>
+
+  // Cluster state. Each change takes the next resourceVersion (it is set in the pod's
+  // metadata) and becomes an event in the history: ADDED for a new uid, else MODIFIED.
+  // Returns the new resourceVersion.
+  std::string putPod(nlohmann::json pod);
+  std::string deletePod(const std::string& uid);  // DELETED with the last state of the pod
+  // Changes elsewhere in the cluster advance the resourceVersion; a BOOKMARK carries it.
+  std::string bookmark();
+  // A raw line (a newline is added) for the open watch, or the next one when none is open.
+  void sendLine(std::string line);
+  // Closes the open watch mid-stream (no final chunk): a dropped connection. Changes made after
+  // this call go to the next watch, through the history.
+  void dropWatch();
+  void endWatch();  // ends the open watch cleanly, as timeoutSeconds would
+  // Compacts the history: every resourceVersion until now is gone. The open watch gets an ERROR
+  // 410 event (kErrorEvent) or is dropped (kHttpStatus); later watches from before it get 410 in
+  // that form. Lists are unaffected.
+  void expire(GoneMode mode);
+  // The next `times` requests (-1: all, until answerOk()) get this status and a Status body.
+  void answer(int status, int times = -1);
+  void answerOk() { answer(200, 0); }
+
+  [[nodiscard]] std::string resourceVersion() const;
+  [[nodiscard]] std::vector<FakeApiRequest> requests() const;
+  // Waits until at least `count` requests were answered; false when `timeout` passed first.
+  bool waitForRequests(std::size_t count, std::chrono::milliseconds timeout) const;
+  // Waits until the nth watch request (1-based) is streaming with its backlog sent.
+  bool waitForWatch(std::size_t nth, std::chrono::milliseconds timeout) const;
+
+ private:
+  struct HistoryEntry {
+    std::uint64_t rv = 0;
+    std::string line;
+  };
+  FakeApiServer() = default;
+  void serve();
+  void handle(int fd);
+  void streamWatch(int fd, FakeApiRequest& request);
+  std::string nextRvLocked();
+  void recordLocked(FakeApiRequest request);
+
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;  // state, requests or watches changed
+  std::uint64_t rv_ = 100;
+  std::uint64_t compacted_ = 0;  // watches from a resourceVersion below this get 410
+  GoneMode gone_mode_ = GoneMode::kErrorEvent;
+  std::map<std::string, nlohmann::json> pods_;  // by uid
+  std::vector<HistoryEntry> history_;
+  std::vector<std::string> raw_lines_;  // for the open (or next) watch
+  std::uint64_t drops_ = 0;             // dropWatch() calls, so the open watch sees a new one
+  std::uint64_t ends_ = 0;
+  std::uint64_t expiries_ = 0;
+  int answer_status_ = 200;
+  int answer_times_ = 0;
+  std::vector<FakeApiRequest> requests_;
+  std::size_t watches_streaming_ = 0;  // watch requests that reached their live phase
+};
+
+}  // namespace nodewarden::testing

@@ -15,6 +15,9 @@
 #include "agent/log_pipeline.h"
 #include "collectors/cgroup/cgroup_collector.h"
 #include "collectors/node/node_collector.h"
+#include "collectors/pods/apiserver_pods.h"
+#include "collectors/pods/kubelet_pods.h"
+#include "collectors/pods/metadata_chain.h"
 #include "collectors/pods/runtime_state_metadata.h"
 #include "exporters/prometheus/text_renderer.h"
 #include "pipeline/self_metrics.h"
@@ -84,11 +87,7 @@ class Agent::Impl {
                                 "/metrics response.")
                             .Register(reg)
                             .Add({});
-    if (config_.pods_runtime_state) {
-      std::vector<std::filesystem::path> roots(config_.runtime_state_dirs.begin(),
-                                               config_.runtime_state_dirs.end());
-      metadata_ = std::make_unique<pods::RuntimeStateMetadata>(std::move(roots), errors_);
-    }
+    metadata_ = buildMetadata();
     if (config_.cgroup_enabled) {
       CgroupCollectorOptions o;
       o.metadata = metadata_.get();
@@ -116,7 +115,7 @@ class Agent::Impl {
     }
     http_ = std::move(*server);
     if (config_.logs_enabled || config_.journal_enabled) {
-      auto logs = LogPipeline::create(config_, self_, errors_);
+      auto logs = LogPipeline::create(config_, self_, errors_, metadata_.get());
       if (!logs) {
         spdlog::error("cannot start the log pipeline: {}", logs.error());
         http_->stop();
@@ -168,6 +167,71 @@ class Agent::Impl {
     prometheus::Gauge* duration;
   };
 
+  // The pod metadata sources in their order: the runtime's state, the kubelet, the API server.
+  // A source whose endpoint is unknown (not in a cluster, no URL given) stays off, said once.
+  std::unique_ptr<ContainerMetadata> buildMetadata() {
+    constexpr const char* kServiceAccount = "/var/run/secrets/kubernetes.io/serviceaccount";
+    const auto in_cluster_file = [&](const std::filesystem::path& configured, const char* name) {
+      if (!configured.empty()) return configured.string();
+      const auto p = std::filesystem::path(kServiceAccount) / name;
+      std::error_code ec;
+      return std::filesystem::exists(p, ec) ? p.string() : std::string();
+    };
+    auto chain = std::make_unique<pods::MetadataChain>();
+    if (config_.pods_runtime_state) {
+      std::vector<std::filesystem::path> roots(config_.runtime_state_dirs.begin(),
+                                               config_.runtime_state_dirs.end());
+      chain->add(std::make_unique<pods::RuntimeStateMetadata>(std::move(roots), errors_));
+    }
+    if (config_.pods_kubelet) {
+      std::string url = config_.kubelet_url;
+      if (const char* ip = std::getenv("NODE_IP"); url.empty() && ip != nullptr && *ip != '\0') {
+        const std::string host(ip);
+        url =
+            "https://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":10250";
+      }
+      if (url.empty()) {
+        spdlog::info("pod metadata: kubelet source off (no kubernetes.kubelet_url, no NODE_IP)");
+      } else {
+        pods::KubeletPodsOptions ko;
+        ko.url = url;
+        ko.token_file = in_cluster_file(config_.token_file, "token");
+        ko.ca_file = config_.ca_file.string();
+        ko.insecure_skip_verify = config_.kubelet_insecure_skip_verify;
+        if (auto client = pods::KubeletPodsClient::create(ko)) {
+          chain->add(std::make_unique<pods::KubeletPodsMetadata>(std::move(*client), errors_));
+          spdlog::info("pod metadata: kubelet source {}", url);
+        } else {
+          spdlog::warn("pod metadata: kubelet source off: {}", client.error());
+        }
+      }
+    }
+    if (config_.pods_apiserver) {
+      pods::ApiServerPodsOptions ao;
+      ao.url = config_.apiserver_url;
+      ao.token_file = config_.token_file.string();
+      ao.ca_file = config_.ca_file.string();
+      ao.node_name = config_.node_name;
+      auto env = [](const char* name) -> std::optional<std::string> {
+        const char* v = std::getenv(name);
+        return v == nullptr ? std::nullopt : std::optional<std::string>(v);
+      };
+      auto resolved = pods::withInClusterDefaults(ao, env, kServiceAccount);
+      if (!resolved || resolved->url.empty()) {
+        spdlog::info("pod metadata: API server source off ({})",
+                     resolved ? "no URL" : resolved.error());
+      } else if (auto watcher = pods::ApiServerPodWatcher::create(*resolved, errors_)) {
+        (*watcher)->start();
+        spdlog::info("pod metadata: API server source {}", resolved->url);
+        chain->add(std::move(*watcher));
+      } else {
+        spdlog::warn("pod metadata: API server source off: {}", watcher.error());
+      }
+    }
+    if (chain->empty()) return nullptr;
+    return chain;
+  }
+
   void addCollector(std::unique_ptr<MetricCollector> c,
                     prometheus::Family<prometheus::Gauge>& fam) {
     auto* g = &fam.Add({{"collector", std::string(c->name())}});
@@ -176,6 +240,7 @@ class Agent::Impl {
 
   void cycle() {
     using Clock = std::chrono::steady_clock;
+    if (metadata_) metadata_->refresh();
     snapshot_.reset();
     for (auto& t : collectors_) {
       const auto start = Clock::now();

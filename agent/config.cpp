@@ -89,6 +89,15 @@ constexpr Field kJournalFields[] = {
 };
 constexpr Field kPodsFields[] = {
     {"runtime_state", &Config::pods_runtime_state},
+    {"kubelet", &Config::pods_kubelet},
+    {"apiserver", &Config::pods_apiserver},
+};
+constexpr Field kKubernetesFields[] = {
+    {"kubelet_url", &Config::kubelet_url},
+    {"apiserver_url", &Config::apiserver_url},
+    {"token_file", &Config::token_file},
+    {"ca_file", &Config::ca_file},
+    {"kubelet_insecure_skip_verify", &Config::kubelet_insecure_skip_verify},
 };
 constexpr Field kCollectorsFields[] = {
     {"cgroup", Section(kCgroupFields)},   {"node", Section(kNodeFields)},
@@ -112,10 +121,15 @@ constexpr Field kSpoolFields[] = {
     {"segment_bytes", ByteSize{&Config::spool_segment_bytes}},
 };
 constexpr Field kRootFields[] = {
-    {"listen", &Config::listen},      {"node_name", &Config::node_name},
-    {"interval", &Config::interval},  {"log_level", &Config::log_level},
-    {"paths", Section(kPathsFields)}, {"collectors", Section(kCollectorsFields)},
-    {"loki", Section(kLokiFields)},   {"spool", Section(kSpoolFields)},
+    {"listen", &Config::listen},
+    {"node_name", &Config::node_name},
+    {"interval", &Config::interval},
+    {"log_level", &Config::log_level},
+    {"paths", Section(kPathsFields)},
+    {"collectors", Section(kCollectorsFields)},
+    {"loki", Section(kLokiFields)},
+    {"spool", Section(kSpoolFields)},
+    {"kubernetes", Section(kKubernetesFields)},
 };
 
 std::string joinPath(std::string_view parent, std::string_view key) {
@@ -709,6 +723,12 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
     return fail("loki.url",
                 "must start with http:// or https://, got " + inQuotes(config.loki_url));
   }
+  for (const auto& [field, url] : {std::pair{"kubernetes.kubelet_url", &config.kubelet_url},
+                                   std::pair{"kubernetes.apiserver_url", &config.apiserver_url}}) {
+    if (!url->empty() && !url->starts_with("https://") && !url->starts_with("http://")) {
+      return fail(field, "must start with https:// or http://, got " + inQuotes(*url));
+    }
+  }
   if (!config.loki_username.empty() && !config.loki_bearer_token_file.empty()) {
     return fail("loki.username", "basic auth and a bearer token cannot both be set");
   }
@@ -735,6 +755,8 @@ collectors:
     enabled: true
   pods:
     runtime_state: true
+    kubelet: true
+    apiserver: true
   logs:
     enabled: true
     max_line_bytes: 256KiB
@@ -761,6 +783,12 @@ loki:
 spool:
   max_bytes: 512MiB
   segment_bytes: 16MiB
+kubernetes:
+  kubelet_url: ""
+  apiserver_url: ""
+  token_file: ""
+  ca_file: ""
+  kubelet_insecure_skip_verify: false
 )";
 }
 

@@ -33,6 +33,16 @@ struct Config {
   std::chrono::milliseconds cgroup_root_search_interval{60000};
   bool node_enabled = true;
   bool pods_runtime_state = true;  // names and images from the runtime's state on the node
+  bool pods_kubelet = true;        // the kubelet's /pods, when its URL is known
+  bool pods_apiserver = true;      // the API server's watch of this node's pods, when in a cluster
+
+  // Kubernetes endpoints; empty: the in-cluster defaults (https://$NODE_IP:10250 for the kubelet,
+  // KUBERNETES_SERVICE_HOST/_PORT and the service account's token and CA for the API server).
+  std::string kubelet_url;
+  std::string apiserver_url;
+  std::filesystem::path token_file;
+  std::filesystem::path ca_file;
+  bool kubelet_insecure_skip_verify = false;
 
   // Container logs under log_root.
   bool logs_enabled = true;

@@ -52,6 +52,21 @@ class LogPipeline::Impl {
   prometheus::Family<prometheus::Gauge>* lag = nullptr;
   std::vector<std::string> lag_files;  // files with a lag gauge, to remove stale ones
 
+  // Container logs are not read until the pod metadata had its first answer (or for at most
+  // kMetadataWait), so the first lines of a Job's pod already carry their `job` label.
+  ContainerMetadata* metadata = nullptr;
+  bool metadata_ready = false;
+  std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
+
+  bool filesMayBeRead() {
+    if (metadata_ready) return true;
+    if (metadata == nullptr) return metadata_ready = true;
+    metadata->refresh();
+    metadata_ready = metadata->synced() ||
+                     std::chrono::steady_clock::now() - created >= std::chrono::seconds(10);
+    return metadata_ready;
+  }
+
   void onDurable(const std::vector<LogCheckpoint>& checkpoints) {
     if (tailer) tailer->commit(checkpoints);
     if (journal) journal->commit(checkpoints);
@@ -84,7 +99,7 @@ LogPipeline::LogPipeline() : impl_(std::make_unique<Impl>()) {}
 LogPipeline::~LogPipeline() { stop(std::chrono::milliseconds(1500)); }
 
 std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
-    const Config& config, SelfMetrics& self, ErrorReporter& errors) {
+    const Config& config, SelfMetrics& self, ErrorReporter& errors, ContainerMetadata* metadata) {
   std::unique_ptr<LogPipeline> p(new LogPipeline());
   Impl& i = *p->impl_;
   auto& reg = self.registry();
@@ -144,6 +159,8 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
     to.max_line_bytes = config.logs_max_line_bytes;
     to.max_open_files = static_cast<std::size_t>(config.logs_max_open_files);
     to.rescan_interval = config.logs_rescan_interval;
+    to.metadata = metadata;
+    i.metadata = metadata;
     i.tailer = std::make_unique<logs::LogTailer>(to, errors);
   }
   if (config.journal_enabled) {
@@ -206,7 +223,7 @@ bool LogPipeline::tick() {
   bool more = false;
   for (;;) {
     std::size_t n = 0;
-    if (i.tailer) n += i.tailer->poll(*i.batcher, kTickReadBudget - read);
+    if (i.tailer && i.filesMayBeRead()) n += i.tailer->poll(*i.batcher, kTickReadBudget - read);
     std::size_t m = 0;
     if (i.journal) m = i.journal->poll(*i.batcher, kTickJournalEntries - entries);
     read += n;

@@ -14,15 +14,17 @@
 #include <vector>
 
 #include "agent/config.h"
+#include "pipeline/container_metadata.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {
 
 class LogPipeline {
  public:
-  static std::expected<std::unique_ptr<LogPipeline>, std::string> create(const Config& config,
-                                                                         SelfMetrics& self,
-                                                                         ErrorReporter& errors);
+  // metadata (optional, not owned) gives Job pods their `job` stream label.
+  static std::expected<std::unique_ptr<LogPipeline>, std::string> create(
+      const Config& config, SelfMetrics& self, ErrorReporter& errors,
+      ContainerMetadata* metadata = nullptr);
   ~LogPipeline();
   LogPipeline(const LogPipeline&) = delete;
   LogPipeline& operator=(const LogPipeline&) = delete;

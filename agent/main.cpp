@@ -20,7 +20,7 @@ constexpr int kExitConfig = 2;
 
 struct Overrides {
   std::optional<std::string> listen, cgroup_root, proc_root, log_root, state_dir, node_name,
-      interval, log_level, loki_url, journal_dir;
+      interval, log_level, loki_url, journal_dir, kubelet_url, apiserver_url, token_file, ca_file;
   std::vector<std::string> runtime_state_dirs;
 };
 
@@ -44,6 +44,10 @@ std::expected<void, nodewarden::ConfigError> applyOverrides(const Overrides& o,
   if (o.loki_url) c.loki_url = *o.loki_url;
   if (o.journal_dir) c.journal_dir = *o.journal_dir;
   if (!o.runtime_state_dirs.empty()) c.runtime_state_dirs = o.runtime_state_dirs;
+  if (o.kubelet_url) c.kubelet_url = *o.kubelet_url;
+  if (o.apiserver_url) c.apiserver_url = *o.apiserver_url;
+  if (o.token_file) c.token_file = *o.token_file;
+  if (o.ca_file) c.ca_file = *o.ca_file;
   if (o.interval) {
     auto d = nodewarden::parseDuration(*o.interval);
     if (!d) return std::unexpected(nodewarden::ConfigError{"", 0, "--interval", d.error()});
@@ -93,6 +97,11 @@ int main(int argc, char** argv) {
   run->add_option("--loki-url", o.loki_url,
                   "Loki push URL, e.g. http://loki:3100/loki/api/v1/push (overrides loki.url)");
   run->add_option("--journal-dir", o.journal_dir, "journal directory (default /var/log/journal)");
+  run->add_option("--kubelet-url", o.kubelet_url,
+                  "kubelet base URL (default https://$NODE_IP:10250)");
+  run->add_option("--apiserver-url", o.apiserver_url, "API server URL (default: in-cluster)");
+  run->add_option("--token-file", o.token_file, "bearer token file (default: service account)");
+  run->add_option("--ca-file", o.ca_file, "CA bundle for the kubelet and API server");
   run->add_option("--runtime-state-dir", o.runtime_state_dirs,
                   "containerd/CRI-O state root (repeatable; default /run/containerd and "
                   "/run/containers/storage)");

@@ -25,7 +25,14 @@ struct ContainerIdentity {
 struct PodIdentity {
   std::string namespace_name;
   std::string pod_name;
+  // The Job the pod belongs to (its controlling owner is a Job, or it carries the job-name /
+  // batch.kubernetes.io/job-name label); empty otherwise or when the source cannot tell.
+  std::string job;
 };
+
+// The Job name of a pod from its controlling owner and labels, as the metadata sources see them.
+std::string jobOfPod(std::string_view owner_kind, std::string_view owner_name,
+                     const std::string* job_name_label, const std::string* batch_job_name_label);
 
 class ContainerMetadata {
  public:
@@ -34,6 +41,9 @@ class ContainerMetadata {
   virtual void refresh() = 0;
   [[nodiscard]] virtual std::optional<ContainerIdentity> container(std::string_view id) const = 0;
   [[nodiscard]] virtual std::optional<PodIdentity> pod(std::string_view uid) const = 0;
+  // Whether the source has had its first answer (a listing done, or failed): until then a miss
+  // means "not asked yet" rather than "unknown".
+  [[nodiscard]] virtual bool synced() const { return true; }
 };
 
 }  // namespace nodewarden

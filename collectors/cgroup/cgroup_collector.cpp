@@ -729,8 +729,7 @@ class CgroupCollector::Impl {
     }
     // The runtime's own state first: it also knows the image and which container is the pod's
     // sandbox. The log directories' names fill in what it does not know.
-    ContainerMetadata* meta = options_.metadata;
-    if (meta != nullptr) meta->refresh();
+    const ContainerMetadata* meta = options_.metadata;  // refreshed by its owner each cycle
     any_unnamed_ = false;
     for (auto& [key, t] : tracked_) {
       if (t->named) continue;

@@ -29,8 +29,8 @@ struct CgroupCollectorOptions {
   // Descriptors the collector may keep open; 0 = RLIMIT_NOFILE's soft limit less 1024. Past it,
   // files are opened per read instead (slower, never unread).
   std::size_t max_open_files = 0;
-  // Names, images and sandbox flags for container ids (optional; not owned). Without it, names
-  // come from the log directories alone.
+  // Names, images and sandbox flags for container ids (optional; not owned; its owner refreshes
+  // it). Without it, names come from the log directories alone.
   ContainerMetadata* metadata = nullptr;
 };
 

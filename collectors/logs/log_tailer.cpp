@@ -53,7 +53,14 @@ class LogTailer::Impl {
 
     TailContext ctx{sink, errors_, stats_, chunk_, scratch_};
     std::size_t total = 0;
-    for (auto& [key, file] : files_) file->startPoll();
+    for (auto& [key, file] : files_) {
+      file->startPoll();
+      // Until the pod metadata knows a file's pod, ask again each poll: the `job` label of a Job
+      // pod's lines starts as soon as its pod is listed.
+      if (options_.metadata != nullptr && !file->podKnown()) {
+        if (auto pod = options_.metadata->pod(file->podUid())) file->setPodKnown(pod->job);
+      }
+    }
 
     if (!sink.hasRoom()) return 0;
     // A line the sink refused last time goes first: it was read before anything still unread.

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/container_metadata.h"
 #include "pipeline/log_record.h"
 #include "pipeline/self_metrics.h"
 
@@ -34,6 +35,9 @@ struct LogTailerOptions {
   std::size_t max_open_files = 1024;
   std::chrono::milliseconds rescan_interval{10000};
   std::size_t read_chunk_bytes = 64 * 1024;
+  // Pod metadata for the `job` stream label of Job pods (optional; not owned; asked on the
+  // tailer's thread when a file is opened).
+  ContainerMetadata* metadata = nullptr;
   // Files found by the first scan that have no checkpoint start at their end instead of 0.
   bool start_at_end_for_new_files = false;
 };

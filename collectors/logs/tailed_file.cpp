@@ -44,11 +44,12 @@ bool hashPrefix(int fd, std::uint32_t n, std::uint64_t& hash) {
 
 Labels streamLabels(const DiscoveredFile& where, const std::string& node, LogStream s) {
   // Sorted by name.
-  return Labels{{"container", where.container},
+  Labels labels{{"container", where.container},
                 {"namespace", where.namespace_name},
                 {"node", node},
                 {"pod", where.pod_name},
                 {"stream", streamName(s)}};
+  return labels;
 }
 
 }  // namespace
@@ -66,6 +67,22 @@ bool fingerprintMatches(int fd, const FileIdentity& identity) {
   if (identity.fingerprint_bytes > kFingerprintMaxBytes) return false;
   std::uint64_t hash = 0;
   return hashPrefix(fd, identity.fingerprint_bytes, hash) && hash == identity.fingerprint;
+}
+
+void TailedFile::setPodKnown(std::string_view job) {
+  pod_known_ = true;
+  for (auto& labels : labels_) {
+    auto it =
+        std::find_if(labels.begin(), labels.end(), [](const auto& l) { return l.first == "job"; });
+    if (job.empty()) {
+      if (it != labels.end()) labels.erase(it);
+    } else if (it != labels.end()) {
+      it->second = std::string(job);
+    } else {
+      // Sorted by name: "job" goes right after "container".
+      labels.insert(labels.begin() + 1, {"job", std::string(job)});
+    }
+  }
 }
 
 TailedFile::TailedFile(int fd, std::string key, const DiscoveredFile& where,

@@ -103,6 +103,15 @@ class TailedFile {
   bool emit(TailContext& ctx, LogStream stream, std::uint64_t offset);
   [[nodiscard]] std::uint64_t safeOffset() const;
   void resetContent();
+
+ public:
+  // The pod's metadata became known: sets (or leaves out) the `job` stream label for the lines
+  // from now on. A file opened before the metadata source listed its pod gets it late, not never.
+  void setPodKnown(std::string_view job);
+  [[nodiscard]] bool podKnown() const { return pod_known_; }
+  [[nodiscard]] const std::string& podUid() const { return pod_uid_; }
+
+ private:
   void badRecord(TailContext& ctx, std::string_view reason);
 
   int fd_;
@@ -119,6 +128,7 @@ class TailedFile {
   std::size_t max_record_bytes_;  // the carry bound; beyond it a record's rest is skipped
   FileIdentity identity_;
   std::array<Labels, 2> labels_;  // per stream
+  bool pod_known_ = false;        // pod metadata answered for this file's pod (job or not)
 
   std::uint64_t read_offset_;
   std::uint64_t consumed_;

@@ -832,7 +832,14 @@ std::optional<PodIdentity> ApiServerPodWatcher::pod(std::string_view uid) const 
   const std::lock_guard lock(mu_);
   const auto it = pods_.find(uid);
   if (it == pods_.end()) return std::nullopt;
-  return PodIdentity{it->second.namespace_name, it->second.name};
+  const ApiPod& p = it->second;
+  const auto label = [&](const char* k) {
+    const auto l = p.labels.find(k);
+    return l == p.labels.end() ? nullptr : &l->second;
+  };
+  return PodIdentity{p.namespace_name, p.name,
+                     jobOfPod(p.owner_kind, p.owner_name, label("job-name"),
+                              label("batch.kubernetes.io/job-name"))};
 }
 
 }  // namespace nodewarden::pods

@@ -148,7 +148,7 @@ class ApiServerPodWatcher final : public ContainerMetadata {
   [[nodiscard]] std::vector<ApiPod> pods() const;
   [[nodiscard]] std::size_t size() const;
   [[nodiscard]] std::string resourceVersion() const;  // the watch's position; empty before a list
-  [[nodiscard]] bool synced() const;                  // a list has succeeded
+  [[nodiscard]] bool synced() const override;         // a list has succeeded
   // Time since the last list, event or bookmark; before the first list, since start().
   [[nodiscard]] Clock::duration staleness() const;
 

@@ -642,7 +642,13 @@ std::optional<ContainerIdentity> KubeletPodsMetadata::container(std::string_view
 std::optional<PodIdentity> KubeletPodsMetadata::pod(std::string_view uid) const {
   const PodInfo* p = findPod(uid);
   if (p == nullptr) return std::nullopt;
-  return PodIdentity{p->namespace_name, p->name};
+  const auto label = [&](const char* k) {
+    const auto it = p->labels.find(k);
+    return it == p->labels.end() ? nullptr : &it->second;
+  };
+  return PodIdentity{p->namespace_name, p->name,
+                     jobOfPod(p->owner.kind, p->owner.name, label("job-name"),
+                              label("batch.kubernetes.io/job-name"))};
 }
 
 const PodInfo* KubeletPodsMetadata::findPod(std::string_view uid) const {

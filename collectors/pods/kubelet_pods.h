@@ -208,6 +208,8 @@ class KubeletPodsMetadata final : public ContainerMetadata {
   void refresh() override;
   [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view id) const override;
   [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override;
+  // The first fetch's result (a list, or a failure) was taken in.
+  [[nodiscard]] bool synced() const override { return stats_.fetches > 0; }
 
   // Everything /pods says about a pod (owner, phase, statuses), or nullptr.
   [[nodiscard]] const PodInfo* findPod(std::string_view uid) const;

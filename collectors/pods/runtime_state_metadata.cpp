@@ -12,7 +12,7 @@ std::optional<ContainerIdentity> RuntimeStateMetadata::container(std::string_vie
 std::optional<PodIdentity> RuntimeStateMetadata::pod(std::string_view uid) const {
   const ContainerMeta* m = reader_.findSandboxOfPod(uid);
   if (m == nullptr || m->pod_name.empty()) return std::nullopt;
-  return PodIdentity{m->namespace_name, m->pod_name};
+  return PodIdentity{m->namespace_name, m->pod_name, {}};
 }
 
 }  // namespace nodewarden::pods

@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/fakes/fake_kubelet.h"
 #include "tests/fakes/fake_loki.h"
 #include "tests/support/child_process.h"
 #include "tests/support/http_client.h"
@@ -344,6 +345,55 @@ TEST_F(LogsEndToEnd, RejectedBatchIsDroppedAndNeverResent) {
   EXPECT_FALSE(got.empty());
   EXPECT_LE(got.size(), 20U);
   EXPECT_GE(agentMetric("nodewarden_log_lines_dropped_total{reason=\"rejected\"}"), 1.0);
+}
+
+// The kubelet's /pods (over TLS, with the service-account token) names the pod's Job: its lines
+// carry job="<name>" from the first one on, while a pod that is no Job's has no job label.
+TEST_F(LogsEndToEnd, JobPodsLinesCarryTheJobLabelFromTheKubelet) {
+  // A throwaway self-signed certificate for 127.0.0.1; the agent is told to skip verification,
+  // as many kubelets' serving certificates are self-signed.
+  const std::string pki = (base_ / "pki").string();
+  fs::create_directories(pki);
+  const std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+      "-keyout " +
+      pki + "/key.pem -out " + pki +
+      "/cert.pem -days 1 "
+      "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 > " +
+      pki + "/openssl.log 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(pki + "/openssl.log");
+  nodewarden::testing::FakeKubeletOptions ko;
+  ko.token = "node-agent-token";
+  ko.certificate_file = pki + "/cert.pem";
+  ko.key_file = pki + "/key.pem";
+  ko.pod_list = slurp(fs::path(NODEWARDEN_FIXTURES) / "kubelet/podlist_jobs.json");
+  auto kubelet = nodewarden::testing::FakeKubelet::start(ko);
+  ASSERT_TRUE(kubelet.has_value()) << kubelet.error();
+  std::ofstream(base_ / "token") << "node-agent-token\n";
+  writeConfig("kubernetes:\n  kubelet_url: " + (*kubelet)->url() + "\n  token_file: " +
+              (base_ / "token").string() + "\n  kubelet_insecure_skip_verify: true\n");
+  // In podlist_jobs.json: analytics/nightly-report-28504320-7xk2p, owned by Job
+  // nightly-report-28504320.
+  ContainerLog job(log_root_, "analytics", "nightly-report-28504320-7xk2p",
+                   "57471fdd-e841-4f2d-a0d1-79af5f0f7ebd", "report");
+  ContainerLog web(log_root_, "web", "frontend-0", "11111111-2222-3333-4444-555555555559", "nginx");
+  for (int n = 1; n <= 50; ++n) {
+    job.write(n);
+    web.write(n);
+  }
+  startAgent();
+  ASSERT_TRUE(loki_->waitForEntries(100, 30s)) << loki_->entryCount();
+  Labels job_stream = job.stream("test-node");
+  job_stream.insert(job_stream.begin() + 1, {"job", "nightly-report-28504320"});
+  const Check c = verifyStream(loki_->entries(job_stream), "report", 50);
+  EXPECT_TRUE(c.ok) << c.why;
+  EXPECT_EQ(loki_->entries(job.stream("test-node")).size(), 0U) << "no line without the label";
+  EXPECT_EQ(loki_->entries(web.stream("test-node")).size(), 50U);
+  bool authorized = false;
+  for (const auto& r : (*kubelet)->requests()) {
+    authorized = authorized || r.authorization == "Bearer node-agent-token";
+  }
+  EXPECT_TRUE(authorized);
 }
 
 TEST_F(LogsEndToEnd, TooLargeIsSplitAndEverythingArrives) {

@@ -212,6 +212,41 @@ TEST_F(LogTailerTest, ContainerIdComesFromKubeletsLink) {
             (Labels{{"container_id", id}, {"filename", log.string()}, {"pod_uid", "1234-abcd"}}));
 }
 
+TEST_F(LogTailerTest, JobPodsGetAJobStreamLabelFromPodMetadata) {
+  class OneJob final : public ContainerMetadata {
+   public:
+    void refresh() override {}
+    [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view) const override {
+      return std::nullopt;
+    }
+    [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override {
+      if (uid != "1234-abcd") return std::nullopt;
+      return PodIdentity{"shop", "web-7f", "nightly-report"};
+    }
+  } meta;
+  options_.metadata = &meta;
+  const auto log = containerDir("shop_web-7f_1234-abcd") / "0.log";
+  append(log, cri(1, "stdout", 'F', "hello"));
+  const auto other = containerDir("shop_api-1_5678-efgh") / "0.log";
+  append(other, cri(1, "stdout", 'F', "not a job"));
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  ASSERT_EQ(sink.records.size(), 2U);
+  for (const auto& r : sink.records) {
+    if (r.entry.line == "hello") {
+      EXPECT_EQ(r.labels, (Labels{{"container", "app"},
+                                  {"job", "nightly-report"},
+                                  {"namespace", "shop"},
+                                  {"node", "node-1"},
+                                  {"pod", "web-7f"},
+                                  {"stream", "stdout"}}));
+    } else {
+      EXPECT_EQ(r.labels.size(), 5U) << "no job label for a pod that is not a Job's";
+    }
+  }
+}
+
 TEST_F(LogTailerTest, DockerFileJoinsPartialsPerStream) {
   const auto log = containerDir() / "0.log";
   append(log, docker(1, "stdout", "part one, ") + docker(2, "stderr", "err line\\n") +

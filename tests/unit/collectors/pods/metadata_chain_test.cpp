@@ -1,0 +1,64 @@
+// The metadata sources answering as one: first answer wins, empty fields filled from later ones.
+#include "collectors/pods/metadata_chain.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace nodewarden::pods {
+namespace {
+
+class Known final : public ContainerMetadata {
+ public:
+  void refresh() override { ++refreshes; }
+  [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view id) const override {
+    auto it = containers.find(std::string(id));
+    return it == containers.end() ? std::nullopt : std::optional(it->second);
+  }
+  [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override {
+    auto it = pods.find(std::string(uid));
+    return it == pods.end() ? std::nullopt : std::optional(it->second);
+  }
+  std::map<std::string, ContainerIdentity> containers;
+  std::map<std::string, PodIdentity> pods;
+  int refreshes = 0;
+};
+
+TEST(MetadataChain, FirstAnswerWinsAndLaterSourcesFillItsGaps) {
+  auto runtime = std::make_unique<Known>();
+  auto kubelet = std::make_unique<Known>();
+  runtime->containers["c1"] = {"u1", "data", "etl-load-q8w4n", "load", "etl:1.2", false};
+  runtime->pods["u1"] = {"data", "etl-load-q8w4n", ""};
+  kubelet->containers["c1"] = {"u1", "other", "other", "other", "", false};
+  kubelet->containers["c2"] = {"u2", "web", "web-1", "nginx", "", false};
+  kubelet->pods["u1"] = {"other", "other", "etl-load"};
+  Known* r = runtime.get();
+  MetadataChain chain;
+  chain.add(std::move(runtime));
+  chain.add(std::move(kubelet));
+  chain.refresh();
+  EXPECT_EQ(r->refreshes, 1);
+  const auto c1 = chain.container("c1");
+  ASSERT_TRUE(c1);
+  EXPECT_EQ(c1->namespace_name, "data");
+  EXPECT_EQ(c1->image, "etl:1.2");
+  EXPECT_EQ(chain.container("c2")->container_name, "nginx") << "only the later source knows it";
+  const auto p = chain.pod("u1");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->pod_name, "etl-load-q8w4n");
+  EXPECT_EQ(p->job, "etl-load") << "the runtime's state cannot tell; the kubelet can";
+  EXPECT_FALSE(chain.pod("nope"));
+  EXPECT_FALSE(chain.container("nope"));
+}
+
+TEST(JobOfPod, OwnerFirstThenTheJobControllersLabels) {
+  const std::string a = "from-label", b = "from-batch-label";
+  EXPECT_EQ(jobOfPod("Job", "etl", &a, &b), "etl");
+  EXPECT_EQ(jobOfPod("ReplicaSet", "web-7f", nullptr, nullptr), "");
+  EXPECT_EQ(jobOfPod("", "", &a, nullptr), "from-label");
+  EXPECT_EQ(jobOfPod("", "", &a, &b), "from-batch-label");
+  EXPECT_EQ(jobOfPod("Job", "", nullptr, nullptr), "");
+}
+
+}  // namespace
+}  // namespace nodewarden::pods

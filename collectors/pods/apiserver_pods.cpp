@@ -14,6 +14,8 @@
 #include <tuple>
 #include <utility>
 
+#include "pipeline/curl_support.h"
+
 namespace nodewarden::pods {
 namespace {
 
@@ -199,19 +201,6 @@ std::string statusText(std::string_view body) {
   return std::string(trim(body.substr(0, 200)));
 }
 
-struct SlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
-using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
-
-bool append(Slist& list, const std::string& header) {
-  curl_slist* next = curl_slist_append(list.get(), header.c_str());
-  if (next == nullptr) return false;
-  (void)list.release();
-  list.reset(next);
-  return true;
-}
-
 }  // namespace
 
 std::string_view apiPodErrorReason(ApiPodError error) {
@@ -386,7 +375,11 @@ ApiServerPodWatcher::ApiServerPodWatcher(ApiServerPodsOptions options, ErrorRepo
     : options_(std::move(options)),
       errors_(errors),
       curl_(std::make_unique<Curl>()),
-      last_activity_(Clock::now()) {}
+      last_activity_(now()) {}
+
+ApiServerPodWatcher::Clock::time_point ApiServerPodWatcher::now() const {
+  return options_.now ? options_.now() : Clock::now();
+}
 
 std::expected<std::unique_ptr<ApiServerPodWatcher>, std::string> ApiServerPodWatcher::create(
     ApiServerPodsOptions options, ErrorReporter& errors) {
@@ -398,8 +391,10 @@ std::expected<std::unique_ptr<ApiServerPodWatcher>, std::string> ApiServerPodWat
     return std::unexpected("the API server URL must start with https:// or http://: '" +
                            options.url + "'");
   }
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (options.deleted_grace.count() < 0) {
+    return std::unexpected("the API server pod source's deleted_grace must not be negative");
+  }
+  initCurlOnce();
 
   std::unique_ptr<ApiServerPodWatcher> self(new ApiServerPodWatcher(std::move(options), errors));
   Curl& c = *self->curl_;
@@ -445,7 +440,7 @@ void ApiServerPodWatcher::start() {
   if (thread_.joinable() || stopping_.load()) return;
   {
     const std::lock_guard lock(mu_);
-    last_activity_ = Clock::now();
+    last_activity_ = now();
   }
   thread_ = std::thread([this] { run(); });
 }
@@ -477,6 +472,7 @@ void ApiServerPodWatcher::run() {
       after_gone = false;
     }
     bool received = false;
+    // The real clock, not the injected one: how long a watch lasted is the network's business.
     const auto started = Clock::now();
     const Outcome outcome = watch(received);
     if (outcome == Outcome::kStopped) break;
@@ -509,8 +505,8 @@ std::string ApiServerPodWatcher::escape(std::string_view text) const {
 bool ApiServerPodWatcher::perform(const std::string& url, std::chrono::milliseconds timeout,
                                   Transfer& transfer) {
   Curl& c = *curl_;
-  Slist headers;
-  bool ok = append(headers, "Accept: application/json");
+  CurlHeaders headers;
+  bool ok = appendHeader(headers, "Accept: application/json");
   if (!options_.token_file.empty()) {
     // Projected service-account tokens rotate (about hourly): read the file for every request.
     const auto token = readSmallFile(options_.token_file);
@@ -518,7 +514,7 @@ bool ApiServerPodWatcher::perform(const std::string& url, std::chrono::milliseco
       failed("apiserver_token", "cannot read a bearer token from " + options_.token_file);
       return false;
     }
-    ok = ok && append(headers, "Authorization: Bearer " + std::string(trim(*token)));
+    ok = ok && appendHeader(headers, "Authorization: Bearer " + std::string(trim(*token)));
   }
   if (!ok) {
     failed("apiserver_connect", "out of memory building the request headers");
@@ -638,12 +634,22 @@ ApiServerPodWatcher::Outcome ApiServerPodWatcher::list(bool after_gone) {
     }
   }
   const std::lock_guard lock(mu_);
+  const Clock::time_point t = now();
+  // A pod the watch knew and the list no longer has was deleted while the watch was away (410):
+  // it gets the same grace period as one seen DELETED. One that is back is simply live.
+  std::erase_if(departed_, [&](const auto& entry) { return next.contains(entry.first); });
+  for (auto& [uid, pod] : pods_) {
+    if (!next.contains(uid))
+      departed_.try_emplace(uid, Departed{std::move(pod), t + options_.deleted_grace});
+  }
+  std::erase_if(departed_, [&](const auto& entry) { return entry.second.forget_at <= t; });
   pods_ = std::move(next);
   uid_by_container_.clear();
-  for (const auto& [uid, pod] : pods_) indexContainersLocked(pod, true);
+  for (const auto& [uid, d] : departed_) indexContainersLocked(d.pod, true);
+  for (const auto& [uid, pod] : pods_) indexContainersLocked(pod, true);  // live ones win
   resource_version_ = std::move(rv);
   synced_ = true;
-  last_activity_ = Clock::now();
+  last_activity_ = t;
   ++stats_.lists;
   return Outcome::kOk;
 }
@@ -706,7 +712,9 @@ void ApiServerPodWatcher::applyEvent(WatchEvent event) {
   }
   received_any_ = true;
   const std::lock_guard lock(mu_);
-  last_activity_ = Clock::now();
+  const Clock::time_point t = now();
+  last_activity_ = t;
+  forgetExpiredLocked(t);
   if (!event.resource_version.empty()) resource_version_ = std::move(event.resource_version);
   if (event.type == WatchEventType::kBookmark) {
     ++stats_.bookmarks;
@@ -718,7 +726,13 @@ void ApiServerPodWatcher::applyEvent(WatchEvent event) {
   if (it != pods_.end()) indexContainersLocked(it->second, false);
   if (event.type == WatchEventType::kDeleted) {
     if (it != pods_.end()) pods_.erase(it);
+    departLocked(std::move(incoming), t);  // the DELETED object is the pod's last state
+    forgetExpiredLocked(t);                // at once when deleted_grace is 0
     return;
+  }
+  if (const auto d = departed_.find(incoming.uid); d != departed_.end()) {
+    indexContainersLocked(d->second.pod, false);  // back within its grace period: live again
+    departed_.erase(d);
   }
   indexContainersLocked(incoming, true);
   if (it != pods_.end()) {
@@ -739,6 +753,44 @@ void ApiServerPodWatcher::indexContainersLocked(const ApiPod& pod, bool add) {
       uid_by_container_.erase(it);
     }
   }
+}
+
+void ApiServerPodWatcher::departLocked(ApiPod pod, Clock::time_point t) {
+  const auto it = departed_.find(pod.uid);
+  if (it != departed_.end()) {  // deleted twice (a replayed event): the first grace period holds
+    indexContainersLocked(it->second.pod, false);
+    it->second.pod = std::move(pod);
+    indexContainersLocked(it->second.pod, true);
+    return;
+  }
+  indexContainersLocked(pod, true);
+  std::string uid = pod.uid;
+  departed_.emplace(std::move(uid), Departed{std::move(pod), t + options_.deleted_grace});
+}
+
+void ApiServerPodWatcher::forgetExpiredLocked(Clock::time_point t) {
+  for (auto it = departed_.begin(); it != departed_.end();) {
+    if (it->second.forget_at > t) {
+      ++it;
+      continue;
+    }
+    indexContainersLocked(it->second.pod, false);
+    it = departed_.erase(it);
+  }
+}
+
+const ApiPod* ApiServerPodWatcher::findLocked(std::string_view uid) const {
+  if (const auto it = pods_.find(uid); it != pods_.end()) return &it->second;
+  // The clock is read only for a departed pod: live lookups cost what they did.
+  if (const auto it = departed_.find(uid); it != departed_.end() && now() < it->second.forget_at) {
+    return &it->second.pod;
+  }
+  return nullptr;
+}
+
+void ApiServerPodWatcher::refresh() {
+  const std::lock_guard lock(mu_);
+  if (!departed_.empty()) forgetExpiredLocked(now());
 }
 
 void ApiServerPodWatcher::failed(std::string_view reason, const std::string& detail) {
@@ -771,9 +823,9 @@ bool ApiServerPodWatcher::waitBackoff(unsigned failures) {
 
 std::optional<ApiPod> ApiServerPodWatcher::findPod(std::string_view uid) const {
   const std::lock_guard lock(mu_);
-  const auto it = pods_.find(uid);
-  if (it == pods_.end()) return std::nullopt;
-  return it->second;
+  const ApiPod* pod = findLocked(uid);
+  if (pod == nullptr) return std::nullopt;
+  return *pod;
 }
 
 std::vector<ApiPod> ApiServerPodWatcher::pods() const {
@@ -794,6 +846,11 @@ std::size_t ApiServerPodWatcher::size() const {
   return pods_.size();
 }
 
+std::size_t ApiServerPodWatcher::departedCount() const {
+  const std::lock_guard lock(mu_);
+  return departed_.size();
+}
+
 std::string ApiServerPodWatcher::resourceVersion() const {
   const std::lock_guard lock(mu_);
   return resource_version_;
@@ -806,7 +863,7 @@ bool ApiServerPodWatcher::synced() const {
 
 ApiServerPodWatcher::Clock::duration ApiServerPodWatcher::staleness() const {
   const std::lock_guard lock(mu_);
-  return Clock::now() - last_activity_;
+  return now() - last_activity_;
 }
 
 ApiServerPodWatcher::Stats ApiServerPodWatcher::stats() const {
@@ -818,21 +875,20 @@ std::optional<ContainerIdentity> ApiServerPodWatcher::container(std::string_view
   const std::lock_guard lock(mu_);
   const auto uid = uid_by_container_.find(id);
   if (uid == uid_by_container_.end()) return std::nullopt;
-  const auto pod = pods_.find(uid->second);
-  if (pod == pods_.end()) return std::nullopt;
-  for (const ApiContainerStatus& c : pod->second.containers) {
+  const ApiPod* pod = findLocked(uid->second);
+  if (pod == nullptr) return std::nullopt;
+  for (const ApiContainerStatus& c : pod->containers) {
     if (c.container_id != id) continue;
-    return ContainerIdentity{
-        pod->second.uid, pod->second.namespace_name, pod->second.name, c.name, c.image, false};
+    return ContainerIdentity{pod->uid, pod->namespace_name, pod->name, c.name, c.image, false};
   }
   return std::nullopt;
 }
 
 std::optional<PodIdentity> ApiServerPodWatcher::pod(std::string_view uid) const {
   const std::lock_guard lock(mu_);
-  const auto it = pods_.find(uid);
-  if (it == pods_.end()) return std::nullopt;
-  const ApiPod& p = it->second;
+  const ApiPod* found = findLocked(uid);
+  if (found == nullptr) return std::nullopt;
+  const ApiPod& p = *found;
   const auto label = [&](const char* k) {
     const auto l = p.labels.find(k);
     return l == p.labels.end() ? nullptr : &l->second;

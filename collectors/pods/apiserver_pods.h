@@ -12,6 +12,10 @@
 // Everything else that fails (403, 5xx, a refused connection) backs off exponentially with jitter
 // and tries again forever; nothing here stops the agent. One thread per watcher does all of it,
 // with one libcurl easy handle driven through a multi handle so that stop() can wake it at once.
+//
+// A pod that is DELETED, or missing from a re-list, is still answered by findPod() and the
+// lookups for deleted_grace (its last logs and metrics are read after it is gone), then
+// forgotten; pods() and size() are the live pods only.
 #pragma once
 
 #include <atomic>
@@ -106,6 +110,7 @@ struct WatchEvent {
                                                      double jitter01);
 
 struct ApiServerPodsOptions {
+  using Clock = std::chrono::steady_clock;
   std::string url;         // https://host:port (no path); empty: in-cluster
   std::string token_file;  // read again before every request; empty: in-cluster, or no token
   std::string ca_file;     // empty: in-cluster, or the system's trust store
@@ -117,6 +122,12 @@ struct ApiServerPodsOptions {
   std::chrono::milliseconds backoff_max{30'000};   // ... to 30 s
   std::size_t max_list_bytes = 64U << 20U;         // a node's PodList is far smaller; bounds memory
   std::size_t max_event_bytes = 4U << 20U;         // one watch line; longer lines are skipped
+  // How long a deleted pod is still answered by findPod(), container() and pod(); it is
+  // forgotten after (so memory holds only the pods deleted within this window). 0: at once.
+  std::chrono::milliseconds deleted_grace{120'000};
+  // Empty: Clock::now. For the grace period and staleness(); called from the watch thread and
+  // from lookups, under the watcher's lock.
+  std::function<Clock::time_point()> now;
 };
 
 // Fills what is empty from the in-cluster defaults: url from KUBERNETES_SERVICE_HOST and
@@ -129,7 +140,7 @@ using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
 
 class ApiServerPodWatcher final : public ContainerMetadata {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = ApiServerPodsOptions::Clock;
 
   // Checks the options (url and node_name set) and sets libcurl up; starts nothing.
   static std::expected<std::unique_ptr<ApiServerPodWatcher>, std::string> create(
@@ -143,10 +154,13 @@ class ApiServerPodWatcher final : public ContainerMetadata {
   // Ends the open request and any backoff wait at once and joins the thread. Idempotent.
   void stop();
 
-  // Snapshots, safe from any thread.
+  // Snapshots, safe from any thread. findPod() also answers a deleted pod (its last state) within
+  // deleted_grace; pods() and size() are the live pods only.
   [[nodiscard]] std::optional<ApiPod> findPod(std::string_view uid) const;
   [[nodiscard]] std::vector<ApiPod> pods() const;
   [[nodiscard]] std::size_t size() const;
+  // Deleted pods still kept for their grace period (until an event or refresh() forgets them).
+  [[nodiscard]] std::size_t departedCount() const;
   [[nodiscard]] std::string resourceVersion() const;  // the watch's position; empty before a list
   [[nodiscard]] bool synced() const override;         // a list has succeeded
   // Time since the last list, event or bookmark; before the first list, since start().
@@ -166,8 +180,9 @@ class ApiServerPodWatcher final : public ContainerMetadata {
   };
   [[nodiscard]] Stats stats() const;
 
-  // ContainerMetadata. refresh() does nothing: the watch thread keeps the map current.
-  void refresh() override {}
+  // ContainerMetadata. The watch thread keeps the map current; refresh() only forgets the deleted
+  // pods whose grace period is over (a quiet watch would otherwise keep them).
+  void refresh() override;
   [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view id) const override;
   [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override;
 
@@ -183,6 +198,11 @@ class ApiServerPodWatcher final : public ContainerMetadata {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   using PodMap = std::unordered_map<std::string, ApiPod, StringHash, std::equal_to<>>;
+  // A deleted pod: its last state, answered until forget_at.
+  struct Departed {
+    ApiPod pod;
+    Clock::time_point forget_at;
+  };
 
   ApiServerPodWatcher(ApiServerPodsOptions options, ErrorReporter& errors);
   void run();
@@ -203,6 +223,11 @@ class ApiServerPodWatcher final : public ContainerMetadata {
   [[nodiscard]] std::string escape(std::string_view text) const;
   bool waitBackoff(unsigned failures);  // false when stopping
   void indexContainersLocked(const ApiPod& pod, bool add);
+  [[nodiscard]] Clock::time_point now() const;
+  // A live pod, or a deleted one within its grace period; nullptr otherwise.
+  [[nodiscard]] const ApiPod* findLocked(std::string_view uid) const;
+  void departLocked(ApiPod pod, Clock::time_point t);
+  void forgetExpiredLocked(Clock::time_point t);
 
   ApiServerPodsOptions options_;
   ErrorReporter& errors_;
@@ -222,6 +247,8 @@ class ApiServerPodWatcher final : public ContainerMetadata {
   mutable std::mutex mu_;         // guards everything below; never held across a request
   std::condition_variable wake_;  // stopping_ set: ends a backoff wait
   PodMap pods_;
+  std::unordered_map<std::string, Departed, StringHash, std::equal_to<>> departed_;  // not in pods_
+  // The containers of pods_ and departed_.
   std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> uid_by_container_;
   std::string resource_version_;
   bool synced_ = false;

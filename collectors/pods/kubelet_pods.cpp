@@ -10,6 +10,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "pipeline/curl_support.h"
+
 namespace nodewarden::pods {
 namespace {
 
@@ -271,14 +273,6 @@ std::size_t keepBody(char* data, std::size_t size, std::size_t count, void* user
   return n;
 }
 
-int abortWhenCancelled(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return static_cast<const std::atomic<bool>*>(user)->load() ? 1 : 0;
-}
-
-struct SlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
-
 }  // namespace
 
 std::string_view podPhaseName(PodPhase phase) {
@@ -404,8 +398,7 @@ std::expected<std::unique_ptr<KubeletPodsClient>, std::string> KubeletPodsClient
 }
 
 std::expected<void, std::string> KubeletPodsClient::setUp() {
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  initCurlOnce();
   curl_->handle = curl_easy_init();
   if (curl_->handle == nullptr) return std::unexpected("curl_easy_init failed");
   CURL* h = curl_->handle;
@@ -462,13 +455,13 @@ std::expected<PodList, KubeletFailure> KubeletPodsClient::fetch() {
   const auto fail = [&](KubeletError error, const std::string& what, long status = 0) {
     return std::unexpected(KubeletFailure{error, "GET " + pods_url_ + ": " + what, status});
   };
-  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  CurlHeaders headers;
   if (!options_.token_file.empty()) {
     auto token = readToken();
     if (!token) return std::unexpected(token.error());
-    curl_slist* list = curl_slist_append(nullptr, ("Authorization: Bearer " + *token).c_str());
-    if (list == nullptr) return fail(KubeletError::kTransport, "out of memory");
-    headers.reset(list);
+    if (!appendHeader(headers, "Authorization: Bearer " + *token)) {
+      return fail(KubeletError::kTransport, "out of memory");
+    }
   }
   CURL* h = curl_->handle;
   std::string body;
@@ -576,6 +569,7 @@ void KubeletPodsMetadata::fetchLoop() {
 
 void KubeletPodsMetadata::refresh() {
   const Clock::time_point t = now();
+  forgetExpired(t);
   std::optional<Result> finished;
   if (options_.background) {
     const std::scoped_lock lock(mutex_);
@@ -617,24 +611,58 @@ void KubeletPodsMetadata::takeIn(Result result) {
   for (std::size_t i = 0; i < list.bad_fields; ++i) {
     errors_.report("pods", "kubelet_bad_field", list.first_bad_field);
   }
+  std::vector<PodInfo> previous = std::move(pods_);
   pods_ = std::move(list.pods);
   last_good_ = result.at;
+  StringMap<bool> listed;
+  listed.reserve(pods_.size());
+  for (const PodInfo& p : pods_) listed.emplace(p.uid, true);
+  // Back in the list within its grace period: simply live again.
+  std::erase_if(departed_, [&](const auto& entry) { return listed.contains(entry.first); });
+  // Gone from the list: kept for the grace period, counted from the list that left it out.
+  const Clock::time_point forget_at = result.at + options_.deleted_grace;
+  for (PodInfo& p : previous) {
+    if (listed.contains(p.uid)) continue;
+    std::string uid = p.uid;
+    departed_.try_emplace(std::move(uid), Departed{std::move(p), forget_at});
+  }
+  std::erase_if(departed_, [&](const auto& entry) { return entry.second.forget_at <= result.at; });
+  reindex();
+}
+
+void KubeletPodsMetadata::reindex() {
   pod_by_uid_.clear();
   container_by_id_.clear();
-  for (std::size_t i = 0; i < pods_.size(); ++i) {
-    pod_by_uid_.emplace(pods_[i].uid, i);
-    for (const auto* statuses : {&pods_[i].init_containers, &pods_[i].containers}) {
+  const auto add = [&](const PodInfo& p, Clock::time_point forget_at) {
+    const Indexed entry{&p, forget_at};
+    pod_by_uid_.emplace(p.uid, entry);
+    for (const auto* statuses : {&p.init_containers, &p.containers}) {
       for (const ContainerStatus& c : *statuses) {
-        if (!c.container_id.empty()) container_by_id_.emplace(c.container_id, std::pair{i, &c});
+        // emplace: a live pod's claim on an id wins over a departed one's.
+        if (!c.container_id.empty()) container_by_id_.emplace(c.container_id, std::pair{entry, &c});
       }
     }
+  };
+  for (const PodInfo& p : pods_) add(p, Clock::time_point::max());
+  for (const auto& [uid, departed] : departed_) add(departed.pod, departed.forget_at);
+}
+
+void KubeletPodsMetadata::forgetExpired(Clock::time_point t) {
+  if (std::erase_if(departed_, [&](const auto& entry) { return entry.second.forget_at <= t; }) >
+      0) {
+    reindex();
   }
+}
+
+bool KubeletPodsMetadata::answerable(const Indexed& entry) const {
+  // The clock is read only for a departed pod: live lookups stay as cheap as before.
+  return entry.forget_at == Clock::time_point::max() || now() < entry.forget_at;
 }
 
 std::optional<ContainerIdentity> KubeletPodsMetadata::container(std::string_view id) const {
   const auto it = container_by_id_.find(id);
-  if (it == container_by_id_.end()) return std::nullopt;
-  const PodInfo& p = pods_[it->second.first];
+  if (it == container_by_id_.end() || !answerable(it->second.first)) return std::nullopt;
+  const PodInfo& p = *it->second.first.pod;
   const ContainerStatus& c = *it->second.second;
   return ContainerIdentity{p.uid, p.namespace_name, p.name, c.name, c.image, false};
 }
@@ -653,7 +681,7 @@ std::optional<PodIdentity> KubeletPodsMetadata::pod(std::string_view uid) const 
 
 const PodInfo* KubeletPodsMetadata::findPod(std::string_view uid) const {
   const auto it = pod_by_uid_.find(uid);
-  return it == pod_by_uid_.end() ? nullptr : &pods_[it->second];
+  return it == pod_by_uid_.end() || !answerable(it->second) ? nullptr : it->second.pod;
 }
 
 std::optional<KubeletPodsMetadata::Clock::duration> KubeletPodsMetadata::staleness() const {

@@ -22,6 +22,9 @@
 //    insecure_skip_verify that metrics-server calls --kubelet-insecure-tls.
 //  - The token file is read on every fetch: projected service-account tokens rotate (about
 //    hourly) and the old one stops working.
+//  - A pod that leaves /pods is still answered by KubeletPodsMetadata for deleted_grace: its
+//    last log lines and metrics are read after it is gone, and they must still carry its names.
+//    pods() is only what the kubelet listed last; findPod() and the lookups also see the departed.
 #pragma once
 
 #include <atomic>
@@ -190,6 +193,9 @@ struct KubeletPodsMetadataOptions {
   // finished fetch is taken in by the next refresh(). false: refresh() fetches inline.
   bool background = true;
   std::function<Clock::time_point()> now;  // empty: Clock::now; called from both threads
+  // How long a pod that left /pods is still answered by container(), pod() and findPod(); it is
+  // forgotten after (so memory holds only the pods that left within this window). 0: at once.
+  std::chrono::milliseconds deleted_grace{120'000};
 };
 
 // The kubelet's pods as a ContainerMetadata source. A failed fetch keeps the last good list and
@@ -211,9 +217,13 @@ class KubeletPodsMetadata final : public ContainerMetadata {
   // The first fetch's result (a list, or a failure) was taken in.
   [[nodiscard]] bool synced() const override { return stats_.fetches > 0; }
 
-  // Everything /pods says about a pod (owner, phase, statuses), or nullptr.
+  // Everything /pods says about a pod (owner, phase, statuses), or nullptr; a departed pod's last
+  // state within its grace period. Valid until the next refresh().
   [[nodiscard]] const PodInfo* findPod(std::string_view uid) const;
+  // The last good list: live pods only.
   [[nodiscard]] const std::vector<PodInfo>& pods() const { return pods_; }
+  // Pods gone from /pods and still within deleted_grace (until refresh() forgets them).
+  [[nodiscard]] std::size_t departedCount() const { return departed_.size(); }
   // The age of the last good list; nullopt before the first one.
   [[nodiscard]] std::optional<Clock::duration> staleness() const;
   // Background mode: waits until no fetch is in flight (its result then waits for refresh()).
@@ -236,11 +246,25 @@ class KubeletPodsMetadata final : public ContainerMetadata {
   };
   template <typename V>
   using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+  // A pod that left /pods: its last listed state, answered until forget_at.
+  struct Departed {
+    PodInfo pod;
+    Clock::time_point forget_at;
+  };
+  // What the indexes point at: a pod in pods_ (forget_at max) or in departed_.
+  struct Indexed {
+    const PodInfo* pod = nullptr;
+    Clock::time_point forget_at = Clock::time_point::max();
+  };
 
   [[nodiscard]] Clock::time_point now() const;
   Result fetchNow();
   void takeIn(Result result);
   void fetchLoop();
+  void reindex();
+  void forgetExpired(Clock::time_point t);
+  // Live, or departed and still within its grace period.
+  [[nodiscard]] bool answerable(const Indexed& entry) const;
 
   std::unique_ptr<KubeletPodsClient> client_;
   ErrorReporter& errors_;
@@ -248,8 +272,10 @@ class KubeletPodsMetadata final : public ContainerMetadata {
 
   // The collector thread's.
   std::vector<PodInfo> pods_;
-  StringMap<std::size_t> pod_by_uid_;  // index into pods_
-  StringMap<std::pair<std::size_t, const ContainerStatus*>> container_by_id_;
+  StringMap<Departed> departed_;  // by uid; never a uid that is in pods_
+  // Into pods_ and departed_ (node-based: its elements stay put); rebuilt when either changes.
+  StringMap<Indexed> pod_by_uid_;
+  StringMap<std::pair<Indexed, const ContainerStatus*>> container_by_id_;
   std::optional<Clock::time_point> last_good_;
   std::optional<Clock::time_point> last_attempt_;
   Stats stats_;

@@ -13,6 +13,9 @@
 #include <prometheus/registry.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -37,6 +40,8 @@ constexpr const char* kNode = "node-a";
 constexpr const char* kWebUid = "3f1c2a9e-5b7d-4c8e-9a1f-2b3c4d5e6f70";
 constexpr const char* kJobUid = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
 constexpr const char* kEnvoyId = "a3d5f7b9c1e3a5d7f9b1c3e5a7d9f1b3c5e7a9d1f3b5c7e9a1d3f5b7c9e1a3d5";
+constexpr const char* kJobContainerId =
+    "4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b2d4f6a";
 
 std::string fixtureText(const std::string& name) {
   std::ifstream in(fs::path(NODEWARDEN_FIXTURES) / "apiserver" / name);
@@ -111,8 +116,19 @@ class ApiServerPodsTest : public ::testing::Test {
 
   double errorCount(std::string_view reason) const { return errors_.count("pods", reason); }
 
+  // The watcher's clock becomes the test's: it moves only by advance(). Read from the watch
+  // thread, hence atomic.
+  void useTestClock() {
+    options_.now = [this] {
+      return ApiServerPodWatcher::Clock::time_point{} + std::chrono::hours(1) +
+             std::chrono::nanoseconds(clock_ns_.load());
+    };
+  }
+  void advance(std::chrono::nanoseconds by) { clock_ns_ += by.count(); }
+
   prometheus::Registry registry_;
   ErrorReporter errors_{registry_};
+  std::atomic<std::int64_t> clock_ns_{0};  // before watcher_: it outlives the watch thread
   std::unique_ptr<FakeApiServer> fake_;
   ApiServerPodsOptions options_;
   std::unique_ptr<ApiServerPodWatcher> watcher_;
@@ -274,6 +290,10 @@ TEST(ApiServerPodWatcherCreate, RefusesWhatCannotWork) {
   options.node_name = kNode;
   options.url = "ftp://127.0.0.1:1";
   EXPECT_FALSE(ApiServerPodWatcher::create(options, errors).has_value());
+  options.url = "http://127.0.0.1:1";
+  options.deleted_grace = milliseconds(-1);
+  EXPECT_FALSE(ApiServerPodWatcher::create(options, errors).has_value());
+  EXPECT_EQ(ApiServerPodsOptions{}.deleted_grace, std::chrono::minutes(2));  // the default
 }
 
 // --- list and watch ----------------------------------------------------------------------------
@@ -293,9 +313,9 @@ TEST_F(ApiServerPodsTest, ListsThenAppliesAddedModifiedDeleted) {
   ASSERT_TRUE(eventually([&] { return w.findPod(kWebUid)->phase == "Succeeded"; }));
 
   const std::string rv = fake_->deletePod(kJobUid);
-  ASSERT_TRUE(eventually([&] { return !w.findPod(kJobUid).has_value(); }));
+  ASSERT_TRUE(eventually([&] { return w.size() == 1; }));  // findPod keeps it for a grace period
   EXPECT_EQ(w.resourceVersion(), rv);
-  EXPECT_EQ(w.size(), 1U);
+  EXPECT_EQ(w.departedCount(), 1U);
   EXPECT_EQ(w.stats().events, 3U);
 
   // The ContainerMetadata face: a runtime container id resolves to its names.
@@ -344,7 +364,8 @@ TEST_F(ApiServerPodsTest, DroppedConnectionResumesFromTheLastResourceVersion) {
   fake_->dropWatch();
   fake_->deletePod(kWebUid);  // missed by the dropped watch: the resumed one must get it
   ASSERT_TRUE(fake_->waitForWatch(2, kWait));
-  ASSERT_TRUE(eventually([&] { return !w.findPod(kWebUid).has_value(); }));
+  ASSERT_TRUE(eventually([&] { return w.departedCount() == 1; }));
+  EXPECT_EQ(w.size(), 1U);
 
   const auto requests = fake_->requests();
   EXPECT_EQ(lists(requests).size(), 1U);  // no re-list
@@ -495,6 +516,125 @@ TEST_F(ApiServerPodsTest, TheTokenFileIsReadForEveryRequest) {
   EXPECT_EQ(requests[0].authorization, "Bearer first-token");
   EXPECT_EQ(requests[1].authorization, "Bearer first-token");
   EXPECT_EQ(requests.back().authorization, "Bearer rotated-token");
+}
+
+// --- deleted pods' grace period ----------------------------------------------------------------
+
+TEST_F(ApiServerPodsTest, DeletedPodIsAnsweredUntilItsGracePeriodEnds) {
+  useTestClock();
+  fake_->putPod(fixturePod("pod_web.json"));
+  fake_->putPod(fixturePod("pod_job_failed.json"));
+  ApiServerPodWatcher& w = startWatching();
+  ASSERT_EQ(w.size(), 2U);
+  fake_->deletePod(kJobUid);
+  ASSERT_TRUE(eventually([&] { return w.size() == 1; }));
+  EXPECT_EQ(w.departedCount(), 1U);
+  const auto answered = [&] {
+    const auto c = w.container(kJobContainerId);
+    const auto p = w.pod(kJobUid);
+    const auto info = w.findPod(kJobUid);
+    return c && c->pod_uid == kJobUid && p && p->job == "nightly-report-28571040" && info &&
+           info->phase == "Failed";
+  };
+  EXPECT_TRUE(answered());
+  for (const ApiPod& p : w.pods()) EXPECT_NE(p.uid, kJobUid);  // pods() is the live ones
+
+  advance(std::chrono::minutes(2) - milliseconds(1));
+  w.refresh();
+  EXPECT_TRUE(answered());
+  EXPECT_EQ(w.departedCount(), 1U);
+
+  advance(milliseconds(1));  // the grace period is over: lookups miss before any refresh()
+  EXPECT_FALSE(w.findPod(kJobUid).has_value());
+  EXPECT_FALSE(w.pod(kJobUid).has_value());
+  EXPECT_FALSE(w.container(kJobContainerId).has_value());
+  w.refresh();  // and the memory goes
+  EXPECT_EQ(w.departedCount(), 0U);
+  EXPECT_TRUE(w.container(kEnvoyId).has_value());  // the live pod is untouched
+}
+
+TEST_F(ApiServerPodsTest, APodBackWithinItsGracePeriodIsLiveAgain) {
+  useTestClock();
+  fake_->putPod(fixturePod("pod_job_failed.json"));
+  ApiServerPodWatcher& w = startWatching();
+  fake_->deletePod(kJobUid);
+  ASSERT_TRUE(eventually([&] { return w.departedCount() == 1; }));
+  advance(std::chrono::seconds(30));
+  json back = fixturePod("pod_job_failed.json");
+  back["status"]["phase"] = "Running";
+  fake_->putPod(back);  // the same uid again (a replayed ADDED, a re-created static pod)
+  ASSERT_TRUE(eventually([&] { return w.size() == 1; }));
+  EXPECT_EQ(w.departedCount(), 0U);
+  advance(std::chrono::minutes(10));  // far past the first grace period
+  w.refresh();
+  ASSERT_TRUE(w.findPod(kJobUid).has_value());
+  EXPECT_EQ(w.findPod(kJobUid)->phase, "Running");
+  EXPECT_TRUE(w.container(kJobContainerId).has_value());
+}
+
+TEST_F(ApiServerPodsTest, APodMissingFromARelistAfterGoneGetsTheGracePeriod) {
+  useTestClock();
+  fake_->putPod(fixturePod("pod_web.json"));
+  fake_->putPod(fixturePod("pod_job_failed.json"));
+  ApiServerPodWatcher& w = startWatching();
+  // Away from the watch while the pod is deleted and the history compacted: the DELETED event is
+  // lost, the resumed watch gets 410, and only the re-list shows the pod gone.
+  fake_->answer(500);
+  fake_->dropWatch();
+  ASSERT_TRUE(fake_->waitForRequests(3, kWait));  // list, watch, then a 500: the watcher is away
+  fake_->deletePod(kWebUid);
+  fake_->expire(GoneMode::kHttpStatus);
+  fake_->answerOk();
+  ASSERT_TRUE(eventually([&] { return w.stats().lists == 2; }));
+  EXPECT_EQ(w.stats().relists_gone, 1U);
+  EXPECT_EQ(w.size(), 1U);
+  EXPECT_EQ(w.departedCount(), 1U);
+  ASSERT_TRUE(w.container(kEnvoyId).has_value());
+  EXPECT_EQ(w.container(kEnvoyId)->pod_name, "web-7d9c6b5f8-x2k4p");
+  EXPECT_EQ(w.pod(kWebUid)->namespace_name, "shop");
+
+  advance(std::chrono::minutes(2));
+  EXPECT_FALSE(w.container(kEnvoyId).has_value());
+  EXPECT_FALSE(w.findPod(kWebUid).has_value());
+  w.refresh();
+  EXPECT_EQ(w.departedCount(), 0U);
+  EXPECT_TRUE(w.findPod(kJobUid).has_value());
+}
+
+TEST_F(ApiServerPodsTest, PodChurnKeepsOnlyTheGracePeriodsDeleted) {
+  useTestClock();
+  ApiServerPodWatcher& w = startWatching();
+  // A pod created and deleted every 30 s: 40 of them pass through in 20 minutes.
+  std::size_t most = 0;
+  for (int i = 0; i < 40; ++i) {
+    const std::string n = std::to_string(i);
+    fake_->putPod(
+        {{"metadata", {{"uid", "uid-" + n}, {"name", "job-" + n}, {"namespace", "b"}}},
+         {"status",
+          {{"containerStatuses",
+            json::array({{{"name", "main"}, {"containerID", "containerd://id-" + n}}})}}}});
+    fake_->deletePod("uid-" + n);
+    ASSERT_TRUE(eventually([&] { return w.stats().events == 2U * (i + 1); })) << i;
+    ASSERT_TRUE(w.container("id-" + n).has_value()) << i;
+    most = std::max(most, w.departedCount());
+    advance(std::chrono::seconds(30));
+  }
+  EXPECT_EQ(most, 4U);  // those deleted in the last 2 minutes, never more
+  EXPECT_EQ(w.size(), 0U);
+  advance(std::chrono::minutes(2));
+  w.refresh();
+  EXPECT_EQ(w.departedCount(), 0U);
+}
+
+TEST_F(ApiServerPodsTest, AZeroGracePeriodForgetsAtOnce) {
+  options_.deleted_grace = milliseconds(0);
+  fake_->putPod(fixturePod("pod_job_failed.json"));
+  ApiServerPodWatcher& w = startWatching();
+  fake_->deletePod(kJobUid);
+  ASSERT_TRUE(eventually([&] { return w.size() == 0; }));
+  EXPECT_EQ(w.departedCount(), 0U);
+  EXPECT_FALSE(w.findPod(kJobUid).has_value());
+  EXPECT_FALSE(w.container(kJobContainerId).has_value());
 }
 
 TEST_F(ApiServerPodsTest, StalenessGrowsWithoutEvents) {

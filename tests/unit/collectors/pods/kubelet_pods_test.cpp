@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -600,16 +601,166 @@ TEST_F(KubeletTls, MetadataAnswersAndKeepsTheLastGoodListAcrossFailures) {
   EXPECT_EQ(meta.stats().fetches, 3u);
   EXPECT_EQ(meta.stats().failures, 2u);
 
-  // A good list replaces it wholesale: pods gone from /pods are gone here.
+  // A good list replaces pods() wholesale; the pods gone from /pods are departed (see the
+  // DeletedPod tests for their grace period).
   fake_->setPodList(readFixture("podlist_workloads.json"));
   now += 10s;
   meta.refresh();
   EXPECT_EQ(meta.staleness(), std::chrono::steady_clock::duration::zero());
-  EXPECT_EQ(meta.pod("453886ab-8b3e-4e70-a9b5-3d304ea94939"), std::nullopt);
+  EXPECT_EQ(meta.pods().size(), 5u);
+  EXPECT_EQ(meta.departedCount(), 6u);
   const auto envoy =
       meta.container("b69d5ae9f67ae54ade61942cc8e56a761f6b5a9e71376c66b14b4a493a5a47ee");
   ASSERT_TRUE(envoy.has_value());
   EXPECT_EQ(envoy->pod_name, "checkout-6d8f9c7b5-x2x9q");
+}
+
+constexpr const char* kEtlUid = "453886ab-8b3e-4e70-a9b5-3d304ea94939";
+constexpr const char* kEtlId = "849f22cc5ba021768392b266bc92041f4cd9881414a72a220ec71e6574930be8";
+
+bool listed(const KubeletPodsMetadata& meta, std::string_view uid) {
+  return std::ranges::any_of(meta.pods(), [&](const PodInfo& p) { return p.uid == uid; });
+}
+
+TEST_F(KubeletTls, DeletedPodIsAnsweredUntilItsGracePeriodEnds) {
+  auto now = std::chrono::steady_clock::time_point{} + 1h;
+  KubeletPodsMetadataOptions mo;
+  mo.background = false;
+  mo.refresh_interval = 0ms;
+  mo.now = [&] { return now; };
+  EXPECT_EQ(mo.deleted_grace, 2min);  // the issue's default
+  KubeletPodsMetadata meta(client(options()), errors_, mo);
+  meta.refresh();
+  ASSERT_TRUE(meta.pod(kEtlUid).has_value());
+
+  fake_->setPodList(readFixture("podlist_workloads.json"));
+  now += 10s;
+  meta.refresh();  // the jobs left /pods at this list
+  EXPECT_FALSE(listed(meta, kEtlUid));
+  EXPECT_EQ(meta.departedCount(), 6u);
+  const auto departed = [&] {
+    const auto c = meta.container(kEtlId);
+    const auto p = meta.pod(kEtlUid);
+    const PodInfo* info = meta.findPod(kEtlUid);
+    return c && c->pod_name == "etl-load-q8w4n" && p && p->pod_name == "etl-load-q8w4n" &&
+           p->job == "etl-load" && info != nullptr && info->owner.kind == "Job";
+  };
+  EXPECT_TRUE(departed());
+  // The live ones are answered beside them.
+  EXPECT_TRUE(meta.pod("35b9c961-ca42-4153-ab20-4dd3ab107532").has_value());
+
+  // Still the departed list's grace, counted from the list that left them out, across fetches.
+  now += 2min - 1s;
+  meta.refresh();
+  EXPECT_TRUE(departed());
+  EXPECT_EQ(meta.departedCount(), 6u);
+
+  // At the end of it, a lookup misses at once, before any refresh() ...
+  now += 1s;
+  EXPECT_EQ(meta.container(kEtlId), std::nullopt);
+  EXPECT_EQ(meta.pod(kEtlUid), std::nullopt);
+  EXPECT_EQ(meta.findPod(kEtlUid), nullptr);
+  // ... and the next refresh() forgets them.
+  meta.refresh();
+  EXPECT_EQ(meta.departedCount(), 0u);
+  EXPECT_EQ(meta.pods().size(), 5u);
+}
+
+TEST_F(KubeletTls, DeletedPodsAreForgottenEvenWhileTheKubeletIsDown) {
+  auto now = std::chrono::steady_clock::time_point{} + 1h;
+  KubeletPodsMetadataOptions mo;
+  mo.background = false;
+  mo.refresh_interval = 0ms;
+  mo.deleted_grace = 30s;
+  mo.now = [&] { return now; };
+  KubeletPodsMetadata meta(client(options()), errors_, mo);
+  meta.refresh();
+  fake_->setPodList(readFixture("podlist_workloads.json"));
+  meta.refresh();
+  EXPECT_EQ(meta.departedCount(), 6u);
+  fake_->failWith(503);  // no good list from now on: the expiry does not wait for one
+  now += 30s;
+  meta.refresh();
+  EXPECT_EQ(meta.departedCount(), 0u);
+  EXPECT_EQ(meta.pod(kEtlUid), std::nullopt);
+  EXPECT_EQ(meta.pods().size(), 5u);  // the last good list stays
+}
+
+TEST_F(KubeletTls, APodBackWithinItsGracePeriodIsLiveAgain) {
+  auto now = std::chrono::steady_clock::time_point{} + 1h;
+  KubeletPodsMetadataOptions mo;
+  mo.background = false;
+  mo.refresh_interval = 0ms;
+  mo.now = [&] { return now; };
+  KubeletPodsMetadata meta(client(options()), errors_, mo);
+  meta.refresh();
+  fake_->setPodList(readFixture("podlist_workloads.json"));
+  now += 10s;
+  meta.refresh();
+  EXPECT_EQ(meta.departedCount(), 6u);
+
+  // /pods briefly left them out (a kubelet restart, a lagging sync): they come back.
+  fake_->setPodList(readFixture("podlist_jobs.json"));
+  now += 10s;
+  meta.refresh();
+  EXPECT_TRUE(listed(meta, kEtlUid));
+  EXPECT_EQ(meta.pods().size(), 6u);
+  EXPECT_EQ(meta.departedCount(), 5u);  // now the workloads are the departed ones
+
+  // Long past the first grace period: live pods are never forgotten.
+  now += 10min;
+  meta.refresh();
+  EXPECT_EQ(meta.departedCount(), 0u);
+  ASSERT_TRUE(meta.container(kEtlId).has_value());
+  EXPECT_EQ(meta.container(kEtlId)->pod_uid, kEtlUid);
+  ASSERT_NE(meta.findPod(kEtlUid), nullptr);
+  EXPECT_EQ(meta.pod("35b9c961-ca42-4153-ab20-4dd3ab107532"), std::nullopt);
+}
+
+TEST_F(KubeletTls, PodChurnKeepsOnlyTheGracePeriodsDeparted) {
+  auto now = std::chrono::steady_clock::time_point{} + 1h;
+  KubeletPodsMetadataOptions mo;
+  mo.background = false;
+  mo.refresh_interval = 0ms;
+  mo.now = [&] { return now; };
+  KubeletPodsMetadata meta(client(options()), errors_, mo);
+  // One short-lived pod per list, a list every 30 s: 20 pods pass through in 10 minutes.
+  const auto podList = [](int i) {
+    const std::string n = std::to_string(i);
+    return R"({"kind":"PodList","items":[{"metadata":{"uid":"uid-)" + n + R"(","name":"job-)" + n +
+           R"(","namespace":"batch"},"status":{"containerStatuses":[{"name":"main",)" +
+           R"("containerID":"containerd://id-)" + n + R"("}]}}]})";
+  };
+  std::size_t most = 0;
+  for (int i = 0; i < 20; ++i) {
+    fake_->setPodList(podList(i));
+    meta.refresh();
+    ASSERT_EQ(meta.pods().size(), 1u);
+    most = std::max(most, meta.departedCount());
+    if (i > 0) {  // the previous pod is still answered, by container id too
+      ASSERT_TRUE(meta.container("id-" + std::to_string(i - 1)).has_value()) << i;
+    }
+    now += 30s;
+  }
+  EXPECT_EQ(most, 4u);  // the pods that left in the last 2 minutes, never more
+  EXPECT_EQ(meta.pod("uid-0"), std::nullopt);
+  now += 2min;
+  meta.refresh();
+  EXPECT_EQ(meta.departedCount(), 0u);
+}
+
+TEST_F(KubeletTls, AZeroGracePeriodForgetsAtOnce) {
+  KubeletPodsMetadataOptions mo;
+  mo.background = false;
+  mo.refresh_interval = 0ms;
+  mo.deleted_grace = 0ms;
+  KubeletPodsMetadata meta(client(options()), errors_, mo);
+  meta.refresh();
+  fake_->setPodList(readFixture("podlist_workloads.json"));
+  meta.refresh();
+  EXPECT_EQ(meta.departedCount(), 0u);
+  EXPECT_EQ(meta.pod(kEtlUid), std::nullopt);
+  EXPECT_EQ(meta.container(kEtlId), std::nullopt);
 }
 
 TEST_F(KubeletTls, MetadataCountsRbacFailuresAndSkippedItems) {

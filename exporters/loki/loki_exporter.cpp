@@ -8,6 +8,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "pipeline/curl_support.h"
+
 namespace nodewarden {
 namespace {
 
@@ -18,24 +20,6 @@ std::size_t keepReply(char* data, std::size_t size, std::size_t count, void* use
     reply->append(data, std::min(n, LokiExporter::kMaxReplyBytes - reply->size()));
   }
   return n;  // the rest is read and discarded, so the connection stays usable
-}
-
-// libcurl calls this about once a second while idle, more often while data moves.
-int abortWhenCancelled(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return static_cast<const std::atomic<bool>*>(user)->load() ? 1 : 0;
-}
-
-struct SlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
-};
-using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
-
-bool append(Slist& list, const std::string& header) {
-  curl_slist* next = curl_slist_append(list.get(), header.c_str());
-  if (next == nullptr) return false;
-  (void)list.release();
-  list.reset(next);
-  return true;
 }
 
 std::string trim(std::string text) {
@@ -114,8 +98,7 @@ std::expected<std::unique_ptr<LokiExporter>, std::string> LokiExporter::create(
 }
 
 std::expected<void, std::string> LokiExporter::setUp() {
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  initCurlOnce();
   curl_->handle = curl_easy_init();
   if (curl_->handle == nullptr) return std::unexpected("curl_easy_init failed");
   CURL* h = curl_->handle;
@@ -174,17 +157,18 @@ SendResult LokiExporter::send(const LogBatch& batch) {
 
 SendResult LokiExporter::post(const LokiPushBody& body, const std::string& token) {
   CURL* h = curl_->handle;
-  Slist headers;
-  bool ok = append(headers, "Content-Type: " + std::string(body.content_type));
+  CurlHeaders headers;
+  bool ok = appendHeader(headers, "Content-Type: " + std::string(body.content_type));
   if (!body.content_encoding.empty()) {
-    ok = ok && append(headers, "Content-Encoding: " + std::string(body.content_encoding));
+    ok = ok && appendHeader(headers, "Content-Encoding: " + std::string(body.content_encoding));
   }
   // libcurl would wait up to a second for "100 Continue" before sending a large body.
-  ok = ok && append(headers, "Expect:");
-  if (!options_.tenant.empty()) ok = ok && append(headers, "X-Scope-OrgID: " + options_.tenant);
-  if (!token.empty()) ok = ok && append(headers, "Authorization: Bearer " + token);
+  ok = ok && appendHeader(headers, "Expect:");
+  if (!options_.tenant.empty())
+    ok = ok && appendHeader(headers, "X-Scope-OrgID: " + options_.tenant);
+  if (!token.empty()) ok = ok && appendHeader(headers, "Authorization: Bearer " + token);
   for (const auto& [name, value] : options_.headers) {
-    ok = ok && append(headers, name + ": " + value);
+    ok = ok && appendHeader(headers, name + ": " + value);
   }
   if (!ok) return {SendStatus::kRetry, 0, "out of memory building headers", {}};
 

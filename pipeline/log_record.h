@@ -34,8 +34,8 @@ struct FileIdentity {
 struct LogCheckpoint {
   std::string source;  // checkpoint key: the file's path for files, "journal" for the journal
   FileIdentity file;
-  std::uint64_t offset = 0;     // bytes of the file consumed (a complete line ends before it)
-  std::string journal_cursor;   // for the journal
+  std::uint64_t offset = 0;    // bytes of the file consumed (a complete line ends before it)
+  std::string journal_cursor;  // for the journal
   bool operator==(const LogCheckpoint&) const = default;
 };
 
@@ -56,7 +56,7 @@ struct LogBatch {
   std::vector<LogCheckpoint> checkpoints;  // the latest position of each source in the batch
   std::size_t bytes = 0;                   // sum of line sizes
   std::size_t lines = 0;
-  std::uint64_t sequence = 0;              // assigned by the spool on append
+  std::uint64_t sequence = 0;  // assigned by the spool on append
   bool operator==(const LogBatch&) const = default;
 };
 

@@ -15,6 +15,7 @@
 #include <thread>
 #include <utility>
 
+#include "tests/fakes/civetweb_stop.h"
 #include "tests/fakes/tls_front.h"
 
 namespace nodewarden::testing {
@@ -50,14 +51,6 @@ void reply(mg_connection* conn, int status, std::string_view content_type, std::
                            "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
   mg_write(conn, head.data(), head.size());
   if (!body.empty()) mg_write(conn, body.data(), body.size());
-}
-
-sockaddr_in loopback(int port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return addr;
 }
 
 std::once_flag g_civetweb_init;
@@ -112,25 +105,7 @@ FakeKubelet::~FakeKubelet() {
     stopping_ = true;
   }
   changed_.notify_all();  // ends hangs at once
-  // civetweb's listener looks at its stop flag every 2 s; a connection of ours wakes it sooner.
-  std::atomic<bool> done{false};
-  std::thread stopper([&] {
-    mg_stop(ctx_);
-    done = true;
-  });
-  for (int i = 0; i < 500 && !done; ++i) {
-    wakeListener();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  stopper.join();
-}
-
-void FakeKubelet::wakeListener() const {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  const sockaddr_in addr = loopback(civet_port_);
-  (void)::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  ::close(fd);
+  stopCivetweb(ctx_, civet_port_);
 }
 
 std::string FakeKubelet::url() const { return "https://127.0.0.1:" + std::to_string(port_); }

@@ -68,7 +68,6 @@ class FakeKubelet {
   explicit FakeKubelet(FakeKubeletOptions options);
   static int handlePods(mg_connection* conn, void* self);
   int handle(mg_connection* conn);
-  void wakeListener() const;
 
   mg_context* ctx_ = nullptr;
   int port_ = 0;        // the TLS front's

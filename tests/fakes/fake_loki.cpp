@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "exporters/loki/push.pb.h"
+#include "tests/fakes/civetweb_stop.h"
 #include "tests/fakes/tls_front.h"
 
 namespace nodewarden::testing {
@@ -346,17 +347,7 @@ std::expected<DecodedPush, std::string> decodeLokiPush(std::string_view content_
   return decodeProtobuf(body);
 }
 
-namespace {
-
-sockaddr_in loopback(int port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return addr;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 FakeLoki::FakeLoki(FakeLokiOptions options) : options_(std::move(options)) {}
 
@@ -411,25 +402,7 @@ FakeLoki::~FakeLoki() {
     stopping_ = true;
   }
   changed_.notify_all();  // ends hangs at once
-  // civetweb's listener looks at its stop flag every 2 s; a connection of ours wakes it sooner.
-  std::atomic<bool> done{false};
-  std::thread stopper([&] {
-    mg_stop(ctx_);
-    done = true;
-  });
-  for (int i = 0; i < 500 && !done; ++i) {
-    wakeListener();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  stopper.join();
-}
-
-void FakeLoki::wakeListener() const {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  const sockaddr_in addr = loopback(civet_port_);
-  (void)::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  ::close(fd);
+  stopCivetweb(ctx_, civet_port_);
 }
 
 std::string FakeLoki::pushUrl() const {

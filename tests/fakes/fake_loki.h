@@ -116,7 +116,6 @@ class FakeLoki {
   static int handlePush(mg_connection* conn, void* self);
   static int countConnection(const mg_connection* conn, void** conn_data);
   int handle(mg_connection* conn);
-  void wakeListener() const;
 
   FakeLokiOptions options_;
   mg_context* ctx_ = nullptr;

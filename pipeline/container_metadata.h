@@ -7,6 +7,7 @@
 // nothing is guessed.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +29,20 @@ struct PodIdentity {
   // The Job the pod belongs to (its controlling owner is a Job, or it carries the job-name /
   // batch.kubernetes.io/job-name label); empty otherwise or when the source cannot tell.
   std::string job;
+  // The CronJob that owns that Job (the Job's own owner, read from the API server when it is a
+  // source, else recognised by the CronJob controller's "<cronjob>-<minutes>" naming); empty
+  // otherwise.
+  std::string cronjob;
+  // The controlling owner as the pod lists it (ReplicaSet, Job, StatefulSet, DaemonSet, Node ...)
+  // and the workload at the top of its chain (Deployment through its ReplicaSet, CronJob through
+  // its Job, else the owner itself); empty when the source cannot tell.
+  std::string owner_kind;
+  std::string owner_name;
+  std::string workload_kind;
+  std::string workload_name;
+  std::string qos_class;  // Guaranteed, Burstable, BestEffort; empty when unknown
+  // All of the pod's labels as the source has them; what is exported is allow-listed by the user.
+  std::map<std::string, std::string> labels;
 };
 
 // The Job name of a pod from its controlling owner and labels, as the metadata sources see them.

@@ -893,9 +893,16 @@ std::optional<PodIdentity> ApiServerPodWatcher::pod(std::string_view uid) const 
     const auto l = p.labels.find(k);
     return l == p.labels.end() ? nullptr : &l->second;
   };
-  return PodIdentity{p.namespace_name, p.name,
-                     jobOfPod(p.owner_kind, p.owner_name, label("job-name"),
-                              label("batch.kubernetes.io/job-name"))};
+  PodIdentity id;
+  id.namespace_name = p.namespace_name;
+  id.pod_name = p.name;
+  id.job = jobOfPod(p.owner_kind, p.owner_name, label("job-name"),
+                    label("batch.kubernetes.io/job-name"));
+  id.owner_kind = p.owner_kind;
+  id.owner_name = p.owner_name;
+  id.qos_class = p.qos_class;
+  id.labels = p.labels;
+  return id;
 }
 
 }  // namespace nodewarden::pods

@@ -674,9 +674,16 @@ std::optional<PodIdentity> KubeletPodsMetadata::pod(std::string_view uid) const 
     const auto it = p->labels.find(k);
     return it == p->labels.end() ? nullptr : &it->second;
   };
-  return PodIdentity{p->namespace_name, p->name,
-                     jobOfPod(p->owner.kind, p->owner.name, label("job-name"),
-                              label("batch.kubernetes.io/job-name"))};
+  PodIdentity id;
+  id.namespace_name = p->namespace_name;
+  id.pod_name = p->name;
+  id.job = jobOfPod(p->owner.kind, p->owner.name, label("job-name"),
+                    label("batch.kubernetes.io/job-name"));
+  id.owner_kind = p->owner.kind;
+  id.owner_name = p->owner.name;
+  id.qos_class = std::string(qosClassName(p->qos_class));
+  id.labels = p->labels;
+  return id;
 }
 
 const PodInfo* KubeletPodsMetadata::findPod(std::string_view uid) const {

@@ -50,6 +50,13 @@ std::optional<PodIdentity> MetadataChain::pod(std::string_view uid) const {
     fill(out->namespace_name, p->namespace_name);
     fill(out->pod_name, p->pod_name);
     fill(out->job, p->job);
+    fill(out->cronjob, p->cronjob);
+    fill(out->owner_kind, p->owner_kind);
+    fill(out->owner_name, p->owner_name);
+    fill(out->workload_kind, p->workload_kind);
+    fill(out->workload_name, p->workload_name);
+    fill(out->qos_class, p->qos_class);
+    if (out->labels.empty()) out->labels = std::move(p->labels);
   }
   return out;
 }

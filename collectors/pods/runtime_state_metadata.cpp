@@ -12,7 +12,10 @@ std::optional<ContainerIdentity> RuntimeStateMetadata::container(std::string_vie
 std::optional<PodIdentity> RuntimeStateMetadata::pod(std::string_view uid) const {
   const ContainerMeta* m = reader_.findSandboxOfPod(uid);
   if (m == nullptr || m->pod_name.empty()) return std::nullopt;
-  return PodIdentity{m->namespace_name, m->pod_name, {}};
+  PodIdentity id;
+  id.namespace_name = m->namespace_name;
+  id.pod_name = m->pod_name;
+  return id;
 }
 
 }  // namespace nodewarden::pods

@@ -337,7 +337,8 @@ TEST(CgroupCollector, RuntimeMetadataNamesContainersGivesImagesAndDropsSandboxes
   KnownMetadata meta;
   meta.containers[kId1] = {kU1, "spark", "driver-0", "spark-driver", "apache/spark:3.5.1", false};
   meta.containers[kPause] = {kU1, "spark", "driver-0", "", "registry.k8s.io/pause:3.9", true};
-  meta.pods[kU1] = {"spark", "driver-0", ""};
+  meta.pods[kU1].namespace_name = "spark";
+  meta.pods[kU1].pod_name = "driver-0";
   auto o = Harness::options(fixture("v1-cgroupfs-containerd"));
   o.log_root = "/nonexistent";  // names from the metadata alone
   o.metadata = &meta;

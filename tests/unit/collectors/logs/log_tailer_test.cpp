@@ -221,7 +221,11 @@ TEST_F(LogTailerTest, JobPodsGetAJobStreamLabelFromPodMetadata) {
     }
     [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override {
       if (uid != "1234-abcd") return std::nullopt;
-      return PodIdentity{"shop", "web-7f", "nightly-report"};
+      PodIdentity id;
+      id.namespace_name = "shop";
+      id.pod_name = "web-7f";
+      id.job = "nightly-report";
+      return id;
     }
   } meta;
   options_.metadata = &meta;

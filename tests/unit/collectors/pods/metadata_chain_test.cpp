@@ -24,14 +24,22 @@ class Known final : public ContainerMetadata {
   int refreshes = 0;
 };
 
+PodIdentity podId(const char* ns, const char* name, const char* job) {
+  PodIdentity id;
+  id.namespace_name = ns;
+  id.pod_name = name;
+  id.job = job;
+  return id;
+}
+
 TEST(MetadataChain, FirstAnswerWinsAndLaterSourcesFillItsGaps) {
   auto runtime = std::make_unique<Known>();
   auto kubelet = std::make_unique<Known>();
   runtime->containers["c1"] = {"u1", "data", "etl-load-q8w4n", "load", "etl:1.2", false};
-  runtime->pods["u1"] = {"data", "etl-load-q8w4n", ""};
+  runtime->pods["u1"] = podId("data", "etl-load-q8w4n", "");
   kubelet->containers["c1"] = {"u1", "other", "other", "other", "", false};
   kubelet->containers["c2"] = {"u2", "web", "web-1", "nginx", "", false};
-  kubelet->pods["u1"] = {"other", "other", "etl-load"};
+  kubelet->pods["u1"] = podId("other", "other", "etl-load");
   Known* r = runtime.get();
   MetadataChain chain;
   chain.add(std::move(runtime));

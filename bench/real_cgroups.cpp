@@ -107,10 +107,10 @@ const std::array<HierarchySpec, 5>& hierarchySpecs() {
           "cpu", "cpu", {"cpu.stat", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares"}},
       HierarchySpec{
           "cpuacct", "cpuacct", {"cpuacct.usage", "cpuacct.usage_user", "cpuacct.usage_sys"}},
-      HierarchySpec{
-          "memory",
-          "memory",
-          {"memory.usage_in_bytes", "memory.limit_in_bytes", "memory.stat", "memory.oom_control"}},
+      HierarchySpec{"memory",
+                    "memory",
+                    {"memory.usage_in_bytes", "memory.limit_in_bytes", "memory.stat",
+                     "memory.oom_control", "memory.max_usage_in_bytes"}},
       HierarchySpec{
           "blkio",
           "blkio",

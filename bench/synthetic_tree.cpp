@@ -349,7 +349,7 @@ bool writeHybrid(Writer& w, const fs::path& root, const Node& n, bool listed) {
       {"memory.limit_in_bytes", std::to_string(limit) + "\n", true},
       {"memory.stat", v1MemoryStat(r, n.local), true},
       {"memory.oom_control", oom, true},
-      {"memory.max_usage_in_bytes", std::to_string(r.max_usage) + "\n", false},
+      {"memory.max_usage_in_bytes", std::to_string(r.max_usage) + "\n", true},
   };
   // Kernels have both the local and the _recursive files; collectors read the _recursive ones
   // (this cgroup and its children, as cAdvisor does). A leaf's two are equal.
@@ -420,6 +420,7 @@ bool writeV2(Writer& w, const fs::path& root, const Node& n, bool listed) {
            .line("oom_group_kill", 0)
            .str(),
        true},
+      {"memory.peak", std::to_string(r.max_usage) + "\n", true},
       {"memory.swap.current", "0\n", true},
       {"io.stat", ioStat(r), true},
       {"cpu.pressure", psiText(r.psi_us[0], r.psi_us[1]), true},

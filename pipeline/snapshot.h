@@ -40,6 +40,7 @@ enum class CgroupField : std::uint8_t {
   kMemMappedFileBytes,   // memory.stat total_mapped_file / file_mapped
   kMemLimitBytes,        // memory.limit_in_bytes / memory.max; 0 when unlimited (cAdvisor)
   kOomKills,             // memory.oom_control oom_kill / memory.events oom_kill
+  kMemMaxUsageBytes,     // memory.max_usage_in_bytes / memory.peak (5.19+): the high-water mark
   kPsiCpuSomeUs,         // cpu.pressure some total (microseconds)
   kPsiCpuFullUs,         // cpu.pressure full total
   kPsiMemSomeUs,         // memory.pressure some total

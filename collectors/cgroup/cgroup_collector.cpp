@@ -64,6 +64,7 @@ enum class FileKind : std::uint8_t {
   kMemLimitV1,
   kMemStatV1,
   kOomControl,
+  kMemMaxUsageV1,
   kBlkioBytes,
   kBlkioOps,
   kCpuStatV2,
@@ -73,6 +74,7 @@ enum class FileKind : std::uint8_t {
   kMemMax,
   kMemStatV2,
   kMemEvents,
+  kMemPeak,
   kSwapCurrent,
   kIoStat,
   kPsiCpu,
@@ -102,6 +104,7 @@ constexpr std::array kFileSpecs = {
     FileSpec{kRoleMemV1, FileKind::kMemLimitV1, "memory.limit_in_bytes", nullptr, true},
     FileSpec{kRoleMemV1, FileKind::kMemStatV1, "memory.stat", nullptr, true},
     FileSpec{kRoleMemV1, FileKind::kOomControl, "memory.oom_control", nullptr, false},
+    FileSpec{kRoleMemV1, FileKind::kMemMaxUsageV1, "memory.max_usage_in_bytes", nullptr, false},
     FileSpec{kRoleBlkioV1, FileKind::kBlkioBytes, "blkio.throttle.io_service_bytes_recursive",
              "blkio.throttle.io_service_bytes", false},
     FileSpec{kRoleBlkioV1, FileKind::kBlkioOps, "blkio.throttle.io_serviced_recursive",
@@ -113,6 +116,7 @@ constexpr std::array kFileSpecs = {
     FileSpec{kRoleMemV2, FileKind::kMemMax, "memory.max", nullptr, false},
     FileSpec{kRoleMemV2, FileKind::kMemStatV2, "memory.stat", nullptr, false},
     FileSpec{kRoleMemV2, FileKind::kMemEvents, "memory.events", nullptr, false},
+    FileSpec{kRoleMemV2, FileKind::kMemPeak, "memory.peak", nullptr, false},
     FileSpec{kRoleMemV2, FileKind::kSwapCurrent, "memory.swap.current", nullptr, false},
     FileSpec{kRoleIoV2, FileKind::kIoStat, "io.stat", nullptr, false},
     FileSpec{kRolePsi, FileKind::kPsiCpu, "cpu.pressure", nullptr, false},
@@ -266,6 +270,8 @@ constexpr SingleField kSingleFields[] = {
     {FileKind::kMemUsageV1, CgroupField::kMemUsageBytes, 1},
     {FileKind::kMemCurrent, CgroupField::kMemUsageBytes, 1},
     {FileKind::kSwapCurrent, CgroupField::kMemSwapBytes, 1},
+    {FileKind::kMemMaxUsageV1, CgroupField::kMemMaxUsageBytes, 1},
+    {FileKind::kMemPeak, CgroupField::kMemMaxUsageBytes, 1},
 };
 
 const SingleField* singleField(FileKind kind) {
@@ -304,6 +310,15 @@ class CgroupCollector::Impl {
     }
     if (primary_ >= 0) discover();
     readAll(into);
+  }
+
+  void readPods(const std::function<bool(std::string_view)>& want,
+                const std::function<void(const CgroupSample&, bool)>& seen) {
+    for (auto& [key, t] : tracked_) {
+      if (t->sandbox || !want(t->sample.pod_uid)) continue;
+      readTracked(*t);
+      seen(t->sample, t->gone);
+    }
   }
 
   CgroupCollectorStats stats() const {
@@ -965,5 +980,10 @@ CgroupCollector::~CgroupCollector() = default;
 void CgroupCollector::collect(Snapshot& into) { impl_->collect(into); }
 
 CgroupCollectorStats CgroupCollector::stats() const { return impl_->stats(); }
+
+void CgroupCollector::readPods(const std::function<bool(std::string_view)>& want,
+                               const std::function<void(const CgroupSample&, bool)>& seen) {
+  impl_->readPods(want, seen);
+}
 
 }  // namespace nodewarden

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string_view>
 
@@ -52,6 +53,14 @@ class CgroupCollector final : public MetricCollector {
   [[nodiscard]] std::string_view name() const override { return "cgroup"; }
   void collect(Snapshot& into) override;
   [[nodiscard]] CgroupCollectorStats stats() const;
+
+  // Reads again, now and between cycles, the pods `want` accepts (by uid) and their containers,
+  // and hands each sample to `seen` with whether its cgroup is gone (a gone sample has no
+  // readings: keep the last ones). For the few cgroups whose final counters matter (a Job's pod
+  // about to be removed); the next collect() reads them again as usual. Only pods found by a
+  // collect() are known here. Same thread as collect().
+  void readPods(const std::function<bool(std::string_view pod_uid)>& want,
+                const std::function<void(const CgroupSample& sample, bool gone)>& seen);
 
  private:
   class Impl;

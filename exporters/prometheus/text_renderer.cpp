@@ -59,6 +59,8 @@ constexpr std::array kFamilies = {
            F::kMemMappedFileBytes, Scale::kNone},
     Family{"container_spec_memory_limit_bytes", "gauge", "Memory limit for the container.",
            F::kMemLimitBytes, Scale::kNone},
+    Family{"container_memory_max_usage_bytes", "gauge", "Maximum memory usage recorded in bytes",
+           F::kMemMaxUsageBytes, Scale::kNone},
     Family{"container_oom_events_total", "counter",
            "Count of out of memory events observed for the container", F::kOomKills, Scale::kNone},
     Family{"container_pressure_cpu_waiting_seconds_total", "counter",

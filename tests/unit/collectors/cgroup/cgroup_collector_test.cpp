@@ -103,6 +103,7 @@ void expectContainer1(const CgroupSample& s, bool v2) {
   EXPECT_EQ(s.get(F::kMemMappedFileBytes), 8U << 20);
   EXPECT_EQ(s.get(F::kMemLimitBytes), 512U << 20);
   EXPECT_EQ(s.get(F::kOomKills), 1U);
+  EXPECT_EQ(s.get(F::kMemMaxUsageBytes), 300U << 20);
   ASSERT_TRUE(s.io_present);
   ASSERT_GE(s.io_devices, 1);
   EXPECT_EQ(s.io[0].major, 254U);

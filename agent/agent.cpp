@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "agent/http_server.h"
+#include "agent/job_outcomes.h"
 #include "agent/log_pipeline.h"
 #include "collectors/cgroup/cgroup_collector.h"
 #include "collectors/node/node_collector.h"
@@ -123,6 +124,16 @@ class Agent::Impl {
       }
       logs_ = std::move(*logs);
     }
+    if (config_.jobs_enabled) {
+      JobOutcomeSources js;
+      js.kubelet = kubelet_;
+      js.apiserver = apiserver_;
+      js.metadata = metadata_.get();
+      js.cgroup = cgroup_;
+      js.logs = logs_.get();
+      jobs_ = std::make_unique<JobOutcomes>(config_, js, self_.registry(), errors_);
+      http_->handle("/jobs", [this](const HttpRequest& r) { return jobs_->jobsJson(r); });
+    }
     http_->handleStream("/metrics", [this](const HttpRequest&, ResponseWriter& w) { metrics(w); });
     http_->handle("/healthz", [](const HttpRequest&) {
       return HttpResponse{200, "text/plain", "ok\n", false};
@@ -143,6 +154,7 @@ class Agent::Impl {
     });
     next_ = std::chrono::steady_clock::now();
     asio::post(io_, [this] { cycle(); });
+    if (jobs_) asio::post(io_, [this] { jobTick(); });
     if (logs_) {
       logs_->start();
       asio::post(io_, [this] { logTick(); });
@@ -199,7 +211,9 @@ class Agent::Impl {
         ko.ca_file = config_.ca_file.string();
         ko.insecure_skip_verify = config_.kubelet_insecure_skip_verify;
         if (auto client = pods::KubeletPodsClient::create(ko)) {
-          chain->add(std::make_unique<pods::KubeletPodsMetadata>(std::move(*client), errors_));
+          auto kubelet = std::make_unique<pods::KubeletPodsMetadata>(std::move(*client), errors_);
+          kubelet_ = kubelet.get();
+          chain->add(std::move(kubelet));
           spdlog::info("pod metadata: kubelet source {}", url);
         } else {
           spdlog::warn("pod metadata: kubelet source off: {}", client.error());
@@ -223,6 +237,7 @@ class Agent::Impl {
       } else if (auto watcher = pods::ApiServerPodWatcher::create(*resolved, errors_)) {
         (*watcher)->start();
         spdlog::info("pod metadata: API server source {}", resolved->url);
+        apiserver_ = watcher->get();
         chain->add(std::move(*watcher));
       } else {
         spdlog::warn("pod metadata: API server source off: {}", watcher.error());
@@ -250,6 +265,7 @@ class Agent::Impl {
     snapshot_.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
+    if (jobs_) jobs_->afterCycle(snapshot_);
     if (cgroup_ != nullptr) {
       const auto st = cgroup_->stats();
       pods_gauge_->Set(static_cast<double>(st.pods));
@@ -296,6 +312,15 @@ class Agent::Impl {
             if (!e) armLogWatch(sd);
           });
         });
+  }
+
+  // Job pods' statuses and final readings, between collection cycles.
+  void jobTick() {
+    jobs_->poll();
+    jobs_timer_.expires_after(config_.jobs_poll_interval);
+    jobs_timer_.async_wait([this](const asio::error_code& ec) {
+      if (!ec) jobTick();
+    });
   }
 
   // The log path's turn on the loop: every 200 ms, or at once again while a backlog is read.
@@ -355,7 +380,9 @@ class Agent::Impl {
   SelfMetrics self_;
   ErrorReporter errors_;
   TextRenderer renderer_;
-  std::unique_ptr<ContainerMetadata> metadata_;  // before the collectors that use it
+  std::unique_ptr<ContainerMetadata> metadata_;     // before the collectors that use it
+  pods::KubeletPodsMetadata* kubelet_ = nullptr;    // in metadata_, when configured
+  pods::ApiServerPodWatcher* apiserver_ = nullptr;  // in metadata_, when configured
   std::vector<Timed> collectors_;
   CgroupCollector* cgroup_ = nullptr;
   Snapshot snapshot_;  // filled by the collectors each cycle; collection thread only
@@ -367,8 +394,10 @@ class Agent::Impl {
   asio::io_context io_;
   asio::steady_timer timer_;
   asio::steady_timer log_timer_{io_};
+  asio::steady_timer jobs_timer_{io_};
   asio::signal_set signals_;
   std::unique_ptr<LogPipeline> logs_;
+  std::unique_ptr<JobOutcomes> jobs_;  // after logs_: it holds a pointer to it
   std::vector<std::shared_ptr<asio::posix::stream_descriptor>> log_watches_;
   std::chrono::steady_clock::time_point next_;
   std::unique_ptr<HttpServer> http_;

@@ -87,6 +87,11 @@ constexpr Field kJournalFields[] = {
     {"dir", &Config::journal_dir},
     {"units", &Config::journal_units},
 };
+constexpr Field kJobsFields[] = {
+    {"enabled", &Config::jobs_enabled},         {"poll_interval", &Config::jobs_poll_interval},
+    {"status_wait", &Config::jobs_status_wait}, {"retention", &Config::jobs_retention},
+    {"max_recent", &Config::jobs_max_recent},
+};
 constexpr Field kPodsFields[] = {
     {"runtime_state", &Config::pods_runtime_state},
     {"kubelet", &Config::pods_kubelet},
@@ -102,7 +107,7 @@ constexpr Field kKubernetesFields[] = {
 constexpr Field kCollectorsFields[] = {
     {"cgroup", Section(kCgroupFields)},   {"node", Section(kNodeFields)},
     {"pods", Section(kPodsFields)},       {"logs", Section(kLogsFields)},
-    {"journal", Section(kJournalFields)},
+    {"journal", Section(kJournalFields)}, {"jobs", Section(kJobsFields)},
 };
 constexpr Field kLokiFields[] = {
     {"url", &Config::loki_url},
@@ -698,6 +703,8 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
       between("collectors.logs.batch_bytes", config.logs_batch_bytes, 1024, 64ULL << 20),
       between("spool.segment_bytes", config.spool_segment_bytes, 64 * 1024, 1ULL << 30),
       between("spool.max_bytes", config.spool_max_bytes, 4 * config.logs_batch_bytes, 1ULL << 40),
+      between("collectors.jobs.max_recent",
+              static_cast<std::uint64_t>(std::max(0, config.jobs_max_recent)), 1, 100000),
       between("loki.local_file_max_bytes", config.local_log_file_max_bytes, 1 << 20, 1ULL << 40),
   };
   for (const auto& r : ranges) {
@@ -710,6 +717,16 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
   if (auto reason = checkDurationRange(config.logs_rescan_interval, std::chrono::milliseconds(100),
                                        std::nullopt)) {
     return fail("collectors.logs.rescan_interval", *reason);
+  }
+  for (const auto& [field, value, lo, hi] :
+       {std::tuple{"collectors.jobs.poll_interval", config.jobs_poll_interval,
+                   std::chrono::milliseconds(100), std::chrono::milliseconds(60'000)},
+        std::tuple{"collectors.jobs.status_wait", config.jobs_status_wait,
+                   std::chrono::milliseconds(1000), std::chrono::milliseconds(3'600'000)},
+        std::tuple{"collectors.jobs.retention", config.jobs_retention,
+                   std::chrono::milliseconds(60'000),
+                   std::chrono::milliseconds(30LL * 86'400'000)}}) {
+    if (auto reason = checkDurationRange(value, lo, hi)) return fail(field, *reason);
   }
   if (auto reason = checkDurationRange(config.loki_timeout, std::chrono::milliseconds(100),
                                        std::chrono::minutes(10))) {
@@ -769,6 +786,12 @@ collectors:
     enabled: true
     dir: /var/log/journal
     units: [kubelet.service, containerd.service, crio.service, docker.service]
+  jobs:
+    enabled: true
+    poll_interval: 1s
+    status_wait: 30s
+    retention: 6h
+    max_recent: 1000
 loki:
   url: ""
   tenant: ""

@@ -59,6 +59,16 @@ struct Config {
   std::vector<std::string> journal_units = {"kubelet.service", "containerd.service", "crio.service",
                                             "docker.service"};
 
+  // Job outcomes: every Job pod on this node that ends, from its status and its cgroups.
+  bool jobs_enabled = true;
+  // How often Job pods' statuses are checked and their cgroups read between collection cycles.
+  std::chrono::milliseconds jobs_poll_interval{1000};
+  // After a Job pod's cgroups are gone, how long its final status is waited for.
+  std::chrono::milliseconds jobs_status_wait{30000};
+  // How long outcomes are kept (for /jobs, the per-job series, and against counting twice).
+  std::chrono::milliseconds jobs_retention{6 * 3600 * 1000};
+  int jobs_max_recent = 1000;
+
   // Loki. With no url, logs go to the spool and a rolling local file under state_dir.
   std::string loki_url;
   std::string loki_tenant;

@@ -193,6 +193,13 @@ void ResponseWriter::end() {
   if (!head_) mg_send_chunk(conn_, "", 0);  // the last chunk
 }
 
+std::string HttpRequest::param(const char* name) const {
+  if (query.empty()) return {};
+  char buf[1024];
+  const int n = mg_get_var(query.data(), query.size(), name, buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
 int HttpServer::dispatch(mg_connection* conn, void* cbdata) {
   const auto* route = static_cast<const Route*>(cbdata);
   const mg_request_info* info = mg_get_request_info(conn);
@@ -204,6 +211,7 @@ int HttpServer::dispatch(mg_connection* conn, void* cbdata) {
   HttpRequest req;
   req.method = info->request_method != nullptr ? info->request_method : "";
   if (const char* ae = mg_get_header(conn, "Accept-Encoding")) req.accept_encoding = ae;
+  if (info->query_string != nullptr) req.query = info->query_string;
   ResponseWriter writer(conn, req);
   if (req.method != "GET" && req.method != "HEAD") {
     writer.begin(405, "text/plain", false);

@@ -26,6 +26,10 @@ struct HttpResponse {
 struct HttpRequest {
   std::string method;
   std::string accept_encoding;
+  std::string query;  // the raw query string, without '?'; empty when none
+
+  // A query parameter's value, URL-decoded; empty when absent (or longer than 1 KiB).
+  [[nodiscard]] std::string param(const char* name) const;
 };
 
 // Streams one response: headers at begin(), the body in HTTP/1.1 chunks (gzip-compressed on the

@@ -67,7 +67,17 @@ class LogPipeline::Impl {
     return metadata_ready;
   }
 
+  static constexpr std::string_view kEventPrefix = "event/";
+  std::function<void(std::string_view)> event_listener;
+
   void onDurable(const std::vector<LogCheckpoint>& checkpoints) {
+    if (event_listener) {
+      for (const auto& cp : checkpoints) {
+        if (cp.source.starts_with(kEventPrefix)) {
+          event_listener(std::string_view(cp.source).substr(kEventPrefix.size()));
+        }
+      }
+    }
     if (tailer) tailer->commit(checkpoints);
     if (journal) journal->commit(checkpoints);
     if (shipper) shipper->notify();
@@ -239,6 +249,18 @@ bool LogPipeline::tick() {
   }
   i.updateGauges();
   return more && i.batcher->hasRoom();
+}
+
+bool LogPipeline::submitEvent(const Labels& labels, LogEntry entry, const std::string& key) {
+  Impl& i = *impl_;
+  if (!i.shipper || !i.batcher->hasRoom()) return false;
+  LogCheckpoint cp;
+  cp.source = std::string(Impl::kEventPrefix) + key;
+  return i.batcher->accept(labels, std::move(entry), cp);
+}
+
+void LogPipeline::onEventDurable(std::function<void(std::string_view)> listener) {
+  impl_->event_listener = std::move(listener);
 }
 
 void LogPipeline::stop(std::chrono::milliseconds grace) {

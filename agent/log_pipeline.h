@@ -9,12 +9,15 @@
 
 #include <chrono>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/config.h"
 #include "pipeline/container_metadata.h"
+#include "pipeline/log_record.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {
@@ -36,6 +39,13 @@ class LogPipeline {
   // Descriptors that become readable when there is something new to read (the tailer's inotify
   // descriptor, the journal's); the agent wakes tick() on them. Owned by the pipeline.
   [[nodiscard]] std::vector<int> watchFds() const;
+
+  // Puts one event line (the agent's own, such as a Job outcome) into the log path under its own
+  // stream labels. key comes back through the durable listener once the line is in the spool;
+  // until then the caller keeps it and submits it again after a restart (the same line with the
+  // same timestamp, which Loki stores once). False when the path is full now: try again later.
+  bool submitEvent(const Labels& labels, LogEntry entry, const std::string& key);
+  void onEventDurable(std::function<void(std::string_view key)> listener);
 
   // Spools the open batch, commits, and stops the shipper within grace.
   void stop(std::chrono::milliseconds grace);

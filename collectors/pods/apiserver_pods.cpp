@@ -151,7 +151,9 @@ std::expected<ApiPod, ApiPodError> podFromJson(const json& object) {
   if (!ok) return std::unexpected(ApiPodError::kBadValue);
   if (status != nullptr) {
     if (!readString(*status, "phase", pod.phase) ||
-        !readString(*status, "qosClass", pod.qos_class)) {
+        !readString(*status, "qosClass", pod.qos_class) ||
+        !readString(*status, "reason", pod.reason) ||
+        !readString(*status, "startTime", pod.start_time)) {
       return std::unexpected(ApiPodError::kBadValue);
     }
     for (const auto& [key, init] :

@@ -71,8 +71,10 @@ struct ApiPod {
   std::map<std::string, std::string> labels;
   std::string owner_kind;  // the controlling ownerReference (controller: true), else the first
   std::string owner_name;
-  std::string qos_class;  // status.qosClass: Guaranteed, Burstable, BestEffort; empty if unset
-  std::string phase;      // status.phase: Pending, Running, Succeeded, Failed, Unknown
+  std::string qos_class;   // status.qosClass: Guaranteed, Burstable, BestEffort; empty if unset
+  std::string phase;       // status.phase: Pending, Running, Succeeded, Failed, Unknown
+  std::string reason;      // status.reason: Evicted, DeadlineExceeded, ...; empty if unset
+  std::string start_time;  // status.startTime, RFC 3339 as the API wrote it; empty if unset
   std::string resource_version;
   std::vector<ApiContainerStatus> containers;  // init containers first, then the others
   bool operator==(const ApiPod&) const = default;

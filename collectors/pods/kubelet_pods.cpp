@@ -90,54 +90,12 @@ class FieldReader {
   std::optional<Timestamp> time(const json& obj, const char* key) {
     const std::string text = string(obj, key);
     if (text.empty()) return std::nullopt;
-    auto t = parseTime(text);
+    auto t = parseRfc3339(text);
     if (!t) bad(std::string(key) + " '" + text + "' is not an RFC 3339 time");
     return t;
   }
 
  private:
-  // RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM); a fraction is dropped.
-  static std::optional<Timestamp> parseTime(std::string_view s) {
-    const auto number = [&](std::size_t at, std::size_t n, int& out) {
-      if (at + n > s.size()) return false;
-      const auto r = std::from_chars(s.data() + at, s.data() + at + n, out);
-      return r.ec == std::errc() && r.ptr == s.data() + at + n;
-    };
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-    if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
-        s[13] != ':' || s[16] != ':' || !number(0, 4, y) || !number(5, 2, mo) || !number(8, 2, d) ||
-        !number(11, 2, h) || !number(14, 2, mi) || !number(17, 2, sec)) {
-      return std::nullopt;
-    }
-    std::size_t i = 19;
-    if (s[i] == '.') {
-      ++i;
-      const std::size_t digits = i;
-      while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-      if (i == digits) return std::nullopt;
-    }
-    int offset_minutes = 0;
-    if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-      ++i;
-    } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-      int oh = 0, om = 0;
-      if (i + 6 != s.size() || s[i + 3] != ':' || !number(i + 1, 2, oh) || !number(i + 4, 2, om) ||
-          oh > 23 || om > 59) {
-        return std::nullopt;
-      }
-      offset_minutes = (s[i] == '+' ? 1 : -1) * (oh * 60 + om);
-      i += 6;
-    } else {
-      return std::nullopt;
-    }
-    const std::chrono::year_month_day date{std::chrono::year(y),
-                                           std::chrono::month(static_cast<unsigned>(mo)),
-                                           std::chrono::day(static_cast<unsigned>(d))};
-    if (i != s.size() || !date.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
-    return std::chrono::sys_days(date) + std::chrono::hours(h) + std::chrono::minutes(mi) +
-           std::chrono::seconds(sec) - std::chrono::minutes(offset_minutes);
-  }
-
   PodList& list_;
 };
 
@@ -694,6 +652,47 @@ const PodInfo* KubeletPodsMetadata::findPod(std::string_view uid) const {
 std::optional<KubeletPodsMetadata::Clock::duration> KubeletPodsMetadata::staleness() const {
   if (!last_good_) return std::nullopt;
   return now() - *last_good_;
+}
+
+std::optional<Timestamp> parseRfc3339(std::string_view s) {
+  const auto number = [&](std::size_t at, std::size_t n, int& out) {
+    if (at + n > s.size()) return false;
+    const auto r = std::from_chars(s.data() + at, s.data() + at + n, out);
+    return r.ec == std::errc() && r.ptr == s.data() + at + n;
+  };
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+      s[13] != ':' || s[16] != ':' || !number(0, 4, y) || !number(5, 2, mo) || !number(8, 2, d) ||
+      !number(11, 2, h) || !number(14, 2, mi) || !number(17, 2, sec)) {
+    return std::nullopt;
+  }
+  std::size_t i = 19;
+  if (s[i] == '.') {
+    ++i;
+    const std::size_t digits = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == digits) return std::nullopt;
+  }
+  int offset_minutes = 0;
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int oh = 0, om = 0;
+    if (i + 6 != s.size() || s[i + 3] != ':' || !number(i + 1, 2, oh) || !number(i + 4, 2, om) ||
+        oh > 23 || om > 59) {
+      return std::nullopt;
+    }
+    offset_minutes = (s[i] == '+' ? 1 : -1) * (oh * 60 + om);
+    i += 6;
+  } else {
+    return std::nullopt;
+  }
+  const std::chrono::year_month_day date{std::chrono::year(y),
+                                         std::chrono::month(static_cast<unsigned>(mo)),
+                                         std::chrono::day(static_cast<unsigned>(d))};
+  if (i != s.size() || !date.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  return std::chrono::sys_days(date) + std::chrono::hours(h) + std::chrono::minutes(mi) +
+         std::chrono::seconds(sec) - std::chrono::minutes(offset_minutes);
 }
 
 }  // namespace nodewarden::pods

@@ -146,6 +146,10 @@ struct KubeletFailure {
 // bad items are counted and skipped, bad fields counted and left empty. Throws nothing.
 [[nodiscard]] std::expected<PodList, KubeletFailure> parsePodList(std::string_view json);
 
+// metav1.Time as RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM), the fraction dropped; nullopt
+// when it is not one.
+[[nodiscard]] std::optional<Timestamp> parseRfc3339(std::string_view text);
+
 // Strips a CRI container id's runtime scheme: "containerd://<id>" → "<id>".
 [[nodiscard]] std::string_view stripContainerIdScheme(std::string_view id);
 

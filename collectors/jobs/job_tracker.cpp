@@ -34,6 +34,8 @@ void JobTracker::observeStatus(const PodStatus& status, std::string_view cronjob
   if (added) t.first_seen = wallNow();
   t.last_touch = now();
   if (!cronjob.empty()) t.cronjob = std::string(cronjob);
+  // The two sources lag differently: an end, once seen, is not undone by a staler status.
+  if (t.status && isTerminal(*t.status) && !isTerminal(status)) return;
   t.status = status;
   if (isTerminal(status) && !t.terminal_since) t.terminal_since = now();
 }

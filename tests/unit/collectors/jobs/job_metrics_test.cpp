@@ -67,8 +67,15 @@ TEST(JobMetrics, ANewerRunReplacesTheLatestAndARestoreIsNotCounted) {
   m.add(again);
   m.restore(outcome("etl-1", Outcome::kFailed, "Error", 500'000));  // older: ignored
   const std::string t = text(r);
-  EXPECT_EQ(t.find("outcome=\"failed\",reason=\"Error\"} 1\nnodewarden_job_last"),
-            std::string::npos);
+  EXPECT_NE(t.find("nodewarden_job_pod_completions_total{cronjob=\"etl\",job=\"etl-1\","
+                   "namespace=\"data\",outcome=\"failed\",reason=\"Error\"} 1"),
+            std::string::npos)
+      << "counts stay: both runs counted once\n"
+      << t;
+  EXPECT_NE(t.find("nodewarden_job_pod_completions_total{cronjob=\"etl\",job=\"etl-1\","
+                   "namespace=\"data\",outcome=\"succeeded\",reason=\"Completed\"} 1"),
+            std::string::npos)
+      << t;
   EXPECT_NE(t.find("nodewarden_job_last_outcome{cronjob=\"etl\",job=\"etl-1\",namespace=\"data\","
                    "outcome=\"succeeded\",reason=\"Completed\"} 1"),
             std::string::npos)

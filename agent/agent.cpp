@@ -211,7 +211,10 @@ class Agent::Impl {
         ko.ca_file = config_.ca_file.string();
         ko.insecure_skip_verify = config_.kubelet_insecure_skip_verify;
         if (auto client = pods::KubeletPodsClient::create(ko)) {
-          auto kubelet = std::make_unique<pods::KubeletPodsMetadata>(std::move(*client), errors_);
+          pods::KubeletPodsMetadataOptions mo;
+          mo.refresh_interval = config_.pods_kubelet_refresh_interval;
+          auto kubelet =
+              std::make_unique<pods::KubeletPodsMetadata>(std::move(*client), errors_, mo);
           kubelet_ = kubelet.get();
           chain->add(std::move(kubelet));
           spdlog::info("pod metadata: kubelet source {}", url);
@@ -316,6 +319,9 @@ class Agent::Impl {
 
   // Job pods' statuses and final readings, between collection cycles.
   void jobTick() {
+    // The kubelet's list is taken in here too (a fetch is never waited for), so an end is seen
+    // within a poll of the fetch that brought it, not at the next collection cycle.
+    if (kubelet_ != nullptr) kubelet_->refresh();
     jobs_->poll();
     jobs_timer_.expires_after(config_.jobs_poll_interval);
     jobs_timer_.async_wait([this](const asio::error_code& ec) {

@@ -95,6 +95,7 @@ constexpr Field kJobsFields[] = {
 constexpr Field kPodsFields[] = {
     {"runtime_state", &Config::pods_runtime_state},
     {"kubelet", &Config::pods_kubelet},
+    {"kubelet_refresh_interval", &Config::pods_kubelet_refresh_interval},
     {"apiserver", &Config::pods_apiserver},
 };
 constexpr Field kKubernetesFields[] = {
@@ -719,7 +720,9 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
     return fail("collectors.logs.rescan_interval", *reason);
   }
   for (const auto& [field, value, lo, hi] :
-       {std::tuple{"collectors.jobs.poll_interval", config.jobs_poll_interval,
+       {std::tuple{"collectors.pods.kubelet_refresh_interval", config.pods_kubelet_refresh_interval,
+                   std::chrono::milliseconds(1000), std::chrono::milliseconds(600'000)},
+        std::tuple{"collectors.jobs.poll_interval", config.jobs_poll_interval,
                    std::chrono::milliseconds(100), std::chrono::milliseconds(60'000)},
         std::tuple{"collectors.jobs.status_wait", config.jobs_status_wait,
                    std::chrono::milliseconds(1000), std::chrono::milliseconds(3'600'000)},
@@ -773,6 +776,7 @@ collectors:
   pods:
     runtime_state: true
     kubelet: true
+    kubelet_refresh_interval: 10s
     apiserver: true
   logs:
     enabled: true

@@ -34,7 +34,8 @@ struct Config {
   bool node_enabled = true;
   bool pods_runtime_state = true;  // names and images from the runtime's state on the node
   bool pods_kubelet = true;        // the kubelet's /pods, when its URL is known
-  bool pods_apiserver = true;      // the API server's watch of this node's pods, when in a cluster
+  std::chrono::milliseconds pods_kubelet_refresh_interval{10000};  // at most one GET /pods per
+  bool pods_apiserver = true;  // the API server's watch of this node's pods, when in a cluster
 
   // Kubernetes endpoints; empty: the in-cluster defaults (https://$NODE_IP:10250 for the kubelet,
   // KUBERNETES_SERVICE_HOST/_PORT and the service account's token and CA for the API server).

@@ -24,6 +24,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/fakes/fake_apiserver.h"
 #include "tests/fakes/fake_kubelet.h"
 #include "tests/fakes/fake_loki.h"
 #include "tests/support/child_process.h"
@@ -151,6 +152,9 @@ class JobOutcomesEndToEnd : public ::testing::Test {
     auto loki = FakeLoki::start();
     ASSERT_TRUE(loki.has_value()) << loki.error();
     loki_ = std::move(*loki);
+    auto apiserver = nodewarden::testing::FakeApiServer::start();
+    ASSERT_TRUE(apiserver.has_value()) << apiserver.error();
+    apiserver_ = std::move(*apiserver);
     auto node = NodeBuilder::create();
     ASSERT_TRUE(node.has_value()) << node.error();
     node_ = std::move(*node);
@@ -163,6 +167,7 @@ class JobOutcomesEndToEnd : public ::testing::Test {
     if (HasFailure()) std::cerr << "agent log:\n" << slurp(base_ / "agent.log") << "\n";
     node_.reset();
     kubelet_.reset();
+    apiserver_.reset();
     loki_.reset();
     fs::remove_all(base_);
   }
@@ -190,20 +195,27 @@ class JobOutcomesEndToEnd : public ::testing::Test {
         {"items", items}}.dump());
   }
 
-  void startAgent() {
-    std::ofstream(base_ / "config.yaml")
-        << "interval: 1s\n"
-           "node_name: test-node\n"
-           "collectors:\n"
-           "  node:\n    enabled: false\n"
-           "  journal:\n    enabled: false\n"
-           "  logs:\n    batch_wait: 100ms\n"
-           "  pods:\n    runtime_state: false\n    apiserver: false\n"
-           "    kubelet_refresh_interval: 1s\n"
-           "  jobs:\n    poll_interval: 200ms\n    status_wait: 3s\n"
-           "kubernetes:\n  kubelet_url: "
-        << kubelet_->url() << "\n  token_file: " << (base_ / "token").string()
-        << "\n  kubelet_insecure_skip_verify: true\n";
+  // The statuses come from the kubelet, or (from_apiserver) from the API server's watch alone.
+  void startAgent(bool from_apiserver = false) {
+    std::ofstream config(base_ / "config.yaml");
+    config << "interval: 1s\n"
+              "node_name: test-node\n"
+              "collectors:\n"
+              "  node:\n    enabled: false\n"
+              "  journal:\n    enabled: false\n"
+              "  logs:\n    batch_wait: 100ms\n"
+              "  pods:\n    runtime_state: false\n"
+           << (from_apiserver ? "    kubelet: false\n" : "    apiserver: false\n")
+           << "    kubelet_refresh_interval: 1s\n"
+              "  jobs:\n    poll_interval: 200ms\n    status_wait: 3s\n"
+              "kubernetes:\n  token_file: "
+           << (base_ / "token").string() << "\n";
+    if (from_apiserver) {
+      config << "  apiserver_url: " << apiserver_->url() << "\n";
+    } else {
+      config << "  kubelet_url: " << kubelet_->url() << "\n  kubelet_insecure_skip_verify: true\n";
+    }
+    config.close();
     SpawnOptions o;
     o.output = base_ / "agent.log";
     auto child = ChildProcess::start(
@@ -242,6 +254,7 @@ class JobOutcomesEndToEnd : public ::testing::Test {
 
   fs::path base_;
   std::unique_ptr<FakeKubelet> kubelet_;
+  std::unique_ptr<nodewarden::testing::FakeApiServer> apiserver_;
   std::unique_ptr<FakeLoki> loki_;
   std::unique_ptr<NodeBuilder> node_;
   ChildProcess agent_;
@@ -327,8 +340,8 @@ TEST_F(JobOutcomesEndToEnd, OomExitCodeAndCpuSecondsFromTheRealKernel) {
   EXPECT_EQ(c["exit_code"], 0);
   ASSERT_TRUE(c["cpu_seconds"].is_number()) << c.dump();
   const double cpu_seconds = c["cpu_seconds"].get<double>();
-  std::cout << "cpu seconds: agent " << cpu_seconds << ", kernel " << cpu_truth
-            << "; peak memory " << peak << " of a " << kMemoryLimit << " limit\n";
+  std::cout << "cpu seconds: agent " << cpu_seconds << ", kernel " << cpu_truth << "; peak memory "
+            << peak << " of a " << kMemoryLimit << " limit\n";
   EXPECT_NEAR(cpu_seconds, cpu_truth, 0.1 * cpu_truth)
       << "agent " << cpu_seconds << " s, kernel " << cpu_truth << " s";
 
@@ -380,6 +393,51 @@ TEST_F(JobOutcomesEndToEnd, OomExitCodeAndCpuSecondsFromTheRealKernel) {
             std::string::npos)
       << "the latest run per job is restored";
   EXPECT_EQ(loki_->entries(stream).size(), events_before);
+}
+
+// The API server's watch as the only status source: a MODIFIED event brings the end (exit 2), and a
+// pod DELETED while Running, its cgroups removed and no OOM kill, ends as "unknown" once
+// status_wait has passed.
+TEST_F(JobOutcomesEndToEnd, StatusesFromTheApiServerWatchAlone) {
+  JobPod exit2 = addJobPod("exit-two-m3n4b", "exit-two", -1);
+  JobPod deleted = addJobPod("deleted-early-p5q6r", "deleted-early", -1);
+  for (const JobPod* p : {&exit2, &deleted}) {
+    json item = p->item();
+    item["spec"]["nodeName"] = "test-node";
+    apiserver_->putPod(item);
+  }
+  startAgent(true);
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto r = nodewarden::testing::httpGet(url("/metrics"), 2s);
+        return r && r->body.find(exit2.pod->uid()) != std::string::npos &&
+               r->body.find(deleted.pod->uid()) != std::string::npos;
+      },
+      20s));
+  std::this_thread::sleep_for(1s);
+  auto pid = exit2.container->run({"sh", "-c", "sleep 1; exit 2"});
+  ASSERT_TRUE(pid.has_value()) << pid.error();
+  auto sleeper = deleted.container->run({"sleep", "30"});
+  ASSERT_TRUE(sleeper.has_value()) << sleeper.error();
+  ASSERT_TRUE(waitFor([&] { return isZombie(*pid); }, 10s));
+  exit2.terminated(2, "Error");
+  apiserver_->putPod(exit2.item());
+  apiserver_->deletePod(deleted.pod->uid());
+  ASSERT_TRUE(node_->removePod(*deleted.pod).has_value());
+
+  ASSERT_TRUE(waitFor([&] { return jobs()["outcomes"].size() >= 2; }, 20s)) << jobs().dump(2);
+  const json all = jobs();
+  const json e = outcomeOf(all, "exit-two-m3n4b");
+  ASSERT_FALSE(e.is_null()) << all.dump(2);
+  EXPECT_EQ(e["outcome"], "failed");
+  EXPECT_EQ(e["exit_code"], 2);
+  EXPECT_EQ(e["evidence"], "status+cgroup");
+  const json d = outcomeOf(all, "deleted-early-p5q6r");
+  ASSERT_FALSE(d.is_null()) << all.dump(2);
+  EXPECT_EQ(d["outcome"], "unknown");
+  EXPECT_EQ(d["reason"], "Unknown");
+  EXPECT_EQ(d["oom_kills"], 0);
+  EXPECT_TRUE(d["exit_code"].is_null()) << "nothing said how it exited";
 }
 
 }  // namespace

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -29,6 +28,7 @@
 #include "tests/fakes/fake_loki.h"
 #include "tests/support/child_process.h"
 #include "tests/support/http_client.h"
+#include "tests/support/loopback_certificate.h"
 #include "tests/support/node_builder.h"
 
 namespace {
@@ -131,20 +131,12 @@ class JobOutcomesEndToEnd : public ::testing::Test {
   void SetUp() override {
     base_ = fs::temp_directory_path() / ("nodewarden-jobs-it-" + std::to_string(::getpid()));
     fs::remove_all(base_);
-    fs::create_directories(base_ / "pki");
-    const std::string pki = (base_ / "pki").string();
-    const std::string cmd =
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-        "-keyout " +
-        pki + "/key.pem -out " + pki +
-        "/cert.pem -days 1 -subj /CN=127.0.0.1 "
-        "-addext subjectAltName=IP:127.0.0.1 > " +
-        pki + "/openssl.log 2>&1";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(pki + "/openssl.log");
+    const auto pki = nodewarden::testing::makeLoopbackCertificate(base_ / "pki");
+    ASSERT_TRUE(pki.has_value()) << pki.error();
     nodewarden::testing::FakeKubeletOptions ko;
     ko.token = "job-watcher-token";
-    ko.certificate_file = pki + "/cert.pem";
-    ko.key_file = pki + "/key.pem";
+    ko.certificate_file = pki->certificate;
+    ko.key_file = pki->key;
     auto kubelet = FakeKubelet::start(ko);
     ASSERT_TRUE(kubelet.has_value()) << kubelet.error();
     kubelet_ = std::move(*kubelet);

@@ -23,6 +23,7 @@
 #include "tests/fakes/fake_loki.h"
 #include "tests/support/child_process.h"
 #include "tests/support/http_client.h"
+#include "tests/support/loopback_certificate.h"
 
 namespace {
 
@@ -350,22 +351,12 @@ TEST_F(LogsEndToEnd, RejectedBatchIsDroppedAndNeverResent) {
 // The kubelet's /pods (over TLS, with the service-account token) names the pod's Job: its lines
 // carry job="<name>" from the first one on, while a pod that is no Job's has no job label.
 TEST_F(LogsEndToEnd, JobPodsLinesCarryTheJobLabelFromTheKubelet) {
-  // A throwaway self-signed certificate for 127.0.0.1; the agent is told to skip verification,
-  // as many kubelets' serving certificates are self-signed.
-  const std::string pki = (base_ / "pki").string();
-  fs::create_directories(pki);
-  const std::string cmd =
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-      "-keyout " +
-      pki + "/key.pem -out " + pki +
-      "/cert.pem -days 1 "
-      "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 > " +
-      pki + "/openssl.log 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(pki + "/openssl.log");
+  const auto pki = nodewarden::testing::makeLoopbackCertificate(base_ / "pki");
+  ASSERT_TRUE(pki.has_value()) << pki.error();
   nodewarden::testing::FakeKubeletOptions ko;
   ko.token = "node-agent-token";
-  ko.certificate_file = pki + "/cert.pem";
-  ko.key_file = pki + "/key.pem";
+  ko.certificate_file = pki->certificate;
+  ko.key_file = pki->key;
   ko.pod_list = slurp(fs::path(NODEWARDEN_FIXTURES) / "kubelet/podlist_jobs.json");
   auto kubelet = nodewarden::testing::FakeKubelet::start(ko);
   ASSERT_TRUE(kubelet.has_value()) << kubelet.error();

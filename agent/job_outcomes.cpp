@@ -62,14 +62,18 @@ void JobOutcomes::observeStatuses() {
     auto p = sources_.metadata->pod(uid);
     return p ? p->cronjob : std::string();
   };
-  // The kubelet first and the API server last: the watch is the fresher of the two.
-  if (sources_.kubelet != nullptr) {
+  // The kubelet first and the API server last: the watch is the fresher of the two. Each is read
+  // only when it changed since the last poll (a new fetch, a new resourceVersion).
+  if (sources_.kubelet != nullptr && sources_.kubelet->stats().fetches != kubelet_fetches_) {
+    kubelet_fetches_ = sources_.kubelet->stats().fetches;
     for (const auto& p : sources_.kubelet->pods()) {
       if (!isJobPod(p.owner.kind, p.labels)) continue;
       tracker_.observeStatus(jobs::fromKubelet(p), cronjobOf(p.uid));
     }
   }
-  if (sources_.apiserver != nullptr) {
+  if (sources_.apiserver != nullptr &&
+      sources_.apiserver->resourceVersion() != apiserver_version_) {
+    apiserver_version_ = sources_.apiserver->resourceVersion();
     for (const auto& p : sources_.apiserver->pods()) {
       if (!isJobPod(p.owner_kind, p.labels)) continue;
       tracker_.observeStatus(jobs::fromApiServer(p), cronjobOf(p.uid));

@@ -65,6 +65,8 @@ class JobOutcomes {
   jobs::JobTracker tracker_;
   jobs::JobMetrics metrics_;
   std::set<std::string, std::less<>> in_flight_;  // events submitted, not durable yet
+  std::size_t kubelet_fetches_ = 0;  // the kubelet source's fetch count at the last poll
+  std::string apiserver_version_;    // the watch's resourceVersion at the last poll
 
   mutable std::mutex published_mu_;
   std::shared_ptr<const std::vector<jobs::JobOutcome>> published_;  // newest first

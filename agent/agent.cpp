@@ -14,9 +14,12 @@
 #include "agent/http_server.h"
 #include "agent/job_outcomes.h"
 #include "agent/log_pipeline.h"
+#include "agent/metadata_source_metrics.h"
+#include "agent/pod_metadata_metrics.h"
 #include "collectors/cgroup/cgroup_collector.h"
 #include "collectors/node/node_collector.h"
 #include "collectors/pods/apiserver_pods.h"
+#include "collectors/pods/cronjob_lookup.h"
 #include "collectors/pods/kubelet_pods.h"
 #include "collectors/pods/metadata_chain.h"
 #include "collectors/pods/runtime_state_metadata.h"
@@ -89,6 +92,10 @@ class Agent::Impl {
                             .Register(reg)
                             .Add({});
     metadata_ = buildMetadata();
+    if (metadata_) {
+      source_metrics_ = std::make_unique<MetadataSourceMetrics>(reg);
+      pod_metrics_ = std::make_unique<PodMetadataMetrics>(reg, config_.pod_labels);
+    }
     if (config_.cgroup_enabled) {
       CgroupCollectorOptions o;
       o.metadata = metadata_.get();
@@ -126,8 +133,8 @@ class Agent::Impl {
     }
     if (config_.jobs_enabled) {
       JobOutcomeSources js;
-      js.kubelet = kubelet_;
-      js.apiserver = apiserver_;
+      js.kubelet = kubelet_source_;
+      js.apiserver = apiserver_source_;
       js.metadata = metadata_.get();
       js.cgroup = cgroup_;
       js.logs = logs_.get();
@@ -181,19 +188,62 @@ class Agent::Impl {
 
   // The pod metadata sources in their order: the runtime's state, the kubelet, the API server.
   // A source whose endpoint is unknown (not in a cluster, no URL given) stays off, said once.
+  // With the API server known, the kubelet and API-server sources share one CronJob lookup.
   std::unique_ptr<ContainerMetadata> buildMetadata() {
     constexpr const char* kServiceAccount = "/var/run/secrets/kubernetes.io/serviceaccount";
+    metadata_started_ = std::chrono::steady_clock::now();
     const auto in_cluster_file = [&](const std::filesystem::path& configured, const char* name) {
       if (!configured.empty()) return configured.string();
       const auto p = std::filesystem::path(kServiceAccount) / name;
       std::error_code ec;
       return std::filesystem::exists(p, ec) ? p.string() : std::string();
     };
+
+    // The API server first: its endpoint is also where the kubelet source's Jobs are looked up.
+    std::unique_ptr<pods::ApiServerPodWatcher> watcher;
+    std::shared_ptr<pods::CronJobLookup> cronjobs;
+    if (config_.pods_apiserver) {
+      pods::ApiServerPodsOptions ao;
+      ao.url = config_.apiserver_url;
+      ao.token_file = config_.token_file.string();
+      ao.ca_file = config_.ca_file.string();
+      ao.node_name = config_.node_name;
+      auto env = [](const char* name) -> std::optional<std::string> {
+        const char* v = std::getenv(name);
+        return v == nullptr ? std::nullopt : std::optional<std::string>(v);
+      };
+      auto resolved = pods::withInClusterDefaults(ao, env, kServiceAccount);
+      if (!resolved || resolved->url.empty()) {
+        spdlog::info("pod metadata: API server source off ({})",
+                     resolved ? "no URL" : resolved.error());
+      } else {
+        pods::CronJobLookupOptions co;
+        co.url = resolved->url;
+        co.token_file = resolved->token_file;
+        co.ca_file = resolved->ca_file;
+        if (auto lookup = pods::ApiServerCronJobLookup::create(co, errors_)) {
+          cronjobs = std::move(*lookup);
+        } else {
+          spdlog::warn("pod metadata: Jobs matched to CronJobs by name only: {}", lookup.error());
+        }
+        resolved->cronjobs = cronjobs;
+        if (auto w = pods::ApiServerPodWatcher::create(*resolved, errors_)) {
+          watcher = std::move(*w);
+          spdlog::info("pod metadata: API server source {}", resolved->url);
+        } else {
+          spdlog::warn("pod metadata: API server source off: {}", w.error());
+          cronjobs.reset();  // no API server source, no lookups either: the naming rule answers
+        }
+      }
+    }
+
     auto chain = std::make_unique<pods::MetadataChain>();
     if (config_.pods_runtime_state) {
       std::vector<std::filesystem::path> roots(config_.runtime_state_dirs.begin(),
                                                config_.runtime_state_dirs.end());
-      chain->add(std::make_unique<pods::RuntimeStateMetadata>(std::move(roots), errors_));
+      auto runtime = std::make_unique<pods::RuntimeStateMetadata>(std::move(roots), errors_);
+      runtime_source_ = runtime.get();
+      chain->add(std::move(runtime));
     }
     if (config_.pods_kubelet) {
       std::string url = config_.kubelet_url;
@@ -213,9 +263,10 @@ class Agent::Impl {
         if (auto client = pods::KubeletPodsClient::create(ko)) {
           pods::KubeletPodsMetadataOptions mo;
           mo.refresh_interval = config_.pods_kubelet_refresh_interval;
+          mo.cronjobs = cronjobs;
           auto kubelet =
               std::make_unique<pods::KubeletPodsMetadata>(std::move(*client), errors_, mo);
-          kubelet_ = kubelet.get();
+          kubelet_source_ = kubelet.get();
           chain->add(std::move(kubelet));
           spdlog::info("pod metadata: kubelet source {}", url);
         } else {
@@ -223,31 +274,37 @@ class Agent::Impl {
         }
       }
     }
-    if (config_.pods_apiserver) {
-      pods::ApiServerPodsOptions ao;
-      ao.url = config_.apiserver_url;
-      ao.token_file = config_.token_file.string();
-      ao.ca_file = config_.ca_file.string();
-      ao.node_name = config_.node_name;
-      auto env = [](const char* name) -> std::optional<std::string> {
-        const char* v = std::getenv(name);
-        return v == nullptr ? std::nullopt : std::optional<std::string>(v);
-      };
-      auto resolved = pods::withInClusterDefaults(ao, env, kServiceAccount);
-      if (!resolved || resolved->url.empty()) {
-        spdlog::info("pod metadata: API server source off ({})",
-                     resolved ? "no URL" : resolved.error());
-      } else if (auto watcher = pods::ApiServerPodWatcher::create(*resolved, errors_)) {
-        (*watcher)->start();
-        spdlog::info("pod metadata: API server source {}", resolved->url);
-        apiserver_ = watcher->get();
-        chain->add(std::move(*watcher));
-      } else {
-        spdlog::warn("pod metadata: API server source off: {}", watcher.error());
-      }
+    if (watcher) {
+      watcher->start();
+      apiserver_source_ = watcher.get();
+      chain->add(std::move(watcher));
     }
     if (chain->empty()) return nullptr;
     return chain;
+  }
+
+  // The sources' health and the pods' info and label series, from this cycle's pods.
+  void updateMetadataMetrics() {
+    if (!metadata_) return;
+    const auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
+    if (runtime_source_ != nullptr) {
+      source_metrics_->set("runtime",
+                           {runtime_source_->synced(), std::nullopt, runtime_source_->podCount()});
+    }
+    if (kubelet_source_ != nullptr) {
+      const auto staleness = kubelet_source_->staleness();
+      source_metrics_->set(
+          "kubelet",
+          {staleness.has_value(),
+           seconds(staleness ? *staleness : std::chrono::steady_clock::now() - metadata_started_),
+           kubelet_source_->pods().size()});
+    }
+    if (apiserver_source_ != nullptr) {
+      source_metrics_->set("apiserver",
+                           {apiserver_source_->synced(), seconds(apiserver_source_->staleness()),
+                            apiserver_source_->size()});
+    }
+    pod_metrics_->update(snapshot_, metadata_.get());
   }
 
   void addCollector(std::unique_ptr<MetricCollector> c,
@@ -275,6 +332,7 @@ class Agent::Impl {
       containers_gauge_->Set(static_cast<double>(st.containers));
       open_files_->Set(static_cast<double>(st.open_files));
     }
+    updateMetadataMetrics();
     publish();
     cycles_->Increment();
     if (!ready_.exchange(true)) spdlog::info("first collection done: ready");
@@ -321,7 +379,7 @@ class Agent::Impl {
   void jobTick() {
     // The kubelet's list is taken in here too (a fetch is never waited for), so an end is seen
     // within a poll of the fetch that brought it, not at the next collection cycle.
-    if (kubelet_ != nullptr) kubelet_->refresh();
+    if (kubelet_source_ != nullptr) kubelet_source_->refresh();
     jobs_->poll();
     jobs_timer_.expires_after(config_.jobs_poll_interval);
     jobs_timer_.async_wait([this](const asio::error_code& ec) {
@@ -386,9 +444,14 @@ class Agent::Impl {
   SelfMetrics self_;
   ErrorReporter errors_;
   TextRenderer renderer_;
-  std::unique_ptr<ContainerMetadata> metadata_;     // before the collectors that use it
-  pods::KubeletPodsMetadata* kubelet_ = nullptr;    // in metadata_, when configured
-  pods::ApiServerPodWatcher* apiserver_ = nullptr;  // in metadata_, when configured
+  std::unique_ptr<ContainerMetadata> metadata_;  // before the collectors that use it
+  // The sources in metadata_ (owned there), null when off; for their health gauges.
+  pods::RuntimeStateMetadata* runtime_source_ = nullptr;
+  pods::KubeletPodsMetadata* kubelet_source_ = nullptr;
+  pods::ApiServerPodWatcher* apiserver_source_ = nullptr;
+  std::chrono::steady_clock::time_point metadata_started_;
+  std::unique_ptr<MetadataSourceMetrics> source_metrics_;  // with metadata_ only
+  std::unique_ptr<PodMetadataMetrics> pod_metrics_;        // with metadata_ only
   std::vector<Timed> collectors_;
   CgroupCollector* cgroup_ = nullptr;
   Snapshot snapshot_;  // filled by the collectors each cycle; collection thread only

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "agent/json_log.h"
+#include "pipeline/pod_labels.h"
 
 namespace nodewarden {
 namespace {
@@ -104,6 +105,7 @@ constexpr Field kKubernetesFields[] = {
     {"token_file", &Config::token_file},
     {"ca_file", &Config::ca_file},
     {"kubelet_insecure_skip_verify", &Config::kubelet_insecure_skip_verify},
+    {"pod_labels", &Config::pod_labels},
 };
 constexpr Field kCollectorsFields[] = {
     {"cgroup", Section(kCgroupFields)},   {"node", Section(kNodeFields)},
@@ -356,6 +358,8 @@ class ConfigParser {
              "expected a list of strings, found an item that is " + std::string(kindName(item)));
         return;
       }
+      // validateConfig names a bad item "<path>[<index>]": its own line, not the key's.
+      lines_[path + "[" + std::to_string(out.size()) + "]"] = lineOf(item);
       out.push_back(item.Scalar());
     }
     config.*target = std::move(out);
@@ -461,6 +465,28 @@ std::optional<std::string> checkDurationRange(Duration value, Duration min,
            formatDuration(value);
   }
   return "must be at least " + formatDuration(min) + ", got " + formatDuration(value);
+}
+
+// kubernetes.pod_labels: valid label keys, each once, no two with the same sanitized name.
+std::optional<ConfigError> checkPodLabels(const std::vector<std::string>& keys) {
+  const auto fail = [](std::size_t index, std::string reason) {
+    return ConfigError{"", 0, "kubernetes.pod_labels[" + std::to_string(index) + "]",
+                       std::move(reason)};
+  };
+  std::map<std::string, std::size_t, std::less<>> names;  // metric label name -> index
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const std::string& key = keys[i];
+    if (auto valid = checkPodLabelKey(key); !valid) {
+      return fail(i, inQuotes(key) + " is not a Kubernetes label key: " + valid.error());
+    }
+    const auto [it, added] = names.emplace(podLabelMetricName(key), i);
+    if (added) continue;
+    const std::string& first = keys[it->second];
+    if (first == key) return fail(i, inQuotes(key) + " is listed twice");
+    return fail(i, inQuotes(key) + " and " + inQuotes(first) + " both become the label name " +
+                       sanitizeLabelName(key) + "; list only one of them");
+  }
+  return std::nullopt;
 }
 
 // --- Reading files ----------------------------------------------------------------------------
@@ -752,6 +778,7 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
   if (!config.loki_username.empty() && !config.loki_bearer_token_file.empty()) {
     return fail("loki.username", "basic auth and a bearer token cannot both be set");
   }
+  if (auto error = checkPodLabels(config.pod_labels)) return std::unexpected(std::move(*error));
   return {};
 }
 
@@ -816,6 +843,7 @@ kubernetes:
   token_file: ""
   ca_file: ""
   kubelet_insecure_skip_verify: false
+  pod_labels: []
 )";
 }
 

@@ -44,6 +44,9 @@ struct Config {
   std::filesystem::path token_file;
   std::filesystem::path ca_file;
   bool kubelet_insecure_skip_verify = false;
+  // Pod label keys (exact, e.g. app.kubernetes.io/name) exported as Loki stream labels of the
+  // pod's container logs and on nodewarden_pod_labels; names sanitized (pipeline/pod_labels.h).
+  std::vector<std::string> pod_labels;
 
   // Container logs under log_root.
   bool logs_enabled = true;

@@ -170,6 +170,7 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
     to.max_open_files = static_cast<std::size_t>(config.logs_max_open_files);
     to.rescan_interval = config.logs_rescan_interval;
     to.metadata = metadata;
+    to.pod_labels = config.pod_labels;
     i.metadata = metadata;
     i.tailer = std::make_unique<logs::LogTailer>(to, errors);
   }

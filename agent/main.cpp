@@ -22,6 +22,7 @@ struct Overrides {
   std::optional<std::string> listen, cgroup_root, proc_root, log_root, state_dir, node_name,
       interval, log_level, loki_url, journal_dir, kubelet_url, apiserver_url, token_file, ca_file;
   std::vector<std::string> runtime_state_dirs;
+  std::vector<std::string> pod_labels;
 };
 
 std::string defaultNodeName() {
@@ -44,6 +45,7 @@ std::expected<void, nodewarden::ConfigError> applyOverrides(const Overrides& o,
   if (o.loki_url) c.loki_url = *o.loki_url;
   if (o.journal_dir) c.journal_dir = *o.journal_dir;
   if (!o.runtime_state_dirs.empty()) c.runtime_state_dirs = o.runtime_state_dirs;
+  if (!o.pod_labels.empty()) c.pod_labels = o.pod_labels;
   if (o.kubelet_url) c.kubelet_url = *o.kubelet_url;
   if (o.apiserver_url) c.apiserver_url = *o.apiserver_url;
   if (o.token_file) c.token_file = *o.token_file;
@@ -105,6 +107,9 @@ int main(int argc, char** argv) {
   run->add_option("--runtime-state-dir", o.runtime_state_dirs,
                   "containerd/CRI-O state root (repeatable; default /run/containerd and "
                   "/run/containers/storage)");
+  run->add_option("--pod-label", o.pod_labels,
+                  "pod label key to export on log streams and nodewarden_pod_labels (repeatable; "
+                  "overrides kubernetes.pod_labels), e.g. app.kubernetes.io/name");
   run->add_flag("--print-config", print_config, "print the effective config as YAML and exit");
 
   std::string check_file;

@@ -49,6 +49,11 @@ void ErrorReporter::report(std::string_view component, std::string_view reason,
   }
 }
 
+void ErrorReporter::countOnly(std::string_view component, std::string_view reason) {
+  std::lock_guard lock(mu_);
+  entryLocked(component, reason).counter->Increment();
+}
+
 double ErrorReporter::count(std::string_view component, std::string_view reason) const {
   std::lock_guard lock(mu_);
   std::string key(component);

@@ -36,6 +36,9 @@ class ErrorReporter {
   // Counts one error and logs it unless the same (component, reason) was logged within the
   // interval. Thread-safe. detail is for the log line only, never a label (unbounded values).
   void report(std::string_view component, std::string_view reason, std::string_view detail);
+  // Counts one error without logging it: for a failure whose cause was already logged in full and
+  // that would only repeat the same advice (a missing RBAC permission).
+  void countOnly(std::string_view component, std::string_view reason);
 
   // Total reported for one key, for tests and the compliance check.
   [[nodiscard]] double count(std::string_view component, std::string_view reason) const;

@@ -8,6 +8,7 @@
 #include "collectors/logs/log_tailer.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,8 +25,23 @@
 #include "collectors/logs/container_id_index.h"
 #include "collectors/logs/log_discovery.h"
 #include "collectors/logs/tailed_file.h"
+#include "pipeline/pod_labels.h"
 
 namespace nodewarden::logs {
+namespace {
+
+// Stream labels and structured metadata keys of the tailer's own: a pod label never takes them.
+constexpr std::string_view kReservedLabelNames[] = {
+    "container", "container_id", "filename", "job",    "namespace",
+    "node",      "pod",          "pod_uid",  "stream", "truncated"};
+
+// The kubelet and the API server answer from the Pod object, which always has a QoS class (the
+// API server sets it when the pod is created); the runtime's state only names the pod.
+bool fromPodObject(const PodIdentity& pod) {
+  return !pod.qos_class.empty() || !pod.owner_kind.empty() || !pod.labels.empty();
+}
+
+}  // namespace
 
 class LogTailer::Impl {
  public:
@@ -36,6 +52,16 @@ class LogTailer::Impl {
         store_(options_.checkpoint_file),
         chunk_(std::max<std::size_t>(options_.read_chunk_bytes, 1)) {
     if (options_.max_open_files == 0) options_.max_open_files = 1;
+    for (const std::string& key : options_.pod_labels) {
+      std::string name = sanitizeLabelName(key);
+      if (std::ranges::find(kReservedLabelNames, name) != std::end(kReservedLabelNames)) {
+        spdlog::warn(
+            "pod label {} is not made a log stream label: {} is one of the agent's own names", key,
+            name);
+        continue;
+      }
+      exported_labels_.emplace_back(key, std::move(name));
+    }
     if (!options_.checkpoint_file.empty()) {
       if (auto loaded = store_.load(); !loaded) {
         errors_.report("logs", "checkpoint_load", loaded.error());
@@ -53,12 +79,14 @@ class LogTailer::Impl {
 
     TailContext ctx{sink, errors_, stats_, chunk_, scratch_};
     std::size_t total = 0;
+    const auto now = std::chrono::steady_clock::now();
     for (auto& [key, file] : files_) {
       file->startPoll();
       // Until the pod metadata knows a file's pod, ask again each poll: the `job` label of a Job
-      // pod's lines starts as soon as its pod is listed.
-      if (options_.metadata != nullptr && !file->podKnown()) {
-        if (auto pod = options_.metadata->pod(file->podUid())) file->setPodKnown(pod->job);
+      // pod's lines starts as soon as its pod is listed. A partial answer is asked again once per
+      // rescan, until the Pod object itself answers.
+      if (options_.metadata != nullptr && file->wantsPodMetadata(now, options_.rescan_interval)) {
+        if (auto pod = options_.metadata->pod(file->podUid())) applyPod(*file, *pod, now);
       }
     }
 
@@ -166,6 +194,18 @@ class LogTailer::Impl {
       if (group[j]->knownSize() > 0) return true;
     }
     return false;
+  }
+
+  // What the pod metadata says about a file's pod, as stream labels.
+  void applyPod(TailedFile& file, const PodIdentity& pod,
+                std::chrono::steady_clock::time_point now) {
+    pod_labels_.clear();
+    for (const auto& [key, name] : exported_labels_) {
+      if (const auto it = pod.labels.find(key); it != pod.labels.end()) {
+        pod_labels_.emplace_back(name, it->second);
+      }
+    }
+    file.setPodMetadata(pod.job, pod_labels_, fromPodObject(pod), now);
   }
 
   // The runtime's id of the container that writes this file, from kubelet's links. The links are
@@ -399,6 +439,9 @@ class LogTailer::Impl {
   std::vector<DiscoveredFile> found_;  // reused by every listing
   std::vector<char> chunk_;            // reused by every read
   std::string scratch_;
+  // Allow-listed pod label keys and their stream label names, in the order the options list them.
+  std::vector<std::pair<std::string, std::string>> exported_labels_;
+  Labels pod_labels_;  // reused by applyPod()
   LogTailerStats stats_;
   std::uint64_t next_seq_ = 0;
   std::chrono::steady_clock::time_point last_rescan_;

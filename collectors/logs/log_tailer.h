@@ -35,9 +35,14 @@ struct LogTailerOptions {
   std::size_t max_open_files = 1024;
   std::chrono::milliseconds rescan_interval{10000};
   std::size_t read_chunk_bytes = 64 * 1024;
-  // Pod metadata for the `job` stream label of Job pods (optional; not owned; asked on the
-  // tailer's thread when a file is opened).
+  // Pod metadata for the `job` stream label of Job pods and the allow-listed pod labels
+  // (optional; not owned; asked on the tailer's thread while a file's pod is not fully known).
   ContainerMetadata* metadata = nullptr;
+  // Pod label keys (kubernetes.pod_labels) whose values become stream labels of the pod's lines,
+  // named by sanitizeLabelName (app.kubernetes.io/name -> app_kubernetes_io_name). A name that is
+  // the tailer's own (container, job, namespace, node, pod, stream) or a structured metadata
+  // key's is left out: a pod label never overrides them.
+  std::vector<std::string> pod_labels;
   // Files found by the first scan that have no checkpoint start at their end instead of 0.
   bool start_at_end_for_new_files = false;
 };

@@ -42,6 +42,12 @@ bool hashPrefix(int fd, std::uint32_t n, std::uint64_t& hash) {
   return true;
 }
 
+// The labels every line of a file has, from its path and the node (streamLabels()).
+bool isFileLabel(std::string_view name) {
+  return name == "container" || name == "namespace" || name == "node" || name == "pod" ||
+         name == "stream";
+}
+
 Labels streamLabels(const DiscoveredFile& where, const std::string& node, LogStream s) {
   // Sorted by name.
   Labels labels{{"container", where.container},
@@ -69,19 +75,16 @@ bool fingerprintMatches(int fd, const FileIdentity& identity) {
   return hashPrefix(fd, identity.fingerprint_bytes, hash) && hash == identity.fingerprint;
 }
 
-void TailedFile::setPodKnown(std::string_view job) {
-  pod_known_ = true;
+void TailedFile::setPodMetadata(std::string_view job, const Labels& pod_labels, bool complete,
+                                Clock::time_point now) {
+  pod_answered_at_ = now;
+  pod_complete_ = complete;
   for (auto& labels : labels_) {
-    auto it =
-        std::find_if(labels.begin(), labels.end(), [](const auto& l) { return l.first == "job"; });
-    if (job.empty()) {
-      if (it != labels.end()) labels.erase(it);
-    } else if (it != labels.end()) {
-      it->second = std::string(job);
-    } else {
-      // Sorted by name: "job" goes right after "container".
-      labels.insert(labels.begin() + 1, {"job", std::string(job)});
-    }
+    // What streamLabels() made stays; what an earlier answer added is replaced.
+    std::erase_if(labels, [](const auto& l) { return !isFileLabel(l.first); });
+    if (!job.empty()) labels.emplace_back("job", std::string(job));
+    labels.insert(labels.end(), pod_labels.begin(), pod_labels.end());
+    std::sort(labels.begin(), labels.end());  // by name; names are unique
   }
 }
 

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -105,10 +106,20 @@ class TailedFile {
   void resetContent();
 
  public:
-  // The pod's metadata became known: sets (or leaves out) the `job` stream label for the lines
-  // from now on. A file opened before the metadata source listed its pod gets it late, not never.
-  void setPodKnown(std::string_view job);
-  [[nodiscard]] bool podKnown() const { return pod_known_; }
+  using Clock = std::chrono::steady_clock;
+  // The pod's metadata answered: sets the `job` stream label (or leaves it out) and the
+  // allow-listed pod labels (name, value), for the lines from now on. A file opened before the
+  // metadata source listed its pod gets them late, not never. complete: the answer came from the
+  // Pod object (kubelet, API server), so it is final; a partial one (names only, from the
+  // runtime's state) is asked for again.
+  void setPodMetadata(std::string_view job, const Labels& pod_labels, bool complete,
+                      Clock::time_point now);
+  // Whether to ask the pod metadata now: at every poll until it answers, then once per `every`
+  // while the answer is partial, never once it is complete.
+  [[nodiscard]] bool wantsPodMetadata(Clock::time_point now, Clock::duration every) const {
+    if (pod_complete_) return false;
+    return !pod_answered_at_ || now - *pod_answered_at_ >= every;
+  }
   [[nodiscard]] const std::string& podUid() const { return pod_uid_; }
 
  private:
@@ -127,8 +138,9 @@ class TailedFile {
   std::size_t max_line_bytes_;
   std::size_t max_record_bytes_;  // the carry bound; beyond it a record's rest is skipped
   FileIdentity identity_;
-  std::array<Labels, 2> labels_;  // per stream
-  bool pod_known_ = false;        // pod metadata answered for this file's pod (job or not)
+  std::array<Labels, 2> labels_;                      // per stream, sorted by name
+  std::optional<Clock::time_point> pod_answered_at_;  // the pod metadata's last answer
+  bool pod_complete_ = false;                         // ... and it came from the Pod object
 
   std::uint64_t read_offset_;
   std::uint64_t consumed_;

@@ -887,23 +887,20 @@ std::optional<ContainerIdentity> ApiServerPodWatcher::container(std::string_view
 }
 
 std::optional<PodIdentity> ApiServerPodWatcher::pod(std::string_view uid) const {
-  const std::lock_guard lock(mu_);
-  const ApiPod* found = findLocked(uid);
-  if (found == nullptr) return std::nullopt;
-  const ApiPod& p = *found;
-  const auto label = [&](const char* k) {
-    const auto l = p.labels.find(k);
-    return l == p.labels.end() ? nullptr : &l->second;
-  };
   PodIdentity id;
-  id.namespace_name = p.namespace_name;
-  id.pod_name = p.name;
-  id.job = jobOfPod(p.owner_kind, p.owner_name, label("job-name"),
-                    label("batch.kubernetes.io/job-name"));
-  id.owner_kind = p.owner_kind;
-  id.owner_name = p.owner_name;
-  id.qos_class = p.qos_class;
-  id.labels = p.labels;
+  {
+    const std::lock_guard lock(mu_);
+    const ApiPod* found = findLocked(uid);
+    if (found == nullptr) return std::nullopt;
+    const ApiPod& p = *found;
+    id.namespace_name = p.namespace_name;
+    id.pod_name = p.name;
+    id.owner_kind = p.owner_kind;
+    id.owner_name = p.owner_name;
+    id.qos_class = p.qos_class;
+    id.labels = p.labels;
+  }
+  resolveOwnerChain(id, options_.cronjobs.get());  // outside the lock: the lookup has its own
   return id;
 }
 

@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "collectors/pods/owner_chain.h"
 #include "pipeline/container_metadata.h"
 #include "pipeline/self_metrics.h"
 
@@ -130,6 +131,9 @@ struct ApiServerPodsOptions {
   // Empty: Clock::now. For the grace period and staleness(); called from the watch thread and
   // from lookups, under the watcher's lock.
   std::function<Clock::time_point()> now;
+  // Where pod() asks for the CronJob of a Job pod's Job (owner_chain.h); null: the CronJob
+  // controller's naming rule answers. Shared with the kubelet source.
+  std::shared_ptr<CronJobLookup> cronjobs;
 };
 
 // Fills what is empty from the in-cluster defaults: url from KUBERNETES_SERVICE_HOST and

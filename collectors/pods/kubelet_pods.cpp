@@ -628,19 +628,14 @@ std::optional<ContainerIdentity> KubeletPodsMetadata::container(std::string_view
 std::optional<PodIdentity> KubeletPodsMetadata::pod(std::string_view uid) const {
   const PodInfo* p = findPod(uid);
   if (p == nullptr) return std::nullopt;
-  const auto label = [&](const char* k) {
-    const auto it = p->labels.find(k);
-    return it == p->labels.end() ? nullptr : &it->second;
-  };
   PodIdentity id;
   id.namespace_name = p->namespace_name;
   id.pod_name = p->name;
-  id.job = jobOfPod(p->owner.kind, p->owner.name, label("job-name"),
-                    label("batch.kubernetes.io/job-name"));
   id.owner_kind = p->owner.kind;
   id.owner_name = p->owner.name;
   id.qos_class = std::string(qosClassName(p->qos_class));
   id.labels = p->labels;
+  resolveOwnerChain(id, options_.cronjobs.get());
   return id;
 }
 

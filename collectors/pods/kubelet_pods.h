@@ -44,6 +44,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "collectors/pods/owner_chain.h"
 #include "pipeline/container_metadata.h"
 #include "pipeline/self_metrics.h"
 
@@ -200,6 +201,9 @@ struct KubeletPodsMetadataOptions {
   // How long a pod that left /pods is still answered by container(), pod() and findPod(); it is
   // forgotten after (so memory holds only the pods that left within this window). 0: at once.
   std::chrono::milliseconds deleted_grace{120'000};
+  // Where pod() asks for the CronJob of a Job pod's Job (owner_chain.h); null: the CronJob
+  // controller's naming rule answers. Shared with the API-server source.
+  std::shared_ptr<CronJobLookup> cronjobs;
 };
 
 // The kubelet's pods as a ContainerMetadata source. A failed fetch keeps the last good list and

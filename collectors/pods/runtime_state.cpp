@@ -504,4 +504,10 @@ std::size_t RuntimeStateReader::size() const {
   return n;
 }
 
+std::size_t RuntimeStateReader::podCount() const {
+  std::size_t n = 0;
+  for (const auto& [id, entry] : entries_) n += entry.usable && entry.meta.is_sandbox ? 1 : 0;
+  return n;
+}
+
 }  // namespace nodewarden::pods

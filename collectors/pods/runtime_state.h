@@ -93,6 +93,8 @@ class RuntimeStateReader {
   [[nodiscard]] const ContainerMeta* findSandboxOfPod(std::string_view pod_uid) const;
   // Ids with usable metadata (sandboxes included).
   [[nodiscard]] std::size_t size() const;
+  // Pods known: their usable sandboxes.
+  [[nodiscard]] std::size_t podCount() const;
 
   struct RescanStats {
     std::size_t layouts_found = 0;  // state directories that exist (0 on a node without either)

@@ -20,6 +20,8 @@ class RuntimeStateMetadata final : public ContainerMetadata {
   void refresh() override { reader_.rescan(); }
   [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view id) const override;
   [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override;
+  // Pods whose sandbox the runtime's state names.
+  [[nodiscard]] std::size_t podCount() const { return reader_.podCount(); }
 
  private:
   RuntimeStateReader reader_;

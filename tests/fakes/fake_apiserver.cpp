@@ -25,6 +25,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kTick = std::chrono::milliseconds(10);  // how often a watch looks for news
 constexpr std::size_t kMaxRequestBytes = std::size_t{64} * 1024;
+constexpr std::string_view kJobsPrefix = "/apis/batch/v1/namespaces/";
 
 std::string percentDecode(std::string_view text) {
   std::string out;
@@ -79,17 +80,18 @@ const char* statusText(int status) {
   }
 }
 
-// A meta/v1 Status as the API server writes one for a failure.
-json statusObject(int status) {
+// A meta/v1 Status as the API server writes one for a failure; an empty message: the usual one.
+json statusObject(int status, std::string message = {}) {
   std::string reason = statusText(status);
-  std::string message = "fake API server answered " + std::to_string(status);
-  if (status == 403) {
+  if (status == 410) reason = "Expired";
+  if (message.empty() && status == 403) {
     message =
         "pods is forbidden: User \"system:serviceaccount:monitoring:nodewarden\" cannot list "
         "resource \"pods\" in API group \"\" at the cluster scope";
-  } else if (status == 410) {
-    reason = "Expired";
+  } else if (message.empty() && status == 410) {
     message = "too old resource version";
+  } else if (message.empty()) {
+    message = "fake API server answered " + std::to_string(status);
   }
   reason.erase(std::remove(reason.begin(), reason.end(), ' '), reason.end());
   return json{{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
@@ -156,6 +158,7 @@ FakeApiServer::~FakeApiServer() {
   stopping_.store(true);
   changed_.notify_all();
   if (thread_.joinable()) thread_.join();
+  for (std::thread& t : connections_) t.join();
   if (listen_fd_ >= 0) ::close(listen_fd_);
 }
 
@@ -249,6 +252,31 @@ void FakeApiServer::answer(int status, int times) {
   answer_times_ = times;
 }
 
+void FakeApiServer::putJob(json job) {
+  const std::lock_guard lock(mutex_);
+  const json& meta = job["metadata"];
+  jobs_[meta.value("namespace", "") + "/" + meta.value("name", "")] = std::move(job);
+}
+
+void FakeApiServer::answerJobs(int status, int times) {
+  const std::lock_guard lock(mutex_);
+  job_status_ = status;
+  job_times_ = times;
+}
+
+bool FakeApiServer::waitForHeldJobs(std::size_t count, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return jobs_waiting_ >= count; });
+}
+
+void FakeApiServer::holdJobs(bool hold) {
+  {
+    const std::lock_guard lock(mutex_);
+    jobs_held_ = hold;
+  }
+  changed_.notify_all();
+}
+
 std::string FakeApiServer::resourceVersion() const {
   const std::lock_guard lock(mutex_);
   return std::to_string(rv_);
@@ -280,8 +308,10 @@ void FakeApiServer::serve() {
     if (::poll(&p, 1, static_cast<int>(kTick.count())) <= 0) continue;
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    handle(fd);
-    ::close(fd);
+    connections_.emplace_back([this, fd] {
+      handle(fd);
+      ::close(fd);
+    });
   }
 }
 
@@ -335,6 +365,10 @@ void FakeApiServer::handle(int fd) {
   }
 
   std::unique_lock lock(mutex_);
+  if (request.method == "GET" && request.path.starts_with(kJobsPrefix)) {
+    answerJob(fd, request, lock);
+    return;
+  }
   int status = 200;
   if (request.method != "GET" || request.path != "/api/v1/pods") status = 404;
   if (status == 200 && answer_times_ != 0) {
@@ -359,6 +393,53 @@ void FakeApiServer::handle(int fd) {
   }
   request.status = status;
   recordLocked(std::move(request));
+  lock.unlock();
+  (void)sendResponse(fd, status, body);
+}
+
+void FakeApiServer::answerJob(int fd, FakeApiRequest& request, std::unique_lock<std::mutex>& lock) {
+  if (jobs_held_) {
+    ++jobs_waiting_;
+    changed_.notify_all();
+    // Polled: the destructor sets stopping_ without the lock, so a plain wait could miss it.
+    while (jobs_held_ && !stopping_.load()) changed_.wait_for(lock, kTick);
+    --jobs_waiting_;
+  }
+  // /apis/batch/v1/namespaces/<ns>/jobs/<name>
+  const std::string_view rest = std::string_view(request.path).substr(kJobsPrefix.size());
+  const auto slash = rest.find('/');
+  std::string ns;
+  std::string name;
+  if (slash != std::string_view::npos && rest.substr(slash).starts_with("/jobs/")) {
+    ns = percentDecode(rest.substr(0, slash));
+    name = percentDecode(rest.substr(slash + 6));
+  }
+  int status = 200;
+  std::string body;
+  if (job_times_ != 0) {
+    status = job_status_;
+    if (job_times_ > 0) --job_times_;
+  }
+  if (status == 200) {
+    const auto it = jobs_.find(ns + "/" + name);
+    if (it != jobs_.end()) {
+      body = it->second.dump();
+    } else {
+      status = 404;
+      body = statusObject(404, "jobs.batch \"" + name + "\" not found").dump();
+    }
+  } else if (status == 403) {
+    body = statusObject(403, "jobs.batch \"" + name +
+                                 "\" is forbidden: User \"system:serviceaccount:monitoring:"
+                                 "nodewarden\" cannot get resource \"jobs\" in API group "
+                                 "\"batch\" in the namespace \"" +
+                                 ns + "\"")
+               .dump();
+  } else {
+    body = statusObject(status).dump();
+  }
+  request.status = status;
+  recordLocked(request);
   lock.unlock();
   (void)sendResponse(fd, status, body);
 }

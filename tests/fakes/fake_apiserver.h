@@ -1,16 +1,17 @@
 // FakeApiServer: the pods list/watch slice of the Kubernetes API for tests, plain HTTP on
-// 127.0.0.1 on a free port. GET /api/v1/pods answers a PodList stamped with the current
-// resourceVersion; with watch=1 it streams newline-delimited watch events (chunked, as the API
-// server does) from the resourceVersion asked for: the events after it from its history first,
-// then each change the test makes, until the test drops or ends the stream, timeoutSeconds pass,
-// or the client goes away.
+// 127.0.0.1 on a free port, and GET of single batch/v1 Jobs. GET /api/v1/pods answers a PodList
+// stamped with the current resourceVersion; with watch=1 it streams newline-delimited watch events
+// (chunked, as the API server does) from the resourceVersion asked for: the events after it from
+// its history first, then each change the test makes, until the test drops or ends the stream,
+// timeoutSeconds pass, or the client goes away. GET /apis/batch/v1/namespaces/<ns>/jobs/<name>
+// answers the Job the test put, or 404.
 //
 // What a reader gets wrong: the stream is not scripted line by line. The fake keeps cluster state
 // and an event history, like the API server's watch cache, so a watch that resumes from an older
 // resourceVersion gets what it missed, in order, whatever the timing; expire() compacts that
 // history, and a watch from before it is answered 410 Gone (an ERROR event, or an HTTP 410, as
-// chosen). One thread serves one connection at a time (the watcher never holds two); every
-// response closes its connection. Every wait here is bounded by its caller.
+// chosen). Each connection is served on a thread of its own, so a Job can be fetched while a
+// watch is open; every response closes its connection. Every wait here is bounded by its caller.
 #pragma once
 
 #include <atomic>
@@ -79,6 +80,16 @@ class FakeApiServer {
   void answer(int status, int times = -1);
   void answerOk() { answer(200, 0); }
 
+  // Jobs, by metadata.namespace and metadata.name; GETs of others answer 404.
+  void putJob(nlohmann::json job);
+  // The next `times` Job GETs (-1: all, until answerJobs(200, 0)) get this status.
+  void answerJobs(int status, int times = -1);
+  // While held, Job GETs wait (until released or the fake stops) before they are answered (and
+  // recorded in requests()).
+  void holdJobs(bool hold);
+  // Waits until at least `count` Job GETs are being held; false when `timeout` passed first.
+  bool waitForHeldJobs(std::size_t count, std::chrono::milliseconds timeout) const;
+
   [[nodiscard]] std::string resourceVersion() const;
   [[nodiscard]] std::vector<FakeApiRequest> requests() const;
   // Waits until at least `count` requests were answered; false when `timeout` passed first.
@@ -94,6 +105,7 @@ class FakeApiServer {
   FakeApiServer() = default;
   void serve();
   void handle(int fd);
+  void answerJob(int fd, FakeApiRequest& request, std::unique_lock<std::mutex>& lock);
   void streamWatch(int fd, FakeApiRequest& request);
   std::string nextRvLocked();
   void recordLocked(FakeApiRequest request);
@@ -101,6 +113,7 @@ class FakeApiServer {
   int listen_fd_ = -1;
   int port_ = 0;
   std::thread thread_;
+  std::vector<std::thread> connections_;  // one per accepted connection; the serve thread's
   std::atomic<bool> stopping_{false};
 
   mutable std::mutex mutex_;
@@ -117,6 +130,11 @@ class FakeApiServer {
   int answer_status_ = 200;
   int answer_times_ = 0;
   std::vector<FakeApiRequest> requests_;
+  std::map<std::string, nlohmann::json> jobs_;  // by "<namespace>/<name>"
+  int job_status_ = 200;
+  int job_times_ = 0;
+  bool jobs_held_ = false;
+  std::size_t jobs_waiting_ = 0;       // Job GETs held right now
   std::size_t watches_streaming_ = 0;  // watch requests that reached their live phase
 };
 

@@ -1,5 +1,6 @@
 // The real nodewarden binary as an operator meets it: subcommands, exit codes, config errors,
-// JSON logs, the HTTP endpoints (with gzip) on a fixture node, and a clean stop on SIGTERM.
+// JSON logs, the HTTP endpoints (with gzip) on a fixture node, a clean stop on SIGTERM, and the pod
+// metadata series with the API server (FakeApiServer) or the kubelet (FakeKubelet) as source.
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <gtest/gtest.h>
@@ -12,10 +13,13 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 
+#include "tests/fakes/fake_apiserver.h"
+#include "tests/fakes/fake_kubelet.h"
 #include "tests/support/child_process.h"
 #include "tests/support/http_client.h"
 
@@ -221,23 +225,28 @@ TEST_F(AgentOnFixtureNode, MetricsAreGzippedWhenAsked) {
   EXPECT_EQ(plain->body.find('\x1f'), std::string::npos) << "plain when not asked";
 }
 
-TEST_F(AgentOnFixtureNode, ExpositionPassesPromtool) {
-  if (!fs::exists("/usr/bin/promtool")) GTEST_SKIP() << "promtool not installed";
-  auto m = httpGet(base_ + "/metrics");
-  ASSERT_TRUE(m);
+// promtool's verdict on an exposition: empty when it is valid.
+std::string promtoolComplaints(const std::string& exposition) {
   const auto file = tempPath("metrics.txt");
-  std::ofstream(file) << m->body;
+  std::ofstream(file) << exposition;
   const auto out = tempPath("promtool.txt");
   const std::string cmd =
       "/usr/bin/promtool check metrics < " + file.string() + " > " + out.string() + " 2>&1";
   const int rc = std::system(cmd.c_str());
   const std::string said = slurp(out);
-  // promtool exits 3 for lint-only findings (e.g. counters without _total, kept for cAdvisor
-  // compatibility); 1 means the exposition itself is invalid.
-  EXPECT_TRUE(WIFEXITED(rc) && (WEXITSTATUS(rc) == 0 || WEXITSTATUS(rc) == 3)) << said;
-  EXPECT_EQ(said.find("error"), std::string::npos) << said;
   fs::remove(file);
   fs::remove(out);
+  // promtool exits 3 for lint-only findings (e.g. counters without _total, kept for cAdvisor
+  // compatibility); 1 means the exposition itself is invalid.
+  const bool ok = WIFEXITED(rc) && (WEXITSTATUS(rc) == 0 || WEXITSTATUS(rc) == 3);
+  return ok && said.find("error") == std::string::npos ? std::string() : said;
+}
+
+TEST_F(AgentOnFixtureNode, ExpositionPassesPromtool) {
+  if (!fs::exists("/usr/bin/promtool")) GTEST_SKIP() << "promtool not installed";
+  auto m = httpGet(base_ + "/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(promtoolComplaints(m->body), "");
 }
 
 TEST_F(AgentOnFixtureNode, LogsAreJsonLinesAndSigtermStopsWithin2s) {
@@ -267,6 +276,321 @@ TEST_F(AgentOnFixtureNode, ASecondAgentOnTheSamePortFailsToStartWithAMessage) {
       {"run", "--listen", "127.0.0.1:" + std::to_string(port_), "--cgroup-root", "/nonexistent"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("cannot listen"), std::string::npos) << r.output;
+}
+
+// --- pod metadata from the API server ------------------------------------------------------------
+
+// A core/v1 Pod of the fixture node, owned by `owner_kind`/`owner_name`.
+nlohmann::json fixturePod(const std::string& uid, const std::string& ns, const std::string& name,
+                          const std::string& owner_kind, const std::string& owner_name,
+                          const std::string& qos, nlohmann::json labels) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata",
+           {{"uid", uid},
+            {"namespace", ns},
+            {"name", name},
+            {"labels", std::move(labels)},
+            {"ownerReferences", nlohmann::json::array({{{"apiVersion", "apps/v1"},
+                                                        {"kind", owner_kind},
+                                                        {"name", owner_name},
+                                                        {"uid", owner_name + "-uid"},
+                                                        {"controller", true}}})}}},
+          {"spec", {{"nodeName", "fixture-node"}}},
+          {"status", {{"phase", "Running"}, {"qosClass", qos}}}};
+}
+
+// The value of the series whose exposition line starts with `series` (name and labels, exactly).
+std::optional<double> sample(const std::string& body, const std::string& series) {
+  const std::string head = series + " ";
+  for (std::size_t at = body.find(head); at != std::string::npos; at = body.find(head, at + 1)) {
+    if (at != 0 && body[at - 1] != '\n') continue;
+    return std::stod(body.substr(at + head.size(), body.find('\n', at) - at - head.size()));
+  }
+  return std::nullopt;
+}
+
+class AgentWithApiServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto fake = nodewarden::testing::FakeApiServer::start();
+    ASSERT_TRUE(fake.has_value()) << fake.error();
+    api_ = std::move(*fake);
+    // The fixture node's three pods; the Job's CronJob is named unlike the naming rule's answer,
+    // so the series show that the API server was asked.
+    api_->putPod(fixturePod("11111111-2222-3333-4444-555555555551", "spark", "driver-0",
+                            "StatefulSet", "driver", "Burstable",
+                            {{"app.kubernetes.io/name", "spark"}, {"team", "data"}}));
+    api_->putPod(
+        fixturePod("11111111-2222-3333-4444-555555555552", "kafka", "consumer-7", "ReplicaSet",
+                   "consumer-5d8f7c9b6", "Guaranteed",
+                   {{"app.kubernetes.io/name", "consumer"}, {"pod-template-hash", "5d8f7c9b6"}}));
+    api_->putPod(fixturePod("11111111-2222-3333-4444-555555555553", "airflow", "worker-x", "Job",
+                            "etl-28504320", "BestEffort", {{"job-name", "etl-28504320"}}));
+    api_->putJob({{"apiVersion", "batch/v1"},
+                  {"kind", "Job"},
+                  {"metadata",
+                   {{"namespace", "airflow"},
+                    {"name", "etl-28504320"},
+                    {"ownerReferences", nlohmann::json::array({{{"apiVersion", "batch/v1"},
+                                                                {"kind", "CronJob"},
+                                                                {"name", "airflow-nightly-etl"},
+                                                                {"uid", "c-uid"},
+                                                                {"controller", true}}})}}}});
+
+    state_ = tempPath("meta-state");
+    fs::create_directories(state_ / "runtime");  // the runtime's state: present, empty
+    const fs::path config = state_ / "config.yaml";
+    std::ofstream(config) << "collectors:\n  pods:\n    kubelet: false\n"
+                          << "  journal:\n    enabled: false\n"
+                          << "kubernetes:\n  apiserver_url: " << api_->url() << "\n"
+                          << "  pod_labels: [app.kubernetes.io/name, team]\n";
+    port_ = nodewarden::testing::freeLoopbackPort();
+    base_ = "http://127.0.0.1:" + std::to_string(port_);
+    const fs::path node = kFixtures / "cgroup/v2-cgroupfs-docker";
+    SpawnOptions o;
+    o.output = state_ / "run.log";
+    auto child = ChildProcess::start({NODEWARDEN_BINARY,
+                                      "run",
+                                      "--config",
+                                      config.string(),
+                                      "--listen",
+                                      "127.0.0.1:" + std::to_string(port_),
+                                      "--cgroup-root",
+                                      (node / "sys/fs/cgroup").string(),
+                                      "--log-root",
+                                      (node / "var/log/pods").string(),
+                                      "--proc-root",
+                                      "/proc",
+                                      "--state-dir",
+                                      (state_ / "state").string(),
+                                      "--runtime-state-dir",
+                                      (state_ / "runtime").string(),
+                                      "--interval",
+                                      "1s",
+                                      "--node-name",
+                                      "fixture-node"},
+                                     o);
+    ASSERT_TRUE(child.has_value()) << child.error();
+    agent_ = std::move(*child);
+  }
+  void TearDown() override {
+    agent_.stop(2s);
+    std::error_code ignored;
+    fs::remove_all(state_, ignored);
+  }
+
+  // /metrics once `series` is in it (bounded); empty when it never came.
+  std::string metricsWith(const std::string& series) {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto m = httpGet(base_ + "/metrics", 2s);
+      if (m && m->status == 200 && m->body.find(series) != std::string::npos) return m->body;
+      std::this_thread::sleep_for(100ms);
+    }
+    ADD_FAILURE() << "no " << series << " in /metrics; agent log:\n" << slurp(state_ / "run.log");
+    return {};
+  }
+
+  std::unique_ptr<nodewarden::testing::FakeApiServer> api_;
+  fs::path state_;
+  int port_ = 0;
+  std::string base_;
+  ChildProcess agent_;
+};
+
+TEST_F(AgentWithApiServer, PodInfoLabelsAndSourceHealthBesideUnchangedContainerSeries) {
+  const std::string airflow =
+      "nodewarden_pod_info{cronjob=\"airflow-nightly-etl\",job=\"etl-28504320\","
+      "namespace=\"airflow\",owner_kind=\"Job\",owner_name=\"etl-28504320\",pod=\"worker-x\","
+      "qos_class=\"BestEffort\",uid=\"11111111-2222-3333-4444-555555555553\","
+      "workload=\"airflow-nightly-etl\",workload_kind=\"CronJob\"}";
+  const std::string body = metricsWith(airflow);
+  ASSERT_FALSE(body.empty());
+  EXPECT_EQ(sample(body, airflow), 1.0);
+  EXPECT_EQ(sample(body,
+                   "nodewarden_pod_info{cronjob=\"\",job=\"\",namespace=\"kafka\","
+                   "owner_kind=\"ReplicaSet\",owner_name=\"consumer-5d8f7c9b6\",pod=\"consumer-7\","
+                   "qos_class=\"Guaranteed\",uid=\"11111111-2222-3333-4444-555555555552\","
+                   "workload=\"consumer\",workload_kind=\"Deployment\"}"),
+            1.0);
+  EXPECT_EQ(sample(body,
+                   "nodewarden_pod_info{cronjob=\"\",job=\"\",namespace=\"spark\","
+                   "owner_kind=\"StatefulSet\",owner_name=\"driver\",pod=\"driver-0\","
+                   "qos_class=\"Burstable\",uid=\"11111111-2222-3333-4444-555555555551\","
+                   "workload=\"driver\",workload_kind=\"StatefulSet\"}"),
+            1.0);
+  EXPECT_EQ(sample(body,
+                   "nodewarden_pod_labels{label_app_kubernetes_io_name=\"spark\","
+                   "label_team=\"data\",namespace=\"spark\",pod=\"driver-0\","
+                   "uid=\"11111111-2222-3333-4444-555555555551\"}"),
+            1.0);
+  EXPECT_EQ(sample(body,
+                   "nodewarden_pod_labels{label_app_kubernetes_io_name=\"consumer\","
+                   "namespace=\"kafka\",pod=\"consumer-7\","
+                   "uid=\"11111111-2222-3333-4444-555555555552\"}"),
+            1.0);
+  EXPECT_EQ(sample(body,
+                   "nodewarden_pod_labels{namespace=\"airflow\",pod=\"worker-x\","
+                   "uid=\"11111111-2222-3333-4444-555555555553\"}"),
+            1.0);
+  EXPECT_EQ(body.find("label_pod_template_hash"), std::string::npos) << "not allow-listed";
+
+  EXPECT_EQ(sample(body, "nodewarden_metadata_source_synced{source=\"apiserver\"}"), 1.0);
+  EXPECT_EQ(sample(body, "nodewarden_metadata_source_synced{source=\"runtime\"}"), 1.0);
+  EXPECT_EQ(sample(body, "nodewarden_metadata_pods{source=\"apiserver\"}"), 3.0);
+  EXPECT_EQ(sample(body, "nodewarden_metadata_pods{source=\"runtime\"}"), 0.0);
+  const auto staleness =
+      sample(body, "nodewarden_metadata_source_staleness_seconds{source=\"apiserver\"}");
+  ASSERT_TRUE(staleness.has_value());
+  EXPECT_GE(*staleness, 0.0);
+  EXPECT_LT(*staleness, 30.0);
+  EXPECT_EQ(body.find("nodewarden_metadata_source_staleness_seconds{source=\"runtime\"}"),
+            std::string::npos);
+  EXPECT_EQ(body.find("{source=\"kubelet\"}"), std::string::npos) << "the kubelet source is off";
+
+  // The container series are as they were without any of this: cAdvisor's labels only.
+  EXPECT_EQ(
+      sample(body,
+             "container_cpu_usage_seconds_total{container=\"spark-driver\",id=\"/"
+             "kubepods/burstable/pod11111111-2222-3333-4444-555555555551/" +
+                 std::string(63, 'a') + "1\",image=\"\",namespace=\"spark\",pod=\"driver-0\"}"),
+      20.123456);
+
+  if (fs::exists("/usr/bin/promtool")) {
+    EXPECT_EQ(promtoolComplaints(body), "");
+  }
+
+  bool asked = false;
+  for (const auto& r : api_->requests()) {
+    asked = asked || r.path == "/apis/batch/v1/namespaces/airflow/jobs/etl-28504320";
+  }
+  EXPECT_TRUE(asked);
+}
+
+// The API server goes away: collection goes on, the pods keep what was known, staleness grows.
+TEST_F(AgentWithApiServer, AnApiServerOutageNeverStopsCollection) {
+  const std::string body = metricsWith("workload=\"airflow-nightly-etl\"");
+  ASSERT_FALSE(body.empty());
+  const auto cycles_before = sample(body, "nodewarden_collection_cycles_total");
+  ASSERT_TRUE(cycles_before.has_value());
+  const auto staleness_before =
+      sample(body, "nodewarden_metadata_source_staleness_seconds{source=\"apiserver\"}");
+  ASSERT_TRUE(staleness_before.has_value());
+  api_.reset();
+  std::this_thread::sleep_for(3500ms);
+  auto after = httpGet(base_ + "/metrics");
+  ASSERT_TRUE(after);
+  const auto cycles_after = sample(after->body, "nodewarden_collection_cycles_total");
+  ASSERT_TRUE(cycles_after.has_value());
+  EXPECT_GE(*cycles_after, *cycles_before + 2) << "cycles go on at the 1 s interval";
+  EXPECT_NE(after->body.find("workload=\"airflow-nightly-etl\""), std::string::npos);
+  EXPECT_EQ(sample(after->body, "nodewarden_metadata_source_synced{source=\"apiserver\"}"), 1.0);
+  const auto staleness =
+      sample(after->body, "nodewarden_metadata_source_staleness_seconds{source=\"apiserver\"}");
+  ASSERT_TRUE(staleness.has_value());
+  EXPECT_GE(*staleness, *staleness_before + 2.0) << "no event since the API server went away";
+  auto ready = httpGet(base_ + "/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+}
+
+// The kubelet alone (no API server): owners from /pods, the CronJob by the naming rule, and the
+// kubelet source's health.
+TEST(AgentWithKubelet, PodInfoFromTheKubeletAndItsSourceHealth) {
+  const fs::path dir = tempPath("kubelet");
+  fs::create_directories(dir / "runtime");
+  const std::string pki = dir.string();
+  const std::string openssl =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + pki +
+      "/key.pem -out " + pki + "/cert.pem -days 1 -subj /CN=127.0.0.1 " +
+      "-addext subjectAltName=IP:127.0.0.1 > " + pki + "/openssl.log 2>&1";
+  ASSERT_EQ(std::system(openssl.c_str()), 0) << slurp(dir / "openssl.log");
+  nlohmann::json list = {
+      {"kind", "PodList"}, {"apiVersion", "v1"}, {"items", nlohmann::json::array()}};
+  list["items"].push_back(fixturePod("11111111-2222-3333-4444-555555555553", "airflow", "worker-x",
+                                     "Job", "etl-28504320", "BestEffort",
+                                     {{"job-name", "etl-28504320"}, {"team", "data"}}));
+  list["items"].push_back(fixturePod("11111111-2222-3333-4444-555555555552", "kafka", "consumer-7",
+                                     "DaemonSet", "consumer", "Guaranteed",
+                                     nlohmann::json::object()));
+  nodewarden::testing::FakeKubeletOptions ko;
+  ko.token = "node-agent-token";
+  ko.certificate_file = pki + "/cert.pem";
+  ko.key_file = pki + "/key.pem";
+  ko.pod_list = list.dump();
+  auto kubelet = nodewarden::testing::FakeKubelet::start(ko);
+  ASSERT_TRUE(kubelet.has_value()) << kubelet.error();
+  std::ofstream(dir / "token") << "node-agent-token\n";
+  std::ofstream(dir / "config.yaml") << "collectors:\n  pods:\n    apiserver: false\n"
+                                     << "  journal:\n    enabled: false\n"
+                                     << "kubernetes:\n  kubelet_url: " << (*kubelet)->url()
+                                     << "\n  token_file: " << (dir / "token").string()
+                                     << "\n  kubelet_insecure_skip_verify: true\n";
+  const int port = nodewarden::testing::freeLoopbackPort();
+  const fs::path node = kFixtures / "cgroup/v2-cgroupfs-docker";
+  SpawnOptions o;
+  o.output = dir / "run.log";
+  auto agent = ChildProcess::start({NODEWARDEN_BINARY,
+                                    "run",
+                                    "--config",
+                                    (dir / "config.yaml").string(),
+                                    "--listen",
+                                    "127.0.0.1:" + std::to_string(port),
+                                    "--cgroup-root",
+                                    (node / "sys/fs/cgroup").string(),
+                                    "--log-root",
+                                    (node / "var/log/pods").string(),
+                                    "--proc-root",
+                                    "/proc",
+                                    "--state-dir",
+                                    (dir / "state").string(),
+                                    "--runtime-state-dir",
+                                    (dir / "runtime").string(),
+                                    "--interval",
+                                    "1s",
+                                    "--node-name",
+                                    "fixture-node",
+                                    "--pod-label",
+                                    "team"},
+                                   o);
+  ASSERT_TRUE(agent.has_value()) << agent.error();
+
+  const std::string airflow =
+      "nodewarden_pod_info{cronjob=\"etl\",job=\"etl-28504320\",namespace=\"airflow\","
+      "owner_kind=\"Job\",owner_name=\"etl-28504320\",pod=\"worker-x\",qos_class=\"BestEffort\","
+      "uid=\"11111111-2222-3333-4444-555555555553\",workload=\"etl\",workload_kind=\"CronJob\"}";
+  std::string body;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline && body.find(airflow) == std::string::npos) {
+    std::this_thread::sleep_for(100ms);
+    auto m = httpGet("http://127.0.0.1:" + std::to_string(port) + "/metrics", 2s);
+    if (m && m->status == 200) body = m->body;
+  }
+  EXPECT_EQ(sample(body, airflow), 1.0) << slurp(dir / "run.log");
+  EXPECT_EQ(sample(body,
+                   "nodewarden_pod_info{cronjob=\"\",job=\"\",namespace=\"kafka\","
+                   "owner_kind=\"DaemonSet\",owner_name=\"consumer\",pod=\"consumer-7\","
+                   "qos_class=\"Guaranteed\",uid=\"11111111-2222-3333-4444-555555555552\","
+                   "workload=\"consumer\",workload_kind=\"DaemonSet\"}"),
+            1.0);
+  EXPECT_EQ(sample(body,
+                   "nodewarden_pod_labels{label_team=\"data\",namespace=\"airflow\","
+                   "pod=\"worker-x\",uid=\"11111111-2222-3333-4444-555555555553\"}"),
+            1.0);
+  EXPECT_EQ(body.find("pod=\"driver-0\",qos_class"), std::string::npos)
+      << "a pod the kubelet does not list has no info";
+  EXPECT_EQ(sample(body, "nodewarden_metadata_source_synced{source=\"kubelet\"}"), 1.0);
+  EXPECT_EQ(sample(body, "nodewarden_metadata_pods{source=\"kubelet\"}"), 2.0);
+  const auto staleness =
+      sample(body, "nodewarden_metadata_source_staleness_seconds{source=\"kubelet\"}");
+  ASSERT_TRUE(staleness.has_value());
+  EXPECT_GE(*staleness, 0.0);
+  EXPECT_LT(*staleness, 30.0);
+  EXPECT_EQ(body.find("{source=\"apiserver\"}"), std::string::npos) << "the API server is off";
+  agent->stop(2s);
+  std::error_code ignored;
+  fs::remove_all(dir, ignored);
 }
 
 }  // namespace

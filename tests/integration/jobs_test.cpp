@@ -328,6 +328,8 @@ TEST_F(JobOutcomesEndToEnd, OomExitCodeAndCpuSecondsFromTheRealKernel) {
   const json c = outcomeOf(all, "nightly-cpu-29395200-x7k2p");
   ASSERT_FALSE(c.is_null()) << all.dump(2);
   EXPECT_EQ(c["outcome"], "succeeded");
+  EXPECT_EQ(c["job"], "nightly-cpu-29395200");
+  EXPECT_EQ(c["cronjob"], "nightly-cpu") << "the CronJob controller's naming, without the API";
   EXPECT_EQ(c["reason"], "Completed");
   EXPECT_EQ(c["exit_code"], 0);
   ASSERT_TRUE(c["cpu_seconds"].is_number()) << c.dump();

@@ -387,6 +387,55 @@ TEST_F(LogsEndToEnd, JobPodsLinesCarryTheJobLabelFromTheKubelet) {
   EXPECT_TRUE(authorized);
 }
 
+// kubernetes.pod_labels: the listed labels a pod has (from the kubelet's /pods) are stream labels
+// of its lines, sanitized, from the first line on; a pod without them gets none.
+TEST_F(LogsEndToEnd, AllowListedPodLabelsAreStreamLabels) {
+  const std::string pki = (base_ / "pki").string();
+  fs::create_directories(pki);
+  const std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + pki +
+      "/key.pem -out " + pki + "/cert.pem -days 1 -subj /CN=127.0.0.1 " +
+      "-addext subjectAltName=IP:127.0.0.1 > " + pki + "/openssl.log 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(pki + "/openssl.log");
+  nodewarden::testing::FakeKubeletOptions ko;
+  ko.token = "node-agent-token";
+  ko.certificate_file = pki + "/cert.pem";
+  ko.key_file = pki + "/key.pem";
+  ko.pod_list = slurp(fs::path(NODEWARDEN_FIXTURES) / "kubelet/podlist_workloads.json");
+  auto kubelet = nodewarden::testing::FakeKubelet::start(ko);
+  ASSERT_TRUE(kubelet.has_value()) << kubelet.error();
+  std::ofstream(base_ / "token") << "node-agent-token\n";
+  writeConfig("kubernetes:\n  kubelet_url: " + (*kubelet)->url() +
+              "\n  token_file: " + (base_ / "token").string() +
+              "\n  kubelet_insecure_skip_verify: true\n"
+              "  pod_labels: [app, app.kubernetes.io/name]\n");
+  // In podlist_workloads.json: shop/checkout-... has app=checkout; monitoring/node-exporter-...
+  // has app.kubernetes.io/name=node-exporter.
+  ContainerLog checkout(log_root_, "shop", "checkout-6d8f9c7b5-x2x9q",
+                        "a3a13f8e-917d-4e01-af8b-4d3e59403d34", "checkout");
+  ContainerLog exporter(log_root_, "monitoring", "node-exporter-8wz5k",
+                        "5930b7ac-5812-443a-abfc-2c49c2f0d045", "node-exporter");
+  ContainerLog other(log_root_, "web", "frontend-0", "11111111-2222-3333-4444-555555555559",
+                     "nginx");
+  for (int n = 1; n <= 30; ++n) {
+    checkout.write(n);
+    exporter.write(n);
+    other.write(n);
+  }
+  startAgent();
+  ASSERT_TRUE(loki_->waitForEntries(90, 30s)) << loki_->entryCount();
+  Labels checkout_stream = checkout.stream("test-node");
+  checkout_stream.insert(checkout_stream.begin(), {"app", "checkout"});
+  Check c = verifyStream(loki_->entries(checkout_stream), "checkout", 30);
+  EXPECT_TRUE(c.ok) << c.why;
+  Labels exporter_stream = exporter.stream("test-node");
+  exporter_stream.insert(exporter_stream.begin(), {"app_kubernetes_io_name", "node-exporter"});
+  c = verifyStream(loki_->entries(exporter_stream), "node-exporter", 30);
+  EXPECT_TRUE(c.ok) << c.why;
+  EXPECT_EQ(loki_->entries(checkout.stream("test-node")).size(), 0U) << "no line without them";
+  EXPECT_EQ(loki_->entries(other.stream("test-node")).size(), 30U);
+}
+
 TEST_F(LogsEndToEnd, TooLargeIsSplitAndEverythingArrives) {
   ContainerLog a(log_root_, "ns", "pod-5", "11111111-2222-3333-4444-555555555557", "app");
   loki_->setMaxEntriesPerRequest(50);

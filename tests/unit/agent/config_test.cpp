@@ -95,6 +95,7 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
                                           "kubernetes.token_file",
                                           "kubernetes.ca_file",
                                           "kubernetes.kubelet_insecure_skip_verify",
+                                          "kubernetes.pod_labels",
                                           "paths.runtime_state_dirs",
                                           "collectors.logs.enabled",
                                           "collectors.logs.max_line_bytes",
@@ -443,6 +444,67 @@ TEST(ConfigRangesInFile, PointAtTheirLine) {
     EXPECT_EQ(error.field, test.field) << test.yaml;
     EXPECT_EQ(error.reason, test.reason) << test.yaml;
   }
+}
+
+// --- kubernetes.pod_labels ---------------------------------------------------------------------
+
+TEST(ConfigPodLabels, AListOfLabelKeys) {
+  auto config = parseConfig(
+      "kubernetes:\n  pod_labels:\n    - app.kubernetes.io/name\n    - team\n", "t.yaml");
+  ASSERT_TRUE(config.has_value()) << config.error().message();
+  EXPECT_EQ(config->pod_labels, (std::vector<std::string>{"app.kubernetes.io/name", "team"}));
+  config = parseConfig("kubernetes:\n  pod_labels: [app, \"example.com/tier\"]\n", "t.yaml");
+  ASSERT_TRUE(config.has_value()) << config.error().message();
+  EXPECT_EQ(config->pod_labels, (std::vector<std::string>{"app", "example.com/tier"}));
+  EXPECT_TRUE(Config{}.pod_labels.empty());
+}
+
+TEST(ConfigPodLabels, ABadKeyIsNamedAtItsOwnLine) {
+  const ConfigError error =
+      parseError("kubernetes:\n  pod_labels:\n    - app\n    - team name\n", "f.yaml");
+  EXPECT_EQ(error.line, 4);
+  EXPECT_EQ(error.field, "kubernetes.pod_labels[1]");
+  EXPECT_EQ(error.message(),
+            "f.yaml:4: kubernetes.pod_labels[1]: \"team name\" is not a Kubernetes label key: the "
+            "name part \"team name\" may hold only letters, digits, '-', '_' and '.'");
+  const ConfigError prefix =
+      parseError("kubernetes:\n  pod_labels:\n    - App.io/name\n", "f.yaml");
+  EXPECT_EQ(prefix.line, 3);
+  EXPECT_EQ(prefix.field, "kubernetes.pod_labels[0]");
+  EXPECT_THAT(prefix.reason, HasSubstr("the prefix \"App.io\" is not a DNS subdomain"));
+}
+
+TEST(ConfigPodLabels, TwiceOrTheSameLabelNameIsRefused) {
+  ConfigError error = parseError("kubernetes:\n  pod_labels: [app, team, app]\n", "f.yaml");
+  EXPECT_EQ(error.line, 2);  // a flow list's items are on its line
+  EXPECT_EQ(error.field, "kubernetes.pod_labels[2]");
+  EXPECT_EQ(error.reason, "\"app\" is listed twice");
+  error = parseError(
+      "kubernetes:\n  pod_labels:\n    - app.kubernetes.io/name\n    - app-kubernetes-io-name\n",
+      "f.yaml");
+  EXPECT_EQ(error.line, 4);
+  EXPECT_EQ(error.field, "kubernetes.pod_labels[1]");
+  EXPECT_EQ(error.reason,
+            "\"app-kubernetes-io-name\" and \"app.kubernetes.io/name\" both become the label "
+            "name app_kubernetes_io_name; list only one of them");
+}
+
+TEST(ConfigPodLabels, NotAListIsAnError) {
+  const ConfigError error = parseError("kubernetes:\n  pod_labels: app\n", "f.yaml");
+  EXPECT_EQ(error.line, 2);
+  EXPECT_EQ(error.field, "kubernetes.pod_labels");
+  EXPECT_EQ(error.reason, "expected a list of strings, found \"app\"");
+}
+
+TEST(ConfigPodLabels, ValidateChecksKeysSetByFlags) {
+  Config config;
+  config.pod_labels = {"app", "bad key"};
+  const auto result = validateConfig(config);
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(result.error().field, "kubernetes.pod_labels[1]");
+  EXPECT_EQ(result.error().line, 0);
+  config.pod_labels = {"app", "app.kubernetes.io/name"};
+  EXPECT_TRUE(validateConfig(config).has_value());
 }
 
 // --- Durations ----------------------------------------------------------------------------------

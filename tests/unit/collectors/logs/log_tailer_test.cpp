@@ -251,6 +251,103 @@ TEST_F(LogTailerTest, JobPodsGetAJobStreamLabelFromPodMetadata) {
   }
 }
 
+// A pod metadata source whose answers the test sets, counting the questions.
+class SettableMetadata final : public ContainerMetadata {
+ public:
+  void refresh() override {}
+  [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view) const override {
+    return std::nullopt;
+  }
+  [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override {
+    ++asked;
+    const auto it = pods.find(std::string(uid));
+    if (it == pods.end()) return std::nullopt;
+    return it->second;
+  }
+  std::map<std::string, PodIdentity> pods;
+  mutable int asked = 0;
+};
+
+TEST_F(LogTailerTest, AllowListedPodLabelsBecomeSanitizedStreamLabels) {
+  SettableMetadata meta;
+  PodIdentity id;
+  id.namespace_name = "shop";
+  id.pod_name = "web-7f";
+  id.job = "nightly-report";
+  id.owner_kind = "Job";
+  id.qos_class = "Burstable";
+  id.labels = {{"app.kubernetes.io/name", "web"},
+               {"team", "payments"},
+               {"pod", "not-the-pod-name"},
+               {"job", "not-the-job"},
+               {"unlisted", "x"}};
+  meta.pods["1234-abcd"] = id;
+  options_.metadata = &meta;
+  // "pod" and "job" are the tailer's own labels: listed, they are still left out of streams.
+  options_.pod_labels = {"team", "app.kubernetes.io/name", "pod", "job", "absent-on-the-pod"};
+  append(containerDir("shop_web-7f_1234-abcd") / "0.log",
+         cri(1, "stdout", 'F', "hello") + cri(2, "stderr", 'F', "oops"));
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  ASSERT_EQ(sink.records.size(), 2U);
+  EXPECT_EQ(sink.records[0].labels, (Labels{{"app_kubernetes_io_name", "web"},
+                                            {"container", "app"},
+                                            {"job", "nightly-report"},
+                                            {"namespace", "shop"},
+                                            {"node", "node-1"},
+                                            {"pod", "web-7f"},
+                                            {"stream", "stdout"},
+                                            {"team", "payments"}}));
+  EXPECT_EQ(sink.records[1].labels.size(), 8U);
+  EXPECT_EQ(sink.records[1].labels[6], (std::pair<std::string, std::string>{"stream", "stderr"}));
+}
+
+// The runtime's state names a pod before the kubelet lists it: the names-only answer is asked
+// again, and the Pod object's answer (with the Job and the labels) is taken when it comes, then
+// never asked for again.
+TEST_F(LogTailerTest, APartialPodAnswerIsCompletedLater) {
+  SettableMetadata meta;
+  PodIdentity names;
+  names.namespace_name = "shop";
+  names.pod_name = "web-7f";
+  meta.pods["1234-abcd"] = names;
+  options_.metadata = &meta;
+  options_.pod_labels = {"team"};
+  const auto log = containerDir("shop_web-7f_1234-abcd") / "0.log";
+  append(log, cri(1, "first"));
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  ASSERT_EQ(sink.records.size(), 1U);
+  EXPECT_EQ(sink.records[0].labels.size(), 5U);
+
+  PodIdentity full = names;
+  full.job = "db-seed";
+  full.owner_kind = "Job";
+  full.owner_name = "db-seed";
+  full.qos_class = "BestEffort";
+  full.labels = {{"team", "data"}};
+  meta.pods["1234-abcd"] = full;
+  append(log, cri(2, "second"));
+  drain(*t, sink);
+  ASSERT_EQ(sink.records.size(), 2U);
+  EXPECT_EQ(sink.records[1].labels, (Labels{{"container", "app"},
+                                            {"job", "db-seed"},
+                                            {"namespace", "shop"},
+                                            {"node", "node-1"},
+                                            {"pod", "web-7f"},
+                                            {"stream", "stdout"},
+                                            {"team", "data"}}));
+  const int asked = meta.asked;
+  meta.pods["1234-abcd"].labels["team"] = "changed";
+  append(log, cri(3, "third"));
+  drain(*t, sink);
+  ASSERT_EQ(sink.records.size(), 3U);
+  EXPECT_EQ(meta.asked, asked) << "a complete answer is final";
+  EXPECT_EQ(sink.records[2].labels, sink.records[1].labels);
+}
+
 TEST_F(LogTailerTest, DockerFileJoinsPartialsPerStream) {
   const auto log = containerDir() / "0.log";
   append(log, docker(1, "stdout", "part one, ") + docker(2, "stderr", "err line\\n") +

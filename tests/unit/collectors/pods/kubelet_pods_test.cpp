@@ -615,6 +615,70 @@ TEST_F(KubeletTls, MetadataAnswersAndKeepsTheLastGoodListAcrossFailures) {
   EXPECT_EQ(envoy->pod_name, "checkout-6d8f9c7b5-x2x9q");
 }
 
+// pod() resolves the owner chain: workloads from the owners, a CronJob by the naming rule when no
+// lookup is given, and from the lookup when one is.
+TEST_F(KubeletTls, PodsCarryTheirOwnerChainQosAndLabels) {
+  KubeletPodsMetadataOptions mo;
+  mo.background = false;
+  fake_->setPodList(readFixture("podlist_workloads.json"));
+  KubeletPodsMetadata workloads(client(options()), errors_, mo);
+  workloads.refresh();
+  const auto checkout = workloads.pod("a3a13f8e-917d-4e01-af8b-4d3e59403d34");
+  ASSERT_TRUE(checkout.has_value());
+  EXPECT_EQ(checkout->owner_kind, "ReplicaSet");
+  EXPECT_EQ(checkout->owner_name, "checkout-6d8f9c7b5");
+  EXPECT_EQ(checkout->workload_kind, "Deployment");
+  EXPECT_EQ(checkout->workload_name, "checkout");
+  EXPECT_EQ(checkout->qos_class, "Burstable");
+  EXPECT_EQ(checkout->labels, (std::map<std::string, std::string>{
+                                  {"app", "checkout"}, {"pod-template-hash", "6d8f9c7b5"}}));
+  EXPECT_EQ(checkout->job, "");
+  EXPECT_EQ(checkout->cronjob, "");
+  const auto sts = workloads.pod("35b9c961-ca42-4153-ab20-4dd3ab107532");
+  ASSERT_TRUE(sts.has_value());
+  EXPECT_EQ(sts->workload_kind, "StatefulSet");
+  EXPECT_EQ(sts->workload_name, "postgres");
+  EXPECT_EQ(sts->qos_class, "Guaranteed");
+  const auto bare = workloads.pod("bc7d224e-7403-40c0-a2fb-8a53d8b50d0d");
+  ASSERT_TRUE(bare.has_value());
+  EXPECT_EQ(bare->owner_kind, "");
+  EXPECT_EQ(bare->workload_kind, "");
+  EXPECT_EQ(bare->workload_name, "");
+  EXPECT_EQ(bare->qos_class, "BestEffort");
+
+  fake_->setPodList(readFixture("podlist_jobs.json"));
+  KubeletPodsMetadata by_name(client(options()), errors_, mo);
+  by_name.refresh();
+  const auto nightly = by_name.pod("57471fdd-e841-4f2d-a0d1-79af5f0f7ebd");
+  ASSERT_TRUE(nightly.has_value());
+  EXPECT_EQ(nightly->job, "nightly-report-28504320");
+  EXPECT_EQ(nightly->cronjob, "nightly-report");
+  EXPECT_EQ(nightly->workload_kind, "CronJob");
+  EXPECT_EQ(nightly->workload_name, "nightly-report");
+  const auto etl = by_name.pod("453886ab-8b3e-4e70-a9b5-3d304ea94939");
+  ASSERT_TRUE(etl.has_value());
+  EXPECT_EQ(etl->job, "etl-load");
+  EXPECT_EQ(etl->cronjob, "");
+  EXPECT_EQ(etl->workload_kind, "Job");
+  EXPECT_EQ(etl->workload_name, "etl-load");
+
+  class OneCronJob final : public CronJobLookup {
+   public:
+    CronJobAnswer cronJobOf(std::string_view ns, std::string_view job) override {
+      if (ns == "data" && job == "etl-load") return {CronJobAnswer::State::kCronJob, "etl-hourly"};
+      return {CronJobAnswer::State::kNone, ""};
+    }
+  };
+  mo.cronjobs = std::make_shared<OneCronJob>();
+  KubeletPodsMetadata by_api(client(options()), errors_, mo);
+  by_api.refresh();
+  EXPECT_EQ(by_api.pod("453886ab-8b3e-4e70-a9b5-3d304ea94939")->cronjob, "etl-hourly");
+  EXPECT_EQ(by_api.pod("453886ab-8b3e-4e70-a9b5-3d304ea94939")->workload_name, "etl-hourly");
+  // The API said "no CronJob": the name that looks like one is not taken for one.
+  EXPECT_EQ(by_api.pod("57471fdd-e841-4f2d-a0d1-79af5f0f7ebd")->cronjob, "");
+  EXPECT_EQ(by_api.pod("57471fdd-e841-4f2d-a0d1-79af5f0f7ebd")->workload_kind, "Job");
+}
+
 constexpr const char* kEtlUid = "453886ab-8b3e-4e70-a9b5-3d304ea94939";
 constexpr const char* kEtlId = "849f22cc5ba021768392b266bc92041f4cd9881414a72a220ec71e6574930be8";
 

@@ -22,6 +22,7 @@
 #include "tests/fakes/fake_kubelet.h"
 #include "tests/support/child_process.h"
 #include "tests/support/http_client.h"
+#include "tests/support/loopback_certificate.h"
 
 namespace {
 
@@ -48,6 +49,35 @@ std::string slurp(const fs::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// `nodewarden run` on the v2 cgroupfs+Docker fixture node, with its state (and an empty runtime
+// state directory) under dir, collecting every second; extra flags appended.
+std::vector<std::string> fixtureRunArgs(const fs::path& config, int port, const fs::path& dir,
+                                        std::vector<std::string> extra = {}) {
+  const fs::path node = kFixtures / "cgroup/v2-cgroupfs-docker";
+  std::vector<std::string> args = {NODEWARDEN_BINARY,
+                                   "run",
+                                   "--config",
+                                   config.string(),
+                                   "--listen",
+                                   "127.0.0.1:" + std::to_string(port),
+                                   "--cgroup-root",
+                                   (node / "sys/fs/cgroup").string(),
+                                   "--log-root",
+                                   (node / "var/log/pods").string(),
+                                   "--proc-root",
+                                   "/proc",
+                                   "--state-dir",
+                                   (dir / "state").string(),
+                                   "--runtime-state-dir",
+                                   (dir / "runtime").string(),
+                                   "--interval",
+                                   "1s",
+                                   "--node-name",
+                                   "fixture-node"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
 }
 
 // Runs the agent to completion with stdout and stderr in one file.
@@ -347,30 +377,9 @@ class AgentWithApiServer : public ::testing::Test {
                           << "  pod_labels: [app.kubernetes.io/name, team]\n";
     port_ = nodewarden::testing::freeLoopbackPort();
     base_ = "http://127.0.0.1:" + std::to_string(port_);
-    const fs::path node = kFixtures / "cgroup/v2-cgroupfs-docker";
     SpawnOptions o;
     o.output = state_ / "run.log";
-    auto child = ChildProcess::start({NODEWARDEN_BINARY,
-                                      "run",
-                                      "--config",
-                                      config.string(),
-                                      "--listen",
-                                      "127.0.0.1:" + std::to_string(port_),
-                                      "--cgroup-root",
-                                      (node / "sys/fs/cgroup").string(),
-                                      "--log-root",
-                                      (node / "var/log/pods").string(),
-                                      "--proc-root",
-                                      "/proc",
-                                      "--state-dir",
-                                      (state_ / "state").string(),
-                                      "--runtime-state-dir",
-                                      (state_ / "runtime").string(),
-                                      "--interval",
-                                      "1s",
-                                      "--node-name",
-                                      "fixture-node"},
-                                     o);
+    auto child = ChildProcess::start(fixtureRunArgs(config, port_, state_), o);
     ASSERT_TRUE(child.has_value()) << child.error();
     agent_ = std::move(*child);
   }
@@ -500,12 +509,8 @@ TEST_F(AgentWithApiServer, AnApiServerOutageNeverStopsCollection) {
 TEST(AgentWithKubelet, PodInfoFromTheKubeletAndItsSourceHealth) {
   const fs::path dir = tempPath("kubelet");
   fs::create_directories(dir / "runtime");
-  const std::string pki = dir.string();
-  const std::string openssl =
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + pki +
-      "/key.pem -out " + pki + "/cert.pem -days 1 -subj /CN=127.0.0.1 " +
-      "-addext subjectAltName=IP:127.0.0.1 > " + pki + "/openssl.log 2>&1";
-  ASSERT_EQ(std::system(openssl.c_str()), 0) << slurp(dir / "openssl.log");
+  const auto pki = nodewarden::testing::makeLoopbackCertificate(dir);
+  ASSERT_TRUE(pki.has_value()) << pki.error();
   nlohmann::json list = {
       {"kind", "PodList"}, {"apiVersion", "v1"}, {"items", nlohmann::json::array()}};
   list["items"].push_back(fixturePod("11111111-2222-3333-4444-555555555553", "airflow", "worker-x",
@@ -516,8 +521,8 @@ TEST(AgentWithKubelet, PodInfoFromTheKubeletAndItsSourceHealth) {
                                      nlohmann::json::object()));
   nodewarden::testing::FakeKubeletOptions ko;
   ko.token = "node-agent-token";
-  ko.certificate_file = pki + "/cert.pem";
-  ko.key_file = pki + "/key.pem";
+  ko.certificate_file = pki->certificate;
+  ko.key_file = pki->key;
   ko.pod_list = list.dump();
   auto kubelet = nodewarden::testing::FakeKubelet::start(ko);
   ASSERT_TRUE(kubelet.has_value()) << kubelet.error();
@@ -528,32 +533,10 @@ TEST(AgentWithKubelet, PodInfoFromTheKubeletAndItsSourceHealth) {
                                      << "\n  token_file: " << (dir / "token").string()
                                      << "\n  kubelet_insecure_skip_verify: true\n";
   const int port = nodewarden::testing::freeLoopbackPort();
-  const fs::path node = kFixtures / "cgroup/v2-cgroupfs-docker";
   SpawnOptions o;
   o.output = dir / "run.log";
-  auto agent = ChildProcess::start({NODEWARDEN_BINARY,
-                                    "run",
-                                    "--config",
-                                    (dir / "config.yaml").string(),
-                                    "--listen",
-                                    "127.0.0.1:" + std::to_string(port),
-                                    "--cgroup-root",
-                                    (node / "sys/fs/cgroup").string(),
-                                    "--log-root",
-                                    (node / "var/log/pods").string(),
-                                    "--proc-root",
-                                    "/proc",
-                                    "--state-dir",
-                                    (dir / "state").string(),
-                                    "--runtime-state-dir",
-                                    (dir / "runtime").string(),
-                                    "--interval",
-                                    "1s",
-                                    "--node-name",
-                                    "fixture-node",
-                                    "--pod-label",
-                                    "team"},
-                                   o);
+  auto agent = ChildProcess::start(
+      fixtureRunArgs(dir / "config.yaml", port, dir, {"--pod-label", "team"}), o);
   ASSERT_TRUE(agent.has_value()) << agent.error();
 
   const std::string airflow =

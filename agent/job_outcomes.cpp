@@ -37,6 +37,11 @@ JobOutcomes::JobOutcomes(const Config& config, JobOutcomeSources sources,
             o.retention = config.jobs_retention;
             o.max_recent = static_cast<std::size_t>(config.jobs_max_recent);
             o.state_file = config.state_dir / "jobs" / "outcomes.jsonl";
+            o.cronjob_of = [metadata = sources.metadata](std::string_view uid) {
+              if (metadata == nullptr) return std::string();
+              auto p = metadata->pod(uid);
+              return p ? p->cronjob : std::string();
+            };
             return o;
           }(),
           errors),

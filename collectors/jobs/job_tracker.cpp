@@ -141,6 +141,7 @@ std::vector<JobOutcome> JobTracker::settle() {
       ++it;
       continue;
     }
+    if (t.cronjob.empty() && options_.cronjob_of) t.cronjob = options_.cronjob_of(it->first);
     JobOutcome o =
         decide(t.status ? &*t.status : nullptr, e, it->first, t.cronjob, t.gone_wall, t.first_seen);
     if (o.job.empty()) o.job = t.status ? t.status->job : std::string();

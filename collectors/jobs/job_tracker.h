@@ -47,9 +47,12 @@ struct JobTrackerOptions {
   std::chrono::milliseconds cgroup_wait{30'000};
   // How long recorded outcomes are kept (for /jobs and against counting a pod twice).
   std::chrono::milliseconds retention{std::chrono::hours(6)};
-  std::size_t max_recent = 1000;           // outcomes kept at most, newest kept
-  std::filesystem::path state_file;        // empty: nothing survives a restart
-  std::function<Clock::time_point()> now;  // empty: Clock::now
+  std::size_t max_recent = 1000;     // outcomes kept at most, newest kept
+  std::filesystem::path state_file;  // empty: nothing survives a restart
+  // Asked at the decision for a pod whose CronJob was not known from observeStatus() (the
+  // API server's answer about the Job's owner may come after the pod's last status change).
+  std::function<std::string(std::string_view pod_uid)> cronjob_of;
+  std::function<Clock::time_point()> now;                       // empty: Clock::now
   std::function<std::chrono::system_clock::time_point()> wall;  // empty: system_clock::now
 };
 

@@ -102,6 +102,20 @@ TEST_F(JobTrackerTest, ATerminalStatusIsRecordedOnceWithTheLastReadings) {
   EXPECT_EQ(t.recent().size(), 1U);
 }
 
+TEST_F(JobTrackerTest, ACronJobLearnedAfterTheLastStatusIsAskedAtTheDecision) {
+  auto o = options();
+  o.cronjob_of = [](std::string_view uid) {
+    return uid == "u1" ? std::string("nightly") : std::string();
+  };
+  JobTracker t(o, errors_);
+  t.observeStatus(status("u1", "Running"), "");
+  t.observeCgroup(sample("u1", "", 1, 1, 0), false);
+  t.observeStatus(status("u1", "Succeeded", 0, "Completed"), "");
+  const auto out = t.settle();
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].cronjob, "nightly");
+}
+
 TEST_F(JobTrackerTest, ATerminalStatusIsNeverReplacedByAStaleRunningOne) {
   JobTracker t(options(), errors_);
   t.observeCgroup(sample("u1", "", 1, 1, 0), false);               // not tracked yet: ignored

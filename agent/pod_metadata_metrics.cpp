@@ -96,7 +96,7 @@ void PodMetadataMetrics::replace(const std::string& uid, Series& series, const P
                           {"owner_name", id.owner_name},
                           {"workload_kind", id.workload_kind},
                           {"workload", id.workload_name},
-                          {"job", id.job},
+                          {"job_name", id.job},
                           {"cronjob", id.cronjob}};
   series.info = &info_family_.Add(info);
   series.info->Set(1);

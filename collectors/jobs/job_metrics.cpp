@@ -9,7 +9,7 @@ const prometheus::Histogram::BucketBoundaries kDurationBuckets = {
 
 prometheus::Labels jobLabels(const std::string& ns, const std::string& job,
                              const std::string& cronjob) {
-  return {{"namespace", ns}, {"job", job}, {"cronjob", cronjob}};
+  return {{"namespace", ns}, {"job_name", job}, {"cronjob", cronjob}};
 }
 
 }  // namespace
@@ -53,7 +53,7 @@ void JobMetrics::add(const JobOutcome& o) {
   const std::string outcome(outcomeName(o.outcome));
   completions_
       .Add({{"namespace", o.namespace_name},
-            {"job", o.job},
+            {"job_name", o.job},
             {"cronjob", o.cronjob},
             {"outcome", outcome},
             {"reason", o.reason}})
@@ -120,7 +120,7 @@ void JobMetrics::age(std::int64_t now_ms) {
     }
     const auto& [ns, job, cronjob, outcome, reason] = it->first;
     const prometheus::Labels l{{"namespace", ns},
-                               {"job", job},
+                               {"job_name", job},
                                {"cronjob", cronjob},
                                {"outcome", outcome},
                                {"reason", reason}};

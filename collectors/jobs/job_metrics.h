@@ -1,17 +1,20 @@
 // JobMetrics: the Prometheus view of Job outcomes on this node.
 //
-//   nodewarden_job_pod_completions_total{namespace,job,cronjob,outcome,reason}   counter
+//   nodewarden_job_pod_completions_total{namespace,job_name,cronjob,outcome,reason}   counter
 //   nodewarden_job_pod_duration_seconds{namespace,cronjob,outcome}                histogram
-//   nodewarden_job_last_exit_code{namespace,job,cronjob}                          gauge
-//   nodewarden_job_last_cpu_seconds{namespace,job,cronjob}                        gauge
-//   nodewarden_job_last_peak_memory_bytes{namespace,job,cronjob}                  gauge
-//   nodewarden_job_last_duration_seconds{namespace,job,cronjob}                   gauge
-//   nodewarden_job_last_completion_timestamp_seconds{namespace,job,cronjob}       gauge
-//   nodewarden_job_last_outcome{namespace,job,cronjob,outcome,reason}             gauge, 1
+//   nodewarden_job_last_exit_code{namespace,job_name,cronjob}                          gauge
+//   nodewarden_job_last_cpu_seconds{namespace,job_name,cronjob}                        gauge
+//   nodewarden_job_last_peak_memory_bytes{namespace,job_name,cronjob}                  gauge
+//   nodewarden_job_last_duration_seconds{namespace,job_name,cronjob}                   gauge
+//   nodewarden_job_last_completion_timestamp_seconds{namespace,job_name,cronjob}       gauge
+//   nodewarden_job_last_outcome{namespace,job_name,cronjob,outcome,reason}             gauge, 1
 //
-// What a reader gets wrong: cardinality. A CronJob makes a new Job (a new `job` value) every run,
-// so every series naming a job is aged out `retention` after its last change, and the duration
-// histogram has no `job` label at all (one histogram per run would hold one observation). The
+// The Job's name is `job_name`, as in kube-state-metrics: a `job` label would collide with the
+// scrape job's (Prometheus renames the target's to exported_job, or, with honor_labels, loses it).
+//
+// What a reader gets wrong: cardinality. A CronJob makes a new Job (a new `job_name`) every run,
+// so every series naming a Job is aged out `retention` after its last change, and the duration
+// histogram has no `job_name` label at all (one histogram per run would hold one observation). The
 // histogram is per CronJob; Jobs of no CronJob share cronjob="". A value the outcome lacks (CPU
 // of a pod whose cgroup was never read, an exit code of a pod with no status) has no series for
 // that run rather than a stale or made-up one.

@@ -410,7 +410,7 @@ class AgentWithApiServer : public ::testing::Test {
 
 TEST_F(AgentWithApiServer, PodInfoLabelsAndSourceHealthBesideUnchangedContainerSeries) {
   const std::string airflow =
-      "nodewarden_pod_info{cronjob=\"airflow-nightly-etl\",job=\"etl-28504320\","
+      "nodewarden_pod_info{cronjob=\"airflow-nightly-etl\",job_name=\"etl-28504320\","
       "namespace=\"airflow\",owner_kind=\"Job\",owner_name=\"etl-28504320\",pod=\"worker-x\","
       "qos_class=\"BestEffort\",uid=\"11111111-2222-3333-4444-555555555553\","
       "workload=\"airflow-nightly-etl\",workload_kind=\"CronJob\"}";
@@ -418,13 +418,13 @@ TEST_F(AgentWithApiServer, PodInfoLabelsAndSourceHealthBesideUnchangedContainerS
   ASSERT_FALSE(body.empty());
   EXPECT_EQ(sample(body, airflow), 1.0);
   EXPECT_EQ(sample(body,
-                   "nodewarden_pod_info{cronjob=\"\",job=\"\",namespace=\"kafka\","
+                   "nodewarden_pod_info{cronjob=\"\",job_name=\"\",namespace=\"kafka\","
                    "owner_kind=\"ReplicaSet\",owner_name=\"consumer-5d8f7c9b6\",pod=\"consumer-7\","
                    "qos_class=\"Guaranteed\",uid=\"11111111-2222-3333-4444-555555555552\","
                    "workload=\"consumer\",workload_kind=\"Deployment\"}"),
             1.0);
   EXPECT_EQ(sample(body,
-                   "nodewarden_pod_info{cronjob=\"\",job=\"\",namespace=\"spark\","
+                   "nodewarden_pod_info{cronjob=\"\",job_name=\"\",namespace=\"spark\","
                    "owner_kind=\"StatefulSet\",owner_name=\"driver\",pod=\"driver-0\","
                    "qos_class=\"Burstable\",uid=\"11111111-2222-3333-4444-555555555551\","
                    "workload=\"driver\",workload_kind=\"StatefulSet\"}"),
@@ -540,7 +540,7 @@ TEST(AgentWithKubelet, PodInfoFromTheKubeletAndItsSourceHealth) {
   ASSERT_TRUE(agent.has_value()) << agent.error();
 
   const std::string airflow =
-      "nodewarden_pod_info{cronjob=\"etl\",job=\"etl-28504320\",namespace=\"airflow\","
+      "nodewarden_pod_info{cronjob=\"etl\",job_name=\"etl-28504320\",namespace=\"airflow\","
       "owner_kind=\"Job\",owner_name=\"etl-28504320\",pod=\"worker-x\",qos_class=\"BestEffort\","
       "uid=\"11111111-2222-3333-4444-555555555553\",workload=\"etl\",workload_kind=\"CronJob\"}";
   std::string body;
@@ -552,7 +552,7 @@ TEST(AgentWithKubelet, PodInfoFromTheKubeletAndItsSourceHealth) {
   }
   EXPECT_EQ(sample(body, airflow), 1.0) << slurp(dir / "run.log");
   EXPECT_EQ(sample(body,
-                   "nodewarden_pod_info{cronjob=\"\",job=\"\",namespace=\"kafka\","
+                   "nodewarden_pod_info{cronjob=\"\",job_name=\"\",namespace=\"kafka\","
                    "owner_kind=\"DaemonSet\",owner_name=\"consumer\",pod=\"consumer-7\","
                    "qos_class=\"Guaranteed\",uid=\"11111111-2222-3333-4444-555555555552\","
                    "workload=\"consumer\",workload_kind=\"DaemonSet\"}"),

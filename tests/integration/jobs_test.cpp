@@ -351,9 +351,10 @@ TEST_F(JobOutcomesEndToEnd, OomExitCodeAndCpuSecondsFromTheRealKernel) {
   auto metrics = nodewarden::testing::httpGet(url("/metrics"), 2s);
   ASSERT_TRUE(metrics.has_value());
   for (const std::string want :
-       {"nodewarden_job_pod_completions_total{cronjob=\"\",job=\"memory-hog\",namespace=\"batch\","
+       {"nodewarden_job_pod_completions_total{cronjob=\"\",job_name=\"memory-hog\",namespace="
+        "\"batch\","
         "outcome=\"failed\",reason=\"OOMKilled\"} 1",
-        "nodewarden_job_last_exit_code{cronjob=\"\",job=\"exit-three\",namespace=\"batch\"} 3",
+        "nodewarden_job_last_exit_code{cronjob=\"\",job_name=\"exit-three\",namespace=\"batch\"} 3",
         "nodewarden_job_pod_duration_seconds_count{"}) {
     EXPECT_NE(metrics->body.find(want), std::string::npos) << want;
   }
@@ -383,7 +384,7 @@ TEST_F(JobOutcomesEndToEnd, OomExitCodeAndCpuSecondsFromTheRealKernel) {
   ASSERT_TRUE(after.has_value());
   EXPECT_EQ(after->body.find("nodewarden_job_pod_completions_total{"), std::string::npos)
       << "a restart counts nothing again";
-  EXPECT_NE(after->body.find("nodewarden_job_last_exit_code{cronjob=\"\",job=\"exit-three\""),
+  EXPECT_NE(after->body.find("nodewarden_job_last_exit_code{cronjob=\"\",job_name=\"exit-three\""),
             std::string::npos)
       << "the latest run per job is restored";
   EXPECT_EQ(loki_->entries(stream).size(), events_before);

@@ -96,7 +96,7 @@ constexpr const char* kCronUid = "57471fdd-e841-4f2d-a0d1-79af5f0f7ebd";
 constexpr const char* kShopUid = "a3a13f8e-917d-4e01-af8b-4d3e59403d34";
 
 const std::string kCronInfo =
-    "nodewarden_pod_info{cronjob=\"nightly-report\",job=\"nightly-report-28504320\","
+    "nodewarden_pod_info{cronjob=\"nightly-report\",job_name=\"nightly-report-28504320\","
     "namespace=\"analytics\",owner_kind=\"Job\",owner_name=\"nightly-report-28504320\","
     "pod=\"nightly-report-28504320-7xk2p\",qos_class=\"Burstable\","
     "uid=\"57471fdd-e841-4f2d-a0d1-79af5f0f7ebd\",workload=\"nightly-report\","
@@ -105,7 +105,7 @@ const std::string kCronLabels =
     "nodewarden_pod_labels{label_app_kubernetes_io_name=\"report\",namespace=\"analytics\","
     "pod=\"nightly-report-28504320-7xk2p\",uid=\"57471fdd-e841-4f2d-a0d1-79af5f0f7ebd\"} 1\n";
 const std::string kShopInfo =
-    "nodewarden_pod_info{cronjob=\"\",job=\"\",namespace=\"shop\",owner_kind=\"ReplicaSet\","
+    "nodewarden_pod_info{cronjob=\"\",job_name=\"\",namespace=\"shop\",owner_kind=\"ReplicaSet\","
     "owner_name=\"checkout-6d8f9c7b5\",pod=\"checkout-6d8f9c7b5-x2x9q\",qos_class=\"Guaranteed\","
     "uid=\"a3a13f8e-917d-4e01-af8b-4d3e59403d34\",workload=\"checkout\","
     "workload_kind=\"Deployment\"} 1\n";
@@ -154,7 +154,7 @@ TEST_F(PodMetadataMetricsTest, AChangeReplacesTheSeriesAndAMissKeepsThem) {
   pending.workload_name.clear();
   meta_.pods[kCronUid] = pending;
   cycle({kCronUid});
-  EXPECT_THAT(text(), HasSubstr("cronjob=\"\",job=\"nightly-report-28504320\""));
+  EXPECT_THAT(text(), HasSubstr("cronjob=\"\",job_name=\"nightly-report-28504320\""));
 
   meta_.pods[kCronUid] = cronJobPod();
   cycle({kCronUid});

@@ -35,7 +35,7 @@ TEST(JobMetrics, AnOutcomeIsCountedObservedAndMadeTheLatest) {
   JobMetrics m(r, 1h);
   m.add(outcome("etl-1", Outcome::kFailed, "OOMKilled", 1'000'000));
   const std::string t = text(r);
-  EXPECT_NE(t.find("nodewarden_job_pod_completions_total{cronjob=\"etl\",job=\"etl-1\","
+  EXPECT_NE(t.find("nodewarden_job_pod_completions_total{cronjob=\"etl\",job_name=\"etl-1\","
                    "namespace=\"data\",outcome=\"failed\",reason=\"OOMKilled\"} 1"),
             std::string::npos)
       << t;
@@ -45,17 +45,18 @@ TEST(JobMetrics, AnOutcomeIsCountedObservedAndMadeTheLatest) {
       << "no job label on the histogram\n"
       << t;
   EXPECT_NE(
-      t.find("nodewarden_job_last_exit_code{cronjob=\"etl\",job=\"etl-1\",namespace=\"data\"} "
+      t.find("nodewarden_job_last_exit_code{cronjob=\"etl\",job_name=\"etl-1\",namespace=\"data\"} "
              "137"),
       std::string::npos)
       << t;
-  EXPECT_NE(t.find("nodewarden_job_last_peak_memory_bytes{cronjob=\"etl\",job=\"etl-1\","
+  EXPECT_NE(t.find("nodewarden_job_last_peak_memory_bytes{cronjob=\"etl\",job_name=\"etl-1\","
                    "namespace=\"data\"} 1073741824"),
             std::string::npos)
       << t;
-  EXPECT_NE(t.find("nodewarden_job_last_outcome{cronjob=\"etl\",job=\"etl-1\",namespace=\"data\","
-                   "outcome=\"failed\",reason=\"OOMKilled\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      t.find("nodewarden_job_last_outcome{cronjob=\"etl\",job_name=\"etl-1\",namespace=\"data\","
+             "outcome=\"failed\",reason=\"OOMKilled\"} 1"),
+      std::string::npos)
       << t;
 }
 
@@ -67,22 +68,24 @@ TEST(JobMetrics, ANewerRunReplacesTheLatestAndARestoreIsNotCounted) {
   m.add(again);
   m.restore(outcome("etl-1", Outcome::kFailed, "Error", 500'000));  // older: ignored
   const std::string t = text(r);
-  EXPECT_NE(t.find("nodewarden_job_pod_completions_total{cronjob=\"etl\",job=\"etl-1\","
+  EXPECT_NE(t.find("nodewarden_job_pod_completions_total{cronjob=\"etl\",job_name=\"etl-1\","
                    "namespace=\"data\",outcome=\"failed\",reason=\"Error\"} 1"),
             std::string::npos)
       << "counts stay: both runs counted once\n"
       << t;
-  EXPECT_NE(t.find("nodewarden_job_pod_completions_total{cronjob=\"etl\",job=\"etl-1\","
+  EXPECT_NE(t.find("nodewarden_job_pod_completions_total{cronjob=\"etl\",job_name=\"etl-1\","
                    "namespace=\"data\",outcome=\"succeeded\",reason=\"Completed\"} 1"),
             std::string::npos)
       << t;
-  EXPECT_NE(t.find("nodewarden_job_last_outcome{cronjob=\"etl\",job=\"etl-1\",namespace=\"data\","
-                   "outcome=\"succeeded\",reason=\"Completed\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      t.find("nodewarden_job_last_outcome{cronjob=\"etl\",job_name=\"etl-1\",namespace=\"data\","
+             "outcome=\"succeeded\",reason=\"Completed\"} 1"),
+      std::string::npos)
       << t;
-  EXPECT_EQ(t.find("nodewarden_job_last_outcome{cronjob=\"etl\",job=\"etl-1\",namespace=\"data\","
-                   "outcome=\"failed\""),
-            std::string::npos)
+  EXPECT_EQ(
+      t.find("nodewarden_job_last_outcome{cronjob=\"etl\",job_name=\"etl-1\",namespace=\"data\","
+             "outcome=\"failed\""),
+      std::string::npos)
       << "the previous run's outcome series is gone\n"
       << t;
 
@@ -91,7 +94,7 @@ TEST(JobMetrics, ANewerRunReplacesTheLatestAndARestoreIsNotCounted) {
   restored.restore(outcome("etl-2", Outcome::kFailed, "Error", 1'000'000));
   const std::string t2 = text(r2);
   EXPECT_EQ(t2.find("nodewarden_job_pod_completions_total{"), std::string::npos) << t2;
-  EXPECT_NE(t2.find("nodewarden_job_last_exit_code{cronjob=\"etl\",job=\"etl-2\""),
+  EXPECT_NE(t2.find("nodewarden_job_last_exit_code{cronjob=\"etl\",job_name=\"etl-2\""),
             std::string::npos)
       << t2;
 }
@@ -103,13 +106,13 @@ TEST(JobMetrics, SeriesAgeOutAfterTheRetention) {
   m.add(outcome("etl-2", Outcome::kSucceeded, "Completed", 3'000'000));
   m.age(3'600'000 + 1);
   const std::string t = text(r);
-  EXPECT_EQ(t.find("job=\"etl-1\""), std::string::npos) << t;
-  EXPECT_NE(t.find("nodewarden_job_last_cpu_seconds{cronjob=\"etl\",job=\"etl-2\""),
+  EXPECT_EQ(t.find("job_name=\"etl-1\""), std::string::npos) << t;
+  EXPECT_NE(t.find("nodewarden_job_last_cpu_seconds{cronjob=\"etl\",job_name=\"etl-2\""),
             std::string::npos)
       << t;
   m.age(3'000'000 + 3'600'000 + 1);
   const std::string t2 = text(r);
-  EXPECT_EQ(t2.find("job=\"etl-2\""), std::string::npos) << t2;
+  EXPECT_EQ(t2.find("job_name=\"etl-2\""), std::string::npos) << t2;
   EXPECT_EQ(t2.find("nodewarden_job_pod_duration_seconds_bucket{"), std::string::npos) << t2;
 }
 

@@ -454,7 +454,7 @@ class LogTailer::Impl {
       } else {
         gzip->unread(gz_prefix_);
       }
-      if (predecessorOpen(w.file.container_dir, gz_prefix_)) {
+      if (predecessorOpen(w.file, gz_prefix_)) {
         ::close(fd);
         return Opened::kLater;
       }
@@ -486,9 +486,16 @@ class LogTailer::Impl {
     return Opened::kYes;
   }
 
-  // The plain file a .gz was compressed from is still open (being read to its end).
-  bool predecessorOpen(const std::string& container_dir, std::string_view prefix) const {
-    const auto g = groups_.find(container_dir);
+  // The plain file a .gz was compressed from is still open (being read to its end), or still
+  // waits to be opened under its name (kubelet deletes it right after the .gz is made).
+  bool predecessorOpen(const DiscoveredFile& gz, std::string_view prefix) const {
+    const std::string_view plain_path =
+        std::string_view(gz.path).substr(0, gz.path.size() - std::string_view(".gz").size());
+    if (std::ranges::any_of(waiting_,
+                            [&](const auto& kv) { return kv.second.file.path == plain_path; })) {
+      return true;
+    }
+    const auto g = groups_.find(gz.container_dir);
     if (g == groups_.end()) return false;
     return std::ranges::any_of(g->second, [&](const TailedFile* f) {
       return !f->compressed() && startsAs(prefix, f->identity());

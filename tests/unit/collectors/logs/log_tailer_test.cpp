@@ -902,6 +902,27 @@ TEST_F(CompressedLogTest, CompressedWhileItsPlainFileIsStillReadWaitsForIt) {
   EXPECT_EQ(t->stats().compressed_read, 0U);
 }
 
+TEST_F(CompressedLogTest, BothListedWhileThePlainFileWaitsForAHandleIsReadOnce) {
+  options_.max_open_files = 1;
+  const auto d = containerDir();
+  std::string text;
+  for (int i = 1; i <= 5; ++i) text += cri(i, "a" + std::to_string(i));
+  const fs::path plain = d / "0.log.20261121-101010";
+  append(plain, text);
+  append(plain.string() + ".gz", gzipped(text));  // kubelet made the .gz, not yet deleted plain
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  fs::remove(plain);
+  for (int i = 0; i < 3; ++i) {
+    drain(*t, sink);
+    t->commit(sink.latest());
+  }
+  EXPECT_EQ(sink.lines(), seq("a", 1, 5));
+  EXPECT_EQ(t->stats().compressed_already_read, 1U);
+  EXPECT_EQ(t->stats().compressed_read, 0U);
+}
+
 TEST_F(CompressedLogTest, PredecessorReadHalfwayGivesExactlyTheRest) {
   const auto d = containerDir();
   std::string text;

@@ -79,6 +79,7 @@ constexpr Field kLogsFields[] = {
     {"max_line_bytes", ByteSize{&Config::logs_max_line_bytes}},
     {"max_open_files", &Config::logs_max_open_files},
     {"rescan_interval", &Config::logs_rescan_interval},
+    {"read_compressed", &Config::logs_read_compressed},
     {"max_streams", &Config::logs_max_streams},
     {"batch_bytes", ByteSize{&Config::logs_batch_bytes}},
     {"batch_wait", &Config::logs_batch_wait},
@@ -810,6 +811,7 @@ collectors:
     max_line_bytes: 256KiB
     max_open_files: 1024
     rescan_interval: 10s
+    read_compressed: false
     max_streams: 10000
     batch_bytes: 1MiB
     batch_wait: 1s

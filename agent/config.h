@@ -53,6 +53,8 @@ struct Config {
   std::uint64_t logs_max_line_bytes = 256 * 1024;  // Loki's default line limit
   int logs_max_open_files = 1024;
   std::chrono::milliseconds logs_rescan_interval{10000};
+  // Rotated files kubelet compressed (.gz) are read, from where their plain predecessor was left.
+  bool logs_read_compressed = false;
   int logs_max_streams = 10000;
   std::uint64_t logs_batch_bytes = 1 << 20;
   std::chrono::milliseconds logs_batch_wait{1000};

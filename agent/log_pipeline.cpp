@@ -171,6 +171,7 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
     to.rescan_interval = config.logs_rescan_interval;
     to.metadata = metadata;
     to.pod_labels = config.pod_labels;
+    to.read_compressed = config.logs_read_compressed;
     i.metadata = metadata;
     i.tailer = std::make_unique<logs::LogTailer>(to, errors);
   }

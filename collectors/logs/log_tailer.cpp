@@ -4,7 +4,9 @@
 // What a reader gets wrong: a file is let go only when three things hold: it will not grow (it was
 // deleted, or a newer file of its container has data), everything in it was handed out, and
 // commit() covered the last entry handed out. Until then its descriptor stays open, so a file
-// renamed and deleted while the agent was far behind is still read to its end.
+// renamed and deleted while the agent was far behind is still read to its end. So a .gz file
+// whose plain predecessor is still open waits until the plain file is let go: only then is the
+// plain file's position final, and it is usually the end (nothing of the .gz is read).
 #include "collectors/logs/log_tailer.h"
 
 #include <fcntl.h>
@@ -15,7 +17,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <unordered_map>
@@ -23,6 +27,7 @@
 
 #include "collectors/logs/checkpoint_store.h"
 #include "collectors/logs/container_id_index.h"
+#include "collectors/logs/gzip_reader.h"
 #include "collectors/logs/log_discovery.h"
 #include "collectors/logs/tailed_file.h"
 #include "pipeline/pod_labels.h"
@@ -34,6 +39,21 @@ namespace {
 constexpr std::string_view kReservedLabelNames[] = {
     "container", "container_id", "filename", "job",    "namespace",
     "node",      "pod",          "pod_uid",  "stream", "truncated"};
+
+// Positions of plain files that are gone (deleted, or no longer listed) kept in memory for the .gz
+// files compressed from them, which kubelet makes just before it deletes the plain file.
+constexpr std::size_t kRecentPositions = 4096;
+
+std::string_view parentOf(std::string_view path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
+}
+
+// Whether bytes (a stream's first bytes) start the way the file of this identity started.
+bool startsAs(std::string_view bytes, const FileIdentity& file) {
+  return file.fingerprint_bytes > 0 && file.fingerprint_bytes <= bytes.size() &&
+         fingerprintOf(bytes.substr(0, file.fingerprint_bytes)) == file.fingerprint;
+}
 
 // The kubelet and the API server answer from the Pod object, which always has a QoS class (the
 // API server sets it when the pod is created); the runtime's state only names the pod.
@@ -137,7 +157,9 @@ class LogTailer::Impl {
     for (const auto& [key, file] : files_) {
       struct stat st {};
       std::uint64_t size = file->knownSize();
-      if (::fstat(file->fd(), &st) == 0) size = static_cast<std::uint64_t>(st.st_size);
+      if (!file->compressed() && ::fstat(file->fd(), &st) == 0) {
+        size = static_cast<std::uint64_t>(st.st_size);
+      }
       out.emplace_back(file->path(), size > file->consumed() ? size - file->consumed() : 0);
     }
     return out;
@@ -180,7 +202,7 @@ class LogTailer::Impl {
         return false;
       }
       file.setEofThisPoll();
-      if (file.deleted() || superseded(group, i)) {
+      if (file.deleted() || file.compressed() || superseded(group, i)) {
         if (file.finish(ctx) == TailedFile::Status::kBlocked) return true;
       }
       // At its end: the next file of the container may be read in this same round.
@@ -253,6 +275,7 @@ class LogTailer::Impl {
       const auto& key = it->first;
       ++it;
       if (!seen.contains(key) && !files_.contains(key)) {
+        remember(store_.positions().at(key));
         store_.erase(key);
         store_dirty_ = true;
       }
@@ -283,7 +306,7 @@ class LogTailer::Impl {
   // Returns the file's key.
   std::string onFound(const DiscoveredFile& f, bool initial) {
     std::string key = fileKey(f.device, f.inode);
-    if (f.compressed) {
+    if (f.compressed && !options_.read_compressed) {
       // Not read: kubelet compresses a rotated file only after a newer one exists, and the plain
       // file was drained through its open descriptor, so reading it again would only duplicate.
       if (compressed_seen_.insert(key).second) ++stats_.compressed_skipped;
@@ -315,11 +338,21 @@ class LogTailer::Impl {
 
   void openWaiting() {
     bool opened = false;
+    std::vector<Waiting> later;  // .gz files whose plain predecessor is still open
     while (!waiting_order_.empty() && files_.size() < options_.max_open_files) {
       const auto first = waiting_order_.begin();
-      const auto node = waiting_.extract(first->second);
+      auto node = waiting_.extract(first->second);
       waiting_order_.erase(first);
-      if (!node.empty()) opened |= openFile(node.mapped());
+      if (node.empty()) continue;
+      const Opened result = openFile(node.mapped());
+      opened |= result == Opened::kYes;
+      if (result == Opened::kLater) later.push_back(std::move(node.mapped()));
+    }
+    for (auto& w : later) {
+      w.deferred = true;  // waits for its predecessor, not for a handle
+      const std::string key = fileKey(w.file.device, w.file.inode);
+      waiting_order_.emplace(w.seq, key);
+      waiting_.emplace(key, std::move(w));
     }
     for (auto& [key, w] : waiting_) {
       if (!w.deferred) {
@@ -330,7 +363,9 @@ class LogTailer::Impl {
     if (opened) sortGroups();
   }
 
-  bool openFile(const Waiting& w) {
+  enum class Opened : std::uint8_t { kYes, kNo, kLater };
+
+  Opened openFile(const Waiting& w) {
     const int fd = ::open(w.file.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
       if (errno == ENOENT) {
@@ -338,12 +373,12 @@ class LogTailer::Impl {
       } else {
         errors_.report("logs", "open_error", w.file.path + ": " + std::strerror(errno));
       }
-      return false;
+      return Opened::kNo;
     }
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
       ::close(fd);
-      return false;
+      return Opened::kNo;
     }
     FileIdentity identity;
     identity.device = static_cast<std::uint64_t>(st.st_dev);
@@ -352,10 +387,15 @@ class LogTailer::Impl {
     std::string key = fileKey(identity.device, identity.inode);
     if (files_.contains(key)) {
       ::close(fd);
-      return false;
+      return Opened::kNo;
     }
     const auto size = static_cast<std::uint64_t>(st.st_size);
     fingerprintFile(fd, size, kFingerprintMaxBytes, identity);
+    if (w.file.compressed) {
+      const std::int64_t mtime_ns =
+          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+      return openCompressed(fd, w, std::move(key), identity, size, mtime_ns);
+    }
 
     std::uint64_t start = 0;
     if (const StoredPosition* stored = store_.find(key)) {
@@ -377,7 +417,110 @@ class LogTailer::Impl {
                                              options_.node_name, options_.max_line_bytes);
     groups_[file->containerDir()].push_back(file.get());
     files_.emplace(std::move(key), std::move(file));
-    return true;
+    return Opened::kYes;
+  }
+
+  // A .gz file: from its own checkpoint (a restart while it was read), else from where its plain
+  // predecessor was left, else from its start. identity is the .gz file's own.
+  Opened openCompressed(int fd, const Waiting& w, std::string key, const FileIdentity& identity,
+                        std::uint64_t size, std::int64_t mtime_ns) {
+    auto gzip = std::make_unique<GzipReader>(fd);
+    std::optional<std::uint64_t> start;
+    bool from_plain = false;
+    if (const StoredPosition* stored = store_.find(key)) {
+      if (fingerprintMatches(fd, stored->file)) {
+        start = stored->offset;
+      } else {
+        ++stats_.checkpoint_mismatches;
+        errors_.report("logs", "checkpoint_mismatch", w.file.path);
+        store_.erase(key);
+        store_dirty_ = true;
+      }
+    }
+    if (!start) {
+      // The decompressed stream starts as the plain file it was compressed from did.
+      gz_prefix_.resize(kFingerprintMaxBytes);
+      std::size_t got = 0;
+      bool damaged = false;
+      while (got < gz_prefix_.size()) {
+        const auto n = gzip->read(std::span<char>(gz_prefix_).subspan(got));
+        damaged = !n;
+        if (!n || *n == 0) break;
+        got += *n;
+      }
+      gz_prefix_.resize(got);
+      if (damaged) {
+        gzip = std::make_unique<GzipReader>(fd);  // read again, so the damage is seen and counted
+      } else {
+        gzip->unread(gz_prefix_);
+      }
+      if (predecessorOpen(w.file, gz_prefix_)) {
+        ::close(fd);
+        return Opened::kLater;
+      }
+      if (const auto plain = plainPosition(w.file.container_dir, gz_prefix_)) {
+        start = plain;
+        from_plain = true;
+      }
+    }
+    const auto trailer = gzipTrailerSize(fd, size);
+    if (!start && w.initial && options_.start_at_end_for_new_files && trailer) start = *trailer;
+    const std::uint64_t at = start.value_or(0);
+    if (at > 0 && trailer && static_cast<std::uint32_t>(at) == *trailer) {
+      // Everything in it was delivered already: not read at all, and remembered as done.
+      ::close(fd);
+      if (from_plain) ++stats_.compressed_already_read;
+      store_.put(key, StoredPosition{w.file.path, identity, at});
+      store_dirty_ = true;
+      done_[key] = Done{size, mtime_ns};
+      return Opened::kNo;
+    }
+    ++stats_.compressed_read;
+    DiscoveredFile where = w.file;
+    where.container_id = containerIdOf(where);
+    auto file =
+        std::make_unique<TailedFile>(fd, key, where, identity, at, trailer.value_or(0), w.seq,
+                                     options_.node_name, options_.max_line_bytes, std::move(gzip));
+    groups_[file->containerDir()].push_back(file.get());
+    files_.emplace(std::move(key), std::move(file));
+    return Opened::kYes;
+  }
+
+  // The plain file a .gz was compressed from is still open (being read to its end), or still
+  // waits to be opened under its name (kubelet deletes it right after the .gz is made).
+  bool predecessorOpen(const DiscoveredFile& gz, std::string_view prefix) const {
+    const std::string_view plain_path =
+        std::string_view(gz.path).substr(0, gz.path.size() - std::string_view(".gz").size());
+    if (std::ranges::any_of(waiting_,
+                            [&](const auto& kv) { return kv.second.file.path == plain_path; })) {
+      return true;
+    }
+    const auto g = groups_.find(gz.container_dir);
+    if (g == groups_.end()) return false;
+    return std::ranges::any_of(g->second, [&](const TailedFile* f) {
+      return !f->compressed() && startsAs(prefix, f->identity());
+    });
+  }
+
+  // The position of the plain file a .gz of container_dir was compressed from, if one is known.
+  std::optional<std::uint64_t> plainPosition(const std::string& container_dir,
+                                             std::string_view prefix) const {
+    std::optional<std::uint64_t> best;
+    const auto consider = [&](const StoredPosition& p) {
+      if (p.path.ends_with(".gz") || parentOf(p.path) != container_dir) return;
+      if (!startsAs(prefix, p.file)) return;
+      best = std::max(best.value_or(0), p.offset);
+    };
+    for (const auto& [k, p] : store_.positions()) consider(p);
+    for (const auto& p : recent_) consider(p);
+    return best;
+  }
+
+  // A plain file's position that leaves the store, for the .gz compressed from it.
+  void remember(const StoredPosition& p) {
+    if (!options_.read_compressed || p.path.ends_with(".gz")) return;
+    if (recent_.size() >= kRecentPositions) recent_.pop_front();
+    recent_.push_back(p);
   }
 
   void sortGroups() {
@@ -393,7 +536,7 @@ class LogTailer::Impl {
       auto& group = g->second;
       for (std::size_t i = 0; i < group.size();) {
         TailedFile& file = *group[i];
-        if (!file.releasable() || !(file.deleted() || superseded(group, i))) {
+        if (!file.releasable() || !(file.deleted() || file.compressed() || superseded(group, i))) {
           ++i;
           continue;
         }
@@ -410,13 +553,19 @@ class LogTailer::Impl {
     const std::string key = file.key();
     struct stat st {};
     const bool stat_ok = ::fstat(file.fd(), &st) == 0;
+    // The end of a .gz file is its decompressed size, not the size of the file.
+    const std::uint64_t end =
+        file.compressed() ? file.consumed() : static_cast<std::uint64_t>(st.st_size);
     if (file.deleted() || !stat_ok || st.st_nlink == 0) {
+      // Read to its end: a .gz compressed from it has nothing more.
+      if (!file.compressed())
+        remember(StoredPosition{file.path(), file.identity(), file.consumed()});
       store_.erase(key);
     } else {
       // Still on disk (a rotated file, a finished container's log): remember that it was read to
       // its end, so listings skip it and a restart does not read it again.
       const auto size = static_cast<std::uint64_t>(st.st_size);
-      store_.put(key, StoredPosition{file.path(), file.identity(), size});
+      store_.put(key, StoredPosition{file.path(), file.identity(), end});
       done_[key] = Done{
           size, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
     }
@@ -436,6 +585,8 @@ class LogTailer::Impl {
   std::map<std::uint64_t, std::string> waiting_order_;        // seq → key: oldest first
   std::unordered_map<std::string, Done> done_;                // released, still on disk
   std::unordered_set<std::string> compressed_seen_;
+  std::deque<StoredPosition> recent_;  // positions of plain files gone, newest last
+  std::string gz_prefix_;              // a .gz file's first decompressed bytes
   std::vector<DiscoveredFile> found_;  // reused by every listing
   std::vector<char> chunk_;            // reused by every read
   std::string scratch_;

@@ -12,6 +12,12 @@
 // only to the files found by the first scan: a file that appears later is always new and is read
 // whole. Split by concern: log_discovery (inotify and listings), tailed_file (one file),
 // checkpoint_store (the JSON file of positions); this file owns the set of files and their order.
+//
+// Rotated files kubelet compressed (<restart>.log.<ts>.gz) are skipped unless read_compressed is
+// set. Then one is read once, through gzip_reader, from where its plain predecessor was left: its
+// decompressed first bytes hash to the plain file's fingerprint, so the plain file's position (in
+// the checkpoint store, or remembered after the plain file was deleted) says what was delivered
+// already; a .gz whose predecessor was read to its end is not read at all.
 #pragma once
 
 #include <chrono>
@@ -45,6 +51,9 @@ struct LogTailerOptions {
   std::vector<std::string> pod_labels;
   // Files found by the first scan that have no checkpoint start at their end instead of 0.
   bool start_at_end_for_new_files = false;
+  // Rotated .gz files are read (decompressed as a stream), from where their plain predecessor was
+  // left; off: they are skipped and counted (compressed_skipped).
+  bool read_compressed = false;
 };
 
 struct LogTailerStats {
@@ -53,13 +62,16 @@ struct LogTailerStats {
   std::uint64_t lines_read = 0;
   std::uint64_t lines_truncated = 0;
   std::uint64_t bad_records = 0;
-  std::size_t files_waiting = 0;            // found, not opened: max_open_files reached
-  std::uint64_t open_deferred = 0;          // files that had to wait for a free handle
-  std::uint64_t files_released = 0;         // rotated or deleted files read, committed and closed
-  std::uint64_t truncations = 0;            // copytruncate: a file shrank below the read position
-  std::uint64_t checkpoint_mismatches = 0;  // a checkpoint's inode now holds another file
-  std::uint64_t compressed_skipped = 0;     // rotated .gz files not read
-  std::uint64_t vanished_unread = 0;        // files deleted before they could be opened
+  std::size_t files_waiting = 0;              // found, not opened: max_open_files reached
+  std::uint64_t open_deferred = 0;            // files that had to wait for a free handle
+  std::uint64_t files_released = 0;           // rotated or deleted files read, committed and closed
+  std::uint64_t truncations = 0;              // copytruncate: a file shrank below the read position
+  std::uint64_t checkpoint_mismatches = 0;    // a checkpoint's inode now holds another file
+  std::uint64_t compressed_skipped = 0;       // rotated .gz files not read (read_compressed off)
+  std::uint64_t compressed_read = 0;          // .gz files opened to be read (decompressed)
+  std::uint64_t compressed_already_read = 0;  // .gz files whose plain predecessor was read whole
+  std::uint64_t compressed_corrupt = 0;       // .gz files read up to damage (corrupt, truncated)
+  std::uint64_t vanished_unread = 0;          // files deleted before they could be opened
   std::uint64_t inotify_overflows = 0;
 };
 

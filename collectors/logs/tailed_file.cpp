@@ -3,7 +3,9 @@
 //
 // What a reader gets wrong: when the sink is full the file is the buffer. Nothing read past the
 // last consumed record is kept: read_offset_ goes back to consumed_ and the bytes are read again on
-// the next poll, so memory per file stays at one incomplete record.
+// the next poll, so memory per file stays at one incomplete record. A .gz file cannot be read again
+// from an offset, so there the bytes not handled are given back to its GzipReader instead, and its
+// end is final: decoded to the end (or to the damage), it is finished like a deleted file.
 #include "collectors/logs/tailed_file.h"
 
 #include <sys/stat.h>
@@ -12,6 +14,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "collectors/logs/gzip_reader.h"
 
 namespace nodewarden::logs {
 namespace {
@@ -69,6 +73,15 @@ void fingerprintFile(int fd, std::uint64_t size, std::uint32_t limit, FileIdenti
   }
 }
 
+std::uint64_t fingerprintOf(std::string_view bytes) {
+  std::uint64_t hash = kFnvOffset;
+  for (const char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= kFnvPrime;
+  }
+  return hash;
+}
+
 bool fingerprintMatches(int fd, const FileIdentity& identity) {
   if (identity.fingerprint_bytes > kFingerprintMaxBytes) return false;
   std::uint64_t hash = 0;
@@ -90,8 +103,10 @@ void TailedFile::setPodMetadata(std::string_view job, const Labels& pod_labels, 
 
 TailedFile::TailedFile(int fd, std::string key, const DiscoveredFile& where,
                        const FileIdentity& identity, std::uint64_t start, std::uint64_t size,
-                       std::uint64_t seq, const std::string& node, std::size_t max_line_bytes)
+                       std::uint64_t seq, const std::string& node, std::size_t max_line_bytes,
+                       std::unique_ptr<GzipReader> gzip)
     : fd_(fd),
+      gzip_(std::move(gzip)),
       key_(std::move(key)),
       path_(where.path),
       open_path_(where.path),
@@ -120,7 +135,7 @@ void TailedFile::seenAt(const DiscoveredFile& where) {
   path_ = where.path;
   restart_ = where.restart;
   rotated_suffix_ = where.rotated_suffix;
-  size_ = std::max(size_, where.size);
+  if (!gzip_) size_ = std::max(size_, where.size);  // a listing's size of a .gz is compressed
 }
 
 bool TailedFile::readsBefore(const TailedFile& other) const {
@@ -138,6 +153,7 @@ TailedFile::Status TailedFile::readChunk(TailContext& ctx, std::size_t max_bytes
   if (finished_) return Status::kEof;
   const std::size_t want = std::min(max_bytes, ctx.chunk.size());
   if (want == 0) return Status::kEof;
+  if (gzip_) return readCompressed(ctx, want, bytes_read);
   // copytruncate that grew back past our position before we looked (a fast writer): the size
   // check at EOF cannot see it, but the file's first bytes are no longer the ones we hashed.
   if (read_offset_ > 0 && identity_.fingerprint_bytes > 0 && !fingerprintMatches(fd_, identity_)) {
@@ -169,12 +185,57 @@ TailedFile::Status TailedFile::readChunk(TailContext& ctx, std::size_t max_bytes
       read_offset_ > identity_.fingerprint_bytes) {
     fingerprintFile(fd_, read_offset_, kFingerprintMaxBytes, identity_);
   }
-  const Outcome out = processData(ctx, std::string_view(ctx.chunk.data(), bytes_read), base);
+  std::size_t stopped = 0;
+  const Outcome out =
+      processData(ctx, std::string_view(ctx.chunk.data(), bytes_read), base, stopped);
   if (out == Outcome::kConsumed) return Status::kMore;
   // Forget what was read past the last consumed record; it is read again next poll.
   read_offset_ = consumed_;
   carry_.clear();
   carry_overflow_ = false;
+  return Status::kBlocked;
+}
+
+TailedFile::Status TailedFile::readCompressed(TailContext& ctx, std::size_t want,
+                                              std::size_t& bytes_read) {
+  if (stream_ended_) return Status::kEof;
+  const auto damaged = [&](const std::string& why) {
+    ++ctx.stats.compressed_corrupt;
+    ctx.errors.report("logs", "compressed_corrupt", path_ + ": " + why);
+    stream_ended_ = true;
+    return Status::kEof;
+  };
+  if (gzip_->position() < read_offset_) {
+    // Opened at a position: what is before it was delivered already (from the plain file it was
+    // compressed from, or before a restart). The chunk is free to decode it into.
+    if (auto skipped = gzip_->skip(read_offset_ - gzip_->position(), ctx.chunk); !skipped) {
+      return damaged(skipped.error());
+    }
+    if (gzip_->position() < read_offset_) {
+      // Shorter than the position: nothing in it was not delivered.
+      stream_ended_ = true;
+      return Status::kEof;
+    }
+  }
+  const auto n = gzip_->read(ctx.chunk.first(want));
+  if (!n) return damaged(n.error());
+  if (*n == 0) {
+    stream_ended_ = true;
+    return Status::kEof;
+  }
+  bytes_read = *n;
+  ctx.stats.bytes_read += bytes_read;
+  const std::uint64_t base = read_offset_;
+  read_offset_ += bytes_read;
+  size_ = std::max(size_, read_offset_);
+  const std::string_view data(ctx.chunk.data(), bytes_read);
+  std::size_t stopped = 0;
+  const Outcome out = processData(ctx, data, base, stopped);
+  if (out == Outcome::kConsumed) return Status::kMore;
+  // The stream does not go back: what was not handled is decoded already and handed out again by
+  // the next read, after the record carried so far (carry_ stays).
+  gzip_->unread(data.substr(stopped));
+  read_offset_ = base + stopped;
   return Status::kBlocked;
 }
 
@@ -214,7 +275,8 @@ void TailedFile::resetContent() {
 }
 
 TailedFile::Outcome TailedFile::processData(TailContext& ctx, std::string_view data,
-                                            std::uint64_t base) {
+                                            std::uint64_t base, std::size_t& stopped) {
+  stopped = data.size();
   std::size_t pos = 0;
   while (pos < data.size()) {
     const char* nl =
@@ -231,13 +293,22 @@ TailedFile::Outcome TailedFile::processData(TailContext& ctx, std::string_view d
       if (take < stop - pos) carry_overflow_ = true;
       if (nl == nullptr) return Outcome::kConsumed;
       const Outcome out = processRecord(ctx, carry_, base + stop + 1);
-      if (out == Outcome::kNotConsumed) return out;
+      if (out == Outcome::kNotConsumed) {
+        stopped = stop;  // the record is in carry_ up to its newline
+        return out;
+      }
       carry_.clear();
       carry_overflow_ = false;
-      if (out == Outcome::kConsumedThenRefused) return out;
+      if (out == Outcome::kConsumedThenRefused) {
+        stopped = stop + 1;
+        return out;
+      }
     } else {
       const Outcome out = processRecord(ctx, data.substr(pos, stop - pos), base + stop + 1);
-      if (out != Outcome::kConsumed) return out;
+      if (out != Outcome::kConsumed) {
+        stopped = out == Outcome::kNotConsumed ? pos : stop + 1;
+        return out;
+      }
     }
     pos = stop + 1;
   }

@@ -6,7 +6,9 @@
 // starts; consumed_ is just past the last record fully handled; the checkpoint handed to the sink
 // is lower still while a stream has a partial line open (the start of its first record), because a
 // restart must re-read that line from its beginning. Entries of the other stream between the two
-// are replayed after a crash, identically, which Loki deduplicates.
+// are replayed after a crash, identically, which Loki deduplicates. A compressed rotated file
+// (.gz) has the same three, as offsets in its decompressed stream; its identity and fingerprint
+// are the .gz file's own.
 #pragma once
 
 #include <sys/types.h>
@@ -15,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,10 +33,14 @@ namespace nodewarden::logs {
 
 inline constexpr std::uint32_t kFingerprintMaxBytes = 1024;
 
+class GzipReader;
+
 // FNV-1a 64 of the first min(size, limit) bytes of fd; the identity's fingerprint fields.
 void fingerprintFile(int fd, std::uint64_t size, std::uint32_t limit, FileIdentity& identity);
 // Whether the first identity.fingerprint_bytes bytes of fd still hash to identity.fingerprint.
 bool fingerprintMatches(int fd, const FileIdentity& identity);
+// FNV-1a 64 of bytes, as fingerprintFile() hashes a file's first bytes.
+std::uint64_t fingerprintOf(std::string_view bytes);
 
 // What a read or a drain needs from the tailer, passed down instead of stored.
 struct TailContext {
@@ -52,10 +59,12 @@ class TailedFile {
     kBlocked,  // the sink is full: stop polling
   };
 
-  // Takes ownership of fd. start: the offset to read from (a checkpoint, 0, or the end).
+  // Takes ownership of fd. start: the offset to read from (a checkpoint, 0, or the end). With
+  // gzip (a .gz file, whose reader reads fd), offsets and size are of the decompressed stream
+  // (size: what the trailer says, a hint for the lag), and start is reached by decoding.
   TailedFile(int fd, std::string key, const DiscoveredFile& where, const FileIdentity& identity,
              std::uint64_t start, std::uint64_t size, std::uint64_t seq, const std::string& node,
-             std::size_t max_line_bytes);
+             std::size_t max_line_bytes, std::unique_ptr<GzipReader> gzip = nullptr);
   ~TailedFile();
   TailedFile(const TailedFile&) = delete;
   TailedFile& operator=(const TailedFile&) = delete;
@@ -84,6 +93,8 @@ class TailedFile {
   [[nodiscard]] const FileIdentity& identity() const { return identity_; }
   [[nodiscard]] int fd() const { return fd_; }
   [[nodiscard]] bool deleted() const { return deleted_; }
+  // A .gz file: it never grows, so its end is final.
+  [[nodiscard]] bool compressed() const { return gzip_ != nullptr; }
   [[nodiscard]] bool finished() const { return finished_; }
   [[nodiscard]] bool hasHeld() const { return held_.has_value(); }
   [[nodiscard]] std::uint64_t consumed() const { return consumed_; }
@@ -99,7 +110,10 @@ class TailedFile {
  private:
   enum class Outcome : std::uint8_t { kConsumed, kNotConsumed, kConsumedThenRefused };
   Status checkEof(TailContext& ctx);
-  Outcome processData(TailContext& ctx, std::string_view data, std::uint64_t base);
+  Status readCompressed(TailContext& ctx, std::size_t want, std::size_t& bytes_read);
+  // stopped: where in data the records not handled start (data.size() when all were).
+  Outcome processData(TailContext& ctx, std::string_view data, std::uint64_t base,
+                      std::size_t& stopped);
   Outcome processRecord(TailContext& ctx, std::string_view record, std::uint64_t end);
   bool emit(TailContext& ctx, LogStream stream, std::uint64_t offset);
   [[nodiscard]] std::uint64_t safeOffset() const;
@@ -126,6 +140,7 @@ class TailedFile {
   void badRecord(TailContext& ctx, std::string_view reason);
 
   int fd_;
+  std::unique_ptr<GzipReader> gzip_;  // set for a .gz file
   std::string key_;
   std::string path_;       // where a listing last saw it
   std::string open_path_;  // where it was opened: the entries' filename
@@ -162,6 +177,7 @@ class TailedFile {
   std::uint64_t committed_;
   std::uint64_t needs_commit_to_ = 0;
   bool deleted_ = false;
+  bool stream_ended_ = false;  // a .gz file decoded to its end or its damage
   bool finished_ = false;
   bool eof_this_poll_ = false;
 };

@@ -1,18 +1,26 @@
 // libFuzzer target for the container log parsers (collectors/logs/container_log_parser.h): every
 // line of the input goes to the RFC 3339, CRI and Docker parsers and to format detection, and
-// whatever parses is fed to capped PartialJoiners, one per stream, as the tailer does.
+// whatever parses is fed to capped PartialJoiners, one per stream, as the tailer does. The input
+// is also read as a .gz file through GzipReader (damage must end the stream, never loop), and
+// gzip-compressed, then read back in buffers, skips and unreads sized by the input.
 //
 // What a reader gets wrong: this checks more than "no crash". Messages must view the record or the
 // scratch buffer, the joiner must never hold more than its cap, and the hand-written Docker scanner
 // is checked against nlohmann::json: whenever both accept a record they must agree byte for byte,
 // and a record nlohmann reads as a well-formed json-file entry must not be rejected.
+#include <sys/mman.h>
+#include <unistd.h>
+#include <zlib.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "collectors/logs/container_log_parser.h"
+#include "collectors/logs/gzip_reader.h"
 
 namespace {
 
@@ -79,6 +87,79 @@ void checkDockerAgainstJson(std::string_view record,
   check(ours->stream == (stream_name == "stdout" ? LogStream::kStdout : LogStream::kStderr));
 }
 
+// A memfd holding bytes; -1 if one cannot be made.
+int memFile(std::string_view bytes) {
+  const int fd = ::memfd_create("fuzz-gz", MFD_CLOEXEC);
+  if (fd >= 0 && ::write(fd, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Reads fd through GzipReader in buffers of `step`, giving back `back` bytes of every read once;
+// checks the positions and that the stream ends. Returns what it decoded.
+std::string readGzip(int fd, std::size_t step, std::size_t back) {
+  nodewarden::logs::GzipReader reader(fd, 64 + step * 7);
+  std::vector<char> buf(step);
+  std::string out;
+  bool gave_back = false;
+  for (int calls = 0;; ++calls) {
+    check(calls < (1 << 22));  // every input ends
+    const auto got = reader.read(buf);
+    if (!got) {
+      continue;
+    }
+    if (*got == 0) {
+      break;
+    }
+    check(*got <= buf.size());
+    if (!gave_back && back > 0 && back <= *got) {
+      reader.unread(std::string_view(buf.data() + (*got - back), back));
+      out.append(buf.data(), *got - back);
+      gave_back = true;
+    } else {
+      out.append(buf.data(), *got);
+      gave_back = false;
+    }
+    check(reader.position() == out.size());
+  }
+  return out;
+}
+
+void checkGzip(std::string_view text) {
+  const std::size_t step = text.empty() ? 1 : 1 + static_cast<std::uint8_t>(text.back()) % 97;
+  const std::size_t back = step / 2;
+  if (const int fd = memFile(text); fd >= 0) {
+    (void)readGzip(fd, step, back);  // mostly damage: must end, not crash
+    ::close(fd);
+  }
+  // The round trip: what zlib compressed comes back byte for byte.
+  z_stream zs{};
+  if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return;
+  }
+  std::string gz(deflateBound(&zs, text.size()) + 64, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  zs.avail_in = static_cast<uInt>(text.size());
+  zs.next_out = reinterpret_cast<Bytef*>(gz.data());
+  zs.avail_out = static_cast<uInt>(gz.size());
+  const int rc = deflate(&zs, Z_FINISH);
+  gz.resize(zs.total_out);
+  deflateEnd(&zs);
+  check(rc == Z_STREAM_END);
+  if (const int fd = memFile(gz); fd >= 0) {
+    check(readGzip(fd, step, back) == text);
+    nodewarden::logs::GzipReader skipper(fd);
+    std::vector<char> scratch(step);
+    check(skipper.skip(text.size() / 2, scratch).has_value());
+    check(skipper.position() == text.size() / 2);
+    check(nodewarden::logs::gzipTrailerSize(fd, gz.size()) ==
+          static_cast<std::uint32_t>(text.size()));
+    ::close(fd);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -92,6 +173,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   (void)parseRfc3339Nano(text);
   (void)detectFormat(text);
+  checkGzip(text);
 
   std::size_t begin = 0;
   while (begin <= size) {

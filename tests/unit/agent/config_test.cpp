@@ -101,6 +101,7 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
                                           "collectors.logs.max_line_bytes",
                                           "collectors.logs.max_open_files",
                                           "collectors.logs.rescan_interval",
+                                          "collectors.logs.read_compressed",
                                           "collectors.logs.max_streams",
                                           "collectors.logs.batch_bytes",
                                           "collectors.logs.batch_wait",
@@ -143,11 +144,13 @@ TEST(ConfigSizes, ByteSizesWithUnits) {
 
 TEST(ConfigSizes, LogSettingsParseAndAreChecked) {
   auto c = parseConfig(
-      "collectors:\n  logs:\n    batch_bytes: 2MiB\n  journal:\n    units: [a.service]\n"
+      "collectors:\n  logs:\n    batch_bytes: 2MiB\n    read_compressed: true\n"
+      "  journal:\n    units: [a.service]\n"
       "loki:\n  url: http://127.0.0.1:3100/loki/api/v1/push\n  encoding: json\n",
       "t.yaml");
   ASSERT_TRUE(c.has_value()) << c.error().message();
   EXPECT_EQ(c->logs_batch_bytes, 2U << 20);
+  EXPECT_TRUE(c->logs_read_compressed);
   EXPECT_EQ(c->journal_units, std::vector<std::string>{"a.service"});
   EXPECT_EQ(c->loki_encoding, "json");
   auto bad = parseConfig("loki:\n  encoding: xml\n", "t.yaml");

@@ -1,6 +1,7 @@
 // Tests of LogTailer (with LogDiscovery, TailedFile and CheckpointStore) on real files in a temp
 // kubelet tree: formats, discovery, rotation, copytruncate, partial lines, caps, backpressure,
-// restarts from checkpoints and the handle bound. poll() is driven directly; nothing sleeps.
+// restarts from checkpoints, the handle bound, and compressed rotated files (read_compressed).
+// poll() is driven directly; nothing sleeps.
 //
 // What a reader gets wrong: "nothing lost" is checked by comparing the exact sequence of lines the
 // sink saw with the sequence written, across polls, rotations and restarts, not by counting.
@@ -12,11 +13,13 @@
 #include <prometheus/registry.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <string>
@@ -51,6 +54,33 @@ std::string docker(int n, std::string_view stream, std::string_view log_json) {
 void append(const fs::path& p, std::string_view text) {
   std::ofstream out(p, std::ios::binary | std::ios::app);
   out << text;
+}
+
+// The gzip file format of text, as kubelet writes it.
+std::string gzipped(std::string_view text) {
+  z_stream zs{};
+  EXPECT_EQ(deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY),
+            Z_OK);
+  std::string out(deflateBound(&zs, text.size()) + 64, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  zs.avail_in = static_cast<uInt>(text.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+// What kubelet does to an older rotated file: gzip it to <name>.gz.tmp, rename that to
+// <name>.gz, delete the plain file.
+void compressRotated(const fs::path& plain) {
+  std::ifstream in(plain, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const fs::path tmp = plain.string() + ".gz.tmp";
+  append(tmp, gzipped(text));
+  fs::rename(tmp, plain.string() + ".gz");
+  fs::remove(plain);
 }
 
 std::uint64_t inodeOf(const fs::path& p) {
@@ -797,6 +827,245 @@ TEST(LogDiscoveryNamesTest, KubeletFileAndDirectoryNames) {
   EXPECT_EQ(uid, "0f1e2d3c-aaaa");
   EXPECT_FALSE(parsePodDirName("no-underscores", ns, pod, uid));
   EXPECT_FALSE(parsePodDirName("a_b_c_d", ns, pod, uid));
+}
+
+}  // namespace
+}  // namespace nodewarden::logs
+
+namespace nodewarden::logs {
+namespace {
+
+class CompressedLogTest : public LogTailerTest {
+ protected:
+  void SetUp() override {
+    LogTailerTest::SetUp();
+    options_.read_compressed = true;
+  }
+};
+
+TEST_F(CompressedLogTest, RotatedFileDrainedAsPlainThenCompressedIsNotReadAgain) {
+  const auto d = containerDir();
+  append(d / "0.log", cri(1, "a1") + cri(2, "a2") + cri(3, "a3"));
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  fs::rename(d / "0.log", d / "0.log.20261121-101010");
+  append(d / "0.log", cri(4, "b1"));
+  drain(*t, sink);
+  t->commit(sink.latest());
+  EXPECT_EQ(t->stats().files_released, 1U);
+
+  compressRotated(d / "0.log.20261121-101010");
+  drain(*t, sink);
+  t->commit(sink.latest());
+  drain(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"a1", "a2", "a3", "b1"}));
+  EXPECT_EQ(t->stats().compressed_already_read, 1U);
+  EXPECT_EQ(t->stats().compressed_read, 0U);
+  EXPECT_EQ(t->stats().open_files, 1U);
+
+  // Nor after a restart: the .gz has a position of its own, at its end.
+  t.reset();
+  auto t2 = make();
+  RecordingSink sink2;
+  drain(*t2, sink2);
+  EXPECT_TRUE(sink2.records.empty());
+  EXPECT_EQ(t2->stats().compressed_read, 0U);
+}
+
+TEST_F(CompressedLogTest, CompressedWhileItsPlainFileIsStillReadWaitsForIt) {
+  const auto d = containerDir();
+  std::string text;
+  for (int i = 1; i <= 100; ++i) text += cri(i, "a" + std::to_string(i));
+  append(d / "0.log", text);
+  auto t = make();
+  RecordingSink sink;
+  sink.limit = 10;  // far behind
+  drain(*t, sink);
+  fs::rename(d / "0.log", d / "0.log.20261121-101010");
+  append(d / "0.log", cri(1000, "b1"));
+  drain(*t, sink);  // sees the rotation while still blocked
+  fs::rename(d / "0.log", d / "0.log.20261121-111111");
+  append(d / "0.log", cri(2000, "c1"));
+  // kubelet compresses the older rotated file while the agent still reads it through its
+  // descriptor.
+  compressRotated(d / "0.log.20261121-101010");
+  drain(*t, sink);
+  sink.limit = std::numeric_limits<std::size_t>::max();
+  drain(*t, sink);
+  t->commit(sink.latest());
+  drain(*t, sink);
+  t->commit(sink.latest());
+  drain(*t, sink);
+  EXPECT_EQ(sink.lines(), concat(seq("a", 1, 100), {"b1", "c1"}));
+  EXPECT_EQ(t->stats().compressed_already_read, 1U);
+  EXPECT_EQ(t->stats().compressed_read, 0U);
+}
+
+TEST_F(CompressedLogTest, BothListedWhileThePlainFileWaitsForAHandleIsReadOnce) {
+  options_.max_open_files = 1;
+  const auto d = containerDir();
+  std::string text;
+  for (int i = 1; i <= 5; ++i) text += cri(i, "a" + std::to_string(i));
+  const fs::path plain = d / "0.log.20261121-101010";
+  append(plain, text);
+  append(plain.string() + ".gz", gzipped(text));  // kubelet made the .gz, not yet deleted plain
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  fs::remove(plain);
+  for (int i = 0; i < 3; ++i) {
+    drain(*t, sink);
+    t->commit(sink.latest());
+  }
+  EXPECT_EQ(sink.lines(), seq("a", 1, 5));
+  EXPECT_EQ(t->stats().compressed_already_read, 1U);
+  EXPECT_EQ(t->stats().compressed_read, 0U);
+}
+
+TEST_F(CompressedLogTest, PredecessorReadHalfwayGivesExactlyTheRest) {
+  const auto d = containerDir();
+  std::string text;
+  for (int i = 1; i <= 6; ++i) text += cri(i, "l" + std::to_string(i));
+  append(d / "0.log", text);
+  {
+    auto t = make();
+    RecordingSink sink;
+    drain(*t, sink);
+    ASSERT_EQ(sink.records.size(), 6U);
+    t->commit({sink.records[2].checkpoint});  // l1..l3 are durable; then the agent stops
+  }
+  // While the agent is down kubelet rotates twice and compresses the older rotated file.
+  fs::rename(d / "0.log", d / "0.log.20261121-101010");
+  append(d / "0.log", cri(7, "n1"));
+  fs::rename(d / "0.log", d / "0.log.20261121-111111");
+  append(d / "0.log", cri(8, "m1"));
+  compressRotated(d / "0.log.20261121-101010");
+
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"l4", "l5", "l6", "n1", "m1"}));
+  EXPECT_EQ(t->stats().compressed_read, 1U);
+  ASSERT_FALSE(sink.records.empty());
+  // Positions in the .gz are its own (its inode) and count decompressed bytes.
+  EXPECT_EQ(sink.records[2].checkpoint.source, keyOf(d / "0.log.20261121-101010.gz"));
+  EXPECT_EQ(sink.records[2].checkpoint.offset, text.size());
+  EXPECT_EQ(metadata(sink.records[0].entry, "filename"), (d / "0.log.20261121-101010.gz").string());
+  t->commit(sink.latest());
+  EXPECT_EQ(t->stats().files_released, 2U);  // the .gz and the older plain rotated file
+  drain(*t, sink);
+  EXPECT_EQ(sink.records.size(), 5U);
+}
+
+TEST_F(CompressedLogTest, NeverSeenAsPlainIsReadWholeAndPartialsJoinAcrossBuffers) {
+  options_.read_chunk_bytes = 7;  // every record crosses the decompressed buffer's boundary
+  const auto d = containerDir();
+  std::string text;
+  for (int i = 1; i <= 20; ++i) text += cri(i, "w" + std::to_string(i));
+  text += cri(21, "stdout", 'P', "hel") + cri(22, "stderr", 'P', "wor") +
+          cri(23, "stdout", 'P', std::string(50, 'l')) + cri(24, "stderr", 'F', "ld") +
+          cri(25, "stdout", 'F', "o");
+  append(d / "0.log.20261121-101010.gz", gzipped(text));
+  append(d / "0.log", cri(100, "live"));
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  EXPECT_EQ(sink.lines(),
+            concat(seq("w", 1, 20), {"world", "hel" + std::string(50, 'l') + "o", "live"}));
+  EXPECT_EQ(t->stats().compressed_read, 1U);
+  EXPECT_EQ(t->stats().bytes_read, text.size() + cri(100, "live").size());
+  EXPECT_EQ(t->stats().bad_records, 0U);
+  t->commit(sink.latest());
+  EXPECT_EQ(t->stats().open_files, 1U);
+  drain(*t, sink);
+  EXPECT_EQ(sink.records.size(), 23U);
+
+  t.reset();
+  auto t2 = make();
+  RecordingSink sink2;
+  drain(*t2, sink2);
+  EXPECT_TRUE(sink2.records.empty());
+  EXPECT_EQ(t2->stats().compressed_read, 0U);
+}
+
+TEST_F(CompressedLogTest, OptionOffSkipsAndCounts) {
+  options_.read_compressed = false;
+  const auto d = containerDir();
+  append(d / "0.log.20261121-101010.gz", gzipped(cri(1, "compressed, not read")));
+  append(d / "0.log", cri(2, "live"));
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  drain(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"live"}));
+  EXPECT_EQ(t->stats().compressed_skipped, 1U);
+  EXPECT_EQ(t->stats().compressed_read, 0U);
+}
+
+TEST_F(CompressedLogTest, TruncatedOrCorruptFilesGiveWhatDecodesAndAreCounted) {
+  std::string text;
+  for (int i = 1; i <= 2000; ++i) text += cri(i, "line " + std::to_string(i) + " of the log");
+  const std::string gz = gzipped(text);
+  append(containerDir("default_cut_uid1", "c") / "0.log.20261121-101010.gz",
+         gz.substr(0, gz.size() / 2));
+  std::string flipped = gz;
+  for (std::size_t i = gz.size() / 2; i < gz.size() / 2 + 64; ++i) flipped[i] ^= 0x55;
+  append(containerDir("default_flip_uid2", "c") / "0.log.20261121-101010.gz", flipped);
+  append(containerDir("default_junk_uid3", "c") / "0.log.20261121-101010.gz", "not gzip at all");
+
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  t->commit(sink.latest());
+  drain(*t, sink);
+  EXPECT_EQ(t->stats().compressed_read, 3U);
+  EXPECT_EQ(t->stats().compressed_corrupt, 3U);
+  EXPECT_EQ(errors_.count("logs", "compressed_corrupt"), 3.0);
+  EXPECT_EQ(t->stats().open_files, 0U);  // let go, not retried
+  // What decoded before the damage arrived, in order (it is halfway through each file).
+  std::map<std::string, std::vector<std::string>> by_file;
+  for (const auto& r : sink.records) by_file[metadata(r.entry, "filename")].push_back(r.entry.line);
+  EXPECT_EQ(by_file.size(), 2U);  // the junk file decodes to nothing
+  for (const auto& [file, lines] : by_file) {
+    SCOPED_TRACE(file);
+    ASSERT_GT(lines.size(), 100U);
+    for (std::size_t i = 0; i < 100; ++i) {
+      EXPECT_EQ(lines[i], "line " + std::to_string(i + 1) + " of the log");
+    }
+  }
+  const std::size_t seen = sink.records.size();
+  for (int i = 0; i < 3; ++i) drain(*t, sink);
+  EXPECT_EQ(sink.records.size(), seen);
+  EXPECT_EQ(errors_.count("logs", "compressed_corrupt"), 3.0);
+}
+
+TEST_F(CompressedLogTest, RestartInTheMiddleOfAGzResumesFromItsCheckpoint) {
+  options_.read_chunk_bytes = 256;
+  const auto d = containerDir();
+  std::string text;
+  for (int i = 1; i <= 100; ++i) text += cri(i, "g" + std::to_string(i));
+  append(d / "0.log.20261121-101010.gz", gzipped(text));
+  std::vector<std::string> got;
+  {
+    auto t = make();
+    RecordingSink sink;
+    for (const bool lie : {false, true}) {  // the sink says no, then refuses what it was given
+      sink.lie_about_room = lie;
+      sink.limit = sink.records.size() + 17;
+      drain(*t, sink);
+      EXPECT_EQ(sink.records.size(), sink.limit);
+    }
+    t->commit(sink.latest());
+    got = sink.lines();
+  }
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  const auto rest = sink.lines();
+  got.insert(got.end(), rest.begin(), rest.end());
+  EXPECT_EQ(got, seq("g", 1, 100));
+  EXPECT_EQ(t->stats().compressed_read, 1U);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include <string_view>
 
 #include "collectors/logs/container_log_parser.h"
+#include "collectors/logs/gzip_reader.h"
 #include "collectors/logs/log_discovery.h"
 #include "collectors/logs/log_tailer.h"
 #include "pipeline/log_record.h"
@@ -33,7 +34,6 @@ namespace nodewarden::logs {
 
 inline constexpr std::uint32_t kFingerprintMaxBytes = 1024;
 
-class GzipReader;
 
 // FNV-1a 64 of the first min(size, limit) bytes of fd; the identity's fingerprint fields.
 void fingerprintFile(int fd, std::uint64_t size, std::uint32_t limit, FileIdentity& identity);

@@ -155,6 +155,8 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
   bo.max_streams = static_cast<std::size_t>(config.logs_max_streams);
   bo.spool_max_bytes = config.spool_max_bytes;
   bo.spool_headroom_bytes = 2 * config.logs_batch_bytes;
+  // Loki's protobuf API: each batch is encoded once, spooled as that body and sent as it is.
+  bo.encode_loki_body = !config.loki_url.empty() && config.loki_encoding != "json";
   Impl* ip = &i;
   i.batcher = std::make_unique<LogBatcher>(
       bo, *i.spool, [ip](const std::vector<LogCheckpoint>& cps) { ip->onDurable(cps); }, reg,

@@ -295,6 +295,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   p.exporter = std::move(*exporter);
   nodewarden::LogBatcherOptions bo;
   bo.spool_headroom_bytes = 2 * bo.batch_bytes;  // as the agent sets it
+  bo.encode_loki_body = true;                    // as the agent sets it for Loki's protobuf API
   FullPath* pp = &p;
   p.batcher = std::make_unique<nodewarden::LogBatcher>(
       bo, *p.spool,

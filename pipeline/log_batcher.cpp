@@ -80,7 +80,19 @@ bool LogBatcher::appendToSpool() {
   // The spool keeps the batch it is given in memory for sending; moving it saves a copy. The
   // checkpoints are copied first: they are committed after the batch is gone from here.
   std::vector<LogCheckpoint> checkpoints = batch_.checkpoints;
-  auto seq = spool_.append(std::move(batch_));
+  std::expected<std::uint64_t, std::string> seq;
+  if (options_.encode_loki_body && !batch_.streams.empty()) {
+    // The entries go to the spool as the body Loki receives; batch_ stays as it is until the
+    // append succeeded.
+    LogBatch encoded;
+    encoded.checkpoints = checkpoints;
+    encoded.bytes = batch_.bytes;
+    encoded.lines = batch_.lines;
+    writer_.body(batch_, encoded.loki_body);
+    seq = spool_.append(std::move(encoded));
+  } else {
+    seq = spool_.append(std::move(batch_));
+  }
   if (!seq) {
     // The spool could not take it (disk error, or a batch larger than the spool): the entries are
     // not committed either, so the sources read them again after a restart. Keep the batch and

@@ -57,6 +57,10 @@ struct LogBatch {
   std::size_t bytes = 0;                   // sum of line sizes
   std::size_t lines = 0;
   std::uint64_t sequence = 0;  // assigned by the spool on append
+  // When not empty, the entries encoded as a Loki push body (pipeline/loki_push_body.h) and
+  // `streams` is empty: the batcher encodes a batch once when the destination is Loki's protobuf
+  // API, and the spool and the exporter pass these bytes on as they are.
+  std::string loki_body;
   bool operator==(const LogBatch&) const = default;
 };
 

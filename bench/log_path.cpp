@@ -204,7 +204,7 @@ Cost runFloor(const Corpus& corpus, std::uint64_t& compressed) {
 
 class CountingSink final : public nodewarden::LogSink {
  public:
-  bool accept(const Labels&, LogEntry entry, const LogCheckpoint&) override {
+  bool accept(const Labels&, const LogEntry& entry, const LogCheckpoint&) override {
     ++lines;
     bytes += entry.line.size();
     return true;

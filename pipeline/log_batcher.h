@@ -40,7 +40,8 @@ class LogBatcher final : public LogSink {
   LogBatcher(LogBatcherOptions options, Spool& spool, OnDurable on_durable,
              prometheus::Registry& registry, ErrorReporter& errors);
 
-  bool accept(const Labels& labels, LogEntry entry, const LogCheckpoint& checkpoint) override;
+  bool accept(const Labels& labels, const LogEntry& entry,
+              const LogCheckpoint& checkpoint) override;
   [[nodiscard]] bool hasRoom() const override;
 
   // Closes the open batch if it is full or old enough (or always, with force). Returns whether a
@@ -56,10 +57,16 @@ class LogBatcher final : public LogSink {
   Spool& spool_;
   OnDurable on_durable_;
   ErrorReporter& errors_;
-  LogBatch batch_;
+  LogBatch
+      batch_;  // with encode_loki_body its streams hold labels only, the entries are in encoded_
+  std::vector<std::string> encoded_;  // per stream of batch_: its entries, encoded for the body
+  std::vector<std::string> spare_;    // cleared buffers of earlier batches, kept for their capacity
   LokiPushWriter writer_;
   std::map<Labels, std::size_t> stream_index_;           // labels -> index in batch_.streams
   std::map<std::string, std::size_t> checkpoint_index_;  // source -> index in batch_.checkpoints
+  // The stream and the checkpoint of the previous entry: the next one is most often the same.
+  std::size_t last_stream_ = 0;
+  std::size_t last_checkpoint_ = 0;
   Clock::time_point first_entry_{};
   bool spool_failed_ = false;
   prometheus::Counter* lines_in_ = nullptr;

@@ -66,11 +66,14 @@ struct LogBatch {
 
 // Where collectors put what they read. accept() returns false when the pipeline is over its
 // memory budget: the collector stops reading (the file is the buffer) and tries again later.
+// Everything is passed by reference and copied (or encoded) by the sink as needed, so a collector
+// can reuse one entry's buffers line after line instead of allocating per line.
 class LogSink {
  public:
   virtual ~LogSink() = default;
   // labels: the entry's stream labels. checkpoint: the source position just past this entry.
-  virtual bool accept(const Labels& labels, LogEntry entry, const LogCheckpoint& checkpoint) = 0;
+  virtual bool accept(const Labels& labels, const LogEntry& entry,
+                      const LogCheckpoint& checkpoint) = 0;
   // Whether accept() would take more now.
   [[nodiscard]] virtual bool hasRoom() const = 0;
 };

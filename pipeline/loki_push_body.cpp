@@ -325,6 +325,16 @@ std::expected<std::string, std::string> unquote(std::string_view s, std::size_t&
 
 }  // namespace
 
+void appendLokiEntryField(std::string& out, const LogEntry& entry) {
+  const std::size_t payload = entrySize(entry, splitTimestamp(entry.timestamp_ns));
+  const std::size_t at = out.size();
+  // resize(), not resize_and_overwrite(): with GCC 12's libstdc++ the latter asked for a wrong,
+  // huge capacity when growing a non-empty string here (std::bad_alloc).
+  out.resize(at + fieldSize(payload));
+  [[maybe_unused]] const char* end = putEntry(out.data() + at, entry);
+  assert(end == out.data() + out.size());
+}
+
 void appendQuotedLabelValue(std::string& out, std::string_view value) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
@@ -432,11 +442,40 @@ std::string_view LokiPushWriter::protobuf(const LogBatch& batch) {
 }
 
 void LokiPushWriter::body(const LogBatch& batch, std::string& out) {
-  const std::string_view raw = protobuf(batch);
-  out.resize(snappy::MaxCompressedLength(raw.size()));
+  protobuf(batch);
+  compress(out);
+}
+
+void LokiPushWriter::body(std::span<const EncodedLokiStream> streams, std::string& out) {
+  if (labels_.size() < streams.size()) labels_.resize(streams.size());
+  sizes_.resize(streams.size());
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    labels_[i].clear();
+    appendLokiLabels(labels_[i], *streams[i].labels);
+    sizes_[i] = stringFieldSize(labels_[i].size()) + streams[i].entries.size();
+    total += fieldSize(sizes_[i]);
+  }
+  scratch_.resize(total);
+  char* p = scratch_.data();
+  for (std::size_t i = 0; i < streams.size(); ++i) {
+    p = putHeader(p, kPushStreams, sizes_[i]);
+    p = putString(p, kStreamLabels, labels_[i]);
+    std::memcpy(p, streams[i].entries.data(), streams[i].entries.size());
+    p += streams[i].entries.size();
+  }
+  assert(p == scratch_.data() + scratch_.size());
+  compress(out);
+}
+
+// snappy of scratch_ into out, through a reused buffer: out gets exactly the compressed size
+// (it is kept for as long as the batch is spooled) and nothing is zero-filled per batch.
+void LokiPushWriter::compress(std::string& out) {
+  const std::size_t bound = snappy::MaxCompressedLength(scratch_.size());
+  if (compressed_.size() < bound) compressed_.resize(bound);
   std::size_t n = 0;
-  snappy::RawCompress(raw.data(), raw.size(), out.data(), &n);
-  out.resize(n);
+  snappy::RawCompress(scratch_.data(), scratch_.size(), compressed_.data(), &n);
+  out.assign(compressed_.data(), n);
 }
 
 std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushRequest(

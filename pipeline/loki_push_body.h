@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,16 +32,31 @@ void appendQuotedLabelValue(std::string& out, std::string_view value);
 // The inverse of formatLokiLabels (the escapes it writes, \uXXXX besides); fails on anything else.
 std::expected<Labels, std::string> parseLokiLabelSelector(std::string_view selector);
 
-// Writes push bodies; its buffers are reused, so a steady stream of batches allocates nothing here.
+// Appends entry as one StreamAdapter.entries field (tag, length, EntryAdapter): what a stream's
+// part of a push body is made of, for a writer that encodes entries as they come.
+void appendLokiEntryField(std::string& out, const LogEntry& entry);
+
+// A stream whose entries are encoded already (appendLokiEntryField, back to back).
+struct EncodedLokiStream {
+  const Labels* labels = nullptr;
+  std::string_view entries;
+};
+
+// Writes push bodies; its buffers are reused, so a steady stream of batches allocates nothing here
+// but each body itself (of exactly its size).
 class LokiPushWriter {
  public:
   // The uncompressed PushRequest of batch.streams, valid until the next call.
   std::string_view protobuf(const LogBatch& batch);
   // The snappy-compressed PushRequest of batch.streams into out (replacing it).
   void body(const LogBatch& batch, std::string& out);
+  // The same for streams encoded already.
+  void body(std::span<const EncodedLokiStream> streams, std::string& out);
 
  private:
+  void compress(std::string& out);
   std::string scratch_;
+  std::string compressed_;
   std::vector<std::string> labels_;   // each stream's selector
   std::vector<std::uint64_t> sizes_;  // each stream's encoded size
 };

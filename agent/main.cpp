@@ -152,6 +152,11 @@ int main(int argc, char** argv) {
   // (HTTP workers, the log shipper) then hold freed batch buffers in arenas of their own. Two
   // arenas keep the footprint flat at no measurable cost for this many threads.
   ::mallopt(M_ARENA_MAX, 2);
+  // Log batch bodies (about 1 MiB each) are allocated on one thread and freed on another, in an
+  // order the spool decides; from the heap they leave holes it cannot give back. A fixed mmap
+  // threshold (setting it turns glibc's dynamic one off) keeps them in mappings of their own,
+  // returned to the kernel when freed.
+  ::mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   const auto files = nodewarden::raiseFileLimit();
   spdlog::info("open file limit {}", files);
   nodewarden::Agent agent(std::move(*config));

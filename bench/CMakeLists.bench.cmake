@@ -52,7 +52,7 @@ add_executable(bench_make_log_corpus make_log_corpus.cpp)
 target_link_libraries(bench_make_log_corpus PRIVATE nodewarden_bench_log_corpus nodewarden_warnings)
 
 if(TARGET nodewarden_fake_loki)
-  # Snappy::snappy is the imported target exporters/loki/loki.cmake made global.
+  # Snappy::snappy is the imported target the top-level CMakeLists.txt found.
   add_executable(bench_log_path log_path.cpp)
   target_link_libraries(bench_log_path
     PRIVATE nodewarden_bench_log_corpus nodewarden::collectors nodewarden::pipeline

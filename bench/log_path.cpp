@@ -4,7 +4,7 @@
 //   floor         pread() every file in 64 KiB chunks + snappy-compress the bytes
 //   parse         LogTailer::poll into a sink that only counts (discovery, reading, CRI parsing,
 //                 joining partial records, building entries; no batching)
-//   full          LogTailer -> LogBatcher -> Spool (zstd, fsync) -> LogShipper -> LokiExporter
+//   full          LogTailer -> LogBatcher (push body) -> Spool (fsync) -> LogShipper -> LokiExporter
 //                 (protobuf + snappy over HTTP) -> FakeLoki, until every line is acknowledged
 //   full-nofsync  the same with SpoolOptions::fsync = false (the spool's fsync cost)
 //   fluent-bit    only when env FLUENT_BIT names a binary: tail + cri multiline parser + loki
@@ -204,7 +204,7 @@ Cost runFloor(const Corpus& corpus, std::uint64_t& compressed) {
 
 class CountingSink final : public nodewarden::LogSink {
  public:
-  bool accept(const Labels&, LogEntry entry, const LogCheckpoint&) override {
+  bool accept(const Labels&, const LogEntry& entry, const LogCheckpoint&) override {
     ++lines;
     bytes += entry.line.size();
     return true;
@@ -295,6 +295,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   p.exporter = std::move(*exporter);
   nodewarden::LogBatcherOptions bo;
   bo.spool_headroom_bytes = 2 * bo.batch_bytes;  // as the agent sets it
+  bo.encode_loki_body = true;                    // as the agent sets it for Loki's protobuf API
   FullPath* pp = &p;
   p.batcher = std::make_unique<nodewarden::LogBatcher>(
       bo, *p.spool,

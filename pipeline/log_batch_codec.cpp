@@ -8,6 +8,8 @@
 //                journal_cursor }
 //   bytes, lines
 // Counts and integers are LEB128 varints; strings are a varint length then the bytes.
+// Version 2, for a batch that carries its Loki push body instead of streams:
+//   checkpoints (as in version 1), bytes, lines, then the push body (the rest of the payload).
 //
 // What a reader gets wrong: the sequence is not in the payload (the spool assigns it and keeps it
 // in the record header), and decode trusts nothing: every count is checked against the bytes left
@@ -25,6 +27,7 @@ namespace nodewarden {
 namespace {
 
 constexpr std::uint8_t kCodecVersion = 1;
+constexpr std::uint8_t kCodecVersionLokiBody = 2;
 // The fewest bytes one element of each kind takes in the encoding (one byte per field).
 constexpr std::size_t kMinLabelBytes = 2;
 constexpr std::size_t kMinStreamBytes = 2;
@@ -73,6 +76,7 @@ class Reader {
   explicit Reader(std::string_view bytes) : rest_(bytes) {}
 
   [[nodiscard]] std::size_t left() const { return rest_.size(); }
+  [[nodiscard]] std::string_view rest() const { return rest_; }
   [[nodiscard]] const std::string& error() const { return error_; }
   [[nodiscard]] bool ok() const { return error_.empty(); }
 
@@ -200,9 +204,42 @@ bool readCheckpoint(Reader& in, LogCheckpoint& cp) {
   return in.varint(cp.offset) && in.string(cp.journal_cursor);
 }
 
+void putCheckpoints(std::string& out, const std::vector<LogCheckpoint>& checkpoints) {
+  putVarint(out, checkpoints.size());
+  for (const auto& cp : checkpoints) {
+    putString(out, cp.source);
+    putVarint(out, cp.file.device);
+    putVarint(out, cp.file.inode);
+    putVarint(out, cp.file.fingerprint);
+    putVarint(out, cp.file.fingerprint_bytes);
+    putVarint(out, cp.offset);
+    putString(out, cp.journal_cursor);
+  }
+}
+
+bool readCheckpoints(Reader& in, std::vector<LogCheckpoint>& checkpoints) {
+  std::size_t n = 0;
+  if (!in.count(n, kMinCheckpointBytes, "checkpoint")) return false;
+  reserveFor(checkpoints, n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!readCheckpoint(in, checkpoints.emplace_back())) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string encodeLogBatch(const LogBatch& batch) {
+  std::string out;
+  if (!batch.loki_body.empty()) {
+    out.reserve(batch.loki_body.size() + 64 + 64 * batch.checkpoints.size());
+    out.push_back(static_cast<char>(kCodecVersionLokiBody));
+    putCheckpoints(out, batch.checkpoints);
+    putVarint(out, batch.bytes);
+    putVarint(out, batch.lines);
+    out.append(batch.loki_body);
+    return out;
+  }
   std::size_t estimate = 16;
   for (const auto& stream : batch.streams) {
     estimate += 8;
@@ -210,7 +247,6 @@ std::string encodeLogBatch(const LogBatch& batch) {
       estimate += entry.line.size() + 8;
     }
   }
-  std::string out;
   out.reserve(estimate);
   out.push_back(static_cast<char>(kCodecVersion));
   putVarint(out, batch.streams.size());
@@ -227,16 +263,7 @@ std::string encodeLogBatch(const LogBatch& batch) {
       putLabels(out, entry.metadata);
     }
   }
-  putVarint(out, batch.checkpoints.size());
-  for (const auto& cp : batch.checkpoints) {
-    putString(out, cp.source);
-    putVarint(out, cp.file.device);
-    putVarint(out, cp.file.inode);
-    putVarint(out, cp.file.fingerprint);
-    putVarint(out, cp.file.fingerprint_bytes);
-    putVarint(out, cp.offset);
-    putString(out, cp.journal_cursor);
-  }
+  putCheckpoints(out, batch.checkpoints);
   putVarint(out, batch.bytes);
   putVarint(out, batch.lines);
   return out;
@@ -248,38 +275,35 @@ std::expected<LogBatch, std::string> decodeLogBatch(std::string_view bytes) {
   if (!in.byte(version)) {
     return std::unexpected("empty log batch");
   }
-  if (version != kCodecVersion) {
+  if (version != kCodecVersion && version != kCodecVersionLokiBody) {
     return std::unexpected("unknown log batch version " + std::to_string(version));
   }
   LogBatch batch;
-  std::size_t n = 0;
-  bool ok = in.count(n, kMinStreamBytes, "stream");
-  if (ok) {
-    reserveFor(batch.streams, n);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!readStream(in, batch.streams.emplace_back())) {
-        ok = false;
-        break;
+  bool ok = true;
+  if (version == kCodecVersion) {
+    std::size_t n = 0;
+    ok = in.count(n, kMinStreamBytes, "stream");
+    if (ok) {
+      reserveFor(batch.streams, n);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!readStream(in, batch.streams.emplace_back())) {
+          ok = false;
+          break;
+        }
       }
     }
   }
-  ok = ok && in.count(n, kMinCheckpointBytes, "checkpoint");
-  if (ok) {
-    reserveFor(batch.checkpoints, n);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!readCheckpoint(in, batch.checkpoints.emplace_back())) {
-        ok = false;
-        break;
-      }
-    }
-  }
+  ok = ok && readCheckpoints(in, batch.checkpoints);
   std::uint64_t total_bytes = 0;
   std::uint64_t lines = 0;
   ok = ok && in.varint(total_bytes) && in.varint(lines);
   if (!ok) {
     return std::unexpected("malformed log batch: " + in.error());
   }
-  if (in.left() != 0) {
+  if (version == kCodecVersionLokiBody) {
+    if (in.left() == 0) return std::unexpected("malformed log batch: no push body");
+    batch.loki_body.assign(in.rest());
+  } else if (in.left() != 0) {
     return std::unexpected("malformed log batch: " + std::to_string(in.left()) + " trailing bytes");
   }
   batch.bytes = static_cast<std::size_t>(total_bytes);

@@ -3,6 +3,13 @@
 #include <spdlog/spdlog.h>
 
 namespace nodewarden {
+namespace {
+
+// Entry buffers kept from one batch to the next: as many as a node usually has busy streams in a
+// batch; the rest are freed.
+constexpr std::size_t kMaxSpareBuffers = 64;
+
+}  // namespace
 
 LogBatcher::LogBatcher(LogBatcherOptions options, Spool& spool, OnDurable on_durable,
                        prometheus::Registry& registry, ErrorReporter& errors)
@@ -37,34 +44,54 @@ bool LogBatcher::hasRoom() const {
   return spool_.bytes() < limit;
 }
 
-bool LogBatcher::accept(const Labels& labels, LogEntry entry, const LogCheckpoint& checkpoint) {
+bool LogBatcher::accept(const Labels& labels, const LogEntry& entry,
+                        const LogCheckpoint& checkpoint) {
   if (!hasRoom()) return false;
-  auto it = stream_index_.find(labels);
-  if (it == stream_index_.end()) {
-    if (stream_index_.size() >= options_.max_streams) {
-      // The entry is consumed (its position may be committed with the next batch): counted, not
-      // silently lost.
-      dropped_stream_cap_->Increment();
-      errors_.report("logs", "stream_limit",
-                     "more than " + std::to_string(options_.max_streams) + " streams in a batch");
-      return true;
+  std::size_t stream = last_stream_;
+  if (stream >= batch_.streams.size() || batch_.streams[stream].labels != labels) {
+    auto it = stream_index_.find(labels);
+    if (it == stream_index_.end()) {
+      if (stream_index_.size() >= options_.max_streams) {
+        // The entry is consumed (its position may be committed with the next batch): counted,
+        // not silently lost.
+        dropped_stream_cap_->Increment();
+        errors_.report("logs", "stream_limit",
+                       "more than " + std::to_string(options_.max_streams) + " streams in a batch");
+        return true;
+      }
+      it = stream_index_.emplace(labels, batch_.streams.size()).first;
+      batch_.streams.push_back(LogBatch::Stream{labels, {}});
+      if (options_.encode_loki_body) {
+        if (spare_.empty()) {
+          encoded_.emplace_back();
+        } else {
+          encoded_.push_back(std::move(spare_.back()));
+          spare_.pop_back();
+        }
+      }
     }
-    it = stream_index_.emplace(labels, batch_.streams.size()).first;
-    batch_.streams.push_back(LogBatch::Stream{labels, {}});
+    stream = last_stream_ = it->second;
   }
   if (batch_.lines == 0) first_entry_ = Clock::now();
   batch_.bytes += entry.line.size();
   batch_.lines += 1;
   lines_in_->Increment();
   bytes_in_->Increment(static_cast<double>(entry.line.size()));
-  batch_.streams[it->second].entries.push_back(std::move(entry));
-  auto cp = checkpoint_index_.find(checkpoint.source);
-  if (cp == checkpoint_index_.end()) {
-    checkpoint_index_.emplace(checkpoint.source, batch_.checkpoints.size());
-    batch_.checkpoints.push_back(checkpoint);
+  if (options_.encode_loki_body) {
+    appendLokiEntryField(encoded_[stream], entry);
   } else {
-    batch_.checkpoints[cp->second] = checkpoint;
+    batch_.streams[stream].entries.push_back(entry);
   }
+  std::size_t cp = last_checkpoint_;
+  if (cp >= batch_.checkpoints.size() || batch_.checkpoints[cp].source != checkpoint.source) {
+    auto it = checkpoint_index_.find(checkpoint.source);
+    if (it == checkpoint_index_.end()) {
+      it = checkpoint_index_.emplace(checkpoint.source, batch_.checkpoints.size()).first;
+      batch_.checkpoints.emplace_back();
+    }
+    cp = last_checkpoint_ = it->second;
+  }
+  batch_.checkpoints[cp] = checkpoint;
   return true;
 }
 
@@ -80,7 +107,24 @@ bool LogBatcher::appendToSpool() {
   // The spool keeps the batch it is given in memory for sending; moving it saves a copy. The
   // checkpoints are copied first: they are committed after the batch is gone from here.
   std::vector<LogCheckpoint> checkpoints = batch_.checkpoints;
-  auto seq = spool_.append(std::move(batch_));
+  std::expected<std::uint64_t, std::string> seq;
+  if (options_.encode_loki_body && !batch_.streams.empty()) {
+    // The entries go to the spool as the body Loki receives; batch_ stays as it is until the
+    // append succeeded.
+    std::vector<EncodedLokiStream> streams;
+    streams.reserve(batch_.streams.size());
+    for (std::size_t i = 0; i < batch_.streams.size(); ++i) {
+      streams.push_back({&batch_.streams[i].labels, encoded_[i]});
+    }
+    LogBatch encoded;
+    encoded.checkpoints = checkpoints;
+    encoded.bytes = batch_.bytes;
+    encoded.lines = batch_.lines;
+    writer_.body(streams, encoded.loki_body);
+    seq = spool_.append(std::move(encoded));
+  } else {
+    seq = spool_.append(std::move(batch_));
+  }
   if (!seq) {
     // The spool could not take it (disk error, or a batch larger than the spool): the entries are
     // not committed either, so the sources read them again after a restart. Keep the batch and
@@ -93,9 +137,15 @@ bool LogBatcher::appendToSpool() {
   spool_failed_ = false;
   batches_->Increment();
   batch_ = LogBatch{};
+  for (auto& buffer : encoded_) {
+    buffer.clear();
+    if (spare_.size() < kMaxSpareBuffers) spare_.push_back(std::move(buffer));
+  }
+  encoded_.clear();
   if (on_durable_) on_durable_(checkpoints);
   stream_index_.clear();
   checkpoint_index_.clear();
+  last_stream_ = last_checkpoint_ = 0;
   return true;
 }
 

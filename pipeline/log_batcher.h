@@ -5,7 +5,8 @@
 // What a reader gets wrong: hasRoom() is the backpressure. It turns false when the open batch is
 // at its memory budget or the spool cannot take another batch; collectors then stop reading and
 // the log files themselves are the buffer. Nothing is dropped here except entries of a stream
-// past the per-node stream cap, which are counted.
+// past the per-node stream cap, which are counted. With encode_loki_body a closed batch is spooled
+// as its Loki push body (pipeline/loki_push_body.h), encoded here once for the whole path.
 #pragma once
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "pipeline/log_record.h"
+#include "pipeline/loki_push_body.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
 
@@ -26,6 +28,7 @@ struct LogBatcherOptions {
   std::size_t max_streams = 10000;                  // distinct label sets per batch window
   std::uint64_t spool_headroom_bytes = 4ULL << 20;  // keep this much of the spool free
   std::uint64_t spool_max_bytes = 512ULL << 20;     // the spool's bound (SpoolOptions::max_bytes)
+  bool encode_loki_body = false;                    // the destination is Loki's protobuf API
 };
 
 class LogBatcher final : public LogSink {
@@ -37,7 +40,8 @@ class LogBatcher final : public LogSink {
   LogBatcher(LogBatcherOptions options, Spool& spool, OnDurable on_durable,
              prometheus::Registry& registry, ErrorReporter& errors);
 
-  bool accept(const Labels& labels, LogEntry entry, const LogCheckpoint& checkpoint) override;
+  bool accept(const Labels& labels, const LogEntry& entry,
+              const LogCheckpoint& checkpoint) override;
   [[nodiscard]] bool hasRoom() const override;
 
   // Closes the open batch if it is full or old enough (or always, with force). Returns whether a
@@ -53,9 +57,16 @@ class LogBatcher final : public LogSink {
   Spool& spool_;
   OnDurable on_durable_;
   ErrorReporter& errors_;
-  LogBatch batch_;
+  LogBatch
+      batch_;  // with encode_loki_body its streams hold labels only, the entries are in encoded_
+  std::vector<std::string> encoded_;  // per stream of batch_: its entries, encoded for the body
+  std::vector<std::string> spare_;    // cleared buffers of earlier batches, kept for their capacity
+  LokiPushWriter writer_;
   std::map<Labels, std::size_t> stream_index_;           // labels -> index in batch_.streams
   std::map<std::string, std::size_t> checkpoint_index_;  // source -> index in batch_.checkpoints
+  // The stream and the checkpoint of the previous entry: the next one is most often the same.
+  std::size_t last_stream_ = 0;
+  std::size_t last_checkpoint_ = 0;
   Clock::time_point first_entry_{};
   bool spool_failed_ = false;
   prometheus::Counter* lines_in_ = nullptr;

@@ -57,16 +57,23 @@ struct LogBatch {
   std::size_t bytes = 0;                   // sum of line sizes
   std::size_t lines = 0;
   std::uint64_t sequence = 0;  // assigned by the spool on append
+  // When not empty, the entries encoded as a Loki push body (pipeline/loki_push_body.h) and
+  // `streams` is empty: the batcher encodes a batch once when the destination is Loki's protobuf
+  // API, and the spool and the exporter pass these bytes on as they are.
+  std::string loki_body;
   bool operator==(const LogBatch&) const = default;
 };
 
 // Where collectors put what they read. accept() returns false when the pipeline is over its
 // memory budget: the collector stops reading (the file is the buffer) and tries again later.
+// Everything is passed by reference and copied (or encoded) by the sink as needed, so a collector
+// can reuse one entry's buffers line after line instead of allocating per line.
 class LogSink {
  public:
   virtual ~LogSink() = default;
   // labels: the entry's stream labels. checkpoint: the source position just past this entry.
-  virtual bool accept(const Labels& labels, LogEntry entry, const LogCheckpoint& checkpoint) = 0;
+  virtual bool accept(const Labels& labels, const LogEntry& entry,
+                      const LogCheckpoint& checkpoint) = 0;
   // Whether accept() would take more now.
   [[nodiscard]] virtual bool hasRoom() const = 0;
 };

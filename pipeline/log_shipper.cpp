@@ -4,12 +4,24 @@
 
 #include <algorithm>
 
+#include "pipeline/loki_push_body.h"
+
 namespace nodewarden {
 namespace {
 
 // Halves a batch by entries, keeping each stream's order; checkpoints go with the second half so
-// nothing is committed by a half that was sent before the other.
-std::pair<LogBatch, LogBatch> split(const LogBatch& batch) {
+// nothing is committed by a half that was sent before the other. A batch that carries its push body
+// is decoded first (the halves carry streams; the exporter encodes them again).
+std::expected<std::pair<LogBatch, LogBatch>, std::string> split(const LogBatch& encoded) {
+  LogBatch expanded;
+  const LogBatch* source = &encoded;
+  if (!encoded.loki_body.empty()) {
+    expanded.loki_body = encoded.loki_body;
+    if (auto ok = expandLokiBody(expanded); !ok) return std::unexpected(ok.error());
+    expanded.lines = encoded.lines;
+    source = &expanded;
+  }
+  const LogBatch& batch = *source;
   LogBatch a, b;
   const std::size_t half = batch.lines / 2;
   std::size_t seen = 0;
@@ -25,9 +37,9 @@ std::pair<LogBatch, LogBatch> split(const LogBatch& batch) {
     if (!sa.entries.empty()) a.streams.push_back(std::move(sa));
     if (!sb.entries.empty()) b.streams.push_back(std::move(sb));
   }
-  b.checkpoints = batch.checkpoints;
-  a.sequence = b.sequence = batch.sequence;
-  return {std::move(a), std::move(b)};
+  b.checkpoints = encoded.checkpoints;
+  a.sequence = b.sequence = encoded.sequence;
+  return std::pair{std::move(a), std::move(b)};
 }
 
 const char* statusName(SendStatus s) {
@@ -166,8 +178,14 @@ bool LogShipper::deliver(const LogBatch& batch) {
           errors_.report("loki", "too_large", "a single entry was refused with 413: " + r.message);
           return true;
         }
-        auto [first, second] = split(batch);
-        return deliver(first) && deliver(second);
+        auto halves = split(batch);
+        if (!halves) {
+          dropped_too_large_->Increment(static_cast<double>(batch.lines));
+          errors_.report("loki", "too_large",
+                         "refused with 413 and cannot be split: " + halves.error());
+          return true;
+        }
+        return deliver(halves->first) && deliver(halves->second);
       }
       case SendStatus::kRetry: {
         errors_.report("loki", r.http_status == 0 ? "unreachable" : "retry",

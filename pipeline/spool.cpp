@@ -6,7 +6,9 @@
 //       magic "NWSR" | version u8 | 3 zero bytes | sequence u64 | uncompressed length u32 |
 //       compressed length u32 | line count u32 | append wall time ms i64 | crc32 of the
 //       compressed bytes u32 | crc32 of the 40 header bytes before it u32
-//     followed by one zstd frame of encodeLogBatch(batch).
+//     followed by encodeLogBatch(batch): version 1, one zstd frame of it; version 2, the bytes as
+//     they are (both lengths equal). Version 2 is for batches that carry their Loki push body,
+//     which is snappy-compressed already: compressing it again would cost CPU for little.
 //   ack   "NWAK" | version u8 | 3 zero bytes | acknowledged-through sequence u64 | crc32 u32,
 //         replaced atomically (ack.tmp, fsync, rename, fsync of the directory).
 //   The directory itself is flock()ed while a Spool has it open.
@@ -48,7 +50,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::array<char, 4> kRecordMagic = {'N', 'W', 'S', 'R'};
-constexpr std::uint8_t kRecordVersion = 1;
+constexpr std::uint8_t kRecordVersion = 1;        // zstd
+constexpr std::uint8_t kRecordVersionStored = 2;  // stored as is
 constexpr std::size_t kHeaderBytes = 44;
 constexpr std::size_t kHeaderCrcOffset = 40;
 constexpr std::array<char, 4> kAckMagic = {'N', 'W', 'A', 'K'};
@@ -117,11 +120,12 @@ struct RecordHeader {
   std::uint32_t lines = 0;
   std::int64_t append_ms = 0;
   std::uint32_t payload_crc = 0;
+  bool stored = false;  // the payload is not compressed (record version 2)
 };
 
 void writeHeader(const RecordHeader& h, char* out) {
   std::memcpy(out, kRecordMagic.data(), kRecordMagic.size());
-  out[4] = static_cast<char>(kRecordVersion);
+  out[4] = static_cast<char>(h.stored ? kRecordVersionStored : kRecordVersion);
   out[5] = out[6] = out[7] = 0;
   putU64(out + 8, h.sequence);
   putU32(out + 16, h.uncompressed);
@@ -134,9 +138,10 @@ void writeHeader(const RecordHeader& h, char* out) {
 
 // A header that checks out: magic, version, reserved bytes, its own crc, plausible lengths.
 std::optional<RecordHeader> parseHeader(const char* p) {
+  const auto version = static_cast<std::uint8_t>(p[4]);
   if (std::memcmp(p, kRecordMagic.data(), kRecordMagic.size()) != 0 ||
-      static_cast<std::uint8_t>(p[4]) != kRecordVersion || p[5] != 0 || p[6] != 0 || p[7] != 0 ||
-      getU32(p + kHeaderCrcOffset) != crc32Of(p, kHeaderCrcOffset)) {
+      (version != kRecordVersion && version != kRecordVersionStored) || p[5] != 0 || p[6] != 0 ||
+      p[7] != 0 || getU32(p + kHeaderCrcOffset) != crc32Of(p, kHeaderCrcOffset)) {
     return std::nullopt;
   }
   RecordHeader h;
@@ -146,8 +151,10 @@ std::optional<RecordHeader> parseHeader(const char* p) {
   h.lines = getU32(p + 24);
   h.append_ms = static_cast<std::int64_t>(getU64(p + 28));
   h.payload_crc = getU32(p + 36);
+  h.stored = version == kRecordVersionStored;
   if (h.sequence == 0 || h.sequence > kMaxSequence || h.uncompressed > kMaxPayloadBytes ||
-      h.uncompressed > std::uint64_t{h.compressed} * kMaxZstdRatio) {
+      h.uncompressed > std::uint64_t{h.compressed} * kMaxZstdRatio ||
+      (h.stored && h.uncompressed != h.compressed)) {
     return std::nullopt;
   }
   return h;
@@ -350,6 +357,9 @@ class DiskSpool final : public Spool {
   std::expected<std::uint64_t, std::string> appendRecord(const LogBatch& batch, LogBatch* owned);
   void popRecordLocked();
   std::expected<LogBatch, std::string> readRecordLocked(const RecordRef& ref);
+  static std::expected<LogBatch, std::string> finishRecord(const RecordRef& ref,
+                                                           const fs::path& path,
+                                                           std::string_view payload);
   std::expected<void, std::string> openSegmentLocked();
 
   const SpoolOptions options_;
@@ -684,13 +694,20 @@ std::expected<std::uint64_t, std::string> DiskSpool::appendRecord(const LogBatch
     return std::unexpected("batch of " + std::to_string(payload.size()) +
                            " encoded bytes exceeds the spool's record limit");
   }
-  const std::size_t bound = ZSTD_compressBound(payload.size());
-  write_buffer_.resize(kHeaderBytes + bound);
-  const std::size_t compressed =
-      ZSTD_compressCCtx(cctx_.get(), write_buffer_.data() + kHeaderBytes, bound, payload.data(),
-                        payload.size(), options_.zstd_level);
-  if (ZSTD_isError(compressed) != 0U) {
-    return std::unexpected(std::string("zstd: ") + ZSTD_getErrorName(compressed));
+  // A Loki push body is snappy-compressed already: stored as it is.
+  const bool stored = !batch.loki_body.empty();
+  std::size_t compressed = payload.size();
+  if (stored) {
+    write_buffer_.resize(kHeaderBytes + payload.size());
+    std::memcpy(write_buffer_.data() + kHeaderBytes, payload.data(), payload.size());
+  } else {
+    const std::size_t bound = ZSTD_compressBound(payload.size());
+    write_buffer_.resize(kHeaderBytes + bound);
+    compressed = ZSTD_compressCCtx(cctx_.get(), write_buffer_.data() + kHeaderBytes, bound,
+                                   payload.data(), payload.size(), options_.zstd_level);
+    if (ZSTD_isError(compressed) != 0U) {
+      return std::unexpected(std::string("zstd: ") + ZSTD_getErrorName(compressed));
+    }
   }
   const std::uint64_t record_bytes = kHeaderBytes + compressed;
   if (record_bytes > options_.max_bytes) {
@@ -698,7 +715,8 @@ std::expected<std::uint64_t, std::string> DiskSpool::appendRecord(const LogBatch
                            " bytes on disk exceeds the spool's max_bytes " +
                            std::to_string(options_.max_bytes));
   }
-  std::uint64_t lines = 0;
+  // A push body's entries are not counted one by one: the batch's own count stands for them.
+  std::uint64_t lines = stored ? batch.lines : 0;
   for (const auto& stream : batch.streams) {
     lines += stream.entries.size();
   }
@@ -709,6 +727,7 @@ std::expected<std::uint64_t, std::string> DiskSpool::appendRecord(const LogBatch
   h.lines = static_cast<std::uint32_t>(std::min<std::uint64_t>(lines, UINT32_MAX));
   h.append_ms = nowMs();
   h.payload_crc = crc32Of(write_buffer_.data() + kHeaderBytes, compressed);
+  h.stored = stored;
   writeHeader(h, write_buffer_.data());
 
   while (!segments_.empty() && bytes_ + record_bytes > options_.max_bytes) {
@@ -801,6 +820,9 @@ std::expected<LogBatch, std::string> DiskSpool::readRecordLocked(const RecordRef
                            " no longer checks out");
   }
   const char* frame = read_buffer_.data() + kHeaderBytes;
+  if (h->stored) {
+    return finishRecord(ref, path, std::string_view(frame, h->compressed));
+  }
   const unsigned long long content = ZSTD_getFrameContentSize(frame, h->compressed);
   if (content != h->uncompressed) {
     return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) +
@@ -813,7 +835,13 @@ std::expected<LogBatch, std::string> DiskSpool::readRecordLocked(const RecordRef
     return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) + ": zstd " +
                            (ZSTD_isError(n) != 0U ? ZSTD_getErrorName(n) : "size mismatch"));
   }
-  auto batch = decodeLogBatch(payload_buffer_);
+  return finishRecord(ref, path, payload_buffer_);
+}
+
+std::expected<LogBatch, std::string> DiskSpool::finishRecord(const RecordRef& ref,
+                                                             const fs::path& path,
+                                                             std::string_view payload) {
+  auto batch = decodeLogBatch(payload);
   if (!batch) {
     return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) + ": " +
                            batch.error());

@@ -1,6 +1,6 @@
 // Spool: the durable, bounded, on-disk queue of log batches between the batcher and the exporter.
-// Segment files of zstd-compressed, checksummed records under a directory; appended with fsync;
-// read oldest first; removed when acknowledged.
+// Segment files of checksummed records under a directory (zstd-compressed, or a batch's Loki push
+// body stored as it is); appended with fsync; read oldest first; removed when acknowledged.
 //
 // What a reader gets wrong: the spool is on the normal path, not only when the destination is
 // down. Every batch is appended (and its source positions then committed) before it is sent, so

@@ -24,6 +24,8 @@ constexpr std::uint64_t kFnvOffset = 14695981039346656037ULL;
 constexpr std::uint64_t kFnvPrime = 1099511628211ULL;
 // Room for a record's non-message bytes (CRI prefix, Docker's JSON keys and escapes).
 constexpr std::size_t kRecordOverheadBytes = 4096;
+// The reused entry's line buffer is let go when a line made it grow past this.
+constexpr std::size_t kKeptLineCapacity = 16 * 1024;
 
 std::size_t index(LogStream s) { return s == LogStream::kStdout ? 0 : 1; }
 LogStream streamAt(std::size_t i) { return i == 0 ? LogStream::kStdout : LogStream::kStderr; }
@@ -125,7 +127,15 @@ TailedFile::TailedFile(int fd, std::string key, const DiscoveredFile& where,
       consumed_(start),
       size_(size),
       joiners_{PartialJoiner(max_line_bytes), PartialJoiner(max_line_bytes)},
-      committed_(start) {}
+      committed_(start) {
+  // Sorted by name, as Labels are; "truncated" is added per line when it applies.
+  entry_.metadata.reserve(4);
+  if (!container_id_.empty()) entry_.metadata.emplace_back("container_id", container_id_);
+  entry_.metadata.emplace_back("filename", open_path_);
+  entry_.metadata.emplace_back("pod_uid", pod_uid_);
+  base_metadata_ = entry_.metadata.size();
+  checkpoint_.source = key_;
+}
 
 TailedFile::~TailedFile() {
   if (fd_ >= 0) ::close(fd_);
@@ -369,20 +379,16 @@ bool TailedFile::emit(TailContext& ctx, LogStream stream, std::uint64_t offset) 
   const std::size_t s = index(stream);
   const PartialJoiner& joiner = joiners_[s];
   const bool truncated = joiner.truncated() || overlong_[s];
-  LogEntry entry;
-  entry.timestamp_ns = joiner.timestampNs();
-  entry.line.assign(joiner.line());
-  entry.metadata.reserve(4);
-  // Sorted by name, as Labels are.
-  if (!container_id_.empty()) entry.metadata.emplace_back("container_id", container_id_);
-  entry.metadata.emplace_back("filename", open_path_);
-  entry.metadata.emplace_back("pod_uid", pod_uid_);
-  if (truncated) entry.metadata.emplace_back("truncated", "true");
-  LogCheckpoint checkpoint;
-  checkpoint.source = key_;
-  checkpoint.file = identity_;
-  checkpoint.offset = offset;
-  if (!ctx.sink.accept(labels_[s], std::move(entry), checkpoint)) {
+  entry_.timestamp_ns = joiner.timestampNs();
+  entry_.line.assign(joiner.line());
+  entry_.metadata.resize(base_metadata_);
+  if (truncated) entry_.metadata.emplace_back("truncated", "true");
+  checkpoint_.file = identity_;
+  checkpoint_.offset = offset;
+  const bool accepted = ctx.sink.accept(labels_[s], entry_, checkpoint_);
+  // A rare long line does not keep its buffer for the rest of the file's life.
+  if (entry_.line.capacity() > kKeptLineCapacity) entry_.line = std::string();
+  if (!accepted) {
     // The line stays in its joiner (nothing is added to it until it is delivered).
     held_ = Held{stream, offset};
     return false;

@@ -174,6 +174,12 @@ class TailedFile {
   };
   std::optional<Held> held_;  // a completed line the sink refused; still in its joiner
 
+  // What emit() hands to the sink, reused line after line: the file's metadata is set once and
+  // the line's buffer keeps its capacity, so a line costs no allocation here.
+  LogEntry entry_;
+  std::size_t base_metadata_ = 0;  // entry_.metadata's pairs that every line of the file has
+  LogCheckpoint checkpoint_;
+
   std::uint64_t committed_;
   std::uint64_t needs_commit_to_ = 0;
   bool deleted_ = false;

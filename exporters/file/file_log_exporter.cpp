@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "pipeline/loki_push_body.h"
+
 namespace nodewarden {
 
 FileLogExporter::FileLogExporter(std::filesystem::path file, std::uint64_t max_bytes)
@@ -20,8 +22,16 @@ SendResult FileLogExporter::send(const LogBatch& batch) {
     size_ = std::filesystem::file_size(file_, ec);
     if (ec) size_ = 0;
   }
+  // A batch spooled for Loki (before a restart with another destination) carries a push body.
+  LogBatch expanded;
+  if (!batch.loki_body.empty()) {
+    expanded.loki_body = batch.loki_body;
+    if (auto ok = expandLokiBody(expanded); !ok) {
+      return {SendStatus::kDrop, 0, "undecodable push body: " + ok.error(), {}};
+    }
+  }
   std::string text;
-  for (const auto& stream : batch.streams) {
+  for (const auto& stream : batch.loki_body.empty() ? batch.streams : expanded.streams) {
     nlohmann::json labels = nlohmann::json::object();
     for (const auto& [k, v] : stream.labels) labels[k] = v;
     for (const auto& e : stream.entries) {

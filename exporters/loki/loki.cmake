@@ -7,16 +7,7 @@
 # -Werror flags; the exporter links it PRIVATE, so only code that asks for nodewarden_loki_proto
 # (the Loki tests and fake) sees the generated classes.
 find_package(Protobuf REQUIRED)  # CMake's FindProtobuf: Debian's 3.21 ships no CMake config
-find_package(Snappy CONFIG QUIET)
-if(NOT TARGET Snappy::snappy)
-  find_path(NODEWARDEN_SNAPPY_INCLUDE snappy.h REQUIRED)
-  find_library(NODEWARDEN_SNAPPY_LIBRARY snappy REQUIRED)
-  add_library(Snappy::snappy UNKNOWN IMPORTED)
-  set_target_properties(Snappy::snappy PROPERTIES IMPORTED_LOCATION ${NODEWARDEN_SNAPPY_LIBRARY}
-                        INTERFACE_INCLUDE_DIRECTORIES ${NODEWARDEN_SNAPPY_INCLUDE})
-endif()
-# tests/fakes decodes push bodies too; an imported target is otherwise seen only in this folder.
-set_target_properties(Snappy::snappy PROPERTIES IMPORTED_GLOBAL TRUE)
+# Snappy::snappy is found by the top-level CMakeLists.txt (the pipeline encodes push bodies too).
 
 # Generated as exporters/loki/push.pb.{h,cc} under generated/, so code includes it by the same
 # project-relative path as every other header.

@@ -7,9 +7,9 @@
 // `\` or control character in a value must be escaped or Loki rejects the whole request with
 // 400); JSON carries them as an object. Timestamps are nanoseconds since the epoch in both, as a
 // Timestamp message in protobuf and as a decimal string in JSON. The protobuf body is written
-// directly in the wire format (push.proto's field numbers and proto3 rules, the same bytes the
-// generated SerializeToString writes; the tests check it against the generated classes), so
-// encoding a batch builds no message objects and copies each line once.
+// directly in the wire format by pipeline/loki_push_body (the same bytes the generated
+// SerializeToString writes; the tests check it against the generated classes), usually once, by
+// the batcher: a batch that carries its push body (LogBatch::loki_body) is sent as it is.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "pipeline/log_record.h"
+#include "pipeline/loki_push_body.h"
 
 namespace nodewarden {
 
@@ -32,18 +33,13 @@ struct LokiPushBody {
   std::string_view content_encoding;  // empty (snappy is implied by protobuf) or gzip
 };
 
-// {a="b", c="d"}: labels in the given order (LogBatch keeps them sorted), values escaped.
-std::string formatLokiLabels(const Labels& labels);
-// Appends `value` as a double-quoted Go string literal: \" \\ \n \r \t and \xNN for other
-// control bytes; everything else (UTF-8 included) as is.
-void appendQuotedLabelValue(std::string& out, std::string_view value);
-
 class LokiPushEncoder {
  public:
   explicit LokiPushEncoder(LokiEncoding encoding) : encoding_(encoding) {}
 
   [[nodiscard]] LokiEncoding encoding() const { return encoding_; }
-  // The compressed body, valid until the next encode(). Fails only when the compressor does.
+  // The compressed body, valid until the next encode() (or, when it is the batch's own push body,
+  // while the batch lives). Fails only when the compressor does, or a push body does not decode.
   std::expected<LokiPushBody, std::string> encode(const LogBatch& batch);
 
   // The uncompressed forms, for tests and the fake receiver's round trips.
@@ -53,10 +49,9 @@ class LokiPushEncoder {
  private:
   LokiEncoding encoding_;
   // Reused across batches, so that a steady stream of batches allocates nothing here.
-  std::string scratch_;               // the uncompressed body
-  std::string compressed_;            // the body handed out
-  std::vector<std::string> labels_;   // each stream's selector
-  std::vector<std::uint64_t> sizes_;  // each stream's encoded size
+  LokiPushWriter writer_;
+  std::string scratch_;     // the uncompressed JSON body
+  std::string compressed_;  // the body handed out
 };
 
 // gzip (RFC 1952) of `data`, with zlib.

@@ -52,6 +52,23 @@ TEST(LogBatchCodec, RoundTripsEveryField) {
   EXPECT_EQ(encodeLogBatch(*decoded), bytes);
 }
 
+TEST(LogBatchCodec, RoundTripsABatchThatCarriesItsPushBody) {
+  LogBatch batch = richBatch();
+  batch.streams.clear();
+  batch.loki_body = std::string("\xff\0 opaque push body", 20);
+  const std::string bytes = encodeLogBatch(batch);
+  EXPECT_EQ(bytes[0], '\x02');
+  EXPECT_EQ(bytes.substr(bytes.size() - batch.loki_body.size()), batch.loki_body);  // as it is
+  auto decoded = decodeLogBatch(bytes);
+  ASSERT_TRUE(decoded.has_value()) << decoded.error();
+  EXPECT_EQ(*decoded, batch);
+  // Without the body it is malformed; every shorter cut of the fields before it too.
+  const std::size_t fields = bytes.size() - batch.loki_body.size();
+  for (std::size_t n = 0; n <= fields; ++n) {
+    EXPECT_FALSE(decodeLogBatch(std::string_view(bytes).substr(0, n)).has_value()) << n;
+  }
+}
+
 TEST(LogBatchCodec, RoundTripsAnEmptyBatch) {
   const LogBatch batch;
   const std::string bytes = encodeLogBatch(batch);
@@ -99,7 +116,7 @@ TEST(LogBatchCodec, RejectsTrailingBytes) {
 
 TEST(LogBatchCodec, RejectsAnUnknownVersion) {
   std::string bytes = encodeLogBatch(richBatch());
-  bytes[0] = 2;
+  bytes[0] = 3;  // 1: streams, 2: a Loki push body
   EXPECT_FALSE(decodeLogBatch(bytes).has_value());
   EXPECT_FALSE(decodeLogBatch("").has_value());
 }

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "pipeline/loki_push_body.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {
@@ -66,6 +67,13 @@ LogBatch makeBatch(int id, int lines = 3) {
   cp.file = {1, 2, 3, 4096};
   cp.offset = static_cast<std::uint64_t>(id) * 100;
   batch.checkpoints.push_back(cp);
+  return batch;
+}
+
+// The batch as the batcher spools it for Loki's protobuf API: entries only as the push body.
+LogBatch withBody(LogBatch batch) {
+  LokiPushWriter().body(batch, batch.loki_body);
+  batch.streams.clear();
   return batch;
 }
 
@@ -290,6 +298,65 @@ TEST_F(SpoolTest, TornTailAtEveryOffset) {
     EXPECT_EQ(out[0], withSequence(makeBatch(1), 1));
     EXPECT_EQ(out[1], withSequence(makeBatch(2), 2));
     EXPECT_EQ(out[2], withSequence(makeBatch(4), 3));
+  }
+}
+
+TEST_F(SpoolTest, PushBodiesAreStoredAsTheyAreAndReplayedIdentically) {
+  const SpoolOptions o = options(false);
+  std::vector<LogBatch> batches;
+  for (int i = 1; i <= 4; ++i) batches.push_back(withBody(makeBatch(i, 5)));
+  batches.insert(batches.begin() + 2, makeBatch(9));  // a zstd record in between
+  std::vector<LogBatch> cached;
+  {
+    auto spool = open(o);
+    for (auto batch : batches) ASSERT_TRUE(spool->append(std::move(batch)).has_value());
+    const std::string segment = readFile(segmentFiles(o.dir).at(0));
+    EXPECT_EQ(segment[4], '\x02');  // record version 2: stored
+    EXPECT_NE(segment.find(batches[0].loki_body), std::string::npos);
+    cached = drain(*spool);
+  }
+  ASSERT_EQ(cached.size(), batches.size());
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    EXPECT_EQ(cached[i], withSequence(batches[i], i + 1)) << i;
+  }
+  // Not acknowledged durably: written again and read back from disk by a new spool.
+  SpoolOptions again = o;
+  again.dir = dir_.path() / "again";
+  {
+    auto spool = open(again);
+    for (const auto& batch : batches) ASSERT_TRUE(spool->append(batch).has_value());
+  }
+  auto reopened = open(again);
+  const auto read_back = drain(*reopened);
+  ASSERT_EQ(read_back.size(), batches.size());
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    EXPECT_EQ(read_back[i], withSequence(batches[i], i + 1)) << i;
+  }
+}
+
+TEST_F(SpoolTest, TornPushBodyRecordIsCutAndItsLinesCounted) {
+  const SpoolOptions o = options(false);
+  std::uint64_t start = 0;
+  {
+    auto spool = open(o);
+    ASSERT_TRUE(spool->append(withBody(makeBatch(1))).has_value());
+    start = spool->bytes();
+    ASSERT_TRUE(spool->append(withBody(makeBatch(2, 7))).has_value());
+  }
+  const auto files = segmentFiles(o.dir);
+  ASSERT_EQ(files.size(), 1U);
+  const std::string full = readFile(files[0]);
+  for (std::size_t cut = start; cut < full.size(); ++cut) {
+    SCOPED_TRACE(cut);
+    writeFile(files[0], full.substr(0, cut));
+    prometheus::Registry registry;
+    ErrorReporter errors(registry);
+    auto spool = Spool::open(o, errors).value();
+    EXPECT_EQ(spool->batches(), 1U);
+    EXPECT_EQ(spool->lostLines(), cut >= start + 44 ? 7U : 0U);
+    const auto front = spool->front();
+    ASSERT_NE(front, nullptr);
+    EXPECT_EQ(*front, withSequence(withBody(makeBatch(1)), 1));
   }
 }
 

@@ -102,13 +102,14 @@ struct Accepted {
 class RecordingSink : public LogSink {
  public:
   explicit RecordingSink(std::size_t room = SIZE_MAX) : room_(room) {}
-  bool accept(const Labels& labels, LogEntry entry, const LogCheckpoint& checkpoint) override {
+  bool accept(const Labels& labels, const LogEntry& entry,
+              const LogCheckpoint& checkpoint) override {
     if (room_ == 0) {
       ++refused;
       return false;
     }
     --room_;
-    accepted.push_back({labels, std::move(entry), checkpoint});
+    accepted.push_back({labels, entry, checkpoint});
     return true;
   }
   [[nodiscard]] bool hasRoom() const override { return !full; }

@@ -104,12 +104,13 @@ struct Recorded {
 // still claims to have room, so the tailer has to keep the refused entry itself.
 class RecordingSink : public LogSink {
  public:
-  bool accept(const Labels& labels, LogEntry entry, const LogCheckpoint& checkpoint) override {
+  bool accept(const Labels& labels, const LogEntry& entry,
+              const LogCheckpoint& checkpoint) override {
     if (records.size() >= limit) {
       ++refused;
       return false;
     }
-    records.push_back(Recorded{labels, std::move(entry), checkpoint});
+    records.push_back(Recorded{labels, entry, checkpoint});
     return true;
   }
   [[nodiscard]] bool hasRoom() const override { return lie_about_room || records.size() < limit; }

@@ -217,6 +217,28 @@ TEST(LokiPushEncoder, JsonReplacesInvalidUtf8InsteadOfFailing) {
   EXPECT_EQ(doc["streams"][0]["values"][0][1], "ok\xef\xbf\xbd");  // U+FFFD
 }
 
+TEST(LokiPushEncoder, BatchWithItsPushBodyIsSentAsItIs) {
+  LogBatch spooled;
+  LokiPushWriter().body(twoStreams(), spooled.loki_body);
+  LokiPushEncoder protobuf(LokiEncoding::kProtobuf);
+  const auto body = protobuf.encode(spooled);
+  ASSERT_TRUE(body.has_value());
+  EXPECT_EQ(body->bytes.data(), spooled.loki_body.data());  // the batch's bytes, not a copy
+  EXPECT_EQ(body->content_type, "application/x-protobuf");
+  std::string raw;
+  ASSERT_TRUE(snappy::Uncompress(body->bytes.data(), body->bytes.size(), &raw));
+  EXPECT_EQ(raw, generatedBytes(twoStreams()));
+
+  // JSON decodes it back to the same request as from the streams.
+  LokiPushEncoder json(LokiEncoding::kJson);
+  const auto from_body = json.encode(spooled);
+  ASSERT_TRUE(from_body.has_value());
+  const std::string from_body_text = gunzip(from_body->bytes).value();
+  const auto from_streams = json.encode(twoStreams());
+  ASSERT_TRUE(from_streams.has_value());
+  EXPECT_EQ(from_body_text, gunzip(from_streams->bytes).value());
+}
+
 TEST(LokiPushEncoder, GzipRoundTrips) {
   const std::string text(100'000, 'z');
   const auto gz = gzipCompress(text);

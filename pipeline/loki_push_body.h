@@ -1,0 +1,73 @@
+// The Loki push body: a LogBatch's streams as Loki's PushRequest protobuf (grafana/loki
+// pkg/push/push.proto, see exporters/loki/push.proto) compressed with snappy's block format, the
+// exact body of POST /loki/api/v1/push with Content-Type application/x-protobuf. When the
+// destination is Loki's protobuf API the batcher encodes each batch into it once
+// (LogBatch::loki_body); the spool stores those bytes as they are and the exporter sends them as
+// they are, so no stage after the batcher decodes, copies or compresses the entries again.
+//
+// What a reader gets wrong: the body is the batch's only copy of its entries (`streams` is empty
+// then). Whatever needs the entries one by one (splitting a batch Loki refused as too large, a
+// JSON or file destination after a restart found such batches in the spool, tests) decodes it with
+// expandLokiBody(); that is a cold path. The protobuf is written by hand in the wire format
+// (fields in number order, proto3 rules: scalars and strings omitted when 0 or empty, the
+// timestamp message always present), byte for byte what the generated SerializeToString writes.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pipeline/log_record.h"
+
+namespace nodewarden {
+
+// {a="b", c="d"}: labels in the given order (LogBatch keeps them sorted), values escaped.
+std::string formatLokiLabels(const Labels& labels);
+// Appends `value` as a double-quoted Go string literal: \" \\ \n \r \t and \xNN for other
+// control bytes; everything else (UTF-8 included) as is.
+void appendQuotedLabelValue(std::string& out, std::string_view value);
+// The inverse of formatLokiLabels (the escapes it writes, \uXXXX besides); fails on anything else.
+std::expected<Labels, std::string> parseLokiLabelSelector(std::string_view selector);
+
+// Appends entry as one StreamAdapter.entries field (tag, length, EntryAdapter): what a stream's
+// part of a push body is made of, for a writer that encodes entries as they come.
+void appendLokiEntryField(std::string& out, const LogEntry& entry);
+
+// A stream whose entries are encoded already (appendLokiEntryField, back to back).
+struct EncodedLokiStream {
+  const Labels* labels = nullptr;
+  std::string_view entries;
+};
+
+// Writes push bodies; its buffers are reused, so a steady stream of batches allocates nothing here
+// but each body itself (of exactly its size).
+class LokiPushWriter {
+ public:
+  // The uncompressed PushRequest of batch.streams, valid until the next call.
+  std::string_view protobuf(const LogBatch& batch);
+  // The snappy-compressed PushRequest of batch.streams into out (replacing it).
+  void body(const LogBatch& batch, std::string& out);
+  // The same for streams encoded already.
+  void body(std::span<const EncodedLokiStream> streams, std::string& out);
+
+ private:
+  void compress(std::string& out);
+  std::string scratch_;
+  std::string compressed_;
+  std::vector<std::string> labels_;   // each stream's selector
+  std::vector<std::uint64_t> sizes_;  // each stream's encoded size
+};
+
+// The streams of an uncompressed PushRequest / of a snappy-compressed one. Rejects anything
+// malformed with a reason (never trusts a length).
+std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushRequest(
+    std::string_view protobuf);
+std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushBody(std::string_view body);
+
+// Moves batch.loki_body back into batch.streams (nothing happens without a body).
+std::expected<void, std::string> expandLokiBody(LogBatch& batch);
+
+}  // namespace nodewarden

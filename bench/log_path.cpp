@@ -4,7 +4,8 @@
 //   floor         pread() every file in 64 KiB chunks + snappy-compress the bytes
 //   parse         LogTailer::poll into a sink that only counts (discovery, reading, CRI parsing,
 //                 joining partial records, building entries; no batching)
-//   full          LogTailer -> LogBatcher (push body) -> Spool (fsync) -> LogShipper -> LokiExporter
+//   full          LogTailer -> LogBatcher (push body) -> Spool (fsync) -> LogShipper ->
+//   LokiExporter
 //                 (protobuf + snappy over HTTP) -> FakeLoki, until every line is acknowledged
 //   full-nofsync  the same with SpoolOptions::fsync = false (the spool's fsync cost)
 //   fluent-bit    only when env FLUENT_BIT names a binary: tail + cri multiline parser + loki

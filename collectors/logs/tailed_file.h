@@ -34,7 +34,6 @@ namespace nodewarden::logs {
 
 inline constexpr std::uint32_t kFingerprintMaxBytes = 1024;
 
-
 // FNV-1a 64 of the first min(size, limit) bytes of fd; the identity's fingerprint fields.
 void fingerprintFile(int fd, std::uint64_t size, std::uint32_t limit, FileIdentity& identity);
 // Whether the first identity.fingerprint_bytes bytes of fd still hash to identity.fingerprint.

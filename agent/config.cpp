@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -51,7 +52,8 @@ struct ByteSize {
   std::uint64_t Config::*member;
 };
 using Target = std::variant<std::string Config::*, std::filesystem::path Config::*,
-                            Duration Config::*, bool Config::*, int Config::*, ByteSize,
+                            Duration Config::*, bool Config::*, int Config::*, double Config::*,
+                            ByteSize,
                             std::vector<std::string> Config::*, Section>;
 
 struct Field {
@@ -129,6 +131,49 @@ constexpr Field kSpoolFields[] = {
     {"max_bytes", ByteSize{&Config::spool_max_bytes}},
     {"segment_bytes", ByteSize{&Config::spool_segment_bytes}},
 };
+constexpr Field kDetectorWindowFields[] = {
+    {"short", &Config::detector_short_window},
+    {"mid", &Config::detector_mid_window},
+    {"long", &Config::detector_long_window},
+};
+constexpr Field kRecommendationFields[] = {
+    {"half_life", &Config::detector_half_life},
+    {"memory_peak_interval", &Config::detector_memory_peak_interval},
+    {"cpu_percentile", &Config::detector_cpu_percentile},
+    {"memory_percentile", &Config::detector_memory_percentile},
+    {"margin", &Config::detector_margin},
+};
+constexpr Field kNoisyNeighborFields[] = {
+    {"baseline_half_life", &Config::detector_baseline_half_life},
+    {"victim_z", &Config::detector_victim_z},
+    {"victim_min_stall", &Config::detector_victim_min_stall},
+    {"self_throttle_ratio", &Config::detector_self_throttle_ratio},
+    {"victim_k", &Config::detector_victim_k},
+    {"victim_n", &Config::detector_victim_n},
+    {"correlation_window", &Config::detector_correlation_window},
+    {"antagonist_threshold", &Config::detector_antagonist_threshold},
+};
+constexpr Field kDetectorFields[] = {
+    {"enabled", &Config::detector_enabled},
+    {"windows", Section(kDetectorWindowFields)},
+    {"max_containers", &Config::detector_max_containers},
+    {"recommendation", Section(kRecommendationFields)},
+    {"noisy_neighbor", Section(kNoisyNeighborFields)},
+};
+constexpr Field kPlacementFields[] = {
+    {"enabled", &Config::placement_enabled},
+    {"dry_run", &Config::placement_dry_run},
+    {"condition_type", &Config::placement_condition_type},
+    {"annotation_key", &Config::placement_annotation_key},
+    {"taint_key", &Config::placement_taint_key},
+    {"on_score", &Config::placement_on_score},
+    {"off_score", &Config::placement_off_score},
+    {"on_hold", &Config::placement_on_hold},
+    {"off_hold", &Config::placement_off_hold},
+    {"min_taint_duration", &Config::placement_min_taint_duration},
+    {"max_backoff", &Config::placement_max_backoff},
+    {"timeout", &Config::placement_timeout},
+};
 constexpr Field kRootFields[] = {
     {"listen", &Config::listen},
     {"node_name", &Config::node_name},
@@ -139,6 +184,8 @@ constexpr Field kRootFields[] = {
     {"loki", Section(kLokiFields)},
     {"spool", Section(kSpoolFields)},
     {"kubernetes", Section(kKubernetesFields)},
+    {"detector", Section(kDetectorFields)},
+    {"placement", Section(kPlacementFields)},
 };
 
 std::string joinPath(std::string_view parent, std::string_view key) {
@@ -376,6 +423,17 @@ class ConfigParser {
     config.*target = value;
   }
 
+  void read(const YAML::Node& node, int line, const std::string& path, double Config::*target,
+            Config& config) {
+    double value = 0;
+    if (!node.IsScalar() || isQuoted(node) || !YAML::convert<double>::decode(node, value) ||
+        !std::isfinite(value)) {
+      fail(line, path, "expected a number, found " + describe(node));
+      return;
+    }
+    config.*target = value;
+  }
+
   std::optional<std::string> scalarText(const YAML::Node& node, int line, const std::string& path,
                                         std::string_view expected) {
     if (!node.IsScalar()) {
@@ -486,6 +544,105 @@ std::optional<ConfigError> checkPodLabels(const std::vector<std::string>& keys) 
     if (first == key) return fail(i, inQuotes(key) + " is listed twice");
     return fail(i, inQuotes(key) + " and " + inQuotes(first) + " both become the label name " +
                        sanitizeLabelName(key) + "; list only one of them");
+  }
+  return std::nullopt;
+}
+
+// detector.* and placement.*: windows in order, fractions in range, k of n possible, on above off.
+std::optional<ConfigError> checkDetector(const Config& c) {
+  const auto fail = [](std::string field, std::string reason) {
+    return ConfigError{"", 0, std::move(field), std::move(reason)};
+  };
+  const auto number = [](double v) {
+    std::string s = std::to_string(v);
+    while (s.size() > 1 && s.back() == '0') s.pop_back();
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+  };
+  for (const auto& [field, value, lo, hi] :
+       {std::tuple{"detector.windows.short", c.detector_short_window, Duration(1000),
+                   Duration(3'600'000)},
+        std::tuple{"detector.windows.mid", c.detector_mid_window, Duration(1000),
+                   Duration(3'600'000)},
+        std::tuple{"detector.windows.long", c.detector_long_window, Duration(1000),
+                   Duration(3'600'000)},
+        std::tuple{"detector.recommendation.half_life", c.detector_half_life, Duration(60'000),
+                   Duration(30LL * 86'400'000)},
+        std::tuple{"detector.recommendation.memory_peak_interval",
+                   c.detector_memory_peak_interval, Duration(1000), Duration(7LL * 86'400'000)},
+        std::tuple{"detector.noisy_neighbor.baseline_half_life", c.detector_baseline_half_life,
+                   Duration(1000), Duration(86'400'000)},
+        std::tuple{"detector.noisy_neighbor.correlation_window", c.detector_correlation_window,
+                   Duration(1000), Duration(3'600'000)},
+        std::tuple{"placement.on_hold", c.placement_on_hold, Duration(0), Duration(86'400'000)},
+        std::tuple{"placement.off_hold", c.placement_off_hold, Duration(0), Duration(86'400'000)},
+        std::tuple{"placement.min_taint_duration", c.placement_min_taint_duration, Duration(0),
+                   Duration(86'400'000)},
+        std::tuple{"placement.max_backoff", c.placement_max_backoff, Duration(100),
+                   Duration(3'600'000)},
+        std::tuple{"placement.timeout", c.placement_timeout, Duration(100),
+                   Duration(600'000)}}) {
+    if (auto reason = checkDurationRange(value, lo, hi)) return fail(field, *reason);
+  }
+  if (c.detector_short_window > c.detector_mid_window ||
+      c.detector_mid_window > c.detector_long_window) {
+    return fail("detector.windows", "must be in order short <= mid <= long, got " +
+                                        formatDuration(c.detector_short_window) + ", " +
+                                        formatDuration(c.detector_mid_window) + ", " +
+                                        formatDuration(c.detector_long_window));
+  }
+  if (c.detector_long_window / c.interval > 3600) {
+    return fail("detector.windows.long",
+                "holds at most 3600 intervals of " + formatDuration(c.interval) + ", got " +
+                    formatDuration(c.detector_long_window));
+  }
+  if (c.detector_max_containers < 1 || c.detector_max_containers > 100000) {
+    return fail("detector.max_containers",
+                "must be between 1 and 100000, got " + std::to_string(c.detector_max_containers));
+  }
+  for (const auto& [field, value, lo, hi] :
+       {std::tuple{"detector.recommendation.cpu_percentile", c.detector_cpu_percentile, 0.01, 1.0},
+        std::tuple{"detector.recommendation.memory_percentile", c.detector_memory_percentile, 0.01,
+                   1.0},
+        std::tuple{"detector.recommendation.margin", c.detector_margin, 0.0, 10.0},
+        std::tuple{"detector.noisy_neighbor.victim_z", c.detector_victim_z, 0.0, 100.0},
+        std::tuple{"detector.noisy_neighbor.victim_min_stall", c.detector_victim_min_stall, 0.0,
+                   1.0},
+        std::tuple{"detector.noisy_neighbor.self_throttle_ratio", c.detector_self_throttle_ratio,
+                   0.0, 1.0},
+        std::tuple{"detector.noisy_neighbor.antagonist_threshold",
+                   c.detector_antagonist_threshold, -1.0, 1.0},
+        std::tuple{"placement.on_score", c.placement_on_score, 0.0, 1.0},
+        std::tuple{"placement.off_score", c.placement_off_score, 0.0, 1.0}}) {
+    if (value < lo || value > hi) {
+      return fail(field, "must be between " + number(lo) + " and " + number(hi) + ", got " +
+                             number(value));
+    }
+  }
+  if (c.detector_victim_n < 1 || c.detector_victim_n > 64) {
+    return fail("detector.noisy_neighbor.victim_n",
+                "must be between 1 and 64, got " + std::to_string(c.detector_victim_n));
+  }
+  if (c.detector_victim_k < 1 || c.detector_victim_k > c.detector_victim_n) {
+    return fail("detector.noisy_neighbor.victim_k",
+                "must be between 1 and victim_n (" + std::to_string(c.detector_victim_n) +
+                    "), got " + std::to_string(c.detector_victim_k));
+  }
+  if (c.placement_off_score > c.placement_on_score) {
+    return fail("placement.off_score", "must not be above placement.on_score (" +
+                                           number(c.placement_on_score) + "), got " +
+                                           number(c.placement_off_score));
+  }
+  for (const auto& [field, value] :
+       {std::pair{"placement.condition_type", &c.placement_condition_type},
+        std::pair{"placement.annotation_key", &c.placement_annotation_key},
+        std::pair{"placement.taint_key", &c.placement_taint_key}}) {
+    if (value->empty()) return fail(field, "must not be empty");
+    if (std::string_view(field) != "placement.condition_type") {
+      if (auto valid = checkPodLabelKey(*value); !valid) {
+        return fail(field, inQuotes(*value) + " is not a Kubernetes key: " + valid.error());
+      }
+    }
   }
   return std::nullopt;
 }
@@ -780,6 +937,7 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
     return fail("loki.username", "basic auth and a bearer token cannot both be set");
   }
   if (auto error = checkPodLabels(config.pod_labels)) return std::unexpected(std::move(*error));
+  if (auto error = checkDetector(config)) return std::unexpected(std::move(*error));
   return {};
 }
 
@@ -846,6 +1004,41 @@ kubernetes:
   ca_file: ""
   kubelet_insecure_skip_verify: false
   pod_labels: []
+detector:
+  enabled: true
+  windows:
+    short: 10s
+    mid: 1m
+    long: 5m
+  max_containers: 2000
+  recommendation:
+    half_life: 24h
+    memory_peak_interval: 1h
+    cpu_percentile: 0.9
+    memory_percentile: 0.95
+    margin: 0.15
+  noisy_neighbor:
+    baseline_half_life: 10m
+    victim_z: 3
+    victim_min_stall: 0.1
+    self_throttle_ratio: 0.2
+    victim_k: 3
+    victim_n: 5
+    correlation_window: 2m
+    antagonist_threshold: 0.6
+placement:
+  enabled: false
+  dry_run: false
+  condition_type: NoisyNeighbor
+  annotation_key: nodewarden.io/signals
+  taint_key: nodewarden.io/noisy-neighbor
+  on_score: 0.3
+  off_score: 0.1
+  on_hold: 30s
+  off_hold: 2m
+  min_taint_duration: 5m
+  max_backoff: 1m
+  timeout: 10s
 )";
 }
 

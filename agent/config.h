@@ -75,6 +75,43 @@ struct Config {
   std::chrono::milliseconds jobs_retention{6 * 3600 * 1000};
   int jobs_max_recent = 1000;
 
+  // The detector: signals, right-sizing and noisy-neighbor verdicts from the same snapshots.
+  bool detector_enabled = true;
+  // The sliding windows of the usage quantiles (the long one also bounds each container's ring).
+  std::chrono::milliseconds detector_short_window{10000};
+  std::chrono::milliseconds detector_mid_window{60000};
+  std::chrono::milliseconds detector_long_window{300000};
+  int detector_max_containers = 2000;  // containers (and pods) tracked; fixed memory per entry
+  // Right-sizing: VPA-style decaying histograms.
+  std::chrono::milliseconds detector_half_life{24LL * 3600 * 1000};
+  std::chrono::milliseconds detector_memory_peak_interval{3600 * 1000};
+  double detector_cpu_percentile = 0.9;
+  double detector_memory_percentile = 0.95;
+  double detector_margin = 0.15;
+  // Noisy neighbors.
+  std::chrono::milliseconds detector_baseline_half_life{600 * 1000};
+  double detector_victim_z = 3.0;
+  double detector_victim_min_stall = 0.1;
+  double detector_self_throttle_ratio = 0.2;
+  int detector_victim_k = 3;
+  int detector_victim_n = 5;
+  std::chrono::milliseconds detector_correlation_window{120 * 1000};
+  double detector_antagonist_threshold = 0.6;
+
+  // The placement feed: this node's condition, annotation and taint in the API server (opt-in).
+  bool placement_enabled = false;
+  bool placement_dry_run = false;
+  std::string placement_condition_type = "NoisyNeighbor";
+  std::string placement_annotation_key = "nodewarden.io/signals";
+  std::string placement_taint_key = "nodewarden.io/noisy-neighbor";
+  double placement_on_score = 0.3;   // interference score that turns the taint on ...
+  double placement_off_score = 0.1;  // ... and the one it must fall under to come off
+  std::chrono::milliseconds placement_on_hold{30000};    // above on_score this long first
+  std::chrono::milliseconds placement_off_hold{120000};  // under off_score this long first
+  std::chrono::milliseconds placement_min_taint_duration{300000};
+  std::chrono::milliseconds placement_max_backoff{60000};
+  std::chrono::milliseconds placement_timeout{10000};
+
   // Loki. With no url, logs go to the spool and a rolling local file under state_dir.
   std::string loki_url;
   std::string loki_tenant;

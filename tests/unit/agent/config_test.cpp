@@ -125,8 +125,81 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
                                           "loki.timeout",
                                           "loki.local_file_max_bytes",
                                           "spool.max_bytes",
-                                          "spool.segment_bytes"};
+                                          "spool.segment_bytes",
+                                          "detector.enabled",
+                                          "detector.windows.short",
+                                          "detector.windows.mid",
+                                          "detector.windows.long",
+                                          "detector.max_containers",
+                                          "detector.recommendation.half_life",
+                                          "detector.recommendation.memory_peak_interval",
+                                          "detector.recommendation.cpu_percentile",
+                                          "detector.recommendation.memory_percentile",
+                                          "detector.recommendation.margin",
+                                          "detector.noisy_neighbor.baseline_half_life",
+                                          "detector.noisy_neighbor.victim_z",
+                                          "detector.noisy_neighbor.victim_min_stall",
+                                          "detector.noisy_neighbor.self_throttle_ratio",
+                                          "detector.noisy_neighbor.victim_k",
+                                          "detector.noisy_neighbor.victim_n",
+                                          "detector.noisy_neighbor.correlation_window",
+                                          "detector.noisy_neighbor.antagonist_threshold",
+                                          "placement.enabled",
+                                          "placement.dry_run",
+                                          "placement.condition_type",
+                                          "placement.annotation_key",
+                                          "placement.taint_key",
+                                          "placement.on_score",
+                                          "placement.off_score",
+                                          "placement.on_hold",
+                                          "placement.off_hold",
+                                          "placement.min_taint_duration",
+                                          "placement.max_backoff",
+                                          "placement.timeout"};
   EXPECT_EQ(leaves, expected);
+}
+
+TEST(ConfigDetector, ParsesNumbersAndSections) {
+  const auto c = parseConfig(R"(detector:
+  windows: {short: 5s, mid: 30s, long: 10m}
+  recommendation: {cpu_percentile: 0.95, margin: 0.2}
+  noisy_neighbor: {victim_k: 2, victim_n: 4, antagonist_threshold: 0.5}
+placement: {enabled: true, on_score: 0.4, off_score: 0.2}
+)",
+                             "t.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->detector_short_window, std::chrono::seconds(5));
+  EXPECT_EQ(c->detector_long_window, std::chrono::minutes(10));
+  EXPECT_DOUBLE_EQ(c->detector_cpu_percentile, 0.95);
+  EXPECT_DOUBLE_EQ(c->detector_margin, 0.2);
+  EXPECT_EQ(c->detector_victim_k, 2);
+  EXPECT_DOUBLE_EQ(c->detector_antagonist_threshold, 0.5);
+  EXPECT_TRUE(c->placement_enabled);
+  EXPECT_DOUBLE_EQ(c->placement_on_score, 0.4);
+  EXPECT_TRUE(validateConfig(*c).has_value());
+}
+
+TEST(ConfigDetector, RejectsNonNumbersAndBadRanges) {
+  auto bad = parseConfig("detector:\n  recommendation:\n    margin: lots\n", "t.yaml");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().field, "detector.recommendation.margin");
+  EXPECT_EQ(bad.error().line, 3);
+  EXPECT_NE(bad.error().reason.find("expected a number"), std::string::npos);
+
+  const auto invalid = [](const char* yaml) {
+    auto c = parseConfig(yaml, "t.yaml");  // parsing validates too
+    EXPECT_FALSE(c.has_value()) << yaml;
+    return c.has_value() ? ConfigError{} : c.error();
+  };
+  EXPECT_EQ(invalid("detector: {noisy_neighbor: {victim_k: 6, victim_n: 5}}").field,
+            "detector.noisy_neighbor.victim_k");
+  EXPECT_EQ(invalid("detector: {windows: {short: 2m, mid: 1m}}").field, "detector.windows");
+  EXPECT_EQ(invalid("detector: {recommendation: {cpu_percentile: 1.5}}").field,
+            "detector.recommendation.cpu_percentile");
+  EXPECT_EQ(invalid("placement: {on_score: 0.2, off_score: 0.5}").field, "placement.off_score");
+  EXPECT_EQ(invalid("placement: {taint_key: \"bad key!\"}").field, "placement.taint_key");
+  EXPECT_EQ(invalid("interval: 1s\ndetector: {windows: {long: 2h}}").field,
+            "detector.windows.long");
 }
 
 TEST(ConfigSizes, ByteSizesWithUnits) {

@@ -23,7 +23,10 @@
 #include "collectors/pods/kubelet_pods.h"
 #include "collectors/pods/metadata_chain.h"
 #include "collectors/pods/runtime_state_metadata.h"
+#include "exporters/prometheus/signal_renderer.h"
 #include "exporters/prometheus/text_renderer.h"
+#include "exporters/signals/signals_json.h"
+#include "pipeline/detector/detector.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {
@@ -113,6 +116,23 @@ class Agent::Impl {
     if (config_.node_enabled) {
       addCollector(std::make_unique<NodeCollector>(config_.proc_root, errors_), duration);
     }
+    if (config_.detector_enabled) {
+      detector_ = std::make_unique<detector::Detector>(detectorOptions(config_));
+      detector_duration_ = &duration.Add({{"collector", "detector"}});
+      auto& tracked = prometheus::BuildGauge()
+                          .Name("nodewarden_detector_tracked")
+                          .Help("Pods and containers the detector keeps windows and baselines for.")
+                          .Register(reg);
+      detector_pods_ = &tracked.Add({{"kind", "pod"}});
+      detector_containers_ = &tracked.Add({{"kind", "container"}});
+      detector_dropped_ = &prometheus::BuildGauge()
+                               .Name("nodewarden_detector_untracked_cgroups")
+                               .Help(
+                                   "Cgroups seen but not tracked because "
+                                   "detector.max_containers was reached (since start).")
+                               .Register(reg)
+                               .Add({});
+    }
   }
 
   int run() {
@@ -140,6 +160,9 @@ class Agent::Impl {
       js.logs = logs_.get();
       jobs_ = std::make_unique<JobOutcomes>(config_, js, self_.registry(), errors_);
       http_->handle("/jobs", [this](const HttpRequest& r) { return jobs_->jobsJson(r); });
+    }
+    if (detector_) {
+      http_->handle("/signals", [this](const HttpRequest& r) { return signals(r); });
     }
     http_->handleStream("/metrics", [this](const HttpRequest&, ResponseWriter& w) { metrics(w); });
     http_->handle("/healthz", [](const HttpRequest&) {
@@ -326,6 +349,7 @@ class Agent::Impl {
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
     if (jobs_) jobs_->afterCycle(snapshot_);
+    if (detector_) runDetector();
     if (cgroup_ != nullptr) {
       const auto st = cgroup_->stats();
       pods_gauge_->Set(static_cast<double>(st.pods));
@@ -420,6 +444,74 @@ class Agent::Impl {
     published_ = std::move(spare);
   }
 
+  static detector::DetectorOptions detectorOptions(const Config& c) {
+    detector::DetectorOptions o;
+    o.node = c.node_name;
+    o.interval = c.interval;
+    o.windows = {c.detector_short_window, c.detector_mid_window, c.detector_long_window};
+    o.max_containers = c.detector_max_containers;
+    o.half_life = c.detector_half_life;
+    o.memory_peak_interval = c.detector_memory_peak_interval;
+    o.cpu_percentile = c.detector_cpu_percentile;
+    o.memory_percentile = c.detector_memory_percentile;
+    o.margin = c.detector_margin;
+    o.baseline_half_life = c.detector_baseline_half_life;
+    o.victim_z = c.detector_victim_z;
+    o.victim_min_stall = c.detector_victim_min_stall;
+    o.self_throttle_ratio = c.detector_self_throttle_ratio;
+    o.victim_k = c.detector_victim_k;
+    o.victim_n = c.detector_victim_n;
+    o.correlation_window = c.detector_correlation_window;
+    o.antagonist_threshold = c.detector_antagonist_threshold;
+    return o;
+  }
+
+  // The detector's turn in the cycle; its state is published like the snapshot (a spare copy no
+  // reader holds, reused), so /metrics and /signals never wait for the collection thread.
+  void runDetector() {
+    const auto start = std::chrono::steady_clock::now();
+    detector_->update(snapshot_, std::chrono::duration<double>(start.time_since_epoch()).count());
+    std::shared_ptr<detector::DetectorState> spare;
+    for (auto& b : detector_buffers_) {
+      if (b.use_count() == 1) {
+        spare = b;
+        break;
+      }
+    }
+    if (!spare) {
+      spare = std::make_shared<detector::DetectorState>();
+      detector_buffers_.push_back(spare);
+    }
+    *spare = detector_->state();
+    {
+      std::lock_guard lock(published_mu_);
+      detector_published_ = std::move(spare);
+    }
+    const auto st = detector_->stats();
+    detector_pods_->Set(static_cast<double>(st.pods));
+    detector_containers_->Set(static_cast<double>(st.containers));
+    detector_dropped_->Set(static_cast<double>(st.dropped));
+    detector_duration_->Set(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+
+  std::shared_ptr<const detector::DetectorState> detectorState() {
+    std::lock_guard lock(published_mu_);
+    return detector_published_;
+  }
+
+  PlacementView placementView() const { return PlacementView{}; }
+
+  HttpResponse signals(const HttpRequest& r) {
+    const auto state = detectorState();
+    if (!state) return HttpResponse{503, "text/plain", "first collection not finished\n", false};
+    SignalsQuery q;
+    q.namespace_name = r.param("namespace");
+    q.pod = r.param("pod");
+    q.verdicts_only = r.param("verdicts") == "only";
+    return HttpResponse{200, "application/json", signalsJson(*state, placementView(), q), false};
+  }
+
   // Streams the exposition from the latest published snapshot in 64 KiB chunks: the text of a
   // large node is never held whole.
   void metrics(ResponseWriter& w) {
@@ -436,6 +528,11 @@ class Agent::Impl {
       render_duration_->Set(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       series_->Set(static_cast<double>(n));
+    }
+    if (const auto state = detector_ ? detectorState() : nullptr) {
+      std::string chunk;
+      renderDetectorState(*state, detector_->options(), chunk,
+                          [&](std::string& text) { w.write(text); });
     }
     w.write(prometheus::TextSerializer().Serialize(self_.registry().Collect()));
   }
@@ -467,6 +564,14 @@ class Agent::Impl {
   asio::signal_set signals_;
   std::unique_ptr<LogPipeline> logs_;
   std::unique_ptr<JobOutcomes> jobs_;  // after logs_: it holds a pointer to it
+  std::unique_ptr<detector::Detector> detector_;
+  // Like buffers_/published_: the detector's state for readers on other threads.
+  std::vector<std::shared_ptr<detector::DetectorState>> detector_buffers_;
+  std::shared_ptr<const detector::DetectorState> detector_published_;  // guarded by published_mu_
+  prometheus::Gauge* detector_duration_ = nullptr;
+  prometheus::Gauge* detector_pods_ = nullptr;
+  prometheus::Gauge* detector_containers_ = nullptr;
+  prometheus::Gauge* detector_dropped_ = nullptr;
   std::vector<std::shared_ptr<asio::posix::stream_descriptor>> log_watches_;
   std::chrono::steady_clock::time_point next_;
   std::unique_ptr<HttpServer> http_;

@@ -53,8 +53,7 @@ struct ByteSize {
 };
 using Target = std::variant<std::string Config::*, std::filesystem::path Config::*,
                             Duration Config::*, bool Config::*, int Config::*, double Config::*,
-                            ByteSize,
-                            std::vector<std::string> Config::*, Section>;
+                            ByteSize, std::vector<std::string> Config::*, Section>;
 
 struct Field {
   std::string_view key;
@@ -568,8 +567,8 @@ std::optional<ConfigError> checkDetector(const Config& c) {
                    Duration(3'600'000)},
         std::tuple{"detector.recommendation.half_life", c.detector_half_life, Duration(60'000),
                    Duration(30LL * 86'400'000)},
-        std::tuple{"detector.recommendation.memory_peak_interval",
-                   c.detector_memory_peak_interval, Duration(1000), Duration(7LL * 86'400'000)},
+        std::tuple{"detector.recommendation.memory_peak_interval", c.detector_memory_peak_interval,
+                   Duration(1000), Duration(7LL * 86'400'000)},
         std::tuple{"detector.noisy_neighbor.baseline_half_life", c.detector_baseline_half_life,
                    Duration(1000), Duration(86'400'000)},
         std::tuple{"detector.noisy_neighbor.correlation_window", c.detector_correlation_window,
@@ -580,8 +579,7 @@ std::optional<ConfigError> checkDetector(const Config& c) {
                    Duration(86'400'000)},
         std::tuple{"placement.max_backoff", c.placement_max_backoff, Duration(100),
                    Duration(3'600'000)},
-        std::tuple{"placement.timeout", c.placement_timeout, Duration(100),
-                   Duration(600'000)}}) {
+        std::tuple{"placement.timeout", c.placement_timeout, Duration(100), Duration(600'000)}}) {
     if (auto reason = checkDurationRange(value, lo, hi)) return fail(field, *reason);
   }
   if (c.detector_short_window > c.detector_mid_window ||
@@ -592,9 +590,9 @@ std::optional<ConfigError> checkDetector(const Config& c) {
                                         formatDuration(c.detector_long_window));
   }
   if (c.detector_long_window / c.interval > 3600) {
-    return fail("detector.windows.long",
-                "holds at most 3600 intervals of " + formatDuration(c.interval) + ", got " +
-                    formatDuration(c.detector_long_window));
+    return fail("detector.windows.long", "holds at most 3600 intervals of " +
+                                             formatDuration(c.interval) + ", got " +
+                                             formatDuration(c.detector_long_window));
   }
   if (c.detector_max_containers < 1 || c.detector_max_containers > 100000) {
     return fail("detector.max_containers",
@@ -610,13 +608,13 @@ std::optional<ConfigError> checkDetector(const Config& c) {
                    1.0},
         std::tuple{"detector.noisy_neighbor.self_throttle_ratio", c.detector_self_throttle_ratio,
                    0.0, 1.0},
-        std::tuple{"detector.noisy_neighbor.antagonist_threshold",
-                   c.detector_antagonist_threshold, -1.0, 1.0},
+        std::tuple{"detector.noisy_neighbor.antagonist_threshold", c.detector_antagonist_threshold,
+                   -1.0, 1.0},
         std::tuple{"placement.on_score", c.placement_on_score, 0.0, 1.0},
         std::tuple{"placement.off_score", c.placement_off_score, 0.0, 1.0}}) {
     if (value < lo || value > hi) {
-      return fail(field, "must be between " + number(lo) + " and " + number(hi) + ", got " +
-                             number(value));
+      return fail(
+          field, "must be between " + number(lo) + " and " + number(hi) + ", got " + number(value));
     }
   }
   if (c.detector_victim_n < 1 || c.detector_victim_n > 64) {

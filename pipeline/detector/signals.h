@@ -91,11 +91,11 @@ struct AntagonistRank {
   std::string namespace_name;
   std::string pod_name;
   std::string pod_uid;
-  double score = 0;       // correlation of its activity with the victim's stall (-1..1)
-  std::string activity;   // "cpu_cores", "working_set_bytes", "io_bytes_per_second"
+  double score = 0;      // correlation of its activity with the victim's stall (-1..1)
+  std::string activity;  // "cpu_cores", "working_set_bytes", "io_bytes_per_second"
   double activity_value = 0;
   std::optional<double> activity_baseline;
-  bool named = false;     // above the antagonist threshold: an antagonist verdict
+  bool named = false;  // above the antagonist threshold: an antagonist verdict
 };
 
 struct Verdict {
@@ -103,10 +103,10 @@ struct Verdict {
   std::string namespace_name;  // the victim
   std::string pod_name;
   std::string pod_uid;
-  double score = 0;    // victim score (z) this interval
-  double excess = 0;   // others-stall above baseline, fraction of wall time
-  std::int64_t since_ms = 0;     // wall clock when the verdict started
-  int high_intervals = 0;        // of the last victim_n
+  double score = 0;           // victim score (z) this interval
+  double excess = 0;          // others-stall above baseline, fraction of wall time
+  std::int64_t since_ms = 0;  // wall clock when the verdict started
+  int high_intervals = 0;     // of the last victim_n
   std::vector<Evidence> evidence;
   std::vector<AntagonistRank> antagonists;  // best first; only pods that were candidates
 };

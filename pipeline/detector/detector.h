@@ -1,0 +1,94 @@
+// Detector: turns each cycle's Snapshot into signals (usage windows, self-saturation, stall by
+// cause, right-sizing) and noisy-neighbor verdicts, in a fixed amount of memory per container.
+//
+// Method (the detector issue; defaults and their reasons are in README "Detector"):
+// - stall is PSI "some" (delta total / delta t) per pod and resource. The part the pod causes
+//   itself is split off: CPU stall while the pod is throttled by its own quota, memory stall while
+//   its usage is near its own limit. What is left is "others".
+// - a pod is high for a resource in an interval when its others-stall is victim_z standard
+//   deviations and victim_min_stall above its own baseline (an EWMA that learns only from
+//   intervals that are not high), and its own activity did not just rise (a pod that starts work
+//   and then waits for the CPU is its own cause: the pod whose activity changed first is the
+//   antagonist, not the victim);
+// - candidates are co-located pods whose activity for that resource rose within the correlation
+//   window; each is ranked by the Pearson correlation of its activity with the victim's
+//   others-stall over that window. A victim verdict needs victim_k of the last victim_n intervals
+//   high AND a candidate at or above antagonist_threshold; the candidate is named antagonist.
+//   A named antagonist stays named while the verdict holds and it keeps at least half the activity
+//   it had when named (a long-running antagonist makes both series flat, and flat series have no
+//   correlation).
+//
+// What a reader gets wrong: everything here runs on the collection thread, once per cycle, and
+// update() never reads a file: all inputs are in the Snapshot. State() copies are what other
+// threads read.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "pipeline/detector/signals.h"
+#include "pipeline/snapshot.h"
+
+namespace nodewarden::detector {
+
+struct DetectorOptions {
+  std::string node;
+  std::chrono::milliseconds interval{10000};
+  std::array<std::chrono::milliseconds, kWindows> windows{
+      std::chrono::seconds(10), std::chrono::minutes(1), std::chrono::minutes(5)};
+  int max_containers = 2000;
+  // Right-sizing.
+  std::chrono::milliseconds half_life{std::chrono::hours(24)};
+  std::chrono::milliseconds memory_peak_interval{std::chrono::hours(1)};
+  double cpu_percentile = 0.9;
+  double memory_percentile = 0.95;
+  double margin = 0.15;
+  int min_recommendation_samples = 6;  // samples (cpu) before a recommendation is published
+  // Noisy neighbors.
+  std::chrono::milliseconds baseline_half_life{std::chrono::minutes(10)};
+  double victim_z = 3.0;
+  double victim_min_stall = 0.1;
+  double self_throttle_ratio = 0.2;
+  int victim_k = 3;
+  int victim_n = 5;
+  std::chrono::milliseconds correlation_window{std::chrono::minutes(2)};
+  double antagonist_threshold = 0.6;
+  // A pod's memory stall is its own when its usage is at least this share of its own limit.
+  double self_memory_limit_ratio = 0.9;
+  // Smallest rise of activity that makes a pod a candidate (or its own stall self-inflicted).
+  double min_cpu_rise_cores = 0.1;
+  double min_memory_rise_bytes = 32.0 * 1024 * 1024;
+  double min_io_rise_bytes_per_second = 1024.0 * 1024;
+  double stall_std_floor = 0.02;  // z-scores divide by at least this (a flat baseline is not 0)
+  int baseline_warmup = 3;        // intervals of baseline before a pod can be judged
+};
+
+struct DetectorStats {
+  std::size_t pods = 0;
+  std::size_t containers = 0;
+  std::uint64_t dropped = 0;  // cgroups not tracked because max_containers was reached
+};
+
+class Detector {
+ public:
+  explicit Detector(DetectorOptions options);
+  ~Detector();
+  Detector(const Detector&) = delete;
+  Detector& operator=(const Detector&) = delete;
+
+  // One cycle. now_s is a monotonic clock in seconds (the histograms' and windows' time);
+  // snapshot.timestamp_ms is the wall clock reported in the output.
+  void update(const Snapshot& snapshot, double now_s);
+  // What the last update concluded.
+  [[nodiscard]] const DetectorState& state() const;
+  [[nodiscard]] DetectorStats stats() const;
+  [[nodiscard]] const DetectorOptions& options() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nodewarden::detector

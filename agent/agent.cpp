@@ -106,6 +106,7 @@ class Agent::Impl {
       o.proc_root = config_.proc_root;
       o.log_root = config_.log_root;
       o.max_depth = config_.cgroup_max_depth;
+      o.run_delay = config_.cgroup_run_delay;
       o.root_search_interval =
           std::chrono::duration_cast<std::chrono::seconds>(config_.cgroup_root_search_interval);
       if (o.root_search_interval.count() < 1) o.root_search_interval = std::chrono::seconds(1);

@@ -71,6 +71,7 @@ constexpr Field kCgroupFields[] = {
     {"enabled", &Config::cgroup_enabled},
     {"max_depth", &Config::cgroup_max_depth},
     {"root_search_interval", &Config::cgroup_root_search_interval},
+    {"run_delay", &Config::cgroup_run_delay},
 };
 constexpr Field kNodeFields[] = {
     {"enabled", &Config::node_enabled},
@@ -955,6 +956,7 @@ collectors:
     enabled: true
     max_depth: 8
     root_search_interval: 60s
+    run_delay: true
   node:
     enabled: true
   pods:

@@ -30,6 +30,7 @@ struct Config {
 
   bool cgroup_enabled = true;
   int cgroup_max_depth = 8;  // 1..32
+  bool cgroup_run_delay = true;  // threads' run-queue delay from /proc/<tid>/schedstat
   std::chrono::milliseconds cgroup_root_search_interval{60000};
   bool node_enabled = true;
   bool pods_runtime_state = true;  // names and images from the runtime's state on the node

@@ -47,6 +47,9 @@ enum class CgroupField : std::uint8_t {
   kPsiMemFullUs,         // memory.pressure full total
   kPsiIoSomeUs,          // io.pressure some total
   kPsiIoFullUs,          // io.pressure full total
+  // Run-queue wait of the cgroup's threads (/proc/<tid>/schedstat run_delay), summed over the
+  // intervals each thread was seen in: a counter that threads leaving never lower.
+  kRunDelayNs,
   kCount
 };
 inline constexpr std::size_t kCgroupFieldCount = static_cast<std::size_t>(CgroupField::kCount);

@@ -15,6 +15,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <span>
@@ -151,8 +153,22 @@ struct Slot {
   std::vector<OpenFile> files;
 };
 
+// A container's threads and the run_delay each had when last read: the counter grows by each
+// thread's increase between two reads, so a thread that exits takes nothing away.
+struct RunDelay {
+  struct Thread {
+    std::uint64_t delay_ns = 0;
+    std::uint64_t generation = 0;
+  };
+  std::unordered_map<pid_t, Thread> threads;
+  std::uint64_t total_ns = 0;
+  std::uint64_t generation = 0;
+  bool started = false;
+};
+
 struct Tracked {
   CgroupSample sample;
+  RunDelay run_delay;       // containers only
   std::string rel;          // below the kubepods root: "burstable/pod<uid>/<id>"
   std::vector<Slot> slots;  // one per hierarchy
   std::uint64_t seen_generation = 0;
@@ -299,7 +315,10 @@ class CgroupCollector::Impl {
     read_buf_.resize(64 * 1024);
   }
 
-  ~Impl() { closeHierarchies(); }
+  ~Impl() {
+    closeHierarchies();
+    if (proc_fd_ >= 0) ::close(proc_fd_);
+  }
 
   void collect(Snapshot& into) {
     ++cycle_;
@@ -831,11 +850,93 @@ class CgroupCollector::Impl {
         parseInto(of, *content, s, scratch, i, slot);
       }
     }
+    if (options_.run_delay && t.pod != nullptr) readRunDelay(t);
     if (s.has(CgroupField::kMemUsageBytes) && scratch.has_inactive_file) {
       const auto usage = s.get(CgroupField::kMemUsageBytes);
       s.set(CgroupField::kMemWorkingSetBytes,
             usage > scratch.inactive_file ? usage - scratch.inactive_file : 0);
     }
+  }
+
+  // Sums the run-queue delay of the container's threads: the thread list from the v2 tree
+  // (cgroup.threads) or the v1 cpu hierarchy (tasks), each thread's /proc/<tid>/schedstat
+  // ("<on-cpu ns> <run_delay ns> <timeslices>", Documentation/scheduler/sched-stats.rst). A
+  // thread seen for the first time only sets its starting point.
+  void readRunDelay(Tracked& t) {
+    if (proc_fd_ == -1) {
+      proc_fd_ = ::open(options_.proc_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (proc_fd_ < 0) {
+        proc_fd_ = -2;
+        errors_.report(kComponent, "run_delay_no_proc",
+                       options_.proc_root.string() + ": " + errnoText(errno));
+      }
+    }
+    if (proc_fd_ < 0) return;
+    std::size_t h = t.slots.size();
+    const char* list = nullptr;
+    for (std::size_t i = 0; i < t.slots.size(); ++i) {
+      if (!t.slots[i].located) continue;
+      if ((hierarchies_[i].roles & (kRolePsi | kRoleCpuV2)) != 0) {
+        h = i;
+        list = "cgroup.threads";
+        break;
+      }
+      if ((hierarchies_[i].roles & kRoleCpuV1) != 0 && h == t.slots.size()) {
+        h = i;
+        list = "tasks";
+      }
+    }
+    if (list == nullptr) return;
+    TransientDir dir;
+    dir.fd =
+        ::openat(hierarchies_[h].fd, t.slots[h].dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir.fd < 0) return;  // gone: the next listing notices
+    const auto tids = readFileAt(dir.fd, list, read_buf_);
+    if (!tids) {
+      if (tids.error() == ENOENT || tids.error() == ENODEV) return;  // the cgroup just went away
+      errors_.report(kComponent,
+                     tids.error() == EFBIG ? "run_delay_too_many_threads" : "read_error",
+                     where(h, t.slots[h]) + "/" + list + ": " + errnoText(tids.error()));
+      return;
+    }
+    RunDelay& rd = t.run_delay;
+    ++rd.generation;
+    std::size_t threads = 0;
+    std::string_view rest = *tids;
+    std::array<char, 128> stat_buf{};
+    std::array<char, 32> name{};
+    while (!rest.empty()) {
+      const std::size_t nl = rest.find('\n');
+      const std::string_view line = rest.substr(0, nl);
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      pid_t tid = 0;
+      if (std::from_chars(line.data(), line.data() + line.size(), tid).ec != std::errc() ||
+          tid <= 0) {
+        continue;
+      }
+      if (++threads > options_.max_run_delay_threads) {
+        errors_.report(kComponent, "run_delay_too_many_threads", where(h, t.slots[h]));
+        return;
+      }
+      std::snprintf(name.data(), name.size(), "%d/schedstat", static_cast<int>(tid));
+      const auto stat = readFileAt(proc_fd_, name.data(), stat_buf);
+      if (!stat) continue;  // exited since the list was read, or no schedstats in this kernel
+      const auto delay = cgroup::parseSchedstatRunDelay(*stat);
+      if (!delay) {
+        parseFailed(h, t.slots[h], "schedstat", delay.error());
+        continue;
+      }
+      auto [it, added] = rd.threads.try_emplace(tid);
+      if (!added && rd.started && *delay >= it->second.delay_ns) {
+        rd.total_ns += *delay - it->second.delay_ns;
+      }
+      it->second.delay_ns = *delay;
+      it->second.generation = rd.generation;
+    }
+    std::erase_if(rd.threads,
+                  [&](const auto& kv) { return kv.second.generation != rd.generation; });
+    rd.started = true;
+    t.sample.set(CgroupField::kRunDelayNs, rd.total_ns);
   }
 
   std::string where(std::size_t h, const Slot& slot) const {
@@ -957,6 +1058,7 @@ class CgroupCollector::Impl {
 
   // Reused buffers: the per-cycle path never allocates once these have grown.
   std::vector<char> read_buf_;
+  int proc_fd_ = -1;  // -2: could not be opened (said once)
   std::string rel_, key_, uid_, path_;
   const std::string* current_root_ = nullptr;
   DirLister root_lister_, qos_lister_, pod_lister_, search_lister_;

@@ -33,6 +33,11 @@ struct CgroupCollectorOptions {
   // Names, images and sandbox flags for container ids (optional; not owned; its owner refreshes
   // it). Without it, names come from the log directories alone.
   ContainerMetadata* metadata = nullptr;
+  // Read each container's threads' run-queue delay from /proc/<tid>/schedstat (one small read per
+  // thread per cycle); a container with more threads than max_run_delay_threads is skipped and
+  // counted.
+  bool run_delay = true;
+  std::size_t max_run_delay_threads = 2048;
 };
 
 struct CgroupCollectorStats {

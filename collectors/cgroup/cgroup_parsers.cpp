@@ -218,4 +218,18 @@ std::expected<std::uint8_t, ParseError> parseBlkioThrottle(std::string_view cont
   return count;
 }
 
+std::expected<std::uint64_t, ParseError> parseSchedstatRunDelay(std::string_view content) {
+  while (!content.empty() && (content.back() == '\n' || content.back() == ' ')) {
+    content.remove_suffix(1);
+  }
+  if (content.empty()) return std::unexpected(ParseError::kEmpty);
+  const std::size_t first = content.find(' ');
+  if (first == std::string_view::npos) return std::unexpected(ParseError::kMalformed);
+  std::string_view rest = content.substr(first + 1);
+  const std::size_t second = rest.find(' ');
+  if (second == std::string_view::npos) return std::unexpected(ParseError::kMalformed);
+  if (!parseU64(content.substr(0, first))) return std::unexpected(ParseError::kNotANumber);
+  return parseU64(rest.substr(0, second));
+}
+
 }  // namespace nodewarden::cgroup

@@ -91,4 +91,8 @@ std::expected<std::uint8_t, ParseError> parseBlkioThrottle(std::string_view cont
                                                            std::span<IoDeviceStat> out,
                                                            std::uint8_t count);
 
+// /proc/<tid>/schedstat: "<on-cpu ns> <run_delay ns> <timeslices>" (sched-stats.rst); the
+// second field.
+std::expected<std::uint64_t, ParseError> parseSchedstatRunDelay(std::string_view content);
+
 }  // namespace nodewarden::cgroup

@@ -201,6 +201,16 @@ std::size_t renderDetectorState(const DetectorState& state,
     }
   }
 
+  w.family("nodewarden_pod_run_delay_ratio",
+           "Seconds the pod's threads waited on a run queue per second, over the last interval "
+           "(/proc/<tid>/schedstat).");
+  for (const PodSignals& p : state.pods) {
+    if (p.run_delay_ratio) {
+      w.series("nodewarden_pod_run_delay_ratio",
+               {{"namespace", p.namespace_name}, {"pod", p.pod_name}}, *p.run_delay_ratio);
+    }
+  }
+
   // Verdicts: series only while they hold.
   w.family("nodewarden_noisy_neighbor_victim",
            "1 while the pod is a noisy-neighbor victim for the resource.");

@@ -118,8 +118,11 @@ struct ContainerState {
   double peak_start = -1;
   double peak = 0;
   bool has_peak = false;
-  // This interval's throttle deltas, for the pod's self-stall.
+  // This interval's throttle deltas, for the pod's self-stall, and run-queue delay.
   std::optional<double> interval_throttled_ratio;
+  std::optional<double> interval_run_delay_ns;
+  bool prev_delay_ok = false;
+  std::uint64_t prev_delay = 0;
   ContainerSignals out;
 
   void push(const ContainerSample& s) {
@@ -310,6 +313,11 @@ class Detector::Impl {
         if (*dp > 0) c.interval_throttled_ratio = *dthr / *dp;
       }
     }
+    const bool delay_ok = s.has(CgroupField::kRunDelayNs);
+    c.interval_run_delay_ns =
+        counterDelta(c.prev_delay_ok, c.prev_delay, delay_ok, s.get(CgroupField::kRunDelayNs));
+    c.prev_delay_ok = delay_ok;
+    c.prev_delay = s.get(CgroupField::kRunDelayNs);
     if (s.has(CgroupField::kMemWorkingSetBytes)) {
       cs.working_set = static_cast<float>(s.get(CgroupField::kMemWorkingSetBytes));
       cs.has_working_set = true;
@@ -397,8 +405,12 @@ class Detector::Impl {
     p.prev_throttled_periods = s.get(CgroupField::kCfsThrottledPeriods);
     p.prev_throttled_ns = s.get(CgroupField::kCfsThrottledNs);
     p.near_memory_limit = nearLimit(s);
+    std::optional<double> run_delay;
     for (auto& [id, c] : containers_) {
       if (c->last_seen != cycle_ || c->sample->pod_uid != s.pod_uid) continue;
+      if (c->interval_run_delay_ns && dt > 0) {
+        run_delay = run_delay.value_or(0) + *c->interval_run_delay_ns / 1e9 / dt;
+      }
       if (c->interval_throttled_ratio) {
         p.throttle_ratio = std::max(p.throttle_ratio.value_or(0), *c->interval_throttled_ratio);
       }
@@ -438,6 +450,7 @@ class Detector::Impl {
     out.pod_name = s.pod_name;
     out.pod_uid = s.pod_uid;
     out.qos = qosName(s.qos);
+    out.run_delay_ratio = run_delay;
     for (std::size_t r = 0; r < kResources; ++r) {
       out.stall[r] = Stall{total[r], self[r], p.others[r]};
       out.activity[r] = p.activity[r];

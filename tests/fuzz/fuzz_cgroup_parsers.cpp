@@ -31,6 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto n = parseBlkioThrottle(in, true, io, 0);
   if (n) n = parseBlkioThrottle(in, false, io, *n);
   if (n && *n > io.size()) __builtin_trap();
+  (void)parseSchedstatRunDelay(in);
   (void)cpuWeightToShares(sum);
   (void)isKubepodsRootName(in);
   (void)parseQosDir(in);

@@ -86,6 +86,7 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
                                           "collectors.cgroup.enabled",
                                           "collectors.cgroup.max_depth",
                                           "collectors.cgroup.root_search_interval",
+                                          "collectors.cgroup.run_delay",
                                           "collectors.node.enabled",
                                           "collectors.pods.runtime_state",
                                           "collectors.pods.kubelet",

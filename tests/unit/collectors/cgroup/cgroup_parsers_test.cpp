@@ -97,6 +97,16 @@ TEST(Pressure, RejectsGarbage) {
   EXPECT_FALSE(parsePressure("full avg10=0.00 total=1\n").has_value());
 }
 
+TEST(Schedstat, RunDelayIsTheSecondField) {
+  EXPECT_EQ(parseSchedstatRunDelay("2410093512 113370150 3921\n").value(), 113370150U);
+  EXPECT_EQ(parseSchedstatRunDelay("0 0 0").value(), 0U);
+  EXPECT_FALSE(parseSchedstatRunDelay("").has_value());
+  EXPECT_FALSE(parseSchedstatRunDelay("12\n").has_value());
+  EXPECT_FALSE(parseSchedstatRunDelay("12 34\n").has_value());
+  EXPECT_FALSE(parseSchedstatRunDelay("x 34 5\n").has_value());
+  EXPECT_FALSE(parseSchedstatRunDelay("12 -3 5\n").has_value());
+}
+
 TEST(IoStat, ParsesDevices) {
   std::array<IoDeviceStat, 4> out{};
   auto n = parseIoStat(

@@ -451,6 +451,11 @@ class Agent::Impl {
     o.interval = c.interval;
     o.windows = {c.detector_short_window, c.detector_mid_window, c.detector_long_window};
     o.max_containers = c.detector_max_containers;
+    for (std::size_t i = 0; i < detector::kWindows; ++i) {
+      static constexpr const char* kNames[] = {"short", "mid", "long"};
+      o.metrics_windows[i] = std::ranges::find(c.detector_metrics_windows, kNames[i]) !=
+                             c.detector_metrics_windows.end();
+    }
     o.half_life = c.detector_half_life;
     o.memory_peak_interval = c.detector_memory_peak_interval;
     o.cpu_percentile = c.detector_cpu_percentile;

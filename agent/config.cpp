@@ -156,6 +156,7 @@ constexpr Field kNoisyNeighborFields[] = {
 constexpr Field kDetectorFields[] = {
     {"enabled", &Config::detector_enabled},
     {"windows", Section(kDetectorWindowFields)},
+    {"metrics_windows", &Config::detector_metrics_windows},
     {"max_containers", &Config::detector_max_containers},
     {"recommendation", Section(kRecommendationFields)},
     {"noisy_neighbor", Section(kNoisyNeighborFields)},
@@ -595,6 +596,13 @@ std::optional<ConfigError> checkDetector(const Config& c) {
                                              formatDuration(c.interval) + ", got " +
                                              formatDuration(c.detector_long_window));
   }
+  for (std::size_t i = 0; i < c.detector_metrics_windows.size(); ++i) {
+    const std::string& w = c.detector_metrics_windows[i];
+    if (w != "short" && w != "mid" && w != "long") {
+      return fail("detector.metrics_windows[" + std::to_string(i) + "]",
+                  "must be short, mid or long, got " + inQuotes(w));
+    }
+  }
   if (c.detector_max_containers < 1 || c.detector_max_containers > 100000) {
     return fail("detector.max_containers",
                 "must be between 1 and 100000, got " + std::to_string(c.detector_max_containers));
@@ -1010,6 +1018,7 @@ detector:
     short: 10s
     mid: 1m
     long: 5m
+  metrics_windows: [mid]
   max_containers: 2000
   recommendation:
     half_life: 24h

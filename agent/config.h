@@ -29,7 +29,7 @@ struct Config {
   std::vector<std::string> runtime_state_dirs = {"/run/containerd", "/run/containers/storage"};
 
   bool cgroup_enabled = true;
-  int cgroup_max_depth = 8;  // 1..32
+  int cgroup_max_depth = 8;      // 1..32
   bool cgroup_run_delay = true;  // threads' run-queue delay from /proc/<tid>/schedstat
   std::chrono::milliseconds cgroup_root_search_interval{60000};
   bool node_enabled = true;
@@ -82,6 +82,9 @@ struct Config {
   std::chrono::milliseconds detector_short_window{10000};
   std::chrono::milliseconds detector_mid_window{60000};
   std::chrono::milliseconds detector_long_window{300000};
+  // Which windows' quantiles are also series on /metrics (all are in /signals): 8 series per
+  // container and window.
+  std::vector<std::string> detector_metrics_windows = {"mid"};
   int detector_max_containers = 2000;  // containers (and pods) tracked; fixed memory per entry
   // Right-sizing: VPA-style decaying histograms.
   std::chrono::milliseconds detector_half_life{24LL * 3600 * 1000};

@@ -68,3 +68,9 @@ if(TARGET nodewarden AND TARGET fake-loki)
     USES_TERMINAL
     COMMENT "Peak RSS and CPU of the agent shipping a 1 GiB log corpus to fake-loki")
 endif()
+
+# The detector's cost per cycle and its memory per container (alloc_counter: allocations per
+# steady-state cycle).
+add_executable(bench_detector_cycle detector_cycle.cpp alloc_counter.cpp)
+target_link_libraries(bench_detector_cycle
+  PRIVATE nodewarden::exporters nodewarden::pipeline nodewarden_warnings)

@@ -103,7 +103,7 @@ std::size_t renderDetectorState(const DetectorState& state,
       const auto l = container_labels(c);
       for (std::size_t i = 0; i < kWindows; ++i) {
         const auto& s = (c.*f.member)[i];
-        if (s.samples == 0) continue;
+        if (s.samples == 0 || !options.metrics_windows[i]) continue;
         const std::pair<const char*, double> stats[] = {
             {"p50", s.p50}, {"p90", s.p90}, {"p99", s.p99}, {"max", s.max}};
         for (const auto& [stat, v] : stats) {

@@ -190,6 +190,10 @@ struct PodState {
   std::optional<double> throttle_ratio;  // the largest of the pod's and its containers'
   std::optional<double> throttled_fraction;
   bool near_memory_limit = false;
+  // What this cycle's containers add to the pod.
+  std::optional<double> child_throttle_ratio;
+  std::optional<double> child_run_delay_ns;
+  bool child_near_limit = false;
   PodSignals out;
 
   PodSample& slot(std::uint64_t cycle) { return ring[cycle % ring.size()]; }
@@ -233,6 +237,9 @@ class Detector::Impl {
       if (p == nullptr) continue;
       p->sample = s;
       p->last_seen = cycle_;
+      p->child_throttle_ratio.reset();
+      p->child_run_delay_ns.reset();
+      p->child_near_limit = false;
     }
     for (const CgroupSample* s : snap.cgroups) {
       if (s->isPod()) continue;
@@ -241,6 +248,18 @@ class Detector::Impl {
       c->sample = s;
       c->last_seen = cycle_;
       updateContainer(*c, *s, now);
+      // Fold into the pod what only its containers show (their own quotas, limits, threads).
+      const auto pod = pods_.find(s->pod_uid);
+      if (pod == pods_.end() || pod->second->last_seen != cycle_) continue;
+      PodState& p = *pod->second;
+      if (c->interval_throttled_ratio) {
+        p.child_throttle_ratio =
+            std::max(p.child_throttle_ratio.value_or(0), *c->interval_throttled_ratio);
+      }
+      if (c->interval_run_delay_ns) {
+        p.child_run_delay_ns = p.child_run_delay_ns.value_or(0) + *c->interval_run_delay_ns;
+      }
+      if (nearLimit(*s)) p.child_near_limit = true;
     }
     for (auto& [uid, p] : pods_) {
       if (p->last_seen == cycle_) updatePod(*p, now, interval);
@@ -406,16 +425,11 @@ class Detector::Impl {
     p.prev_throttled_ns = s.get(CgroupField::kCfsThrottledNs);
     p.near_memory_limit = nearLimit(s);
     std::optional<double> run_delay;
-    for (auto& [id, c] : containers_) {
-      if (c->last_seen != cycle_ || c->sample->pod_uid != s.pod_uid) continue;
-      if (c->interval_run_delay_ns && dt > 0) {
-        run_delay = run_delay.value_or(0) + *c->interval_run_delay_ns / 1e9 / dt;
-      }
-      if (c->interval_throttled_ratio) {
-        p.throttle_ratio = std::max(p.throttle_ratio.value_or(0), *c->interval_throttled_ratio);
-      }
-      if (nearLimit(*c->sample)) p.near_memory_limit = true;
+    if (p.child_run_delay_ns && dt > 0) run_delay = *p.child_run_delay_ns / 1e9 / dt;
+    if (p.child_throttle_ratio) {
+      p.throttle_ratio = std::max(p.throttle_ratio.value_or(0), *p.child_throttle_ratio);
     }
+    if (p.child_near_limit) p.near_memory_limit = true;
     p.prev_t = now;
 
     std::array<std::optional<double>, kResources> self{};
@@ -721,17 +735,23 @@ class Detector::Impl {
 
   void publish(std::int64_t now_ms) {
     state_.timestamp_ms = now_ms;
-    state_.pods.clear();
-    state_.containers.clear();
+    // Assigned in place: a string keeps its capacity, so a steady node allocates nothing here.
+    std::size_t n = 0;
     for (auto& [uid, p] : pods_) {
-      if (p->last_seen == cycle_) state_.pods.push_back(p->out);
+      if (p->last_seen != cycle_) continue;
+      if (n == state_.pods.size()) state_.pods.emplace_back();
+      state_.pods[n++] = p->out;
     }
+    state_.pods.resize(n);
     const double now = prev_node_t_;
+    n = 0;
     for (auto& [id, c] : containers_) {
       if (c->last_seen != cycle_) continue;
       fillContainer(*c, now);
-      state_.containers.push_back(c->out);
+      if (n == state_.containers.size()) state_.containers.emplace_back();
+      state_.containers[n++] = c->out;
     }
+    state_.containers.resize(n);
     const auto by_name = [](const auto& a, const auto& b) {
       return std::tie(a.namespace_name, a.pod_name) < std::tie(b.namespace_name, b.pod_name);
     };

@@ -38,6 +38,8 @@ struct DetectorOptions {
   std::chrono::milliseconds interval{10000};
   std::array<std::chrono::milliseconds, kWindows> windows{
       std::chrono::seconds(10), std::chrono::minutes(1), std::chrono::minutes(5)};
+  // Windows whose quantiles are rendered on /metrics (all are in the state).
+  std::array<bool, kWindows> metrics_windows{false, true, false};
   int max_containers = 2000;
   // Right-sizing.
   std::chrono::milliseconds half_life{std::chrono::hours(24)};

@@ -131,6 +131,7 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
                                           "detector.windows.short",
                                           "detector.windows.mid",
                                           "detector.windows.long",
+                                          "detector.metrics_windows",
                                           "detector.max_containers",
                                           "detector.recommendation.half_life",
                                           "detector.recommendation.memory_peak_interval",
@@ -195,6 +196,8 @@ TEST(ConfigDetector, RejectsNonNumbersAndBadRanges) {
   EXPECT_EQ(invalid("detector: {noisy_neighbor: {victim_k: 6, victim_n: 5}}").field,
             "detector.noisy_neighbor.victim_k");
   EXPECT_EQ(invalid("detector: {windows: {short: 2m, mid: 1m}}").field, "detector.windows");
+  EXPECT_EQ(invalid("detector: {metrics_windows: [mid, hourly]}").field,
+            "detector.metrics_windows[1]");
   EXPECT_EQ(invalid("detector: {recommendation: {cpu_percentile: 1.5}}").field,
             "detector.recommendation.cpu_percentile");
   EXPECT_EQ(invalid("placement: {on_score: 0.2, off_score: 0.5}").field, "placement.off_score");

@@ -60,6 +60,7 @@ DetectorState sampleState() {
 TEST(SignalRenderer, WritesSeriesWithNodeLabelAndOnlyCurrentVerdicts) {
   const DetectorState s = sampleState();
   DetectorOptions o;
+  o.metrics_windows = {true, true, false};
   std::string text;
   const std::size_t n = renderDetectorState(s, o, text);
   EXPECT_NE(text.find("nodewarden_container_cpu_usage_cores{namespace=\"spark\",pod=\"exec-1\","

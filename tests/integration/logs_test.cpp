@@ -33,6 +33,7 @@ using nodewarden::LogEntry;
 using nodewarden::testing::ChildProcess;
 using nodewarden::testing::FakeLoki;
 using nodewarden::testing::FakeLokiAnswer;
+using nodewarden::testing::FakeLokiOptions;
 using nodewarden::testing::SpawnOptions;
 using namespace std::chrono_literals;
 

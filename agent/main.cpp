@@ -20,7 +20,8 @@ constexpr int kExitConfig = 2;
 
 struct Overrides {
   std::optional<std::string> listen, cgroup_root, proc_root, log_root, state_dir, node_name,
-      interval, log_level, loki_url, loki_tenant, journal_dir, kubelet_url, apiserver_url, token_file, ca_file;
+      interval, log_level, loki_url, loki_tenant, journal_dir, kubelet_url, apiserver_url,
+      token_file, ca_file;
   std::vector<std::string> runtime_state_dirs;
   std::vector<std::string> pod_labels;
 };

@@ -178,11 +178,12 @@ class LogsEndToEnd : public ::testing::Test {
     if (!fs::exists(base_ / "config.yaml")) writeConfig("");
     SpawnOptions o;
     o.output = base_ / "agent.log";
-    std::vector<std::string> args{NODEWARDEN_BINARY, "run", "--config",
-                                  (base_ / "config.yaml").string(), "--listen",
-                                  "127.0.0.1:" + std::to_string(port_), "--log-root",
-                                  log_root_.string(), "--state-dir", (base_ / "state").string(),
-                                  "--loki-url", loki_->pushUrl()};
+    std::vector<std::string> args{NODEWARDEN_BINARY, "run",
+                                  "--config",        (base_ / "config.yaml").string(),
+                                  "--listen",        "127.0.0.1:" + std::to_string(port_),
+                                  "--log-root",      log_root_.string(),
+                                  "--state-dir",     (base_ / "state").string(),
+                                  "--loki-url",      loki_->pushUrl()};
     args.insert(args.end(), extra.begin(), extra.end());
     auto child = ChildProcess::start(args, o);
     ASSERT_TRUE(child.has_value()) << child.error();

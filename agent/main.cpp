@@ -20,7 +20,8 @@ constexpr int kExitConfig = 2;
 
 struct Overrides {
   std::optional<std::string> listen, cgroup_root, proc_root, log_root, state_dir, node_name,
-      interval, log_level, loki_url, journal_dir, kubelet_url, apiserver_url, token_file, ca_file;
+      interval, log_level, loki_url, loki_tenant, journal_dir, kubelet_url, apiserver_url,
+      token_file, ca_file;
   std::vector<std::string> runtime_state_dirs;
   std::vector<std::string> pod_labels;
 };
@@ -43,6 +44,7 @@ std::expected<void, nodewarden::ConfigError> applyOverrides(const Overrides& o,
   if (o.node_name) c.node_name = *o.node_name;
   if (o.log_level) c.log_level = *o.log_level;
   if (o.loki_url) c.loki_url = *o.loki_url;
+  if (o.loki_tenant) c.loki_tenant = *o.loki_tenant;
   if (o.journal_dir) c.journal_dir = *o.journal_dir;
   if (!o.runtime_state_dirs.empty()) c.runtime_state_dirs = o.runtime_state_dirs;
   if (!o.pod_labels.empty()) c.pod_labels = o.pod_labels;
@@ -98,6 +100,8 @@ int main(int argc, char** argv) {
   run->add_option("--log-level", o.log_level, "trace, debug, info, warn or error");
   run->add_option("--loki-url", o.loki_url,
                   "Loki push URL, e.g. http://loki:3100/loki/api/v1/push (overrides loki.url)");
+  run->add_option("--loki-tenant", o.loki_tenant,
+                  "Loki tenant, sent as X-Scope-OrgID (overrides loki.tenant)");
   run->add_option("--journal-dir", o.journal_dir, "journal directory (default /var/log/journal)");
   run->add_option("--kubelet-url", o.kubelet_url,
                   "kubelet base URL (default https://$NODE_IP:10250)");

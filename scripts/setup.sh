@@ -9,6 +9,7 @@ PKGS=(
   libcurl4-openssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsnappy-dev libprotobuf-dev protobuf-compiler
   stress-ng prometheus procps systemd-journal-remote
+  yamllint nodejs  # deploy/check.sh: YAML lint; the manifests' schema checks (npm packages)
   openssl libssl-dev  # HTTPS tests: the CLI makes a throwaway CA; FakeLoki terminates TLS
 )
 missing=()
@@ -22,4 +23,15 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# npm: Debian's nodejs package has no npm of its own; where node came with npm (NodeSource's
+# nodejs), that one is used.
+if ! command -v npm >/dev/null; then
+  echo "setup: installing npm"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+# kubectl is not packaged in Debian 12: deploy/check.sh needs it on the PATH (kubectl kustomize).
+command -v kubectl >/dev/null || echo "setup: WARNING: kubectl not found; deploy/check.sh needs it" >&2
 echo "setup: all dependencies present"

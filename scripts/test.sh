@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: the `ci` preset (warnings as errors) with unit and
 # integration tests, then the `asan` preset (AddressSanitizer + UBSan) with the unit tests, then
-# the libFuzzer targets for a short run each; first, promtool checks and unit-tests the rule
-# files in deploy/prometheus (seconds). Run as root on Debian 12: the integration tests create
-# real cgroups and start a real Prometheus on 127.0.0.1.
+# the libFuzzer targets for a short run each; after the ci build, deploy/check.sh checks deploy/
+# (about a minute). Run as root on Debian 12: the integration tests
+# create real cgroups and start a real Prometheus on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 JOBS=${JOBS:-$(nproc)}
 
-echo "== Prometheus rules: promtool check and unit tests of every rule file in deploy/prometheus"
-bash deploy/prometheus/check.sh
-
 echo "== ci preset: build and all tests"
 cmake --preset ci >/dev/null
 cmake --build --preset ci -j "$JOBS"
+
+echo "== deploy: manifests, rules, dashboards and the image's packages (deploy/check.sh)"
+bash deploy/check.sh
 ctest --preset ci -j 1 --timeout 600
 
 echo "== asan preset: unit tests under AddressSanitizer and UBSan"

@@ -33,6 +33,7 @@ using nodewarden::LogEntry;
 using nodewarden::testing::ChildProcess;
 using nodewarden::testing::FakeLoki;
 using nodewarden::testing::FakeLokiAnswer;
+using nodewarden::testing::FakeLokiOptions;
 using nodewarden::testing::SpawnOptions;
 using namespace std::chrono_literals;
 
@@ -173,15 +174,18 @@ class LogsEndToEnd : public ::testing::Test {
                                          << extra;
   }
 
-  void startAgent() {
+  void startAgent(const std::vector<std::string>& extra = {}) {
     if (!fs::exists(base_ / "config.yaml")) writeConfig("");
     SpawnOptions o;
     o.output = base_ / "agent.log";
-    auto child = ChildProcess::start(
-        {NODEWARDEN_BINARY, "run", "--config", (base_ / "config.yaml").string(), "--listen",
-         "127.0.0.1:" + std::to_string(port_), "--log-root", log_root_.string(), "--state-dir",
-         (base_ / "state").string(), "--loki-url", loki_->pushUrl()},
-        o);
+    std::vector<std::string> args{NODEWARDEN_BINARY, "run",
+                                  "--config",        (base_ / "config.yaml").string(),
+                                  "--listen",        "127.0.0.1:" + std::to_string(port_),
+                                  "--log-root",      log_root_.string(),
+                                  "--state-dir",     (base_ / "state").string(),
+                                  "--loki-url",      loki_->pushUrl()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto child = ChildProcess::start(args, o);
     ASSERT_TRUE(child.has_value()) << child.error();
     agent_ = std::move(*child);
   }
@@ -321,6 +325,28 @@ TEST_F(LogsEndToEnd, SpoolFullPausesReadingInsteadOfLosingLines) {
   expectAll({&a}, kLines);
   EXPECT_EQ(agentMetric("nodewarden_log_spool_lost_lines"), 0.0);
   EXPECT_EQ(slurp(base_ / "agent.log").find("full_dropped_oldest"), std::string::npos);
+}
+
+// --loki-tenant sets loki.tenant: every push carries it as X-Scope-OrgID, and a Loki that
+// requires that tenant accepts every line (it answers 401 to a push without it).
+TEST_F(LogsEndToEnd, LokiTenantFlagIsSentAsScopeOrgId) {
+  loki_.reset();
+  FakeLokiOptions options;
+  options.tenant = "team-a";
+  auto loki = FakeLoki::start(options);
+  ASSERT_TRUE(loki.has_value()) << loki.error();
+  loki_ = std::move(*loki);
+  ContainerLog a(log_root_, "ns", "pod-t", "11111111-2222-3333-4444-555555555560", "app");
+  startAgent({"--loki-tenant", "team-a"});
+  constexpr int kLines = 200;
+  for (int n = 1; n <= kLines; ++n) a.write(n);
+  expectAll({&a}, kLines);
+  const auto reqs = loki_->requests();
+  ASSERT_FALSE(reqs.empty());
+  for (const auto& r : reqs) {
+    EXPECT_EQ(r.status, 204);
+    EXPECT_EQ(r.header("X-Scope-OrgID"), "team-a");
+  }
 }
 
 TEST_F(LogsEndToEnd, RejectedBatchIsDroppedAndNeverResent) {

@@ -51,8 +51,8 @@ std::string describe(std::string_view operation, const NodeApiResponse& response
 
 std::expected<std::unique_ptr<PlacementFeed>, std::string> PlacementFeed::create(
     PlacementOptions options, ErrorReporter& errors, prometheus::Registry& registry) {
-  const auto fail = [](std::string field, std::string reason) {
-    return std::unexpected("placement." + field + ": " + reason);
+  const auto fail = [](std::string_view field, std::string_view reason) {
+    return std::unexpected("placement." + std::string(field) + ": " + std::string(reason));
   };
   if (options.node_name.empty()) return fail("node_name", "no node name (--node-name, NODE_NAME)");
   if (options.condition_type.empty()) return fail("condition_type", "empty");

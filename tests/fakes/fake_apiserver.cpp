@@ -255,7 +255,7 @@ void FakeApiServer::expire(GoneMode mode) {
 
 std::string FakeApiServer::putNode(json node) {
   const std::lock_guard lock(mutex_);
-  const std::string rv = nextRvLocked();
+  std::string rv = nextRvLocked();
   node["metadata"]["resourceVersion"] = rv;
   const std::string name = node["metadata"].value("name", "");
   nodes_[name] = std::move(node);

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/fakes/fake_apiserver.h"
 
@@ -401,13 +402,17 @@ TEST_F(PlacementFeedTest, UpdateNeverWaitsForAHungServerAndShutdownIsPrompt) {
   ASSERT_NE(feed, nullptr);
   feed->update(signalsWith(0.9), now_);
   ASSERT_TRUE(server_->waitForHeldNodes(1, kWait));
-  Clock::duration slowest{};
+  // The request in flight would take the whole timeout (2 s) if update() waited on it; the bounds
+  // leave room for a loaded machine descheduling the test thread now and then.
+  std::vector<Clock::duration> took;
   for (int i = 1; i <= 200; ++i) {
     const auto start = Clock::now();
     feed->update(signalsWith(i % 2 == 0 ? 0.9 : 0.0), now_ + milliseconds(i));
-    slowest = std::max(slowest, Clock::now() - start);
+    took.push_back(Clock::now() - start);
   }
-  EXPECT_LT(slowest, milliseconds(5));
+  std::sort(took.begin(), took.end());
+  EXPECT_LT(took[took.size() / 2], milliseconds(1));
+  EXPECT_LT(took.back(), milliseconds(100));
   EXPECT_FALSE(feed->status().tainted);
   const auto start = Clock::now();
   feed.reset();  // the GET is still held by the server

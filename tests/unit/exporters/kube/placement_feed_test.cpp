@@ -277,6 +277,32 @@ TEST_F(PlacementFeedTest, TransitionTimeMovesOnlyWithTheStatus) {
   EXPECT_EQ(c["lastHeartbeatTime"], "2024-05-01T12:05:00Z");
 }
 
+TEST_F(PlacementFeedTest, AnnotationIsRewrittenOnlyForAMaterialChange) {
+  auto feed = makeFeed(options());  // refresh_interval: an hour
+  ASSERT_NE(feed, nullptr);
+  const auto annotationPatches = [&] {
+    const auto all = nodeRequests();
+    return std::count_if(all.begin(), all.end(), [](const FakeApiRequest& r) {
+      return r.method == "PATCH" && r.body.find("\"annotations\"") != std::string::npos;
+    });
+  };
+  const auto score = [&] {
+    const json n = node();
+    if (!n["metadata"]["annotations"].contains(kAnnotation)) return -1.0;
+    return json::parse(n["metadata"]["annotations"][kAnnotation].get<std::string>())
+        .at("interference_score")
+        .get<double>();
+  };
+  feed->update(signalsWith(0.5), now_);
+  ASSERT_TRUE(eventually([&] { return score() == 0.5; }));
+  for (int i = 1; i <= 20; ++i) {  // within 0.05 of what was written: nothing to send
+    feed->update(signalsWith(i % 2 == 0 ? 0.52 : 0.48), now_ + seconds(5 * i));
+  }
+  feed->update(signalsWith(0.6), now_ + seconds(105));
+  ASSERT_TRUE(eventually([&] { return score() == 0.6; }));
+  EXPECT_EQ(annotationPatches(), 2);
+}
+
 TEST_F(PlacementFeedTest, ConflictRereadsTheNodeAndKeepsTheOtherWritersTaint) {
   auto feed = makeFeed(options());
   ASSERT_NE(feed, nullptr);

@@ -446,6 +446,20 @@ TEST_F(PlacementFeedTest, UpdateNeverWaitsForAHungServerAndShutdownIsPrompt) {
   server_->holdNodes(false);
 }
 
+TEST_F(PlacementFeedTest, ARequestOutlivingTheTimeoutFailsAndIsRetried) {
+  server_->holdNodes(true);
+  PlacementOptions o = options();
+  o.timeout = milliseconds(100);
+  auto feed = makeFeed(o);
+  ASSERT_NE(feed, nullptr);
+  feed->update(signalsWith(0.9), now_);
+  ASSERT_TRUE(eventually([&] { return errors_.count("placement", "apiserver_connect") >= 2; }));
+  EXPECT_NE(feed->status().last_error.find("Timeout"), std::string::npos)
+      << feed->status().last_error;
+  server_->holdNodes(false);
+  EXPECT_TRUE(eventually([&] { return tainted(); }));
+}
+
 TEST_F(PlacementFeedTest, CreateRejectsBadOptions) {
   PlacementOptions o = options();
   o.node_name.clear();

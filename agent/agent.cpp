@@ -23,6 +23,7 @@
 #include "collectors/pods/kubelet_pods.h"
 #include "collectors/pods/metadata_chain.h"
 #include "collectors/pods/runtime_state_metadata.h"
+#include "exporters/kube/placement_feed.h"
 #include "exporters/prometheus/signal_renderer.h"
 #include "exporters/prometheus/text_renderer.h"
 #include "exporters/signals/signals_json.h"
@@ -161,6 +162,15 @@ class Agent::Impl {
       js.logs = logs_.get();
       jobs_ = std::make_unique<JobOutcomes>(config_, js, self_.registry(), errors_);
       http_->handle("/jobs", [this](const HttpRequest& r) { return jobs_->jobsJson(r); });
+    }
+    if (detector_ && config_.placement_enabled) {
+      auto feed = buildPlacement();
+      if (!feed) {
+        spdlog::error("cannot start the placement feed: {}", feed.error());
+        http_->stop();
+        return 1;
+      }
+      placement_ = std::move(*feed);
     }
     if (detector_) {
       http_->handle("/signals", [this](const HttpRequest& r) { return signals(r); });
@@ -489,6 +499,7 @@ class Agent::Impl {
       detector_buffers_.push_back(spare);
     }
     *spare = detector_->state();
+    if (placement_) placement_->update(spare->node_signals, std::chrono::steady_clock::now());
     {
       std::lock_guard lock(published_mu_);
       detector_published_ = std::move(spare);
@@ -506,7 +517,57 @@ class Agent::Impl {
     return detector_published_;
   }
 
-  PlacementView placementView() const { return PlacementView{}; }
+  // The API server as the pod sources find it (in-cluster defaults unless configured); dry run
+  // needs none.
+  std::expected<std::unique_ptr<kube::PlacementFeed>, std::string> buildPlacement() {
+    kube::PlacementOptions o;
+    o.node_name = config_.node_name;
+    o.dry_run = config_.placement_dry_run;
+    o.condition_type = config_.placement_condition_type;
+    o.annotation_key = config_.placement_annotation_key;
+    o.taint_key = config_.placement_taint_key;
+    o.on_score = config_.placement_on_score;
+    o.off_score = config_.placement_off_score;
+    o.on_hold = config_.placement_on_hold;
+    o.off_hold = config_.placement_off_hold;
+    o.min_taint_duration = config_.placement_min_taint_duration;
+    o.max_backoff = config_.placement_max_backoff;
+    o.timeout = config_.placement_timeout;
+    if (!o.dry_run) {
+      pods::ApiServerPodsOptions ao;
+      ao.url = config_.apiserver_url;
+      ao.token_file = config_.token_file.string();
+      ao.ca_file = config_.ca_file.string();
+      ao.node_name = config_.node_name;
+      auto env = [](const char* name) -> std::optional<std::string> {
+        const char* v = std::getenv(name);
+        return v == nullptr ? std::nullopt : std::optional<std::string>(v);
+      };
+      auto resolved = pods::withInClusterDefaults(ao, env,
+                                                  "/var/run/secrets/kubernetes.io/serviceaccount");
+      if (!resolved) return std::unexpected("placement: " + resolved.error());
+      if (resolved->url.empty()) {
+        return std::unexpected(
+            "placement: no API server (set kubernetes.apiserver_url, run in a cluster, or use "
+            "placement.dry_run)");
+      }
+      o.apiserver_url = resolved->url;
+      o.token_file = resolved->token_file;
+      o.ca_file = resolved->ca_file;
+    }
+    auto feed = kube::PlacementFeed::create(std::move(o), errors_, self_.registry());
+    if (feed) {
+      spdlog::info("placement feed on for node {}{}", config_.node_name,
+                   config_.placement_dry_run ? " (dry run: patches are logged, not sent)" : "");
+    }
+    return feed;
+  }
+
+  PlacementView placementView() const {
+    if (!placement_) return PlacementView{};
+    const auto st = placement_->status();
+    return PlacementView{true, st.dry_run, st.tainted, st.condition_status, st.last_error};
+  }
 
   HttpResponse signals(const HttpRequest& r) {
     const auto state = detectorState();
@@ -571,6 +632,7 @@ class Agent::Impl {
   std::unique_ptr<LogPipeline> logs_;
   std::unique_ptr<JobOutcomes> jobs_;  // after logs_: it holds a pointer to it
   std::unique_ptr<detector::Detector> detector_;
+  std::unique_ptr<kube::PlacementFeed> placement_;  // with detector_ and placement.enabled
   // Like buffers_/published_: the detector's state for readers on other threads.
   std::vector<std::shared_ptr<detector::DetectorState>> detector_buffers_;
   std::shared_ptr<const detector::DetectorState> detector_published_;  // guarded by published_mu_

@@ -26,6 +26,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kTick = std::chrono::milliseconds(10);  // how often a watch looks for news
 constexpr std::size_t kMaxRequestBytes = std::size_t{64} * 1024;
 constexpr std::string_view kJobsPrefix = "/apis/batch/v1/namespaces/";
+constexpr std::string_view kNodesPrefix = "/api/v1/nodes/";
 
 std::string percentDecode(std::string_view text) {
   std::string out;
@@ -71,8 +72,14 @@ const char* statusText(int status) {
       return "Forbidden";
     case 404:
       return "Not Found";
+    case 409:
+      return "Conflict";
     case 410:
       return "Gone";
+    case 415:
+      return "Unsupported Media Type";
+    case 429:
+      return "Too Many Requests";
     case 500:
       return "Internal Server Error";
     default:
@@ -246,6 +253,46 @@ void FakeApiServer::expire(GoneMode mode) {
   changed_.notify_all();
 }
 
+std::string FakeApiServer::putNode(json node) {
+  const std::lock_guard lock(mutex_);
+  std::string rv = nextRvLocked();
+  node["metadata"]["resourceVersion"] = rv;
+  const std::string name = node["metadata"].value("name", "");
+  nodes_[name] = std::move(node);
+  return rv;
+}
+
+std::optional<json> FakeApiServer::node(const std::string& name) const {
+  const std::lock_guard lock(mutex_);
+  const auto it = nodes_.find(name);
+  if (it == nodes_.end()) return std::nullopt;
+  return it->second;
+}
+
+void FakeApiServer::answerNodes(int status, int times) {
+  const std::lock_guard lock(mutex_);
+  node_status_ = status;
+  node_times_ = times;
+}
+
+void FakeApiServer::holdNodes(bool hold) {
+  {
+    const std::lock_guard lock(mutex_);
+    nodes_held_ = hold;
+  }
+  changed_.notify_all();
+}
+
+bool FakeApiServer::waitForHeldNodes(std::size_t count, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return nodes_waiting_ >= count; });
+}
+
+void FakeApiServer::changeNodeAfterNextGet(std::function<void(json&)> change) {
+  const std::lock_guard lock(mutex_);
+  after_get_ = std::move(change);
+}
+
 void FakeApiServer::answer(int status, int times) {
   const std::lock_guard lock(mutex_);
   answer_status_ = status;
@@ -316,7 +363,7 @@ void FakeApiServer::serve() {
 }
 
 void FakeApiServer::handle(int fd) {
-  // Read the request head (GETs only: no body), bounded in size and time.
+  // Read the request head, then a body of Content-Length bytes, bounded in size and time.
   std::string head;
   const auto deadline = Clock::now() + std::chrono::seconds(2);
   while (head.find("\r\n\r\n") == std::string::npos) {
@@ -351,6 +398,7 @@ void FakeApiServer::handle(int fd) {
       rest.remove_prefix(amp + 1);
     }
   }
+  std::size_t content_length = 0;
   for (std::size_t pos = line_end + 2; pos < head.size();) {
     const auto end = head.find("\r\n", pos);
     if (end == std::string::npos || end == pos) break;
@@ -358,15 +406,35 @@ void FakeApiServer::handle(int fd) {
     const auto colon = header.find(':');
     std::string name = header.substr(0, colon);
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (name == "authorization" && colon != std::string::npos) {
-      request.authorization = header.substr(header.find_first_not_of(' ', colon + 1));
-    }
+    const std::string value =
+        colon == std::string::npos ? "" : header.substr(std::min(header.size(), colon + 1));
+    const auto first = value.find_first_not_of(' ');
+    const std::string trimmed = first == std::string::npos ? "" : value.substr(first);
+    if (name == "authorization") request.authorization = trimmed;
+    if (name == "content-type") request.content_type = trimmed;
+    if (name == "content-length") content_length = std::strtoull(trimmed.c_str(), nullptr, 10);
     pos = end + 2;
   }
+  if (content_length > kMaxRequestBytes) return;
+  request.body = head.substr(head.find("\r\n\r\n") + 4);
+  while (request.body.size() < content_length) {
+    if (Clock::now() > deadline || stopping_.load()) return;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(kTick.count())) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return;
+    request.body.append(buf, static_cast<std::size_t>(n));
+  }
+  request.body.resize(content_length);
 
   std::unique_lock lock(mutex_);
   if (request.method == "GET" && request.path.starts_with(kJobsPrefix)) {
     answerJob(fd, request, lock);
+    return;
+  }
+  if (request.path.starts_with(kNodesPrefix)) {
+    answerNode(fd, request, lock);
     return;
   }
   int status = 200;
@@ -437,6 +505,118 @@ void FakeApiServer::answerJob(int fd, FakeApiRequest& request, std::unique_lock<
                .dump();
   } else {
     body = statusObject(status).dump();
+  }
+  request.status = status;
+  recordLocked(request);
+  lock.unlock();
+  (void)sendResponse(fd, status, body);
+}
+
+void FakeApiServer::answerNode(int fd, FakeApiRequest& request,
+                               std::unique_lock<std::mutex>& lock) {
+  if (nodes_held_) {
+    ++nodes_waiting_;
+    changed_.notify_all();
+    // Polled: the destructor sets stopping_ without the lock, so a plain wait could miss it.
+    while (nodes_held_ && !stopping_.load()) changed_.wait_for(lock, kTick);
+    --nodes_waiting_;
+    if (stopping_.load()) return;
+  }
+  // /api/v1/nodes/<name> or /api/v1/nodes/<name>/status
+  std::string name = request.path.substr(kNodesPrefix.size());
+  bool status_subresource = false;
+  if (name.ends_with("/status")) {
+    status_subresource = true;
+    name.resize(name.size() - 7);
+  }
+  name = percentDecode(name);
+  int status = 200;
+  std::string message;
+  if (node_times_ != 0) {
+    status = node_status_;
+    if (node_times_ > 0) --node_times_;
+  }
+  const auto it = nodes_.find(name);
+  const bool get = request.method == "GET" && !status_subresource;
+  if (status == 200 && (it == nodes_.end() || (!get && request.method != "PATCH"))) {
+    status = 404;
+    message = "nodes \"" + name + "\" not found";
+  }
+  json patch;
+  if (status == 200 && !get) {
+    patch = json::parse(request.body, nullptr, false);
+    const bool merge = request.content_type == "application/merge-patch+json";
+    const bool strategic = request.content_type == "application/strategic-merge-patch+json";
+    if (!merge && !strategic) {
+      status = 415;
+      message = "the body of the request was in an unknown format";
+    } else if (!patch.is_object()) {
+      status = 400;
+      message = "the patch is not a JSON object";
+    }
+  }
+  if (status == 200 && !get) {
+    json& stored = it->second;
+    const json* rv = nullptr;
+    if (const auto m = patch.find("metadata"); m != patch.end() && m->is_object()) {
+      if (const auto r = m->find("resourceVersion"); r != m->end()) rv = &*r;
+    }
+    if (rv != nullptr && *rv != stored["metadata"]["resourceVersion"]) {
+      status = 409;
+      message = "Operation cannot be fulfilled on nodes \"" + name +
+                "\": the object has been modified; please apply your changes to the latest "
+                "version and try again";
+    } else {
+      // The status subresource writes status only; the Node itself everything else.
+      json part = json::object();
+      if (status_subresource) {
+        if (patch.contains("status")) part["status"] = patch["status"];
+      } else {
+        part = patch;
+        part.erase("status");
+      }
+      json conditions;
+      if (request.content_type == "application/strategic-merge-patch+json" &&
+          part.contains("status") && part["status"].is_object() &&
+          part["status"].contains("conditions") && part["status"]["conditions"].is_array()) {
+        conditions = part["status"]["conditions"];
+        part["status"].erase("conditions");
+      }
+      stored.merge_patch(part);
+      if (conditions.is_array()) {
+        json& list = stored["status"]["conditions"];
+        if (!list.is_array()) list = json::array();
+        for (const json& c : conditions) {
+          const auto same = std::find_if(list.begin(), list.end(), [&](const json& e) {
+            return e.is_object() && c.is_object() && e.value("type", "") == c.value("type", "");
+          });
+          if (same != list.end()) {
+            same->merge_patch(c);
+          } else {
+            list.push_back(c);
+          }
+        }
+      }
+      stored["metadata"]["resourceVersion"] = nextRvLocked();
+    }
+  }
+  if (status == 403) {
+    message = "nodes \"" + name +
+              "\" is forbidden: User \"system:serviceaccount:monitoring:nodewarden\" cannot " +
+              (get ? "get" : "patch") + " resource \"nodes" +
+              (status_subresource ? "/status" : "") + "\" in API group \"\" at the cluster scope";
+  }
+  std::string body;
+  if (status == 200) {
+    body = it->second.dump();
+    if (get && after_get_) {
+      auto change = std::move(after_get_);
+      after_get_ = nullptr;
+      change(it->second);
+      it->second["metadata"]["resourceVersion"] = nextRvLocked();
+    }
+  } else {
+    body = statusObject(status, message).dump();
   }
   request.status = status;
   recordLocked(request);

@@ -4,7 +4,13 @@
 // (chunked, as the API server does) from the resourceVersion asked for: the events after it from
 // its history first, then each change the test makes, until the test drops or ends the stream,
 // timeoutSeconds pass, or the client goes away. GET /apis/batch/v1/namespaces/<ns>/jobs/<name>
-// answers the Job the test put, or 404.
+// answers the Job the test put, or 404. GET and PATCH of /api/v1/nodes/<name> (and PATCH of its
+// /status) serve the Node the test put: a PATCH is applied to the stored Node as the API server
+// would (application/merge-patch+json: RFC 7386, lists such as spec.taints replaced whole;
+// application/strategic-merge-patch+json: the same, except that status.conditions merge by
+// "type"; the /status subresource takes only status, the Node itself everything but status), a
+// metadata.resourceVersion in the patch that is not the current one is answered 409 Conflict, and
+// each applied patch takes the next resourceVersion.
 //
 // What a reader gets wrong: the stream is not scripted line by line. The fake keeps cluster state
 // and an event history, like the API server's watch cache, so a watch that resumes from an older
@@ -20,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -43,6 +50,8 @@ struct FakeApiRequest {
   std::string query;                          // raw, as sent
   std::map<std::string, std::string> params;  // the query, percent-decoded
   std::string authorization;                  // the Authorization header, empty when absent
+  std::string content_type;                   // the Content-Type header, empty when absent
+  std::string body;                           // the request body (PATCH), empty when none
   int status = 0;                             // what the fake answered
   [[nodiscard]] bool watch() const;           // watch=1 or watch=true
   // The resourceVersion parameter, or nullopt when the request had none.
@@ -90,6 +99,23 @@ class FakeApiServer {
   // Waits until at least `count` Job GETs are being held; false when `timeout` passed first.
   bool waitForHeldJobs(std::size_t count, std::chrono::milliseconds timeout) const;
 
+  // Nodes, by metadata.name; the Node takes the next resourceVersion. Requests for others: 404.
+  std::string putNode(nlohmann::json node);
+  // The stored Node as patched so far; nullopt when there is none of that name.
+  [[nodiscard]] std::optional<nlohmann::json> node(const std::string& name) const;
+  // The next `times` Node requests, GET or PATCH (-1: all, until answerNodes(200, 0)), get this
+  // status and a Status body without touching the Node.
+  void answerNodes(int status, int times = -1);
+  // While held, Node requests wait (until released or the fake stops) before they are answered
+  // (and recorded in requests()): a hung API server.
+  void holdNodes(bool hold);
+  // Waits until at least `count` Node requests are being held; false when `timeout` passed first.
+  bool waitForHeldNodes(std::size_t count, std::chrono::milliseconds timeout) const;
+  // Another client's write: `change` is applied to the Node right after the next GET of it is
+  // answered, and takes a new resourceVersion, so a PATCH carrying the one that GET returned gets
+  // 409 Conflict. Once.
+  void changeNodeAfterNextGet(std::function<void(nlohmann::json&)> change);
+
   [[nodiscard]] std::string resourceVersion() const;
   [[nodiscard]] std::vector<FakeApiRequest> requests() const;
   // Waits until at least `count` requests were answered; false when `timeout` passed first.
@@ -106,6 +132,7 @@ class FakeApiServer {
   void serve();
   void handle(int fd);
   void answerJob(int fd, FakeApiRequest& request, std::unique_lock<std::mutex>& lock);
+  void answerNode(int fd, FakeApiRequest& request, std::unique_lock<std::mutex>& lock);
   void streamWatch(int fd, FakeApiRequest& request);
   std::string nextRvLocked();
   void recordLocked(FakeApiRequest request);
@@ -134,8 +161,14 @@ class FakeApiServer {
   int job_status_ = 200;
   int job_times_ = 0;
   bool jobs_held_ = false;
-  std::size_t jobs_waiting_ = 0;       // Job GETs held right now
-  std::size_t watches_streaming_ = 0;  // watch requests that reached their live phase
+  std::size_t jobs_waiting_ = 0;                 // Job GETs held right now
+  std::size_t watches_streaming_ = 0;            // watch requests that reached their live phase
+  std::map<std::string, nlohmann::json> nodes_;  // by name
+  int node_status_ = 200;
+  int node_times_ = 0;
+  bool nodes_held_ = false;
+  std::size_t nodes_waiting_ = 0;  // Node requests held right now
+  std::function<void(nlohmann::json&)> after_get_;
 };
 
 }  // namespace nodewarden::testing

@@ -59,7 +59,7 @@ constexpr std::size_t kNoResource = 3;
 
 struct Args {
   std::uint64_t seed = 1;
-  std::vector<std::string> scenarios = {"cpu", "memory", "confounders"};
+  std::vector<std::string> scenarios = {"cpu", "memory", "io", "confounders"};
   double duration = 180;  // seconds of schedule per scenario, after the baseline
   double baseline = 20;
   int interval = 5;
@@ -209,13 +209,13 @@ double processCpuSeconds(pid_t pid) {
 
 struct Intensity {
   std::string label;
-  std::string cpu;  // taskset CPU list
+  std::string cpu;                // taskset CPU list
   std::vector<std::string> args;  // stress-ng arguments
 };
 
 struct ScenarioSpec {
   std::string name;
-  std::string victim_mode;  // bench_victim --mode
+  std::string victim_mode;             // bench_victim --mode
   std::size_t resource = kNoResource;  // what its antagonists contend for
   std::vector<Intensity> intensities;  // empty: the confounder scenario
 };
@@ -466,8 +466,9 @@ Poll pollSignals(const std::string& base, double t, const nt::Pod& victim,
   if (verdicts == doc.end() || !verdicts->is_array()) return p;
   for (const auto& v : *verdicts) {
     const std::string uid = str(v, "uid");
-    const bool is_victim = uid == victim.uid() || (uid.empty() && str(v, "namespace") == victim.ns() &&
-                                                   str(v, "pod") == victim.name());
+    const bool is_victim =
+        uid == victim.uid() ||
+        (uid.empty() && str(v, "namespace") == victim.ns() && str(v, "pod") == victim.name());
     if (!is_victim) {
       if (our_uids.contains(uid)) ++p.other_verdicts;
       continue;
@@ -511,9 +512,9 @@ std::expected<void, std::string> setCpuQuota(const nt::Container& c, std::int64_
   }
   dir = c.cgroupDir("unified");
   if (dir && fs::exists(*dir / "cpu.max")) {
-    return writeCgroupFile(*dir / "cpu.max",
-                           (quota_us < 0 ? std::string("max") : std::to_string(quota_us)) +
-                               " 100000");
+    return writeCgroupFile(
+        *dir / "cpu.max",
+        (quota_us < 0 ? std::string("max") : std::to_string(quota_us)) + " 100000");
   }
   return std::unexpected("no cpu controller for " + c.name());
 }
@@ -562,8 +563,7 @@ class ScenarioRunner {
     if (ec) return std::unexpected("mkdir " + scratch().string() + ": " + ec.message());
     nt::NodeBuilderOptions options;
     // The test prefix: a run killed with -9 is swept by the next builder.
-    options.parent =
-        "nodewarden-test-" + std::to_string(::getpid()) + "-eval-" + result_.spec.name;
+    options.parent = "nodewarden-test-" + std::to_string(::getpid()) + "-eval-" + result_.spec.name;
     auto made = nt::NodeBuilder::create(options);
     if (!made) return std::unexpected(made.error());
     node_ = std::move(*made);
@@ -572,6 +572,14 @@ class ScenarioRunner {
       if (h.v2 || !h.has("memory")) continue;
       auto r = writeCgroupFile(h.base / node_->parent() / "memory.limit_in_bytes",
                                std::to_string(args_.node_memory_mib << 20));
+      if (!r) return r;
+    }
+    // More CPU weight than a task outside the node (8x a nice-0 task's 1024): other work on a
+    // shared machine takes less of CPU 0 from the victim, so its baseline holds. Kubelet sets
+    // kubepods' shares from the node's allocatable CPU, also far above one task's.
+    for (const auto& h : node_->hierarchies()) {
+      if (h.v2 || !h.has("cpu")) continue;
+      auto r = writeCgroupFile(h.base / node_->parent() / "cpu.shares", "8192");
       if (!r) return r;
     }
     auto victim = node_->addPod("shop", "checkout-victim", "", nt::PodQos::kBurstable);
@@ -625,7 +633,8 @@ class ScenarioRunner {
     const auto deadline = Clock::now() + 30s;
     for (;;) {
       if (g_stop) return std::unexpected("stopped");
-      if (!agent_.running()) return std::unexpected("the agent exited; log: " + spawn.output.string());
+      if (!agent_.running())
+        return std::unexpected("the agent exited; log: " + spawn.output.string());
       auto r = nt::httpGet(base_url_ + "/readyz", 1s);
       if (r && r->status == 200) break;
       if (Clock::now() > deadline) return std::unexpected("the agent was not ready within 30 s");
@@ -763,6 +772,12 @@ class ScenarioRunner {
                   << rates.size() << " samples): " << fixed(result_.baseline, 0) << " ops/s\n"
                   << std::flush;
         baseline_printed = true;
+        // The agent must see this node's pods by name, or no verdict can name them.
+        auto m = nt::httpGet(base_url_ + "/metrics", 5s);
+        if (!m || m->body.find("pod=\"" + victim_pod_->name() + "\"") == std::string::npos) {
+          std::cout << "  WARNING: the agent's /metrics has no series of pod "
+                    << victim_pod_->name() << "\n";
+        }
       }
       if (t >= next_poll) {
         result_.polls.push_back(pollSignals(base_url_, now(), *victim_pod_, our_uids_));
@@ -876,8 +891,8 @@ void printPhases(const ScenarioResult& r) {
       by_label[label].push_back(1 - settled / r.baseline);
     }
   }
-  std::cout << "  per intensity (settled drop vs baseline " << fixed(r.baseline, 0)
-            << " ops/s; > " << percent(kDropThreshold) << " = hurts):\n";
+  std::cout << "  per intensity (settled drop vs baseline " << fixed(r.baseline, 0) << " ops/s; > "
+            << percent(kDropThreshold) << " = hurts):\n";
   for (const auto& [label, drops] : by_label) {
     double sum = 0;
     for (const double d : drops) sum += d;
@@ -925,7 +940,8 @@ void printDetectorFigures(const std::vector<ScenarioResult>& results, double int
     }
   }
   std::cout << "GET /signals: " << polls << " polls, " << ok << " parsed;";
-  for (const auto& [status, n] : statuses) std::cout << " " << (status == 0 ? "error" : std::to_string(status)) << "x" << n;
+  for (const auto& [status, n] : statuses)
+    std::cout << " " << (status == 0 ? "error" : std::to_string(status)) << "x" << n;
   std::cout << (ok == 0 ? "  (no /signals yet: every interval counts as 'no verdict')" : "")
             << "\n";
   std::cout << "resource  truth+  strict: prec  recall  F1    | edges dropped: prec  recall  F1    "
@@ -972,16 +988,16 @@ void printDetectorFigures(const std::vector<ScenarioResult>& results, double int
     if (!scored && strict.fp == 0) continue;
     std::cout << std::left << std::setw(8) << kResources[res] << std::right << std::setw(7)
               << strict.tp + strict.fn << "  " << std::setw(11) << fixed(strict.precision(), 2)
-              << std::setw(8) << fixed(strict.recall(), 2) << std::setw(6)
-              << fixed(strict.f1(), 2) << "  |" << std::setw(19)
-              << fixed(inner.precision(), 2) << std::setw(8) << fixed(inner.recall(), 2)
-              << std::setw(6) << fixed(inner.f1(), 2) << "  | " << std::setw(3) << top_right
-              << "/" << std::setw(3) << top_total << "   | " << std::setw(28)
-              << (latencies.empty() ? "-" : fixed(median(latencies), 1) + " s") << std::setw(7)
+              << std::setw(8) << fixed(strict.recall(), 2) << std::setw(6) << fixed(strict.f1(), 2)
+              << "  |" << std::setw(19) << fixed(inner.precision(), 2) << std::setw(8)
+              << fixed(inner.recall(), 2) << std::setw(6) << fixed(inner.f1(), 2) << "  | "
+              << std::setw(3) << top_right << "/" << std::setw(3) << top_total << "   | "
+              << std::setw(28) << (latencies.empty() ? "-" : fixed(median(latencies), 1) + " s")
+              << std::setw(7)
               << (latencies.empty() ? "-" : fixed(percentile(latencies, 0.9), 1) + " s") << "   "
               << latencies.size() << "/" << hurting << " periods\n";
-    std::cout << "          (strict: TP " << strict.tp << " FP " << strict.fp << " FN "
-              << strict.fn << " TN " << strict.tn << ")\n";
+    std::cout << "          (strict: TP " << strict.tp << " FP " << strict.fp << " FN " << strict.fn
+              << " TN " << strict.tn << ")\n";
   }
 }
 

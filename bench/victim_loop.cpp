@@ -3,10 +3,12 @@
 // second>" to --out, so the harness can tell how fast it ran in any interval.
 //
 //   cpu     a unit is 20,000 rounds of integer mixing: only the CPU it gets matters.
-//   memory  a unit is one 4 KiB pread at a random offset of a file-backed working set (--file,
-//           --file-mib), read with POSIX_FADV_RANDOM. The file's page cache is charged to the
+//   memory  a unit is reading one 64-byte line of a random page of a file-backed working set
+//           (--file, --file-mib), mapped with mmap. The file's page cache is charged to the
 //           victim's memory cgroup, so when a neighbour fills the node's memory limit the kernel
-//           reclaims these pages and the reads go to the disk.
+//           reclaims these pages and the reads fault to the disk. mmap, not pread: a fault reads
+//           around (128 KiB), so the cache refills within seconds once the neighbour is gone,
+//           where single-page random preads would take tens of seconds to recover.
 //   io      a unit is one 4 KiB O_DIRECT pread at a random offset of the same file: every read
 //           is a disk read, so it slows down when a neighbour keeps the disk busy.
 //
@@ -15,6 +17,7 @@
 // created (and filled) when it is missing or shorter than --file-mib; nothing is printed to
 // --out before the working set is ready, so the first line marks the start of measurement.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -133,14 +136,20 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "bench_victim: open %s: %s\n", args.file.c_str(), std::strerror(errno));
       return 1;
     }
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
     if (::posix_memalign(&raw, kPage, kPage) != 0) return 1;
-    if (args.mode == "memory") {
-      // Warm the page cache once, so the baseline is the all-cached rate.
-      for (std::uint64_t off = 0; off < file_bytes && !g_stop; off += kPage) {
-        if (::pread(fd, raw, kPage, static_cast<off_t>(off)) < 0) break;
-      }
+  }
+  const volatile std::uint64_t* map = nullptr;
+  if (args.mode == "memory") {
+    void* m = ::mmap(nullptr, file_bytes, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+      std::fprintf(stderr, "bench_victim: mmap %s: %s\n", args.file.c_str(), std::strerror(errno));
+      return 1;
     }
+    map = static_cast<const volatile std::uint64_t*>(m);
+    // Warm the page cache once, so the baseline is the all-cached rate.
+    std::uint64_t warm = 0;
+    for (std::uint64_t off = 0; off < file_bytes && !g_stop; off += kPage) warm += map[off / 8];
+    if (warm == 1) std::fprintf(stderr, "bench_victim: unlikely\n");
   }
   std::unique_ptr<void, decltype(&std::free)> page(raw, &std::free);
 
@@ -149,8 +158,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_victim: open %s: %s\n", args.out.c_str(), std::strerror(errno));
     return 1;
   }
-  const auto period = std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(args.period));
+  const auto period =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(args.period));
   const std::uint64_t pages = file_bytes / kPage;
   std::uint64_t state = 7;
   std::uint64_t sink = 0;
@@ -162,6 +171,10 @@ int main(int argc, char** argv) {
       for (int i = 0; i < 20000; ++i) x = (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ULL + 1;
       state = x;
       sink += x & 1;
+    } else if (map != nullptr) {
+      const std::uint64_t r = splitmix(state);
+      const std::uint64_t word = (r % pages) * (kPage / 8) + ((r >> 40) % (kPage / 64)) * 8;
+      for (std::uint64_t i = 0; i < 8; ++i) sink += map[word + i];
     } else {
       const auto off = static_cast<off_t>((splitmix(state) % pages) * kPage);
       if (::pread(fd, page.get(), kPage, off) != static_cast<ssize_t>(kPage)) {
@@ -184,6 +197,7 @@ int main(int argc, char** argv) {
     }
   }
   std::fclose(out);
+  if (map != nullptr) ::munmap(const_cast<std::uint64_t*>(map), file_bytes);
   if (fd >= 0) ::close(fd);
   // Keeps the work from being optimized away.
   return sink == 0xFFFFFFFFFFFFFFFFULL ? 3 : 0;

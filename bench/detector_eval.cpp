@@ -301,8 +301,8 @@ struct Period {
   }
 };
 
-// Off / on alternating, 20-60 s each, from the seed; intensities in shuffled rounds so that each
-// one comes up. The first period starts at `from`.
+// On / off alternating (the baseline was off), 20-60 s each, from the seed; intensities in shuffled
+// rounds so that each one comes up. The first period starts at `from`.
 std::vector<Period> makeSchedule(const ScenarioSpec& spec, std::mt19937_64& rng, double from,
                                  double duration, std::size_t pods) {
   std::uniform_real_distribution<double> length(20.0, 60.0);
@@ -310,7 +310,7 @@ std::vector<Period> makeSchedule(const ScenarioSpec& spec, std::mt19937_64& rng,
   std::vector<Period> out;
   double t = from;
   const double end = from + duration;
-  bool on = false;
+  bool on = true;  // the baseline before it was the first off-period
   while (t < end - 5) {
     Period p;
     p.start = t;

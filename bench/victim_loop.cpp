@@ -3,7 +3,7 @@
 // second>" to --out, so the harness can tell how fast it ran in any interval.
 //
 //   cpu     a unit is 20,000 rounds of integer mixing: only the CPU it gets matters.
-//   memory  a unit is reading one 64-byte line of a random page of a file-backed working set
+//   memory  a unit is reading (summing) one random 4 KiB page of a file-backed working set
 //           (--file, --file-mib), mapped with mmap. The file's page cache is charged to the
 //           victim's memory cgroup, so when a neighbour fills the node's memory limit the kernel
 //           reclaims these pages and the reads fault to the disk. mmap, not pread: a fault reads
@@ -172,9 +172,10 @@ int main(int argc, char** argv) {
       state = x;
       sink += x & 1;
     } else if (map != nullptr) {
-      const std::uint64_t r = splitmix(state);
-      const std::uint64_t word = (r % pages) * (kPage / 8) + ((r >> 40) % (kPage / 64)) * 8;
-      for (std::uint64_t i = 0; i < 8; ++i) sink += map[word + i];
+      // The whole page: a single line per unit would make the rate mostly a TLB-miss rate,
+      // which changes with the folio sizes the page cache was refilled with after a reclaim.
+      const std::uint64_t word = (splitmix(state) % pages) * (kPage / 8);
+      for (std::uint64_t i = 0; i < kPage / 8; ++i) sink += map[word + i];
     } else {
       const auto off = static_cast<off_t>((splitmix(state) % pages) * kPage);
       if (::pread(fd, page.get(), kPage, off) != static_cast<ssize_t>(kPage)) {

@@ -5,6 +5,8 @@
 #   bench_agent_rss      (custom target) runs agent_rss.sh against the built agent
 #   bench_parse          Google Benchmark micro benchmarks of the cgroup parsers (if installed)
 #   bench_log_parse      CRI and Docker log record parsing + joining: MiB/s and allocs per record
+#   bench_victim         fixed unit of work in a loop (cpu, memory, io), ops/s every 0.5 s to a file
+#   bench_detector_eval  precision/recall of the agent's noisy-neighbour verdicts on a real node
 
 add_library(nodewarden_bench_support STATIC synthetic_tree.cpp read_floor.cpp real_cgroups.cpp)
 target_include_directories(nodewarden_bench_support PUBLIC ${PROJECT_SOURCE_DIR})
@@ -74,3 +76,16 @@ endif()
 add_executable(bench_detector_cycle detector_cycle.cpp alloc_counter.cpp)
 target_link_libraries(bench_detector_cycle
   PRIVATE nodewarden::exporters nodewarden::pipeline nodewarden_warnings)
+# The detector's evaluation: bench_victim is the workload whose rate is the ground truth;
+# bench_detector_eval builds a real node (tests/support's NodeBuilder, so it needs
+# NODEWARDEN_TESTS=ON), runs victim, antagonists and confounders on a seeded schedule next to the
+# real agent and scores the agent's /signals verdicts.
+add_executable(bench_victim victim_loop.cpp)
+target_link_libraries(bench_victim PRIVATE nodewarden_warnings)
+
+if(TARGET nodewarden_node_builder AND TARGET nodewarden)
+  add_executable(bench_detector_eval detector_eval.cpp)
+  target_link_libraries(bench_detector_eval
+    PRIVATE nodewarden_node_builder nlohmann_json::nlohmann_json nodewarden_warnings)
+  add_dependencies(bench_detector_eval nodewarden bench_victim)
+endif()

@@ -1031,8 +1031,8 @@ detector:
     victim_z: 3
     victim_min_stall: 0.1
     self_throttle_ratio: 0.2
-    victim_k: 3
-    victim_n: 5
+    victim_k: 2
+    victim_n: 3
     correlation_window: 2m
     antagonist_threshold: 0.6
 placement:

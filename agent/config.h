@@ -97,8 +97,8 @@ struct Config {
   double detector_victim_z = 3.0;
   double detector_victim_min_stall = 0.1;
   double detector_self_throttle_ratio = 0.2;
-  int detector_victim_k = 3;
-  int detector_victim_n = 5;
+  int detector_victim_k = 2;
+  int detector_victim_n = 3;
   std::chrono::milliseconds detector_correlation_window{120 * 1000};
   double detector_antagonist_threshold = 0.6;
 

@@ -362,6 +362,10 @@ struct Poll {
   int other_verdicts = 0;             // verdicts on any other pod of this node
   bool tainted = false;
   double interference_score = std::nan("");
+  // The victim pod's own signals, verdict or not: stall by others, its z-score, its activity.
+  std::array<double, 3> victim_others{std::nan(""), std::nan(""), std::nan("")};
+  std::array<double, 3> victim_z{std::nan(""), std::nan(""), std::nan("")};
+  std::array<double, 3> victim_activity{std::nan(""), std::nan(""), std::nan("")};
 };
 
 // One scored interval (the one a poll closes).
@@ -460,6 +464,19 @@ Poll pollSignals(const std::string& base, double t, const nt::Pod& victim,
     if (auto pl = ns->find("placement"); pl != ns->end() && pl->is_object()) {
       auto tainted = pl->find("tainted");
       p.tainted = tainted != pl->end() && tainted->is_boolean() && tainted->get<bool>();
+    }
+  }
+  if (auto pods = doc.find("pods"); pods != doc.end() && pods->is_array()) {
+    for (const auto& pod : *pods) {
+      if (str(pod, "uid") != victim.uid()) continue;
+      for (std::size_t res = 0; res < kResources.size(); ++res) {
+        const char* name = kResources[res];
+        if (auto st = pod.find("stall"); st != pod.end() && st->is_object() && st->contains(name)) {
+          p.victim_others[res] = num((*st)[name], "others");
+        }
+        if (pod.contains("victim_score")) p.victim_z[res] = num(pod["victim_score"], name);
+        if (pod.contains("activity")) p.victim_activity[res] = num(pod["activity"], name);
+      }
     }
   }
   auto verdicts = doc.find("verdicts");
@@ -1029,8 +1046,9 @@ void writeTrace(const std::string& path, const std::vector<ScenarioResult>& resu
   std::ofstream out(path);
   out << "scenario,t_s,phase,antagonist_pod,antagonist_on,victim_rate,baseline,drop,edge,"
          "truth_cpu,truth_memory,truth_io,verdict_cpu,verdict_memory,verdict_io,score_cpu,"
-         "score_memory,score_io,top_cpu,top_memory,top_io,interference_score,tainted,http_status"
-         "\n";
+         "score_memory,score_io,top_cpu,top_memory,top_io,interference_score,tainted,http_status,"
+         "others_cpu,others_memory,others_io,z_cpu,z_memory,z_io,activity_cpu,activity_memory,"
+         "activity_io\n";
   for (const auto& r : results) {
     for (const auto& iv : r.intervals) {
       std::string phase = "?";
@@ -1047,7 +1065,11 @@ void writeTrace(const std::string& path, const std::vector<ScenarioResult>& resu
       for (const auto& v : iv.poll->victim) out << "," << fixed(v.score, 3);
       for (const auto& v : iv.poll->victim) out << "," << v.top_pod;
       out << "," << fixed(iv.poll->interference_score, 3) << "," << iv.poll->tainted << ","
-          << iv.poll->status << "\n";
+          << iv.poll->status;
+      for (const double v : iv.poll->victim_others) out << "," << fixed(v, 3);
+      for (const double v : iv.poll->victim_z) out << "," << fixed(v, 2);
+      for (const double v : iv.poll->victim_activity) out << "," << fixed(v, 3);
+      out << "\n";
     }
   }
 }

@@ -29,7 +29,7 @@ constexpr std::size_t kMem = 1;
 constexpr std::size_t kIo = 2;
 constexpr std::array<CgroupField, kResources> kPsiSome = {
     CgroupField::kPsiCpuSomeUs, CgroupField::kPsiMemSomeUs, CgroupField::kPsiIoSomeUs};
-constexpr const char* kActivityNames[kResources] = {"cpu_cores", "working_set_bytes",
+constexpr const char* kActivityNames[kResources] = {"cpu_cores", "memory_usage_bytes",
                                                     "io_bytes_per_second"};
 // A pod or container not seen for this many cycles is forgotten (its cgroup is gone).
 constexpr std::uint64_t kForgetAfterCycles = 3;
@@ -186,6 +186,7 @@ struct PodState {
   std::array<std::optional<double>, kResources> activity{};
   std::array<bool, kResources> own_rise{};
   std::array<bool, kResources> high{};
+  std::array<bool, kResources> elevated{};  // high before excusing a pod whose activity rose
   std::array<std::optional<double>, kResources> z{};
   std::optional<double> throttle_ratio;  // the largest of the pod's and its containers'
   std::optional<double> throttled_fraction;
@@ -394,8 +395,12 @@ class Detector::Impl {
     }
     p.prev_cpu_ok = cpu_ok;
     p.prev_cpu = s.get(CgroupField::kCpuUsageNs);
-    if (s.has(CgroupField::kMemWorkingSetBytes)) {
-      p.activity[kMem] = static_cast<double>(s.get(CgroupField::kMemWorkingSetBytes));
+    // Memory activity is usage (anonymous memory and page cache charged to the pod): what fills a
+    // node and makes the kernel reclaim. Not the working set: a victim whose cache is reclaimed
+    // refaults it, the kernel activates the refaulted pages, and its working set grows while it
+    // is being hurt.
+    if (s.has(CgroupField::kMemUsageBytes)) {
+      p.activity[kMem] = static_cast<double>(s.get(CgroupField::kMemUsageBytes));
     }
     const std::uint64_t io = ioBytes(s);
     if (dt > 0) {
@@ -457,7 +462,7 @@ class Detector::Impl {
         slot.has_activity[r] = true;
       }
     }
-    for (std::size_t r = 0; r < kResources; ++r) p.own_rise[r] = rose(p, r, o_.victim_n);
+    for (std::size_t r = 0; r < kResources; ++r) p.own_rise[r] = newHigh(p, r);
 
     auto& out = p.out;
     out.namespace_name = s.namespace_name;
@@ -506,16 +511,44 @@ class Detector::Impl {
     return current - *least >= minRise(r) && current >= 1.5 * *least;
   }
 
+  // Whether the pod's own activity for r is now at a new high: above everything it did in the
+  // correlation window before the last victim_n intervals (or, for a pod younger than that, well
+  // above its least). A pod that starts doing more and then waits is its own cause; a victim
+  // getting back to what it did before is not rising.
+  bool newHigh(const PodState& p, std::size_t r) const {
+    const PodSample* now = p.at(cycle_);
+    if (now == nullptr || !now->has_activity[r]) return false;
+    const std::size_t window = correlationSamples();
+    std::optional<double> older_max;
+    for (std::size_t i = static_cast<std::size_t>(o_.victim_n); i < window && i < cycle_; ++i) {
+      const PodSample* s = p.at(cycle_ - i);
+      if (s == nullptr || !s->has_activity[r]) continue;
+      older_max = std::max(older_max.value_or(s->activity[r]), double{s->activity[r]});
+    }
+    if (!older_max) return rose(p, r, o_.victim_n);
+    const double current = now->activity[r];
+    return current - *older_max >= minRise(r) && current >= 1.25 * *older_max;
+  }
+
+  std::size_t correlationSamples() const {
+    return std::min<std::size_t>(
+        pod_capacity_ - 1,
+        static_cast<std::size_t>(
+            std::ceil(seconds(o_.correlation_window) / std::max(0.001, seconds(o_.interval)))));
+  }
+
   // High or not this interval, per resource; the k-of-n history.
   void judge(PodState& p) {
     for (std::size_t r = 0; r < kResources; ++r) {
       p.high[r] = false;
+      p.elevated[r] = false;
       p.z[r].reset();
       if (p.others[r] && p.baseline_n[r] >= o_.baseline_warmup) {
         const double excess = *p.others[r] - p.mean[r];
         const double sd = std::max(std::sqrt(p.var[r]), o_.stall_std_floor);
         p.z[r] = excess / sd;
-        p.high[r] = *p.z[r] >= o_.victim_z && excess >= o_.victim_min_stall && !p.own_rise[r];
+        p.elevated[r] = *p.z[r] >= o_.victim_z && excess >= o_.victim_min_stall;
+        p.high[r] = p.elevated[r] && !p.own_rise[r];
       }
       p.high_bits[r] = (p.high_bits[r] << 1) | (p.high[r] ? 1U : 0U);
       p.out.baseline[r] =
@@ -534,17 +567,15 @@ class Detector::Impl {
     for (std::size_t r = 0; r < kResources; ++r) {
       VerdictState& vs = victim.verdict[r];
       const int highs = highCount(victim, r);
-      if (highs < o_.victim_k) {
+      // k of the last n, and this one: a verdict ends with the first quiet interval.
+      if (highs < o_.victim_k || !victim.high[r]) {
         vs.active = false;
         vs.latched.clear();
         continue;
       }
       // Rank the co-located pods whose activity rose (or that are still latched).
       ranked_.clear();
-      const std::size_t window = std::min<std::size_t>(
-          pod_capacity_ - 1,
-          static_cast<std::size_t>(
-              std::ceil(seconds(o_.correlation_window) / std::max(0.001, seconds(o_.interval)))));
+      const std::size_t window = correlationSamples();
       for (auto& [uid, cand] : pods_) {
         if (cand.get() == &victim || cand->last_seen != cycle_ || !cand->activity[r]) continue;
         const auto latched = std::ranges::find(vs.latched, uid, &LatchedAntagonist::uid);
@@ -624,19 +655,22 @@ class Detector::Impl {
     }
   }
 
-  // The baseline learns only from intervals that were not high, so an interference that lasts is
-  // not learnt as normal.
+  // The baseline learns from quiet intervals, so an interference that lasts is not learnt as
+  // normal. A stall that stays elevated with no one to blame (the pod's own new normal) is learnt
+  // ten times slower, so it is absorbed in hours rather than minutes.
   void learnBaseline(PodState& p) {
     const double alpha = 1 - std::exp2(-seconds(o_.interval) / seconds(o_.baseline_half_life));
     for (std::size_t r = 0; r < kResources; ++r) {
-      if (!p.others[r] || p.high[r] || p.verdict[r].active) continue;
+      if (!p.others[r] || p.verdict[r].active) continue;
+      if (p.elevated[r] && p.baseline_n[r] < o_.baseline_warmup) continue;
       const double x = *p.others[r];
       if (p.baseline_n[r] == 0) {
         p.mean[r] = x;
         p.var[r] = 0;
       } else {
         // Warm-up: a plain running mean until the EWMA's own horizon is reached.
-        const double a = std::max(alpha, 1.0 / (p.baseline_n[r] + 1));
+        const double a =
+            p.elevated[r] ? alpha / 10 : std::max(alpha, 1.0 / (p.baseline_n[r] + 1));
         const double d = x - p.mean[r];
         p.mean[r] += a * d;
         p.var[r] = (1 - a) * (p.var[r] + a * d * d);

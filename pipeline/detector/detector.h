@@ -53,8 +53,8 @@ struct DetectorOptions {
   double victim_z = 3.0;
   double victim_min_stall = 0.1;
   double self_throttle_ratio = 0.2;
-  int victim_k = 3;
-  int victim_n = 5;
+  int victim_k = 2;
+  int victim_n = 3;
   std::chrono::milliseconds correlation_window{std::chrono::minutes(2)};
   double antagonist_threshold = 0.6;
   // A pod's memory stall is its own when its usage is at least this share of its own limit.

@@ -1029,7 +1029,7 @@ detector:
   noisy_neighbor:
     baseline_half_life: 10m
     victim_z: 3
-    victim_min_stall: 0.1
+    victim_min_stall: 0.15
     self_throttle_ratio: 0.2
     victim_k: 2
     victim_n: 3

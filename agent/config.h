@@ -95,7 +95,7 @@ struct Config {
   // Noisy neighbors.
   std::chrono::milliseconds detector_baseline_half_life{600 * 1000};
   double detector_victim_z = 3.0;
-  double detector_victim_min_stall = 0.1;
+  double detector_victim_min_stall = 0.15;
   double detector_self_throttle_ratio = 0.2;
   int detector_victim_k = 2;
   int detector_victim_n = 3;

@@ -146,6 +146,7 @@ struct PodSample {
   std::array<float, kResources> activity{};
   std::array<bool, kResources> has_others{};
   std::array<bool, kResources> has_activity{};
+  std::array<bool, kResources> elevated{};  // set by judge()
 };
 
 struct LatchedAntagonist {
@@ -530,6 +531,22 @@ class Detector::Impl {
     return current - *older_max >= minRise(r) && current >= 1.25 * *older_max;
   }
 
+  // How many samples back the current episode of pod p and resource r reaches: the elevated run
+  // up to now, then the quiet samples before it, up to the previous elevated one or the
+  // correlation window.
+  std::size_t episodeSpan(const PodState& p, std::size_t r) const {
+    const std::size_t window = correlationSamples();
+    std::size_t i = 0;
+    bool in_episode = true;
+    for (; i < window && i < cycle_; ++i) {
+      const PodSample* s = p.at(cycle_ - i);
+      const bool elevated = s != nullptr && s->elevated[r];
+      if (in_episode && !elevated) in_episode = false;
+      if (!in_episode && elevated) break;
+    }
+    return i;
+  }
+
   std::size_t correlationSamples() const {
     return std::min<std::size_t>(
         pod_capacity_ - 1,
@@ -548,6 +565,7 @@ class Detector::Impl {
         const double sd = std::max(std::sqrt(p.var[r]), o_.stall_std_floor);
         p.z[r] = excess / sd;
         p.elevated[r] = *p.z[r] >= o_.victim_z && excess >= o_.victim_min_stall;
+        p.slot(cycle_).elevated[r] = p.elevated[r];
         p.high[r] = p.elevated[r] && !p.own_rise[r];
       }
       p.high_bits[r] = (p.high_bits[r] << 1) | (p.high[r] ? 1U : 0U);
@@ -567,15 +585,21 @@ class Detector::Impl {
     for (std::size_t r = 0; r < kResources; ++r) {
       VerdictState& vs = victim.verdict[r];
       const int highs = highCount(victim, r);
-      // k of the last n, and this one: a verdict ends with the first quiet interval.
-      if (highs < o_.victim_k || !victim.high[r]) {
+      // k of the last n, and this one: a verdict ends with the first quiet interval. One
+      // interval twice over both thresholds needs no second one.
+      const double excess_now = victim.others[r].value_or(0) - victim.mean[r];
+      const bool strong = victim.high[r] && victim.z[r].value_or(0) >= 2 * o_.victim_z &&
+                          excess_now >= 2 * o_.victim_min_stall;
+      if ((highs < o_.victim_k && !strong) || !victim.high[r]) {
         vs.active = false;
         vs.latched.clear();
         continue;
       }
-      // Rank the co-located pods whose activity rose (or that are still latched).
+      // Rank the co-located pods whose activity rose (or that are still latched), over this
+      // episode and the quiet stretch before it: an earlier episode with another cause would
+      // only blur the correlation.
       ranked_.clear();
-      const std::size_t window = correlationSamples();
+      const std::size_t window = episodeSpan(victim, r);
       for (auto& [uid, cand] : pods_) {
         if (cand.get() == &victim || cand->last_seen != cycle_ || !cand->activity[r]) continue;
         const auto latched = std::ranges::find(vs.latched, uid, &LatchedAntagonist::uid);
@@ -595,6 +619,9 @@ class Detector::Impl {
           ys_.push_back(b->activity[r]);
           if (i > 0) least = std::min(least.value_or(b->activity[r]), double{b->activity[r]});
         }
+        // Still active: an antagonist that has just stopped is not the cause of what follows.
+        const double peak = ys_.empty() ? 0.0 : *std::ranges::max_element(ys_);
+        if (!still_latched && *cand->activity[r] < 0.5 * peak) continue;
         const double score = pearson(xs_, ys_).value_or(0.0);
         AntagonistRank rank;
         rank.namespace_name = cand->out.namespace_name;
@@ -669,8 +696,7 @@ class Detector::Impl {
         p.var[r] = 0;
       } else {
         // Warm-up: a plain running mean until the EWMA's own horizon is reached.
-        const double a =
-            p.elevated[r] ? alpha / 10 : std::max(alpha, 1.0 / (p.baseline_n[r] + 1));
+        const double a = p.elevated[r] ? alpha / 10 : std::max(alpha, 1.0 / (p.baseline_n[r] + 1));
         const double d = x - p.mean[r];
         p.mean[r] += a * d;
         p.var[r] = (1 - a) * (p.var[r] + a * d * d);

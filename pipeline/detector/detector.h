@@ -51,7 +51,7 @@ struct DetectorOptions {
   // Noisy neighbors.
   std::chrono::milliseconds baseline_half_life{std::chrono::minutes(10)};
   double victim_z = 3.0;
-  double victim_min_stall = 0.1;
+  double victim_min_stall = 0.15;
   double self_throttle_ratio = 0.2;
   int victim_k = 2;
   int victim_n = 3;

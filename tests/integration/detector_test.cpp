@@ -5,8 +5,10 @@
 //  - two busy threads sharing one CPU inside one container: the container's run-queue delay
 //    (/proc/<tid>/schedstat summed over its threads) is about one second per second;
 //  - a victim alone on CPU 0, then an antagonist started on the same CPU: the victim gets a cpu
-//    verdict naming the antagonist (and the antagonist none), and the verdict ends once the
-//    antagonist is stopped.
+//    verdict naming the antagonist (and the antagonist none); the placement feed patches the
+//    node's condition, annotation and PreferNoSchedule taint into the fake API server (keeping the
+//    node's other taint), and once the antagonist is stopped the verdict ends and the taint and
+//    condition are taken off again after their hold times.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -18,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/fakes/fake_apiserver.h"
 #include "tests/support/child_process.h"
 #include "tests/support/http_client.h"
 #include "tests/support/node_builder.h"
@@ -119,6 +122,22 @@ class DetectorEndToEnd : public ::testing::Test {
     return nullptr;
   }
 
+  static std::optional<json> conditionOf(const json& node, const std::string& type) {
+    if (!node.contains("status") || !node["status"].contains("conditions")) return std::nullopt;
+    for (const auto& c : node["status"]["conditions"]) {
+      if (c.value("type", "") == type) return c;
+    }
+    return std::nullopt;
+  }
+
+  static bool hasTaint(const json& node, const std::string& key) {
+    if (!node.contains("spec") || !node["spec"].contains("taints")) return false;
+    for (const auto& t : node["spec"]["taints"]) {
+      if (t.value("key", "") == key && t.value("effect", "") == "PreferNoSchedule") return true;
+    }
+    return false;
+  }
+
   static std::vector<std::string> pinned(const std::string& cpu, std::vector<std::string> argv) {
     argv.insert(argv.begin(), {"taskset", "-c", cpu});
     return argv;
@@ -162,7 +181,16 @@ TEST_F(DetectorEndToEnd, RunQueueDelayOfTwoThreadsSharingOneCpu) {
             std::string::npos);
 }
 
-TEST_F(DetectorEndToEnd, CpuAntagonistNamedThenCleared) {
+TEST_F(DetectorEndToEnd, CpuAntagonistNamedTaintedThenCleared) {
+  auto api = nodewarden::testing::FakeApiServer::start();
+  ASSERT_TRUE(api.has_value()) << api.error();
+  const json other_taint = {{"key", "dedicated"}, {"value", "spark"}, {"effect", "NoSchedule"}};
+  (*api)->putNode(json{{"kind", "Node"},
+                       {"apiVersion", "v1"},
+                       {"metadata", {{"name", "test-node"}}},
+                       {"spec", {{"taints", json::array({other_taint})}}},
+                       {"status", {{"conditions", json::array()}}}});
+  std::ofstream(base_ / "token") << "test-token\n";
   auto victim_pod = node_->addPod("apps", "victim", "", PodQos::kBurstable);
   ASSERT_TRUE(victim_pod.has_value());
   auto victim = (*victim_pod)->addContainer(nodewarden::testing::containerSpec("main"));
@@ -172,11 +200,26 @@ TEST_F(DetectorEndToEnd, CpuAntagonistNamedThenCleared) {
   auto hog = (*hog_pod)->addContainer(nodewarden::testing::containerSpec("main"));
   ASSERT_TRUE(hog.has_value());
   ASSERT_TRUE((*victim)->run(pinned("0", {"stress-ng", "--cpu", "1", "--timeout", "300s", "-q"})));
-  startAgent();
+  startAgent(
+      "placement:\n  enabled: true\n  on_score: 0.2\n  off_score: 0.1\n"
+      "  on_hold: 2s\n  off_hold: 4s\n  min_taint_duration: 6s\n  max_backoff: 1s\n"
+      "kubernetes:\n  apiserver_url: " +
+      (*api)->url() + "\n  token_file: " + (base_ / "token").string() + "\n");
   // A baseline: the victim alone on its CPU for a dozen intervals.
   std::this_thread::sleep_for(24s);
   json s = signals();
   EXPECT_TRUE(s["verdicts"].empty()) << s["verdicts"].dump();
+  // The feed has reported the quiet node: condition False, annotation, no taint of ours.
+  ASSERT_TRUE(waitFor(
+      [&] {
+        const auto n = (*api)->node("test-node");
+        const auto c = n ? conditionOf(*n, "NoisyNeighbor") : std::nullopt;
+        return c && (*c)["status"] == "False";
+      },
+      10s));
+  EXPECT_FALSE(hasTaint(*(*api)->node("test-node"), "nodewarden.io/noisy-neighbor"));
+  EXPECT_TRUE(
+      (*(*api)->node("test-node"))["metadata"]["annotations"].contains("nodewarden.io/signals"));
 
   ASSERT_TRUE((*hog)->run(pinned("0", {"stress-ng", "--cpu", "1", "--timeout", "300s", "-q"})));
   const auto started = std::chrono::steady_clock::now();
@@ -202,10 +245,41 @@ TEST_F(DetectorEndToEnd, CpuAntagonistNamedThenCleared) {
                                "\"victim\",node=\"test-node\"} 1"),
             std::string::npos);
 
+  // The placement feed: taint and condition on, the node's other taint kept, the evidence as the
+  // condition's message.
+  ASSERT_TRUE(waitFor(
+      [&] { return hasTaint(*(*api)->node("test-node"), "nodewarden.io/noisy-neighbor"); }, 20s))
+      << (*api)->node("test-node")->dump(1);
+  json node = *(*api)->node("test-node");
+  auto cond = conditionOf(node, "NoisyNeighbor");
+  ASSERT_TRUE(cond.has_value());
+  EXPECT_EQ((*cond)["status"], "True");
+  EXPECT_NE((*cond)["message"].get<std::string>().find("apps/victim cpu"), std::string::npos)
+      << (*cond)["message"];
+  EXPECT_NE((*cond)["message"].get<std::string>().find("batch/hog"), std::string::npos);
+  bool other_kept = false;
+  for (const auto& t : node["spec"]["taints"]) other_kept |= t == other_taint;
+  EXPECT_TRUE(other_kept) << node["spec"].dump();
+  EXPECT_EQ(signals()["node_signals"]["placement"]["tainted"], true);
+
   ASSERT_TRUE((*hog)->kill());
   ASSERT_TRUE(waitFor([&] { return verdictOf(signals(), "victim", "cpu") == nullptr; }, 20s))
       << "the verdict outlived the antagonist";
   EXPECT_EQ(last_signals_["node_signals"]["interference_score"], 0.0);
+  // Off after off_hold, and min_taint_duration since it went on.
+  ASSERT_TRUE(waitFor(
+      [&] {
+        const auto n = (*api)->node("test-node");
+        const auto c = conditionOf(*n, "NoisyNeighbor");
+        return !hasTaint(*n, "nodewarden.io/noisy-neighbor") && c && (*c)["status"] == "False";
+      },
+      30s))
+      << (*api)->node("test-node")->dump(1);
+  node = *(*api)->node("test-node");
+  EXPECT_EQ(node["spec"]["taints"], json::array({other_taint}));
+  // Every patch carried the bearer token.
+  for (const auto& r : (*api)->requests())
+    EXPECT_EQ(r.authorization, "Bearer test-token") << r.path;
 }
 
 }  // namespace

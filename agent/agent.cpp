@@ -220,15 +220,31 @@ class Agent::Impl {
     prometheus::Gauge* duration;
   };
 
+  // The API server's URL, token and CA: as configured, else the in-cluster defaults (the service
+  // account's files, KUBERNETES_SERVICE_HOST/_PORT). For the pod watch and the placement feed.
+  std::expected<pods::ApiServerPodsOptions, std::string> apiServer() const {
+    pods::ApiServerPodsOptions ao;
+    ao.url = config_.apiserver_url;
+    ao.token_file = config_.token_file.string();
+    ao.ca_file = config_.ca_file.string();
+    ao.node_name = config_.node_name;
+    auto env = [](const char* name) -> std::optional<std::string> {
+      const char* v = std::getenv(name);
+      return v == nullptr ? std::nullopt : std::optional<std::string>(v);
+    };
+    return pods::withInClusterDefaults(ao, env, kServiceAccountDir);
+  }
+
+  static constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
+
   // The pod metadata sources in their order: the runtime's state, the kubelet, the API server.
   // A source whose endpoint is unknown (not in a cluster, no URL given) stays off, said once.
   // With the API server known, the kubelet and API-server sources share one CronJob lookup.
   std::unique_ptr<ContainerMetadata> buildMetadata() {
-    constexpr const char* kServiceAccount = "/var/run/secrets/kubernetes.io/serviceaccount";
     metadata_started_ = std::chrono::steady_clock::now();
     const auto in_cluster_file = [&](const std::filesystem::path& configured, const char* name) {
       if (!configured.empty()) return configured.string();
-      const auto p = std::filesystem::path(kServiceAccount) / name;
+      const auto p = std::filesystem::path(kServiceAccountDir) / name;
       std::error_code ec;
       return std::filesystem::exists(p, ec) ? p.string() : std::string();
     };
@@ -237,16 +253,7 @@ class Agent::Impl {
     std::unique_ptr<pods::ApiServerPodWatcher> watcher;
     std::shared_ptr<pods::CronJobLookup> cronjobs;
     if (config_.pods_apiserver) {
-      pods::ApiServerPodsOptions ao;
-      ao.url = config_.apiserver_url;
-      ao.token_file = config_.token_file.string();
-      ao.ca_file = config_.ca_file.string();
-      ao.node_name = config_.node_name;
-      auto env = [](const char* name) -> std::optional<std::string> {
-        const char* v = std::getenv(name);
-        return v == nullptr ? std::nullopt : std::optional<std::string>(v);
-      };
-      auto resolved = pods::withInClusterDefaults(ao, env, kServiceAccount);
+      auto resolved = apiServer();
       if (!resolved || resolved->url.empty()) {
         spdlog::info("pod metadata: API server source off ({})",
                      resolved ? "no URL" : resolved.error());
@@ -534,17 +541,7 @@ class Agent::Impl {
     o.max_backoff = config_.placement_max_backoff;
     o.timeout = config_.placement_timeout;
     if (!o.dry_run) {
-      pods::ApiServerPodsOptions ao;
-      ao.url = config_.apiserver_url;
-      ao.token_file = config_.token_file.string();
-      ao.ca_file = config_.ca_file.string();
-      ao.node_name = config_.node_name;
-      auto env = [](const char* name) -> std::optional<std::string> {
-        const char* v = std::getenv(name);
-        return v == nullptr ? std::nullopt : std::optional<std::string>(v);
-      };
-      auto resolved = pods::withInClusterDefaults(ao, env,
-                                                  "/var/run/secrets/kubernetes.io/serviceaccount");
+      auto resolved = apiServer();
       if (!resolved) return std::unexpected("placement: " + resolved.error());
       if (resolved->url.empty()) {
         return std::unexpected(

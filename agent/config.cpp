@@ -635,6 +635,9 @@ std::optional<ConfigError> checkDetector(const Config& c) {
                 "must be between 1 and victim_n (" + std::to_string(c.detector_victim_n) +
                     "), got " + std::to_string(c.detector_victim_k));
   }
+  if (c.placement_enabled && !c.detector_enabled) {
+    return fail("placement.enabled", "needs detector.enabled: the feed publishes its verdicts");
+  }
   if (c.placement_off_score > c.placement_on_score) {
     return fail("placement.off_score", "must not be above placement.on_score (" +
                                            number(c.placement_on_score) + "), got " +

@@ -17,7 +17,8 @@ double rounded(double value) { return std::round(value * 1000.0) / 1000.0; }
 json perResource(const std::array<std::optional<double>, detector::kResources>& values) {
   json out = json::object();
   for (std::size_t i = 0; i < values.size(); ++i) {
-    if (values[i] && std::isfinite(*values[i])) out[detector::resourceName(static_cast<detector::Resource>(i))] = rounded(*values[i]);
+    if (values[i] && std::isfinite(*values[i]))
+      out[detector::resourceName(static_cast<detector::Resource>(i))] = rounded(*values[i]);
   }
   return out;
 }

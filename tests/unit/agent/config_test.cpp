@@ -201,6 +201,8 @@ TEST(ConfigDetector, RejectsNonNumbersAndBadRanges) {
   EXPECT_EQ(invalid("detector: {recommendation: {cpu_percentile: 1.5}}").field,
             "detector.recommendation.cpu_percentile");
   EXPECT_EQ(invalid("placement: {on_score: 0.2, off_score: 0.5}").field, "placement.off_score");
+  EXPECT_EQ(invalid("detector: {enabled: false}\nplacement: {enabled: true}").field,
+            "placement.enabled");
   EXPECT_EQ(invalid("placement: {taint_key: \"bad key!\"}").field, "placement.taint_key");
   EXPECT_EQ(invalid("interval: 1s\ndetector: {windows: {long: 2h}}").field,
             "detector.windows.long");

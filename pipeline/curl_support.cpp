@@ -1,6 +1,9 @@
 #include "pipeline/curl_support.h"
 
+#include <array>
+#include <fstream>
 #include <mutex>
+#include <string_view>
 
 namespace nodewarden {
 
@@ -19,6 +22,22 @@ bool appendHeader(CurlHeaders& list, const std::string& header) {
 
 int abortWhenCancelled(void* cancelled, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return static_cast<const std::atomic<bool>*>(cancelled)->load() ? 1 : 0;
+}
+
+std::optional<std::string> readBearerToken(const std::string& path) {
+  constexpr std::size_t kMaxTokenBytes = std::size_t{1} << 20U;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string text;
+  std::array<char, 4096> chunk{};
+  while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0) {
+    text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxTokenBytes) return std::nullopt;
+  }
+  constexpr std::string_view kSpace = " \t\r\n";
+  const auto begin = text.find_first_not_of(kSpace);
+  if (begin == std::string::npos) return std::nullopt;
+  return text.substr(begin, text.find_last_not_of(kSpace) - begin + 1);
 }
 
 }  // namespace nodewarden

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace nodewarden {
@@ -27,5 +28,10 @@ bool appendHeader(CurlHeaders& list, const std::string& header);
 // CURLOPT_XFERINFOFUNCTION with CURLOPT_XFERINFODATA pointing at a std::atomic<bool>: a non-zero
 // return (the flag is set) aborts the transfer. libcurl calls it about once a second while idle.
 int abortWhenCancelled(void* cancelled, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
+
+// A bearer token file's content without surrounding white space; nullopt when the file cannot be
+// read, is over 1 MiB (no token is), or holds only white space. Read per request: projected
+// service-account tokens rotate.
+std::optional<std::string> readBearerToken(const std::string& path);
 
 }  // namespace nodewarden

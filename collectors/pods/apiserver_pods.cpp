@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -176,18 +175,6 @@ std::string_view trim(std::string_view s) {
   const auto begin = s.find_first_not_of(kSpace);
   if (begin == std::string_view::npos) return {};
   return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
-}
-
-std::optional<std::string> readSmallFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string text;
-  std::array<char, 4096> chunk{};
-  while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0) {
-    text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
-    if (text.size() > 1U << 20U) return std::nullopt;  // no token is a megabyte
-  }
-  return text;
 }
 
 // "<reason>: <message>" of a Status object body, or the body's start when it is not one.
@@ -511,12 +498,12 @@ bool ApiServerPodWatcher::perform(const std::string& url, std::chrono::milliseco
   bool ok = appendHeader(headers, "Accept: application/json");
   if (!options_.token_file.empty()) {
     // Projected service-account tokens rotate (about hourly): read the file for every request.
-    const auto token = readSmallFile(options_.token_file);
-    if (!token || trim(*token).empty()) {
+    const auto token = readBearerToken(options_.token_file);
+    if (!token) {
       failed("apiserver_token", "cannot read a bearer token from " + options_.token_file);
       return false;
     }
-    ok = ok && appendHeader(headers, "Authorization: Bearer " + std::string(trim(*token)));
+    ok = ok && appendHeader(headers, "Authorization: Bearer " + *token);
   }
   if (!ok) {
     failed("apiserver_connect", "out of memory building the request headers");

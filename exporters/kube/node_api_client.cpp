@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <array>
-#include <fstream>
 #include <optional>
 #include <utility>
 
@@ -15,30 +14,8 @@ namespace nodewarden::kube {
 namespace {
 
 constexpr std::size_t kMaxBodyBytes = std::size_t{16} << 20U;
-constexpr std::size_t kMaxTokenBytes = std::size_t{1} << 20U;
 constexpr int kPollMs = 1000;  // curl_multi_poll's wait when idle; cancel() wakes it sooner
 constexpr std::chrono::milliseconds kMaxConnectTimeout{10'000};
-
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  const auto begin = s.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
-}
-
-std::optional<std::string> readToken(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string text;
-  std::array<char, 4096> chunk{};
-  while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0) {
-    text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
-    if (text.size() > kMaxTokenBytes) return std::nullopt;
-  }
-  std::string token(trim(text));
-  if (token.empty()) return std::nullopt;
-  return token;
-}
 
 }  // namespace
 
@@ -144,7 +121,7 @@ NodeApiResponse NodeApiClient::perform(const std::string& path, const char* meth
   if (body != nullptr)
     ok = ok && appendHeader(headers, "Content-Type: " + std::string(content_type));
   if (!options_.token_file.empty()) {
-    const auto token = readToken(options_.token_file);
+    const auto token = readBearerToken(options_.token_file);
     if (!token) {
       out.error = "cannot read a bearer token from " + options_.token_file;
       return out;

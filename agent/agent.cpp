@@ -485,6 +485,7 @@ class Agent::Impl {
     o.victim_k = c.detector_victim_k;
     o.victim_n = c.detector_victim_n;
     o.correlation_window = c.detector_correlation_window;
+    o.episode_lead = c.detector_episode_lead;
     o.antagonist_threshold = c.detector_antagonist_threshold;
     return o;
   }

@@ -151,6 +151,7 @@ constexpr Field kNoisyNeighborFields[] = {
     {"victim_k", &Config::detector_victim_k},
     {"victim_n", &Config::detector_victim_n},
     {"correlation_window", &Config::detector_correlation_window},
+    {"episode_lead", &Config::detector_episode_lead},
     {"antagonist_threshold", &Config::detector_antagonist_threshold},
 };
 constexpr Field kDetectorFields[] = {
@@ -575,6 +576,8 @@ std::optional<ConfigError> checkDetector(const Config& c) {
                    Duration(1000), Duration(86'400'000)},
         std::tuple{"detector.noisy_neighbor.correlation_window", c.detector_correlation_window,
                    Duration(1000), Duration(3'600'000)},
+        std::tuple{"detector.noisy_neighbor.episode_lead", c.detector_episode_lead, Duration(1000),
+                   Duration(3'600'000)},
         std::tuple{"placement.on_hold", c.placement_on_hold, Duration(0), Duration(86'400'000)},
         std::tuple{"placement.off_hold", c.placement_off_hold, Duration(0), Duration(86'400'000)},
         std::tuple{"placement.min_taint_duration", c.placement_min_taint_duration, Duration(0),
@@ -1037,6 +1040,7 @@ detector:
     victim_k: 2
     victim_n: 3
     correlation_window: 2m
+    episode_lead: 30s
     antagonist_threshold: 0.6
 placement:
   enabled: false

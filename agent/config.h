@@ -100,6 +100,7 @@ struct Config {
   int detector_victim_k = 2;
   int detector_victim_n = 3;
   std::chrono::milliseconds detector_correlation_window{120 * 1000};
+  std::chrono::milliseconds detector_episode_lead{30 * 1000};
   double detector_antagonist_threshold = 0.6;
 
   // The placement feed: this node's condition, annotation and taint in the API server (opt-in).

@@ -532,17 +532,21 @@ class Detector::Impl {
   }
 
   // How many samples back the current episode of pod p and resource r reaches: the elevated run
-  // up to now, then the quiet samples before it, up to the previous elevated one or the
-  // correlation window.
+  // up to now, then at most episode_lead of quiet samples before it (fewer when an earlier
+  // elevated one comes first), all within the correlation window.
   std::size_t episodeSpan(const PodState& p, std::size_t r) const {
     const std::size_t window = correlationSamples();
+    const auto lead = static_cast<std::size_t>(
+        std::ceil(seconds(o_.episode_lead) / std::max(0.001, seconds(o_.interval))));
     std::size_t i = 0;
+    std::size_t quiet = 0;
     bool in_episode = true;
     for (; i < window && i < cycle_; ++i) {
       const PodSample* s = p.at(cycle_ - i);
       const bool elevated = s != nullptr && s->elevated[r];
       if (in_episode && !elevated) in_episode = false;
-      if (!in_episode && elevated) break;
+      if (!in_episode && (elevated || quiet == lead)) break;
+      if (!in_episode) ++quiet;
     }
     return i;
   }

@@ -56,6 +56,10 @@ struct DetectorOptions {
   int victim_k = 2;
   int victim_n = 3;
   std::chrono::milliseconds correlation_window{std::chrono::minutes(2)};
+  // How far before a victim's current episode the ranking looks (its quiet lead-in), at most the
+  // correlation window: long enough to see an antagonist start before the stall shows, short
+  // enough that the same pod's earlier, harmless activity does not blur the correlation.
+  std::chrono::milliseconds episode_lead{std::chrono::seconds(30)};
   double antagonist_threshold = 0.6;
   // A pod's memory stall is its own when its usage is at least this share of its own limit.
   double self_memory_limit_ratio = 0.9;

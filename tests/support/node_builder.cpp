@@ -300,10 +300,10 @@ std::expected<std::uint64_t, std::string> Container::readUint(std::string_view c
   }
 }
 
-std::expected<std::uint64_t, std::string> Container::readKey(std::string_view controller,
-                                                             std::string_view file,
-                                                             std::string_view key) const {
-  auto dir = cgroupDir(controller);
+namespace {
+std::expected<std::uint64_t, std::string> readKeyIn(const std::optional<fs::path>& dir,
+                                                    std::string_view controller,
+                                                    std::string_view file, std::string_view key) {
   if (!dir) return std::unexpected("no hierarchy with " + std::string(controller));
   auto text = readFile(*dir / file);
   if (!text) return std::unexpected("cannot read " + (*dir / file).string());
@@ -314,6 +314,13 @@ std::expected<std::uint64_t, std::string> Container::readKey(std::string_view co
     if (k == key) return v;
   }
   return std::unexpected("no " + std::string(key) + " in " + (*dir / file).string());
+}
+}  // namespace
+
+std::expected<std::uint64_t, std::string> Container::readKey(std::string_view controller,
+                                                             std::string_view file,
+                                                             std::string_view key) const {
+  return readKeyIn(cgroupDir(controller), controller, file, key);
 }
 
 std::expected<pid_t, std::string> Container::run(const std::vector<std::string>& argv) {
@@ -387,6 +394,12 @@ std::optional<fs::path> Pod::cgroupDir(std::string_view controller) const {
     if (h.has(controller)) return h.base / node_.parent() / relative_;
   }
   return std::nullopt;
+}
+
+std::expected<std::uint64_t, std::string> Pod::readKey(std::string_view controller,
+                                                       std::string_view file,
+                                                       std::string_view key) const {
+  return readKeyIn(cgroupDir(controller), controller, file, key);
 }
 
 fs::path Pod::logDir() const { return node_.logRoot() / (namespace_ + "_" + name_ + "_" + uid_); }

@@ -137,6 +137,10 @@ class Pod {
   [[nodiscard]] NodeBuilder& node() const { return node_; }
   [[nodiscard]] const std::filesystem::path& relativePath() const { return relative_; }
   [[nodiscard]] std::optional<std::filesystem::path> cgroupDir(std::string_view controller) const;
+  // As Container::readKey, for the pod's own cgroup.
+  [[nodiscard]] std::expected<std::uint64_t, std::string> readKey(std::string_view controller,
+                                                                  std::string_view file,
+                                                                  std::string_view key) const;
   // <temp>/var/log/pods/<namespace>_<name>_<uid>
   [[nodiscard]] std::filesystem::path logDir() const;
 

@@ -145,6 +145,7 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
                                           "detector.noisy_neighbor.victim_k",
                                           "detector.noisy_neighbor.victim_n",
                                           "detector.noisy_neighbor.correlation_window",
+                                          "detector.noisy_neighbor.episode_lead",
                                           "detector.noisy_neighbor.antagonist_threshold",
                                           "placement.enabled",
                                           "placement.dry_run",

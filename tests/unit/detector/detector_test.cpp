@@ -377,6 +377,53 @@ TEST_F(DetectorTest, MemoryAntagonistRankedByUsageGrowth) {
   EXPECT_EQ(verdict("filler", Resource::kMemory), nullptr);
 }
 
+// The same pod did harmless work shortly before (the victim did not stall): the ranking looks at
+// the episode and a short lead-in (episode_lead), so that earlier work, still inside the
+// correlation window, does not blur the correlation of what hurts now.
+TEST_F(DetectorTest, AntagonistsEarlierHarmlessActivityDoesNotHideIt) {
+  start(options());
+  FakePod& victim = pod("victim");
+  FakePod& hog = pod("hog");
+  victim.working_set = 200 << 20;
+  hog.working_set = 10 << 20;
+  cycles(20);
+  hog.working_set = 400 << 20;  // harmless: the node has room
+  cycles(10);
+  hog.working_set = 10 << 20;
+  cycles(4);
+  hog.working_set = 500 << 20;
+  victim.working_set = 120 << 20;
+  victim.stall[1] = 0.4;
+  cycles(2);
+  const Verdict* v = verdict("victim", Resource::kMemory);
+  ASSERT_NE(v, nullptr);
+  ASSERT_FALSE(v->antagonists.empty());
+  EXPECT_EQ(v->antagonists[0].pod_name, "hog");
+  EXPECT_GE(v->antagonists[0].score, 0.6);
+
+  // Looking back over the whole correlation window, the earlier work blurs it below the
+  // threshold: what the lead-in bound is for.
+  auto o = options();
+  o.episode_lead = o.correlation_window;
+  start(o);
+  pods_.clear();
+  now_ = 1000;
+  FakePod& victim2 = pod("victim");
+  FakePod& hog2 = pod("hog");
+  victim2.working_set = 200 << 20;
+  hog2.working_set = 10 << 20;
+  cycles(20);
+  hog2.working_set = 400 << 20;
+  cycles(10);
+  hog2.working_set = 10 << 20;
+  cycles(4);
+  hog2.working_set = 500 << 20;
+  victim2.working_set = 120 << 20;
+  victim2.stall[1] = 0.4;
+  cycles(2);
+  EXPECT_EQ(verdict("victim", Resource::kMemory), nullptr);
+}
+
 // Measured on this kernel: a victim whose page cache is reclaimed refaults it, the kernel
 // activates the refaulted pages, and its working set grows while its usage falls. That is not
 // the victim starting to do more.

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "pipeline/loki_push_body.h"
+#include "pipeline/retry_backoff.h"
 
 namespace nodewarden {
 namespace {
@@ -192,9 +193,7 @@ bool LogShipper::deliver(const LogBatch& batch) {
                        (r.http_status == 0 ? std::string("no response")
                                            : "HTTP " + std::to_string(r.http_status)) +
                            ": " + r.message);
-        std::uniform_int_distribution<std::int64_t> jitter(0, backoff.count());
-        auto wait = std::chrono::milliseconds(jitter(rng_));
-        if (r.retry_after.count() > 0) wait = std::max(wait, r.retry_after);
+        const auto wait = jitteredWait(backoff, r.retry_after, rng_);
         backoff_seconds_->Set(static_cast<double>(wait.count()) / 1000.0);
         sleepFor(wait);
         backoff = std::min(backoff * 2, options_.max_backoff);

@@ -151,6 +151,9 @@ void WriteRequestEncoder::line(std::string_view text) {
   name->set_name("__name__");
   name->set_value(sample_.name);
   for (auto& [k, v] : sample_.labels) {
+    // An empty value is no label at all to Prometheus (a scrape drops it too), and the remote
+    // write spec forbids sending one.
+    if (v.empty()) continue;
     auto* label = series->add_labels();
     label->set_name(std::move(k));
     label->set_value(std::move(v));

@@ -74,7 +74,7 @@ TEST(WriteRequestEncoder, SortsLabelsWithNameAndStampsTheCycleTime) {
       "# HELP container_memory_working_set_bytes Current working set.\n"
       "# TYPE container_memory_working_set_bytes gauge\n"
       "container_memory_working_set_bytes{pod=\"web-0\",namespace=\"shop\",container=\"app\","
-      "Zone=\"eu\"} 1048576\n"
+      "Zone=\"eu\",image=\"\"} 1048576\n"
       "\n"
       "nodewarden_collection_cycles_total 42\n";
   const auto batches = encode(text, 2000, 1'700'000'000'123);
@@ -86,7 +86,7 @@ TEST(WriteRequestEncoder, SortsLabelsWithNameAndStampsTheCycleTime) {
   const auto& ts = req.timeseries(0);
   std::vector<std::string> names;
   for (const auto& l : ts.labels()) names.push_back(l.name());
-  // Byte order: capitals sort before "__name__".
+  // Byte order: capitals sort before "__name__"; the empty image label is left out.
   EXPECT_EQ(names, (std::vector<std::string>{"Zone", "__name__", "container", "namespace", "pod"}));
   EXPECT_EQ(ts.labels(1).value(), "container_memory_working_set_bytes");
   EXPECT_EQ(ts.labels(4).value(), "web-0");

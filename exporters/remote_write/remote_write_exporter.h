@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "pipeline/curl_support.h"
 #include "pipeline/metric_exporter.h"
 
 namespace nodewarden {
@@ -45,15 +46,12 @@ class RemoteWriteExporter final : public MetricExporter {
   SendResult send(const MetricWriteBatch& batch) override;
   void cancel() override { cancelled_ = true; }
 
-  static constexpr std::size_t kMaxReplyBytes = 1024;
-
  private:
-  struct Curl;
   explicit RemoteWriteExporter(RemoteWriteOptions options);
   std::expected<void, std::string> setUp();
 
   RemoteWriteOptions options_;
-  std::unique_ptr<Curl> curl_;
+  std::unique_ptr<CurlPoster> poster_;
   std::string compressed_;  // the last request's snappy block, reused
   std::mutex mutex_;        // send() is meant for one sender thread
   std::atomic<bool> cancelled_{false};

@@ -245,5 +245,38 @@ TEST_F(RemoteWriteTest, CyclesOfAnOutageArriveAfterwardsInOrder) {
       << "connection refused was retried, never dropped";
 }
 
+TEST_F(RemoteWriteTest, ARestartSendsWhatTheStoppedAgentSpooled) {
+  startAgent();  // the receiver is down for the first agent's whole life
+  ASSERT_TRUE(waitFor([&] { return agentValue("nodewarden_collection_cycles_total") >= 3; }, 30s))
+      << diagnostics();
+  const double first_life = agentValue("nodewarden_collection_cycles_total");
+  agent_.stop(5s);  // SIGTERM: queued cycles are spooled, nothing was sent
+  ASSERT_FALSE(fs::is_empty(dir_ / "state/spool/remote_write"));
+
+  ASSERT_TRUE(startPrometheus().has_value());
+  startAgent();  // same state dir
+  // The first life's cycles (counter 1, 2, ... up to at least first_life) arrive, then the new
+  // life's, whose counter starts again at 1: the samples' timestamps keep increasing throughout.
+  Json result;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        result = query("nodewarden_collection_cycles_total[10m]");
+        return result.size() == 1 && result[0]["values"].size() >= first_life + 2;
+      },
+      60s))
+      << result.dump() << diagnostics();
+  const Json& values = result[0]["values"];
+  std::size_t i = 0;
+  for (; i < values.size() && std::stod(values[i][1].get<std::string>()) == double(i + 1); ++i) {
+  }
+  EXPECT_GE(static_cast<double>(i), first_life)
+      << "every cycle of the first life, in order: " << values.dump();
+  ASSERT_LT(i, values.size());
+  EXPECT_EQ(std::stod(values[i][1].get<std::string>()), 1.0) << "then the second life's first";
+  for (std::size_t k = 1; k < values.size(); ++k) {
+    EXPECT_GT(values[k][0].get<double>(), values[k - 1][0].get<double>());
+  }
+}
+
 }  // namespace
 }  // namespace nodewarden

@@ -56,38 +56,24 @@ MetricSender::MetricSender(MetricSenderOptions options, MetricSpool& spool,
 MetricSender::~MetricSender() { stop(); }
 
 void MetricSender::start() {
-  stopping_ = false;
+  signal_.reset();
   thread_ = std::thread([this] { run(); });
 }
 
-void MetricSender::notify() {
-  {
-    std::lock_guard lock(mu_);
-    wake_ = true;
-  }
-  cv_.notify_all();
-}
+void MetricSender::notify() { signal_.notify(); }
 
 void MetricSender::stop() {
   if (!thread_.joinable()) return;
-  stopping_ = true;
+  signal_.stop();
   exporter_.cancel();
-  notify();
   thread_.join();
 }
 
-void MetricSender::sleepFor(std::chrono::milliseconds d) {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, d, [this] { return stopping_.load(); });
-}
-
 void MetricSender::run() {
-  while (!stopping_) {
+  while (!signal_.stopping()) {
     const std::shared_ptr<const MetricWriteBatch> batch = spool_.front();
     if (!batch) {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, options_.idle_poll, [this] { return wake_ || stopping_.load(); });
-      wake_ = false;
+      signal_.waitForWork(options_.idle_poll);
       continue;
     }
     if (!deliver(*batch)) break;
@@ -98,7 +84,7 @@ void MetricSender::run() {
 bool MetricSender::deliver(const MetricWriteBatch& batch) {
   auto backoff = options_.initial_backoff;
   for (;;) {
-    if (stopping_) return false;
+    if (signal_.stopping()) return false;
     const SendResult r = exporter_.send(batch);
     if (r.status == SendStatus::kOk) {
       backoff_seconds_->Set(0);
@@ -117,7 +103,7 @@ bool MetricSender::deliver(const MetricWriteBatch& batch) {
                          std::to_string(batch.samples) + " samples dropped, never resent)");
       return true;
     }
-    if (stopping_) return false;
+    if (signal_.stopping()) return false;
     errors_.report(kComponent, r.http_status == 0 ? "unreachable" : "retry",
                    (r.http_status == 0 ? std::string("no response")
                                        : "HTTP " + std::to_string(r.http_status)) +
@@ -125,7 +111,7 @@ bool MetricSender::deliver(const MetricWriteBatch& batch) {
     requests_retried_->Increment();
     const auto wait = jitteredWait(backoff, r.retry_after, rng_);
     backoff_seconds_->Set(static_cast<double>(wait.count()) / 1000.0);
-    sleepFor(wait);
+    signal_.sleepFor(wait);
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }

@@ -11,14 +11,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <random>
 #include <thread>
 
 #include "pipeline/metric_exporter.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
+#include "pipeline/wake_signal.h"
 
 namespace nodewarden {
 
@@ -44,7 +43,6 @@ class MetricSender {
  private:
   void run();
   bool deliver(const MetricWriteBatch& batch);  // false when stopped first
-  void sleepFor(std::chrono::milliseconds d);
 
   MetricSenderOptions options_;
   MetricSpool& spool_;
@@ -52,10 +50,7 @@ class MetricSender {
   ErrorReporter& errors_;
   std::mt19937_64 rng_{std::random_device{}()};
 
-  std::mutex mu_;  // guards wake_ and the condition variable's wait
-  std::condition_variable cv_;
-  bool wake_ = false;
-  std::atomic<bool> stopping_{false};
+  WakeSignal signal_;
   std::thread thread_;
 
   prometheus::Counter* samples_sent_ = nullptr;

@@ -124,27 +124,27 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
   i.spool = std::move(*spool);
 
   RemoteWriteOptions ro;
-  ro.url = config.remote_write_url;
+  ro.http.url = config.remote_write_url;
   ro.bearer_token_file = config.remote_write_bearer_token_file.string();
-  ro.basic_user = config.remote_write_username;
+  ro.http.basic_user = config.remote_write_username;
   if (!config.remote_write_password_file.empty()) {
     const auto password = readBearerToken(config.remote_write_password_file.string());
     if (!password) {
       return std::unexpected("remote_write.password_file: cannot read " +
                              config.remote_write_password_file.string() + " (or it is empty)");
     }
-    ro.basic_password = *password;
+    ro.http.basic_password = *password;
   }
-  ro.ca_file = config.remote_write_ca_file.string();
-  ro.insecure_skip_verify = config.remote_write_insecure_skip_verify;
-  ro.timeout = config.remote_write_timeout;
+  ro.http.ca_file = config.remote_write_ca_file.string();
+  ro.http.insecure_skip_verify = config.remote_write_insecure_skip_verify;
+  ro.http.timeout = config.remote_write_timeout;
   for (const auto& header : config.remote_write_headers) {
     const auto colon = header.find(':');
     std::string value = header.substr(colon + 1);
     value.erase(0, value.find_first_not_of(" \t"));
     ro.headers.emplace_back(header.substr(0, colon), std::move(value));
   }
-  ro.user_agent = std::string("nodewarden/") + NODEWARDEN_VERSION;
+  ro.http.user_agent = std::string("nodewarden/") + NODEWARDEN_VERSION;
   auto exporter = RemoteWriteExporter::create(std::move(ro));
   if (!exporter) return std::unexpected(exporter.error());
   i.exporter = std::move(*exporter);

@@ -43,16 +43,16 @@ std::expected<std::unique_ptr<RemoteWriteExporter>, std::string> RemoteWriteExpo
   const auto bad = [](const std::string& what) {
     return std::unexpected("remote_write exporter: " + what);
   };
-  if (!options.url.starts_with("http://") && !options.url.starts_with("https://")) {
-    return bad("url '" + options.url + "' is not an http:// or https:// URL");
+  if (!options.http.url.starts_with("http://") && !options.http.url.starts_with("https://")) {
+    return bad("url '" + options.http.url + "' is not an http:// or https:// URL");
   }
-  if (!options.bearer_token_file.empty() && !options.basic_user.empty()) {
+  if (!options.bearer_token_file.empty() && !options.http.basic_user.empty()) {
     return bad("a bearer token and basic auth are both set; choose one");
   }
-  if (!options.ca_file.empty() && !std::ifstream(options.ca_file).good()) {
-    return bad("ca_file '" + options.ca_file + "' cannot be read");
+  if (!options.http.ca_file.empty() && !std::ifstream(options.http.ca_file).good()) {
+    return bad("ca_file '" + options.http.ca_file + "' cannot be read");
   }
-  if (options.timeout.count() <= 0) return bad("timeout must be positive");
+  if (options.http.timeout.count() <= 0) return bad("timeout must be positive");
   for (const auto& [name, value] : options.headers) {
     if (name.empty() || name.find(':') != std::string::npos || !headerSafe(name) ||
         !headerSafe(value)) {
@@ -65,15 +65,7 @@ std::expected<std::unique_ptr<RemoteWriteExporter>, std::string> RemoteWriteExpo
 }
 
 std::expected<void, std::string> RemoteWriteExporter::setUp() {
-  CurlPostOptions o;
-  o.url = options_.url;
-  o.ca_file = options_.ca_file;
-  o.insecure_skip_verify = options_.insecure_skip_verify;
-  o.basic_user = options_.basic_user;
-  o.basic_password = options_.basic_password;
-  o.timeout = options_.timeout;
-  o.user_agent = options_.user_agent;
-  auto poster = CurlPoster::create(o, &cancelled_);
+  auto poster = CurlPoster::create(options_.http, &cancelled_);
   if (!poster) return std::unexpected(poster.error());
   poster_ = std::move(*poster);
   return {};

@@ -23,15 +23,10 @@
 namespace nodewarden {
 
 struct RemoteWriteOptions {
-  std::string url;                // e.g. http://prometheus:9090/api/v1/write
+  // url (e.g. http://prometheus:9090/api/v1/write), TLS, basic auth, timeout, user agent.
+  CurlPostOptions http;
   std::string bearer_token_file;  // read again before every send (tokens rotate)
-  std::string basic_user;         // basic auth, when not empty
-  std::string basic_password;
-  std::string ca_file;  // PEM bundle to verify the server with, instead of the system's
-  bool insecure_skip_verify = false;
-  std::chrono::milliseconds timeout{30'000};                 // the whole request
   std::vector<std::pair<std::string, std::string>> headers;  // extra, e.g. X-Scope-OrgID
-  std::string user_agent = "nodewarden";
 };
 
 class RemoteWriteExporter final : public MetricExporter {

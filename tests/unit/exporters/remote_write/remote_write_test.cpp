@@ -165,15 +165,15 @@ TEST(RemoteWriteStatus, FollowsPrometheusQueueManager) {
 
 TEST(RemoteWriteExporter, RejectsUnusableOptions) {
   RemoteWriteOptions o;
-  o.url = "ftp://x";
+  o.http.url = "ftp://x";
   EXPECT_FALSE(RemoteWriteExporter::create(o).has_value());
-  o.url = "http://127.0.0.1:1/api/v1/write";
+  o.http.url = "http://127.0.0.1:1/api/v1/write";
   o.headers = {{"Bad:Name", "v"}};
   EXPECT_FALSE(RemoteWriteExporter::create(o).has_value());
   o.headers.clear();
-  o.ca_file = "/nonexistent/ca.pem";
+  o.http.ca_file = "/nonexistent/ca.pem";
   EXPECT_FALSE(RemoteWriteExporter::create(o).has_value());
-  o.ca_file.clear();
+  o.http.ca_file.clear();
   auto ok = RemoteWriteExporter::create(o);
   ASSERT_TRUE(ok.has_value()) << ok.error();
   // Nobody listens on port 1: a connection error is RETRY, never DROP.

@@ -3,11 +3,8 @@
 // X-Prometheus-Remote-Write-Version: 0.1.0).
 #include "exporters/remote_write/remote_write_exporter.h"
 
-#include <curl/curl.h>
 #include <snappy.h>
 
-#include <algorithm>
-#include <array>
 #include <fstream>
 
 #include "pipeline/curl_support.h"

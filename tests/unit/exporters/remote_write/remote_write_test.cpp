@@ -18,6 +18,7 @@
 #include "exporters/remote_write/write_request_encoder.h"
 #include "pipeline/metric_sender.h"
 #include "pipeline/spool.h"
+#include "tests/fakes/fake_loki.h"
 
 namespace nodewarden {
 namespace {
@@ -325,6 +326,42 @@ TEST(MetricWriteBatchCodec, RoundTripsAndRejectsShortPayloads) {
   EXPECT_EQ(*back, b);
   EXPECT_FALSE(decodeMetricWriteBatch("NWMB1234").has_value());
   EXPECT_FALSE(decodeMetricWriteBatch(std::string(40, 'x')).has_value());
+}
+
+// Over HTTP against the fake receiver: the spec's headers, and each answer's status.
+TEST(RemoteWriteExporter, SendsTheSpecHeadersAndMapsAnswers) {
+  auto fake = testing::FakeLoki::start({});
+  ASSERT_TRUE(fake.has_value()) << fake.error();
+  RemoteWriteOptions o;
+  o.http.url = (*fake)->remoteWriteUrl();
+  o.http.user_agent = "nodewarden/test";
+  o.headers = {{"X-Scope-OrgID", "team-a"}};
+  auto exporter = RemoteWriteExporter::create(o);
+  ASSERT_TRUE(exporter.has_value()) << exporter.error();
+  const auto batches = encode("a_total{x=\"1\"} 1\nb 2\n", 100, 1000);
+  ASSERT_EQ(batches.size(), 1U);
+
+  auto r = (*exporter)->send(batches[0]);
+  EXPECT_EQ(r.status, SendStatus::kOk) << r.message;
+  auto requests = (*fake)->requests();
+  ASSERT_EQ(requests.size(), 1U);
+  EXPECT_EQ(requests[0].status, 204) << requests[0].error;
+  EXPECT_EQ(requests[0].entries, 2U);
+  EXPECT_EQ(requests[0].header("User-Agent"), "nodewarden/test");
+  EXPECT_EQ(requests[0].header("X-Scope-OrgID"), "team-a");
+
+  (*fake)->answer(testing::FakeLokiAnswer::tooManyRequests(std::chrono::seconds(3)), 1);
+  r = (*exporter)->send(batches[0]);
+  EXPECT_EQ(r.status, SendStatus::kRetry);
+  EXPECT_EQ(r.http_status, 429);
+  EXPECT_EQ(r.retry_after, std::chrono::seconds(3));
+  (*fake)->answer(testing::FakeLokiAnswer::withStatus(503), 1);
+  EXPECT_EQ((*exporter)->send(batches[0]).status, SendStatus::kRetry);
+  (*fake)->answer(testing::FakeLokiAnswer::withStatus(400), 1);
+  r = (*exporter)->send(batches[0]);
+  EXPECT_EQ(r.status, SendStatus::kDrop);
+  EXPECT_EQ(r.http_status, 400);
+  EXPECT_EQ((*exporter)->send(batches[0]).status, SendStatus::kOk) << "answers are back to 204";
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "agent/log_pipeline.h"
 #include "agent/metadata_source_metrics.h"
 #include "agent/pod_metadata_metrics.h"
+#include "agent/remote_write_pipeline.h"
 #include "collectors/cgroup/cgroup_collector.h"
 #include "collectors/node/node_collector.h"
 #include "collectors/pods/apiserver_pods.h"
@@ -153,6 +154,17 @@ class Agent::Impl {
       }
       logs_ = std::move(*logs);
     }
+    if (!config_.remote_write_url.empty()) {
+      auto rw = RemoteWritePipeline::create(config_, self_, errors_);
+      if (!rw) {
+        spdlog::error("cannot start remote write: {}", rw.error());
+        if (logs_) logs_->stop(std::chrono::milliseconds(1200));
+        http_->stop();
+        return 1;
+      }
+      remote_write_ = std::move(*rw);
+      remote_write_->start();
+    }
     if (config_.jobs_enabled) {
       JobOutcomeSources js;
       js.kubelet = kubelet_source_;
@@ -209,6 +221,8 @@ class Agent::Impl {
     log_watches_.clear();
     // Logs first: spool the open batch and commit, then stop sending (the spool keeps the rest).
     if (logs_) logs_->stop(std::chrono::milliseconds(1200));
+    // Queued cycles are encoded into the spool first; what is unsent is sent after a restart.
+    if (remote_write_) remote_write_->stop();
     http_->stop();
     spdlog::info("stopped");
     return 0;
@@ -377,6 +391,7 @@ class Agent::Impl {
     updateMetadataMetrics();
     publish();
     cycles_->Increment();
+    if (remote_write_) enqueueRemoteWrite();
     if (!ready_.exchange(true)) spdlog::info("first collection done: ready");
 
     // Fixed-rate schedule; a cycle that overran skips the missed slots instead of bunching up.
@@ -586,20 +601,49 @@ class Agent::Impl {
       snap = published_;
     }
     w.begin(200, "text/plain; version=0.0.4; charset=utf-8", true);
+    const auto start = std::chrono::steady_clock::now();
+    const std::size_t n = renderExposition(snap, detector_ ? detectorState() : nullptr,
+                                           [&](std::string_view chunk) { w.write(chunk); });
     if (snap) {
-      const auto start = std::chrono::steady_clock::now();
-      const std::size_t n =
-          renderer_.render(snap->view(), [&](std::string_view chunk) { w.write(chunk); });
       render_duration_->Set(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       series_->Set(static_cast<double>(n));
     }
-    if (const auto state = detector_ ? detectorState() : nullptr) {
+  }
+
+  // The whole exposition of one published cycle: the snapshot's series, the detector's and the
+  // agent's own. /metrics and remote write both call this, so both carry the same series.
+  // Returns the snapshot's series count.
+  std::size_t renderExposition(const std::shared_ptr<const OwnedSnapshot>& snap,
+                               const std::shared_ptr<const detector::DetectorState>& state,
+                               const std::function<void(std::string_view)>& sink) {
+    std::size_t n = 0;
+    if (snap) n = renderer_.render(snap->view(), sink);
+    if (state) {
       std::string chunk;
       renderDetectorState(*state, detector_->options(), chunk,
-                          [&](std::string& text) { w.write(text); });
+                          [&](std::string& text) { sink(text); });
     }
-    w.write(prometheus::TextSerializer().Serialize(self_.registry().Collect()));
+    sink(prometheus::TextSerializer().Serialize(self_.registry().Collect()));
+    return n;
+  }
+
+  // Hands the cycle just published to remote write; the rendering and encoding happen on its
+  // encoder thread, from the published (immutable) snapshot and detector state.
+  void enqueueRemoteWrite() {
+    std::shared_ptr<const OwnedSnapshot> snap;
+    {
+      std::lock_guard lock(published_mu_);
+      snap = published_;
+    }
+    auto state = detector_ ? detectorState() : nullptr;
+    MetricCycle cycle;
+    cycle.timestamp_ms = snapshot_.timestamp_ms;
+    cycle.render = [this, snap = std::move(snap),
+                    state = std::move(state)](const std::function<void(std::string_view)>& sink) {
+      renderExposition(snap, state, sink);
+    };
+    remote_write_->enqueue(std::move(cycle));
   }
 
   Config config_;
@@ -628,7 +672,8 @@ class Agent::Impl {
   asio::steady_timer jobs_timer_{io_};
   asio::signal_set signals_;
   std::unique_ptr<LogPipeline> logs_;
-  std::unique_ptr<JobOutcomes> jobs_;  // after logs_: it holds a pointer to it
+  std::unique_ptr<RemoteWritePipeline> remote_write_;  // null when remote_write.url is empty
+  std::unique_ptr<JobOutcomes> jobs_;                  // after logs_: it holds a pointer to it
   std::unique_ptr<detector::Detector> detector_;
   std::unique_ptr<kube::PlacementFeed> placement_;  // with detector_ and placement.enabled
   // Like buffers_/published_: the detector's state for readers on other threads.

@@ -127,6 +127,18 @@ constexpr Field kLokiFields[] = {
     {"timeout", &Config::loki_timeout},
     {"local_file_max_bytes", ByteSize{&Config::local_log_file_max_bytes}},
 };
+constexpr Field kRemoteWriteFields[] = {
+    {"url", &Config::remote_write_url},
+    {"bearer_token_file", &Config::remote_write_bearer_token_file},
+    {"username", &Config::remote_write_username},
+    {"password_file", &Config::remote_write_password_file},
+    {"ca_file", &Config::remote_write_ca_file},
+    {"insecure_skip_verify", &Config::remote_write_insecure_skip_verify},
+    {"timeout", &Config::remote_write_timeout},
+    {"headers", &Config::remote_write_headers},
+    {"max_samples_per_send", &Config::remote_write_max_samples_per_send},
+    {"spool_max_bytes", ByteSize{&Config::remote_write_spool_max_bytes}},
+};
 constexpr Field kSpoolFields[] = {
     {"max_bytes", ByteSize{&Config::spool_max_bytes}},
     {"segment_bytes", ByteSize{&Config::spool_segment_bytes}},
@@ -184,6 +196,7 @@ constexpr Field kRootFields[] = {
     {"paths", Section(kPathsFields)},
     {"collectors", Section(kCollectorsFields)},
     {"loki", Section(kLokiFields)},
+    {"remote_write", Section(kRemoteWriteFields)},
     {"spool", Section(kSpoolFields)},
     {"kubernetes", Section(kKubernetesFields)},
     {"detector", Section(kDetectorFields)},
@@ -551,6 +564,39 @@ std::optional<ConfigError> checkPodLabels(const std::vector<std::string>& keys) 
 }
 
 // detector.* and placement.*: windows in order, fractions in range, k of n possible, on above off.
+// remote_write.*: a usable URL, one kind of credentials, well-formed extra headers.
+std::optional<ConfigError> checkRemoteWrite(const Config& config) {
+  const auto error = [](std::string field, std::string reason) {
+    return ConfigError{"", 0, std::move(field), std::move(reason)};
+  };
+  const std::string& url = config.remote_write_url;
+  if (!url.empty() && !url.starts_with("http://") && !url.starts_with("https://")) {
+    return error("remote_write.url", "must start with http:// or https://, got " + inQuotes(url));
+  }
+  if (auto reason = checkDurationRange(config.remote_write_timeout, std::chrono::milliseconds(100),
+                                       std::chrono::minutes(10))) {
+    return error("remote_write.timeout", *reason);
+  }
+  if (!config.remote_write_username.empty() && !config.remote_write_bearer_token_file.empty()) {
+    return error("remote_write.username", "basic auth and a bearer token cannot both be set");
+  }
+  if (config.remote_write_username.empty() != config.remote_write_password_file.empty()) {
+    return error(config.remote_write_username.empty() ? "remote_write.username"
+                                                      : "remote_write.password_file",
+                 "username and password_file go together");
+  }
+  for (const auto& header : config.remote_write_headers) {
+    const auto colon = header.find(':');
+    const bool bad_name =
+        colon == 0 || colon == std::string::npos || header.find_first_of(" \t") < colon;
+    if (bad_name || header.find_first_of("\r\n") != std::string::npos) {
+      return error("remote_write.headers",
+                   "each entry must be \"Name: value\" on one line, got " + inQuotes(header));
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<ConfigError> checkDetector(const Config& c) {
   const auto fail = [](std::string field, std::string reason) {
     return ConfigError{"", 0, std::move(field), std::move(reason)};
@@ -904,6 +950,11 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
       between("collectors.jobs.max_recent",
               static_cast<std::uint64_t>(std::max(0, config.jobs_max_recent)), 1, 100000),
       between("loki.local_file_max_bytes", config.local_log_file_max_bytes, 1 << 20, 1ULL << 40),
+      between("remote_write.max_samples_per_send",
+              static_cast<std::uint64_t>(std::max(0, config.remote_write_max_samples_per_send)), 1,
+              1000000),
+      between("remote_write.spool_max_bytes", config.remote_write_spool_max_bytes, 1 << 20,
+              1ULL << 40),
   };
   for (const auto& r : ranges) {
     if (r) return std::unexpected(*r);
@@ -949,6 +1000,7 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
   if (!config.loki_username.empty() && !config.loki_bearer_token_file.empty()) {
     return fail("loki.username", "basic auth and a bearer token cannot both be set");
   }
+  if (auto error = checkRemoteWrite(config)) return std::unexpected(std::move(*error));
   if (auto error = checkPodLabels(config.pod_labels)) return std::unexpected(std::move(*error));
   if (auto error = checkDetector(config)) return std::unexpected(std::move(*error));
   return {};
@@ -1008,6 +1060,17 @@ loki:
   insecure_skip_verify: false
   timeout: 10s
   local_file_max_bytes: 64MiB
+remote_write:
+  url: ""
+  bearer_token_file: ""
+  username: ""
+  password_file: ""
+  ca_file: ""
+  insecure_skip_verify: false
+  timeout: 30s
+  headers: []
+  max_samples_per_send: 2000
+  spool_max_bytes: 256MiB
 spool:
   max_bytes: 512MiB
   segment_bytes: 16MiB

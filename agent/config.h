@@ -129,6 +129,18 @@ struct Config {
   std::chrono::milliseconds loki_timeout{10000};
   std::uint64_t local_log_file_max_bytes = 64ULL << 20;
 
+  // Prometheus remote write of every cycle's series (the same as /metrics). Off with no url.
+  std::string remote_write_url;
+  std::filesystem::path remote_write_bearer_token_file;
+  std::string remote_write_username;
+  std::filesystem::path remote_write_password_file;
+  std::filesystem::path remote_write_ca_file;
+  bool remote_write_insecure_skip_verify = false;
+  std::chrono::milliseconds remote_write_timeout{30000};
+  std::vector<std::string> remote_write_headers;  // "Name: value", e.g. "X-Scope-OrgID: team-a"
+  int remote_write_max_samples_per_send = 2000;
+  std::uint64_t remote_write_spool_max_bytes = 256ULL << 20;
+
   // The durable spool in state_dir.
   std::uint64_t spool_max_bytes = 512ULL << 20;
   std::uint64_t spool_segment_bytes = 16ULL << 20;

@@ -87,7 +87,7 @@ class LogPipeline::Impl {
     spool_bytes->Set(static_cast<double>(spool->bytes()));
     spool_batches->Set(static_cast<double>(spool->batches()));
     oldest_unsent->Set(std::chrono::duration<double>(spool->oldestAge()).count());
-    spool_lost->Set(static_cast<double>(spool->lostLines()));
+    spool_lost->Set(static_cast<double>(spool->lostUnits()));
     if (tailer) {
       open_files->Set(static_cast<double>(tailer->stats().open_files));
       std::vector<std::string> now;

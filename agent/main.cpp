@@ -20,8 +20,8 @@ constexpr int kExitConfig = 2;
 
 struct Overrides {
   std::optional<std::string> listen, cgroup_root, proc_root, log_root, state_dir, node_name,
-      interval, log_level, loki_url, loki_tenant, journal_dir, kubelet_url, apiserver_url,
-      token_file, ca_file;
+      interval, log_level, loki_url, loki_tenant, remote_write_url, journal_dir, kubelet_url,
+      apiserver_url, token_file, ca_file;
   std::vector<std::string> runtime_state_dirs;
   std::vector<std::string> pod_labels;
 };
@@ -45,6 +45,7 @@ std::expected<void, nodewarden::ConfigError> applyOverrides(const Overrides& o,
   if (o.log_level) c.log_level = *o.log_level;
   if (o.loki_url) c.loki_url = *o.loki_url;
   if (o.loki_tenant) c.loki_tenant = *o.loki_tenant;
+  if (o.remote_write_url) c.remote_write_url = *o.remote_write_url;
   if (o.journal_dir) c.journal_dir = *o.journal_dir;
   if (!o.runtime_state_dirs.empty()) c.runtime_state_dirs = o.runtime_state_dirs;
   if (!o.pod_labels.empty()) c.pod_labels = o.pod_labels;
@@ -102,6 +103,9 @@ int main(int argc, char** argv) {
                   "Loki push URL, e.g. http://loki:3100/loki/api/v1/push (overrides loki.url)");
   run->add_option("--loki-tenant", o.loki_tenant,
                   "Loki tenant, sent as X-Scope-OrgID (overrides loki.tenant)");
+  run->add_option("--remote-write-url", o.remote_write_url,
+                  "Prometheus remote-write URL, e.g. http://prometheus:9090/api/v1/write "
+                  "(overrides remote_write.url)");
   run->add_option("--journal-dir", o.journal_dir, "journal directory (default /var/log/journal)");
   run->add_option("--kubelet-url", o.kubelet_url,
                   "kubelet base URL (default https://$NODE_IP:10250)");

@@ -8,10 +8,16 @@
 
 #include <curl/curl.h>
 
+#include <array>
 #include <atomic>
+#include <chrono>
+#include <expected>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+
+#include "pipeline/log_exporter.h"
 
 namespace nodewarden {
 
@@ -33,5 +39,43 @@ int abortWhenCancelled(void* cancelled, curl_off_t, curl_off_t, curl_off_t, curl
 // read, is over 1 MiB (no token is), or holds only white space. Read per request: projected
 // service-account tokens rotate.
 std::optional<std::string> readBearerToken(const std::string& path);
+
+// What a push exporter (Loki, remote write) sets on its kept easy handle.
+struct CurlPostOptions {
+  std::string url;
+  std::string ca_file;  // PEM bundle instead of the system's, when not empty
+  bool insecure_skip_verify = false;
+  std::string basic_user;  // basic auth, when not empty
+  std::string basic_password;
+  std::chrono::milliseconds timeout{10'000};  // the whole request, connect included
+  std::string user_agent = "nodewarden";
+  std::string no_proxy;  // libcurl's NOPROXY list, when not empty
+};
+
+// One libcurl easy handle kept for an exporter's life (one kept-alive connection, one TLS
+// session) that POSTs bodies and reports the answer. Not thread-safe: one sender thread.
+class CurlPoster {
+ public:
+  static constexpr std::size_t kMaxReplyBytes = 1024;  // the reply quoted in SendResult::message
+
+  // cancelled (not owned) aborts a transfer in flight when set (about once a second).
+  static std::expected<std::unique_ptr<CurlPoster>, std::string> create(
+      const CurlPostOptions& options, const std::atomic<bool>* cancelled);
+  ~CurlPoster();
+  CurlPoster(const CurlPoster&) = delete;
+  CurlPoster& operator=(const CurlPoster&) = delete;
+
+  // POSTs body with the headers. A transport failure is kRetry with http_status 0; an answer is
+  // mapped to a status by map_status, with its reply (truncated) and Retry-After.
+  SendResult post(std::string_view body, const CurlHeaders& headers,
+                  SendStatus (*map_status)(long http_status));
+
+ private:
+  CurlPoster() = default;
+  CURL* handle_ = nullptr;
+  std::string url_;
+  std::string reply_;
+  std::array<char, CURL_ERROR_SIZE> error_{};
+};
 
 }  // namespace nodewarden

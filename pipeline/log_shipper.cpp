@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "pipeline/loki_push_body.h"
+#include "pipeline/retry_backoff.h"
 
 namespace nodewarden {
 namespace {
@@ -97,24 +98,17 @@ LogShipper::LogShipper(LogShipperOptions options, Spool& spool, LogExporter& exp
 LogShipper::~LogShipper() { stop(std::chrono::milliseconds(1500)); }
 
 void LogShipper::start() {
-  stopping_ = false;
+  signal_.reset();
   finished_ = false;
   thread_ = std::thread([this] { run(); });
 }
 
-void LogShipper::notify() {
-  {
-    std::lock_guard lock(mu_);
-    wake_ = true;
-  }
-  cv_.notify_all();
-}
+void LogShipper::notify() { signal_.notify(); }
 
 bool LogShipper::stop(std::chrono::milliseconds grace) {
   if (!thread_.joinable()) return true;
-  stopping_ = true;
+  signal_.stop();
   exporter_.cancel();
-  notify();
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (!finished_ && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -130,18 +124,11 @@ bool LogShipper::stop(std::chrono::milliseconds grace) {
   return false;
 }
 
-void LogShipper::sleepFor(std::chrono::milliseconds d) {
-  std::unique_lock lock(mu_);
-  cv_.wait_for(lock, d, [this] { return stopping_.load(); });
-}
-
 void LogShipper::run() {
-  while (!stopping_) {
+  while (!signal_.stopping()) {
     const std::shared_ptr<const LogBatch> batch = spool_.front();
     if (!batch) {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, options_.idle_poll, [this] { return wake_ || stopping_.load(); });
-      wake_ = false;
+      signal_.waitForWork(options_.idle_poll);
       continue;
     }
     if (!deliver(*batch)) break;
@@ -153,7 +140,7 @@ void LogShipper::run() {
 bool LogShipper::deliver(const LogBatch& batch) {
   auto backoff = options_.initial_backoff;
   for (;;) {
-    if (stopping_) return false;
+    if (signal_.stopping()) return false;
     const SendResult r = exporter_.send(batch);
     requests_
         ->Add({{"destination", std::string(exporter_.name())}, {"outcome", statusName(r.status)}})
@@ -192,11 +179,9 @@ bool LogShipper::deliver(const LogBatch& batch) {
                        (r.http_status == 0 ? std::string("no response")
                                            : "HTTP " + std::to_string(r.http_status)) +
                            ": " + r.message);
-        std::uniform_int_distribution<std::int64_t> jitter(0, backoff.count());
-        auto wait = std::chrono::milliseconds(jitter(rng_));
-        if (r.retry_after.count() > 0) wait = std::max(wait, r.retry_after);
+        const auto wait = jitteredWait(backoff, r.retry_after, rng_);
         backoff_seconds_->Set(static_cast<double>(wait.count()) / 1000.0);
-        sleepFor(wait);
+        signal_.sleepFor(wait);
         backoff = std::min(backoff * 2, options_.max_backoff);
         break;
       }

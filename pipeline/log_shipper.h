@@ -11,14 +11,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <random>
 #include <thread>
 
 #include "pipeline/log_exporter.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
+#include "pipeline/wake_signal.h"
 
 namespace nodewarden {
 
@@ -48,7 +47,6 @@ class LogShipper {
   // Sends one batch until it is acknowledged, dropped, or the shipper stops. Returns false when
   // stopped before the batch was done.
   bool deliver(const LogBatch& batch);
-  void sleepFor(std::chrono::milliseconds d);
 
   LogShipperOptions options_;
   Spool& spool_;
@@ -56,10 +54,7 @@ class LogShipper {
   ErrorReporter& errors_;
   std::mt19937_64 rng_{std::random_device{}()};
 
-  std::mutex mu_;  // guards wake_ and the condition variable's wait
-  std::condition_variable cv_;
-  bool wake_ = false;
-  std::atomic<bool> stopping_{false};
+  WakeSignal signal_;
   std::atomic<bool> finished_{false};
   std::thread thread_;
 

@@ -1,12 +1,15 @@
-// The durable log spool: segment files of checksummed zstd records, an index in memory, and an
-// `ack` file holding the highest acknowledged sequence.
+// The durable spool: segment files of checksummed zstd records, an index in memory, and an `ack`
+// file holding the highest acknowledged sequence. One implementation for every record type (log
+// batches, remote-write requests): a record type only brings its SpoolCodec (payload encoding,
+// unit count, whether the payload is stored uncompressed), defined below next to the
+// instantiations.
 //
 // On disk, in options.dir:
 //   <first-seq, 20 digits>.seg  records back to back; each is a 44-byte little-endian header
 //       magic "NWSR" | version u8 | 3 zero bytes | sequence u64 | uncompressed length u32 |
-//       compressed length u32 | line count u32 | append wall time ms i64 | crc32 of the
-//       compressed bytes u32 | crc32 of the 40 header bytes before it u32
-//     followed by encodeLogBatch(batch): version 1, one zstd frame of it; version 2, the bytes as
+//       compressed length u32 | unit count u32 (lines, samples) | append wall time ms i64 | crc32
+//       of the compressed bytes u32 | crc32 of the 40 header bytes before it u32
+//     followed by Codec::encode(batch): version 1, one zstd frame of it; version 2, the bytes as
 //     they are (both lengths equal). Version 2 is for batches that carry their Loki push body,
 //     which is snappy-compressed already: compressing it again would cost CPU for little.
 //   ack   "NWAK" | version u8 | 3 zero bytes | acknowledged-through sequence u64 | crc32 u32,
@@ -61,8 +64,8 @@ constexpr std::string_view kSegmentSuffix = ".seg";
 constexpr std::string_view kAckName = "ack";
 constexpr std::string_view kAckTmpName = "ack.tmp";
 constexpr std::string_view kComponent = "spool";
-// Uncompressed payload limit: a LogBatch is a few MiB at most; this only bounds what a damaged
-// (but checksum-valid) header can make the reader allocate.
+// Uncompressed payload limit: a record (a log batch, a write request) is a few MiB at most; this
+// only bounds what a damaged (but checksum-valid) header can make the reader allocate.
 constexpr std::uint64_t kMaxPayloadBytes = 256ULL << 20;
 // zstd cannot expand more than this: a 128 KiB block takes at least 4 bytes (an RLE block).
 constexpr std::uint64_t kMaxZstdRatio = 32768;
@@ -282,7 +285,47 @@ struct ZstdDCtxFree {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
 
-class DiskSpool final : public Spool {
+// What the spool needs to know of a record type. Every record type has a `sequence` member the
+// spool sets.
+template <class Record>
+struct SpoolCodec;
+
+template <>
+struct SpoolCodec<LogBatch> {
+  static constexpr std::string_view kUnit = "lines";
+  static std::string encode(const LogBatch& b) { return encodeLogBatch(b); }
+  static std::expected<LogBatch, std::string> decode(std::string_view p) {
+    return decodeLogBatch(p);
+  }
+  // A Loki push body is snappy-compressed already: stored as it is.
+  static bool stored(const LogBatch& b) { return !b.loki_body.empty(); }
+  // A push body's entries are not counted one by one: the batch's own count stands for them.
+  static std::uint64_t units(const LogBatch& b) {
+    std::uint64_t lines = stored(b) ? b.lines : 0;
+    for (const auto& stream : b.streams) {
+      lines += stream.entries.size();
+    }
+    return lines;
+  }
+};
+
+template <>
+struct SpoolCodec<MetricWriteBatch> {
+  static constexpr std::string_view kUnit = "samples";
+  static std::string encode(const MetricWriteBatch& b) { return encodeMetricWriteBatch(b); }
+  static std::expected<MetricWriteBatch, std::string> decode(std::string_view p) {
+    return decodeMetricWriteBatch(p);
+  }
+  // The request is kept as plain protobuf (snappy is applied when it is sent): zstd shrinks it
+  // far more on disk than snappy would.
+  static bool stored(const MetricWriteBatch&) { return false; }
+  static std::uint64_t units(const MetricWriteBatch& b) { return b.samples; }
+};
+
+template <class Record>
+class DiskSpool final : public BasicSpool<Record> {
+  using Codec = SpoolCodec<Record>;
+
  public:
   DiskSpool(SpoolOptions options, ErrorReporter& errors)
       : options_(std::move(options)),
@@ -292,13 +335,13 @@ class DiskSpool final : public Spool {
 
   std::expected<void, std::string> recover();
 
-  std::expected<std::uint64_t, std::string> append(const LogBatch& batch) override {
+  std::expected<std::uint64_t, std::string> append(const Record& batch) override {
     return appendRecord(batch, nullptr);
   }
-  std::expected<std::uint64_t, std::string> append(LogBatch&& batch) override {
+  std::expected<std::uint64_t, std::string> append(Record&& batch) override {
     return appendRecord(batch, &batch);
   }
-  std::shared_ptr<const LogBatch> front() override;
+  std::shared_ptr<const Record> front() override;
   void acknowledge(std::uint64_t sequence) override;
 
   [[nodiscard]] std::uint64_t bytes() const override {
@@ -309,7 +352,7 @@ class DiskSpool final : public Spool {
     std::lock_guard lock(mu_);
     return records_.size();
   }
-  [[nodiscard]] std::uint64_t lostLines() const override {
+  [[nodiscard]] std::uint64_t lostUnits() const override {
     std::lock_guard lock(mu_);
     return lost_lines_;
   }
@@ -344,7 +387,7 @@ class DiskSpool final : public Spool {
     std::int64_t append_ms = 0;
     // The batch as appended by this process (its sequence set), while the cache had room for it;
     // counted in cached_bytes_ as `uncompressed`.
-    std::shared_ptr<const LogBatch> cached;
+    std::shared_ptr<const Record> cached;
   };
 
   std::expected<void, std::string> readAckLocked();
@@ -354,12 +397,11 @@ class DiskSpool final : public Spool {
   void popFrontLocked();
   void removeSegmentLocked(std::uint64_t key);
   void dropOldestSegmentLocked();
-  std::expected<std::uint64_t, std::string> appendRecord(const LogBatch& batch, LogBatch* owned);
+  std::expected<std::uint64_t, std::string> appendRecord(const Record& batch, Record* owned);
   void popRecordLocked();
-  std::expected<LogBatch, std::string> readRecordLocked(const RecordRef& ref);
-  static std::expected<LogBatch, std::string> finishRecord(const RecordRef& ref,
-                                                           const fs::path& path,
-                                                           std::string_view payload);
+  std::expected<Record, std::string> readRecordLocked(const RecordRef& ref);
+  static std::expected<Record, std::string> finishRecord(const RecordRef& ref, const fs::path& path,
+                                                         std::string_view payload);
   std::expected<void, std::string> openSegmentLocked();
 
   const SpoolOptions options_;
@@ -381,19 +423,21 @@ class DiskSpool final : public Spool {
   std::uint64_t lost_lines_ = 0;
   std::uint64_t cached_bytes_ = 0;  // sum of `uncompressed` over records_ with `cached`
   // records_.front() read back from disk (it was not cached), while it stays the front.
-  std::shared_ptr<const LogBatch> front_cache_;
+  std::shared_ptr<const Record> front_cache_;
   std::string write_buffer_;
   std::string read_buffer_;
   std::string payload_buffer_;
 };
 
-void DiskSpool::syncDirLocked() {
+template <class Record>
+void DiskSpool<Record>::syncDirLocked() {
   if (options_.fsync && ::fsync(dir_fd_.get()) != 0) {
     errors_.report(kComponent, "fsync_failed", errnoText("fsync", options_.dir, errno));
   }
 }
 
-std::expected<void, std::string> DiskSpool::readAckLocked() {
+template <class Record>
+std::expected<void, std::string> DiskSpool<Record>::readAckLocked() {
   const fs::path path = options_.dir / kAckName;
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
@@ -420,7 +464,8 @@ std::expected<void, std::string> DiskSpool::readAckLocked() {
   return {};
 }
 
-bool DiskSpool::writeAckLocked() {
+template <class Record>
+bool DiskSpool<Record>::writeAckLocked() {
   std::array<char, kAckBytes> buf{};
   std::memcpy(buf.data(), kAckMagic.data(), kAckMagic.size());
   buf[4] = static_cast<char>(kAckVersion);
@@ -452,7 +497,8 @@ bool DiskSpool::writeAckLocked() {
 
 // Indexes the valid, unacknowledged records of one segment; cuts a torn or corrupt tail off and
 // skips corrupt records in the middle, counting what they held.
-void DiskSpool::scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequence) {
+template <class Record>
+void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequence) {
   Segment& seg = segments_.at(key);
   auto mapped = MappedFile::open(seg.path);
   if (!mapped) {
@@ -512,13 +558,13 @@ void DiskSpool::scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequenc
     if (next) {
       errors_.report(kComponent, "corrupt_record",
                      where + ": skipped " + std::to_string(*next - offset) + " bytes, " +
-                         std::to_string(lines) + " lines");
+                         std::to_string(lines) + " " + std::string(Codec::kUnit));
       offset = *next;
       continue;
     }
     errors_.report(kComponent, "corrupt_record",
                    where + ": cut a torn tail of " + std::to_string(size - offset) + " bytes, " +
-                       std::to_string(lines) + " lines");
+                       std::to_string(lines) + " " + std::string(Codec::kUnit));
     cut = offset;
     break;
   }
@@ -537,7 +583,8 @@ void DiskSpool::scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequenc
   }
 }
 
-std::expected<void, std::string> DiskSpool::recover() {
+template <class Record>
+std::expected<void, std::string> DiskSpool<Record>::recover() {
   std::lock_guard lock(mu_);
   std::error_code ec;
   fs::create_directories(options_.dir, ec);
@@ -596,7 +643,8 @@ std::expected<void, std::string> DiskSpool::recover() {
   return {};
 }
 
-void DiskSpool::removeSegmentLocked(std::uint64_t key) {
+template <class Record>
+void DiskSpool<Record>::removeSegmentLocked(std::uint64_t key) {
   auto it = segments_.find(key);
   if (it == segments_.end()) {
     return;
@@ -613,7 +661,8 @@ void DiskSpool::removeSegmentLocked(std::uint64_t key) {
 
 // Forgets the front record; its segment goes once nothing in it is pending and it is not being
 // appended to. The caller persists acked_.
-void DiskSpool::popFrontLocked() {
+template <class Record>
+void DiskSpool<Record>::popFrontLocked() {
   const std::uint64_t sequence = records_.front().sequence;
   const std::uint64_t segment = records_.front().segment;
   popRecordLocked();
@@ -626,7 +675,8 @@ void DiskSpool::popFrontLocked() {
 }
 
 // Removes records_.front() from the index and from memory (segments and acked_ are the caller's).
-void DiskSpool::popRecordLocked() {
+template <class Record>
+void DiskSpool<Record>::popRecordLocked() {
   if (records_.front().cached) {
     cached_bytes_ -= records_.front().uncompressed;
   }
@@ -634,7 +684,8 @@ void DiskSpool::popRecordLocked() {
   front_cache_.reset();
 }
 
-void DiskSpool::dropOldestSegmentLocked() {
+template <class Record>
+void DiskSpool<Record>::dropOldestSegmentLocked() {
   auto it = segments_.begin();
   const std::uint64_t key = it->first;
   std::uint64_t batches = 0;
@@ -651,13 +702,14 @@ void DiskSpool::dropOldestSegmentLocked() {
     lost_lines_ += lines;
     errors_.report(kComponent, "full_dropped_oldest",
                    "dropped " + std::to_string(batches) + " batches, " + std::to_string(lines) +
-                       " lines to stay under max_bytes");
+                       " " + std::string(Codec::kUnit) + " to stay under max_bytes");
     // Dropped counts as acknowledged: a restart must not bring them back, nor reuse their numbers.
     writeAckLocked();
   }
 }
 
-std::expected<void, std::string> DiskSpool::openSegmentLocked() {
+template <class Record>
+std::expected<void, std::string> DiskSpool<Record>::openSegmentLocked() {
   if (active_) {
     const std::uint64_t old = *active_;
     active_.reset();
@@ -681,21 +733,22 @@ std::expected<void, std::string> DiskSpool::openSegmentLocked() {
   return {};
 }
 
-// owned: the same batch when the caller gave it up (append(LogBatch&&)); it is moved into the cache
+// owned: the same batch when the caller gave it up (append(Record&&)); it is moved into the cache
 // only once the record is durable.
-std::expected<std::uint64_t, std::string> DiskSpool::appendRecord(const LogBatch& batch,
-                                                                  LogBatch* owned) {
+template <class Record>
+std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const Record& batch,
+                                                                          Record* owned) {
   std::lock_guard lock(mu_);
   if (next_sequence_ > kMaxSequence) {
     return std::unexpected("spool: sequence numbers exhausted");
   }
-  const std::string payload = encodeLogBatch(batch);
+  const std::string payload = Codec::encode(batch);
   if (payload.size() > kMaxPayloadBytes) {
     return std::unexpected("batch of " + std::to_string(payload.size()) +
                            " encoded bytes exceeds the spool's record limit");
   }
-  // A Loki push body is snappy-compressed already: stored as it is.
-  const bool stored = !batch.loki_body.empty();
+  // A payload that is compressed already (a Loki push body) is stored as it is.
+  const bool stored = Codec::stored(batch);
   std::size_t compressed = payload.size();
   if (stored) {
     write_buffer_.resize(kHeaderBytes + payload.size());
@@ -715,11 +768,7 @@ std::expected<std::uint64_t, std::string> DiskSpool::appendRecord(const LogBatch
                            " bytes on disk exceeds the spool's max_bytes " +
                            std::to_string(options_.max_bytes));
   }
-  // A push body's entries are not counted one by one: the batch's own count stands for them.
-  std::uint64_t lines = stored ? batch.lines : 0;
-  for (const auto& stream : batch.streams) {
-    lines += stream.entries.size();
-  }
+  const std::uint64_t lines = Codec::units(batch);
   RecordHeader h;
   h.sequence = next_sequence_;
   h.uncompressed = static_cast<std::uint32_t>(payload.size());
@@ -774,11 +823,11 @@ std::expected<std::uint64_t, std::string> DiskSpool::appendRecord(const LogBatch
     }
     return std::unexpected(errnoText(failed, options_.dir / segmentName(h.sequence), err));
   }
-  std::shared_ptr<const LogBatch> cached;
+  std::shared_ptr<const Record> cached;
   // When the cache is full the newest batch is the one left out: the oldest are sent first.
   if (cached_bytes_ + h.uncompressed <= options_.cache_bytes) {
-    auto copy = owned != nullptr ? std::make_shared<LogBatch>(std::move(*owned))
-                                 : std::make_shared<LogBatch>(batch);
+    auto copy = owned != nullptr ? std::make_shared<Record>(std::move(*owned))
+                                 : std::make_shared<Record>(batch);
     copy->sequence = h.sequence;
     cached_bytes_ += h.uncompressed;
     cached = std::move(copy);
@@ -792,7 +841,8 @@ std::expected<std::uint64_t, std::string> DiskSpool::appendRecord(const LogBatch
   return h.sequence;
 }
 
-std::expected<LogBatch, std::string> DiskSpool::readRecordLocked(const RecordRef& ref) {
+template <class Record>
+std::expected<Record, std::string> DiskSpool<Record>::readRecordLocked(const RecordRef& ref) {
   const fs::path& path = segments_.at(ref.segment).path;
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
@@ -838,10 +888,11 @@ std::expected<LogBatch, std::string> DiskSpool::readRecordLocked(const RecordRef
   return finishRecord(ref, path, payload_buffer_);
 }
 
-std::expected<LogBatch, std::string> DiskSpool::finishRecord(const RecordRef& ref,
-                                                             const fs::path& path,
-                                                             std::string_view payload) {
-  auto batch = decodeLogBatch(payload);
+template <class Record>
+std::expected<Record, std::string> DiskSpool<Record>::finishRecord(const RecordRef& ref,
+                                                                   const fs::path& path,
+                                                                   std::string_view payload) {
+  auto batch = Codec::decode(payload);
   if (!batch) {
     return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) + ": " +
                            batch.error());
@@ -850,7 +901,8 @@ std::expected<LogBatch, std::string> DiskSpool::finishRecord(const RecordRef& re
   return batch;
 }
 
-std::shared_ptr<const LogBatch> DiskSpool::front() {
+template <class Record>
+std::shared_ptr<const Record> DiskSpool<Record>::front() {
   std::lock_guard lock(mu_);
   while (!records_.empty()) {
     if (records_.front().cached) {
@@ -861,7 +913,7 @@ std::shared_ptr<const LogBatch> DiskSpool::front() {
     }
     auto batch = readRecordLocked(records_.front());
     if (batch) {
-      front_cache_ = std::make_shared<const LogBatch>(std::move(*batch));
+      front_cache_ = std::make_shared<const Record>(std::move(*batch));
       return front_cache_;
     }
     // Unreadable: skip it as if acknowledged, and count its lines.
@@ -873,7 +925,8 @@ std::shared_ptr<const LogBatch> DiskSpool::front() {
   return nullptr;
 }
 
-void DiskSpool::acknowledge(std::uint64_t sequence) {
+template <class Record>
+void DiskSpool<Record>::acknowledge(std::uint64_t sequence) {
   std::lock_guard lock(mu_);
   if (records_.empty() || records_.front().sequence != sequence) {
     // Below the front: acknowledged already, or dropped while it was being sent. Above: a bug in
@@ -891,8 +944,9 @@ void DiskSpool::acknowledge(std::uint64_t sequence) {
 
 }  // namespace
 
-std::expected<std::unique_ptr<Spool>, std::string> Spool::open(SpoolOptions options,
-                                                               ErrorReporter& errors) {
+template <class Record>
+std::expected<std::unique_ptr<BasicSpool<Record>>, std::string> BasicSpool<Record>::open(
+    SpoolOptions options, ErrorReporter& errors) {
   if (options.dir.empty()) {
     return std::unexpected("spool: no directory");
   }
@@ -907,11 +961,14 @@ std::expected<std::unique_ptr<Spool>, std::string> Spool::open(SpoolOptions opti
     return std::unexpected("spool: zstd_level " + std::to_string(options.zstd_level) +
                            " is out of range");
   }
-  auto spool = std::make_unique<DiskSpool>(std::move(options), errors);
+  auto spool = std::make_unique<DiskSpool<Record>>(std::move(options), errors);
   if (auto r = spool->recover(); !r) {
     return std::unexpected("spool: " + r.error());
   }
   return spool;
 }
+
+template class BasicSpool<LogBatch>;
+template class BasicSpool<MetricWriteBatch>;
 
 }  // namespace nodewarden

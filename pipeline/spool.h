@@ -1,4 +1,6 @@
-// Spool: the durable, bounded, on-disk queue of log batches between the batcher and the exporter.
+// Spool: the durable, bounded, on-disk queue of records between a producer and an exporter: log
+// batches between the batcher and the log shipper (Spool), remote-write requests between the
+// encoder and the remote-write sender (MetricSpool). One implementation for both (spool.cpp).
 // Segment files of checksummed records under a directory (zstd-compressed, or a batch's Loki push
 // body stored as it is); appended with fsync; read oldest first; removed when acknowledged.
 //
@@ -19,6 +21,7 @@
 #include <string_view>
 
 #include "pipeline/log_record.h"
+#include "pipeline/metric_write_batch.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {
@@ -34,37 +37,47 @@ struct SpoolOptions {
   bool fsync = true;  // tests of crash behaviour keep it on
 };
 
-class Spool {
+// Record: LogBatch or MetricWriteBatch (the instantiations in spool.cpp); "batch" below is one
+// record, and its units are a log batch's lines or a write request's samples.
+template <class Record>
+class BasicSpool {
  public:
   // Opens (creating) the directory and recovers what is there: a torn or corrupt tail record (a
   // crash mid-append) is cut off and counted, earlier records stay.
-  static std::expected<std::unique_ptr<Spool>, std::string> open(SpoolOptions options,
-                                                                 ErrorReporter& errors);
-  virtual ~Spool() = default;
+  static std::expected<std::unique_ptr<BasicSpool>, std::string> open(SpoolOptions options,
+                                                                      ErrorReporter& errors);
+  virtual ~BasicSpool() = default;
 
   // Appends durably and returns the batch's sequence number (increasing across restarts). May drop
   // the oldest segments to stay under max_bytes. Thread-safe.
-  virtual std::expected<std::uint64_t, std::string> append(const LogBatch& batch) = 0;
+  virtual std::expected<std::uint64_t, std::string> append(const Record& batch) = 0;
   // The same, but the batch is moved into the in-memory cache instead of copied when it is
   // appended; on failure it is left untouched (so the caller can try again).
-  virtual std::expected<std::uint64_t, std::string> append(LogBatch&& batch) = 0;
+  virtual std::expected<std::uint64_t, std::string> append(Record&& batch) = 0;
 
   // The oldest batch not yet acknowledged (with its sequence), or nullptr when empty. Shared, not
   // copied: the batch is immutable and stays valid after acknowledge(). Thread-safe.
-  virtual std::shared_ptr<const LogBatch> front() = 0;
+  virtual std::shared_ptr<const Record> front() = 0;
 
   // Removes the batch with this sequence (which must be the front). Thread-safe.
   virtual void acknowledge(std::uint64_t sequence) = 0;
 
-  [[nodiscard]] virtual std::uint64_t bytes() const = 0;      // on disk
-  [[nodiscard]] virtual std::uint64_t batches() const = 0;    // not acknowledged
-  [[nodiscard]] virtual std::uint64_t lostLines() const = 0;  // dropped when full, or corrupt
+  [[nodiscard]] virtual std::uint64_t bytes() const = 0;    // on disk
+  [[nodiscard]] virtual std::uint64_t batches() const = 0;  // not acknowledged
+  // Units (lines, samples) dropped when full, or corrupt.
+  [[nodiscard]] virtual std::uint64_t lostUnits() const = 0;
   // Encoded bytes of the appended batches held in memory for front(), at most cache_bytes (a batch
   // read back from disk for front() is held besides, one at a time).
   [[nodiscard]] virtual std::uint64_t cachedBytes() const = 0;
   // Age of the oldest unacknowledged batch (0 when empty).
   [[nodiscard]] virtual std::chrono::milliseconds oldestAge() const = 0;
 };
+
+using Spool = BasicSpool<LogBatch>;
+using MetricSpool = BasicSpool<MetricWriteBatch>;
+
+extern template class BasicSpool<LogBatch>;
+extern template class BasicSpool<MetricWriteBatch>;
 
 // The spool's record payload: a LogBatch in a compact binary form (exported for the fuzz target
 // and tests). decode rejects anything malformed with a reason.

@@ -13,15 +13,6 @@
 namespace nodewarden {
 namespace {
 
-std::size_t keepReply(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* reply = static_cast<std::string*>(user);
-  const std::size_t n = size * count;
-  if (reply->size() < LokiExporter::kMaxReplyBytes) {
-    reply->append(data, std::min(n, LokiExporter::kMaxReplyBytes - reply->size()));
-  }
-  return n;  // the rest is read and discarded, so the connection stays usable
-}
-
 std::string trim(std::string text) {
   const auto isSpace = [](unsigned char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -39,15 +30,6 @@ bool headerSafe(std::string_view text) {
 
 }  // namespace
 
-struct LokiExporter::Curl {
-  CURL* handle = nullptr;
-  std::string reply;
-  std::array<char, CURL_ERROR_SIZE> error{};
-  ~Curl() {
-    if (handle != nullptr) curl_easy_cleanup(handle);
-  }
-};
-
 SendStatus lokiSendStatus(long http_status) {
   if (http_status >= 200 && http_status < 300) return SendStatus::kOk;
   if (http_status == 413) return SendStatus::kTooLarge;
@@ -57,7 +39,7 @@ SendStatus lokiSendStatus(long http_status) {
 }
 
 LokiExporter::LokiExporter(LokiExporterOptions options)
-    : options_(std::move(options)), encoder_(options_.encoding), curl_(std::make_unique<Curl>()) {}
+    : options_(std::move(options)), encoder_(options_.encoding) {}
 
 LokiExporter::~LokiExporter() = default;
 
@@ -98,41 +80,17 @@ std::expected<std::unique_ptr<LokiExporter>, std::string> LokiExporter::create(
 }
 
 std::expected<void, std::string> LokiExporter::setUp() {
-  initCurlOnce();
-  curl_->handle = curl_easy_init();
-  if (curl_->handle == nullptr) return std::unexpected("curl_easy_init failed");
-  CURL* h = curl_->handle;
-  const long timeout_ms = static_cast<long>(options_.timeout.count());
-  bool ok = curl_easy_setopt(h, CURLOPT_URL, options_.url.c_str()) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_POST, 1L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;  // we are not alone in here
-  ok = ok && curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_USERAGENT, "nodewarden") == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &keepReply) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_WRITEDATA, &curl_->reply) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_->error.data()) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &abortWhenCancelled) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFODATA, &cancelled_) == CURLE_OK;
-  if (!options_.ca_file.empty()) {
-    ok = ok && curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str()) == CURLE_OK;
-  }
-  if (options_.insecure_skip_verify) {
-    ok = ok && curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L) == CURLE_OK;
-    ok = ok && curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L) == CURLE_OK;
-  }
-  if (!options_.basic_user.empty()) {
-    ok = ok && curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC)) == CURLE_OK;
-    ok = ok && curl_easy_setopt(h, CURLOPT_USERNAME, options_.basic_user.c_str()) == CURLE_OK;
-    ok = ok && curl_easy_setopt(h, CURLOPT_PASSWORD, options_.basic_password.c_str()) == CURLE_OK;
-  }
-  if (!options_.no_proxy.empty()) {
-    ok = ok && curl_easy_setopt(h, CURLOPT_NOPROXY, options_.no_proxy.c_str()) == CURLE_OK;
-  }
-  if (!ok) return std::unexpected(std::string("libcurl refused an option: ") + curl_->error.data());
+  CurlPostOptions o;
+  o.url = options_.url;
+  o.ca_file = options_.ca_file;
+  o.insecure_skip_verify = options_.insecure_skip_verify;
+  o.basic_user = options_.basic_user;
+  o.basic_password = options_.basic_password;
+  o.timeout = options_.timeout;
+  o.no_proxy = options_.no_proxy;
+  auto poster = CurlPoster::create(o, &cancelled_);
+  if (!poster) return std::unexpected(poster.error());
+  poster_ = std::move(*poster);
   return {};
 }
 
@@ -156,7 +114,6 @@ SendResult LokiExporter::send(const LogBatch& batch) {
 }
 
 SendResult LokiExporter::post(const LokiPushBody& body, const std::string& token) {
-  CURL* h = curl_->handle;
   CurlHeaders headers;
   bool ok = appendHeader(headers, "Content-Type: " + std::string(body.content_type));
   if (!body.content_encoding.empty()) {
@@ -171,38 +128,7 @@ SendResult LokiExporter::post(const LokiPushBody& body, const std::string& token
     ok = ok && appendHeader(headers, name + ": " + value);
   }
   if (!ok) return {SendStatus::kRetry, 0, "out of memory building headers", {}};
-
-  curl_->reply.clear();
-  curl_->error[0] = '\0';
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.bytes.data());
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.bytes.size()));
-  const CURLcode rc = curl_easy_perform(h);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // the list dies with this call
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, nullptr);
-
-  SendResult result;
-  if (rc != CURLE_OK) {
-    result.status = SendStatus::kRetry;
-    if (rc == CURLE_ABORTED_BY_CALLBACK) {
-      result.message = "cancelled";
-      return result;
-    }
-    result.message = "POST " + options_.url + ": " + curl_easy_strerror(rc);
-    if (curl_->error[0] != '\0') result.message += std::string(" (") + curl_->error.data() + ")";
-    return result;
-  }
-  long code = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-  curl_off_t retry_after = 0;  // libcurl reads both forms: seconds and an HTTP date
-  if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0) {
-    result.retry_after = std::chrono::seconds(retry_after);
-  }
-  result.http_status = static_cast<int>(code);
-  result.status = lokiSendStatus(code);
-  result.message = std::move(curl_->reply);
-  curl_->reply.clear();
-  return result;
+  return poster_->post(body.bytes, headers, &lokiSendStatus);
 }
 
 }  // namespace nodewarden

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "exporters/loki/loki_encoder.h"
+#include "pipeline/curl_support.h"
 #include "pipeline/log_exporter.h"
 
 namespace nodewarden {
@@ -55,17 +56,16 @@ class LokiExporter final : public LogExporter {
   void cancel() override { cancelled_ = true; }
 
   // The reply bodies quoted in SendResult::message are cut to this many bytes.
-  static constexpr std::size_t kMaxReplyBytes = 1024;
+  static constexpr std::size_t kMaxReplyBytes = CurlPoster::kMaxReplyBytes;
 
  private:
-  struct Curl;
   explicit LokiExporter(LokiExporterOptions options);
   std::expected<void, std::string> setUp();
   SendResult post(const LokiPushBody& body, const std::string& token);
 
   LokiExporterOptions options_;
   LokiPushEncoder encoder_;
-  std::unique_ptr<Curl> curl_;
+  std::unique_ptr<CurlPoster> poster_;
   std::mutex mutex_;  // send() is meant for one shipper thread; this makes a second one wait
   std::atomic<bool> cancelled_{false};
 };

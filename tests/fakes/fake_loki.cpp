@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "exporters/loki/push.pb.h"
+#include "exporters/remote_write/remote.pb.h"
 #include "tests/fakes/civetweb_stop.h"
 #include "tests/fakes/tls_front.h"
 
@@ -383,6 +384,7 @@ std::expected<std::unique_ptr<FakeLoki>, std::string> FakeLoki::start(FakeLokiOp
   fake->civet_port_ = info[0].port;
   fake->port_ = fake->civet_port_;
   mg_set_request_handler(fake->ctx_, "/loki/api/v1/push", &FakeLoki::handlePush, fake.get());
+  mg_set_request_handler(fake->ctx_, "/api/v1/write", &FakeLoki::handlePush, fake.get());
   if (fake->tls()) {
     auto front = TlsFront::start(
         {fake->options_.tls_certificate_file, fake->options_.tls_key_file, fake->options_.port},
@@ -403,6 +405,11 @@ FakeLoki::~FakeLoki() {
   }
   changed_.notify_all();  // ends hangs at once
   stopCivetweb(ctx_, civet_port_);
+}
+
+std::string FakeLoki::remoteWriteUrl() const {
+  return std::string(tls() ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) +
+         "/api/v1/write";
 }
 
 std::string FakeLoki::pushUrl() const {
@@ -485,6 +492,30 @@ int FakeLoki::handlePush(mg_connection* conn, void* self) {
   }
 }
 
+namespace {
+
+// A remote write 1.0 request as Prometheus' receiver checks it: snappy block, protobuf
+// application/x-protobuf, version header 0.1.0. Returns its samples.
+std::expected<std::size_t, std::string> decodeRemoteWrite(const FakeLokiRequest& request,
+                                                          std::string_view body) {
+  if (request.content_encoding != "snappy") return std::unexpected("Content-Encoding not snappy");
+  if (request.content_type != "application/x-protobuf") {
+    return std::unexpected("Content-Type not application/x-protobuf");
+  }
+  if (request.header("X-Prometheus-Remote-Write-Version") != "0.1.0") {
+    return std::unexpected("no X-Prometheus-Remote-Write-Version: 0.1.0");
+  }
+  std::string raw;
+  if (!snappy::Uncompress(body.data(), body.size(), &raw)) return std::unexpected("bad snappy");
+  prometheus::WriteRequest write;
+  if (!write.ParseFromString(raw)) return std::unexpected("not a prometheus.WriteRequest");
+  std::size_t samples = 0;
+  for (const auto& ts : write.timeseries()) samples += static_cast<std::size_t>(ts.samples_size());
+  return samples;
+}
+
+}  // namespace
+
 int FakeLoki::handle(mg_connection* conn) {
   const mg_request_info* info = mg_get_request_info(conn);
   FakeLokiRequest request;
@@ -537,6 +568,19 @@ int FakeLoki::handle(mg_connection* conn) {
       answer = answer_;
       if (answer_times_ > 0) --answer_times_;
     }
+  }
+  // Prometheus remote write on /api/v1/write: decoded (its samples count as entries) and
+  // answered like a push, but nothing is stored as a stream.
+  const char* uri = mg_get_request_info(conn)->local_uri;
+  if (uri != nullptr && std::string_view(uri) == "/api/v1/write") {
+    auto samples = decodeRemoteWrite(request, body);
+    if (!samples) return finish(400, "fake remote write: " + samples.error());
+    request.entries = *samples;
+    if (answer.status < 200 || answer.status >= 300) {
+      return finish(answer.status, "fake answers " + std::to_string(answer.status),
+                    answer.retry_after);
+    }
+    return finish(answer.status, "");
   }
   auto decoded = decodeLokiPush(request.content_type, request.content_encoding, body);
   if (!decoded) return finish(400, "fake loki: " + decoded.error());

@@ -1,7 +1,9 @@
-// FakeLoki: a Loki push receiver for tests. It listens on 127.0.0.1 on a free port, accepts
-// POST /loki/api/v1/push as Loki does (protobuf + snappy, or JSON, either optionally with
-// Content-Encoding: gzip), decodes and records every stream and entry, and answers what the test
-// tells it to: 204 by default, or 400, 413, 429 with Retry-After, 500, or no answer for a while.
+// FakeLoki: a Loki push receiver for tests (and a Prometheus remote-write one on /api/v1/write:
+// checked, decoded, its samples counted as entries, answered as told, not stored). It listens on
+// 127.0.0.1 on a free port, accepts POST /loki/api/v1/push as Loki does (protobuf + snappy, or
+// JSON, either optionally with Content-Encoding: gzip), decodes and records every stream and entry,
+// and answers what the test tells it to: 204 by default, or 400, 413, 429 with Retry-After, 500, or
+// no answer for a while.
 //
 // What a reader gets wrong: entries are recorded only for requests it answered 2xx, as Loki keeps
 // only what it accepted; every request, whatever the answer, is in requests(). A hang answers 503
@@ -91,6 +93,7 @@ class FakeLoki {
   [[nodiscard]] bool tls() const { return !options_.tls_certificate_file.empty(); }
   // http://127.0.0.1:<port>/loki/api/v1/push, or https:// when tls().
   [[nodiscard]] std::string pushUrl() const;
+  [[nodiscard]] std::string remoteWriteUrl() const;  // .../api/v1/write
 
   // Answer the next `times` requests so (-1: every request until told otherwise), then 204 again.
   void answer(FakeLokiAnswer answer, int times = -1);

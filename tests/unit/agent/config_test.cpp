@@ -125,6 +125,16 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
                                           "loki.insecure_skip_verify",
                                           "loki.timeout",
                                           "loki.local_file_max_bytes",
+                                          "remote_write.url",
+                                          "remote_write.bearer_token_file",
+                                          "remote_write.username",
+                                          "remote_write.password_file",
+                                          "remote_write.ca_file",
+                                          "remote_write.insecure_skip_verify",
+                                          "remote_write.timeout",
+                                          "remote_write.headers",
+                                          "remote_write.max_samples_per_send",
+                                          "remote_write.spool_max_bytes",
                                           "spool.max_bytes",
                                           "spool.segment_bytes",
                                           "detector.enabled",
@@ -246,6 +256,55 @@ TEST(ConfigSizes, LogSettingsParseAndAreChecked) {
   bad = parseConfig("loki:\n  url: ftp://x\n", "t.yaml");
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().field, "loki.url");
+}
+
+TEST(ConfigRemoteWrite, ParsesEveryKey) {
+  const auto c = parseConfig(
+      "remote_write:\n"
+      "  url: https://mimir.example:443/api/v1/push\n"
+      "  username: agent\n"
+      "  password_file: /etc/nodewarden/rw-password\n"
+      "  ca_file: /etc/ssl/rw-ca.pem\n"
+      "  insecure_skip_verify: true\n"
+      "  timeout: 5s\n"
+      "  headers: [\"X-Scope-OrgID: team-a\"]\n"
+      "  max_samples_per_send: 500\n"
+      "  spool_max_bytes: 64MiB\n",
+      "t.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->remote_write_url, "https://mimir.example:443/api/v1/push");
+  EXPECT_EQ(c->remote_write_username, "agent");
+  EXPECT_EQ(c->remote_write_password_file, "/etc/nodewarden/rw-password");
+  EXPECT_EQ(c->remote_write_ca_file, "/etc/ssl/rw-ca.pem");
+  EXPECT_TRUE(c->remote_write_insecure_skip_verify);
+  EXPECT_EQ(c->remote_write_timeout, seconds(5));
+  EXPECT_EQ(c->remote_write_headers, std::vector<std::string>{"X-Scope-OrgID: team-a"});
+  EXPECT_EQ(c->remote_write_max_samples_per_send, 500);
+  EXPECT_EQ(c->remote_write_spool_max_bytes, 64ULL << 20);
+  // Off by default.
+  EXPECT_TRUE(Config{}.remote_write_url.empty());
+  EXPECT_EQ(Config{}.remote_write_max_samples_per_send, 2000);
+}
+
+TEST(ConfigRemoteWrite, RejectsBadValuesNamingTheField) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"remote_write:\n  url: ftp://x/api/v1/write\n", "remote_write.url"},
+      {"remote_write:\n  timeout: 10ms\n", "remote_write.timeout"},
+      {"remote_write:\n  max_samples_per_send: 0\n", "remote_write.max_samples_per_send"},
+      {"remote_write:\n  spool_max_bytes: 1KiB\n", "remote_write.spool_max_bytes"},
+      {"remote_write:\n  username: a\n  password_file: /p\n  bearer_token_file: /t\n",
+       "remote_write.username"},
+      {"remote_write:\n  username: a\n", "remote_write.password_file"},
+      {"remote_write:\n  headers: [\"no colon here\"]\n", "remote_write.headers"},
+      {"remote_write:\n  headers: [\": empty name\"]\n", "remote_write.headers"},
+      {"remote_write:\n  max_samples_per_send: lots\n", "remote_write.max_samples_per_send"},
+      {"remote_write:\n  urll: http://x\n", "remote_write.urll"},
+  };
+  for (const auto& [yaml, field] : cases) {
+    const auto error = parseError(yaml);
+    EXPECT_EQ(error.field, field) << yaml << " -> " << error.message();
+    EXPECT_FALSE(error.reason.empty()) << yaml;
+  }
 }
 
 TEST(ConfigDefaults, DeployExampleParsesToDefaults) {

@@ -142,7 +142,7 @@ TEST_F(SpoolTest, EmptySpool) {
   EXPECT_EQ(spool->front(), nullptr);
   EXPECT_EQ(spool->batches(), 0U);
   EXPECT_EQ(spool->bytes(), 0U);
-  EXPECT_EQ(spool->lostLines(), 0U);
+  EXPECT_EQ(spool->lostUnits(), 0U);
   EXPECT_EQ(spool->oldestAge().count(), 0);
   spool->acknowledge(1);  // nothing to acknowledge: ignored
   spool.reset();
@@ -287,7 +287,7 @@ TEST_F(SpoolTest, TornTailAtEveryOffset) {
     auto spool = Spool::open(o, errors).value();
     EXPECT_EQ(spool->batches(), 2U);
     EXPECT_EQ(spool->bytes(), start);
-    EXPECT_EQ(spool->lostLines(), cut >= start + 44 ? 7U : 0U);
+    EXPECT_EQ(spool->lostUnits(), cut >= start + 44 ? 7U : 0U);
     EXPECT_EQ(errors.count("spool", "corrupt_record"), cut > start ? 1.0 : 0.0);
     EXPECT_EQ(fs::file_size(o.dir / files[0].filename()), start);  // the tail is cut off
     auto seq = spool->append(makeBatch(4));
@@ -353,7 +353,7 @@ TEST_F(SpoolTest, TornPushBodyRecordIsCutAndItsLinesCounted) {
     ErrorReporter errors(registry);
     auto spool = Spool::open(o, errors).value();
     EXPECT_EQ(spool->batches(), 1U);
-    EXPECT_EQ(spool->lostLines(), cut >= start + 44 ? 7U : 0U);
+    EXPECT_EQ(spool->lostUnits(), cut >= start + 44 ? 7U : 0U);
     const auto front = spool->front();
     ASSERT_NE(front, nullptr);
     EXPECT_EQ(*front, withSequence(withBody(makeBatch(1)), 1));
@@ -378,7 +378,7 @@ TEST_F(SpoolTest, CorruptPayloadInTheMiddleIsSkippedAndCounted) {
 
   auto spool = open(options());
   EXPECT_EQ(spool->batches(), 2U);
-  EXPECT_EQ(spool->lostLines(), 5U);
+  EXPECT_EQ(spool->lostUnits(), 5U);
   EXPECT_EQ(corrupt(), 1.0);
   const auto out = drain(*spool);
   ASSERT_EQ(out.size(), 2U);
@@ -403,7 +403,7 @@ TEST_F(SpoolTest, CorruptHeaderInTheMiddleResyncsOnTheNextRecord) {
 
   auto spool = open(options());
   EXPECT_EQ(corrupt(), 1.0);
-  EXPECT_EQ(spool->lostLines(), 0U);  // an unreadable header does not say how many
+  EXPECT_EQ(spool->lostUnits(), 0U);  // an unreadable header does not say how many
   const auto out = drain(*spool);
   ASSERT_EQ(out.size(), 2U);
   EXPECT_EQ(out[0].sequence, 1U);
@@ -444,7 +444,7 @@ TEST_F(SpoolTest, FullSpoolDropsTheOldestAndCountsTheLines) {
       EXPECT_LE(spool->bytes(), o.max_bytes);
     }
     EXPECT_EQ(spool->batches(), 3U);
-    EXPECT_EQ(spool->lostLines(), 8U);
+    EXPECT_EQ(spool->lostUnits(), 8U);
     EXPECT_EQ(errors_.count("spool", "full_dropped_oldest"), 2.0);
     EXPECT_EQ(spool->front()->sequence, 3U);
     spool->acknowledge(1);  // dropped while "in flight": ignored
@@ -474,7 +474,7 @@ TEST_F(SpoolTest, DroppingEverythingStillNeverReusesSequences) {
       c = static_cast<char>(rng());
     }
     EXPECT_EQ(spool->append(big).value(), 3U);
-    EXPECT_EQ(spool->lostLines(), 8U);
+    EXPECT_EQ(spool->lostUnits(), 8U);
     EXPECT_EQ(spool->batches(), 1U);
     spool->acknowledge(3);
   }
@@ -499,7 +499,7 @@ TEST_F(SpoolTest, RefusesABatchLargerThanMaxBytes) {
   EXPECT_NE(seq.error().find("max_bytes"), std::string::npos) << seq.error();
   // Nothing was dropped to make room for it, and its number was not used.
   EXPECT_EQ(spool->batches(), 1U);
-  EXPECT_EQ(spool->lostLines(), 0U);
+  EXPECT_EQ(spool->lostUnits(), 0U);
   EXPECT_EQ(spool->append(makeBatch(3)).value(), 2U);
 }
 
@@ -727,7 +727,7 @@ TEST_F(SpoolTest, ConcurrentAppendAndConsume) {
     EXPECT_EQ(got[static_cast<std::size_t>(i - 1)], withSequence(makeBatch(i, 1 + i % 4), i));
   }
   EXPECT_EQ(spool->batches(), 0U);
-  EXPECT_EQ(spool->lostLines(), 0U);
+  EXPECT_EQ(spool->lostUnits(), 0U);
   EXPECT_LE(segmentFiles(o.dir).size(), 1U);  // at most the one still appended to
 }
 

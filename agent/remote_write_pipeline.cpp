@@ -1,0 +1,229 @@
+#include "agent/remote_write_pipeline.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "exporters/remote_write/remote_write_exporter.h"
+#include "exporters/remote_write/write_request_encoder.h"
+#include "pipeline/curl_support.h"
+#include "pipeline/metric_sender.h"
+#include "pipeline/spool.h"
+
+namespace nodewarden {
+namespace {
+
+// Cycles waiting for the encoder. One is the normal case; more means encoding is slower than
+// collection, and memory (each holds a published snapshot) must stay bounded.
+constexpr std::size_t kMaxQueuedCycles = 4;
+constexpr std::string_view kComponent = "remote_write";
+
+}  // namespace
+
+class RemoteWritePipeline::Impl {
+ public:
+  explicit Impl(std::size_t max_samples) : encoder(max_samples) {}
+
+  std::unique_ptr<MetricSpool> spool;
+  std::unique_ptr<RemoteWriteExporter> exporter;
+  std::unique_ptr<MetricSender> sender;
+  WriteRequestEncoder encoder;  // encoder thread only
+  ErrorReporter* errors = nullptr;
+
+  std::mutex mu;  // guards queue and stopping
+  std::condition_variable cv;
+  std::deque<MetricCycle> queue;
+  bool stopping = false;
+  std::thread thread;
+
+  prometheus::Counter* dropped_spool_full = nullptr;
+  prometheus::Counter* dropped_queue_full = nullptr;
+  prometheus::Counter* dropped_encode = nullptr;
+  prometheus::Counter* skipped_lines = nullptr;
+  prometheus::Gauge* spool_bytes = nullptr;
+  prometheus::Gauge* spool_requests = nullptr;
+  prometheus::Gauge* oldest_unsent = nullptr;
+  std::uint64_t lost_seen = 0;  // spool->lostUnits() already counted
+
+  void run() {
+    for (;;) {
+      MetricCycle cycle;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [this] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;  // stopping, and everything queued is spooled
+        cycle = std::move(queue.front());
+        queue.pop_front();
+      }
+      encode(cycle);
+    }
+  }
+
+  void encode(const MetricCycle& cycle) {
+    encoder.begin(cycle.timestamp_ms);
+    cycle.render([this](std::string_view chunk) { encoder.add(chunk); });
+    auto batches = encoder.finish();
+    if (encoder.skippedLines() > 0) {
+      skipped_lines->Increment(static_cast<double>(encoder.skippedLines()));
+      errors->report(kComponent, "unparsed_line",
+                     std::to_string(encoder.skippedLines()) +
+                         " exposition lines left out, first: " + encoder.firstSkipped());
+    }
+    for (auto& batch : batches) {
+      const auto samples = batch.samples;
+      if (auto r = spool->append(std::move(batch)); !r) {
+        dropped_encode->Increment(static_cast<double>(samples));
+        errors->report(kComponent, "spool_append_failed", r.error());
+      }
+    }
+    updateGauges();
+    if (sender) sender->notify();
+  }
+
+  void updateGauges() {
+    const std::uint64_t lost = spool->lostUnits();
+    if (lost > lost_seen) {
+      dropped_spool_full->Increment(static_cast<double>(lost - lost_seen));
+      lost_seen = lost;
+    }
+    spool_bytes->Set(static_cast<double>(spool->bytes()));
+    spool_requests->Set(static_cast<double>(spool->batches()));
+    oldest_unsent->Set(std::chrono::duration<double>(spool->oldestAge()).count());
+  }
+};
+
+RemoteWritePipeline::RemoteWritePipeline() = default;
+
+RemoteWritePipeline::~RemoteWritePipeline() { stop(); }
+
+std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipeline::create(
+    const Config& config, SelfMetrics& self, ErrorReporter& errors) {
+  std::unique_ptr<RemoteWritePipeline> p(new RemoteWritePipeline());
+  p->impl_ =
+      std::make_unique<Impl>(static_cast<std::size_t>(config.remote_write_max_samples_per_send));
+  Impl& i = *p->impl_;
+  i.errors = &errors;
+  auto& reg = self.registry();
+
+  SpoolOptions so;
+  so.dir = config.state_dir / "spool" / "remote_write";
+  so.max_bytes = config.remote_write_spool_max_bytes;
+  so.segment_bytes = std::min<std::uint64_t>(config.spool_segment_bytes, so.max_bytes / 4);
+  so.zstd_level = 1;
+  so.cache_bytes = 8ULL << 20;  // a few cycles of a large node, so sending rarely reads the disk
+  auto spool = MetricSpool::open(so, errors);
+  if (!spool)
+    return std::unexpected("remote_write spool in " + so.dir.string() + ": " + spool.error());
+  i.spool = std::move(*spool);
+
+  RemoteWriteOptions ro;
+  ro.http.url = config.remote_write_url;
+  ro.bearer_token_file = config.remote_write_bearer_token_file.string();
+  ro.http.basic_user = config.remote_write_username;
+  if (!config.remote_write_password_file.empty()) {
+    const auto password = readBearerToken(config.remote_write_password_file.string());
+    if (!password) {
+      return std::unexpected("remote_write.password_file: cannot read " +
+                             config.remote_write_password_file.string() + " (or it is empty)");
+    }
+    ro.http.basic_password = *password;
+  }
+  ro.http.ca_file = config.remote_write_ca_file.string();
+  ro.http.insecure_skip_verify = config.remote_write_insecure_skip_verify;
+  ro.http.timeout = config.remote_write_timeout;
+  for (const auto& header : config.remote_write_headers) {
+    const auto colon = header.find(':');
+    std::string value = header.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    ro.headers.emplace_back(header.substr(0, colon), std::move(value));
+  }
+  ro.http.user_agent = std::string("nodewarden/") + NODEWARDEN_VERSION;
+  auto exporter = RemoteWriteExporter::create(std::move(ro));
+  if (!exporter) return std::unexpected(exporter.error());
+  i.exporter = std::move(*exporter);
+  i.sender =
+      std::make_unique<MetricSender>(MetricSenderOptions{}, *i.spool, *i.exporter, reg, errors);
+
+  auto& dropped =
+      prometheus::BuildCounter()
+          .Name("nodewarden_remote_write_samples_dropped_total")
+          .Help("Samples dropped, by reason (http_4xx, spool_full, spool_append_failed).")
+          .Register(reg);
+  i.dropped_spool_full = &dropped.Add({{"reason", "spool_full"}});
+  i.dropped_encode = &dropped.Add({{"reason", "spool_append_failed"}});
+  i.dropped_queue_full = &prometheus::BuildCounter()
+                              .Name("nodewarden_remote_write_cycles_dropped_total")
+                              .Help("Collection cycles not encoded because the encoder was behind.")
+                              .Register(reg)
+                              .Add({});
+  i.skipped_lines = &prometheus::BuildCounter()
+                         .Name("nodewarden_remote_write_exposition_lines_skipped_total")
+                         .Help("Exposition lines that did not parse and were not sent.")
+                         .Register(reg)
+                         .Add({});
+  i.spool_bytes = &prometheus::BuildGauge()
+                       .Name("nodewarden_remote_write_spool_bytes")
+                       .Help("Bytes of remote-write requests in the spool (on disk).")
+                       .Register(reg)
+                       .Add({});
+  i.spool_requests = &prometheus::BuildGauge()
+                          .Name("nodewarden_remote_write_spool_requests")
+                          .Help("Remote-write requests in the spool, not yet accepted.")
+                          .Register(reg)
+                          .Add({});
+  i.oldest_unsent = &prometheus::BuildGauge()
+                         .Name("nodewarden_remote_write_oldest_unsent_age_seconds")
+                         .Help("Age of the oldest request not yet accepted (0 when none).")
+                         .Register(reg)
+                         .Add({});
+  i.updateGauges();
+  if (i.spool->batches() > 0) {
+    spdlog::info("remote write: {} requests from before the restart will be sent first",
+                 i.spool->batches());
+  }
+  spdlog::info("remote write to {}", config.remote_write_url);
+  return p;
+}
+
+void RemoteWritePipeline::start() {
+  Impl& i = *impl_;
+  i.sender->start();
+  i.thread = std::thread([&i] { i.run(); });
+}
+
+void RemoteWritePipeline::enqueue(MetricCycle cycle) {
+  Impl& i = *impl_;
+  {
+    std::lock_guard lock(i.mu);
+    if (i.stopping) return;
+    if (i.queue.size() >= kMaxQueuedCycles) {
+      i.dropped_queue_full->Increment();
+      i.errors->report(kComponent, "queue_full",
+                       "encoding is behind collection: the oldest queued cycle was dropped");
+      i.queue.pop_front();
+    }
+    i.queue.push_back(std::move(cycle));
+  }
+  i.cv.notify_one();
+}
+
+void RemoteWritePipeline::stop() {
+  if (!impl_) return;
+  Impl& i = *impl_;
+  {
+    std::lock_guard lock(i.mu);
+    i.stopping = true;
+  }
+  i.cv.notify_one();
+  if (i.thread.joinable()) i.thread.join();
+  if (i.sender) i.sender->stop();
+}
+
+}  // namespace nodewarden

@@ -1,0 +1,53 @@
+// RemoteWritePipeline: Prometheus remote write as the agent runs it. After every collection cycle
+// the agent hands over the cycle (its collection time and a way to render its exposition); the
+// pipeline's encoder thread renders it exactly as /metrics would, encodes it into remote-write
+// requests (WriteRequestEncoder), appends them to the metric spool in <state-dir>/spool/
+// remote_write, and the sender thread (MetricSender) posts them in order.
+//
+// What a reader gets wrong: nothing here runs on the collection thread except enqueue(), which
+// only moves a small struct into a bounded queue; when the encoder is that far behind, the oldest
+// queued cycle is dropped and its loss counted (reason "queue_full"). Once a request is in the
+// spool it survives restarts and outages until the destination accepts it or the spool's byte
+// bound pushes it out (counted as "spool_full").
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "agent/config.h"
+#include "pipeline/self_metrics.h"
+
+namespace nodewarden {
+
+struct MetricCycle {
+  std::int64_t timestamp_ms = 0;  // the collection time: every sample's timestamp
+  // Writes the cycle's exposition through the sink, in chunks; called on the encoder thread.
+  std::function<void(const std::function<void(std::string_view)>& sink)> render;
+};
+
+class RemoteWritePipeline {
+ public:
+  static std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> create(
+      const Config& config, SelfMetrics& self, ErrorReporter& errors);
+  ~RemoteWritePipeline();
+  RemoteWritePipeline(const RemoteWritePipeline&) = delete;
+  RemoteWritePipeline& operator=(const RemoteWritePipeline&) = delete;
+
+  void start();
+  // Never blocks on encoding or sending.
+  void enqueue(MetricCycle cycle);
+  // Encodes what is queued (so it is in the spool for the next start), then stops sending.
+  void stop();
+
+ private:
+  RemoteWritePipeline();
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nodewarden

@@ -14,7 +14,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config ca-certificates \
       prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev libasio-dev libzstd-dev libsystemd-dev \
       libcurl4-openssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev \
-      libsnappy-dev libssl-dev \
+      libsnappy-dev libssl-dev libprotobuf-dev protobuf-compiler \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt CMakePresets.json ./
@@ -41,6 +41,7 @@ RUN apt-get update \
       libfmt9 \
       libgcc-s1 \
       libprometheus-cpp-core1.0 \
+      libprotobuf-lite32 \
       libsnappy1v5 \
       libspdlog1.10 \
       libstdc++6 \

@@ -59,8 +59,8 @@ class LogBatcher final : public LogSink {
   ErrorReporter& errors_;
   LogBatch
       batch_;  // with encode_loki_body its streams hold labels only, the entries are in encoded_
-  std::vector<std::string> encoded_;  // per stream of batch_: its entries, encoded for the body
-  std::vector<std::string> spare_;    // cleared buffers of earlier batches, kept for their capacity
+  std::vector<std::string> encoded_;     // per stream of batch_: its entries, encoded for the body
+  std::map<Labels, std::string> spare_;  // each stream's cleared buffer of the last batch
   LokiPushWriter writer_;
   std::map<Labels, std::size_t> stream_index_;           // labels -> index in batch_.streams
   std::map<std::string, std::size_t> checkpoint_index_;  // source -> index in batch_.checkpoints

@@ -9,8 +9,10 @@
 // used; a body from the spool passed its record checksum, so a failure here is a bug, not damage.
 #include "pipeline/loki_push_body.h"
 
+#include <snappy-sinksource.h>
 #include <snappy.h>
 
+#include <algorithm>
 #include <bit>
 #include <cassert>
 #include <cstring>
@@ -413,6 +415,49 @@ std::expected<Labels, std::string> parseLokiLabelSelector(std::string_view s) {
   }
 }
 
+namespace {
+
+// snappy's input as consecutive pieces (what snappy::Compress reads block by block; its output
+// is byte for byte RawCompress of the pieces joined).
+class PiecesSource final : public snappy::Source {
+ public:
+  PiecesSource(std::span<const std::string_view> pieces, std::size_t total)
+      : pieces_(pieces), left_(total) {}
+  std::size_t Available() const override { return left_; }
+  const char* Peek(std::size_t* len) override {
+    while (next_ < pieces_.size() && offset_ == pieces_[next_].size()) {
+      ++next_;
+      offset_ = 0;
+    }
+    if (next_ == pieces_.size()) {
+      *len = 0;
+      return nullptr;
+    }
+    *len = pieces_[next_].size() - offset_;
+    return pieces_[next_].data() + offset_;
+  }
+  void Skip(std::size_t n) override {
+    left_ -= n;
+    while (n > 0) {
+      const std::size_t here = std::min(n, pieces_[next_].size() - offset_);
+      offset_ += here;
+      n -= here;
+      if (offset_ == pieces_[next_].size() && n > 0) {
+        ++next_;
+        offset_ = 0;
+      }
+    }
+  }
+
+ private:
+  std::span<const std::string_view> pieces_;
+  std::size_t left_;
+  std::size_t next_ = 0;
+  std::size_t offset_ = 0;
+};
+
+}  // namespace
+
 std::string_view LokiPushWriter::protobuf(const LogBatch& batch) {
   const std::size_t streams = batch.streams.size();
   if (labels_.size() < streams) labels_.resize(streams);
@@ -449,27 +494,36 @@ void LokiPushWriter::body(const LogBatch& batch, std::string& out) {
 void LokiPushWriter::body(std::span<const EncodedLokiStream> streams, std::string& out) {
   if (labels_.size() < streams.size()) labels_.resize(streams.size());
   sizes_.resize(streams.size());
-  std::size_t total = 0;
+  std::size_t heads = 0;
   for (std::size_t i = 0; i < streams.size(); ++i) {
     labels_[i].clear();
     appendLokiLabels(labels_[i], *streams[i].labels);
     sizes_[i] = stringFieldSize(labels_[i].size()) + streams[i].entries.size();
-    total += fieldSize(sizes_[i]);
+    heads += fieldSize(sizes_[i]) - streams[i].entries.size();
   }
-  scratch_.resize(total);
+  // Each stream's field header and labels go to scratch_ (small); its entries are compressed
+  // where they are, so the batch is never copied into one uncompressed PushRequest.
+  scratch_.resize(heads);
+  pieces_.clear();
+  std::size_t total = 0;
   char* p = scratch_.data();
   for (std::size_t i = 0; i < streams.size(); ++i) {
+    char* const head = p;
     p = putHeader(p, kPushStreams, sizes_[i]);
     p = putString(p, kStreamLabels, labels_[i]);
-    std::memcpy(p, streams[i].entries.data(), streams[i].entries.size());
-    p += streams[i].entries.size();
+    pieces_.emplace_back(head, static_cast<std::size_t>(p - head));
+    pieces_.emplace_back(streams[i].entries);
+    total += static_cast<std::size_t>(p - head) + streams[i].entries.size();
   }
   assert(p == scratch_.data() + scratch_.size());
-  compress(out);
+  PiecesSource source(pieces_, total);
+  const std::size_t bound = snappy::MaxCompressedLength(total);
+  if (compressed_.size() < bound) compressed_.resize(bound);
+  snappy::UncheckedByteArraySink sink(compressed_.data());
+  const std::size_t n = snappy::Compress(&source, &sink);
+  out.assign(compressed_.data(), n);
 }
 
-// snappy of scratch_ into out, through a reused buffer: out gets exactly the compressed size
-// (it is kept for as long as the batch is spooled) and nothing is zero-filled per batch.
 void LokiPushWriter::compress(std::string& out) {
   const std::size_t bound = snappy::MaxCompressedLength(scratch_.size());
   if (compressed_.size() < bound) compressed_.resize(bound);

@@ -57,8 +57,9 @@ class LokiPushWriter {
   void compress(std::string& out);
   std::string scratch_;
   std::string compressed_;
-  std::vector<std::string> labels_;   // each stream's selector
-  std::vector<std::uint64_t> sizes_;  // each stream's encoded size
+  std::vector<std::string> labels_;       // each stream's selector
+  std::vector<std::uint64_t> sizes_;      // each stream's encoded size
+  std::vector<std::string_view> pieces_;  // what snappy reads for encoded streams
 };
 
 // The streams of an uncompressed PushRequest / of a snappy-compressed one. Rejects anything

@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 #include <snappy.h>
 
+#include <span>
 #include <string>
+#include <vector>
 
 namespace nodewarden {
 namespace {
@@ -66,6 +68,48 @@ TEST(LokiPushBody, WriterReusesItsBuffersAcrossBatches) {
                                                 22));
   EXPECT_EQ(writer.protobuf(variedStreams()), big);
   EXPECT_EQ(writer.protobuf(LogBatch{}), "");
+}
+
+// The batcher's path: entries encoded per stream as they arrive, the body compressed from those
+// pieces (snappy reads them block by block) without joining them first. It must be byte for byte
+// the body of the same batch written whole, also when pieces are empty, tiny, or cross snappy's
+// 64 KiB blocks.
+TEST(LokiPushBody, EncodedStreamsGiveTheSameBodyAsTheWholeBatch) {
+  LogBatch batch = variedStreams();
+  LogBatch::Stream big{{{"pod", "big"}}, {}};
+  for (int i = 0; i < 3000; ++i) {
+    big.entries.push_back({1'700'000'000'000'000'000 + i,
+                           std::string(40 + (i * 37) % 300, 'a' + i % 26),
+                           {{"filename", "/var/log/pods/x/0.log"}}});
+  }
+  batch.streams.insert(batch.streams.begin() + 1, big);
+  std::vector<std::string> encoded(batch.streams.size());
+  std::vector<EncodedLokiStream> streams;
+  for (std::size_t i = 0; i < batch.streams.size(); ++i) {
+    for (const auto& entry : batch.streams[i].entries) appendLokiEntryField(encoded[i], entry);
+    streams.push_back({&batch.streams[i].labels, encoded[i]});
+  }
+  ASSERT_GT(encoded[1].size(), 3U * 65536);
+  LokiPushWriter writer;
+  std::string whole;
+  std::string pieces;
+  writer.body(batch, whole);
+  writer.body(streams, pieces);
+  EXPECT_EQ(pieces, whole);
+  // Again with the writer's buffers in use, and for one tiny stream.
+  writer.body(streams, pieces);
+  EXPECT_EQ(pieces, whole);
+  LogBatch one;
+  one.streams.push_back({{{"a", "b"}}, {{1'000'000'002, "x", {}}}});
+  std::string one_encoded;
+  appendLokiEntryField(one_encoded, one.streams[0].entries[0]);
+  const EncodedLokiStream one_stream{&one.streams[0].labels, one_encoded};
+  writer.body(one, whole);
+  writer.body(std::span(&one_stream, 1), pieces);
+  EXPECT_EQ(pieces, whole);
+  auto decoded = decodeLokiPushBody(pieces);
+  ASSERT_TRUE(decoded.has_value()) << decoded.error();
+  EXPECT_EQ(*decoded, one.streams);
 }
 
 TEST(LokiPushBody, RejectsMalformedBodies) {

@@ -220,8 +220,8 @@ const daemonSetChecks = {
       if (!(lim > 0)) bad.push(`limits.${k} missing`);
       if (req > lim) bad.push(`requests.${k} above limits.${k}`);
     }
-    // The measured peak (bench/README.md, log_rss.sh): 38.9 MiB; the limit must leave headroom.
-    if (quantity(r.limits?.memory) < 2 * 38.9 * 1024 ** 2) bad.push("limits.memory under twice the measured peak RSS (38.9 MiB)");
+    // The measured peak (bench/README.md, log_rss.sh): 27.9 MiB; the limit must leave headroom.
+    if (quantity(r.limits?.memory) < 2 * 27.9 * 1024 ** 2) bad.push("limits.memory under twice the measured peak RSS (27.9 MiB)");
     return bad.length ? bad.join("; ") : null;
   },
 };

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <asio.hpp>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 
@@ -464,6 +465,9 @@ class Agent::Impl {
     std::shared_ptr<OwnedSnapshot> spare;
     for (auto& b : buffers_) {
       if (b.use_count() == 1) {
+        // use_count() is a relaxed load: order the other threads' last reads of this buffer
+        // (their reference drops are release) before it is overwritten.
+        std::atomic_thread_fence(std::memory_order_acquire);
         spare = b;
         break;
       }
@@ -513,6 +517,7 @@ class Agent::Impl {
     std::shared_ptr<detector::DetectorState> spare;
     for (auto& b : detector_buffers_) {
       if (b.use_count() == 1) {
+        std::atomic_thread_fence(std::memory_order_acquire);  // as in publish()
         spare = b;
         break;
       }
@@ -672,13 +677,15 @@ class Agent::Impl {
   asio::steady_timer jobs_timer_{io_};
   asio::signal_set signals_;
   std::unique_ptr<LogPipeline> logs_;
-  std::unique_ptr<RemoteWritePipeline> remote_write_;  // null when remote_write.url is empty
-  std::unique_ptr<JobOutcomes> jobs_;                  // after logs_: it holds a pointer to it
+  std::unique_ptr<JobOutcomes> jobs_;  // after logs_: it holds a pointer to it
   std::unique_ptr<detector::Detector> detector_;
   std::unique_ptr<kube::PlacementFeed> placement_;  // with detector_ and placement.enabled
   // Like buffers_/published_: the detector's state for readers on other threads.
   std::vector<std::shared_ptr<detector::DetectorState>> detector_buffers_;
   std::shared_ptr<const detector::DetectorState> detector_published_;  // guarded by published_mu_
+  // Null when remote_write.url is empty. Declared after detector_ and the published buffers: its
+  // encoder thread renders with them, so it is destroyed (and stopped) first.
+  std::unique_ptr<RemoteWritePipeline> remote_write_;
   prometheus::Gauge* detector_duration_ = nullptr;
   prometheus::Gauge* detector_pods_ = nullptr;
   prometheus::Gauge* detector_containers_ = nullptr;

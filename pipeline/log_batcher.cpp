@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace nodewarden {
 namespace {
 
@@ -144,7 +146,13 @@ bool LogBatcher::appendToSpool() {
   // what that stream writes; buffers of streams absent from this batch are freed.
   std::map<Labels, std::string> next;
   std::size_t kept = 0;
-  const std::size_t budget = kSpareCapacityBatches * options_.batch_bytes;
+  // The bound follows the batch's encoded size too: short lines with long metadata encode to
+  // several times their bytes, and a bound below that would free and regrow the busy buffers
+  // every batch.
+  std::size_t encoded_bytes = 0;
+  for (const auto& buffer : encoded_) encoded_bytes += buffer.size();
+  const std::size_t budget =
+      std::max(kSpareCapacityBatches * options_.batch_bytes, 2 * encoded_bytes + (64 << 10));
   for (std::size_t i = 0; i < encoded_.size() && i < batch_.streams.size(); ++i) {
     std::string& buffer = encoded_[i];
     if (next.size() < kMaxSpareBuffers && kept + buffer.capacity() <= budget) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <unordered_map>
 
@@ -536,8 +537,9 @@ class Detector::Impl {
   // elevated one comes first), all within the correlation window.
   std::size_t episodeSpan(const PodState& p, std::size_t r) const {
     const std::size_t window = correlationSamples();
-    const auto lead = static_cast<std::size_t>(
-        std::ceil(seconds(o_.episode_lead) / std::max(0.001, seconds(o_.interval))));
+    // Whole intervals only, so the lead never reaches further back than episode_lead.
+    const auto lead = static_cast<std::size_t>(std::max<std::int64_t>(0, o_.episode_lead.count()) /
+                                               std::max<std::int64_t>(1, o_.interval.count()));
     std::size_t i = 0;
     std::size_t quiet = 0;
     bool in_episode = true;

@@ -8,8 +8,9 @@ namespace nodewarden {
 namespace {
 
 // Entry buffers kept from one batch to the next, each for the stream that used it: as many as a
-// node usually has busy streams in a batch, and at most this many batch sizes of capacity in all
-// (the encoded entries are ~1.6x the line bytes; a buffer grows by doubling). Buffers handed to
+// node usually has busy streams in a batch, and in all at most this many batch sizes of capacity
+// or twice the batch's encoded bytes, whichever is more (the encoded entries are ~1.6x the line
+// bytes on the benchmark's corpus; a buffer grows by doubling). Buffers handed to
 // any stream drift to the size of the busiest one: 24 streams held ~20 MiB for 1 MiB batches;
 // freeing the big ones instead costs a fresh mmap and its page faults per batch (+55% CPU).
 constexpr std::size_t kMaxSpareBuffers = 64;

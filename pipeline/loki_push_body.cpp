@@ -487,8 +487,9 @@ std::string_view LokiPushWriter::protobuf(const LogBatch& batch) {
 }
 
 void LokiPushWriter::body(const LogBatch& batch, std::string& out) {
-  protobuf(batch);
-  compress(out);
+  const std::string_view whole = protobuf(batch);
+  pieces_.assign(1, whole);
+  compress(whole.size(), out);
 }
 
 void LokiPushWriter::body(std::span<const EncodedLokiStream> streams, std::string& out) {
@@ -516,19 +517,17 @@ void LokiPushWriter::body(std::span<const EncodedLokiStream> streams, std::strin
     total += static_cast<std::size_t>(p - head) + streams[i].entries.size();
   }
   assert(p == scratch_.data() + scratch_.size());
+  compress(total, out);
+}
+
+// snappy of pieces_ (total bytes) into out, through a reused buffer: out gets exactly the
+// compressed size.
+void LokiPushWriter::compress(std::size_t total, std::string& out) {
   PiecesSource source(pieces_, total);
   const std::size_t bound = snappy::MaxCompressedLength(total);
   if (compressed_.size() < bound) compressed_.resize(bound);
   snappy::UncheckedByteArraySink sink(compressed_.data());
   const std::size_t n = snappy::Compress(&source, &sink);
-  out.assign(compressed_.data(), n);
-}
-
-void LokiPushWriter::compress(std::string& out) {
-  const std::size_t bound = snappy::MaxCompressedLength(scratch_.size());
-  if (compressed_.size() < bound) compressed_.resize(bound);
-  std::size_t n = 0;
-  snappy::RawCompress(scratch_.data(), scratch_.size(), compressed_.data(), &n);
   out.assign(compressed_.data(), n);
 }
 

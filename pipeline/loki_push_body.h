@@ -54,12 +54,12 @@ class LokiPushWriter {
   void body(std::span<const EncodedLokiStream> streams, std::string& out);
 
  private:
-  void compress(std::string& out);
+  void compress(std::size_t total, std::string& out);  // pieces_ (total bytes) into out
   std::string scratch_;
   std::string compressed_;
   std::vector<std::string> labels_;       // each stream's selector
   std::vector<std::uint64_t> sizes_;      // each stream's encoded size
-  std::vector<std::string_view> pieces_;  // what snappy reads for encoded streams
+  std::vector<std::string_view> pieces_;  // what compress() reads, in order
 };
 
 // The streams of an uncompressed PushRequest / of a snappy-compressed one. Rejects anything

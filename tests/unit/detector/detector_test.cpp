@@ -381,21 +381,28 @@ TEST_F(DetectorTest, MemoryAntagonistRankedByUsageGrowth) {
 // the episode and a short lead-in (episode_lead), so that earlier work, still inside the
 // correlation window, does not blur the correlation of what hurts now.
 TEST_F(DetectorTest, AntagonistsEarlierHarmlessActivityDoesNotHideIt) {
-  start(options());
-  FakePod& victim = pod("victim");
-  FakePod& hog = pod("hog");
-  victim.working_set = 200 << 20;
-  hog.working_set = 10 << 20;
-  cycles(20);
-  hog.working_set = 400 << 20;  // harmless: the node has room
-  cycles(10);
-  hog.working_set = 10 << 20;
-  cycles(4);
-  hog.working_set = 500 << 20;
-  victim.working_set = 120 << 20;
-  victim.stall[1] = 0.4;
-  cycles(2);
-  const Verdict* v = verdict("victim", Resource::kMemory);
+  // The hog holds 400 MiB (the node has room), lets go, then takes 500 MiB while the victim
+  // stalls.
+  const auto run = [this](const DetectorOptions& o) {
+    start(o);
+    pods_.clear();
+    now_ = 1000;
+    FakePod& victim = pod("victim");
+    FakePod& hog = pod("hog");
+    victim.working_set = 200 << 20;
+    hog.working_set = 10 << 20;
+    cycles(20);
+    hog.working_set = 400 << 20;
+    cycles(10);
+    hog.working_set = 10 << 20;
+    cycles(4);
+    hog.working_set = 500 << 20;
+    victim.working_set = 120 << 20;
+    victim.stall[1] = 0.4;
+    cycles(2);
+    return verdict("victim", Resource::kMemory);
+  };
+  const Verdict* v = run(options());
   ASSERT_NE(v, nullptr);
   ASSERT_FALSE(v->antagonists.empty());
   EXPECT_EQ(v->antagonists[0].pod_name, "hog");
@@ -405,23 +412,7 @@ TEST_F(DetectorTest, AntagonistsEarlierHarmlessActivityDoesNotHideIt) {
   // threshold: what the lead-in bound is for.
   auto o = options();
   o.episode_lead = o.correlation_window;
-  start(o);
-  pods_.clear();
-  now_ = 1000;
-  FakePod& victim2 = pod("victim");
-  FakePod& hog2 = pod("hog");
-  victim2.working_set = 200 << 20;
-  hog2.working_set = 10 << 20;
-  cycles(20);
-  hog2.working_set = 400 << 20;
-  cycles(10);
-  hog2.working_set = 10 << 20;
-  cycles(4);
-  hog2.working_set = 500 << 20;
-  victim2.working_set = 120 << 20;
-  victim2.stall[1] = 0.4;
-  cycles(2);
-  EXPECT_EQ(verdict("victim", Resource::kMemory), nullptr);
+  EXPECT_EQ(run(o), nullptr);
 }
 
 // Measured on this kernel: a victim whose page cache is reclaimed refaults it, the kernel

@@ -500,9 +500,12 @@ class Agent::Impl {
     o.baseline_half_life = c.detector_baseline_half_life;
     o.victim_z = c.detector_victim_z;
     o.victim_min_stall = c.detector_victim_min_stall;
+    o.memory_victim_min_stall = c.detector_memory_victim_min_stall;
     o.self_throttle_ratio = c.detector_self_throttle_ratio;
     o.victim_k = c.detector_victim_k;
     o.victim_n = c.detector_victim_n;
+    o.onset_min_stall = {c.detector_onset_min_stall_cpu, c.detector_onset_min_stall_memory,
+                         c.detector_onset_min_stall_io};
     o.correlation_window = c.detector_correlation_window;
     o.episode_lead = c.detector_episode_lead;
     o.antagonist_threshold = c.detector_antagonist_threshold;

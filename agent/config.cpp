@@ -155,13 +155,20 @@ constexpr Field kRecommendationFields[] = {
     {"memory_percentile", &Config::detector_memory_percentile},
     {"margin", &Config::detector_margin},
 };
+constexpr Field kOnsetMinStallFields[] = {
+    {"cpu", &Config::detector_onset_min_stall_cpu},
+    {"memory", &Config::detector_onset_min_stall_memory},
+    {"io", &Config::detector_onset_min_stall_io},
+};
 constexpr Field kNoisyNeighborFields[] = {
     {"baseline_half_life", &Config::detector_baseline_half_life},
     {"victim_z", &Config::detector_victim_z},
     {"victim_min_stall", &Config::detector_victim_min_stall},
+    {"memory_victim_min_stall", &Config::detector_memory_victim_min_stall},
     {"self_throttle_ratio", &Config::detector_self_throttle_ratio},
     {"victim_k", &Config::detector_victim_k},
     {"victim_n", &Config::detector_victim_n},
+    {"onset_min_stall", Section(kOnsetMinStallFields)},
     {"correlation_window", &Config::detector_correlation_window},
     {"episode_lead", &Config::detector_episode_lead},
     {"antagonist_threshold", &Config::detector_antagonist_threshold},
@@ -664,8 +671,16 @@ std::optional<ConfigError> checkDetector(const Config& c) {
         std::tuple{"detector.noisy_neighbor.victim_z", c.detector_victim_z, 0.0, 100.0},
         std::tuple{"detector.noisy_neighbor.victim_min_stall", c.detector_victim_min_stall, 0.0,
                    1.0},
+        std::tuple{"detector.noisy_neighbor.memory_victim_min_stall",
+                   c.detector_memory_victim_min_stall, 0.0, 1.0},
         std::tuple{"detector.noisy_neighbor.self_throttle_ratio", c.detector_self_throttle_ratio,
                    0.0, 1.0},
+        std::tuple{"detector.noisy_neighbor.onset_min_stall.cpu", c.detector_onset_min_stall_cpu,
+                   0.0, 1.0},
+        std::tuple{"detector.noisy_neighbor.onset_min_stall.memory",
+                   c.detector_onset_min_stall_memory, 0.0, 1.0},
+        std::tuple{"detector.noisy_neighbor.onset_min_stall.io", c.detector_onset_min_stall_io, 0.0,
+                   1.0},
         std::tuple{"detector.noisy_neighbor.antagonist_threshold", c.detector_antagonist_threshold,
                    -1.0, 1.0},
         std::tuple{"placement.on_score", c.placement_on_score, 0.0, 1.0},
@@ -1099,9 +1114,14 @@ detector:
     baseline_half_life: 10m
     victim_z: 3
     victim_min_stall: 0.15
+    memory_victim_min_stall: 0.1
     self_throttle_ratio: 0.2
     victim_k: 2
     victim_n: 3
+    onset_min_stall:
+      cpu: 0.3
+      memory: 0.1
+      io: 0.3
     correlation_window: 2m
     episode_lead: 30s
     antagonist_threshold: 0.6

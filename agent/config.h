@@ -96,9 +96,13 @@ struct Config {
   std::chrono::milliseconds detector_baseline_half_life{600 * 1000};
   double detector_victim_z = 3.0;
   double detector_victim_min_stall = 0.15;
+  double detector_memory_victim_min_stall = 0.1;
   double detector_self_throttle_ratio = 0.2;
   int detector_victim_k = 2;
   int detector_victim_n = 3;
+  double detector_onset_min_stall_cpu = 0.3;
+  double detector_onset_min_stall_memory = 0.1;
+  double detector_onset_min_stall_io = 0.3;
   std::chrono::milliseconds detector_correlation_window{120 * 1000};
   std::chrono::milliseconds detector_episode_lead{30 * 1000};
   double detector_antagonist_threshold = 0.6;

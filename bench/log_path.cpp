@@ -96,6 +96,12 @@ double processCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+double threadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 double tv(const timeval& t) {
   return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
 }
@@ -105,6 +111,8 @@ struct Cost {
   double user_s = 0;
   double sys_s = 0;
   double wall_s = 0;
+  double reader_s = -1;     // full runs: the reading thread's share of cpu_s (tail, batch,
+                            // encode, compress, spool append); the rest is the shipper's
   std::uint64_t lines = 0;  // lines delivered / acknowledged / received
   std::string note;         // empty when the run did all its work
 };
@@ -273,6 +281,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   const std::uint64_t received0 = receiver.entries.load();
   const std::uint64_t expected = corpus.stats.lines;
   const Meter meter;
+  const double reader0 = threadCpuSeconds();
   Cost c;
 
   FullPath p;
@@ -325,6 +334,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
     }
     if (n == 0 || all_read) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  const double reader_s = threadCpuSeconds() - reader0;
   p.shipper->stop(std::chrono::milliseconds(2000));
   const Cost m = meter.stop();
   const double sent = counterValue(reg, "nodewarden_log_lines_sent_total");
@@ -338,6 +348,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   c.user_s = m.user_s;
   c.sys_s = m.sys_s;
   c.wall_s = m.wall_s;
+  c.reader_s = reader_s;
   c.lines = sent < 0 ? 0 : static_cast<std::uint64_t>(sent);
   // Every acknowledged entry was counted by the receiver before it answered.
   const std::uint64_t got = receiver.entries.load() - received0;
@@ -461,14 +472,15 @@ double median(std::vector<double> v) {
 }
 
 struct Summary {
-  double cpu_s = 0, user_s = 0, sys_s = 0, wall_s = 0;
+  double cpu_s = 0, user_s = 0, sys_s = 0, wall_s = 0, reader_s = -1;
   bool complete = true;
 };
 
 Summary summarize(const std::vector<Cost>& runs) {
-  std::vector<double> cpu, user, sys, wall;
+  std::vector<double> cpu, user, sys, wall, reader;
   Summary s;
   for (const auto& r : runs) {
+    if (r.reader_s >= 0) reader.push_back(r.reader_s);
     cpu.push_back(r.cpu_s);
     user.push_back(r.user_s);
     sys.push_back(r.sys_s);
@@ -479,6 +491,7 @@ Summary summarize(const std::vector<Cost>& runs) {
   s.user_s = median(user);
   s.sys_s = median(sys);
   s.wall_s = median(wall);
+  if (!reader.empty()) s.reader_s = median(reader);
   return s;
 }
 
@@ -722,6 +735,17 @@ int main(int argc, char** argv) {
         std::printf("%s / floor: %.2f x CPU (target for full: <= 2.00)\n", m, sums[m].cpu_s / f);
       }
     }
+  }
+  for (const char* m : {"full", "full-nofsync"}) {
+    if (!sums.contains(m) || sums[m].reader_s < 0) continue;
+    const auto& s = sums[m];
+    const double f = sums.contains("floor") ? sums["floor"].cpu_s : 0;
+    char xfloor[32] = "";
+    if (f > 0) std::snprintf(xfloor, sizeof xfloor, " = %.2f x floor", s.reader_s / f);
+    std::printf(
+        "%s: reading thread (tail, batch, encode, compress, spool append) %.3f CPU s%s; "
+        "shipper and libcurl %.3f CPU s\n",
+        m, s.reader_s, xfloor, s.cpu_s - s.reader_s);
   }
   if (sums.contains("full") && sums.contains("full-nofsync")) {
     const auto& a = sums["full"];

@@ -229,14 +229,20 @@ bool readCheckpoints(Reader& in, std::vector<LogCheckpoint>& checkpoints) {
 
 }  // namespace
 
+std::string encodeLogBatchHead(const LogBatch& batch) {
+  std::string out;
+  out.reserve(64 + 64 * batch.checkpoints.size());
+  out.push_back(static_cast<char>(kCodecVersionLokiBody));
+  putCheckpoints(out, batch.checkpoints);
+  putVarint(out, batch.bytes);
+  putVarint(out, batch.lines);
+  return out;
+}
+
 std::string encodeLogBatch(const LogBatch& batch) {
   std::string out;
   if (!batch.loki_body.empty()) {
-    out.reserve(batch.loki_body.size() + 64 + 64 * batch.checkpoints.size());
-    out.push_back(static_cast<char>(kCodecVersionLokiBody));
-    putCheckpoints(out, batch.checkpoints);
-    putVarint(out, batch.bytes);
-    putVarint(out, batch.lines);
+    out = encodeLogBatchHead(batch);
     out.append(batch.loki_body);
     return out;
   }

@@ -45,10 +45,22 @@ LogBatcher::LogBatcher(LogBatcherOptions options, Spool& spool, OnDurable on_dur
 
 bool LogBatcher::hasRoom() const {
   if (batch_.bytes >= options_.batch_bytes) return false;  // flush() first
+  // Only this batcher's appends make the spool bigger (the shipper and a full spool's drops
+  // shrink it), so a spool found with room keeps it until the next append: asked once per batch,
+  // not under the spool's lock for every line.
+  if (spool_room_) return true;
   const std::uint64_t limit = options_.spool_max_bytes > options_.spool_headroom_bytes
                                   ? options_.spool_max_bytes - options_.spool_headroom_bytes
                                   : 0;
-  return spool_.bytes() < limit;
+  spool_room_ = spool_.bytes() < limit;
+  return spool_room_;
+}
+
+void LogBatcher::publishCounts() {
+  if (unpublished_lines_ == 0) return;
+  lines_in_->Increment(static_cast<double>(unpublished_lines_));
+  bytes_in_->Increment(static_cast<double>(unpublished_bytes_));
+  unpublished_lines_ = unpublished_bytes_ = 0;
 }
 
 bool LogBatcher::accept(const Labels& labels, const LogEntry& entry,
@@ -82,8 +94,8 @@ bool LogBatcher::accept(const Labels& labels, const LogEntry& entry,
   if (batch_.lines == 0) first_entry_ = Clock::now();
   batch_.bytes += entry.line.size();
   batch_.lines += 1;
-  lines_in_->Increment();
-  bytes_in_->Increment(static_cast<double>(entry.line.size()));
+  ++unpublished_lines_;
+  unpublished_bytes_ += entry.line.size();
   if (options_.encode_loki_body) {
     appendLokiEntryField(encoded_[stream], entry);
   } else {
@@ -94,15 +106,21 @@ bool LogBatcher::accept(const Labels& labels, const LogEntry& entry,
     auto it = checkpoint_index_.find(checkpoint.source);
     if (it == checkpoint_index_.end()) {
       it = checkpoint_index_.emplace(checkpoint.source, batch_.checkpoints.size()).first;
-      batch_.checkpoints.emplace_back();
+      batch_.checkpoints.push_back(checkpoint);
     }
     cp = last_checkpoint_ = it->second;
   }
-  batch_.checkpoints[cp] = checkpoint;
+  // The same source: its position moves (the source string is equal already).
+  LogCheckpoint& latest = batch_.checkpoints[cp];
+  latest.file = checkpoint.file;
+  latest.offset = checkpoint.offset;
+  if (latest.journal_cursor != checkpoint.journal_cursor)
+    latest.journal_cursor = checkpoint.journal_cursor;
   return true;
 }
 
 bool LogBatcher::flush(bool force) {
+  publishCounts();
   if (batch_.lines == 0 && batch_.checkpoints.empty()) return false;
   const bool due = force || batch_.bytes >= options_.batch_bytes ||
                    Clock::now() - first_entry_ >= options_.batch_wait;
@@ -142,6 +160,7 @@ bool LogBatcher::appendToSpool() {
     return false;
   }
   spool_failed_ = false;
+  spool_room_ = false;  // asked again before the next line
   batches_->Increment();
   // Each stream's buffer is kept for the same stream in the next batch, so its capacity fits
   // what that stream writes; buffers of streams absent from this batch are freed.

@@ -45,13 +45,15 @@ class LogBatcher final : public LogSink {
   [[nodiscard]] bool hasRoom() const override;
 
   // Closes the open batch if it is full or old enough (or always, with force). Returns whether a
-  // batch went to the spool.
+  // batch went to the spool. The lines and bytes read counters are brought up to date here (not
+  // per line): callers flush every tick.
   bool flush(bool force = false);
 
   [[nodiscard]] std::size_t pendingBytes() const { return batch_.bytes; }
 
  private:
   bool appendToSpool();
+  void publishCounts();
 
   LogBatcherOptions options_;
   Spool& spool_;
@@ -69,6 +71,9 @@ class LogBatcher final : public LogSink {
   std::size_t last_checkpoint_ = 0;
   Clock::time_point first_entry_{};
   bool spool_failed_ = false;
+  mutable bool spool_room_ = false;  // the spool had room when last asked, with no append since
+  std::uint64_t unpublished_lines_ = 0;
+  std::uint64_t unpublished_bytes_ = 0;
   prometheus::Counter* lines_in_ = nullptr;
   prometheus::Counter* bytes_in_ = nullptr;
   prometheus::Counter* dropped_stream_cap_ = nullptr;

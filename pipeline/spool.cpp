@@ -31,6 +31,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -104,8 +105,9 @@ std::uint64_t getU64(const char* p) {
   return v;
 }
 
-std::uint32_t crc32Of(const char* p, std::size_t n) {
-  uLong crc = crc32(0L, Z_NULL, 0);
+// seed: the crc of the bytes before these (zlib's crc32 continues from it), 0 for none.
+std::uint32_t crc32Of(const char* p, std::size_t n, std::uint32_t seed = 0) {
+  uLong crc = seed;
   // zlib takes uInt lengths; feed large buffers in pieces.
   while (n > 0) {
     const auto chunk = static_cast<uInt>(std::min<std::size_t>(n, 1U << 30));
@@ -293,7 +295,11 @@ struct SpoolCodec;
 template <>
 struct SpoolCodec<LogBatch> {
   static constexpr std::string_view kUnit = "lines";
+  static constexpr bool kStores = true;
   static std::string encode(const LogBatch& b) { return encodeLogBatch(b); }
+  // A stored record's payload is head + body; the body is written from the batch itself.
+  static std::string storedHead(const LogBatch& b) { return encodeLogBatchHead(b); }
+  static std::string_view storedBody(const LogBatch& b) { return b.loki_body; }
   static std::expected<LogBatch, std::string> decode(std::string_view p) {
     return decodeLogBatch(p);
   }
@@ -312,6 +318,7 @@ struct SpoolCodec<LogBatch> {
 template <>
 struct SpoolCodec<MetricWriteBatch> {
   static constexpr std::string_view kUnit = "samples";
+  static constexpr bool kStores = false;
   static std::string encode(const MetricWriteBatch& b) { return encodeMetricWriteBatch(b); }
   static std::expected<MetricWriteBatch, std::string> decode(std::string_view p) {
     return decodeMetricWriteBatch(p);
@@ -742,14 +749,24 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
   if (next_sequence_ > kMaxSequence) {
     return std::unexpected("spool: sequence numbers exhausted");
   }
-  const std::string payload = Codec::encode(batch);
-  if (payload.size() > kMaxPayloadBytes) {
-    return std::unexpected("batch of " + std::to_string(payload.size()) +
+  // A payload that is compressed already (a Loki push body) is stored as it is: its head goes
+  // through write_buffer_, its body is written from the batch (no copy of the body here).
+  const bool stored = Codec::stored(batch);
+  std::string payload;
+  std::string_view body;
+  if constexpr (Codec::kStores) {
+    if (stored) {
+      payload = Codec::storedHead(batch);
+      body = Codec::storedBody(batch);
+    }
+  }
+  if (!stored) payload = Codec::encode(batch);
+  const std::size_t payload_bytes = payload.size() + body.size();
+  if (payload_bytes > kMaxPayloadBytes) {
+    return std::unexpected("batch of " + std::to_string(payload_bytes) +
                            " encoded bytes exceeds the spool's record limit");
   }
-  // A payload that is compressed already (a Loki push body) is stored as it is.
-  const bool stored = Codec::stored(batch);
-  std::size_t compressed = payload.size();
+  std::size_t compressed = payload_bytes;
   if (stored) {
     write_buffer_.resize(kHeaderBytes + payload.size());
     std::memcpy(write_buffer_.data() + kHeaderBytes, payload.data(), payload.size());
@@ -771,11 +788,12 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
   const std::uint64_t lines = Codec::units(batch);
   RecordHeader h;
   h.sequence = next_sequence_;
-  h.uncompressed = static_cast<std::uint32_t>(payload.size());
+  h.uncompressed = static_cast<std::uint32_t>(payload_bytes);
   h.compressed = static_cast<std::uint32_t>(compressed);
   h.lines = static_cast<std::uint32_t>(std::min<std::uint64_t>(lines, UINT32_MAX));
   h.append_ms = nowMs();
-  h.payload_crc = crc32Of(write_buffer_.data() + kHeaderBytes, compressed);
+  h.payload_crc = crc32Of(body.data(), body.size(),
+                          crc32Of(write_buffer_.data() + kHeaderBytes, compressed - body.size()));
   h.stored = stored;
   writeHeader(h, write_buffer_.data());
 
@@ -788,12 +806,19 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
     }
   }
   Segment& seg = segments_.at(*active_);
-  // One write() for the whole record, so a crash leaves at most one torn record at the tail.
-  const char* p = write_buffer_.data();
-  std::size_t left = record_bytes;
+  // One writev() for the whole record (header and head, then a stored body), so a crash leaves
+  // at most one torn record at the tail.
+  std::array<iovec, 2> iov{iovec{write_buffer_.data(), record_bytes - body.size()},
+                           iovec{const_cast<char*>(body.data()), body.size()}};
+  std::size_t first = 0;  // the first iovec with bytes left
   int err = 0;
-  while (left > 0) {
-    const ssize_t n = ::write(active_fd_.get(), p, left);
+  while (first < iov.size()) {
+    if (iov[first].iov_len == 0) {
+      ++first;
+      continue;
+    }
+    const ssize_t n =
+        ::writev(active_fd_.get(), iov.data() + first, static_cast<int>(iov.size() - first));
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -801,8 +826,12 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
       err = errno;
       break;
     }
-    p += n;
-    left -= static_cast<std::size_t>(n);
+    auto done = static_cast<std::size_t>(n);
+    for (; first < iov.size() && done >= iov[first].iov_len; ++first) done -= iov[first].iov_len;
+    if (first < iov.size()) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
+      iov[first].iov_len -= done;
+    }
   }
   const char* failed = err != 0 ? "write" : nullptr;
   if (failed == nullptr && options_.fsync && ::fdatasync(active_fd_.get()) != 0) {

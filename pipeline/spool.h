@@ -82,6 +82,8 @@ extern template class BasicSpool<MetricWriteBatch>;
 // The spool's record payload: a LogBatch in a compact binary form (exported for the fuzz target
 // and tests). decode rejects anything malformed with a reason.
 std::string encodeLogBatch(const LogBatch& batch);
+// A batch with a Loki push body: its encoding up to the body (encodeLogBatch = head + body).
+std::string encodeLogBatchHead(const LogBatch& batch);
 std::expected<LogBatch, std::string> decodeLogBatch(std::string_view bytes);
 
 }  // namespace nodewarden

@@ -570,7 +570,10 @@ class Detector::Impl {
         const double excess = *p.others[r] - p.mean[r];
         const double sd = std::max(std::sqrt(p.var[r]), o_.stall_std_floor);
         p.z[r] = excess / sd;
-        p.elevated[r] = *p.z[r] >= o_.victim_z && excess >= o_.victim_min_stall;
+        const double min_stall = r == static_cast<std::size_t>(Resource::kMemory)
+                                     ? o_.memory_victim_min_stall
+                                     : o_.victim_min_stall;
+        p.elevated[r] = *p.z[r] >= o_.victim_z && excess >= min_stall;
         p.slot(cycle_).elevated[r] = p.elevated[r];
         p.high[r] = p.elevated[r] && !p.own_rise[r];
       }
@@ -592,10 +595,10 @@ class Detector::Impl {
       VerdictState& vs = victim.verdict[r];
       const int highs = highCount(victim, r);
       // k of the last n, and this one: a verdict ends with the first quiet interval. One
-      // interval twice over both thresholds needs no second one.
+      // interval over twice victim_z and the resource's onset stall needs no second one.
       const double excess_now = victim.others[r].value_or(0) - victim.mean[r];
       const bool strong = victim.high[r] && victim.z[r].value_or(0) >= 2 * o_.victim_z &&
-                          excess_now >= 2 * o_.victim_min_stall;
+                          excess_now >= o_.onset_min_stall[r];
       if ((highs < o_.victim_k && !strong) || !victim.high[r]) {
         vs.active = false;
         vs.latched.clear();

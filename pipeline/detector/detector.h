@@ -13,7 +13,8 @@
 // - candidates are co-located pods whose activity for that resource rose within the correlation
 //   window; each is ranked by the Pearson correlation of its activity with the victim's
 //   others-stall over that window. A victim verdict needs victim_k of the last victim_n intervals
-//   high AND a candidate at or above antagonist_threshold; the candidate is named antagonist.
+//   high (or the current one alone over 2 x victim_z and onset_min_stall) AND a candidate at or
+//   above antagonist_threshold; the candidate is named antagonist.
 //   A named antagonist stays named while the verdict holds and it keeps at least half the activity
 //   it had when named (a long-running antagonist makes both series flat, and flat series have no
 //   correlation).
@@ -23,6 +24,7 @@
 // threads read.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -51,10 +53,21 @@ struct DetectorOptions {
   // Noisy neighbors.
   std::chrono::milliseconds baseline_half_life{std::chrono::minutes(10)};
   double victim_z = 3.0;
-  double victim_min_stall = 0.15;
+  double victim_min_stall = 0.15;  // cpu and io
+  // Memory's: memory stall is 0 at every measured pod's baseline, and a victim whose reclaimed
+  // cache is refaulted loses half its rate at 0.12 of memory stall (measured), where CPU stall
+  // of 0.15 costs a few percent.
+  double memory_victim_min_stall = 0.1;
   double self_throttle_ratio = 0.2;
   int victim_k = 2;
   int victim_n = 3;
+  // One interval is a verdict on its own (no k of n) when its others-stall is 2 x victim_z
+  // standard deviations and at least this share of wall time above the baseline, per resource
+  // (cpu, memory, io). CPU stall is noisy: a neighbour that barely slows a pod leaves 0.11-0.14,
+  // and the interval after an antagonist stops up to 0.29 (measured), so CPU needs twice
+  // victim_min_stall. Memory stall is 0 at a pod's baseline and rose only under reclaim in every
+  // measured run, so its own minimum suffices there.
+  std::array<double, kResources> onset_min_stall{0.3, 0.1, 0.3};
   std::chrono::milliseconds correlation_window{std::chrono::minutes(2)};
   // How far before a victim's current episode the ranking looks (its quiet lead-in), at most the
   // correlation window: long enough to see an antagonist start before the stall shows, short

@@ -323,6 +323,47 @@ TEST_F(DetectorTest, ModerateStallNeedsTwoIntervalsAndAStoppedAntagonistIsNotBla
   EXPECT_EQ(verdict("victim", Resource::kCpu), nullptr);
 }
 
+// Memory stall is 0 at a pod's baseline: one interval of it, over 2 x victim_z and memory's onset
+// stall (0.1), is a verdict at once, while CPU at twice that stall waits for a second interval
+// (above). What lingers after the antagonist has freed its memory is not blamed on it.
+TEST_F(DetectorTest, MemoryStallIsAVerdictInItsFirstIntervalCpuNeedsTwo) {
+  start(options());
+  FakePod& victim = pod("victim");
+  FakePod& filler = pod("filler");
+  victim.working_set = 200 << 20;
+  filler.working_set = 10 << 20;
+  cycles(15);
+  filler.working_set = 500 << 20;
+  victim.working_set = 150 << 20;
+  victim.stall[1] = 0.13;  // under cpu's victim_min_stall (0.15), over memory's (0.1)
+  cycles(1);
+  const Verdict* v = verdict("victim", Resource::kMemory);
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->high_intervals, 1);
+  ASSERT_FALSE(v->antagonists.empty());
+  EXPECT_EQ(v->antagonists[0].pod_name, "filler");
+  filler.working_set = 10 << 20;
+  victim.stall[1] = 0.3;
+  cycles(1);
+  EXPECT_EQ(verdict("victim", Resource::kMemory), nullptr);
+
+  // With the memory onset stall raised to CPU's, the same first interval is not enough.
+  DetectorOptions o = options();
+  o.onset_min_stall[1] = 0.3;
+  start(o);
+  victim.working_set = 200 << 20;
+  victim.stall[1] = 0;
+  filler.working_set = 10 << 20;
+  cycles(15);
+  filler.working_set = 500 << 20;
+  victim.working_set = 150 << 20;
+  victim.stall[1] = 0.2;
+  cycles(1);
+  EXPECT_EQ(verdict("victim", Resource::kMemory), nullptr);
+  cycles(1);
+  EXPECT_NE(verdict("victim", Resource::kMemory), nullptr);
+}
+
 TEST_F(DetectorTest, SecondAntagonistIsRankedOverItsOwnEpisode) {
   start(options());
   FakePod& victim = pod("victim");

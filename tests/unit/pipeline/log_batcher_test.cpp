@@ -1,0 +1,170 @@
+// LogBatcher: what a closed batch holds (the push body of its entries, the latest position of
+// each source), when its sources hear that it is durable, the read counters, and backpressure
+// from a full spool that lifts when the spool drains.
+//
+// What a reader gets wrong: hasRoom() is asked for every line, but the spool's size only once per
+// batch (only the batcher's own appends make the spool bigger). The backpressure test therefore
+// drains the spool between two questions and expects the answer to change.
+#include "pipeline/log_batcher.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "pipeline/loki_push_body.h"
+#include "pipeline/self_metrics.h"
+
+namespace nodewarden {
+namespace {
+
+namespace fs = std::filesystem;
+
+double counterValue(prometheus::Registry& registry, const std::string& name) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != name) continue;
+    double sum = 0;
+    for (const auto& m : family.metric) sum += m.counter.value;
+    return sum;
+  }
+  return -1;
+}
+
+class LogBatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "nodewarden-batcher-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    batcher_.reset();
+    spool_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void start(LogBatcherOptions o, std::uint64_t spool_max_bytes = 64ULL << 20) {
+    SpoolOptions so;
+    so.dir = dir_ / "spool";
+    so.fsync = false;
+    so.max_bytes = spool_max_bytes;
+    so.segment_bytes = 300;  // a few records each: acknowledged segments go
+    auto spool = Spool::open(so, errors_);
+    ASSERT_TRUE(spool.has_value()) << spool.error();
+    spool_ = std::move(*spool);
+    o.spool_max_bytes = spool_max_bytes;
+    batcher_ = std::make_unique<LogBatcher>(
+        o, *spool_, [this](const std::vector<LogCheckpoint>& cps) { durable_.push_back(cps); },
+        registry_, errors_);
+  }
+
+  static LogCheckpoint fileAt(const std::string& path, std::uint64_t offset) {
+    LogCheckpoint cp;
+    cp.source = path;
+    cp.file = {1, 7, 99, 1024};
+    cp.offset = offset;
+    return cp;
+  }
+  static LogCheckpoint journalAt(const std::string& cursor) {
+    LogCheckpoint cp;
+    cp.source = "journal";
+    cp.journal_cursor = cursor;
+    return cp;
+  }
+  static LogEntry entry(std::int64_t ts, const std::string& line) {
+    LogEntry e;
+    e.timestamp_ns = ts;
+    e.line = line;
+    e.metadata = {{"filename", "/var/log/pods/ns_a_u/app/0.log"}, {"pod_uid", "u"}};
+    return e;
+  }
+
+  fs::path dir_;
+  prometheus::Registry registry_;
+  ErrorReporter errors_{registry_};
+  std::unique_ptr<Spool> spool_;
+  std::unique_ptr<LogBatcher> batcher_;
+  std::vector<std::vector<LogCheckpoint>> durable_;
+};
+
+TEST_F(LogBatcherTest, ClosedBatchIsThePushBodyOfItsEntriesAndTheLatestPositionOfEachSource) {
+  LogBatcherOptions o;
+  o.encode_loki_body = true;
+  start(o);
+  const Labels app = {{"container", "app"}, {"namespace", "ns"}, {"pod", "a"}};
+  const Labels kubelet = {{"unit", "kubelet.service"}};
+  ASSERT_TRUE(batcher_->accept(app, entry(1000, "first"), fileAt("/logs/a", 6)));
+  ASSERT_TRUE(batcher_->accept(kubelet, entry(1500, "journal one"), journalAt("c=1")));
+  ASSERT_TRUE(batcher_->accept(app, entry(2000, "second"), fileAt("/logs/a", 13)));
+  ASSERT_TRUE(batcher_->accept(kubelet, entry(2500, "journal two"), journalAt("c=2")));
+  ASSERT_TRUE(batcher_->accept(app, entry(3000, "third"), fileAt("/logs/a", 19)));
+  EXPECT_TRUE(durable_.empty());  // nothing is durable before the batch is in the spool
+  ASSERT_TRUE(batcher_->flush(true));
+
+  const std::vector<LogCheckpoint> latest = {fileAt("/logs/a", 19), journalAt("c=2")};
+  ASSERT_EQ(durable_.size(), 1U);
+  EXPECT_EQ(durable_[0], latest);
+  const auto batch = spool_->front();
+  ASSERT_NE(batch, nullptr);
+  EXPECT_EQ(batch->checkpoints, latest);
+  EXPECT_EQ(batch->lines, 5U);
+  EXPECT_EQ(batch->bytes, 5U + 11 + 6 + 11 + 5);
+  auto streams = decodeLokiPushBody(batch->loki_body);
+  ASSERT_TRUE(streams.has_value()) << streams.error();
+  ASSERT_EQ(streams->size(), 2U);
+  EXPECT_EQ((*streams)[0].labels, app);
+  EXPECT_EQ(
+      (*streams)[0].entries,
+      (std::vector<LogEntry>{entry(1000, "first"), entry(2000, "second"), entry(3000, "third")}));
+  EXPECT_EQ((*streams)[1].labels, kubelet);
+  EXPECT_EQ((*streams)[1].entries,
+            (std::vector<LogEntry>{entry(1500, "journal one"), entry(2500, "journal two")}));
+}
+
+TEST_F(LogBatcherTest, ReadCountersAreUpToDateAfterEachFlush) {
+  start(LogBatcherOptions{});
+  const Labels app = {{"pod", "a"}};
+  ASSERT_TRUE(batcher_->accept(app, entry(1, "abc"), fileAt("/logs/a", 4)));
+  ASSERT_TRUE(batcher_->accept(app, entry(2, "defgh"), fileAt("/logs/a", 10)));
+  EXPECT_FALSE(batcher_->flush());  // not due: the counters are brought up to date all the same
+  EXPECT_EQ(counterValue(registry_, "nodewarden_log_lines_read_total"), 2);
+  EXPECT_EQ(counterValue(registry_, "nodewarden_log_bytes_read_total"), 8);
+  ASSERT_TRUE(batcher_->accept(app, entry(3, "ij"), fileAt("/logs/a", 13)));
+  EXPECT_TRUE(batcher_->flush(true));
+  EXPECT_EQ(counterValue(registry_, "nodewarden_log_lines_read_total"), 3);
+  EXPECT_EQ(counterValue(registry_, "nodewarden_log_bytes_read_total"), 10);
+  EXPECT_EQ(counterValue(registry_, "nodewarden_log_batches_spooled_total"), 1);
+}
+
+TEST_F(LogBatcherTest, StopsTakingLinesWhileTheSpoolIsFullAndResumesWhenItDrains) {
+  LogBatcherOptions o;
+  o.batch_bytes = 200;
+  o.spool_headroom_bytes = 512;  // full at 1536 bytes, before the spool would drop anything
+  start(o, 2048);
+  const Labels app = {{"pod", "a"}};
+  const std::string line(100, 'x');
+  std::uint64_t offset = 0;
+  int batches = 0;
+  // Full batches until the spool is over its bound less the headroom.
+  while (batcher_->hasRoom() && batches < 100) {
+    ASSERT_TRUE(batcher_->accept(app, entry(1, line), fileAt("/logs/a", offset += 101)));
+    if (batcher_->flush()) ++batches;
+  }
+  ASSERT_LT(batches, 100) << "the spool never filled";
+  EXPECT_GE(spool_->bytes(), 2048U - 512);
+  EXPECT_EQ(spool_->lostUnits(), 0U);
+  EXPECT_FALSE(batcher_->hasRoom());
+  EXPECT_FALSE(batcher_->accept(app, entry(1, line), fileAt("/logs/a", offset + 101)));
+  EXPECT_FALSE(batcher_->hasRoom());  // asked again: still full
+  // The destination takes what was spooled: room again.
+  while (const auto front = spool_->front()) spool_->acknowledge(front->sequence);
+  EXPECT_TRUE(batcher_->hasRoom());
+  EXPECT_TRUE(batcher_->accept(app, entry(1, line), fileAt("/logs/a", offset += 101)));
+}
+
+}  // namespace
+}  // namespace nodewarden

@@ -1,6 +1,5 @@
 // nodewarden: the per-node agent. `run` collects and serves; `check-config FILE` validates a
 // config the way `run` would; `version` prints the version.
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include "agent/agent.h"
 #include "agent/config.h"
 #include "agent/json_log.h"
+#include "pipeline/allocator.h"
 
 namespace {
 
@@ -156,15 +156,8 @@ int main(int argc, char** argv) {
     std::cout << nodewarden::defaultConfigYaml();
     return 0;
   }
-  // glibc gives every thread that allocates its own 64 MiB malloc arena; the agent's few threads
-  // (HTTP workers, the log shipper) then hold freed batch buffers in arenas of their own. Two
-  // arenas keep the footprint flat at no measurable cost for this many threads.
-  ::mallopt(M_ARENA_MAX, 2);
-  // Log batch bodies (about 1 MiB each) are allocated on one thread and freed on another, in an
-  // order the spool decides; from the heap they leave holes it cannot give back. A fixed mmap
-  // threshold (setting it turns glibc's dynamic one off) keeps them in mappings of their own,
-  // returned to the kernel when freed.
-  ::mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  // Two malloc arenas and fixed mmap/trim thresholds (pipeline/allocator.h says why).
+  if (!nodewarden::tuneAllocator()) spdlog::warn("mallopt refused a setting; glibc defaults apply");
   const auto files = nodewarden::raiseFileLimit();
   spdlog::info("open file limit {}", files);
   nodewarden::Agent agent(std::move(*config));

@@ -17,8 +17,10 @@
 // batcher, spool, shipper, libcurl); on 2 shared cores it still competes for CPU, which shows in
 // wall time, not in CPU seconds. The corpus is written just before the runs and stays in the page
 // cache, so the floor is a memory copy plus snappy, not disk reads. Figures, never pass/fail.
+// The process uses the agent's malloc settings (pipeline/allocator.h) unless --malloc=glibc:
+// with glibc's dynamic thresholds the full path costs less than it does in the agent.
 //
-// usage: bench_log_path [--mib=300] [--pods=8] [--rounds=3] [--tmp=DIR]
+// usage: bench_log_path [--mib=300] [--pods=8] [--rounds=3] [--tmp=DIR] [--malloc=agent|glibc]
 //                       [--only=floor,parse,full,full-nofsync,fluent-bit]
 #include <fcntl.h>
 #include <signal.h>
@@ -51,6 +53,7 @@
 #include "bench/log_corpus.h"
 #include "collectors/logs/log_tailer.h"
 #include "exporters/loki/loki_exporter.h"
+#include "pipeline/allocator.h"
 #include "pipeline/log_batcher.h"
 #include "pipeline/log_record.h"
 #include "pipeline/log_shipper.h"
@@ -531,6 +534,7 @@ void signalThread(sigset_t set) {
 int usage() {
   std::fprintf(stderr,
                "usage: bench_log_path [--mib=300] [--pods=8] [--rounds=3] [--tmp=DIR]\n"
+               "                      [--malloc=agent|glibc]\n"
                "                      [--only=floor,parse,full,full-nofsync,fluent-bit]\n"
                "  env FLUENT_BIT=/path/to/fluent-bit adds a Fluent Bit run\n");
   return 2;
@@ -544,6 +548,7 @@ int main(int argc, char** argv) {
   int rounds = 3;
   fs::path tmp_base = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
   std::vector<std::string> modes = {"floor", "parse", "full", "full-nofsync", "fluent-bit"};
+  std::string malloc_mode = "agent";
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     auto value = [&](std::string_view prefix) -> std::optional<std::string> {
@@ -556,6 +561,8 @@ int main(int argc, char** argv) {
       pods = std::strtoul(v2->c_str(), nullptr, 10);
     } else if (auto v3 = value("--rounds=")) {
       rounds = std::atoi(v3->c_str());
+    } else if (auto v6 = value("--malloc=")) {
+      malloc_mode = *v6;
     } else if (auto v4 = value("--tmp=")) {
       tmp_base = *v4;
     } else if (auto v5 = value("--only=")) {
@@ -571,6 +578,12 @@ int main(int argc, char** argv) {
     }
   }
   if (mib == 0 || pods == 0 || rounds <= 0) return usage();
+  if (malloc_mode != "agent" && malloc_mode != "glibc") return usage();
+  // Before any thread or child: the receiver inherits it too (its CPU is not in the figures).
+  if (malloc_mode == "agent" && !nodewarden::tuneAllocator()) {
+    std::fprintf(stderr, "bench_log_path: mallopt refused the agent's settings\n");
+    return 1;
+  }
   const auto wants = [&](std::string_view m) {
     return std::find(modes.begin(), modes.end(), m) != modes.end();
   };
@@ -638,9 +651,10 @@ int main(int argc, char** argv) {
 
   utsname un{};
   uname(&un);
-  std::printf("bench_log_path: %u cores online, kernel %s, temp dir %s (%s)\n",
+  std::printf("bench_log_path: %u cores online, kernel %s, temp dir %s (%s), malloc %s\n",
               static_cast<unsigned>(sysconf(_SC_NPROCESSORS_ONLN)), un.release, g_tmp.c_str(),
-              fsType(g_tmp).c_str());
+              fsType(g_tmp).c_str(),
+              malloc_mode == "agent" ? "as the agent's (pipeline/allocator.h)" : "glibc defaults");
 
   Corpus corpus;
   corpus.dir = g_tmp / "pods";

@@ -276,6 +276,11 @@ std::string encodeLogBatch(const LogBatch& batch) {
 }
 
 std::expected<LogBatch, std::string> decodeLogBatch(std::string_view bytes) {
+  return decodeLogBatch(bytes, std::string());
+}
+
+std::expected<LogBatch, std::string> decodeLogBatch(std::string_view bytes,
+                                                    std::string body_buffer) {
   Reader in(bytes);
   std::uint8_t version = 0;
   if (!in.byte(version)) {
@@ -308,6 +313,9 @@ std::expected<LogBatch, std::string> decodeLogBatch(std::string_view bytes) {
   }
   if (version == kCodecVersionLokiBody) {
     if (in.left() == 0) return std::unexpected("malformed log batch: no push body");
+    batch.loki_body = std::move(body_buffer);
+    // With room for a somewhat bigger body next time (see LokiPushWriter::compress).
+    if (batch.loki_body.capacity() < in.left()) batch.loki_body.reserve(in.left() + in.left() / 4);
     batch.loki_body.assign(in.rest());
   } else if (in.left() != 0) {
     return std::unexpected("malformed log batch: " + std::to_string(in.left()) + " trailing bytes");

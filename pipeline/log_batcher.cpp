@@ -145,8 +145,17 @@ bool LogBatcher::appendToSpool() {
     encoded.checkpoints = checkpoints;
     encoded.bytes = batch_.bytes;
     encoded.lines = batch_.lines;
+    // A buffer of an earlier body: the one the spool did not keep, or one it has let go of.
+    encoded.loki_body = spare_body_.capacity() > std::string().capacity() ? std::move(spare_body_)
+                                                                          : spool_.takeSpareBody();
+    spare_body_ = std::string();
     writer_.body(streams, encoded.loki_body);
     seq = spool_.append(std::move(encoded));
+    // The spool moves a batch it keeps in memory and leaves one it does not (or could not take)
+    // as it was: then the body's buffer serves the next batch.
+    if (encoded.loki_body.capacity() > spare_body_.capacity()) {
+      spare_body_ = std::move(encoded.loki_body);
+    }
   } else {
     seq = spool_.append(std::move(batch_));
   }

@@ -63,6 +63,10 @@ class LogBatcher final : public LogSink {
       batch_;  // with encode_loki_body its streams hold labels only, the entries are in encoded_
   std::vector<std::string> encoded_;     // per stream of batch_: its entries, encoded for the body
   std::map<Labels, std::string> spare_;  // each stream's cleared buffer of the last batch
+  // The last batch's push body when the spool did not keep it in memory: the next body is written
+  // into its capacity (no fresh allocation and page faults per batch). Else the spool gives one
+  // back (Spool::takeSpareBody).
+  std::string spare_body_;
   LokiPushWriter writer_;
   std::map<Labels, std::size_t> stream_index_;           // labels -> index in batch_.streams
   std::map<std::string, std::size_t> checkpoint_index_;  // source -> index in batch_.checkpoints

@@ -96,9 +96,9 @@ std::size_t entrySize(const LogEntry& entry, const Timestamp& ts) {
   return n;
 }
 
-char* putEntry(char* p, const LogEntry& entry) {
-  const Timestamp ts = splitTimestamp(entry.timestamp_ns);
-  p = putHeader(p, kStreamEntries, entrySize(entry, ts));
+// payload: entrySize(entry, ts), when the caller has it already.
+char* putEntry(char* p, const LogEntry& entry, const Timestamp& ts, std::size_t payload) {
+  p = putHeader(p, kStreamEntries, payload);
   p = putHeader(p, kEntryTimestamp, timestampSize(ts));
   if (ts.seconds != 0) {
     *p++ = kTimestampSeconds;
@@ -115,6 +115,11 @@ char* putEntry(char* p, const LogEntry& entry) {
     p = putString(p, kPairValue, pair.second);
   }
   return p;
+}
+
+char* putEntry(char* p, const LogEntry& entry) {
+  const Timestamp ts = splitTimestamp(entry.timestamp_ns);
+  return putEntry(p, entry, ts, entrySize(entry, ts));
 }
 
 void appendLokiLabels(std::string& out, const Labels& labels) {
@@ -328,12 +333,13 @@ std::expected<std::string, std::string> unquote(std::string_view s, std::size_t&
 }  // namespace
 
 void appendLokiEntryField(std::string& out, const LogEntry& entry) {
-  const std::size_t payload = entrySize(entry, splitTimestamp(entry.timestamp_ns));
+  const Timestamp ts = splitTimestamp(entry.timestamp_ns);
+  const std::size_t payload = entrySize(entry, ts);
   const std::size_t at = out.size();
   // resize(), not resize_and_overwrite(): with GCC 12's libstdc++ the latter asked for a wrong,
   // huge capacity when growing a non-empty string here (std::bad_alloc).
   out.resize(at + fieldSize(payload));
-  [[maybe_unused]] const char* end = putEntry(out.data() + at, entry);
+  [[maybe_unused]] const char* end = putEntry(out.data() + at, entry, ts, payload);
   assert(end == out.data() + out.size());
 }
 
@@ -528,6 +534,9 @@ void LokiPushWriter::compress(std::size_t total, std::string& out) {
   if (compressed_.size() < bound) compressed_.resize(bound);
   snappy::UncheckedByteArraySink sink(compressed_.data());
   const std::size_t n = snappy::Compress(&source, &sink);
+  // out is most often the buffer of an earlier body (LogBatcher, Spool::takeSpareBody): a quarter
+  // more than this body lets the next, slightly bigger one fit without a fresh allocation.
+  if (out.capacity() < n) out.reserve(n + n / 4);
   out.assign(compressed_.data(), n);
 }
 

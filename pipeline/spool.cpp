@@ -13,7 +13,11 @@
 //     they are (both lengths equal). Version 2 is for batches that carry their Loki push body,
 //     which is snappy-compressed already: compressing it again would cost CPU for little.
 //   ack   "NWAK" | version u8 | 3 zero bytes | acknowledged-through sequence u64 | crc32 u32,
-//         replaced atomically (ack.tmp, fsync, rename, fsync of the directory).
+//         replaced atomically (ack.tmp, rename). Durably (fsync of ack.tmp before the rename
+//         and of the directory after it) only when a segment file goes with it: an ack that a
+//         power loss takes back only re-sends batches that were delivered already (the same
+//         bytes, which Loki drops as duplicates; a kill of the process loses nothing, the kernel
+//         has the file), while a segment removed under a stale ack could let sequences repeat.
 //   The directory itself is flock()ed while a Spool has it open.
 //
 // What a reader gets wrong: acknowledging does not rewrite segments. A record is acknowledged
@@ -38,6 +42,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -61,6 +66,8 @@ constexpr std::size_t kHeaderCrcOffset = 40;
 constexpr std::array<char, 4> kAckMagic = {'N', 'W', 'A', 'K'};
 constexpr std::uint8_t kAckVersion = 1;
 constexpr std::size_t kAckBytes = 20;
+// Batches kept for their body buffers (takeSpareLocked): the one being sent and the one before.
+constexpr std::size_t kMaxRetired = 2;
 constexpr std::string_view kSegmentSuffix = ".seg";
 constexpr std::string_view kAckName = "ack";
 constexpr std::string_view kAckTmpName = "ack.tmp";
@@ -300,9 +307,11 @@ struct SpoolCodec<LogBatch> {
   // A stored record's payload is head + body; the body is written from the batch itself.
   static std::string storedHead(const LogBatch& b) { return encodeLogBatchHead(b); }
   static std::string_view storedBody(const LogBatch& b) { return b.loki_body; }
-  static std::expected<LogBatch, std::string> decode(std::string_view p) {
-    return decodeLogBatch(p);
+  // spare: a recycled buffer for a stored body (see takeSpareBody).
+  static std::expected<LogBatch, std::string> decode(std::string_view p, std::string spare) {
+    return decodeLogBatch(p, std::move(spare));
   }
+  static std::string takeBody(LogBatch& b) { return std::move(b.loki_body); }
   // A Loki push body is snappy-compressed already: stored as it is.
   static bool stored(const LogBatch& b) { return !b.loki_body.empty(); }
   // A push body's entries are not counted one by one: the batch's own count stands for them.
@@ -320,7 +329,7 @@ struct SpoolCodec<MetricWriteBatch> {
   static constexpr std::string_view kUnit = "samples";
   static constexpr bool kStores = false;
   static std::string encode(const MetricWriteBatch& b) { return encodeMetricWriteBatch(b); }
-  static std::expected<MetricWriteBatch, std::string> decode(std::string_view p) {
+  static std::expected<MetricWriteBatch, std::string> decode(std::string_view p, std::string) {
     return decodeMetricWriteBatch(p);
   }
   // The request is kept as plain protobuf (snappy is applied when it is sent): zstd shrinks it
@@ -350,6 +359,10 @@ class DiskSpool final : public BasicSpool<Record> {
   }
   std::shared_ptr<const Record> front() override;
   void acknowledge(std::uint64_t sequence) override;
+  std::string takeSpareBody() override {
+    std::lock_guard lock(mu_);
+    return takeSpareLocked();
+  }
 
   [[nodiscard]] std::uint64_t bytes() const override {
     std::lock_guard lock(mu_);
@@ -398,17 +411,22 @@ class DiskSpool final : public BasicSpool<Record> {
   };
 
   std::expected<void, std::string> readAckLocked();
-  bool writeAckLocked();
+  // durable: fsync the file before and the directory after the rename (see the file comment).
+  bool writeAckLocked(bool durable = true);
   void syncDirLocked();
   void scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequence);
-  void popFrontLocked();
+  // Returns whether a segment file went with the record.
+  bool popFrontLocked();
   void removeSegmentLocked(std::uint64_t key);
   void dropOldestSegmentLocked();
   std::expected<std::uint64_t, std::string> appendRecord(const Record& batch, Record* owned);
   void popRecordLocked();
+  void retireLocked(std::shared_ptr<const Record> batch);
+  std::string takeSpareLocked();
   std::expected<Record, std::string> readRecordLocked(const RecordRef& ref);
   static std::expected<Record, std::string> finishRecord(const RecordRef& ref, const fs::path& path,
-                                                         std::string_view payload);
+                                                         std::string_view payload,
+                                                         std::string spare);
   std::expected<void, std::string> openSegmentLocked();
 
   const SpoolOptions options_;
@@ -431,6 +449,9 @@ class DiskSpool final : public BasicSpool<Record> {
   std::uint64_t cached_bytes_ = 0;  // sum of `uncompressed` over records_ with `cached`
   // records_.front() read back from disk (it was not cached), while it stays the front.
   std::shared_ptr<const Record> front_cache_;
+  // Stored-body batches the spool let go of (cached or read back), newest last, at most
+  // kMaxRetired: their bodies' buffers are taken by takeSpareLocked once nobody else holds them.
+  std::deque<std::shared_ptr<const Record>> retired_;
   std::string write_buffer_;
   std::string read_buffer_;
   std::string payload_buffer_;
@@ -472,7 +493,7 @@ std::expected<void, std::string> DiskSpool<Record>::readAckLocked() {
 }
 
 template <class Record>
-bool DiskSpool<Record>::writeAckLocked() {
+bool DiskSpool<Record>::writeAckLocked(bool durable) {
   std::array<char, kAckBytes> buf{};
   std::memcpy(buf.data(), kAckMagic.data(), kAckMagic.size());
   buf[4] = static_cast<char>(kAckVersion);
@@ -489,7 +510,7 @@ bool DiskSpool<Record>::writeAckLocked() {
     errors_.report(kComponent, "ack_write_failed", errnoText("write", tmp, errno));
     return false;
   }
-  if (options_.fsync && ::fdatasync(fd.get()) != 0) {
+  if (durable && options_.fsync && ::fdatasync(fd.get()) != 0) {
     errors_.report(kComponent, "ack_write_failed", errnoText("fdatasync", tmp, errno));
     return false;
   }
@@ -498,7 +519,7 @@ bool DiskSpool<Record>::writeAckLocked() {
     errors_.report(kComponent, "ack_write_failed", errnoText("rename", tmp, errno));
     return false;
   }
-  syncDirLocked();
+  if (durable) syncDirLocked();
   return true;
 }
 
@@ -669,7 +690,7 @@ void DiskSpool<Record>::removeSegmentLocked(std::uint64_t key) {
 // Forgets the front record; its segment goes once nothing in it is pending and it is not being
 // appended to. The caller persists acked_.
 template <class Record>
-void DiskSpool<Record>::popFrontLocked() {
+bool DiskSpool<Record>::popFrontLocked() {
   const std::uint64_t sequence = records_.front().sequence;
   const std::uint64_t segment = records_.front().segment;
   popRecordLocked();
@@ -678,7 +699,9 @@ void DiskSpool<Record>::popFrontLocked() {
   if (it != segments_.end() && --it->second.pending == 0 && active_ != segment) {
     bytes_ -= it->second.bytes;
     removeSegmentLocked(segment);
+    return true;
   }
+  return false;
 }
 
 // Removes records_.front() from the index and from memory (segments and acked_ are the caller's).
@@ -686,9 +709,39 @@ template <class Record>
 void DiskSpool<Record>::popRecordLocked() {
   if (records_.front().cached) {
     cached_bytes_ -= records_.front().uncompressed;
+    retireLocked(std::move(records_.front().cached));
   }
   records_.pop_front();
+  retireLocked(std::move(front_cache_));
   front_cache_.reset();
+}
+
+template <class Record>
+void DiskSpool<Record>::retireLocked(std::shared_ptr<const Record> batch) {
+  if constexpr (Codec::kStores) {
+    if (!batch || !Codec::stored(*batch)) return;
+    retired_.push_back(std::move(batch));
+    if (retired_.size() > kMaxRetired) retired_.pop_front();
+  }
+}
+
+// A retired batch's body buffer, once the spool holds the only reference: every Record the spool
+// hands out is created non-const (make_shared<Record>), so taking its body is allowed, and nobody
+// can reach it any more. The fence pairs with the release of the last other reference, so the
+// sender's reads of the body happen before it is reused.
+template <class Record>
+std::string DiskSpool<Record>::takeSpareLocked() {
+  if constexpr (Codec::kStores) {
+    for (auto it = retired_.begin(); it != retired_.end(); ++it) {
+      if (it->use_count() != 1) continue;
+      std::atomic_thread_fence(std::memory_order_acquire);
+      std::string body = Codec::takeBody(const_cast<Record&>(**it));
+      retired_.erase(it);
+      body.clear();
+      return body;
+    }
+  }
+  return {};
 }
 
 template <class Record>
@@ -900,7 +953,7 @@ std::expected<Record, std::string> DiskSpool<Record>::readRecordLocked(const Rec
   }
   const char* frame = read_buffer_.data() + kHeaderBytes;
   if (h->stored) {
-    return finishRecord(ref, path, std::string_view(frame, h->compressed));
+    return finishRecord(ref, path, std::string_view(frame, h->compressed), takeSpareLocked());
   }
   const unsigned long long content = ZSTD_getFrameContentSize(frame, h->compressed);
   if (content != h->uncompressed) {
@@ -914,14 +967,15 @@ std::expected<Record, std::string> DiskSpool<Record>::readRecordLocked(const Rec
     return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) + ": zstd " +
                            (ZSTD_isError(n) != 0U ? ZSTD_getErrorName(n) : "size mismatch"));
   }
-  return finishRecord(ref, path, payload_buffer_);
+  return finishRecord(ref, path, payload_buffer_, {});
 }
 
 template <class Record>
 std::expected<Record, std::string> DiskSpool<Record>::finishRecord(const RecordRef& ref,
                                                                    const fs::path& path,
-                                                                   std::string_view payload) {
-  auto batch = Codec::decode(payload);
+                                                                   std::string_view payload,
+                                                                   std::string spare) {
+  auto batch = Codec::decode(payload, std::move(spare));
   if (!batch) {
     return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) + ": " +
                            batch.error());
@@ -942,7 +996,8 @@ std::shared_ptr<const Record> DiskSpool<Record>::front() {
     }
     auto batch = readRecordLocked(records_.front());
     if (batch) {
-      front_cache_ = std::make_shared<const Record>(std::move(*batch));
+      // Non-const (see takeSpareLocked).
+      front_cache_ = std::make_shared<Record>(std::move(*batch));
       return front_cache_;
     }
     // Unreadable: skip it as if acknowledged, and count its lines.
@@ -967,8 +1022,8 @@ void DiskSpool<Record>::acknowledge(std::uint64_t sequence) {
     }
     return;
   }
-  popFrontLocked();
-  writeAckLocked();
+  // Durable only when a segment file went: see the file comment.
+  writeAckLocked(popFrontLocked());
 }
 
 }  // namespace
@@ -990,6 +1045,11 @@ std::expected<std::unique_ptr<BasicSpool<Record>>, std::string> BasicSpool<Recor
     return std::unexpected("spool: zstd_level " + std::to_string(options.zstd_level) +
                            " is out of range");
   }
+  // Acknowledged records leave with their segment, and the segment being appended to stays: one
+  // bigger than max_bytes would hold acknowledged bytes up to the bound, and a producer that waits
+  // for room (LogBatcher::hasRoom) would wait for ever. A quarter of the bound keeps at most that
+  // much acknowledged data on disk.
+  options.segment_bytes = std::min(options.segment_bytes, options.max_bytes / 4);
   auto spool = std::make_unique<DiskSpool<Record>>(std::move(options), errors);
   if (auto r = spool->recover(); !r) {
     return std::unexpected("spool: " + r.error());

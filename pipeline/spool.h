@@ -27,9 +27,10 @@
 namespace nodewarden {
 
 struct SpoolOptions {
-  std::filesystem::path dir;                  // e.g. <state-dir>/spool/loki
-  std::uint64_t max_bytes = 512ULL << 20;     // bound on the segment files' total size
-  std::uint64_t segment_bytes = 16ULL << 20;  // a segment is closed past this size
+  std::filesystem::path dir;               // e.g. <state-dir>/spool/loki
+  std::uint64_t max_bytes = 512ULL << 20;  // bound on the segment files' total size
+  // A segment is closed past this size; open() lowers it to max_bytes / 4 (see there).
+  std::uint64_t segment_bytes = 16ULL << 20;
   int zstd_level = 3;
   // Batches appended by this process are kept in memory, up to this many encoded (uncompressed
   // payload) bytes, so front() hands them out without reading the disk. 0 disables the cache.
@@ -62,6 +63,13 @@ class BasicSpool {
   // Removes the batch with this sequence (which must be the front). Thread-safe.
   virtual void acknowledge(std::uint64_t sequence) = 0;
 
+  // An empty string with the capacity of a stored body (a Loki push body) of a batch the spool
+  // has let go of and nobody holds any more, or a plain empty string. A producer writes its next
+  // body into it: a body freed on the sender's thread and allocated anew on the producer's costs
+  // a fresh mapping and its page faults per batch (bodies are above the agent's mmap threshold).
+  // The spool keeps at most two such batches. Thread-safe.
+  virtual std::string takeSpareBody() = 0;
+
   [[nodiscard]] virtual std::uint64_t bytes() const = 0;    // on disk
   [[nodiscard]] virtual std::uint64_t batches() const = 0;  // not acknowledged
   // Units (lines, samples) dropped when full, or corrupt.
@@ -85,5 +93,8 @@ std::string encodeLogBatch(const LogBatch& batch);
 // A batch with a Loki push body: its encoding up to the body (encodeLogBatch = head + body).
 std::string encodeLogBatchHead(const LogBatch& batch);
 std::expected<LogBatch, std::string> decodeLogBatch(std::string_view bytes);
+// The same; a push body is copied into body_buffer's capacity (the spool's recycled buffers).
+std::expected<LogBatch, std::string> decodeLogBatch(std::string_view bytes,
+                                                    std::string body_buffer);
 
 }  // namespace nodewarden

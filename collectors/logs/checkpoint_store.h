@@ -1,5 +1,5 @@
 // CheckpointStore: the container-log positions that the pipeline has declared durable, kept in
-// one JSON file and replaced atomically (write <file>.tmp, fsync, rename, fsync the directory).
+// one JSON file and replaced atomically (write <file>.tmp, fsync, rename).
 //
 // What a reader gets wrong: the key is the file's identity ("file:<dev>:<ino>"), not its path.
 // kubelet renames files on rotation, so a path names different files over time; the path is

@@ -166,5 +166,57 @@ TEST_F(LogBatcherTest, StopsTakingLinesWhileTheSpoolIsFullAndResumesWhenItDrains
   EXPECT_TRUE(batcher_->accept(app, entry(1, line), fileAt("/logs/a", offset += 101)));
 }
 
+// Bodies are written into buffers of earlier bodies (the batcher's own, or one the spool let go
+// of once it was sent): every body must still be exactly its own batch's entries, whether the
+// buffer was bigger or smaller, and whichever way the spool held the batch.
+TEST_F(LogBatcherTest, EveryBodyIsItsOwnBatchWhenBuffersAreReused) {
+  for (const std::uint64_t cache_bytes : {std::uint64_t{4} << 20, std::uint64_t{0}}) {
+    SCOPED_TRACE(cache_bytes);
+    TearDown();
+    SetUp();
+    SpoolOptions so;
+    so.dir = dir_ / "spool";
+    so.fsync = false;
+    so.cache_bytes = cache_bytes;
+    auto spool = Spool::open(so, errors_);
+    ASSERT_TRUE(spool.has_value()) << spool.error();
+    spool_ = std::move(*spool);
+    LogBatcherOptions o;
+    o.encode_loki_body = true;
+    batcher_ = std::make_unique<LogBatcher>(
+        o, *spool_, [](const std::vector<LogCheckpoint>&) {}, registry_, errors_);
+    const Labels app = {{"pod", "a"}};
+    std::int64_t ts = 0;
+    // Lines per batch: large, small, large, ... so each buffer is reused both ways.
+    const std::vector<int> sizes = {3000, 2, 2500, 40, 1, 3100, 700, 5};
+    for (std::size_t b = 0; b < sizes.size(); ++b) {
+      std::vector<LogEntry> want;
+      for (int i = 0; i < sizes[b]; ++i) {
+        want.push_back(entry(++ts, "batch " + std::to_string(b) + " line " + std::to_string(i)));
+        ASSERT_TRUE(batcher_->accept(app, want.back(), fileAt("/logs/a", ts)));
+      }
+      ASSERT_TRUE(batcher_->flush(true));
+      // Sent at once when b is even; else left queued for one more batch.
+      if (b % 2 == 1) continue;
+      while (auto batch = spool_->front()) {
+        auto streams = decodeLokiPushBody(batch->loki_body);
+        ASSERT_TRUE(streams.has_value()) << streams.error();
+        ASSERT_EQ(streams->size(), 1U);
+        const auto& got = (*streams)[0].entries;
+        ASSERT_FALSE(got.empty());
+        // The batch's first line names its batch; its entries are exactly that batch's.
+        const std::string name = got.front().line.substr(0, got.front().line.find(" line "));
+        const std::size_t index = std::stoul(name.substr(6));
+        ASSERT_LT(index, sizes.size());
+        EXPECT_EQ(got.size(), static_cast<std::size_t>(sizes[index]));
+        for (std::size_t i = 0; i < got.size(); ++i) {
+          ASSERT_EQ(got[i].line, name + " line " + std::to_string(i));
+        }
+        spool_->acknowledge(batch->sequence);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace nodewarden

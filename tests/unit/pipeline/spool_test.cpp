@@ -682,6 +682,101 @@ TEST_F(SpoolTest, MovedBatchIsUntouchedWhenAppendFails) {
   EXPECT_EQ(spool->front(), nullptr);
 }
 
+// A stored body of about `kib` KiB whose bytes say which batch it is (no two batches share a
+// byte pattern, so a recycled buffer that kept old bytes would show).
+LogBatch bodyBatch(int id, std::size_t kib) {
+  LogBatch batch = makeBatch(id);
+  batch.streams.clear();
+  batch.loki_body.resize(kib * 1024);
+  std::mt19937 rng(static_cast<unsigned>(id));
+  for (char& c : batch.loki_body) c = static_cast<char>(rng());
+  return batch;
+}
+
+TEST_F(SpoolTest, SpareBodyComesFromABatchNobodyHoldsAnyMore) {
+  auto spool = open(options(false));  // the default cache keeps these batches in memory
+  ASSERT_TRUE(spool->append(bodyBatch(1, 300)).has_value());
+  ASSERT_TRUE(spool->append(bodyBatch(2, 200)).has_value());
+  EXPECT_LT(spool->takeSpareBody().capacity(), 1024U);  // nothing let go of yet
+
+  auto sent = spool->front();
+  ASSERT_NE(sent, nullptr);
+  spool->acknowledge(sent->sequence);
+  // The sender still holds the batch: its body must not be taken from under it.
+  EXPECT_LT(spool->takeSpareBody().capacity(), 1024U);
+  EXPECT_EQ(sent->loki_body, bodyBatch(1, 300).loki_body);
+  sent.reset();
+
+  std::string spare = spool->takeSpareBody();
+  EXPECT_TRUE(spare.empty());
+  EXPECT_GE(spare.capacity(), 300U * 1024U);
+  EXPECT_LT(spool->takeSpareBody().capacity(), 1024U);  // taken once only
+
+  // The batch still queued is untouched.
+  auto next = spool->front();
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ(next->loki_body, bodyBatch(2, 200).loki_body);
+}
+
+TEST_F(SpoolTest, BodiesReadBackIntoRecycledBuffersAreExact) {
+  SpoolOptions o = options(false);
+  o.cache_bytes = 0;  // every front() reads the disk
+  auto spool = open(o);
+  // Large, small, large: a reused buffer is both bigger and smaller than the next body.
+  const std::vector<std::size_t> sizes = {400, 20, 350, 1, 500, 64};
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    ASSERT_TRUE(spool->append(bodyBatch(static_cast<int>(i) + 10, sizes[i])).has_value());
+  }
+  std::size_t reused = 0;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    auto batch = spool->front();
+    ASSERT_NE(batch, nullptr) << i;
+    const LogBatch want = withSequence(bodyBatch(static_cast<int>(i) + 10, sizes[i]), i + 1);
+    EXPECT_EQ(*batch, want) << i;
+    // A body read into a recycled buffer of the 400 KiB one keeps that capacity.
+    if (i > 0 && batch->loki_body.capacity() >= 400U * 1024U) ++reused;
+    spool->acknowledge(batch->sequence);
+  }
+  EXPECT_GT(reused, 0U);
+  EXPECT_EQ(spool->front(), nullptr);
+}
+
+TEST_F(SpoolTest, MetricSpoolHasNoSpareBodies) {
+  SpoolOptions o = options(false);
+  auto spool = MetricSpool::open(o, errors_);
+  ASSERT_TRUE(spool.has_value()) << spool.error();
+  MetricWriteBatch batch;
+  batch.samples = 1;
+  batch.request = std::string(200 * 1024, 'x');
+  ASSERT_TRUE((*spool)->append(batch).has_value());
+  auto front = (*spool)->front();
+  ASSERT_NE(front, nullptr);
+  (*spool)->acknowledge(front->sequence);
+  front.reset();
+  EXPECT_LT((*spool)->takeSpareBody().capacity(), 1024U);
+}
+
+// A segment larger than the bound would keep the acknowledged records of the one being appended
+// to on disk until they fill the bound, while a producer waiting for room waits for ever.
+TEST_F(SpoolTest, AcknowledgedRecordsLeaveEvenWhenSegmentsAreConfiguredLargerThanTheBound) {
+  SpoolOptions o = options(false);
+  o.max_bytes = 64 * 1024;
+  o.segment_bytes = 1ULL << 20;
+  auto spool = open(o);
+  std::uint64_t most = 0;
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_TRUE(spool->append(makeBatch(i, 8)).has_value()) << i;
+    auto batch = spool->front();
+    ASSERT_NE(batch, nullptr);
+    spool->acknowledge(batch->sequence);
+    most = std::max(most, spool->bytes());
+  }
+  // Every record is acknowledged: at most a quarter of the bound (and one record) stays.
+  EXPECT_LE(most, o.max_bytes / 4 + 1024);
+  EXPECT_EQ(spool->lostUnits(), 0U);
+  EXPECT_GT(segmentFiles(o.dir).size(), 0U);
+}
+
 TEST_F(SpoolTest, OneOpenSpoolPerDirectory) {
   auto spool = open(options());
   auto second = Spool::open(options(), errors_);

@@ -14,10 +14,12 @@
 //     which is snappy-compressed already: compressing it again would cost CPU for little.
 //   ack   "NWAK" | version u8 | 3 zero bytes | acknowledged-through sequence u64 | crc32 u32,
 //         replaced atomically (ack.tmp, rename). Durably (fsync of ack.tmp before the rename
-//         and of the directory after it) only when a segment file goes with it: an ack that a
-//         power loss takes back only re-sends batches that were delivered already (the same
-//         bytes, which Loki drops as duplicates; a kill of the process loses nothing, the kernel
-//         has the file), while a segment removed under a stale ack could let sequences repeat.
+//         and of the directory after it) only when a segment file goes (its last record
+//         acknowledged, or the segment being appended to closed with nothing pending): an ack
+//         that a power loss takes back, or leaves short, only re-sends batches of segments still
+//         on disk that were delivered already (the same bytes, which Loki drops as duplicates;
+//         a kill of the process loses nothing, the kernel has the file), while a segment removed
+//         under a stale ack could let sequences repeat.
 //   The directory itself is flock()ed while a Spool has it open.
 //
 // What a reader gets wrong: acknowledging does not rewrite segments. A record is acknowledged
@@ -407,7 +409,7 @@ class DiskSpool final : public BasicSpool<Record> {
     std::int64_t append_ms = 0;
     // The batch as appended by this process (its sequence set), while the cache had room for it;
     // counted in cached_bytes_ as `uncompressed`.
-    std::shared_ptr<const Record> cached;
+    std::shared_ptr<Record> cached;  // handed out as const (front()); see takeSpareLocked
   };
 
   std::expected<void, std::string> readAckLocked();
@@ -421,7 +423,7 @@ class DiskSpool final : public BasicSpool<Record> {
   void dropOldestSegmentLocked();
   std::expected<std::uint64_t, std::string> appendRecord(const Record& batch, Record* owned);
   void popRecordLocked();
-  void retireLocked(std::shared_ptr<const Record> batch);
+  void retireLocked(std::shared_ptr<Record> batch);
   std::string takeSpareLocked();
   std::expected<Record, std::string> readRecordLocked(const RecordRef& ref);
   static std::expected<Record, std::string> finishRecord(const RecordRef& ref, const fs::path& path,
@@ -448,10 +450,10 @@ class DiskSpool final : public BasicSpool<Record> {
   std::uint64_t lost_lines_ = 0;
   std::uint64_t cached_bytes_ = 0;  // sum of `uncompressed` over records_ with `cached`
   // records_.front() read back from disk (it was not cached), while it stays the front.
-  std::shared_ptr<const Record> front_cache_;
+  std::shared_ptr<Record> front_cache_;
   // Stored-body batches the spool let go of (cached or read back), newest last, at most
   // kMaxRetired: their bodies' buffers are taken by takeSpareLocked once nobody else holds them.
-  std::deque<std::shared_ptr<const Record>> retired_;
+  std::deque<std::shared_ptr<Record>> retired_;
   std::string write_buffer_;
   std::string read_buffer_;
   std::string payload_buffer_;
@@ -483,8 +485,10 @@ std::expected<void, std::string> DiskSpool<Record>::readAckLocked() {
       std::memcmp(buf.data(), kAckMagic.data(), kAckMagic.size()) != 0 ||
       static_cast<std::uint8_t>(buf[4]) != kAckVersion ||
       getU32(buf.data() + 16) != crc32Of(buf.data(), 16) || getU64(buf.data() + 8) > kMaxSequence) {
-    // Only a bug or a damaged disk gets here (the file is replaced atomically). Starting from
-    // zero replays what is still spooled: duplicates, which Loki drops, rather than a loss.
+    // A bug, a damaged disk, or a power loss that kept the rename of an ack written without
+    // fsync but not its bytes (see the file comment). Starting from zero replays what is still
+    // spooled: acknowledged records of segments not yet removed are sent again (duplicates,
+    // which Loki drops), never lost.
     errors_.report(kComponent, "corrupt_ack", path.string());
     return {};
   }
@@ -717,7 +721,7 @@ void DiskSpool<Record>::popRecordLocked() {
 }
 
 template <class Record>
-void DiskSpool<Record>::retireLocked(std::shared_ptr<const Record> batch) {
+void DiskSpool<Record>::retireLocked(std::shared_ptr<Record> batch) {
   if constexpr (Codec::kStores) {
     if (!batch || !Codec::stored(*batch)) return;
     retired_.push_back(std::move(batch));
@@ -725,17 +729,17 @@ void DiskSpool<Record>::retireLocked(std::shared_ptr<const Record> batch) {
   }
 }
 
-// A retired batch's body buffer, once the spool holds the only reference: every Record the spool
-// hands out is created non-const (make_shared<Record>), so taking its body is allowed, and nobody
-// can reach it any more. The fence pairs with the release of the last other reference, so the
-// sender's reads of the body happen before it is reused.
+// A retired batch's body buffer, once the spool holds the only reference: front() hands batches
+// out as const, the spool keeps them as its own (non-const) objects, and a retired one can no
+// longer be handed out, so nobody can reach it any more. The fence pairs with the release of the
+// last other reference, so the sender's reads of the body happen before it is reused.
 template <class Record>
 std::string DiskSpool<Record>::takeSpareLocked() {
   if constexpr (Codec::kStores) {
     for (auto it = retired_.begin(); it != retired_.end(); ++it) {
       if (it->use_count() != 1) continue;
       std::atomic_thread_fence(std::memory_order_acquire);
-      std::string body = Codec::takeBody(const_cast<Record&>(**it));
+      std::string body = Codec::takeBody(**it);
       retired_.erase(it);
       body.clear();
       return body;
@@ -775,6 +779,9 @@ std::expected<void, std::string> DiskSpool<Record>::openSegmentLocked() {
     active_.reset();
     active_fd_.reset();
     if (auto it = segments_.find(old); it != segments_.end() && it->second.pending == 0) {
+      // Acknowledgements between segments were not fsync'ed (see the file comment): this one is,
+      // before the segment goes.
+      writeAckLocked();
       bytes_ -= it->second.bytes;
       removeSegmentLocked(old);
     }
@@ -905,7 +912,7 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
     }
     return std::unexpected(errnoText(failed, options_.dir / segmentName(h.sequence), err));
   }
-  std::shared_ptr<const Record> cached;
+  std::shared_ptr<Record> cached;
   // When the cache is full the newest batch is the one left out: the oldest are sent first.
   if (cached_bytes_ + h.uncompressed <= options_.cache_bytes) {
     auto copy = owned != nullptr ? std::make_shared<Record>(std::move(*owned))
@@ -996,7 +1003,6 @@ std::shared_ptr<const Record> DiskSpool<Record>::front() {
     }
     auto batch = readRecordLocked(records_.front());
     if (batch) {
-      // Non-const (see takeSpareLocked).
       front_cache_ = std::make_shared<Record>(std::move(*batch));
       return front_cache_;
     }

@@ -4,9 +4,11 @@
 // leave an empty file under the real name), but the directory is not fsync'ed after it, on
 // purpose. A position is saved only after its lines are durably in the spool, so a rename that a
 // power loss takes back leaves the previous, older positions: lines read again and sent again
-// (the same timestamps and lines, which Loki drops as duplicates), never lines skipped. A killed
-// process loses nothing either way (the kernel has the rename). The save runs once per spooled
-// batch; the directory fsync was a third of its cost.
+// (the same timestamps and lines, which Loki drops as duplicates), never lines skipped. That
+// holds because a file without a saved position is read from its start (LogTailerOptions::
+// start_at_end_for_new_files is off in the agent); with it on, a lost first save would skip. A
+// killed process loses nothing either way (the kernel has the rename). The save runs once per
+// spooled batch; the directory fsync was a third of its cost.
 #include "collectors/logs/checkpoint_store.h"
 
 #include <fcntl.h>

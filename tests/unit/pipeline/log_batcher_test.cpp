@@ -189,6 +189,8 @@ TEST_F(LogBatcherTest, EveryBodyIsItsOwnBatchWhenBuffersAreReused) {
     std::int64_t ts = 0;
     // Lines per batch: large, small, large, ... so each buffer is reused both ways.
     const std::vector<int> sizes = {3000, 2, 2500, 40, 1, 3100, 700, 5};
+    std::size_t next = 0;    // the batch expected next: each arrives once, in order
+    std::size_t reused = 0;  // small bodies in a buffer of a large one
     for (std::size_t b = 0; b < sizes.size(); ++b) {
       std::vector<LogEntry> want;
       for (int i = 0; i < sizes[b]; ++i) {
@@ -207,7 +209,11 @@ TEST_F(LogBatcherTest, EveryBodyIsItsOwnBatchWhenBuffersAreReused) {
         // The batch's first line names its batch; its entries are exactly that batch's.
         const std::string name = got.front().line.substr(0, got.front().line.find(" line "));
         const std::size_t index = std::stoul(name.substr(6));
-        ASSERT_LT(index, sizes.size());
+        ASSERT_EQ(index, next);
+        ++next;
+        if (sizes[index] < 100 && batch->loki_body.capacity() > 10 * batch->loki_body.size()) {
+          ++reused;
+        }
         EXPECT_EQ(got.size(), static_cast<std::size_t>(sizes[index]));
         for (std::size_t i = 0; i < got.size(); ++i) {
           ASSERT_EQ(got[i].line, name + " line " + std::to_string(i));
@@ -215,6 +221,8 @@ TEST_F(LogBatcherTest, EveryBodyIsItsOwnBatchWhenBuffersAreReused) {
         spool_->acknowledge(batch->sequence);
       }
     }
+    EXPECT_EQ(next, sizes.size() - 1);  // the last batch is still queued
+    EXPECT_GT(reused, 0U);
   }
 }
 

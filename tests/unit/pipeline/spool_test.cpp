@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -824,6 +825,55 @@ TEST_F(SpoolTest, ConcurrentAppendAndConsume) {
   EXPECT_EQ(spool->batches(), 0U);
   EXPECT_EQ(spool->lostUnits(), 0U);
   EXPECT_LE(segmentFiles(o.dir).size(), 1U);  // at most the one still appended to
+}
+
+// The producer writes each body into a buffer it takes back from the spool while the consumer
+// reads, sends and lets go of batches on another thread (what the batcher and the shipper do):
+// every body arrives intact and in order, cached or read back from disk.
+TEST_F(SpoolTest, ConcurrentAppendWithRecycledBodies) {
+  const auto want = [](int i) { return bodyBatch(i, 8 + static_cast<std::size_t>(i % 5) * 20); };
+  for (const std::uint64_t cache_bytes : {std::uint64_t{1} << 20, std::uint64_t{0}}) {
+    SCOPED_TRACE(cache_bytes);
+    SpoolOptions o = options(false);
+    o.dir = dir_.path() / ("spool-" + std::to_string(cache_bytes));
+    o.segment_bytes = 256 * 1024;
+    o.cache_bytes = cache_bytes;
+    auto spool = open(o);
+    constexpr int kBatches = 120;
+    constexpr int kAhead = 3;      // the producer runs at most this many batches ahead
+    std::atomic<int> released{0};  // batches the consumer has acknowledged and let go of
+    std::atomic<int> reused{0};
+    std::thread producer([&] {
+      for (int i = 1; i <= kBatches; ++i) {
+        while (released.load() < i - kAhead) std::this_thread::yield();
+        LogBatch batch = want(i);
+        std::string buffer = spool->takeSpareBody();
+        if (buffer.capacity() >= 8 * 1024) ++reused;
+        buffer.assign(batch.loki_body);
+        batch.loki_body = std::move(buffer);
+        EXPECT_TRUE(spool->append(std::move(batch)).has_value());
+      }
+    });
+    for (int next = 1; next <= kBatches;) {
+      {
+        auto batch = spool->front();
+        if (!batch) {
+          std::this_thread::yield();
+          continue;
+        }
+        EXPECT_EQ(*batch, withSequence(want(next), static_cast<std::uint64_t>(next)));
+        spool->acknowledge(batch->sequence);
+      }
+      released.store(next++);
+    }
+    producer.join();
+    // The producer finds a body nobody holds for many of its batches (measured: 80-93 of 120 with
+    // the cache, 32-38 without, where the consumer's read-backs take spares too), not for all:
+    // the spool keeps two, and the consumer may still hold them.
+    EXPECT_GT(reused.load(), kBatches / 8);
+    EXPECT_EQ(spool->batches(), 0U);
+    EXPECT_EQ(spool->lostUnits(), 0U);
+  }
 }
 
 }  // namespace

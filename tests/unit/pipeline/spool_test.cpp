@@ -867,10 +867,13 @@ TEST_F(SpoolTest, ConcurrentAppendWithRecycledBodies) {
       released.store(next++);
     }
     producer.join();
-    // The producer finds a body nobody holds for many of its batches (measured: 80-93 of 120 with
-    // the cache, 32-38 without, where the consumer's read-backs take spares too), not for all:
-    // the spool keeps two, and the consumer may still hold them.
-    EXPECT_GT(reused.load(), kBatches / 8);
+    // With the cache, when the producer first has to wait (batch kAhead + 1), the consumer has
+    // let go of at least one batch, and only the producer takes spares: at least one reuse. How
+    // many more depends on timing (80-93 of 120 measured). Without the cache the consumer's
+    // read-backs take spares too, and none is guaranteed to be left for the producer.
+    if (cache_bytes > 0) {
+      EXPECT_GT(reused.load(), 0);
+    }
     EXPECT_EQ(spool->batches(), 0U);
     EXPECT_EQ(spool->lostUnits(), 0U);
   }

@@ -115,7 +115,7 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
   SpoolOptions so;
   so.dir = config.state_dir / "spool" / "remote_write";
   so.max_bytes = config.remote_write_spool_max_bytes;
-  so.segment_bytes = std::min<std::uint64_t>(config.spool_segment_bytes, so.max_bytes / 4);
+  so.segment_bytes = config.spool_segment_bytes;  // open() lowers it to max_bytes / 4
   so.zstd_level = 1;
   so.cache_bytes = 8ULL << 20;  // a few cycles of a large node, so sending rarely reads the disk
   auto spool = MetricSpool::open(so, errors);

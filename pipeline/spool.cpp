@@ -716,8 +716,7 @@ void DiskSpool<Record>::popRecordLocked() {
     retireLocked(std::move(records_.front().cached));
   }
   records_.pop_front();
-  retireLocked(std::move(front_cache_));
-  front_cache_.reset();
+  retireLocked(std::move(front_cache_));  // leaves front_cache_ empty
 }
 
 template <class Record>

@@ -80,7 +80,6 @@ class LogPipeline::Impl {
     }
     if (tailer) tailer->commit(checkpoints);
     if (journal) journal->commit(checkpoints);
-    if (shipper) shipper->notify();
   }
 
   void updateGauges() {
@@ -114,17 +113,9 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
   Impl& i = *p->impl_;
   auto& reg = self.registry();
 
-  SpoolOptions so;
-  so.dir = config.state_dir / "spool" / "logs";
+  SpoolOptions so = logSpoolOptions(config.state_dir / "spool" / "logs");
   so.max_bytes = config.spool_max_bytes;
   so.segment_bytes = config.spool_segment_bytes;
-  // zstd's fastest level: the spool is written once and usually read back from memory, and log
-  // text still shrinks 4-8x (level 3 cost 18% of the log path's CPU for little more).
-  so.zstd_level = 1;
-  // Batches for Loki are spooled as their snappy body, so one read back from disk costs a pread
-  // and a copy, no decompression: a small cache (the newest batch or two) is enough, and the
-  // memory stays flat while the destination is behind.
-  so.cache_bytes = 1 << 20;
   auto spool = Spool::open(so, errors);
   if (!spool) return std::unexpected("log spool in " + so.dir.string() + ": " + spool.error());
   i.spool = std::move(*spool);
@@ -161,6 +152,9 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
   bo.spool_headroom_bytes = 2 * config.logs_batch_bytes;
   // Loki's protobuf API: each batch is encoded once, spooled as that body and sent as it is.
   bo.encode_loki_body = !config.loki_url.empty() && config.loki_encoding != "json";
+  // One spool sync and one positions file per second under a backlog, not per batch (the spool
+  // is opened with sync_each_append off for this).
+  bo.commit_interval = kLogCommitInterval;
   Impl* ip = &i;
   i.batcher = std::make_unique<LogBatcher>(
       bo, *i.spool, [ip](const std::vector<LogCheckpoint>& cps) { ip->onDurable(cps); }, reg,
@@ -249,6 +243,7 @@ bool LogPipeline::tick() {
     // Spools the batch when it is full or old enough. Never forced: with the spool near its
     // bound, a forced append could make it drop its oldest batch.
     const bool spooled = i.batcher->flush();
+    if (spooled) i.shipper->notify();
     if (read >= kTickReadBudget || entries >= kTickJournalEntries) {
       more = true;
       break;

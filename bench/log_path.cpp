@@ -4,9 +4,10 @@
 //   floor         pread() every file in 64 KiB chunks + snappy-compress the bytes
 //   parse         LogTailer::poll into a sink that only counts (discovery, reading, CRI parsing,
 //                 joining partial records, building entries; no batching)
-//   full          LogTailer -> LogBatcher (push body) -> Spool (fsync) -> LogShipper ->
-//   LokiExporter
-//                 (protobuf + snappy over HTTP) -> FakeLoki, until every line is acknowledged
+//   full          LogTailer -> LogBatcher (push body) -> Spool -> LogShipper -> LokiExporter
+//                 (protobuf + snappy over HTTP) -> FakeLoki, until every line is acknowledged; the
+//                 spool, the batcher and the positions file set as the agent sets them
+//                 (logSpoolOptions, kLogCommitInterval: fdatasync and positions once a second)
 //   full-nofsync  the same with SpoolOptions::fsync = false (the spool's fsync cost)
 //   fluent-bit    only when env FLUENT_BIT names a binary: tail + cri multiline parser + loki
 //   output
@@ -288,8 +289,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   Cost c;
 
   FullPath p;
-  nodewarden::SpoolOptions so;
-  so.dir = state / "spool" / "logs";
+  nodewarden::SpoolOptions so = nodewarden::logSpoolOptions(state / "spool" / "logs");
   so.fsync = fsync;
   auto spool = nodewarden::Spool::open(so, errors);
   if (!spool) {
@@ -309,12 +309,12 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   nodewarden::LogBatcherOptions bo;
   bo.spool_headroom_bytes = 2 * bo.batch_bytes;  // as the agent sets it
   bo.encode_loki_body = true;                    // as the agent sets it for Loki's protobuf API
+  bo.commit_interval = nodewarden::kLogCommitInterval;  // as the agent sets it
   FullPath* pp = &p;
   p.batcher = std::make_unique<nodewarden::LogBatcher>(
       bo, *p.spool,
       [pp](const std::vector<LogCheckpoint>& cps) {
         if (pp->tailer) pp->tailer->commit(cps);
-        if (pp->shipper) pp->shipper->notify();
       },
       reg, errors);
   p.shipper = std::make_unique<nodewarden::LogShipper>(nodewarden::LogShipperOptions{}, *p.spool,
@@ -327,9 +327,10 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   const double deadline = monotonicSeconds() + timeout_s;
   for (;;) {
     const std::size_t n = p.tailer->poll(*p.batcher, kTickReadBudget);
-    p.batcher->flush();
+    bool spooled = p.batcher->flush();
     const bool all_read = p.tailer->stats().lines_read >= expected;
-    if (all_read) p.batcher->flush(true);
+    if (all_read) spooled = p.batcher->flush(true) || spooled;
+    if (spooled) p.shipper->notify();
     if (all_read && p.batcher->pendingBytes() == 0 && p.spool->batches() == 0) break;
     if (monotonicSeconds() > deadline) {
       c.note = "timed out";

@@ -121,11 +121,32 @@ bool LogBatcher::accept(const Labels& labels, const LogEntry& entry,
 
 bool LogBatcher::flush(bool force) {
   publishCounts();
-  if (batch_.lines == 0 && batch_.checkpoints.empty()) return false;
-  const bool due = force || batch_.bytes >= options_.batch_bytes ||
-                   Clock::now() - first_entry_ >= options_.batch_wait;
-  if (!due) return false;
-  return appendToSpool();
+  bool appended = false;
+  if (batch_.lines != 0 || !batch_.checkpoints.empty()) {
+    const bool due = force || batch_.bytes >= options_.batch_bytes ||
+                     Clock::now() - first_entry_ >= options_.batch_wait;
+    if (due) appended = appendToSpool();
+  }
+  if (!uncommitted_.empty() && (force || commitDue())) commitPositions();
+  return appended;
+}
+
+bool LogBatcher::commitDue() const {
+  return !committed_at_ || Clock::now() - *committed_at_ >= options_.commit_interval;
+}
+
+void LogBatcher::commitPositions() {
+  if (auto synced = spool_.sync(); !synced) {
+    // Reported by the spool too; the positions wait for a sync that succeeds (the lines stay in
+    // their files until then).
+    errors_.report("spool", "sync_failed", synced.error());
+    return;
+  }
+  committed_at_ = Clock::now();
+  std::vector<LogCheckpoint> durable = std::move(uncommitted_);
+  uncommitted_.clear();
+  uncommitted_index_.clear();
+  if (on_durable_) on_durable_(durable);
 }
 
 bool LogBatcher::appendToSpool() {
@@ -193,7 +214,16 @@ bool LogBatcher::appendToSpool() {
   spare_ = std::move(next);
   encoded_.clear();
   batch_ = LogBatch{};
-  if (on_durable_) on_durable_(checkpoints);
+  // A later batch's position of a source supersedes an earlier one (batches are in read order).
+  for (auto& cp : checkpoints) {
+    const auto [it, added] = uncommitted_index_.try_emplace(cp.source, uncommitted_.size());
+    if (added) {
+      uncommitted_.push_back(std::move(cp));
+    } else {
+      uncommitted_[it->second] = std::move(cp);
+    }
+  }
+  if (commitDue()) commitPositions();
   stream_index_.clear();
   checkpoint_index_.clear();
   last_stream_ = last_checkpoint_ = 0;

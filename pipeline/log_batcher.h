@@ -1,6 +1,6 @@
 // LogBatcher: the LogSink collectors write into. Groups entries by stream into one LogBatch,
-// closes it by size or age, appends it to the spool, and only then tells the sources that their
-// positions are durable (so they may commit them).
+// closes it by size or age, appends it to the spool, and only once the spool has synced what was
+// appended tells the sources that their positions are durable (so they may commit them).
 //
 // What a reader gets wrong: hasRoom() is the backpressure. It turns false when the open batch is
 // at its memory budget or the spool cannot take another batch; collectors then stop reading and
@@ -13,6 +13,8 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "pipeline/log_record.h"
@@ -22,6 +24,9 @@
 
 namespace nodewarden {
 
+// The agent's commit_interval (and its benchmarks').
+inline constexpr std::chrono::milliseconds kLogCommitInterval{1000};
+
 struct LogBatcherOptions {
   std::size_t batch_bytes = 1 << 20;                // close a batch at this many line bytes
   std::chrono::milliseconds batch_wait{1000};       // or when its first entry is this old
@@ -29,12 +34,17 @@ struct LogBatcherOptions {
   std::uint64_t spool_headroom_bytes = 4ULL << 20;  // keep this much of the spool free
   std::uint64_t spool_max_bytes = 512ULL << 20;     // the spool's bound (SpoolOptions::max_bytes)
   bool encode_loki_body = false;                    // the destination is Loki's protobuf API
+  // Sources' positions are committed (on_durable, after Spool::sync()) at most this often, and
+  // at flush(true); 0: after every batch. What a crash takes back is read again from the files:
+  // the same entries, which Loki drops as duplicates.
+  std::chrono::milliseconds commit_interval{0};
 };
 
 class LogBatcher final : public LogSink {
  public:
   using Clock = std::chrono::steady_clock;
-  // on_durable receives the checkpoints of every batch once it is in the spool.
+  // on_durable receives the latest checkpoint of each source whose batches are durably in the
+  // spool: after every batch, or once per commit_interval for all batches since the last one.
   using OnDurable = std::function<void(const std::vector<LogCheckpoint>&)>;
 
   LogBatcher(LogBatcherOptions options, Spool& spool, OnDurable on_durable,
@@ -44,8 +54,9 @@ class LogBatcher final : public LogSink {
               const LogCheckpoint& checkpoint) override;
   [[nodiscard]] bool hasRoom() const override;
 
-  // Closes the open batch if it is full or old enough (or always, with force). Returns whether a
-  // batch went to the spool. The lines and bytes read counters are brought up to date here (not
+  // Closes the open batch if it is full or old enough (or always, with force), and commits the
+  // positions of spooled batches when commit_interval has passed (or with force). Returns whether
+  // a batch went to the spool. The lines and bytes read counters are brought up to date here (not
   // per line): callers flush every tick.
   bool flush(bool force = false);
 
@@ -54,6 +65,9 @@ class LogBatcher final : public LogSink {
  private:
   bool appendToSpool();
   void publishCounts();
+  // Syncs the spool, then hands uncommitted_ to on_durable; keeps it when the sync failed.
+  void commitPositions();
+  [[nodiscard]] bool commitDue() const;  // the first commit, or commit_interval since the last
 
   LogBatcherOptions options_;
   Spool& spool_;
@@ -74,6 +88,10 @@ class LogBatcher final : public LogSink {
   std::size_t last_stream_ = 0;
   std::size_t last_checkpoint_ = 0;
   Clock::time_point first_entry_{};
+  // The latest position of each source in batches spooled since the last commit.
+  std::vector<LogCheckpoint> uncommitted_;
+  std::unordered_map<std::string, std::size_t> uncommitted_index_;  // source -> index in it
+  std::optional<Clock::time_point> committed_at_;                   // the last commit
   bool spool_failed_ = false;
   mutable bool spool_room_ = false;  // the spool had room when last asked, with no append since
   std::uint64_t unpublished_lines_ = 0;

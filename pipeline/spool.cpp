@@ -19,7 +19,11 @@
 //         that a power loss takes back, or leaves short, only re-sends batches of segments still
 //         on disk that were delivered already (the same bytes, which Loki drops as duplicates;
 //         a kill of the process loses nothing, the kernel has the file), while a segment removed
-//         under a stale ack could let sequences repeat.
+//         under a stale ack could let sequences repeat. With ack_write_interval the file is
+//         rewritten at most that often in between, so a kill re-sends up to that much too.
+//   Records are fdatasync'ed as they are appended, or (sync_each_append off) when the producer
+//   calls sync() and when their segment closes; a power loss may then cut records appended
+//   since, which recovery treats as a torn tail.
 //   The directory itself is flock()ed while a Spool has it open.
 //
 // What a reader gets wrong: acknowledging does not rewrite segments. A record is acknowledged
@@ -350,6 +354,14 @@ class DiskSpool final : public BasicSpool<Record> {
         errors_(errors),
         cctx_(ZSTD_createCCtx()),
         dctx_(ZSTD_createDCtx()) {}
+  // A clean close leaves nothing deferred: the ack and the appends are made durable.
+  ~DiskSpool() override {
+    std::lock_guard lock(mu_);
+    if (ack_dirty_) writeAckLocked();
+    syncActiveLocked();
+  }
+  DiskSpool(const DiskSpool&) = delete;
+  DiskSpool& operator=(const DiskSpool&) = delete;
 
   std::expected<void, std::string> recover();
 
@@ -358,6 +370,12 @@ class DiskSpool final : public BasicSpool<Record> {
   }
   std::expected<std::uint64_t, std::string> append(Record&& batch) override {
     return appendRecord(batch, &batch);
+  }
+  std::expected<void, std::string> sync() override {
+    std::lock_guard lock(mu_);
+    syncActiveLocked();
+    if (!sync_error_.empty()) return std::unexpected(std::exchange(sync_error_, {}));
+    return {};
   }
   std::shared_ptr<const Record> front() override;
   void acknowledge(std::uint64_t sequence) override;
@@ -416,6 +434,9 @@ class DiskSpool final : public BasicSpool<Record> {
   // durable: fsync the file before and the directory after the rename (see the file comment).
   bool writeAckLocked(bool durable = true);
   void syncDirLocked();
+  // fdatasync of the active segment when appends to it were not synced; a failure is kept in
+  // sync_error_ for the next sync().
+  void syncActiveLocked();
   void scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequence);
   // Returns whether a segment file went with the record.
   bool popFrontLocked();
@@ -457,7 +478,22 @@ class DiskSpool final : public BasicSpool<Record> {
   std::string write_buffer_;
   std::string read_buffer_;
   std::string payload_buffer_;
+  bool active_unsynced_ = false;  // appends to the active segment since its last fdatasync
+  std::string sync_error_;        // a deferred fdatasync that failed, for the next sync()
+  bool ack_dirty_ = false;        // acked_ is ahead of the ack file (ack_write_interval)
+  std::optional<std::chrono::steady_clock::time_point> ack_written_;  // by this process
 };
+
+template <class Record>
+void DiskSpool<Record>::syncActiveLocked() {
+  if (!active_unsynced_) return;
+  active_unsynced_ = false;
+  if (options_.fsync && active_fd_.valid() && ::fdatasync(active_fd_.get()) != 0) {
+    const fs::path path = options_.dir / segmentName(*active_);
+    sync_error_ = errnoText("fdatasync", path, errno);
+    errors_.report(kComponent, "fsync_failed", sync_error_);
+  }
+}
 
 template <class Record>
 void DiskSpool<Record>::syncDirLocked() {
@@ -524,6 +560,8 @@ bool DiskSpool<Record>::writeAckLocked(bool durable) {
     return false;
   }
   if (durable) syncDirLocked();
+  ack_dirty_ = false;
+  ack_written_ = std::chrono::steady_clock::now();
   return true;
 }
 
@@ -684,6 +722,7 @@ void DiskSpool<Record>::removeSegmentLocked(std::uint64_t key) {
   if (active_ == key) {
     active_.reset();
     active_fd_.reset();
+    active_unsynced_ = false;  // nothing of it is pending
   }
   if (::unlink(it->second.path.c_str()) != 0 && errno != ENOENT) {
     errors_.report(kComponent, "unlink_failed", errnoText("unlink", it->second.path, errno));
@@ -775,6 +814,7 @@ template <class Record>
 std::expected<void, std::string> DiskSpool<Record>::openSegmentLocked() {
   if (active_) {
     const std::uint64_t old = *active_;
+    syncActiveLocked();  // its appends are durable before the next segment's
     active_.reset();
     active_fd_.reset();
     if (auto it = segments_.find(old); it != segments_.end() && it->second.pending == 0) {
@@ -893,7 +933,8 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
     }
   }
   const char* failed = err != 0 ? "write" : nullptr;
-  if (failed == nullptr && options_.fsync && ::fdatasync(active_fd_.get()) != 0) {
+  if (failed == nullptr && options_.fsync && options_.sync_each_append &&
+      ::fdatasync(active_fd_.get()) != 0) {
     err = errno;
     failed = "fdatasync";
   }
@@ -902,6 +943,7 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
     // cuts the torn tail).
     if (::ftruncate(active_fd_.get(), static_cast<off_t>(seg.bytes)) != 0 || err == EIO) {
       const std::uint64_t key = *active_;
+      syncActiveLocked();  // the earlier appends to it, or an error for the next sync()
       active_.reset();
       active_fd_.reset();
       if (seg.pending == 0) {
@@ -911,6 +953,7 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
     }
     return std::unexpected(errnoText(failed, options_.dir / segmentName(h.sequence), err));
   }
+  if (!options_.sync_each_append) active_unsynced_ = true;
   std::shared_ptr<Record> cached;
   // When the cache is full the newest batch is the one left out: the oldest are sent first.
   if (cached_bytes_ + h.uncompressed <= options_.cache_bytes) {
@@ -1027,8 +1070,15 @@ void DiskSpool<Record>::acknowledge(std::uint64_t sequence) {
     }
     return;
   }
-  // Durable only when a segment file went: see the file comment.
-  writeAckLocked(popFrontLocked());
+  // Durable only when a segment file went: see the file comment. Between those, at most once per
+  // ack_write_interval.
+  const bool segment_went = popFrontLocked();
+  if (segment_went || options_.ack_write_interval.count() == 0 || !ack_written_ ||
+      std::chrono::steady_clock::now() - *ack_written_ >= options_.ack_write_interval) {
+    writeAckLocked(segment_went);
+  } else {
+    ack_dirty_ = true;
+  }
 }
 
 }  // namespace
@@ -1064,5 +1114,23 @@ std::expected<std::unique_ptr<BasicSpool<Record>>, std::string> BasicSpool<Recor
 
 template class BasicSpool<LogBatch>;
 template class BasicSpool<MetricWriteBatch>;
+
+SpoolOptions logSpoolOptions(std::filesystem::path dir) {
+  SpoolOptions so;
+  so.dir = std::move(dir);
+  // zstd's fastest level: the spool is written once and usually read back from memory, and log
+  // text still shrinks 4-8x (level 3 cost 18% of the log path's CPU for little more).
+  so.zstd_level = 1;
+  // Batches for Loki are spooled as their snappy body, so one read back from disk costs a pread
+  // and a copy, no decompression: a small cache (the newest batch or two) is enough, and the
+  // memory stays flat while the destination is behind.
+  so.cache_bytes = 1 << 20;
+  // The lines of a batch can be read again from their files until the batcher commits their
+  // positions, and it syncs the spool before it does (LogBatcherOptions::commit_interval): one
+  // fdatasync per commit instead of one per batch.
+  so.sync_each_append = false;
+  so.ack_write_interval = std::chrono::seconds(1);
+  return so;
+}
 
 }  // namespace nodewarden

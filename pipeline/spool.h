@@ -2,7 +2,8 @@
 // batches between the batcher and the log shipper (Spool), remote-write requests between the
 // encoder and the remote-write sender (MetricSpool). One implementation for both (spool.cpp).
 // Segment files of checksummed records under a directory (zstd-compressed, or a batch's Loki push
-// body stored as it is); appended with fsync; read oldest first; removed when acknowledged.
+// body stored as it is); appended with fsync (or synced on request); read oldest first; removed
+// when acknowledged.
 //
 // What a reader gets wrong: the spool is on the normal path, not only when the destination is
 // down. Every batch is appended (and its source positions then committed) before it is sent, so
@@ -36,7 +37,18 @@ struct SpoolOptions {
   // payload) bytes, so front() hands them out without reading the disk. 0 disables the cache.
   std::uint64_t cache_bytes = 4ULL << 20;
   bool fsync = true;  // tests of crash behaviour keep it on
+  // false: an append is written but not fdatasync'ed; sync() makes every append before it durable
+  // (a segment is synced when it closes). For a producer that can redo its appends, as the log
+  // batcher can: it syncs before it commits its sources' positions.
+  bool sync_each_append = true;
+  // The ack file is rewritten at most this often (0: on every acknowledge), and always when a
+  // segment file goes or the spool closes. A crash then re-sends at most this much of what was
+  // delivered already (the same records; Loki drops exact duplicates), never less.
+  std::chrono::milliseconds ack_write_interval{0};
 };
+
+// The options of the log spool (<state-dir>/spool/logs), shared by the agent and its benchmarks.
+SpoolOptions logSpoolOptions(std::filesystem::path dir);
 
 // Record: LogBatch or MetricWriteBatch (the instantiations in spool.cpp); "batch" below is one
 // record, and its units are a log batch's lines or a write request's samples.
@@ -49,12 +61,18 @@ class BasicSpool {
                                                                       ErrorReporter& errors);
   virtual ~BasicSpool() = default;
 
-  // Appends durably and returns the batch's sequence number (increasing across restarts). May drop
-  // the oldest segments to stay under max_bytes. Thread-safe.
+  // Appends (durably, unless sync_each_append is off) and returns the batch's sequence number
+  // (increasing across restarts). May drop the oldest segments to stay under max_bytes.
+  // Thread-safe.
   virtual std::expected<std::uint64_t, std::string> append(const Record& batch) = 0;
   // The same, but the batch is moved into the in-memory cache instead of copied when it is
   // appended; on failure it is left untouched (so the caller can try again).
   virtual std::expected<std::uint64_t, std::string> append(Record&& batch) = 0;
+
+  // Makes every batch appended so far durable (a no-op with sync_each_append). Fails when that, or
+  // an earlier deferred sync (of a segment that closed), failed: the caller must not treat those
+  // appends as durable. Thread-safe.
+  virtual std::expected<void, std::string> sync() = 0;
 
   // The oldest batch not yet acknowledged (with its sequence), or nullptr when empty. Shared, not
   // copied: the batch is immutable and stays valid after acknowledge(). Thread-safe.

@@ -226,5 +226,102 @@ TEST_F(LogBatcherTest, EveryBodyIsItsOwnBatchWhenBuffersAreReused) {
   }
 }
 
+// A spool that records when it was synced (and can fail to), around a real one.
+class SyncRecordingSpool final : public Spool {
+ public:
+  SyncRecordingSpool(Spool& real, std::vector<std::string>& events)
+      : real_(real), events_(events) {}
+  std::expected<std::uint64_t, std::string> append(const LogBatch& b) override {
+    return real_.append(b);
+  }
+  std::expected<std::uint64_t, std::string> append(LogBatch&& b) override {
+    return real_.append(std::move(b));
+  }
+  std::expected<void, std::string> sync() override {
+    events_.push_back(fail_sync ? "sync failed" : "sync");
+    if (fail_sync) return std::unexpected("fdatasync: Input/output error");
+    return real_.sync();
+  }
+  std::shared_ptr<const LogBatch> front() override { return real_.front(); }
+  void acknowledge(std::uint64_t sequence) override { real_.acknowledge(sequence); }
+  std::string takeSpareBody() override { return real_.takeSpareBody(); }
+  [[nodiscard]] std::uint64_t bytes() const override { return real_.bytes(); }
+  [[nodiscard]] std::uint64_t batches() const override { return real_.batches(); }
+  [[nodiscard]] std::uint64_t lostUnits() const override { return real_.lostUnits(); }
+  [[nodiscard]] std::uint64_t cachedBytes() const override { return real_.cachedBytes(); }
+  [[nodiscard]] std::chrono::milliseconds oldestAge() const override { return real_.oldestAge(); }
+  bool fail_sync = false;
+
+ private:
+  Spool& real_;
+  std::vector<std::string>& events_;
+};
+
+// Positions are committed only after the spool synced every batch before them, at most once per
+// commit_interval (the first at once), each source at its latest position, and all of them at
+// flush(true); a failed sync commits nothing until one succeeds.
+TEST_F(LogBatcherTest, PositionsAreCommittedAfterASyncAtMostOncePerInterval) {
+  SpoolOptions so;
+  so.dir = dir_ / "spool";
+  so.fsync = false;
+  so.sync_each_append = false;
+  auto real = Spool::open(so, errors_);
+  ASSERT_TRUE(real.has_value()) << real.error();
+  std::vector<std::string> events;
+  SyncRecordingSpool spool(**real, events);
+  LogBatcherOptions o;
+  o.encode_loki_body = true;
+  o.batch_bytes = 1;  // every line closes its batch at the next flush()
+  o.commit_interval = std::chrono::hours(1);
+  LogBatcher batcher(
+      o, spool,
+      [&](const std::vector<LogCheckpoint>& cps) {
+        events.push_back("durable");
+        durable_.push_back(cps);
+      },
+      registry_, errors_);
+  const Labels app = {{"pod", "a"}};
+  const Labels other = {{"pod", "b"}};
+  using Events = std::vector<std::string>;
+
+  ASSERT_TRUE(batcher.accept(app, entry(1, "one"), fileAt("/logs/a", 4)));
+  ASSERT_TRUE(batcher.flush());
+  EXPECT_EQ(events, (Events{"sync", "durable"}));  // the first commit: at once
+  ASSERT_EQ(durable_.size(), 1U);
+  EXPECT_EQ(durable_[0], std::vector<LogCheckpoint>{fileAt("/logs/a", 4)});
+
+  // Three more batches within the interval: spooled, not committed.
+  ASSERT_TRUE(batcher.accept(app, entry(2, "two"), fileAt("/logs/a", 8)));
+  ASSERT_TRUE(batcher.flush());
+  ASSERT_TRUE(batcher.accept(other, entry(3, "three"), fileAt("/logs/b", 6)));
+  ASSERT_TRUE(batcher.flush());
+  ASSERT_TRUE(batcher.accept(app, entry(4, "four"), fileAt("/logs/a", 13)));
+  ASSERT_TRUE(batcher.flush());
+  EXPECT_EQ(spool.batches(), 4U);
+  EXPECT_EQ(events, (Events{"sync", "durable"}));
+  ASSERT_EQ(durable_.size(), 1U);
+
+  // flush(true) with no open batch commits them: after a sync, each source at its latest.
+  EXPECT_FALSE(batcher.flush(true));
+  EXPECT_EQ(events, (Events{"sync", "durable", "sync", "durable"}));
+  ASSERT_EQ(durable_.size(), 2U);
+  EXPECT_EQ(durable_[1], (std::vector<LogCheckpoint>{fileAt("/logs/a", 13), fileAt("/logs/b", 6)}));
+
+  // A failed sync commits nothing; the next one that succeeds commits what waited.
+  spool.fail_sync = true;
+  ASSERT_TRUE(batcher.accept(app, entry(5, "five"), fileAt("/logs/a", 18)));
+  ASSERT_TRUE(batcher.flush(true));
+  EXPECT_EQ(events.back(), "sync failed");
+  EXPECT_EQ(durable_.size(), 2U);
+  EXPECT_EQ(errors_.count("spool", "sync_failed"), 1.0);
+  spool.fail_sync = false;
+  EXPECT_FALSE(batcher.flush(true));
+  EXPECT_EQ(events.back(), "durable");
+  ASSERT_EQ(durable_.size(), 3U);
+  EXPECT_EQ(durable_[2], std::vector<LogCheckpoint>{fileAt("/logs/a", 18)});
+  EXPECT_FALSE(batcher.flush(true));  // nothing left to commit
+  EXPECT_EQ(durable_.size(), 3U);
+}
+
 }  // namespace
 }  // namespace nodewarden

@@ -9,11 +9,14 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <random>
 #include <string>
@@ -226,6 +229,93 @@ TEST_F(SpoolTest, ReopenReplaysTheSameBatchesInTheSameOrder) {
   auto spool = open(options());
   EXPECT_EQ(spool->front(), nullptr);
   EXPECT_TRUE(segmentFiles(options().dir).empty());
+}
+
+// What a process that is killed (no destructors run) leaves for the next one: `work` runs in a
+// child and must end with _exit() itself, before its spool is destroyed, as a kill -9 would end
+// it (the kernel keeps what was written).
+void runThenDie(const std::function<void()>& work) {
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    work();
+    ::_exit(1);  // work() did not end the child
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST_F(SpoolTest, AppendsWithoutPerAppendSyncSurviveAKillAndAClose) {
+  SpoolOptions o = options();
+  o.sync_each_append = false;
+  runThenDie([&] {
+    auto spool = Spool::open(o, errors_);
+    if (!spool) ::_exit(2);
+    for (int i = 1; i <= 3; ++i) {
+      if (!(*spool)->append(makeBatch(i)).has_value()) ::_exit(3);
+    }
+    if (!(*spool)->sync().has_value()) ::_exit(4);
+    if (!(*spool)->append(makeBatch(4)).has_value()) ::_exit(5);  // never synced
+    ::_exit(0);
+  });
+  {
+    auto spool = open(o);
+    ASSERT_TRUE(spool);
+    const auto out = drain(*spool);
+    ASSERT_EQ(out.size(), 4U);
+    for (int i = 1; i <= 4; ++i) {
+      EXPECT_EQ(out[static_cast<std::size_t>(i - 1)], withSequence(makeBatch(i), i));
+    }
+    EXPECT_TRUE(spool->sync().has_value());
+    EXPECT_EQ(spool->append(makeBatch(5)).value(), 5U);
+  }
+  auto spool = open(o);
+  ASSERT_NE(spool->front(), nullptr);
+  EXPECT_EQ(*spool->front(), withSequence(makeBatch(5), 5));
+}
+
+TEST_F(SpoolTest, AckWrittenAtMostOncePerIntervalResendsOnlyDeliveredBatchesAfterAKill) {
+  SpoolOptions o = options();
+  o.ack_write_interval = std::chrono::hours(1);
+  runThenDie([&] {
+    auto spool = Spool::open(o, errors_);
+    if (!spool) ::_exit(2);
+    for (int i = 1; i <= 5; ++i) {
+      if (!(*spool)->append(makeBatch(i)).has_value()) ::_exit(3);
+    }
+    // The first acknowledgement is written (none was before); the next two wait for the interval.
+    for (int i = 1; i <= 3; ++i) (*spool)->acknowledge(static_cast<std::uint64_t>(i));
+    ::_exit(0);
+  });
+  {
+    auto spool = open(o);
+    ASSERT_TRUE(spool);
+    // Batches 2 and 3 come again (delivered before the kill: duplicates), none is missing.
+    EXPECT_EQ(spool->batches(), 4U);
+    ASSERT_NE(spool->front(), nullptr);
+    EXPECT_EQ(spool->front()->sequence, 2U);
+    spool->acknowledge(2);  // written: the first since this spool opened
+    spool->acknowledge(3);  // waits
+    EXPECT_EQ(spool->front()->sequence, 4U);
+  }  // a clean close writes what waited
+  auto spool = open(o);
+  EXPECT_EQ(spool->batches(), 2U);
+  ASSERT_NE(spool->front(), nullptr);
+  EXPECT_EQ(spool->front()->sequence, 4U);
+  // With no interval every acknowledgement is written: a kill loses none of them.
+  o.ack_write_interval = std::chrono::milliseconds(0);
+  spool.reset();
+  runThenDie([&] {
+    auto again = Spool::open(o, errors_);
+    if (!again) ::_exit(2);
+    (*again)->acknowledge(4);
+    ::_exit(0);
+  });
+  spool = open(o);
+  EXPECT_EQ(spool->batches(), 1U);
+  EXPECT_EQ(spool->front()->sequence, 5U);
 }
 
 TEST_F(SpoolTest, RestartContinuesSequenceNumbers) {

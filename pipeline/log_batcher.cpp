@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace nodewarden {
 namespace {
@@ -63,11 +64,29 @@ void LogBatcher::publishCounts() {
   unpublished_lines_ = unpublished_bytes_ = 0;
 }
 
+std::uint64_t newLogStreamId() {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 bool LogBatcher::accept(const Labels& labels, const LogEntry& entry,
                         const LogCheckpoint& checkpoint) {
+  return acceptStream(labels, entry, checkpoint, 0);
+}
+
+bool LogBatcher::acceptStream(const Labels& labels, const LogEntry& entry,
+                              const LogCheckpoint& checkpoint, std::uint64_t stream_id) {
   if (!hasRoom()) return false;
   std::size_t stream = last_stream_;
-  if (stream >= batch_.streams.size() || batch_.streams[stream].labels != labels) {
+  // By number first (a file's stdout and stderr alternate: the last two are remembered), by
+  // labels for the first line of a number in this batch or for a collector without numbers.
+  if (stream_id != 0 && stream_id == recent_ids_[0]) {
+    stream = recent_streams_[0];
+  } else if (stream_id != 0 && stream_id == recent_ids_[1]) {
+    stream = recent_streams_[1];
+    std::swap(recent_ids_[0], recent_ids_[1]);
+    std::swap(recent_streams_[0], recent_streams_[1]);
+  } else if (stream >= batch_.streams.size() || batch_.streams[stream].labels != labels) {
     auto it = stream_index_.find(labels);
     if (it == stream_index_.end()) {
       if (stream_index_.size() >= options_.max_streams) {
@@ -89,7 +108,14 @@ bool LogBatcher::accept(const Labels& labels, const LogEntry& entry,
         }
       }
     }
-    stream = last_stream_ = it->second;
+    stream = it->second;
+  }
+  last_stream_ = stream;
+  if (stream_id != 0 && stream_id != recent_ids_[0]) {
+    recent_ids_[1] = recent_ids_[0];
+    recent_streams_[1] = recent_streams_[0];
+    recent_ids_[0] = stream_id;
+    recent_streams_[0] = stream;
   }
   if (batch_.lines == 0) first_entry_ = Clock::now();
   batch_.bytes += entry.line.size();
@@ -227,6 +253,7 @@ bool LogBatcher::appendToSpool() {
   stream_index_.clear();
   checkpoint_index_.clear();
   last_stream_ = last_checkpoint_ = 0;
+  recent_ids_ = {0, 0};
   return true;
 }
 

@@ -9,6 +9,7 @@
 // as its Loki push body (pipeline/loki_push_body.h), encoded here once for the whole path.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -52,6 +53,8 @@ class LogBatcher final : public LogSink {
 
   bool accept(const Labels& labels, const LogEntry& entry,
               const LogCheckpoint& checkpoint) override;
+  bool acceptStream(const Labels& labels, const LogEntry& entry, const LogCheckpoint& checkpoint,
+                    std::uint64_t stream_id) override;
   [[nodiscard]] bool hasRoom() const override;
 
   // Closes the open batch if it is full or old enough (or always, with force), and commits the
@@ -87,6 +90,9 @@ class LogBatcher final : public LogSink {
   // The stream and the checkpoint of the previous entry: the next one is most often the same.
   std::size_t last_stream_ = 0;
   std::size_t last_checkpoint_ = 0;
+  // The streams of the last two stream numbers seen in this batch (acceptStream), newest first.
+  std::array<std::uint64_t, 2> recent_ids_{0, 0};
+  std::array<std::size_t, 2> recent_streams_{0, 0};
   Clock::time_point first_entry_{};
   // The latest position of each source in batches spooled since the last commit.
   std::vector<LogCheckpoint> uncommitted_;

@@ -68,12 +68,22 @@ struct LogBatch {
 // memory budget: the collector stops reading (the file is the buffer) and tries again later.
 // Everything is passed by reference and copied (or encoded) by the sink as needed, so a collector
 // can reuse one entry's buffers line after line instead of allocating per line.
+// A process-wide number for a label set (LogSink::acceptStream): never 0, never repeated.
+std::uint64_t newLogStreamId();
+
 class LogSink {
  public:
   virtual ~LogSink() = default;
   // labels: the entry's stream labels. checkpoint: the source position just past this entry.
   virtual bool accept(const Labels& labels, const LogEntry& entry,
                       const LogCheckpoint& checkpoint) = 0;
+  // The same, from a collector that numbers its label sets: stream_id is one label set's number
+  // from newLogStreamId(), taken anew whenever those labels change, so a sink may recognise the
+  // entry's stream by it instead of comparing labels line after line.
+  virtual bool acceptStream(const Labels& labels, const LogEntry& entry,
+                            const LogCheckpoint& checkpoint, std::uint64_t /*stream_id*/) {
+    return accept(labels, entry, checkpoint);
+  }
   // Whether accept() would take more now.
   [[nodiscard]] virtual bool hasRoom() const = 0;
 };

@@ -101,6 +101,7 @@ void TailedFile::setPodMetadata(std::string_view job, const Labels& pod_labels, 
     labels.insert(labels.end(), pod_labels.begin(), pod_labels.end());
     std::sort(labels.begin(), labels.end());  // by name; names are unique
   }
+  stream_ids_ = {newLogStreamId(), newLogStreamId()};  // other labels: other numbers
 }
 
 TailedFile::TailedFile(int fd, std::string key, const DiscoveredFile& where,
@@ -385,7 +386,7 @@ bool TailedFile::emit(TailContext& ctx, LogStream stream, std::uint64_t offset) 
   if (truncated) entry_.metadata.emplace_back("truncated", "true");
   checkpoint_.file = identity_;
   checkpoint_.offset = offset;
-  const bool accepted = ctx.sink.accept(labels_[s], entry_, checkpoint_);
+  const bool accepted = ctx.sink.acceptStream(labels_[s], entry_, checkpoint_, stream_ids_[s]);
   // A rare long line does not keep its buffer for the rest of the file's life.
   if (entry_.line.capacity() > kKeptLineCapacity) entry_.line = std::string();
   if (!accepted) {

@@ -152,7 +152,8 @@ class TailedFile {
   std::size_t max_line_bytes_;
   std::size_t max_record_bytes_;  // the carry bound; beyond it a record's rest is skipped
   FileIdentity identity_;
-  std::array<Labels, 2> labels_;                      // per stream, sorted by name
+  std::array<Labels, 2> labels_;  // per stream, sorted by name
+  std::array<std::uint64_t, 2> stream_ids_{newLogStreamId(), newLogStreamId()};  // of labels_
   std::optional<Clock::time_point> pod_answered_at_;  // the pod metadata's last answer
   bool pod_complete_ = false;                         // ... and it came from the Pod object
 

@@ -226,6 +226,63 @@ TEST_F(LogBatcherTest, EveryBodyIsItsOwnBatchWhenBuffersAreReused) {
   }
 }
 
+// A collector's stream numbers (acceptStream) find the stream of their labels: numbers that
+// alternate, two numbers of equal labels (one stream), a number with no labels compared, and the
+// numbers of the last batch, which mean nothing in the next.
+TEST_F(LogBatcherTest, StreamNumbersFindTheStreamOfTheirLabels) {
+  LogBatcherOptions o;
+  o.encode_loki_body = true;
+  start(o);
+  const Labels out = {{"pod", "a"}, {"stream", "stdout"}};
+  const Labels err = {{"pod", "a"}, {"stream", "stderr"}};
+  const Labels other = {{"pod", "b"}, {"stream", "stdout"}};
+  const std::uint64_t n_out = newLogStreamId();
+  const std::uint64_t n_err = newLogStreamId();
+  const std::uint64_t n_out_again = newLogStreamId();  // e.g. the rotated file of the same stream
+  const std::uint64_t n_other = newLogStreamId();
+  EXPECT_NE(n_out, 0U);
+  EXPECT_NE(n_out, n_err);
+  const auto cp = fileAt("/logs/a", 1);
+  ASSERT_TRUE(batcher_->acceptStream(out, entry(1, "o1"), cp, n_out));
+  ASSERT_TRUE(batcher_->acceptStream(err, entry(2, "e1"), cp, n_err));
+  ASSERT_TRUE(batcher_->acceptStream(out, entry(3, "o2"), cp, n_out));
+  ASSERT_TRUE(batcher_->acceptStream(err, entry(4, "e2"), cp, n_err));
+  ASSERT_TRUE(batcher_->acceptStream(other, entry(5, "x1"), cp, n_other));
+  ASSERT_TRUE(batcher_->acceptStream(out, entry(6, "o3"), cp, n_out_again));
+  ASSERT_TRUE(batcher_->accept(err, entry(7, "e3"), cp));
+  ASSERT_TRUE(batcher_->acceptStream(out, entry(8, "o4"), cp, n_out));
+  ASSERT_TRUE(batcher_->flush(true));
+  // The next batch: its first stream is `other`, under a number last seen for another stream.
+  ASSERT_TRUE(batcher_->acceptStream(other, entry(9, "x2"), cp, n_other));
+  ASSERT_TRUE(batcher_->acceptStream(err, entry(10, "e4"), cp, n_err));
+  ASSERT_TRUE(batcher_->acceptStream(other, entry(11, "x3"), cp, n_other));
+  ASSERT_TRUE(batcher_->flush(true));
+
+  const auto first = spool_->front();
+  ASSERT_NE(first, nullptr);
+  auto streams = decodeLokiPushBody(first->loki_body);
+  ASSERT_TRUE(streams.has_value()) << streams.error();
+  ASSERT_EQ(streams->size(), 3U);
+  EXPECT_EQ((*streams)[0].labels, out);
+  EXPECT_EQ((*streams)[0].entries, (std::vector<LogEntry>{entry(1, "o1"), entry(3, "o2"),
+                                                          entry(6, "o3"), entry(8, "o4")}));
+  EXPECT_EQ((*streams)[1].labels, err);
+  EXPECT_EQ((*streams)[1].entries,
+            (std::vector<LogEntry>{entry(2, "e1"), entry(4, "e2"), entry(7, "e3")}));
+  EXPECT_EQ((*streams)[2].labels, other);
+  EXPECT_EQ((*streams)[2].entries, std::vector<LogEntry>{entry(5, "x1")});
+  spool_->acknowledge(first->sequence);
+  const auto second = spool_->front();
+  ASSERT_NE(second, nullptr);
+  streams = decodeLokiPushBody(second->loki_body);
+  ASSERT_TRUE(streams.has_value()) << streams.error();
+  ASSERT_EQ(streams->size(), 2U);
+  EXPECT_EQ((*streams)[0].labels, other);
+  EXPECT_EQ((*streams)[0].entries, (std::vector<LogEntry>{entry(9, "x2"), entry(11, "x3")}));
+  EXPECT_EQ((*streams)[1].labels, err);
+  EXPECT_EQ((*streams)[1].entries, std::vector<LogEntry>{entry(10, "e4")});
+}
+
 // A spool that records when it was synced (and can fail to), around a real one.
 class SyncRecordingSpool final : public Spool {
  public:

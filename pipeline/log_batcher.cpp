@@ -4,18 +4,20 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <span>
 
 namespace nodewarden {
 namespace {
 
-// Entry buffers kept from one batch to the next, each for the stream that used it: as many as a
-// node usually has busy streams in a batch, and in all at most this many batch sizes of capacity
-// or twice the batch's encoded bytes, whichever is more (the encoded entries are ~1.6x the line
-// bytes on the benchmark's corpus; a buffer grows by doubling). Buffers handed to
-// any stream drift to the size of the busiest one: 24 streams held ~20 MiB for 1 MiB batches;
-// freeing the big ones instead costs a fresh mmap and its page faults per batch (+55% CPU).
-constexpr std::size_t kMaxSpareBuffers = 64;
-constexpr std::size_t kSpareCapacityBatches = 4;
+// Encoded entries live in chunks of snappy's block size (each is compressed where it is, as one
+// block). Chunks are kept from one batch to the next up to this many batch sizes, or twice the
+// last batch's encoded bytes plus one per stream, whichever is more (the encoded entries are
+// ~1.6x the line bytes on the benchmark's corpus): a steady stream of batches then allocates
+// nothing and touches no fresh page here. (Per-stream buffers that grew by doubling drifted to
+// the busiest stream's size, and a fresh mapping per batch cost its page faults.)
+constexpr std::size_t kChunkBytes = 64 << 10;
+constexpr std::size_t kFreeChunkBatches = 4;
 
 }  // namespace
 
@@ -99,14 +101,7 @@ bool LogBatcher::acceptStream(const Labels& labels, const LogEntry& entry,
       }
       it = stream_index_.emplace(labels, batch_.streams.size()).first;
       batch_.streams.push_back(LogBatch::Stream{labels, {}});
-      if (options_.encode_loki_body) {
-        auto spare = spare_.extract(labels);
-        if (spare) {
-          encoded_.push_back(std::move(spare.mapped()));
-        } else {
-          encoded_.emplace_back();
-        }
-      }
+      if (options_.encode_loki_body) encoded_.emplace_back();
     }
     stream = it->second;
   }
@@ -123,7 +118,7 @@ bool LogBatcher::acceptStream(const Labels& labels, const LogEntry& entry,
   ++unpublished_lines_;
   unpublished_bytes_ += entry.line.size();
   if (options_.encode_loki_body) {
-    appendLokiEntryField(encoded_[stream], entry);
+    encode(encoded_[stream], entry);
   } else {
     batch_.streams[stream].entries.push_back(entry);
   }
@@ -143,6 +138,42 @@ bool LogBatcher::acceptStream(const Labels& labels, const LogEntry& entry,
   if (latest.journal_cursor != checkpoint.journal_cursor)
     latest.journal_cursor = checkpoint.journal_cursor;
   return true;
+}
+
+std::unique_ptr<char[]> LogBatcher::takeChunk() {
+  if (free_chunks_.empty()) return std::make_unique_for_overwrite<char[]>(kChunkBytes);
+  auto chunk = std::move(free_chunks_.back());
+  free_chunks_.pop_back();
+  return chunk;
+}
+
+void LogBatcher::encode(EncodedStream& stream, const LogEntry& entry) {
+  const LokiEntryField field(entry);
+  if (stream.chunks.empty() || stream.last_used == kChunkBytes) {
+    stream.chunks.push_back(takeChunk());
+    stream.last_used = 0;
+  }
+  if (field.size() <= kChunkBytes - stream.last_used) {
+    field.write(stream.chunks.back().get() + stream.last_used);
+    stream.last_used += field.size();
+    return;
+  }
+  // Across chunks: written whole once, then copied (one entry per chunk at most, or a long line).
+  if (field_scratch_.size() < field.size()) field_scratch_.resize(field.size());
+  field.write(field_scratch_.data());
+  std::string_view rest(field_scratch_.data(), field.size());
+  while (!rest.empty()) {
+    if (stream.last_used == kChunkBytes) {
+      stream.chunks.push_back(takeChunk());
+      stream.last_used = 0;
+    }
+    const std::size_t n = std::min(rest.size(), kChunkBytes - stream.last_used);
+    std::memcpy(stream.chunks.back().get() + stream.last_used, rest.data(), n);
+    stream.last_used += n;
+    rest.remove_prefix(n);
+  }
+  // A rare long line does not keep its scratch for good.
+  if (field_scratch_.size() > kChunkBytes) field_scratch_ = std::string();
 }
 
 bool LogBatcher::flush(bool force) {
@@ -183,10 +214,21 @@ bool LogBatcher::appendToSpool() {
   if (options_.encode_loki_body && !batch_.streams.empty()) {
     // The entries go to the spool as the body Loki receives; batch_ stays as it is until the
     // append succeeded.
+    chunk_views_.clear();
+    for (const auto& es : encoded_) {
+      for (std::size_t c = 0; c < es.chunks.size(); ++c) {
+        chunk_views_.emplace_back(es.chunks[c].get(),
+                                  c + 1 == es.chunks.size() ? es.last_used : kChunkBytes);
+      }
+    }
     std::vector<EncodedLokiStream> streams;
     streams.reserve(batch_.streams.size());
+    std::size_t first = 0;
     for (std::size_t i = 0; i < batch_.streams.size(); ++i) {
-      streams.push_back({&batch_.streams[i].labels, encoded_[i]});
+      const std::size_t n = encoded_[i].chunks.size();
+      streams.push_back({&batch_.streams[i].labels,
+                         std::span<const std::string_view>(chunk_views_).subspan(first, n)});
+      first += n;
     }
     LogBatch encoded;
     encoded.checkpoints = checkpoints;
@@ -218,26 +260,16 @@ bool LogBatcher::appendToSpool() {
   spool_failed_ = false;
   spool_room_ = false;  // asked again before the next line
   batches_->Increment();
-  // Each stream's buffer is kept for the same stream in the next batch, so its capacity fits
-  // what that stream writes; buffers of streams absent from this batch are freed.
-  std::map<Labels, std::string> next;
-  std::size_t kept = 0;
-  // The bound follows the batch's encoded size too: short lines with long metadata encode to
-  // several times their bytes, and a bound below that would free and regrow the busy buffers
-  // every batch.
-  std::size_t encoded_bytes = 0;
-  for (const auto& buffer : encoded_) encoded_bytes += buffer.size();
-  const std::size_t budget =
-      std::max(kSpareCapacityBatches * options_.batch_bytes, 2 * encoded_bytes + (64 << 10));
-  for (std::size_t i = 0; i < encoded_.size() && i < batch_.streams.size(); ++i) {
-    std::string& buffer = encoded_[i];
-    if (next.size() < kMaxSpareBuffers && kept + buffer.capacity() <= budget) {
-      kept += buffer.capacity();
-      buffer.clear();
-      next.emplace(std::move(batch_.streams[i].labels), std::move(buffer));
+  // The chunks go back for the next batch, as many as it may need.
+  std::size_t chunks = 0;
+  for (const auto& es : encoded_) chunks += es.chunks.size();
+  const std::size_t keep = std::max(kFreeChunkBatches * options_.batch_bytes / kChunkBytes,
+                                    2 * chunks + encoded_.size());
+  for (auto& es : encoded_) {
+    for (auto& chunk : es.chunks) {
+      if (free_chunks_.size() < keep) free_chunks_.push_back(std::move(chunk));
     }
   }
-  spare_ = std::move(next);
   encoded_.clear();
   batch_ = LogBatch{};
   // A later batch's position of a source supersedes an earlier one (batches are in read order).

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -78,8 +79,18 @@ class LogBatcher final : public LogSink {
   ErrorReporter& errors_;
   LogBatch
       batch_;  // with encode_loki_body its streams hold labels only, the entries are in encoded_
-  std::vector<std::string> encoded_;     // per stream of batch_: its entries, encoded for the body
-  std::map<Labels, std::string> spare_;  // each stream's cleared buffer of the last batch
+  // A stream's entries encoded for the body, in chunks of kChunkBytes (all full but the last):
+  // no buffer ever grows, and the chunks go back to free_chunks_ when the batch is spooled.
+  struct EncodedStream {
+    std::vector<std::unique_ptr<char[]>> chunks;
+    std::size_t last_used = 0;  // bytes written in chunks.back()
+  };
+  void encode(EncodedStream& stream, const LogEntry& entry);
+  std::unique_ptr<char[]> takeChunk();
+  std::vector<EncodedStream> encoded_;  // per stream of batch_
+  std::vector<std::unique_ptr<char[]>> free_chunks_;
+  std::string field_scratch_;                  // an entry that does not fit its chunk's rest
+  std::vector<std::string_view> chunk_views_;  // the pieces of the body being written
   // The last batch's push body when the spool did not keep it in memory: the next body is written
   // into its capacity (no fresh allocation and page faults per batch). Else the spool gives one
   // back (Spool::takeSpareBody).

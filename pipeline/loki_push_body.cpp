@@ -9,10 +9,10 @@
 // used; a body from the spool passed its record checksum, so a failure here is a bug, not damage.
 #include "pipeline/loki_push_body.h"
 
-#include <snappy-sinksource.h>
 #include <snappy.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cassert>
 #include <cstring>
@@ -332,15 +332,27 @@ std::expected<std::string, std::string> unquote(std::string_view s, std::size_t&
 
 }  // namespace
 
-void appendLokiEntryField(std::string& out, const LogEntry& entry) {
+LokiEntryField::LokiEntryField(const LogEntry& entry) : entry_(entry) {
   const Timestamp ts = splitTimestamp(entry.timestamp_ns);
-  const std::size_t payload = entrySize(entry, ts);
+  seconds_ = ts.seconds;
+  nanos_ = ts.nanos;
+  payload_ = entrySize(entry, ts);
+  size_ = fieldSize(payload_);
+}
+
+char* LokiEntryField::write(char* out) const {
+  [[maybe_unused]] char* end = putEntry(out, entry_, Timestamp{seconds_, nanos_}, payload_);
+  assert(end == out + size_);
+  return out + size_;
+}
+
+void appendLokiEntryField(std::string& out, const LogEntry& entry) {
+  const LokiEntryField field(entry);
   const std::size_t at = out.size();
   // resize(), not resize_and_overwrite(): with GCC 12's libstdc++ the latter asked for a wrong,
   // huge capacity when growing a non-empty string here (std::bad_alloc).
-  out.resize(at + fieldSize(payload));
-  [[maybe_unused]] const char* end = putEntry(out.data() + at, entry, ts, payload);
-  assert(end == out.data() + out.size());
+  out.resize(at + field.size());
+  field.write(out.data() + at);
 }
 
 void appendQuotedLabelValue(std::string& out, std::string_view value) {
@@ -421,49 +433,6 @@ std::expected<Labels, std::string> parseLokiLabelSelector(std::string_view s) {
   }
 }
 
-namespace {
-
-// snappy's input as consecutive pieces (what snappy::Compress reads block by block; its output
-// is byte for byte RawCompress of the pieces joined).
-class PiecesSource final : public snappy::Source {
- public:
-  PiecesSource(std::span<const std::string_view> pieces, std::size_t total)
-      : pieces_(pieces), left_(total) {}
-  std::size_t Available() const override { return left_; }
-  const char* Peek(std::size_t* len) override {
-    while (next_ < pieces_.size() && offset_ == pieces_[next_].size()) {
-      ++next_;
-      offset_ = 0;
-    }
-    if (next_ == pieces_.size()) {
-      *len = 0;
-      return nullptr;
-    }
-    *len = pieces_[next_].size() - offset_;
-    return pieces_[next_].data() + offset_;
-  }
-  void Skip(std::size_t n) override {
-    left_ -= n;
-    while (n > 0) {
-      const std::size_t here = std::min(n, pieces_[next_].size() - offset_);
-      offset_ += here;
-      n -= here;
-      if (offset_ == pieces_[next_].size() && n > 0) {
-        ++next_;
-        offset_ = 0;
-      }
-    }
-  }
-
- private:
-  std::span<const std::string_view> pieces_;
-  std::size_t left_;
-  std::size_t next_ = 0;
-  std::size_t offset_ = 0;
-};
-
-}  // namespace
-
 std::string_view LokiPushWriter::protobuf(const LogBatch& batch) {
   const std::size_t streams = batch.streams.size();
   if (labels_.size() < streams) labels_.resize(streams);
@@ -505,8 +474,10 @@ void LokiPushWriter::body(std::span<const EncodedLokiStream> streams, std::strin
   for (std::size_t i = 0; i < streams.size(); ++i) {
     labels_[i].clear();
     appendLokiLabels(labels_[i], *streams[i].labels);
-    sizes_[i] = stringFieldSize(labels_[i].size()) + streams[i].entries.size();
-    heads += fieldSize(sizes_[i]) - streams[i].entries.size();
+    std::size_t entries = 0;
+    for (const auto piece : streams[i].entries) entries += piece.size();
+    sizes_[i] = stringFieldSize(labels_[i].size()) + entries;
+    heads += fieldSize(sizes_[i]) - entries;
   }
   // Each stream's field header and labels go to scratch_ (small); its entries are compressed
   // where they are, so the batch is never copied into one uncompressed PushRequest.
@@ -519,25 +490,42 @@ void LokiPushWriter::body(std::span<const EncodedLokiStream> streams, std::strin
     p = putHeader(p, kPushStreams, sizes_[i]);
     p = putString(p, kStreamLabels, labels_[i]);
     pieces_.emplace_back(head, static_cast<std::size_t>(p - head));
-    pieces_.emplace_back(streams[i].entries);
-    total += static_cast<std::size_t>(p - head) + streams[i].entries.size();
+    total += static_cast<std::size_t>(p - head);
+    for (const auto piece : streams[i].entries) {
+      pieces_.push_back(piece);
+      total += piece.size();
+    }
   }
   assert(p == scratch_.data() + scratch_.size());
   compress(total, out);
 }
 
 // snappy of pieces_ (total bytes) into out, through a reused buffer: out gets exactly the
-// compressed size.
+// compressed size. Each piece is compressed where it is (see the header): RawCompress writes the
+// piece's own length first, over the last bytes of the piece before (or the room kept for the
+// total's length), which are put back after; its elements follow.
 void LokiPushWriter::compress(std::size_t total, std::string& out) {
-  PiecesSource source(pieces_, total);
-  const std::size_t bound = snappy::MaxCompressedLength(total);
+  const std::size_t head = varintSize(total);
+  std::size_t bound = head;
+  for (const auto piece : pieces_) bound += snappy::MaxCompressedLength(piece.size());
   if (compressed_.size() < bound) compressed_.resize(bound);
-  snappy::UncheckedByteArraySink sink(compressed_.data());
-  const std::size_t n = snappy::Compress(&source, &sink);
+  char* const base = compressed_.data();
+  std::size_t at = head;
+  for (const auto piece : pieces_) {
+    if (piece.empty()) continue;
+    const std::size_t own = varintSize(piece.size());  // <= head: a piece is part of the total
+    std::array<char, 10> kept{};
+    std::memcpy(kept.data(), base + at - own, own);
+    std::size_t n = 0;
+    snappy::RawCompress(piece.data(), piece.size(), base + at - own, &n);
+    std::memcpy(base + at - own, kept.data(), own);
+    at += n - own;
+  }
+  putVarint(base, total);
   // out is most often the buffer of an earlier body (LogBatcher, Spool::takeSpareBody): a quarter
   // more than this body lets the next, slightly bigger one fit without a fresh allocation.
-  if (out.capacity() < n) out.reserve(n + n / 4);
-  out.assign(compressed_.data(), n);
+  if (out.capacity() < at) out.reserve(at + at / 4);
+  out.assign(base, at);
 }
 
 std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushRequest(

@@ -32,18 +32,41 @@ void appendQuotedLabelValue(std::string& out, std::string_view value);
 // The inverse of formatLokiLabels (the escapes it writes, \uXXXX besides); fails on anything else.
 std::expected<Labels, std::string> parseLokiLabelSelector(std::string_view selector);
 
-// Appends entry as one StreamAdapter.entries field (tag, length, EntryAdapter): what a stream's
-// part of a push body is made of, for a writer that encodes entries as they come.
+// One StreamAdapter.entries field (tag, length, EntryAdapter) of an entry: what a stream's part
+// of a push body is made of, for a writer that encodes entries as they come. Measured once, then
+// written into exactly size() bytes; the entry must outlive it.
+class LokiEntryField {
+ public:
+  explicit LokiEntryField(const LogEntry& entry);
+  [[nodiscard]] std::size_t size() const { return size_; }
+  char* write(char* out) const;  // returns out + size()
+
+ private:
+  const LogEntry& entry_;
+  std::int64_t seconds_;
+  std::int32_t nanos_;
+  std::size_t payload_;  // the EntryAdapter's bytes
+  std::size_t size_;
+};
+
+// Appends entry's field to out.
 void appendLokiEntryField(std::string& out, const LogEntry& entry);
 
-// A stream whose entries are encoded already (appendLokiEntryField, back to back).
+// A stream whose entries are encoded already (LokiEntryField, back to back), in pieces: the
+// entries' bytes are the pieces joined (a field may be cut anywhere between two pieces).
 struct EncodedLokiStream {
   const Labels* labels = nullptr;
-  std::string_view entries;
+  std::span<const std::string_view> entries;
 };
 
 // Writes push bodies; its buffers are reused, so a steady stream of batches allocates nothing here
-// but each body itself (of exactly its size).
+// but each body itself (of exactly its size) and snappy's working memory per piece.
+//
+// What a reader gets wrong: the body is snappy's block format (a length, then literal and copy
+// elements), but not byte for byte what snappy::Compress makes of the joined PushRequest: each
+// piece is compressed on its own (RawCompress, less its own length) and the elements are joined
+// under the total length. Copies then never reach back past their piece, which every decoder
+// accepts; no piece is copied together first.
 class LokiPushWriter {
  public:
   // The uncompressed PushRequest of batch.streams, valid until the next call.

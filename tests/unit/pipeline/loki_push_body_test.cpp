@@ -70,11 +70,11 @@ TEST(LokiPushBody, WriterReusesItsBuffersAcrossBatches) {
   EXPECT_EQ(writer.protobuf(LogBatch{}), "");
 }
 
-// The batcher's path: entries encoded per stream as they arrive, the body compressed from those
-// pieces (snappy reads them block by block) without joining them first. It must be byte for byte
-// the body of the same batch written whole, also when pieces are empty, tiny, or cross snappy's
-// 64 KiB blocks.
-TEST(LokiPushBody, EncodedStreamsGiveTheSameBodyAsTheWholeBatch) {
+// The batcher's path: entries encoded per stream as they arrive, in pieces cut anywhere (inside
+// a field too), the body compressed piece by piece without joining them first. It must be valid
+// snappy that decompresses to exactly the PushRequest of the same batch written whole, also when
+// pieces are empty, tiny, or longer than snappy's 64 KiB blocks.
+TEST(LokiPushBody, EncodedStreamsInPiecesGiveThePushRequestOfTheWholeBatch) {
   LogBatch batch = variedStreams();
   LogBatch::Stream big{{{"pod", "big"}}, {}};
   for (int i = 0; i < 3000; ++i) {
@@ -84,32 +84,65 @@ TEST(LokiPushBody, EncodedStreamsGiveTheSameBodyAsTheWholeBatch) {
   }
   batch.streams.insert(batch.streams.begin() + 1, big);
   std::vector<std::string> encoded(batch.streams.size());
-  std::vector<EncodedLokiStream> streams;
   for (std::size_t i = 0; i < batch.streams.size(); ++i) {
     for (const auto& entry : batch.streams[i].entries) appendLokiEntryField(encoded[i], entry);
-    streams.push_back({&batch.streams[i].labels, encoded[i]});
   }
   ASSERT_GT(encoded[1].size(), 3U * 65536);
   LokiPushWriter writer;
   std::string whole;
-  std::string pieces;
   writer.body(batch, whole);
-  writer.body(streams, pieces);
-  EXPECT_EQ(pieces, whole);
-  // Again with the writer's buffers in use, and for one tiny stream.
-  writer.body(streams, pieces);
-  EXPECT_EQ(pieces, whole);
+  std::string expected;
+  ASSERT_TRUE(snappy::Uncompress(whole.data(), whole.size(), &expected));
+  EXPECT_EQ(expected, writer.protobuf(batch));
+
+  // Cut points: whole streams, a few bytes, odd sizes, exactly 64 KiB, more than 64 KiB.
+  for (const std::size_t cut : {std::size_t{0}, std::size_t{3}, std::size_t{1000},
+                                std::size_t{65536}, std::size_t{70001}}) {
+    SCOPED_TRACE(cut);
+    std::vector<std::vector<std::string_view>> pieces(encoded.size());
+    std::vector<EncodedLokiStream> streams;
+    for (std::size_t i = 0; i < encoded.size(); ++i) {
+      std::string_view rest = encoded[i];
+      if (i == 0) pieces[i].emplace_back();  // an empty piece
+      while (!rest.empty()) {
+        const std::size_t n = cut == 0 ? rest.size() : std::min(cut, rest.size());
+        pieces[i].push_back(rest.substr(0, n));
+        rest.remove_prefix(n);
+      }
+      streams.push_back({&batch.streams[i].labels, pieces[i]});
+    }
+    std::string body;
+    for (int again = 0; again < 2; ++again) {  // again with the writer's buffers in use
+      writer.body(streams, body);
+      ASSERT_TRUE(snappy::IsValidCompressedBuffer(body.data(), body.size()));
+      std::string raw;
+      ASSERT_TRUE(snappy::Uncompress(body.data(), body.size(), &raw));
+      EXPECT_EQ(raw, expected);
+      auto decoded = decodeLokiPushBody(body);
+      ASSERT_TRUE(decoded.has_value()) << decoded.error();
+      EXPECT_EQ(*decoded, batch.streams);
+    }
+    // In pieces of a block or more (as the batcher cuts them), it compresses as well as snappy
+    // does the whole, within a tenth (tiny pieces cannot: each is compressed on its own).
+    if (cut == 0 || cut >= 65536) EXPECT_LT(body.size(), whole.size() + whole.size() / 10);
+  }
+
   LogBatch one;
   one.streams.push_back({{{"a", "b"}}, {{1'000'000'002, "x", {}}}});
   std::string one_encoded;
   appendLokiEntryField(one_encoded, one.streams[0].entries[0]);
-  const EncodedLokiStream one_stream{&one.streams[0].labels, one_encoded};
-  writer.body(one, whole);
-  writer.body(std::span(&one_stream, 1), pieces);
-  EXPECT_EQ(pieces, whole);
-  auto decoded = decodeLokiPushBody(pieces);
+  const std::vector<std::string_view> one_pieces{one_encoded};
+  const EncodedLokiStream one_stream{&one.streams[0].labels, one_pieces};
+  std::string body;
+  writer.body(std::span(&one_stream, 1), body);
+  auto decoded = decodeLokiPushBody(body);
   ASSERT_TRUE(decoded.has_value()) << decoded.error();
   EXPECT_EQ(*decoded, one.streams);
+  // No stream at all: an empty PushRequest.
+  writer.body(std::span<const EncodedLokiStream>(), body);
+  decoded = decodeLokiPushBody(body);
+  ASSERT_TRUE(decoded.has_value()) << decoded.error();
+  EXPECT_TRUE(decoded->empty());
 }
 
 TEST(LokiPushBody, RejectsMalformedBodies) {

@@ -13,7 +13,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config ca-certificates \
       prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev libasio-dev libzstd-dev libsystemd-dev \
-      libcurl4-openssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev \
+      libxxhash-dev libcurl4-openssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev \
       libsnappy-dev libssl-dev libprotobuf-dev protobuf-compiler \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -46,6 +46,7 @@ RUN apt-get update \
       libspdlog1.10 \
       libstdc++6 \
       libsystemd0 \
+      libxxhash0 \
       libyaml-cpp0.7 \
       libzstd1 \
       zlib1g \

@@ -325,10 +325,13 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   p.shipper->start();
 
   const double deadline = monotonicSeconds() + timeout_s;
+  bool all_read = false;
   for (;;) {
-    const std::size_t n = p.tailer->poll(*p.batcher, kTickReadBudget);
+    // Once every line is read the files are left alone while the shipper drains the spool: the
+    // agent looks at them again on its next tick (200 ms), not every 2 ms as this loop waits.
+    const std::size_t n = all_read ? 0 : p.tailer->poll(*p.batcher, kTickReadBudget);
     bool spooled = p.batcher->flush();
-    const bool all_read = p.tailer->stats().lines_read >= expected;
+    all_read = p.tailer->stats().lines_read >= expected;
     if (all_read) spooled = p.batcher->flush(true) || spooled;
     if (spooled) p.shipper->notify();
     if (all_read && p.batcher->pendingBytes() == 0 && p.spool->batches() == 0) break;

@@ -7,11 +7,13 @@
 // On disk, in options.dir:
 //   <first-seq, 20 digits>.seg  records back to back; each is a 44-byte little-endian header
 //       magic "NWSR" | version u8 | 3 zero bytes | sequence u64 | uncompressed length u32 |
-//       compressed length u32 | unit count u32 (lines, samples) | append wall time ms i64 | crc32
-//       of the compressed bytes u32 | crc32 of the 40 header bytes before it u32
-//     followed by Codec::encode(batch): version 1, one zstd frame of it; version 2, the bytes as
-//     they are (both lengths equal). Version 2 is for batches that carry their Loki push body,
-//     which is snappy-compressed already: compressing it again would cost CPU for little.
+//       compressed length u32 | unit count u32 (lines, samples) | append wall time ms i64 |
+//       checksum of the compressed bytes u32 | crc32 of the 40 header bytes before it u32
+//     followed by Codec::encode(batch): version 3, one zstd frame of it; version 4, the bytes as
+//     they are (both lengths equal). Version 4 is for batches that carry their Loki push body,
+//     which is snappy-compressed already: compressing it again would cost CPU for little. The
+//     payload checksum of versions 3 and 4 is the low 32 bits of its XXH3-64; versions 1 and 2
+//     (zstd, stored), written by older agents, have a crc32 there and are still read.
 //   ack   "NWAK" | version u8 | 3 zero bytes | acknowledged-through sequence u64 | crc32 u32,
 //         replaced atomically (ack.tmp, rename). Durably (fsync of ack.tmp before the rename
 //         and of the directory after it) only when a segment file goes (its last record
@@ -43,6 +45,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -54,7 +57,9 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <system_error>
 #include <utility>
@@ -65,8 +70,11 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::array<char, 4> kRecordMagic = {'N', 'W', 'S', 'R'};
-constexpr std::uint8_t kRecordVersion = 1;        // zstd
-constexpr std::uint8_t kRecordVersionStored = 2;  // stored as is
+// Versions 1 and 2 are read (older agents wrote them); 3 and 4 are written.
+constexpr std::uint8_t kRecordVersionCrc = 1;        // zstd, crc32 of the payload
+constexpr std::uint8_t kRecordVersionStoredCrc = 2;  // stored as is, crc32
+constexpr std::uint8_t kRecordVersion = 3;           // zstd, XXH3 of the payload
+constexpr std::uint8_t kRecordVersionStored = 4;     // stored as is, XXH3
 constexpr std::size_t kHeaderBytes = 44;
 constexpr std::size_t kHeaderCrcOffset = 40;
 constexpr std::array<char, 4> kAckMagic = {'N', 'W', 'A', 'K'};
@@ -118,9 +126,8 @@ std::uint64_t getU64(const char* p) {
   return v;
 }
 
-// seed: the crc of the bytes before these (zlib's crc32 continues from it), 0 for none.
-std::uint32_t crc32Of(const char* p, std::size_t n, std::uint32_t seed = 0) {
-  uLong crc = seed;
+std::uint32_t crc32Of(const char* p, std::size_t n) {
+  uLong crc = 0;
   // zlib takes uInt lengths; feed large buffers in pieces.
   while (n > 0) {
     const auto chunk = static_cast<uInt>(std::min<std::size_t>(n, 1U << 30));
@@ -131,19 +138,42 @@ std::uint32_t crc32Of(const char* p, std::size_t n, std::uint32_t seed = 0) {
   return static_cast<std::uint32_t>(crc);
 }
 
+// The payload's checksum as record versions 3 and 4 keep it: the low 32 bits of its XXH3-64
+// (several times faster than zlib's crc32 here, and the payload is checked on every read back).
+// The payload may come in two pieces (a stored body's head and body).
+std::uint32_t xxh3Of(std::string_view head, std::string_view body = {}) {
+  if (body.empty()) return static_cast<std::uint32_t>(XXH3_64bits(head.data(), head.size()));
+  if (head.empty()) return static_cast<std::uint32_t>(XXH3_64bits(body.data(), body.size()));
+  // The streaming state is opaque (allocated by the library): one per thread, made once.
+  struct StateFree {
+    void operator()(XXH3_state_t* state) const { XXH3_freeState(state); }
+  };
+  thread_local std::unique_ptr<XXH3_state_t, StateFree> state(XXH3_createState());
+  if (!state) throw std::bad_alloc();
+  XXH3_64bits_reset(state.get());
+  XXH3_64bits_update(state.get(), head.data(), head.size());
+  XXH3_64bits_update(state.get(), body.data(), body.size());
+  return static_cast<std::uint32_t>(XXH3_64bits_digest(state.get()));
+}
+
 struct RecordHeader {
   std::uint64_t sequence = 0;
   std::uint32_t uncompressed = 0;
   std::uint32_t compressed = 0;
   std::uint32_t lines = 0;
   std::int64_t append_ms = 0;
-  std::uint32_t payload_crc = 0;
-  bool stored = false;  // the payload is not compressed (record version 2)
+  std::uint32_t payload_crc = 0;  // XXH3 (versions 3, 4) or crc32 (1, 2) of the payload
+  bool stored = false;            // the payload is not compressed (record version 2 or 4)
+  bool legacy_crc = false;        // an older record (version 1 or 2): crc32
 };
+
+std::uint32_t payloadChecksum(const RecordHeader& h, const char* payload) {
+  return h.legacy_crc ? crc32Of(payload, h.compressed) : xxh3Of({payload, h.compressed});
+}
 
 void writeHeader(const RecordHeader& h, char* out) {
   std::memcpy(out, kRecordMagic.data(), kRecordMagic.size());
-  out[4] = static_cast<char>(h.stored ? kRecordVersionStored : kRecordVersion);
+  out[4] = static_cast<char>(h.stored ? kRecordVersionStored : kRecordVersion);  // XXH3 only
   out[5] = out[6] = out[7] = 0;
   putU64(out + 8, h.sequence);
   putU32(out + 16, h.uncompressed);
@@ -158,7 +188,7 @@ void writeHeader(const RecordHeader& h, char* out) {
 std::optional<RecordHeader> parseHeader(const char* p) {
   const auto version = static_cast<std::uint8_t>(p[4]);
   if (std::memcmp(p, kRecordMagic.data(), kRecordMagic.size()) != 0 ||
-      (version != kRecordVersion && version != kRecordVersionStored) || p[5] != 0 || p[6] != 0 ||
+      version < kRecordVersionCrc || version > kRecordVersionStored || p[5] != 0 || p[6] != 0 ||
       p[7] != 0 || getU32(p + kHeaderCrcOffset) != crc32Of(p, kHeaderCrcOffset)) {
     return std::nullopt;
   }
@@ -169,7 +199,8 @@ std::optional<RecordHeader> parseHeader(const char* p) {
   h.lines = getU32(p + 24);
   h.append_ms = static_cast<std::int64_t>(getU64(p + 28));
   h.payload_crc = getU32(p + 36);
-  h.stored = version == kRecordVersionStored;
+  h.stored = version == kRecordVersionStored || version == kRecordVersionStoredCrc;
+  h.legacy_crc = version == kRecordVersionCrc || version == kRecordVersionStoredCrc;
   if (h.sequence == 0 || h.sequence > kMaxSequence || h.uncompressed > kMaxPayloadBytes ||
       h.uncompressed > std::uint64_t{h.compressed} * kMaxZstdRatio ||
       (h.stored && h.uncompressed != h.compressed)) {
@@ -186,7 +217,7 @@ std::optional<RecordHeader> parseRecord(const char* p, std::size_t n) {
   }
   auto h = parseHeader(p);
   if (!h || h->compressed > n - kHeaderBytes ||
-      crc32Of(p + kHeaderBytes, h->compressed) != h->payload_crc) {
+      payloadChecksum(*h, p + kHeaderBytes) != h->payload_crc) {
     return std::nullopt;
   }
   return h;
@@ -891,8 +922,7 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
   h.compressed = static_cast<std::uint32_t>(compressed);
   h.lines = static_cast<std::uint32_t>(std::min<std::uint64_t>(lines, UINT32_MAX));
   h.append_ms = nowMs();
-  h.payload_crc = crc32Of(body.data(), body.size(),
-                          crc32Of(write_buffer_.data() + kHeaderBytes, compressed - body.size()));
+  h.payload_crc = xxh3Of({write_buffer_.data() + kHeaderBytes, compressed - body.size()}, body);
   h.stored = stored;
   writeHeader(h, write_buffer_.data());
 

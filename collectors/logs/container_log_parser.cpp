@@ -11,8 +11,11 @@
 // replaced by U+FFFD as Go's encoding/json does.
 #include "collectors/logs/container_log_parser.h"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 
 namespace nodewarden::logs {
 
@@ -443,24 +446,53 @@ const char* lineErrorName(LineError e) {
 // YYYY-MM-DD(T|t)hh:mm:ss[.f{1,9}](Z|z|(+|-)hh:mm), RFC 3339 section 5.6. Stricter than the RFC
 // in two ways Go's time.Parse (and so kubelet) is as well: a leap second (:60) is rejected, and the
 // result must fit int64 nanoseconds (1677-09-21 .. 2262-04-11 UTC).
-std::expected<std::int64_t, LineError> parseRfc3339Nano(std::string_view text) {
-  const auto bad = std::unexpected(LineError::kBadTimestamp);
+namespace {
+
+// The date and time to the second (the first 19 bytes) of the last valid timestamp this thread
+// parsed, and their seconds: lines come many per second, so most timestamps only differ after it.
+struct LastSecond {
+  std::array<char, 19> text{};
+  std::int64_t seconds = 0;
+  bool valid = false;
+};
+thread_local LastSecond t_last_second;
+
+// Seconds since the epoch of YYYY-MM-DD(T|t)hh:mm:ss (local time, before any offset).
+std::optional<std::int64_t> parseDateTime(std::string_view text) {
+  LastSecond& last = t_last_second;
+  if (last.valid && std::memcmp(last.text.data(), text.data(), last.text.size()) == 0) {
+    return last.seconds;
+  }
   int year = 0;
   int month = 0;
   int day = 0;
   int hour = 0;
   int minute = 0;
   int second = 0;
-  if (text.size() < 20 || !readDigits(text, 0, 4, year) || text[4] != '-' ||
-      !readDigits(text, 5, 2, month) || text[7] != '-' || !readDigits(text, 8, 2, day) ||
-      (text[10] != 'T' && text[10] != 't') || !readDigits(text, 11, 2, hour) || text[13] != ':' ||
-      !readDigits(text, 14, 2, minute) || text[16] != ':' || !readDigits(text, 17, 2, second)) {
-    return bad;
+  if (!readDigits(text, 0, 4, year) || text[4] != '-' || !readDigits(text, 5, 2, month) ||
+      text[7] != '-' || !readDigits(text, 8, 2, day) || (text[10] != 'T' && text[10] != 't') ||
+      !readDigits(text, 11, 2, hour) || text[13] != ':' || !readDigits(text, 14, 2, minute) ||
+      text[16] != ':' || !readDigits(text, 17, 2, second)) {
+    return std::nullopt;
   }
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 ||
       minute > 59 || second > 59) {
-    return bad;
+    return std::nullopt;
   }
+  last.seconds =
+      daysFromCivil(year, month, day) * kSecondsPerDay + hour * 3600 + minute * 60 + second;
+  std::memcpy(last.text.data(), text.data(), last.text.size());
+  last.valid = true;
+  return last.seconds;
+}
+
+}  // namespace
+
+std::expected<std::int64_t, LineError> parseRfc3339Nano(std::string_view text) {
+  const auto bad = std::unexpected(LineError::kBadTimestamp);
+  if (text.size() < 20) return bad;
+  const std::optional<std::int64_t> local = parseDateTime(text);
+  if (!local) return bad;
   std::size_t pos = 19;
   std::int64_t fraction = 0;
   if (text[pos] == '.') {
@@ -503,8 +535,7 @@ std::expected<std::int64_t, LineError> parseRfc3339Nano(std::string_view text) {
     return bad;
   }
   // Local time minus its offset is UTC.
-  std::int64_t seconds = daysFromCivil(year, month, day) * kSecondsPerDay + hour * 3600 +
-                         minute * 60 + second - offset_seconds;
+  std::int64_t seconds = *local - offset_seconds;
   // Before the epoch, borrow a second into the fraction so that the earliest representable
   // instant (1677-09-21T00:12:43.145224192Z) does not overflow in the multiplication.
   if (seconds < 0 && fraction > 0) {

@@ -124,7 +124,9 @@ TEST(LokiPushBody, EncodedStreamsInPiecesGiveThePushRequestOfTheWholeBatch) {
     }
     // In pieces of a block or more (as the batcher cuts them), it compresses as well as snappy
     // does the whole, within a tenth (tiny pieces cannot: each is compressed on its own).
-    if (cut == 0 || cut >= 65536) EXPECT_LT(body.size(), whole.size() + whole.size() / 10);
+    if (cut == 0 || cut >= 65536) {
+      EXPECT_LT(body.size(), whole.size() + whole.size() / 10);
+    }
   }
 
   LogBatch one;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -392,6 +393,63 @@ TEST_F(SpoolTest, TornTailAtEveryOffset) {
   }
 }
 
+// Records of versions 1 (zstd) and 2 (stored), with crc32 checksums, as older agents wrote them,
+// are read as before; a damaged one is still caught.
+TEST_F(SpoolTest, RecordsOfOlderVersionsWithCrc32AreRead) {
+  const SpoolOptions o = options(false);
+  const std::vector<LogBatch> batches = {makeBatch(1), withBody(makeBatch(2, 4)), makeBatch(3),
+                                         withBody(makeBatch(4, 6))};
+  {
+    auto spool = open(o);
+    for (const auto& batch : batches) ASSERT_TRUE(spool->append(batch).has_value());
+  }
+  const fs::path seg = segmentFiles(o.dir).at(0);
+  std::string bytes = readFile(seg);
+  const auto le32 = [](char* p, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
+  };
+  const auto crc = [](const char* p, std::size_t n) {
+    return static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(p), n));
+  };
+  std::vector<std::size_t> offsets;
+  for (std::size_t at = 0; at < bytes.size();) {
+    char* h = bytes.data() + at;
+    ASSERT_TRUE(h[4] == 3 || h[4] == 4) << int{h[4]};
+    h[4] = static_cast<char>(h[4] - 2);  // 3 -> 1, 4 -> 2
+    std::uint32_t compressed = 0;
+    for (int i = 0; i < 4; ++i) {
+      compressed |= static_cast<std::uint32_t>(static_cast<unsigned char>(h[20 + i])) << (8 * i);
+    }
+    le32(h + 36, crc(h + 44, compressed));
+    le32(h + 40, crc(h, 40));
+    offsets.push_back(at);
+    at += 44 + compressed;
+  }
+  ASSERT_EQ(offsets.size(), batches.size());
+  writeFile(seg, bytes);
+  {
+    auto spool = open(o);
+    const auto out = drain(*spool);
+    ASSERT_EQ(out.size(), batches.size());
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      EXPECT_EQ(out[i], withSequence(batches[i], i + 1)) << i;
+    }
+    EXPECT_EQ(corrupt(), 0.0);
+  }
+  // The same file again, with one payload byte of the second record flipped: only it is lost.
+  SpoolOptions damaged = o;
+  damaged.dir = dir_.path() / "damaged";
+  fs::create_directories(damaged.dir);
+  bytes[offsets[1] + 44 + 3] ^= 0x20;
+  writeFile(damaged.dir / seg.filename(), bytes);
+  auto spool = open(damaged);
+  const auto out = drain(*spool);
+  ASSERT_EQ(out.size(), batches.size() - 1);
+  EXPECT_EQ(out[0], withSequence(batches[0], 1));
+  EXPECT_EQ(out[1], withSequence(batches[2], 3));
+  EXPECT_EQ(spool->lostUnits(), 4U);
+}
+
 TEST_F(SpoolTest, PushBodiesAreStoredAsTheyAreAndReplayedIdentically) {
   const SpoolOptions o = options(false);
   std::vector<LogBatch> batches;
@@ -402,7 +460,7 @@ TEST_F(SpoolTest, PushBodiesAreStoredAsTheyAreAndReplayedIdentically) {
     auto spool = open(o);
     for (auto batch : batches) ASSERT_TRUE(spool->append(std::move(batch)).has_value());
     const std::string segment = readFile(segmentFiles(o.dir).at(0));
-    EXPECT_EQ(segment[4], '\x02');  // record version 2: stored
+    EXPECT_EQ(segment[4], '\x04');  // record version 4: stored, XXH3
     EXPECT_NE(segment.find(batches[0].loki_body), std::string::npos);
     cached = drain(*spool);
   }

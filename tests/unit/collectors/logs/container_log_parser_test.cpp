@@ -157,6 +157,21 @@ TEST(Rfc3339, AcceptsFractionsAndZones) {
             std::numeric_limits<std::int64_t>::max());
 }
 
+// The date and time to the second are remembered from the last valid timestamp: whatever
+// follows them is still read (fraction, zone, junk), and a rejected one is never remembered.
+TEST(Rfc3339, TimestampsOfTheSameSecondInAnyOrder) {
+  EXPECT_EQ(parseRfc3339Nano("2024-03-01T10:00:00.5Z"), kMarch1 + kSecond / 2);
+  EXPECT_FALSE(parseRfc3339Nano("2024-03-01T10:00:00.Z").has_value());
+  EXPECT_FALSE(parseRfc3339Nano("2024-03-01T10:00:00ZZ").has_value());
+  EXPECT_EQ(parseRfc3339Nano("2024-03-01T10:00:00+02:00"), kMarch1 - 2 * 3600 * kSecond);
+  EXPECT_FALSE(parseRfc3339Nano("2024-04-31T10:00:00Z").has_value());
+  EXPECT_FALSE(parseRfc3339Nano("2024-04-31T10:00:00Z").has_value());  // not remembered
+  EXPECT_EQ(parseRfc3339Nano("2024-03-01T10:00:00Z"), kMarch1);
+  EXPECT_EQ(parseRfc3339Nano("2024-03-01T10:00:01Z"), kMarch1 + kSecond);
+  EXPECT_EQ(parseRfc3339Nano("2024-03-01T10:00:00.000000001Z"), kMarch1 + 1);
+  EXPECT_EQ(parseRfc3339Nano("2024-03-01t10:00:00z"), kMarch1);
+}
+
 TEST(Rfc3339, RejectsEverythingElse) {
   for (const std::string_view bad : {
            "",

@@ -500,6 +500,12 @@ class DiskSpool final : public BasicSpool<Record> {
   std::uint64_t next_sequence_ = 1;
   std::uint64_t bytes_ = 0;
   std::uint64_t lost_lines_ = 0;
+  // The sequence front() last handed out: the batch the consumer may be sending right now.
+  std::uint64_t handed_out_ = 0;
+  // That batch's units when a full spool dropped it while it was out: counted as lost only if the
+  // consumer moves on without acknowledging it (it gave up); acknowledged, it was delivered, and
+  // counting it lost as well would count the same units twice (sent and dropped).
+  std::uint64_t dropped_out_lines_ = 0;
   std::uint64_t cached_bytes_ = 0;  // sum of `uncompressed` over records_ with `cached`
   // records_.front() read back from disk (it was not cached), while it stays the front.
   std::shared_ptr<Record> front_cache_;
@@ -823,8 +829,9 @@ void DiskSpool<Record>::dropOldestSegmentLocked() {
   const std::uint64_t key = it->first;
   std::uint64_t batches = 0;
   std::uint64_t lines = 0;
+  std::uint64_t out_lines = 0;  // of the batch being sent, if it is among them
   while (!records_.empty() && records_.front().segment == key) {
-    lines += records_.front().lines;
+    (records_.front().sequence == handed_out_ ? out_lines : lines) += records_.front().lines;
     acked_ = std::max(acked_, records_.front().sequence);
     popRecordLocked();
     ++batches;
@@ -833,9 +840,14 @@ void DiskSpool<Record>::dropOldestSegmentLocked() {
   removeSegmentLocked(key);
   if (batches > 0) {
     lost_lines_ += lines;
+    dropped_out_lines_ += out_lines;
     errors_.report(kComponent, "full_dropped_oldest",
                    "dropped " + std::to_string(batches) + " batches, " + std::to_string(lines) +
-                       " " + std::string(Codec::kUnit) + " to stay under max_bytes");
+                       " " + std::string(Codec::kUnit) + " to stay under max_bytes" +
+                       (out_lines > 0 ? " (and the one being sent, " + std::to_string(out_lines) +
+                                            " " + std::string(Codec::kUnit) +
+                                            ", lost only if it is not delivered)"
+                                      : std::string()));
     // Dropped counts as acknowledged: a restart must not bring them back, nor reuse their numbers.
     writeAckLocked();
   }
@@ -1066,7 +1078,11 @@ std::expected<Record, std::string> DiskSpool<Record>::finishRecord(const RecordR
 template <class Record>
 std::shared_ptr<const Record> DiskSpool<Record>::front() {
   std::lock_guard lock(mu_);
+  // Asking for the front again without acknowledging what was handed out: if a full spool
+  // dropped that batch meanwhile, it was not delivered after all.
+  lost_lines_ += std::exchange(dropped_out_lines_, 0);
   while (!records_.empty()) {
+    handed_out_ = records_.front().sequence;
     if (records_.front().cached) {
       return records_.front().cached;
     }
@@ -1090,6 +1106,9 @@ std::shared_ptr<const Record> DiskSpool<Record>::front() {
 template <class Record>
 void DiskSpool<Record>::acknowledge(std::uint64_t sequence) {
   std::lock_guard lock(mu_);
+  if (sequence == handed_out_) {
+    dropped_out_lines_ = 0;  // delivered (or dropped by the consumer, which counts it itself)
+  }
   if (records_.empty() || records_.front().sequence != sequence) {
     // Below the front: acknowledged already, or dropped while it was being sent. Above: a bug in
     // the caller; acknowledging more than was sent would lose batches, so nothing happens.

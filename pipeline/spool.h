@@ -90,7 +90,8 @@ class BasicSpool {
 
   [[nodiscard]] virtual std::uint64_t bytes() const = 0;    // on disk
   [[nodiscard]] virtual std::uint64_t batches() const = 0;  // not acknowledged
-  // Units (lines, samples) dropped when full, or corrupt.
+  // Units (lines, samples) dropped when full, or corrupt. A batch dropped while front() had handed
+  // it out counts only if it is not acknowledged: front() asked again first means it was not sent.
   [[nodiscard]] virtual std::uint64_t lostUnits() const = 0;
   // Encoded bytes of the appended batches held in memory for front(), at most cache_bytes (a batch
   // read back from disk for front() is held besides, one at a time).

@@ -608,6 +608,51 @@ TEST_F(SpoolTest, FullSpoolDropsTheOldestAndCountsTheLines) {
   EXPECT_EQ(out[2], withSequence(makeBatch(6, 4), 6));
 }
 
+// The batch the consumer is sending when a full spool drops it: delivered, it is sent and not lost
+// (one count, not two); given up (front() asked again without acknowledging it), it is lost.
+TEST_F(SpoolTest, ABatchDroppedWhileBeingSentCountsOnceAsLostOrSent) {
+  SpoolOptions o = options(false);
+  std::uint64_t record = 0;
+  {
+    TempDir probe_dir;
+    SpoolOptions p = o;
+    p.dir = probe_dir.path();
+    auto probe = open(p);
+    probe->append(makeBatch(1, 4));
+    record = probe->bytes();
+  }
+  o.segment_bytes = 1;  // one record per segment
+  o.max_bytes = record * 3 + record / 2;
+  auto spool = open(o);
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(spool->append(makeBatch(i, 4)).has_value());
+  auto sending = spool->front();
+  ASSERT_EQ(sending->sequence, 1U);
+  // 4 and 5 push out 1 (being sent) and 2 (waiting): only 2's lines are lost so far.
+  ASSERT_TRUE(spool->append(makeBatch(4, 4)).has_value());
+  ASSERT_TRUE(spool->append(makeBatch(5, 4)).has_value());
+  EXPECT_EQ(spool->batches(), 3U);
+  EXPECT_EQ(spool->lostUnits(), 4U);
+  EXPECT_EQ(errors_.count("spool", "full_dropped_oldest"), 2.0);
+  spool->acknowledge(sending->sequence);  // it was delivered after all
+  EXPECT_EQ(spool->lostUnits(), 4U);
+  sending = spool->front();
+  ASSERT_EQ(sending->sequence, 3U);
+  EXPECT_EQ(spool->lostUnits(), 4U);
+  // 3 is out and dropped, and the consumer gives up on it: asking for the front again counts it.
+  ASSERT_TRUE(spool->append(makeBatch(6, 4)).has_value());
+  EXPECT_EQ(spool->lostUnits(), 4U);
+  sending = spool->front();
+  ASSERT_EQ(sending->sequence, 4U);
+  EXPECT_EQ(spool->lostUnits(), 8U);
+  spool->acknowledge(3);  // late: changes nothing
+  EXPECT_EQ(spool->lostUnits(), 8U);
+  EXPECT_EQ(spool->batches(), 3U);
+  const auto out = drain(*spool);
+  ASSERT_EQ(out.size(), 3U);
+  EXPECT_EQ(out[0], withSequence(makeBatch(4, 4), 4));
+  EXPECT_EQ(spool->lostUnits(), 8U);
+}
+
 TEST_F(SpoolTest, DroppingEverythingStillNeverReusesSequences) {
   SpoolOptions o = options();
   o.max_bytes = 4096;

@@ -210,6 +210,12 @@ class Agent::Impl {
     asio::post(io_, [this] { cycle(); });
     if (jobs_) asio::post(io_, [this] { jobTick(); });
     if (logs_) {
+      // A batch waiting for the shipper goes on as soon as the shipper has sent the one before.
+      logs_->onShipped([this] {
+        asio::post(io_, [this] {
+          if (logs_->waitingForShipper()) logTick();
+        });
+      });
       logs_->start();
       asio::post(io_, [this] { logTick(); });
       for (int fd : logs_->watchFds()) watchLogFd(fd);
@@ -445,14 +451,17 @@ class Agent::Impl {
     });
   }
 
-  // The log path's turn on the loop: every 200 ms, or at once again while a backlog is read.
+  // The log path's turn on the loop: every 200 ms, at once again while a backlog is read, and
+  // when the shipper has sent a batch while one waits for it.
   void logTick() {
     const bool more = logs_->tick();
     if (more) {
       asio::post(io_, [this] { logTick(); });
       return;
     }
-    log_timer_.expires_after(std::chrono::milliseconds(200));
+    // A batch waiting for the shipper is woken by it (onShipped, which calls this again: the
+    // timer's next expiry replaces this one); the timer is the fallback.
+    log_timer_.expires_after(std::chrono::milliseconds(logs_->waitingForShipper() ? 50 : 200));
     log_timer_.async_wait([this](const asio::error_code& ec) {
       if (!ec) logTick();
     });

@@ -1,5 +1,6 @@
 #include "agent/log_pipeline.h"
 
+#include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
 
@@ -49,6 +50,8 @@ class LogPipeline::Impl {
   prometheus::Gauge* oldest_unsent = nullptr;
   prometheus::Gauge* open_files = nullptr;
   prometheus::Gauge* spool_lost = nullptr;
+  prometheus::Counter* spool_written = nullptr;
+  std::uint64_t spool_written_seen = 0;
   prometheus::Family<prometheus::Gauge>* lag = nullptr;
   std::vector<std::string> lag_files;  // files with a lag gauge, to remove stale ones
 
@@ -69,6 +72,7 @@ class LogPipeline::Impl {
 
   static constexpr std::string_view kEventPrefix = "event/";
   std::function<void(std::string_view)> event_listener;
+  std::function<void()> shipped_listener;  // set before start(); called on the shipper's thread
 
   void onDurable(const std::vector<LogCheckpoint>& checkpoints) {
     if (event_listener) {
@@ -87,6 +91,9 @@ class LogPipeline::Impl {
     spool_batches->Set(static_cast<double>(spool->batches()));
     oldest_unsent->Set(std::chrono::duration<double>(spool->oldestAge()).count());
     spool_lost->Set(static_cast<double>(spool->lostUnits()));
+    const std::uint64_t written = spool->writtenBytes();
+    spool_written->Increment(static_cast<double>(written - spool_written_seen));
+    spool_written_seen = written;
     if (tailer) {
       open_files->Set(static_cast<double>(tailer->stats().open_files));
       std::vector<std::string> now;
@@ -155,11 +162,16 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
   // One spool sync and one positions file per second under a backlog, not per batch (the spool
   // is opened with sync_each_append off for this).
   bo.commit_interval = kLogCommitInterval;
+  bo.commit_grace = kLogCommitGrace;
   Impl* ip = &i;
   i.batcher = std::make_unique<LogBatcher>(
       bo, *i.spool, [ip](const std::vector<LogCheckpoint>& cps) { ip->onDurable(cps); }, reg,
       errors);
-  i.shipper = std::make_unique<LogShipper>(LogShipperOptions{}, *i.spool, *i.exporter, reg, errors);
+  LogShipperOptions sho;
+  sho.on_batch_done = [ip] {
+    if (ip->shipped_listener) ip->shipped_listener();
+  };
+  i.shipper = std::make_unique<LogShipper>(sho, *i.spool, *i.exporter, reg, errors);
 
   if (config.logs_enabled) {
     logs::LogTailerOptions to;
@@ -204,6 +216,15 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
                       .Help("Log lines the spool lost since start (dropped when full or corrupt).")
                       .Register(reg)
                       .Add({});
+  i.spool_written = &prometheus::BuildCounter()
+                         .Name("nodewarden_log_spool_written_bytes_total")
+                         .Help(
+                             "Bytes of log batches written to the spool's files. A batch the "
+                             "destination accepted before the next positions commit is never "
+                             "written, so with a healthy destination this stays far below the "
+                             "bytes sent.")
+                         .Register(reg)
+                         .Add({});
   i.open_files = &prometheus::BuildGauge()
                       .Name("nodewarden_log_open_files")
                       .Help("Container log files held open by the tailer.")
@@ -254,12 +275,20 @@ bool LogPipeline::tick() {
   return more && i.batcher->hasRoom();
 }
 
+bool LogPipeline::waitingForShipper() const {
+  return impl_->batcher && impl_->batcher->waitingForConsumer();
+}
+
 bool LogPipeline::submitEvent(const Labels& labels, LogEntry entry, const std::string& key) {
   Impl& i = *impl_;
   if (!i.shipper || !i.batcher->hasRoom()) return false;
   LogCheckpoint cp;
   cp.source = std::string(Impl::kEventPrefix) + key;
   return i.batcher->accept(labels, std::move(entry), cp);
+}
+
+void LogPipeline::onShipped(std::function<void()> listener) {
+  impl_->shipped_listener = std::move(listener);
 }
 
 void LogPipeline::onEventDurable(std::function<void(std::string_view)> listener) {

@@ -36,6 +36,12 @@ class LogPipeline {
   // Reads what is new (within a budget), closes batches that are due, updates the gauges. Returns
   // true when reading stopped on its budget with more to read (call again soon).
   bool tick();
+  // The last tick kept a full batch because the shipper is taking batches and the spool's memory
+  // is full (LogBatcher::waitingForConsumer): tick again when the shipper has sent one (onShipped).
+  [[nodiscard]] bool waitingForShipper() const;
+  // listener runs on the shipper's thread after each batch it sent (or dropped); set before
+  // start(). The agent posts a tick from it while waitingForShipper().
+  void onShipped(std::function<void()> listener);
   // Descriptors that become readable when there is something new to read (the tailer's inotify
   // descriptor, the journal's); the agent wakes tick() on them. Owned by the pipeline.
   [[nodiscard]] std::vector<int> watchFds() const;

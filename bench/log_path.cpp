@@ -115,10 +115,12 @@ struct Cost {
   double user_s = 0;
   double sys_s = 0;
   double wall_s = 0;
-  double reader_s = -1;     // full runs: the reading thread's share of cpu_s (tail, batch,
-                            // encode, compress, spool append); the rest is the shipper's
-  std::uint64_t lines = 0;  // lines delivered / acknowledged / received
-  std::string note;         // empty when the run did all its work
+  double reader_s = -1;           // full runs: the reading thread's share of cpu_s (tail, batch,
+                                  // encode, compress, spool append); the rest is the shipper's
+  std::uint64_t lines = 0;        // lines delivered / acknowledged / received
+  double spool_written_mib = -1;  // full runs: bytes the spool wrote to its files
+  double sent_mib = -1;           // full runs: line bytes acknowledged
+  std::string note;               // empty when the run did all its work
 };
 
 class Meter {
@@ -310,6 +312,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   bo.spool_headroom_bytes = 2 * bo.batch_bytes;  // as the agent sets it
   bo.encode_loki_body = true;                    // as the agent sets it for Loki's protobuf API
   bo.commit_interval = nodewarden::kLogCommitInterval;  // as the agent sets it
+  bo.commit_grace = nodewarden::kLogCommitGrace;        // as the agent sets it
   FullPath* pp = &p;
   p.batcher = std::make_unique<nodewarden::LogBatcher>(
       bo, *p.spool,
@@ -345,6 +348,8 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   p.shipper->stop(std::chrono::milliseconds(2000));
   const Cost m = meter.stop();
   const double sent = counterValue(reg, "nodewarden_log_lines_sent_total");
+  c.sent_mib = counterValue(reg, "nodewarden_log_bytes_sent_total") / (1 << 20);
+  c.spool_written_mib = static_cast<double>(p.spool->writtenBytes()) / (1 << 20);
   p.shipper.reset();
   p.tailer.reset();
   p.batcher.reset();
@@ -480,14 +485,17 @@ double median(std::vector<double> v) {
 
 struct Summary {
   double cpu_s = 0, user_s = 0, sys_s = 0, wall_s = 0, reader_s = -1;
+  double spool_written_mib = -1, sent_mib = -1;
   bool complete = true;
 };
 
 Summary summarize(const std::vector<Cost>& runs) {
-  std::vector<double> cpu, user, sys, wall, reader;
+  std::vector<double> cpu, user, sys, wall, reader, written, sent;
   Summary s;
   for (const auto& r : runs) {
     if (r.reader_s >= 0) reader.push_back(r.reader_s);
+    if (r.spool_written_mib >= 0) written.push_back(r.spool_written_mib);
+    if (r.sent_mib >= 0) sent.push_back(r.sent_mib);
     cpu.push_back(r.cpu_s);
     user.push_back(r.user_s);
     sys.push_back(r.sys_s);
@@ -499,6 +507,8 @@ Summary summarize(const std::vector<Cost>& runs) {
   s.sys_s = median(sys);
   s.wall_s = median(wall);
   if (!reader.empty()) s.reader_s = median(reader);
+  if (!written.empty()) s.spool_written_mib = median(written);
+  if (!sent.empty()) s.sent_mib = median(sent);
   return s;
 }
 
@@ -764,6 +774,12 @@ int main(int argc, char** argv) {
         "%s: reading thread (tail, batch, encode, compress, spool append) %.3f CPU s%s; "
         "shipper and libcurl %.3f CPU s\n",
         m, s.reader_s, xfloor, s.cpu_s - s.reader_s);
+    if (s.spool_written_mib >= 0 && s.sent_mib > 0) {
+      std::printf(
+          "%s: the spool wrote %.1f MiB (stored push bodies) to its files while %.1f MiB of "
+          "lines were sent\n",
+          m, s.spool_written_mib, s.sent_mib);
+    }
   }
   if (sums.contains("full") && sums.contains("full-nofsync")) {
     const auto& a = sums["full"];

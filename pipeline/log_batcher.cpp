@@ -55,7 +55,8 @@ bool LogBatcher::hasRoom() const {
   const std::uint64_t limit = options_.spool_max_bytes > options_.spool_headroom_bytes
                                   ? options_.spool_max_bytes - options_.spool_headroom_bytes
                                   : 0;
-  spool_room_ = spool_.bytes() < limit;
+  // Batches the spool holds in memory take their room on disk when they are written.
+  spool_room_ = spool_.bytes() + spool_.heldBytes() < limit;
   return spool_room_;
 }
 
@@ -182,14 +183,23 @@ bool LogBatcher::flush(bool force) {
   if (batch_.lines != 0 || !batch_.checkpoints.empty()) {
     const bool due = force || batch_.bytes >= options_.batch_bytes ||
                      Clock::now() - first_entry_ >= options_.batch_wait;
-    if (due) appended = appendToSpool();
+    // Not forced: while the destination takes batches, one that does not fit in the spool's
+    // memory waits for it (it would be written and read back) rather than go to disk.
+    waiting_ = due && !force && spool_.waitForConsumer(batch_.bytes);
+    if (due && !waiting_) appended = appendToSpool();
+  } else {
+    waiting_ = false;
   }
   if (!uncommitted_.empty() && (force || commitDue())) commitPositions();
   return appended;
 }
 
 bool LogBatcher::commitDue() const {
-  return !committed_at_ || Clock::now() - *committed_at_ >= options_.commit_interval;
+  if (!committed_at_) return true;
+  const auto since = Clock::now() - *committed_at_;
+  if (since < options_.commit_interval) return false;
+  if (options_.commit_grace.count() == 0 || since >= 2 * options_.commit_interval) return true;
+  return spool_.newestHeldAge() >= options_.commit_grace;
 }
 
 void LogBatcher::commitPositions() {

@@ -4,7 +4,9 @@
 //
 // What a reader gets wrong: hasRoom() is the backpressure. It turns false when the open batch is
 // at its memory budget or the spool cannot take another batch; collectors then stop reading and
-// the log files themselves are the buffer. Nothing is dropped here except entries of a stream
+// the log files themselves are the buffer. A full batch also waits while the destination is
+// taking batches but the spool's memory is full (waitingForConsumer()): written to disk, it would
+// only be read back a moment later. Nothing is dropped here except entries of a stream
 // past the per-node stream cap, which are counted. With encode_loki_body a closed batch is spooled
 // as its Loki push body (pipeline/loki_push_body.h), encoded here once for the whole path.
 #pragma once
@@ -28,6 +30,8 @@ namespace nodewarden {
 
 // The agent's commit_interval (and its benchmarks').
 inline constexpr std::chrono::milliseconds kLogCommitInterval{1000};
+// The agent's commit_grace: a push is usually answered well within it.
+inline constexpr std::chrono::milliseconds kLogCommitGrace{250};
 
 struct LogBatcherOptions {
   std::size_t batch_bytes = 1 << 20;                // close a batch at this many line bytes
@@ -40,6 +44,10 @@ struct LogBatcherOptions {
   // at flush(true); 0: after every batch. What a crash takes back is read again from the files:
   // the same entries, which Loki drops as duplicates.
   std::chrono::milliseconds commit_interval{0};
+  // A due commit waits (up to another commit_interval) while the spool holds a batch appended
+  // less than this long ago (Spool::newestHeldAge): the destination usually acknowledges it
+  // within that, and then the commit's sync does not write it. 0: never waits.
+  std::chrono::milliseconds commit_grace{0};
 };
 
 class LogBatcher final : public LogSink {
@@ -65,13 +73,18 @@ class LogBatcher final : public LogSink {
   bool flush(bool force = false);
 
   [[nodiscard]] std::size_t pendingBytes() const { return batch_.bytes; }
+  // The last flush() kept a batch that was due instead of appending it: the spool holds what fits
+  // in memory and its consumer is taking batches (Spool::waitForConsumer), so the lines wait in
+  // their files rather than the spool writes them. Callers flush again soon (milliseconds).
+  [[nodiscard]] bool waitingForConsumer() const { return waiting_; }
 
  private:
   bool appendToSpool();
   void publishCounts();
   // Syncs the spool, then hands uncommitted_ to on_durable; keeps it when the sync failed.
   void commitPositions();
-  [[nodiscard]] bool commitDue() const;  // the first commit, or commit_interval since the last
+  // The first commit, or commit_interval since the last (see commit_grace).
+  [[nodiscard]] bool commitDue() const;
 
   LogBatcherOptions options_;
   Spool& spool_;
@@ -110,6 +123,7 @@ class LogBatcher final : public LogSink {
   std::unordered_map<std::string, std::size_t> uncommitted_index_;  // source -> index in it
   std::optional<Clock::time_point> committed_at_;                   // the last commit
   bool spool_failed_ = false;
+  bool waiting_ = false;  // the last flush() kept a due batch: the spool's consumer is taking them
   mutable bool spool_room_ = false;  // the spool had room when last asked, with no append since
   std::uint64_t unpublished_lines_ = 0;
   std::uint64_t unpublished_bytes_ = 0;

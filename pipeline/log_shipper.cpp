@@ -133,6 +133,7 @@ void LogShipper::run() {
     }
     if (!deliver(*batch)) break;
     spool_.acknowledge(batch->sequence);
+    if (options_.on_batch_done) options_.on_batch_done();
   }
   finished_ = true;
 }

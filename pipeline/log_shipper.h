@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -25,6 +26,9 @@ struct LogShipperOptions {
   std::chrono::milliseconds initial_backoff{500};
   std::chrono::milliseconds max_backoff{30000};
   std::chrono::milliseconds idle_poll{1000};  // how often an empty spool is looked at again
+  // Called on the shipper's thread each time a batch has left the spool (acknowledged, dropped):
+  // a producer waiting for the spool's consumer (Spool::waitForConsumer) can go on.
+  std::function<void()> on_batch_done;
 };
 
 class LogShipper {

@@ -11,6 +11,11 @@
 // the oldest segment is dropped and its lines are counted as lost. Batches appended by this process
 // are also kept in memory (up to cache_bytes) so that sending them never reads back what was just
 // written; the disk is read only on replay after a restart or when the sender is that far behind.
+// With defer_writes (the log spool) an appended batch that fits in that memory is not written at
+// all until sync(): one the destination acknowledged before then never touches the disk, and
+// sync() writes the rest before the producer commits its positions, so what a crash takes is
+// still only what the producer can read again. With a healthy destination the disk is then
+// written about once a second (the batches in flight at the commit), not for every byte shipped.
 #pragma once
 
 #include <chrono>
@@ -45,6 +50,15 @@ struct SpoolOptions {
   // segment file goes or the spool closes. A crash then re-sends at most this much of what was
   // delivered already (the same records; Loki drops exact duplicates), never less.
   std::chrono::milliseconds ack_write_interval{0};
+  // Appends that fit in cache_bytes are held in memory, unwritten, until sync() (or until a later
+  // append does not fit, or the spool closes): see the file comment. Needs sync_each_append off;
+  // only batches stored as they are (Loki push bodies) are held.
+  bool defer_writes = false;
+  // With defer_writes, waitForConsumer() asks the producer to wait rather than make the spool
+  // write while the consumer acknowledged a batch within this long and the oldest batch is not
+  // older: a destination that takes what it is given is waited for, one that stalls is written
+  // ahead of.
+  std::chrono::milliseconds hold_wait{1000};
 };
 
 // The options of the log spool (<state-dir>/spool/logs), shared by the agent and its benchmarks.
@@ -61,13 +75,19 @@ class BasicSpool {
                                                                       ErrorReporter& errors);
   virtual ~BasicSpool() = default;
 
-  // Appends (durably, unless sync_each_append is off) and returns the batch's sequence number
-  // (increasing across restarts). May drop the oldest segments to stay under max_bytes.
+  // Appends (durably, unless sync_each_append is off or the batch is held: defer_writes) and
+  // returns the batch's sequence number (increasing across restarts). May drop the oldest segments
+  // to stay under max_bytes.
   // Thread-safe.
   virtual std::expected<std::uint64_t, std::string> append(const Record& batch) = 0;
   // The same, but the batch is moved into the in-memory cache instead of copied when it is
   // appended; on failure it is left untouched (so the caller can try again).
   virtual std::expected<std::uint64_t, std::string> append(Record&& batch) = 0;
+
+  // With defer_writes: true when an append of about this many stored bytes would not fit in memory
+  // and the consumer is taking batches (see SpoolOptions::hold_wait), so the producer had better
+  // wait for it (the files it reads are the buffer) than make the spool write. Thread-safe.
+  [[nodiscard]] virtual bool waitForConsumer(std::uint64_t next_bytes) const = 0;
 
   // Makes every batch appended so far durable (a no-op with sync_each_append). Fails when that, or
   // an earlier deferred sync (of a segment that closed), failed: the caller must not treat those
@@ -88,7 +108,17 @@ class BasicSpool {
   // The spool keeps at most two such batches. Thread-safe.
   virtual std::string takeSpareBody() = 0;
 
-  [[nodiscard]] virtual std::uint64_t bytes() const = 0;    // on disk
+  [[nodiscard]] virtual std::uint64_t bytes() const = 0;  // on disk
+  // Batches appended but held in memory, not yet written (defer_writes), and the bytes they will
+  // take on disk: a producer that keeps the spool under its bound counts them with bytes().
+  [[nodiscard]] virtual std::uint64_t heldBatches() const = 0;
+  [[nodiscard]] virtual std::uint64_t heldBytes() const = 0;
+  // How long ago the newest held batch was appended; milliseconds::max() when none is held. A
+  // producer about to sync() can wait a moment for a young one to be acknowledged instead.
+  [[nodiscard]] virtual std::chrono::milliseconds newestHeldAge() const = 0;
+  // Bytes of records this process has written to segment files (a self-metric: with defer_writes
+  // a healthy destination keeps it far below what was shipped).
+  [[nodiscard]] virtual std::uint64_t writtenBytes() const = 0;
   [[nodiscard]] virtual std::uint64_t batches() const = 0;  // not acknowledged
   // Units (lines, samples) dropped when full, or corrupt. A batch dropped while front() had handed
   // it out counts only if it is not acknowledged: front() asked again first means it was not sent.

@@ -293,6 +293,8 @@ TEST_F(LogsEndToEnd, DestinationDownThenBack) {
   loki_->answer(FakeLokiAnswer::hangFor(1500ms), 1);
   for (int n = kLines / 2 + 1; n <= kLines; ++n) a.write(n);
   expectAll({&a}, kLines);
+  // Unacknowledged for seconds, the batches held in memory were written to the spool's files.
+  EXPECT_GT(agentMetric("nodewarden_log_spool_written_bytes_total"), 0.0);
 }
 
 TEST_F(LogsEndToEnd, KillNineAtRandomMomentsAndRestart) {

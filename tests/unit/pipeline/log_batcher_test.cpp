@@ -12,7 +12,9 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pipeline/loki_push_body.h"
@@ -47,12 +49,16 @@ class LogBatcherTest : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
 
-  void start(LogBatcherOptions o, std::uint64_t spool_max_bytes = 64ULL << 20) {
+  void start(LogBatcherOptions o, std::uint64_t spool_max_bytes = 64ULL << 20,
+             const std::function<void(SpoolOptions&)>& tweak = {}) {
+    batcher_.reset();
+    spool_.reset();
     SpoolOptions so;
     so.dir = dir_ / "spool";
     so.fsync = false;
     so.max_bytes = spool_max_bytes;
     so.segment_bytes = 300;  // a few records each: acknowledged segments go
+    if (tweak) tweak(so);
     auto spool = Spool::open(so, errors_);
     ASSERT_TRUE(spool.has_value()) << spool.error();
     spool_ = std::move(*spool);
@@ -164,6 +170,114 @@ TEST_F(LogBatcherTest, StopsTakingLinesWhileTheSpoolIsFullAndResumesWhenItDrains
   while (const auto front = spool_->front()) spool_->acknowledge(front->sequence);
   EXPECT_TRUE(batcher_->hasRoom());
   EXPECT_TRUE(batcher_->accept(app, entry(1, line), fileAt("/logs/a", offset += 101)));
+}
+
+// With a spool that holds batches in memory (defer_writes), a full batch that would not fit there
+// waits while the consumer is taking batches, instead of making the spool write it; it goes as
+// soon as the consumer acknowledged the one before. Nothing is written to disk on the way.
+TEST_F(LogBatcherTest, AFullBatchWaitsForAConsumerThatTakesBatchesInsteadOfBeingWritten) {
+  LogBatcherOptions o;
+  o.batch_bytes = 200;
+  o.encode_loki_body = true;
+  // Positions, and so the spool's sync that writes what it holds, once an hour after the first.
+  o.commit_interval = std::chrono::hours(1);
+  const Labels app = {{"pod", "a"}};
+  std::uint64_t offset = 0;
+  int n = 0;
+  const auto fill = [&] {  // one full batch of lines that do not compress much
+    while (batcher_->hasRoom()) {
+      std::string line;
+      for (int i = 0; i < 100; ++i) line += static_cast<char>('a' + (n * 7 + i * i) % 26);
+      ++n;
+      ASSERT_TRUE(batcher_->accept(app, entry(n, line), fileAt("/logs/a", offset += 101)));
+    }
+  };
+  const auto deferred = [](std::uint64_t cache) {
+    return [cache](SpoolOptions& so) {
+      so.sync_each_append = false;
+      so.defer_writes = true;
+      so.cache_bytes = cache;
+      so.hold_wait = std::chrono::hours(1);
+    };
+  };
+  // How much one such batch holds in the spool's memory.
+  start(o, 64ULL << 20, deferred(1 << 20));
+  fill();
+  ASSERT_TRUE(batcher_->flush());
+  const std::uint64_t one = spool_->cachedBytes();
+  ASSERT_GT(one, 0U);
+  fs::remove_all(dir_ / "spool");
+
+  // Memory for one held batch.
+  start(o, 64ULL << 20, deferred(one + 100));  // batch_bytes (200) more would not fit
+  fill();
+  ASSERT_TRUE(batcher_->flush());  // nothing acknowledged yet; written by the first commit
+  EXPECT_FALSE(batcher_->waitingForConsumer());
+  const std::uint64_t written = spool_->bytes();
+  spool_->acknowledge(spool_->front()->sequence);  // the consumer takes it
+  fill();
+  ASSERT_TRUE(batcher_->flush());  // fits again
+  fill();
+  EXPECT_FALSE(batcher_->flush());  // would not fit, and the consumer is taking batches: waits
+  EXPECT_TRUE(batcher_->waitingForConsumer());
+  EXPECT_FALSE(batcher_->hasRoom());
+  EXPECT_EQ(spool_->batches(), 1U);
+  spool_->acknowledge(spool_->front()->sequence);
+  EXPECT_TRUE(batcher_->flush());  // room: held
+  EXPECT_FALSE(batcher_->waitingForConsumer());
+  EXPECT_TRUE(batcher_->hasRoom());
+  EXPECT_EQ(spool_->heldBatches(), 1U);
+  EXPECT_EQ(spool_->bytes(), written);  // no batch after the first was written to disk
+  // A forced flush never waits.
+  fill();
+  EXPECT_TRUE(batcher_->flush(true));
+  EXPECT_GT(spool_->bytes(), written);
+  EXPECT_EQ(spool_->heldBatches(), 0U);
+}
+
+// commit_grace: a due commit waits while the spool holds a batch younger than the grace (the
+// destination is about to acknowledge it, and the commit's sync would write it), but never past
+// a second commit_interval; once the batch is acknowledged the commit writes nothing.
+TEST_F(LogBatcherTest, ADueCommitWaitsForAYoungHeldBatchAtMostAnotherInterval) {
+  LogBatcherOptions o;
+  o.encode_loki_body = true;
+  o.batch_wait = std::chrono::milliseconds(0);  // every flush closes the open batch
+  // Wide margins: the middle step must land between one interval and two.
+  o.commit_interval = std::chrono::milliseconds(1000);
+  o.commit_grace = std::chrono::hours(1);
+  start(o, 64ULL << 20, [](SpoolOptions& so) {
+    so.sync_each_append = false;
+    so.defer_writes = true;
+    so.cache_bytes = 1 << 20;
+  });
+  const Labels app = {{"pod", "a"}};
+  ASSERT_TRUE(batcher_->accept(app, entry(1, "one"), fileAt("/logs/a", 10)));
+  ASSERT_TRUE(batcher_->flush());
+  ASSERT_EQ(durable_.size(), 1U);  // the first commit is at once, and writes the batch
+  const std::uint64_t written = spool_->bytes();
+  EXPECT_GT(written, 0U);
+  spool_->acknowledge(spool_->front()->sequence);
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a commit is due
+  ASSERT_TRUE(batcher_->accept(app, entry(2, "two"), fileAt("/logs/a", 20)));
+  ASSERT_TRUE(batcher_->flush());
+  EXPECT_EQ(spool_->heldBatches(), 1U);
+  EXPECT_EQ(durable_.size(), 1U);  // waits for the young batch
+  spool_->acknowledge(spool_->front()->sequence);
+  EXPECT_FALSE(batcher_->flush());
+  ASSERT_EQ(durable_.size(), 2U);  // acknowledged: committed, nothing written
+  EXPECT_EQ(durable_.back().front().offset, 20U);
+  EXPECT_EQ(spool_->bytes(), written);
+
+  ASSERT_TRUE(batcher_->accept(app, entry(3, "three"), fileAt("/logs/a", 30)));
+  ASSERT_TRUE(batcher_->flush());
+  EXPECT_EQ(durable_.size(), 2U);                               // within the interval
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // two intervals: no more waiting
+  EXPECT_FALSE(batcher_->flush());
+  ASSERT_EQ(durable_.size(), 3U);
+  EXPECT_EQ(durable_.back().front().offset, 30U);
+  EXPECT_EQ(spool_->heldBatches(), 0U);  // the sync wrote it
+  EXPECT_GT(spool_->bytes(), written);
 }
 
 // Bodies are written into buffers of earlier bodies (the batcher's own, or one the spool let go
@@ -302,7 +416,16 @@ class SyncRecordingSpool final : public Spool {
   std::shared_ptr<const LogBatch> front() override { return real_.front(); }
   void acknowledge(std::uint64_t sequence) override { real_.acknowledge(sequence); }
   std::string takeSpareBody() override { return real_.takeSpareBody(); }
+  [[nodiscard]] bool waitForConsumer(std::uint64_t next_bytes) const override {
+    return real_.waitForConsumer(next_bytes);
+  }
   [[nodiscard]] std::uint64_t bytes() const override { return real_.bytes(); }
+  [[nodiscard]] std::uint64_t heldBatches() const override { return real_.heldBatches(); }
+  [[nodiscard]] std::uint64_t heldBytes() const override { return real_.heldBytes(); }
+  [[nodiscard]] std::uint64_t writtenBytes() const override { return real_.writtenBytes(); }
+  [[nodiscard]] std::chrono::milliseconds newestHeldAge() const override {
+    return real_.newestHeldAge();
+  }
   [[nodiscard]] std::uint64_t batches() const override { return real_.batches(); }
   [[nodiscard]] std::uint64_t lostUnits() const override { return real_.lostUnits(); }
   [[nodiscard]] std::uint64_t cachedBytes() const override { return real_.cachedBytes(); }

@@ -9,6 +9,8 @@
 # usage: bench/agent_rss.sh [nodewarden binary] [bench_make_tree binary]
 #   env: CONTAINERS (1000), LAYOUTS ("v2 v1"; v1 = hybrid v1 + unified), CYCLES (15), SCRAPES (3)
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 build_default=$(cd "$(dirname "$0")/.." && pwd)/build/release
 agent=${1:-$build_default/agent/nodewarden}
@@ -35,27 +37,6 @@ cleanup() {
   work=""
 }
 trap cleanup EXIT INT TERM
-
-free_port() {
-  python3 - <<'EOF' 2>/dev/null && return
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-EOF
-  # No python: pick a random high port that nobody answers on.
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  return 1
-}
-
-status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-# utime + stime of a process in clock ticks (fields 14 and 15 of /proc/pid/stat, after the comm).
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 scrape() {  # prints "http_code bytes seconds" and leaves the body in $work/metrics.txt
   curl -s -o "$work/metrics.txt" -w '%{http_code} %{size_download} %{time_total}\n' \

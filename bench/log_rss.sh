@@ -14,6 +14,8 @@
 #   env: CORPUS_MIB (1024), PODS (8), TIMEOUT (seconds to wait for the last line, 1800),
 #        TMPDIR (where the corpus, state dir and spool go; on disk, not tmpfs, by default /tmp)
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 build_default=$(cd "$(dirname "$0")/.." && pwd)/build/release
 agent=${1:-$build_default/agent/nodewarden}
@@ -31,16 +33,6 @@ command -v curl >/dev/null || { echo "log_rss.sh: curl is required" >&2; exit 2;
 work=""
 agent_pid=""
 loki_pid=""
-stop_pid() {  # TERM, wait up to 10 s, then KILL; always reaps
-  local p=$1
-  [[ -n $p ]] || return 0
-  if kill -0 "$p" 2>/dev/null; then
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  fi
-  wait "$p" 2>/dev/null || true
-}
 cleanup() {
   stop_pid "$agent_pid"
   agent_pid=""
@@ -55,29 +47,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "log_rss.sh: interrupted" >&2; exit 130' INT TERM HUP
 
-free_port() {
-  python3 - <<'EOF' 2>/dev/null && return
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-EOF
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  return 1
-}
-
-status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 now() { date +%s.%N; }
-metric() {  # sum of a metric's samples in $work/metrics.txt (0 when absent)
-  awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%.0f", s + 0 }' \
-    "$work/metrics.txt"
-}
+metric() { metric_in "$work/metrics.txt" "$1"; }
 
 hz=$(getconf CLK_TCK)
 work=$(mktemp -d "${TMPDIR:-/tmp}/nodewarden-logrss.XXXXXX")

@@ -14,6 +14,8 @@
 # usage: bench/log_steady.sh [nodewarden binary] [fake-loki binary]
 #   env: RATE (lines per second, 2000), SECS (20), TMPDIR (where the logs and the state dir go)
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 build_default=$(cd "$(dirname "$0")/.." && pwd)/build/release
 agent=${1:-$build_default/agent/nodewarden}
@@ -28,16 +30,6 @@ command -v curl >/dev/null || { echo "log_steady.sh: curl is required" >&2; exit
 work=""
 agent_pid=""
 loki_pid=""
-stop_pid() {
-  local p=$1
-  [[ -n $p ]] || return 0
-  if kill -0 "$p" 2>/dev/null; then
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  fi
-  wait "$p" 2>/dev/null || true
-}
 cleanup() {
   stop_pid "$agent_pid"
   stop_pid "$loki_pid"
@@ -48,19 +40,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "log_steady.sh: interrupted" >&2; exit 130' INT TERM HUP
 
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  return 1
-}
-metric() {  # sum of a metric's samples in $work/metrics.txt (0 when absent)
-  awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%.0f", s + 0 }' \
-    "$work/metrics.txt"
-}
-cpu_s() { sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / hz }'; }
+metric() { metric_in "$work/metrics.txt" "$1"; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/nodewarden-logsteady.XXXXXX")
 "$fake_loki" 0 >/dev/null 2>"$work/fake-loki.err" &
@@ -127,4 +107,4 @@ echo "  bytes of lines sent:            $(metric nodewarden_log_bytes_sent_total
 echo "  batches sent:                   $(metric nodewarden_log_batches_sent_total)"
 echo "  spool bytes written (total):    $(metric nodewarden_log_spool_written_bytes_total)"
 echo "  spool bytes on disk now:        $(metric nodewarden_log_spool_bytes)"
-echo "  agent CPU (utime+stime):        $(cpu_s "$agent_pid") s"
+echo "  agent CPU (utime+stime):        $(awk -v t="$(cpu_ticks "$agent_pid")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }') s"

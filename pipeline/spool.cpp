@@ -889,13 +889,13 @@ void DiskSpool<Record>::dropOldestSegmentLocked() {
   if (batches > 0) {
     lost_lines_ += lines;
     dropped_out_lines_ += out_lines;
-    errors_.report(kComponent, "full_dropped_oldest",
-                   "dropped " + std::to_string(batches) + " batches, " + std::to_string(lines) +
-                       " " + std::string(Codec::kUnit) + " to stay under max_bytes" +
-                       (out_lines > 0 ? " (and the one being sent, " + std::to_string(out_lines) +
-                                            " " + std::string(Codec::kUnit) +
-                                            ", lost only if it is not delivered)"
-                                      : std::string()));
+    errors_.report(
+        kComponent, "full_dropped_oldest",
+        "dropped " + std::to_string(batches) + " batches, " + std::to_string(lines) + " " +
+            std::string(Codec::kUnit) + " to stay under max_bytes" +
+            (out_lines > 0 ? " (and the one being sent, " + std::to_string(out_lines) + " " +
+                                 std::string(Codec::kUnit) + ", lost only if it is not delivered)"
+                           : std::string()));
     // Dropped counts as acknowledged: a restart must not bring them back, nor reuse their numbers.
     writeAckLocked();
   }

@@ -271,7 +271,7 @@ TEST_F(LogBatcherTest, ADueCommitWaitsForAYoungHeldBatchAtMostAnotherInterval) {
 
   ASSERT_TRUE(batcher_->accept(app, entry(3, "three"), fileAt("/logs/a", 30)));
   ASSERT_TRUE(batcher_->flush());
-  EXPECT_EQ(durable_.size(), 2U);                               // within the interval
+  EXPECT_EQ(durable_.size(), 2U);                                // within the interval
   std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // two intervals: no more waiting
   EXPECT_FALSE(batcher_->flush());
   ASSERT_EQ(durable_.size(), 3U);

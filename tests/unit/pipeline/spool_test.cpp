@@ -136,6 +136,15 @@ class SpoolTest : public ::testing::Test {
 
   double corrupt() const { return errors_.count("spool", "corrupt_record"); }
 
+  // The bytes one batch takes on disk with these options (appended to a throwaway spool).
+  std::uint64_t recordBytes(SpoolOptions o, const LogBatch& batch) {
+    TempDir probe_dir;
+    o.dir = probe_dir.path();
+    auto probe = open(o);
+    EXPECT_TRUE(probe->append(batch).has_value());
+    return probe->bytes();
+  }
+
   TempDir dir_;
   prometheus::Registry registry_;
   ErrorReporter errors_{registry_};
@@ -728,15 +737,7 @@ TEST_F(SpoolTest, GarbageSegmentIsCutAway) {
 
 TEST_F(SpoolTest, FullSpoolDropsTheOldestAndCountsTheLines) {
   SpoolOptions o = options();
-  std::uint64_t record = 0;
-  {
-    TempDir probe_dir;
-    SpoolOptions p = o;
-    p.dir = probe_dir.path();
-    auto probe = open(p);
-    probe->append(makeBatch(1, 4));
-    record = probe->bytes();
-  }
+  const std::uint64_t record = recordBytes(o, makeBatch(1, 4));
   o.segment_bytes = 1;  // one record per segment
   o.max_bytes = record * 3 + record / 2;
   std::vector<std::uint64_t> seqs;
@@ -767,15 +768,7 @@ TEST_F(SpoolTest, FullSpoolDropsTheOldestAndCountsTheLines) {
 // (one count, not two); given up (front() asked again without acknowledging it), it is lost.
 TEST_F(SpoolTest, ABatchDroppedWhileBeingSentCountsOnceAsLostOrSent) {
   SpoolOptions o = options(false);
-  std::uint64_t record = 0;
-  {
-    TempDir probe_dir;
-    SpoolOptions p = o;
-    p.dir = probe_dir.path();
-    auto probe = open(p);
-    probe->append(makeBatch(1, 4));
-    record = probe->bytes();
-  }
+  const std::uint64_t record = recordBytes(o, makeBatch(1, 4));
   o.segment_bytes = 1;  // one record per segment
   o.max_bytes = record * 3 + record / 2;
   auto spool = open(o);
@@ -995,14 +988,7 @@ TEST_F(SpoolTest, CacheStaysWithinItsBound) {
 
 TEST_F(SpoolTest, CachedBatchesGoWhenTheirSegmentIsDropped) {
   SpoolOptions o = options(false);
-  const std::uint64_t record = [&] {
-    TempDir probe_dir;
-    SpoolOptions p = options(false);
-    p.dir = probe_dir.path() / "probe";
-    auto probe = open(p);
-    probe->append(makeBatch(1, 4));
-    return probe->bytes();
-  }();
+  const std::uint64_t record = recordBytes(o, makeBatch(1, 4));
   o.segment_bytes = record;  // one record per segment
   o.max_bytes = record * 3 + record / 2;
   auto spool = open(o);

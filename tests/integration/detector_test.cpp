@@ -164,8 +164,10 @@ TEST_F(DetectorEndToEnd, RunQueueDelayOfTwoThreadsSharingOneCpu) {
         if (!s.contains("pods")) return false;
         for (const auto& p : s["pods"]) {
           if (p["pod"] == "crowded" && p.contains("run_delay_ratio")) {
+            // The first windows can cover stress-ng's start (one worker running before the
+            // other exists): wait for the two to share the CPU.
             ratio = p["run_delay_ratio"].get<double>();
-            return ratio > 0.3;
+            return ratio > 0.6;
           }
         }
         return false;

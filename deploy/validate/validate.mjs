@@ -3,7 +3,11 @@
 //      (@kubernetes-models/prometheus-operator); an apiVersion/kind with no model fails;
 //   2. nodewarden's policy for its DaemonSet (read-only host paths but the state dir, capabilities,
 //      no privilege, probes, resources, tolerations, ...), the Service, the ConfigMap reference
-//      and the Prometheus Operator objects;
+//      and the Prometheus Operator objects; the metrics port's protection (the agent on the
+//      loopback behind kube-rbac-proxy, or TLS on its own listener; monitors over HTTPS with a
+//      token; the proxy's image, flags and RBAC; the NetworkPolicy); least privilege (no kubelet
+//      access in the base role, nodes/proxy only in its opt-in overlay, and every pod metadata
+//      source the variant's config turns on has its RBAC, none that it leaves off);
 //   3. the PrometheusRule carries exactly the groups of deploy/prometheus/*-rules.yaml.
 //
 //   node validate.mjs                  render with `kubectl kustomize` and check everything
@@ -105,9 +109,21 @@ function quantity(q) {
   return Number(m[1]) * (m[2] ? mult[m[2]] : 1);
 }
 
+// The pod's containers: the agent, and kube-rbac-proxy in front of it unless the agent serves TLS
+// itself (components/agent-tls).
+const AGENT = "nodewarden";
+const PROXY = "kube-rbac-proxy";
+const agentOf = (ds) => ds.spec.template.spec.containers.find((c) => c.name === AGENT);
+const proxyOf = (ds) => ds.spec?.template?.spec?.containers?.find((c) => c.name === PROXY);
+const METRICS_PORT = 9465;
+
 // Each check returns a message when the object breaks it. Names are what --self-test refers to.
 const daemonSetChecks = {
-  "single container": (ds) => (ds.spec?.template?.spec?.containers?.length === 1 ? null : "the DaemonSet must have exactly one container"),
+  "containers": (ds) => {
+    const names = (ds.spec?.template?.spec?.containers ?? []).map((c) => c.name);
+    const ok = names[0] === AGENT && (names.length === 1 || (names.length === 2 && names[1] === PROXY));
+    return ok ? null : `the containers must be ${AGENT} and optionally ${PROXY}, are ${JSON.stringify(names)}`;
+  },
   "rolling update 10%": (ds) =>
     ds.spec?.updateStrategy?.type === "RollingUpdate" && ds.spec?.updateStrategy?.rollingUpdate?.maxUnavailable === "10%"
       ? null
@@ -129,7 +145,7 @@ const daemonSetChecks = {
     return typeof g === "number" && g >= 15 ? null : "terminationGracePeriodSeconds must be set, at least 15 (the spool flush and one HTTP push)";
   },
   "not privileged": (ds) => {
-    const sc = ds.spec.template.spec.containers[0].securityContext ?? {};
+    const sc = agentOf(ds).securityContext ?? {};
     const bad = [];
     if (sc.privileged !== false) bad.push("privileged must be false");
     if (sc.allowPrivilegeEscalation !== false) bad.push("allowPrivilegeEscalation must be false");
@@ -137,7 +153,7 @@ const daemonSetChecks = {
     return bad.length ? bad.join("; ") : null;
   },
   "capabilities": (ds) => {
-    const caps = ds.spec.template.spec.containers[0].securityContext?.capabilities ?? {};
+    const caps = agentOf(ds).securityContext?.capabilities ?? {};
     const drop = caps.drop ?? [];
     const add = caps.add ?? [];
     if (!(drop.length === 1 && drop[0] === "ALL")) return `capabilities.drop must be [ALL], is ${JSON.stringify(drop)}`;
@@ -146,7 +162,7 @@ const daemonSetChecks = {
   },
   "seccomp": (ds) => {
     const pod = ds.spec.template.spec.securityContext?.seccompProfile?.type;
-    const c = ds.spec.template.spec.containers[0].securityContext?.seccompProfile?.type;
+    const c = agentOf(ds).securityContext?.seccompProfile?.type;
     return (c ?? pod) === "RuntimeDefault" ? null : "seccompProfile must be RuntimeDefault";
   },
   "host paths read-only": (ds) => {
@@ -177,7 +193,7 @@ const daemonSetChecks = {
     return bad.length ? `host paths that hold sockets or the whole node: ${bad.map((v) => v.hostPath.path).join(", ")}` : null;
   },
   "paths are mounted": (ds) => {
-    const c = ds.spec.template.spec.containers[0];
+    const c = agentOf(ds);
     const mounts = (c.volumeMounts ?? []).map((m) => m.mountPath);
     const under = (p) => mounts.some((m) => p === m || p.startsWith(m.endsWith("/") ? m : `${m}/`) || m.startsWith(`${p}/`));
     const bad = [];
@@ -192,26 +208,36 @@ const daemonSetChecks = {
     return bad.length ? bad.join("; ") : null;
   },
   "downward API env": (ds) => {
-    const env = ds.spec.template.spec.containers[0].env ?? [];
+    const env = agentOf(ds).env ?? [];
     const field = (n) => env.find((e) => e.name === n)?.valueFrom?.fieldRef?.fieldPath;
     const bad = [];
     if (field("NODE_NAME") !== "spec.nodeName") bad.push("NODE_NAME must come from spec.nodeName");
     if (field("NODE_IP") !== "status.hostIP") bad.push("NODE_IP must come from status.hostIP");
     return bad.length ? bad.join("; ") : null;
   },
+  // The port the cluster sees is the proxy's, or the agent's own when it serves TLS.
   "metrics port": (ds) => {
-    const ports = ds.spec.template.spec.containers[0].ports ?? [];
-    return ports.some((p) => p.name === "metrics" && p.containerPort === 9465) ? null : "a container port named metrics, 9465";
-  },
-  "probes": (ds) => {
-    const c = ds.spec.template.spec.containers[0];
+    const server = proxyOf(ds) ?? agentOf(ds);
+    const ports = server.ports ?? [];
     const bad = [];
-    if (c.livenessProbe?.httpGet?.path !== "/healthz" || c.livenessProbe?.httpGet?.port !== "metrics") bad.push("livenessProbe must be GET /healthz on port metrics");
-    if (c.readinessProbe?.httpGet?.path !== "/readyz" || c.readinessProbe?.httpGet?.port !== "metrics") bad.push("readinessProbe must be GET /readyz on port metrics");
+    if (!ports.some((p) => p.name === "metrics" && p.containerPort === METRICS_PORT)) bad.push(`${server.name} needs a container port named metrics, ${METRICS_PORT}`);
+    if (proxyOf(ds) && (agentOf(ds).ports ?? []).length) bad.push(`${AGENT} must expose no port beside ${PROXY}`);
+    return bad.length ? bad.join("; ") : null;
+  },
+  // HTTPS to the served port: through the proxy (a number: a named port must be the probing
+  // container's own) or to the agent's own TLS port.
+  "probes": (ds) => {
+    const c = agentOf(ds);
+    const port = proxyOf(ds) ? METRICS_PORT : "metrics";
+    const bad = [];
+    for (const [probe, path] of [["livenessProbe", "/healthz"], ["readinessProbe", "/readyz"]]) {
+      const g = c[probe]?.httpGet;
+      if (g?.path !== path || g?.port !== port || g?.scheme !== "HTTPS") bad.push(`${probe} must be GET ${path} on port ${port} over HTTPS`);
+    }
     return bad.length ? bad.join("; ") : null;
   },
   "resources": (ds) => {
-    const r = ds.spec.template.spec.containers[0].resources ?? {};
+    const r = agentOf(ds).resources ?? {};
     const bad = [];
     for (const k of ["cpu", "memory"]) {
       const req = quantity(r.requests?.[k]);
@@ -269,15 +295,166 @@ function policyErrors(objects, variant) {
       const allowed = (r) => r.apiGroups.every((g) => g === "") && r.resources.every((x) => ["nodes", "nodes/status"].includes(x)) && r.verbs.every((v) => ["get", "patch"].includes(v));
       if (!role.rules.every(allowed)) errors.push(`[rbac] nodewarden-placement may only get/patch nodes and nodes/status`);
     }
-    if ((role.rules ?? []).some((r) => r.verbs.includes("*") || r.resources.includes("*") || (r.resources.includes("secrets")))) errors.push(`[rbac] ${role.metadata.name}: no wildcards, no secrets`);
+    if ((role.rules ?? []).some((r) => r.verbs.includes("*") || (r.resources ?? []).includes("*") || (r.nonResourceURLs ?? []).some((u) => u.includes("*")) || (r.resources ?? []).includes("secrets"))) errors.push(`[rbac] ${role.metadata.name}: no wildcards, no secrets`);
   }
+  if (variant !== "placement-node-restriction") errors.push(...protectionErrors(objects, variant));
+  return errors;
+}
+
+// ---- 2b. the metrics port's protection and least privilege ---------------------------------
+
+// The agent's built-in defaults for the keys read below (agent/config.h): a key the variant's
+// config leaves out has this value.
+const BUILTIN = { listen: "0.0.0.0:9465", kubelet: true, apiserver: true };
+
+function agentConfig(objects, ds) {
+  const cmName = ds.spec.template.spec.volumes?.find((v) => v.name === "config")?.configMap?.name;
+  const text = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === cmName)?.data?.["nodewarden.yaml"];
+  return (text && parse(text)) || {};
+}
+
+// host and port of "host:port" / "[v6]:port".
+function splitHostPort(addr) {
+  const m = /^\[([^\]]*)\]:(\d+)$/.exec(addr) ?? /^([^:]*):(\d+)$/.exec(addr);
+  return m ? { host: m[1], port: Number(m[2]) } : null;
+}
+const isLoopback = (host) => /^127\./.test(host) || host === "::1" || host === "localhost";
+
+// The ClusterRole rules in force for a service account: those of every ClusterRole that a
+// rendered ClusterRoleBinding binds to it.
+function rulesOf(objects, namespace, name) {
+  const roles = new Set(
+    objects
+      .filter((o) => o.kind === "ClusterRoleBinding" && (o.subjects ?? []).some((s) => s.kind === "ServiceAccount" && s.name === name && s.namespace === namespace))
+      .map((b) => b.roleRef?.name),
+  );
+  return objects.filter((o) => o.kind === "ClusterRole" && roles.has(o.metadata.name)).flatMap((r) => r.rules ?? []);
+}
+const allows = (rules, group, resource, verb) =>
+  rules.some((r) => (r.apiGroups ?? []).includes(group) && (r.resources ?? []).includes(resource) && r.verbs.includes(verb));
+const allowsURL = (rules, url) => rules.some((r) => (r.nonResourceURLs ?? []).includes(url) && r.verbs.includes("get"));
+const boundTo = (objects, role) => objects.filter((o) => o.kind === "ClusterRoleBinding" && o.roleRef?.name === role).flatMap((b) => b.subjects ?? []);
+
+const PROXY_IMAGE = /^quay\.io\/brancz\/kube-rbac-proxy:v\d+\.\d+\.\d+$/;
+
+function protectionErrors(objects, variant) {
+  const errors = [];
+  const byKind = (k) => objects.filter((o) => o.kind === k);
+  const ds = byKind("DaemonSet")[0];
+  if (!ds) return errors;
+  const agent = agentOf(ds);
+  const proxy = proxyOf(ds);
+  const config = agentConfig(objects, ds);
+  const agentRules = rulesOf(objects, "nodewarden", ds.spec.template.spec.serviceAccountName);
+
+  // [listen] Plain HTTP only on the pod's loopback behind the proxy; without the proxy, TLS.
+  const listen = arg(agent, "--listen") ?? config.listen ?? BUILTIN.listen;
+  const hp = splitHostPort(listen);
+  if (!hp) errors.push(`[listen] the agent's listen address ${listen} is not host:port`);
+  else if (proxy) {
+    if (!isLoopback(hp.host)) errors.push(`[listen] the agent listens on ${listen}: behind ${PROXY} it must listen on 127.0.0.1 only (plain HTTP, no authentication)`);
+    const upstream = arg(proxy, "--upstream");
+    if (upstream !== `http://127.0.0.1:${hp.port}/`) errors.push(`[listen] ${PROXY} --upstream is ${upstream}, the agent listens on ${listen}`);
+  } else {
+    const cert = arg(agent, "--tls-cert-file") ?? config.tls?.cert_file;
+    const key = arg(agent, "--tls-key-file") ?? config.tls?.key_file;
+    if (!cert || !key) errors.push(`[listen] the agent listens on ${listen} without ${PROXY}: it must serve TLS (--tls-cert-file and --tls-key-file)`);
+    const mounts = (agent.volumeMounts ?? []).map((m) => m.mountPath);
+    for (const f of [cert, key].filter(Boolean)) if (!mounts.some((m) => f.startsWith(`${m}/`))) errors.push(`[listen] ${f} is not mounted`);
+    const clientCA = arg(agent, "--tls-client-ca-file") ?? config.tls?.client_ca_file;
+    if (!clientCA && !byKind("NetworkPolicy").length) errors.push("[listen] TLS without client certificates lets anyone who reaches the port read it: add the NetworkPolicy (components/network-policy)");
+  }
+
+  // [kube-rbac-proxy] A pinned image, HTTPS on the metrics port, only the probes let through
+  // unauthenticated, non-root, and the RBAC its reviews need.
+  if (proxy) {
+    const bad = [];
+    if (!PROXY_IMAGE.test(proxy.image ?? "")) bad.push(`image ${proxy.image} must be quay.io/brancz/kube-rbac-proxy at a fixed version`);
+    const secure = splitHostPort(arg(proxy, "--secure-listen-address") ?? "");
+    if (!secure || secure.port !== METRICS_PORT) bad.push(`--secure-listen-address must serve port ${METRICS_PORT}`);
+    if (arg(proxy, "--insecure-listen-address")) bad.push("no --insecure-listen-address");
+    const ignored = (arg(proxy, "--ignore-paths") ?? "").split(",").filter(Boolean).sort();
+    if (JSON.stringify(ignored) !== JSON.stringify(["/healthz", "/readyz"])) bad.push(`--ignore-paths must be exactly /healthz,/readyz (the probes), is ${JSON.stringify(ignored)}`);
+    const sc = proxy.securityContext ?? {};
+    if (sc.runAsNonRoot !== true || !(sc.runAsUser > 0)) bad.push("must run as a non-root uid");
+    if (sc.allowPrivilegeEscalation !== false || sc.readOnlyRootFilesystem !== true || sc.privileged === true) bad.push("allowPrivilegeEscalation false, readOnlyRootFilesystem true, not privileged");
+    if (JSON.stringify(sc.capabilities?.drop) !== '["ALL"]' || (sc.capabilities?.add ?? []).length) bad.push("capabilities: drop [ALL], add none");
+    const r = proxy.resources ?? {};
+    for (const k of ["cpu", "memory"]) {
+      if (!(quantity(r.requests?.[k]) > 0) || !(quantity(r.limits?.[k]) >= quantity(r.requests?.[k]))) bad.push(`resources.${k}: a request and a limit at least as large`);
+    }
+    if (!allows(agentRules, "authentication.k8s.io", "tokenreviews", "create") || !allows(agentRules, "authorization.k8s.io", "subjectaccessreviews", "create")) {
+      bad.push("the pod's service account must be allowed to create tokenreviews and subjectaccessreviews");
+    }
+    for (const b of bad) errors.push(`[kube-rbac-proxy] ${b}`);
+  }
+  for (const role of byKind("ClusterRole").filter((r) => r.metadata.name === "nodewarden-kube-rbac-proxy")) {
+    const ok = (r) => r.verbs.every((v) => v === "create") && ((r.apiGroups?.[0] === "authentication.k8s.io" && r.resources?.every((x) => x === "tokenreviews")) || (r.apiGroups?.[0] === "authorization.k8s.io" && r.resources?.every((x) => x === "subjectaccessreviews")));
+    if (!role.rules.every((r) => r.apiGroups?.length === 1 && ok(r))) errors.push("[kube-rbac-proxy] nodewarden-kube-rbac-proxy may only create tokenreviews and subjectaccessreviews");
+  }
+  for (const role of byKind("ClusterRole").filter((r) => r.metadata.name === "nodewarden-metrics-reader")) {
+    if (JSON.stringify(role.rules) !== JSON.stringify([{ nonResourceURLs: ["/metrics"], verbs: ["get"] }])) errors.push("[kube-rbac-proxy] nodewarden-metrics-reader must allow get on /metrics and nothing else");
+  }
+
+  // [monitor] Every scrape over HTTPS; through the proxy with a token of an identity allowed to
+  // GET /metrics; to the agent's own TLS with its certificate verified.
   for (const m of [...byKind("ServiceMonitor"), ...byKind("PodMonitor")]) {
     const eps = m.spec.endpoints ?? m.spec.podMetricsEndpoints ?? [];
     if (!eps.length || !eps.every((e) => e.port === "metrics" && e.honorLabels === true)) {
       errors.push(`[monitor] ${m.kind} ${m.metadata.name}: every endpoint must scrape port metrics with honorLabels`);
     }
+    for (const e of eps) {
+      const id = `[monitor] ${m.kind} ${m.metadata.name}`;
+      if (e.scheme !== "https" || !e.tlsConfig) errors.push(`${id}: must scrape with scheme https and a tlsConfig`);
+      const tokenFile = e.bearerTokenFile;
+      const secretRef = e.authorization?.credentials ?? e.bearerTokenSecret;
+      if (proxy) {
+        if (!tokenFile && !secretRef) errors.push(`${id}: must send a bearer token (bearerTokenFile or authorization) to ${PROXY}`);
+        if (e.authorization && (e.authorization.type ?? "Bearer") !== "Bearer") errors.push(`${id}: authorization type must be Bearer`);
+        if (tokenFile && !boundTo(objects, "nodewarden-metrics-reader").length) errors.push(`${id}: no ClusterRoleBinding gives the Prometheus service account nodewarden-metrics-reader`);
+        if (secretRef) {
+          const secret = byKind("Secret").find((x) => x.metadata.name === secretRef.name && x.metadata.namespace === m.metadata.namespace);
+          const sa = secret?.type === "kubernetes.io/service-account-token" ? secret.metadata.annotations?.["kubernetes.io/service-account.name"] : undefined;
+          if (!sa) errors.push(`${id}: the token Secret ${secretRef.name} must be a rendered service-account-token Secret`);
+          else if (!allowsURL(rulesOf(objects, m.metadata.namespace, sa), "/metrics")) errors.push(`${id}: the service account ${sa} may not GET /metrics`);
+        }
+      } else if (e.tlsConfig?.insecureSkipVerify || !e.tlsConfig?.ca) {
+        errors.push(`${id}: the agent's own certificate must be verified (tlsConfig.ca, no insecureSkipVerify)`);
+      }
+    }
   }
   if (byKind("ServiceMonitor").length && byKind("PodMonitor").length) errors.push("[monitor] a ServiceMonitor and a PodMonitor would scrape every agent twice");
+
+  // [least privilege] No kubelet access in the agent's own role; nodes/proxy (every kubelet path,
+  // /exec and /run included) only in the overlay that exists to grant it.
+  for (const role of byKind("ClusterRole")) {
+    const kubelet = (role.rules ?? []).flatMap((r) => (r.resources ?? []).filter((x) => x === "nodes/proxy" || x === "nodes/pods"));
+    if (role.metadata.name === "nodewarden" && kubelet.length) errors.push(`[least privilege] ClusterRole nodewarden grants ${kubelet.join(", ")}: kubelet access is opt-in (overlays/kubelet)`);
+    if (kubelet.includes("nodes/proxy") && variant !== "kubelet-nodes-proxy") errors.push(`[least privilege] ClusterRole ${role.metadata.name} grants nodes/proxy outside overlays/kubelet-nodes-proxy`);
+  }
+
+  // [sources] Each pod metadata source the config turns on has its RBAC, and no kubelet access
+  // is granted that no source uses.
+  const pods = config.collectors?.pods ?? {};
+  const kubeletOn = pods.kubelet ?? BUILTIN.kubelet;
+  const apiserverOn = pods.apiserver ?? BUILTIN.apiserver;
+  const kubeletRBAC = allows(agentRules, "", "nodes/pods", "get") || allows(agentRules, "", "nodes/proxy", "get");
+  if (kubeletOn && !allows(agentRules, "", "nodes/pods", "get")) errors.push("[sources] collectors.pods.kubelet is on but the agent may not get nodes/pods: every GET /pods would be a 403");
+  if (!kubeletOn && kubeletRBAC) errors.push("[sources] the agent may get nodes/pods or nodes/proxy, but collectors.pods.kubelet is off");
+  if (apiserverOn && !(allows(agentRules, "", "pods", "list") && allows(agentRules, "", "pods", "watch"))) errors.push("[sources] collectors.pods.apiserver is on but the agent may not list and watch pods");
+
+  // [network policy] Only named peers reach the metrics port, nothing else is open.
+  for (const np of byKind("NetworkPolicy")) {
+    const id = `[network policy] ${np.metadata.name}`;
+    if (np.spec.podSelector?.matchLabels?.["app.kubernetes.io/name"] !== "nodewarden") errors.push(`${id}: must select the agents' pods`);
+    if (!(np.spec.policyTypes ?? []).includes("Ingress") || !(np.spec.policyTypes ?? []).includes("Egress")) errors.push(`${id}: policyTypes must be Ingress and Egress`);
+    for (const rule of np.spec.ingress ?? []) {
+      const peers = rule.from ?? [];
+      if (!peers.length || !peers.every((p) => p.namespaceSelector && p.podSelector && !p.ipBlock)) errors.push(`${id}: every ingress peer must name a namespace and pods`);
+      if (!(rule.ports ?? []).length || !rule.ports.every((p) => p.port === METRICS_PORT)) errors.push(`${id}: ingress only to port ${METRICS_PORT}`);
+    }
+    for (const rule of np.spec.egress ?? []) if (!(rule.ports ?? []).length) errors.push(`${id}: every egress rule must name its ports`);
+  }
   return errors;
 }
 
@@ -319,7 +496,11 @@ async function check(objects, variant) {
 
 // Each mutation breaks one thing; `expect` is the text the report must contain.
 const ds0 = (objs) => objs.find((o) => o.kind === "DaemonSet");
-const c0 = (objs) => ds0(objs).spec.template.spec.containers[0];
+const c0 = (objs) => agentOf(ds0(objs));
+const p0 = (objs) => proxyOf(ds0(objs));
+const cm0 = (objs) => objs.find((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("nodewarden-config"));
+const role = (objs, name) => objs.find((x) => x.kind === "ClusterRole" && x.metadata.name === name);
+const setArg = (c, flag, value) => { const i = c.args.findIndex((x) => x.startsWith(`${flag}=`)); c.args[i] = `${flag}=${value}`; };
 const mutations = [
   { name: "a host path mounted writable", expect: "[host paths read-only]", apply: (o) => { c0(o).volumeMounts.find((m) => m.name === "proc").readOnly = false; } },
   { name: "readOnly left out of a host mount", expect: "[host paths read-only]", apply: (o) => { delete c0(o).volumeMounts.find((m) => m.name === "pod-logs").readOnly; } },
@@ -342,8 +523,36 @@ const mutations = [
   { name: "no priority class", expect: "[priority class]", apply: (o) => { delete ds0(o).spec.template.spec.priorityClassName; } },
   { name: "NODE_IP from the pod IP", expect: "[downward API env]", apply: (o) => { c0(o).env.find((e) => e.name === "NODE_IP").valueFrom.fieldRef.fieldPath = "status.podIP"; } },
   { name: "an unmounted --proc-root", expect: "[paths are mounted]", apply: (o) => { const a = c0(o).args; a[a.findIndex((x) => x.startsWith("--proc-root"))] = "--proc-root=/hostproc"; } },
-  { name: "metrics port renamed", expect: "[metrics port]", apply: (o) => { c0(o).ports[0].name = "http"; } },
-  { name: "a schema error (port as a string)", expect: "schema:", apply: (o) => { c0(o).ports[0].containerPort = "9465"; } },
+  { name: "metrics port renamed", expect: "[metrics port]", apply: (o) => { p0(o).ports[0].name = "http"; } },
+  { name: "a schema error (port as a string)", expect: "schema:", apply: (o) => { p0(o).ports[0].containerPort = "9465"; } },
+  { name: "a third container", expect: "[containers]", apply: (o) => { ds0(o).spec.template.spec.containers.push({ name: "debug", image: "busybox" }); } },
+  { name: "the agent's port on the pod IP beside the proxy", expect: "[metrics port]", apply: (o) => { c0(o).ports = [{ name: "plain", containerPort: 9466 }]; } },
+  { name: "a probe over plain HTTP", expect: "[probes]", apply: (o) => { delete c0(o).livenessProbe.httpGet.scheme; } },
+  { name: "the agent on 0.0.0.0 behind the proxy", expect: "[listen]", apply: (o) => { setArg(c0(o), "--listen", "0.0.0.0:9465"); } },
+  { name: "no --listen: the config's default 0.0.0.0", expect: "[listen]", apply: (o) => { c0(o).args = c0(o).args.filter((a) => !a.startsWith("--listen")); } },
+  { name: "the proxy's upstream elsewhere", expect: "[listen]", apply: (o) => { setArg(p0(o), "--upstream", "http://127.0.0.1:9999/"); } },
+  { name: "the proxy removed, the agent on plain HTTP", expect: "[listen]", apply: (o) => { ds0(o).spec.template.spec.containers.pop(); setArg(c0(o), "--listen", "0.0.0.0:9465"); c0(o).ports = [{ name: "metrics", containerPort: 9465 }]; } },
+  { name: "agent-tls without its key", expect: "[listen]", variant: "agent-tls", apply: (o) => { c0(o).args = c0(o).args.filter((a) => !a.startsWith("--tls-key-file")); } },
+  { name: "agent-tls without a NetworkPolicy", expect: "[listen]", variant: "agent-tls", apply: (o) => { o.splice(o.findIndex((x) => x.kind === "NetworkPolicy"), 1); } },
+  { name: "the proxy image unpinned", expect: "[kube-rbac-proxy]", apply: (o) => { p0(o).image = "quay.io/brancz/kube-rbac-proxy:latest"; } },
+  { name: "the proxy letting /metrics through", expect: "[kube-rbac-proxy]", apply: (o) => { setArg(p0(o), "--ignore-paths", "/healthz,/readyz,/metrics"); } },
+  { name: "the proxy as root", expect: "[kube-rbac-proxy]", apply: (o) => { p0(o).securityContext.runAsUser = 0; } },
+  { name: "the proxy without subjectaccessreviews", expect: "[kube-rbac-proxy]", apply: (o) => { role(o, "nodewarden-kube-rbac-proxy").rules.pop(); } },
+  { name: "the proxy's role widened", expect: "[kube-rbac-proxy]", apply: (o) => { role(o, "nodewarden-kube-rbac-proxy").rules.push({ apiGroups: [""], resources: ["pods"], verbs: ["create"] }); } },
+  { name: "the metrics reader widened to /signals", expect: "[kube-rbac-proxy]", apply: (o) => { role(o, "nodewarden-metrics-reader").rules[0].nonResourceURLs.push("/signals"); } },
+  { name: "a ServiceMonitor over http", expect: "[monitor]", variant: "metrics-only", apply: (o) => { o.find((x) => x.kind === "ServiceMonitor").spec.endpoints[0].scheme = "http"; } },
+  { name: "a ServiceMonitor without a token", expect: "[monitor]", variant: "metrics-only", apply: (o) => { delete o.find((x) => x.kind === "ServiceMonitor").spec.endpoints[0].bearerTokenFile; } },
+  { name: "a ServiceMonitor whose Prometheus is not bound", expect: "[monitor]", variant: "metrics-only", apply: (o) => { o.splice(o.findIndex((x) => x.kind === "ClusterRoleBinding" && x.metadata.name === "nodewarden-metrics-reader"), 1); } },
+  { name: "a PodMonitor without a token", expect: "[monitor]", variant: "podmonitor", apply: (o) => { delete o.find((x) => x.kind === "PodMonitor").spec.podMetricsEndpoints[0].authorization; } },
+  { name: "a PodMonitor scraper not allowed /metrics", expect: "[monitor]", variant: "podmonitor", apply: (o) => { o.find((x) => x.kind === "ClusterRoleBinding" && x.metadata.name === "nodewarden-scraper").roleRef.name = "view"; } },
+  { name: "agent-tls monitor skipping verification", expect: "[monitor]", variant: "agent-tls", apply: (o) => { o.find((x) => x.kind === "ServiceMonitor").spec.endpoints[0].tlsConfig = { insecureSkipVerify: true }; } },
+  { name: "nodes/proxy back in the base role", expect: "[least privilege]", apply: (o) => { role(o, "nodewarden").rules.push({ apiGroups: [""], resources: ["nodes/proxy", "nodes/pods"], verbs: ["get"] }); } },
+  { name: "nodes/proxy in the nodes/pods overlay", expect: "[least privilege]", variant: "kubelet", apply: (o) => { role(o, "nodewarden-kubelet").rules[0].resources.push("nodes/proxy"); } },
+  { name: "the kubelet source on without RBAC", expect: "[sources]", apply: (o) => { cm0(o).data["nodewarden.yaml"] = cm0(o).data["nodewarden.yaml"].replace(/^( *)kubelet: false$/m, "$1kubelet: true"); } },
+  { name: "the kubelet source on by default in an overlay's config", expect: "[sources]", variant: "metrics-only", apply: (o) => { cm0(o).data["nodewarden.yaml"] = "collectors:\n  logs:\n    enabled: false\n"; } },
+  { name: "kubelet RBAC with the source off", expect: "[sources]", variant: "kubelet", apply: (o) => { cm0(o).data["nodewarden.yaml"] = "collectors:\n  pods:\n    kubelet: false\n"; } },
+  { name: "a NetworkPolicy open to every pod", expect: "[network policy]", variant: "network-policy", apply: (o) => { o.find((x) => x.kind === "NetworkPolicy").spec.ingress[0].from = [{ namespaceSelector: {} }]; } },
+  { name: "a NetworkPolicy opening another port", expect: "[network policy]", variant: "network-policy", apply: (o) => { o.find((x) => x.kind === "NetworkPolicy").spec.ingress[0].ports.push({ port: 22, protocol: "TCP" }); } },
   { name: "a kind with no schema", expect: "no schema for", apply: (o) => { o.push({ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } }); } },
   { name: "a non-generated ConfigMap", expect: "[config map]", apply: (o) => { const cm = o.find((x) => x.kind === "ConfigMap"); const v = ds0(o).spec.template.spec.volumes.find((x) => x.name === "config"); cm.metadata.name = "nodewarden-config"; v.configMap.name = "nodewarden-config"; } },
   { name: "namespace not privileged", expect: "[namespace]", apply: (o) => { o.find((x) => x.kind === "Namespace").metadata.labels["pod-security.kubernetes.io/enforce"] = "baseline"; } },

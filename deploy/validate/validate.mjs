@@ -362,7 +362,7 @@ function protectionErrors(objects, variant) {
     const mounts = (agent.volumeMounts ?? []).map((m) => m.mountPath);
     for (const f of [cert, key].filter(Boolean)) if (!mounts.some((m) => f.startsWith(`${m}/`))) errors.push(`[listen] ${f} is not mounted`);
     const clientCA = arg(agent, "--tls-client-ca-file") ?? config.tls?.client_ca_file;
-    if (!clientCA && !byKind("NetworkPolicy").length) errors.push("[listen] TLS without client certificates lets anyone who reaches the port read it: add the NetworkPolicy (components/network-policy)");
+    if (cert && key && !clientCA && !byKind("NetworkPolicy").length) errors.push("[listen] TLS without client certificates lets anyone who reaches the port read it: add the NetworkPolicy (components/network-policy)");
   }
 
   // [kube-rbac-proxy] A pinned image, HTTPS on the metrics port, only the probes let through

@@ -5,7 +5,12 @@
 #   3. kubectl kustomize renders the default, every overlay and the optional admission policy;
 #      every object validates against the Kubernetes and Prometheus Operator schemas, the
 #      DaemonSet and the rest against nodewarden's policy (deploy/validate/validate.mjs), whose
-#      self-test breaks each assertion once; each variant's config passes `nodewarden check-config`;
+#      self-test breaks each assertion once: among them, that no variant serves plain HTTP off
+#      the pod's loopback (the agent on 127.0.0.1 behind kube-rbac-proxy, or TLS), that every
+#      monitor scrapes https with a token the proxy accepts, that the base ClusterRole has no
+#      kubelet access (nodes/proxy only in overlays/kubelet-nodes-proxy) and that each pod
+#      metadata source a variant's config turns on has its RBAC; each variant's config passes
+#      `nodewarden check-config`;
 #   4. the committed PrometheusRule is what deploy/prometheus/make-prometheusrule.sh makes;
 #   5. the Prometheus rule files: deploy/prometheus/check.sh when it exists, else promtool check
 #      and unit tests of each *-rules.yaml here;

@@ -113,7 +113,7 @@ bool LogBatcher::acceptStream(const Labels& labels, const LogEntry& entry,
     recent_ids_[0] = stream_id;
     recent_streams_[0] = stream;
   }
-  if (batch_.lines == 0) first_entry_ = Clock::now();
+  if (batch_.lines == 0) first_entry_ = now();
   batch_.bytes += entry.line.size();
   batch_.lines += 1;
   ++unpublished_lines_;
@@ -182,7 +182,7 @@ bool LogBatcher::flush(bool force) {
   bool appended = false;
   if (batch_.lines != 0 || !batch_.checkpoints.empty()) {
     const bool due = force || batch_.bytes >= options_.batch_bytes ||
-                     Clock::now() - first_entry_ >= options_.batch_wait;
+                     now() - first_entry_ >= options_.batch_wait;
     // Not forced: while the destination takes batches, one that does not fit in the spool's
     // memory waits for it (it would be written and read back) rather than go to disk.
     waiting_ = due && !force && spool_.waitForConsumer(batch_.bytes);
@@ -196,7 +196,7 @@ bool LogBatcher::flush(bool force) {
 
 bool LogBatcher::commitDue() const {
   if (!committed_at_) return true;
-  const auto since = Clock::now() - *committed_at_;
+  const auto since = now() - *committed_at_;
   if (since < options_.commit_interval) return false;
   if (options_.commit_grace.count() == 0 || since >= 2 * options_.commit_interval) return true;
   return spool_.newestHeldAge() >= options_.commit_grace;
@@ -209,7 +209,7 @@ void LogBatcher::commitPositions() {
     errors_.report("spool", "sync_failed", synced.error());
     return;
   }
-  committed_at_ = Clock::now();
+  committed_at_ = now();
   std::vector<LogCheckpoint> durable = std::move(uncommitted_);
   uncommitted_.clear();
   uncommitted_index_.clear();

@@ -48,6 +48,8 @@ struct LogBatcherOptions {
   // less than this long ago (Spool::newestHeldAge): the destination usually acknowledges it
   // within that, and then the commit's sync does not write it. 0: never waits.
   std::chrono::milliseconds commit_grace{0};
+  // Empty: steady_clock::now. Tests move time by hand instead of sleeping through intervals.
+  std::function<std::chrono::steady_clock::time_point()> now;
 };
 
 class LogBatcher final : public LogSink {
@@ -85,6 +87,9 @@ class LogBatcher final : public LogSink {
   void commitPositions();
   // The first commit, or commit_interval since the last (see commit_grace).
   [[nodiscard]] bool commitDue() const;
+  [[nodiscard]] Clock::time_point now() const {
+    return options_.now ? options_.now() : Clock::now();
+  }
 
   LogBatcherOptions options_;
   Spool& spool_;

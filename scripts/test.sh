@@ -4,6 +4,9 @@
 # the libFuzzer targets for a short run each; after the ci build, deploy/check.sh checks deploy/
 # (about a minute). Run as root on Debian 12: the integration tests
 # create real cgroups and start a real Prometheus on 127.0.0.1.
+# After each ctest run, scripts/check-skips.sh reads its JUnit report (build/<preset>/junit.xml)
+# and fails on any skipped test that tests/allowed-skips.txt does not allow on this machine:
+# ctest itself counts a GTEST_SKIP as passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -15,17 +18,21 @@ cmake --build --preset ci -j "$JOBS"
 
 echo "== deploy: manifests, rules, dashboards and the image's packages (deploy/check.sh)"
 bash deploy/check.sh
-ctest --preset ci -j 1 --timeout 600
+ctest --preset ci -j 1 --timeout 600 --output-junit "$PWD/build/ci/junit.xml"
+bash scripts/check-skips.sh build/ci/junit.xml
 
 echo "== asan preset: unit tests under AddressSanitizer and UBSan"
 cmake --preset asan >/dev/null
 cmake --build --preset asan -j "$JOBS"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --preset asan -L unit -j "$JOBS" --timeout 300
+  ctest --preset asan -L unit -j "$JOBS" --timeout 300 --output-junit "$PWD/build/asan/junit.xml"
+bash scripts/check-skips.sh build/asan/junit.xml
 
 if [ -f tests/fuzz/CMakeLists.txt ]; then
   echo "== fuzz preset: each parser's libFuzzer target, briefly"
   cmake --preset fuzz >/dev/null
   cmake --build --preset fuzz -j "$JOBS"
-  ctest --test-dir build/fuzz -L fuzz -j 1 --timeout 300 --output-on-failure
+  ctest --test-dir build/fuzz -L fuzz -j 1 --timeout 300 --output-on-failure \
+    --output-junit "$PWD/build/fuzz/junit.xml"
+  bash scripts/check-skips.sh build/fuzz/junit.xml
 fi

@@ -151,6 +151,11 @@ bool FakeKubelet::waitForRequests(std::size_t count, std::chrono::milliseconds t
   return changed_.wait_for(lock, timeout, [&] { return requests_.size() >= count; });
 }
 
+bool FakeKubelet::waitForHangs(std::size_t count, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return hangs_begun_ >= count; });
+}
+
 int FakeKubelet::handlePods(mg_connection* conn, void* self) {
   try {
     return static_cast<FakeKubelet*>(self)->handle(conn);
@@ -195,6 +200,8 @@ int FakeKubelet::handle(mg_connection* conn) {
     if (times_ > 0) --times_;
   }
   if (hang.count() > 0) {
+    ++hangs_begun_;
+    changed_.notify_all();
     changed_.wait_for(lock, hang, [&] { return stopping_; });
     return finish(503, "text/plain", "fake kubelet: hung");
   }

@@ -63,6 +63,9 @@ class FakeKubelet {
   [[nodiscard]] std::vector<FakeKubeletRequest> requests() const;
   // Waits until at least `count` requests were answered; false when `timeout` passed first.
   bool waitForRequests(std::size_t count, std::chrono::milliseconds timeout) const;
+  // Waits until at least `count` requests began a hang (the client is now waiting on the fake);
+  // false when `timeout` passed first.
+  bool waitForHangs(std::size_t count, std::chrono::milliseconds timeout) const;
 
  private:
   explicit FakeKubelet(FakeKubeletOptions options);
@@ -76,13 +79,14 @@ class FakeKubelet {
 
   // Everything below is shared with civetweb's worker threads.
   mutable std::mutex mutex_;
-  mutable std::condition_variable changed_;  // a request was answered, or stopping_
+  mutable std::condition_variable changed_;  // a request was answered or hangs, or stopping_
   FakeKubeletOptions options_;
   int fail_status_ = 0;
   std::chrono::milliseconds hang_{0};
   int times_ = 0;  // for fail_status_ or hang_; -1: always
   bool stopping_ = false;
   std::vector<FakeKubeletRequest> requests_;
+  std::size_t hangs_begun_ = 0;
 };
 
 }  // namespace nodewarden::testing

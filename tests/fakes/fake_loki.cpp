@@ -439,6 +439,11 @@ bool FakeLoki::waitForRequests(std::size_t count, std::chrono::milliseconds time
   return changed_.wait_for(lock, timeout, [&] { return requests_.size() >= count; });
 }
 
+bool FakeLoki::waitForHangs(std::size_t count, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return hangs_begun_ >= count; });
+}
+
 std::size_t FakeLoki::entryCount() const {
   const std::scoped_lock lock(mutex_);
   return entry_count_;
@@ -471,6 +476,7 @@ void FakeLoki::clear() {
   entry_count_ = 0;
   requests_.clear();
   connections_ = 0;
+  hangs_begun_ = 0;
 }
 
 int FakeLoki::countConnection(const mg_connection* conn, void** conn_data) {
@@ -591,6 +597,8 @@ int FakeLoki::handle(mg_connection* conn) {
   }
   if (answer.hang.count() > 0) {
     std::unique_lock lock(mutex_);
+    ++hangs_begun_;
+    changed_.notify_all();
     changed_.wait_for(lock, answer.hang, [&] { return stopping_; });
   }
   if (answer.status < 200 || answer.status >= 300) {

@@ -103,6 +103,9 @@ class FakeLoki {
   bool waitForEntries(std::size_t count, std::chrono::milliseconds timeout) const;
   // Waits until at least `count` requests were answered; false when `timeout` passed first.
   bool waitForRequests(std::size_t count, std::chrono::milliseconds timeout) const;
+  // Waits until at least `count` requests, read whole, began a hang; false when `timeout` passed
+  // first.
+  bool waitForHangs(std::size_t count, std::chrono::milliseconds timeout) const;
   [[nodiscard]] std::size_t entryCount() const;
   // Accepted entries of one stream (labels sorted by name), in arrival order.
   [[nodiscard]] std::vector<LogEntry> entries(const Labels& stream) const;
@@ -128,7 +131,7 @@ class FakeLoki {
 
   // Everything below is shared with civetweb's worker threads.
   mutable std::mutex mutex_;
-  mutable std::condition_variable changed_;  // an entry or request arrived, or stopping_
+  mutable std::condition_variable changed_;  // an entry, request or hang began, or stopping_
   FakeLokiAnswer answer_;
   int answer_times_ = -1;
   bool stopping_ = false;
@@ -136,6 +139,7 @@ class FakeLoki {
   std::size_t entry_count_ = 0;
   std::vector<FakeLokiRequest> requests_;
   std::size_t connections_ = 0;
+  std::size_t hangs_begun_ = 0;
 };
 
 // A decoded push body: streams in request order (a stream may repeat).

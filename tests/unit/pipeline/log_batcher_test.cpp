@@ -11,10 +11,10 @@
 #include <prometheus/registry.h>
 #include <stdlib.h>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "pipeline/loki_push_body.h"
@@ -90,6 +90,8 @@ class LogBatcherTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  // The batcher's clock in tests that set LogBatcherOptions::now to it; moved by hand.
+  std::chrono::steady_clock::time_point clock_ = std::chrono::steady_clock::now();
   prometheus::Registry registry_;
   ErrorReporter errors_{registry_};
   std::unique_ptr<Spool> spool_;
@@ -242,9 +244,11 @@ TEST_F(LogBatcherTest, ADueCommitWaitsForAYoungHeldBatchAtMostAnotherInterval) {
   LogBatcherOptions o;
   o.encode_loki_body = true;
   o.batch_wait = std::chrono::milliseconds(0);  // every flush closes the open batch
-  // Wide margins: the middle step must land between one interval and two.
+  // The batcher's clock moves only by hand; the grace is far longer than the test takes, so the
+  // spool's own (real) age of a held batch is always within it.
   o.commit_interval = std::chrono::milliseconds(1000);
   o.commit_grace = std::chrono::hours(1);
+  o.now = [this] { return clock_; };
   start(o, 64ULL << 20, [](SpoolOptions& so) {
     so.sync_each_append = false;
     so.defer_writes = true;
@@ -258,7 +262,12 @@ TEST_F(LogBatcherTest, ADueCommitWaitsForAYoungHeldBatchAtMostAnotherInterval) {
   EXPECT_GT(written, 0U);
   spool_->acknowledge(spool_->front()->sequence);
 
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a commit is due
+  clock_ += std::chrono::milliseconds(999);
+  ASSERT_TRUE(batcher_->accept(app, entry(2, "almost"), fileAt("/logs/a", 15)));
+  ASSERT_TRUE(batcher_->flush());
+  EXPECT_EQ(durable_.size(), 1U);  // not yet an interval since the first commit
+  spool_->acknowledge(spool_->front()->sequence);
+  clock_ += std::chrono::milliseconds(101);  // an interval and a bit: a commit is due
   ASSERT_TRUE(batcher_->accept(app, entry(2, "two"), fileAt("/logs/a", 20)));
   ASSERT_TRUE(batcher_->flush());
   EXPECT_EQ(spool_->heldBatches(), 1U);
@@ -271,8 +280,11 @@ TEST_F(LogBatcherTest, ADueCommitWaitsForAYoungHeldBatchAtMostAnotherInterval) {
 
   ASSERT_TRUE(batcher_->accept(app, entry(3, "three"), fileAt("/logs/a", 30)));
   ASSERT_TRUE(batcher_->flush());
-  EXPECT_EQ(durable_.size(), 2U);                                // within the interval
-  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // two intervals: no more waiting
+  EXPECT_EQ(durable_.size(), 2U);  // within the interval
+  clock_ += std::chrono::milliseconds(1999);
+  EXPECT_FALSE(batcher_->flush());
+  EXPECT_EQ(durable_.size(), 2U);  // due, but the young batch is waited for up to two intervals
+  clock_ += std::chrono::milliseconds(1);  // two intervals: no more waiting
   EXPECT_FALSE(batcher_->flush());
   ASSERT_EQ(durable_.size(), 3U);
   EXPECT_EQ(durable_.back().front().offset, 30U);

@@ -6,11 +6,15 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "collectors/common/pread_file.h"
 #include "pipeline/container_metadata.h"
@@ -427,9 +431,9 @@ TEST(RealKernel, ReadOfARemovedCgroupFailsWithEnodev) {
 
 TEST(RealKernel, CollectorFollowsARealTreeAndDropsARemovedCgroup) {
   const fs::path cg = "/sys/fs/cgroup";
-  if (::geteuid() != 0 || !fs::exists(cg / "cpuacct/cpuacct.usage") ||
-      !fs::exists(cg / "memory/memory.stat")) {
-    GTEST_SKIP() << "needs root and v1 cpuacct and memory";
+  if (::geteuid() != 0 || !fs::exists(cg / "cpu/cpu.shares") ||
+      !fs::exists(cg / "cpuacct/cpuacct.usage") || !fs::exists(cg / "memory/memory.stat")) {
+    GTEST_SKIP() << "needs root and v1 cpu, cpuacct and memory";
   }
   const std::string parent = "nodewarden-unit-" + std::to_string(::getpid());
   const std::string rel = "kubepods/burstable/pod" + kU1;
@@ -499,6 +503,123 @@ TEST(RealKernel, CollectorFollowsARealTreeAndDropsARemovedCgroup) {
   for (const auto& base : made) ::rmdir((base / rel / id2).c_str());
   cleanup();
   EXPECT_FALSE(fs::exists(made[0]));
+}
+
+// ---- the real kernel, cgroup v2 ----
+// The same two checks on the v2 hierarchy wherever one is mounted: /sys/fs/cgroup on a pure v2
+// host, /sys/fs/cgroup/unified on a hybrid one (where the v1 tests above run too). The collector
+// is pointed at the v2 mount, so it reads it as a pure v2 host. Which controllers a cgroup has
+// depends on the host: on a hybrid host the v2 tree usually has none of cpu, memory or io (they
+// are bound to v1), and then only what every v2 cgroup has is there to read: cpu.stat's usage and
+// the *.pressure files (with PSI).
+
+// The mount point of the cgroup2 file system, if any.
+std::optional<fs::path> cgroupV2Mount() {
+  std::ifstream in("/proc/self/mounts");
+  std::string device;
+  std::string dir;
+  std::string type;
+  std::string rest;
+  while (in >> device >> dir >> type && std::getline(in, rest)) {
+    if (type == "cgroup2") return fs::path(dir);
+  }
+  return std::nullopt;
+}
+
+// The controllers a v2 cgroup has (its cgroup.controllers).
+std::string v2Controllers(const fs::path& dir) {
+  std::ifstream in(dir / "cgroup.controllers");
+  std::string line;
+  std::getline(in, line);
+  return " " + line + " ";
+}
+
+// A directory for the test below this process's own v2 cgroup; the test removes it.
+std::optional<fs::path> v2TestParent(const std::string& suffix) {
+  const auto mount = cgroupV2Mount();
+  if (!mount) return std::nullopt;
+  return *mount / ownCgroup("").substr(1) /
+         ("nodewarden-unit-v2" + suffix + "-" + std::to_string(::getpid()));
+}
+
+TEST(RealKernelV2, ReadOfARemovedCgroupFailsWithEnodev) {
+  const auto dir = v2TestParent("");
+  if (::geteuid() != 0 || !dir) GTEST_SKIP() << "needs root and cgroup v2 mounted";
+  ASSERT_TRUE(fs::create_directory(*dir)) << *dir;
+  const int dfd = ::open(dir->c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(dfd, 0);
+  PreadFile f;
+  ASSERT_TRUE(f.openAt(dfd, "cpu.stat"));  // every v2 cgroup has it, whatever its controllers
+  ::close(dfd);
+  std::array<char, 512> buf{};
+  auto before = f.read(buf);
+  ASSERT_TRUE(before.has_value());
+  EXPECT_TRUE(before->starts_with("usage_usec 0\n")) << *before;  // nothing ever ran in it
+  ASSERT_EQ(::rmdir(dir->c_str()), 0);
+  auto r = f.read(buf);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), ENODEV);
+}
+
+TEST(RealKernelV2, CollectorFollowsARealTreeAndDropsARemovedCgroup) {
+  const auto base = v2TestParent("-tree");
+  if (::geteuid() != 0 || !base) GTEST_SKIP() << "needs root and cgroup v2 mounted";
+  const std::string parent = base->filename();
+  const std::string rel = "kubepods/burstable/pod" + kU1;
+  const std::string id2 = std::string(63, 'e') + "2";
+  ASSERT_TRUE(fs::create_directories(*base / rel / kId1)) << *base;
+  // Removes what the test made, deepest first, however the test ends.
+  struct Cleanup {
+    std::vector<fs::path> dirs;
+    ~Cleanup() {
+      for (const auto& d : dirs) ::rmdir(d.c_str());
+    }
+  } cleanup{{*base / rel / kId1, *base / rel / id2, *base / rel, *base / "kubepods/burstable",
+             *base / "kubepods", *base}};
+
+  CgroupCollectorOptions o;
+  o.cgroup_root = *cgroupV2Mount();
+  o.log_root = "/nonexistent";
+  SelfMetrics self;
+  ErrorReporter errors(self.registry());
+  CgroupCollector c(o, errors);
+  Snapshot snap;
+  const auto mine = [&](const std::string& id) -> const CgroupSample* {
+    for (const auto* s : snap.cgroups) {
+      if (s->pod_uid == kU1 && s->container_id == id && s->id.find(parent) != std::string::npos)
+        return s;
+    }
+    return nullptr;
+  };
+  c.collect(snap);
+  const CgroupSample* first = mine(kId1);
+  ASSERT_NE(first, nullptr);
+  EXPECT_TRUE(first->has(F::kCpuUsageNs));
+  const std::string controllers = v2Controllers(*base / rel / kId1);
+  std::cout << "v2 controllers of the test cgroup:" << controllers << "\n";
+  EXPECT_EQ(first->has(F::kMemUsageBytes), controllers.find(" memory ") != std::string::npos);
+  EXPECT_EQ(first->has(F::kCpuShares), controllers.find(" cpu ") != std::string::npos);
+  EXPECT_EQ(first->has(F::kPsiCpuSomeUs), fs::exists(*base / rel / kId1 / "cpu.pressure"));
+
+  // Replace the container with another one: the pod's link count stays the same, so its listing
+  // is kept, and the old container's open files fail with ENODEV: it leaves this snapshot (not
+  // half a sample) and the pod is listed again.
+  ASSERT_EQ(::rmdir((*base / rel / kId1).c_str()), 0);
+  ASSERT_TRUE(fs::create_directory(*base / rel / id2));
+  snap.reset();
+  c.collect(snap);
+  EXPECT_EQ(mine(kId1), nullptr);
+  EXPECT_GE(errors.count("cgroup", "vanished_mid_read"), 1.0);
+  snap.reset();
+  c.collect(snap);
+  EXPECT_EQ(mine(kId1), nullptr);
+  EXPECT_NE(mine(id2), nullptr) << "the replacement container within two cycles";
+
+  // A container removed outright leaves at the next cycle.
+  ASSERT_EQ(::rmdir((*base / rel / id2).c_str()), 0);
+  snap.reset();
+  c.collect(snap);
+  EXPECT_EQ(mine(id2), nullptr);
 }
 
 }  // namespace

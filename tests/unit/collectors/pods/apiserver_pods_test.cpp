@@ -5,8 +5,8 @@
 // What a reader gets wrong: the fake keeps an event history, so a test does not race the
 // watcher's reconnects: what it changes while the watcher is away is replayed when the watch
 // resumes. Tests assert on the requests the fake recorded (resourceVersion, query) to tell a
-// resume from a re-list. Every wait is bounded (kWait); the only fixed wait is the 403 test's
-// window, which measures the request rate.
+// resume from a re-list. Every wait is bounded (kWait) and waits for an event; where a test checks
+// time the watcher measures (staleness, the grace period), it moves a test clock by hand.
 #include "collectors/pods/apiserver_pods.h"
 
 #include <gtest/gtest.h>
@@ -343,15 +343,17 @@ TEST_F(ApiServerPodsTest, ListsThenAppliesAddedModifiedDeleted) {
 }
 
 TEST_F(ApiServerPodsTest, BookmarkAdvancesTheResourceVersionAndFreshness) {
+  useTestClock();
   ApiServerPodWatcher& w = startWatching();
   const std::string before = w.resourceVersion();
-  std::this_thread::sleep_for(milliseconds(50));  // let staleness grow, to see the reset
+  advance(milliseconds(50));  // staleness grows, to see the reset
+  EXPECT_EQ(w.staleness(), milliseconds(50));
   const std::string rv = fake_->bookmark();
   ASSERT_NE(rv, before);
   ASSERT_TRUE(eventually([&] { return w.resourceVersion() == rv; }));
   EXPECT_EQ(w.stats().bookmarks, 1U);
   EXPECT_EQ(w.stats().events, 0U);
-  EXPECT_LT(w.staleness(), milliseconds(50));
+  EXPECT_EQ(w.staleness(), milliseconds(0));
 }
 
 TEST_F(ApiServerPodsTest, DroppedConnectionResumesFromTheLastResourceVersion) {
@@ -434,16 +436,17 @@ TEST_F(ApiServerPodsTest, ForbiddenIsCountedNamesRbacAndBacksOff) {
   options_.backoff_initial = milliseconds(50);
   options_.backoff_max = milliseconds(200);
   fake_->answer(403);
+  const auto began = std::chrono::steady_clock::now();
   ApiServerPodWatcher& w = startWatcher();
-  // Delays: 25-50, 50-100, then 100-200 ms each: 4 to 10 requests in this window.
-  std::this_thread::sleep_for(milliseconds(700));
-  const std::size_t made = fake_->requests().size();
-  EXPECT_GE(made, 3U);
-  EXPECT_LE(made, 12U);  // a busy loop would make hundreds
+  // Delays: 25-50, 50-100, then 100-200 ms each: the fourth answer comes 175 ms after the first
+  // request at the earliest (a busy loop would get there in a few milliseconds).
+  ASSERT_TRUE(eventually([&] { return w.stats().forbidden >= 4; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - began, milliseconds(175));
   EXPECT_FALSE(w.synced());
   const auto stats = w.stats();
-  EXPECT_GE(stats.forbidden, 3U);
-  EXPECT_GE(errorCount("apiserver_forbidden"), 3.0);
+  EXPECT_GE(stats.forbidden, 4U);
+  EXPECT_GE(fake_->requests().size(), 4U);
+  EXPECT_GE(errorCount("apiserver_forbidden"), 4.0);
   EXPECT_NE(stats.last_error.find("RBAC"), std::string::npos) << stats.last_error;
   EXPECT_NE(stats.last_error.find("list and watch pods"), std::string::npos) << stats.last_error;
   EXPECT_NE(stats.last_error.find("403"), std::string::npos) << stats.last_error;
@@ -638,9 +641,11 @@ TEST_F(ApiServerPodsTest, AZeroGracePeriodForgetsAtOnce) {
 }
 
 TEST_F(ApiServerPodsTest, StalenessGrowsWithoutEvents) {
+  useTestClock();
   ApiServerPodWatcher& w = startWatching();
-  std::this_thread::sleep_for(milliseconds(30));
-  EXPECT_GE(w.staleness(), milliseconds(30));
+  EXPECT_EQ(w.staleness(), milliseconds(0));
+  advance(milliseconds(30));
+  EXPECT_EQ(w.staleness(), milliseconds(30));
 }
 
 }  // namespace

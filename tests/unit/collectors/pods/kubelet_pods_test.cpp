@@ -17,8 +17,8 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <string>
-#include <thread>
 
 #include "tests/fakes/fake_kubelet.h"
 
@@ -866,13 +866,11 @@ TEST_F(KubeletTls, BackgroundMetadataNeverWaitsForTheNetwork) {
 
 TEST_F(KubeletTls, DestroyingMetadataDuringAHangIsBounded) {
   fake_->hang(10s);
+  auto meta = std::make_unique<KubeletPodsMetadata>(client(options()), errors_);
+  meta->refresh();
+  ASSERT_TRUE(fake_->waitForHangs(1, 10s));  // the fetch waits on the fake
   const auto start = std::chrono::steady_clock::now();
-  {
-    KubeletPodsMetadata meta(client(options()), errors_);
-    meta.refresh();
-    // Most likely the fetch is in the fake's hang by now; if not, stopping is bounded all the same.
-    std::this_thread::sleep_for(200ms);
-  }
+  meta.reset();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
 }
 

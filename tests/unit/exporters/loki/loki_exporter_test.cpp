@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <thread>
 
 #include "tests/fakes/fake_loki.h"
 
@@ -331,7 +330,7 @@ TEST(LokiExporter, CancelEndsASendInFlight) {
   options.timeout = 20s;
   auto exporter = exporterFor(options);
   auto pending = std::async(std::launch::async, [&] { return exporter->send(sampleBatch()); });
-  std::this_thread::sleep_for(200ms);  // let the request reach the fake
+  ASSERT_TRUE(fake->waitForHangs(1, 10s));  // the request reached the fake, which holds it
   const auto started = std::chrono::steady_clock::now();
   exporter->cancel();
   ASSERT_EQ(pending.wait_for(5s), std::future_status::ready);
@@ -349,7 +348,7 @@ TEST(FakeLoki, StoppingEndsAHangAtOnce) {
   options.timeout = 20s;
   auto exporter = exporterFor(options);
   auto pending = std::async(std::launch::async, [&] { return exporter->send(sampleBatch()); });
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(fake->waitForHangs(1, 10s));
   const auto started = std::chrono::steady_clock::now();
   fake.reset();
   EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);

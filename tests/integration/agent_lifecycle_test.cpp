@@ -286,7 +286,10 @@ TEST_F(UnusableStateDir, ReadOnlyEmptyStateDir) {
       << std::strerror(errno);
   expectRecovered();
   // The remote-write spool came up too: samples reached its fake.
-  EXPECT_TRUE(remote_write_->waitForEntries(1, 20s));
+  ASSERT_TRUE(remote_write_->waitForRequests(1, 20s));
+  const auto sent = remote_write_->requests().front();
+  EXPECT_EQ(sent.status, 204) << sent.error;
+  EXPECT_GT(sent.entries, 0U) << "samples";
   // Stopped before the mount goes, so the agent's last commit lands where it can be written.
   agent_.stop(3s);
 }
@@ -341,9 +344,8 @@ TEST_F(AgentSignals, Usr1Usr2AlrmAndPipeAreLoggedOnceAndIgnored) {
 TEST_F(AgentSignals, SighupAppliesADetectorOptionAtOnce) {
   start("detector:\n  recommendation:\n    margin: 0.15\n");
   const std::string series =
-      "nodewarden_container_recommended_memory_bytes{container=\"spark-driver\",namespace="
-      "\"spark\","
-      "pod=\"driver-0\"}";
+      "nodewarden_container_recommended_memory_bytes{namespace=\"spark\",pod=\"driver-0\","
+      "container=\"spark-driver\",node=\"fixture-node\"}";
   const std::string body = metricsWhen(series, 1);
   ASSERT_FALSE(body.empty()) << "no recommendation";
   const double before = *sample(body, series);

@@ -423,7 +423,6 @@ class Agent::Impl {
   void reload() {
     if (!reloader_) {
       spdlog::warn("SIGHUP: no --config file to reload; the running config stays");
-      reloads_failed_->Increment();
       retryStateUsersNow();
       return;
     }

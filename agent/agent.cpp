@@ -399,9 +399,10 @@ class Agent::Impl {
   void waitForSignal() {
     signals_.async_wait([this](const asio::error_code& ec, int sig) {
       if (ec) return;
-      signal_counts_[sig]->Increment();
+      // Counted after what it did is logged: a reader of the counter finds the log line written.
       if (sig == SIGINT || sig == SIGTERM) {
         spdlog::info("{} received, shutting down", signalName(sig));
+        signal_counts_[sig]->Increment();
         io_.stop();  // run() then spools, commits and stops each part in order
         return;
       }
@@ -413,6 +414,7 @@ class Agent::Impl {
             "only counted in nodewarden_signals_received_total",
             signalName(sig));
       }
+      signal_counts_[sig]->Increment();
       waitForSignal();
     });
   }
@@ -430,8 +432,8 @@ class Agent::Impl {
     std::expected<ReloadPlan, ConfigError> plan =
         next ? planReload(config_, *next) : std::unexpected(next.error());
     if (!plan) {
-      reloads_failed_->Increment();
       spdlog::error("config reload failed, the running config stays: {}", plan.error().message());
+      reloads_failed_->Increment();
       retryStateUsersNow();
       return;
     }
@@ -454,7 +456,6 @@ class Agent::Impl {
     }
     // Key by key: other threads read other fields of config_ (JobOutcomes the node name).
     applyLiveConfigKeys(config_, plan->result, applied);
-    reloads_ok_->Increment();
     if (applied.empty()) {
       spdlog::info("config reloaded from {}: nothing to apply", reload_source_);
     } else {
@@ -466,6 +467,7 @@ class Agent::Impl {
           "until then)",
           joinKeys(plan->needs_restart));
     }
+    reloads_ok_->Increment();  // after the log lines (see waitForSignal)
     retryStateUsersNow();
   }
 

@@ -10,14 +10,23 @@
 #include <asio.hpp>
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <random>
+#include <set>
 
+#include "agent/config_reload.h"
 #include "agent/http_server.h"
 #include "agent/job_outcomes.h"
+#include "agent/json_log.h"
 #include "agent/log_pipeline.h"
 #include "agent/metadata_source_metrics.h"
 #include "agent/pod_metadata_metrics.h"
+#include "agent/readiness.h"
 #include "agent/remote_write_pipeline.h"
+#include "agent/state_dir.h"
 #include "collectors/cgroup/cgroup_collector.h"
 #include "collectors/node/node_collector.h"
 #include "collectors/pods/apiserver_pods.h"
@@ -30,6 +39,7 @@
 #include "exporters/prometheus/text_renderer.h"
 #include "exporters/signals/signals_json.h"
 #include "pipeline/detector/detector.h"
+#include "pipeline/retry_backoff.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {
@@ -45,6 +55,45 @@ std::uint64_t raiseFileLimit() {
   return lim.rlim_cur;
 }
 
+namespace {
+
+// A component whose state dir could not be used tries again after 1 s, then twice as long each
+// time, up to 30 s (jittered: the nodes of a cluster whose state disks failed together do not
+// retry in step). Trying costs a mkdir and a probe file.
+constexpr std::chrono::milliseconds kStateRetryFirst{1000};
+constexpr std::chrono::milliseconds kStateRetryMax{30000};
+
+// The signals the agent handles. Every other one keeps its default action (SIGQUIT's core dump,
+// SIGKILL); SIGPIPE is ignored in main.
+constexpr int kHandledSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
+
+const char* signalName(int sig) {
+  switch (sig) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGALRM:
+      return "SIGALRM";
+    default:
+      return "signal";
+  }
+}
+
+std::string joinKeys(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& k : keys) out += (out.empty() ? "" : ", ") + k;
+  return out;
+}
+
+}  // namespace
+
 class Agent::Impl {
  public:
   explicit Impl(Config config)
@@ -52,8 +101,28 @@ class Agent::Impl {
         errors_(self_.registry(), std::chrono::seconds(60)),
         renderer_(config_.proc_root),
         timer_(io_),
-        signals_(io_, SIGINT, SIGTERM) {
+        signals_(io_) {
+    // Caught from here on: a stray SIGHUP or SIGUSR1 during start-up must not end the agent
+    // either (main ignores them until now).
+    for (int sig : kHandledSignals) signals_.add(sig);
     auto& reg = self_.registry();
+    auto& received = prometheus::BuildCounter()
+                         .Name("nodewarden_signals_received_total")
+                         .Help(
+                             "Signals received, by name. SIGTERM and SIGINT stop the agent, SIGHUP "
+                             "reloads the config file; the others are ignored.")
+                         .Register(reg);
+    for (int sig : kHandledSignals)
+      signal_counts_[sig] = &received.Add({{"signal", signalName(sig)}});
+    auto& reloads = prometheus::BuildCounter()
+                        .Name("nodewarden_config_reloads_total")
+                        .Help(
+                            "Config reloads (SIGHUP), by result: success (the file was valid; what "
+                            "can change at run time was applied) or failure (the running config "
+                            "stays).")
+                        .Register(reg);
+    reloads_ok_ = &reloads.Add({{"result", "success"}});
+    reloads_failed_ = &reloads.Add({{"result", "failure"}});
     prometheus::BuildGauge()
         .Name("nodewarden_build_info")
         .Help("Always 1; labels carry the agent's version and node.")
@@ -139,6 +208,11 @@ class Agent::Impl {
     }
   }
 
+  void setReloader(Agent::Reloader reloader, std::string source) {
+    reloader_ = std::move(reloader);
+    reload_source_ = std::move(source);
+  }
+
   int run() {
     auto server = HttpServer::start(config_.listen);
     if (!server) {
@@ -146,6 +220,7 @@ class Agent::Impl {
       return 1;
     }
     http_ = std::move(*server);
+    // Only config errors stop the start here; what needs the state dir starts below, or retries.
     if (config_.logs_enabled || config_.journal_enabled) {
       auto logs = LogPipeline::create(config_, self_, errors_, metadata_.get());
       if (!logs) {
@@ -159,22 +234,13 @@ class Agent::Impl {
       auto rw = RemoteWritePipeline::create(config_, self_, errors_);
       if (!rw) {
         spdlog::error("cannot start remote write: {}", rw.error());
-        if (logs_) logs_->stop(std::chrono::milliseconds(1200));
         http_->stop();
         return 1;
       }
       remote_write_ = std::move(*rw);
-      remote_write_->start();
     }
     if (config_.jobs_enabled) {
-      JobOutcomeSources js;
-      js.kubelet = kubelet_source_;
-      js.apiserver = apiserver_source_;
-      js.metadata = metadata_.get();
-      js.cgroup = cgroup_;
-      js.logs = logs_.get();
-      jobs_ = std::make_unique<JobOutcomes>(config_, js, self_.registry(), errors_);
-      http_->handle("/jobs", [this](const HttpRequest& r) { return jobs_->jobsJson(r); });
+      http_->handle("/jobs", [this](const HttpRequest& r) { return jobsJson(r); });
     }
     if (detector_ && config_.placement_enabled) {
       auto feed = buildPlacement();
@@ -193,33 +259,37 @@ class Agent::Impl {
       return HttpResponse{200, "text/plain", "ok\n", false};
     });
     http_->handle("/readyz", [this](const HttpRequest&) {
-      return ready_.load()
-                 ? HttpResponse{200, "text/plain", "ready\n", false}
-                 : HttpResponse{503, "text/plain", "first collection not finished\n", false};
+      auto answer = readiness_.answer();
+      return HttpResponse{answer.ready ? 200 : 503, "text/plain", std::move(answer.body), false};
     });
     spdlog::info("nodewarden {} listening on {} (port {}), collecting every {} ms from {}",
                  NODEWARDEN_VERSION, config_.listen, http_->port(), config_.interval.count(),
                  config_.cgroup_root.string());
 
-    signals_.async_wait([this](const asio::error_code& ec, int sig) {
-      if (ec) return;
-      spdlog::info("signal {} received, shutting down", sig);
-      io_.stop();
-    });
+    waitForSignal();
+    // The state dir's users, in this order (Job outcomes submit their events to the log path):
+    // each starts now, or is reported down on /readyz and tries again (see tryStart).
+    if (logs_) {
+      addStateUser(
+          "logs", [this] { return logs_->open(); }, [this] { startLogs(); });
+    }
+    if (remote_write_) {
+      addStateUser(
+          "remote_write", [this] { return remote_write_->open(); },
+          [this] { remote_write_->start(); });
+    }
+    if (config_.jobs_enabled) {
+      addStateUser(
+          "jobs",
+          [this]() -> std::expected<void, std::string> {
+            const auto file = config_.state_dir / "jobs" / "outcomes.jsonl";
+            if (auto r = checkStateFile(file); !r) return std::unexpected(r.error());
+            return {};
+          },
+          [this] { startJobs(); });
+    }
     next_ = std::chrono::steady_clock::now();
     asio::post(io_, [this] { cycle(); });
-    if (jobs_) asio::post(io_, [this] { jobTick(); });
-    if (logs_) {
-      // A batch waiting for the shipper goes on as soon as the shipper has sent the one before.
-      logs_->onShipped([this] {
-        asio::post(io_, [this] {
-          if (logs_->waitingForShipper()) logTick();
-        });
-      });
-      logs_->start();
-      asio::post(io_, [this] { logTick(); });
-      for (int fd : logs_->watchFds()) watchLogFd(fd);
-    }
     io_.run();
     for (auto& w : log_watches_) {
       asio::error_code ec;
@@ -236,6 +306,171 @@ class Agent::Impl {
   }
 
  private:
+  // A component that keeps state in the state dir: started once open succeeds; until then down on
+  // /readyz with open's reason, counted in nodewarden_errors_total{component,
+  // reason="state_dir_unusable"}, and tried again with backoff (and at once on SIGHUP).
+  struct StateUser {
+    std::string component;
+    std::function<std::expected<void, std::string>()> open;
+    std::function<void()> started;
+    std::unique_ptr<asio::steady_timer> timer;
+    std::chrono::milliseconds backoff = kStateRetryFirst;
+    bool up = false;
+  };
+
+  void addStateUser(std::string component, std::function<std::expected<void, std::string>()> open,
+                    std::function<void()> started) {
+    auto u = std::make_unique<StateUser>();
+    u->component = std::move(component);
+    u->open = std::move(open);
+    u->started = std::move(started);
+    u->timer = std::make_unique<asio::steady_timer>(io_);
+    state_users_.push_back(std::move(u));
+    tryStart(*state_users_.back());
+  }
+
+  void tryStart(StateUser& u) {
+    if (u.up) return;
+    auto opened = u.open();
+    if (opened) {
+      u.up = true;
+      if (readiness_.isDown(u.component)) {
+        spdlog::info("{}: the state dir is usable now; started", u.component);
+      }
+      readiness_.setUp(u.component);
+      u.started();
+      return;
+    }
+    readiness_.setDown(u.component, opened.error());
+    // Logged at most once a minute (ErrorReporter), counted every try.
+    errors_.report(u.component, "state_dir_unusable",
+                   opened.error() + " (metrics go on; this part retries and /readyz says why)");
+    const auto half = u.backoff / 2;
+    const auto wait = half + jitteredWait(u.backoff - half, std::chrono::milliseconds(0), rng_);
+    u.backoff = std::min(u.backoff * 2, kStateRetryMax);
+    u.timer->expires_after(wait);
+    u.timer->async_wait([this, &u](const asio::error_code& ec) {
+      if (!ec) tryStart(u);
+    });
+  }
+
+  // On SIGHUP: whoever waits for the state dir tries again now (an operator who fixed the disk
+  // need not wait for the backoff).
+  void retryStateUsersNow() {
+    for (auto& u : state_users_) {
+      if (u->up) continue;
+      u->backoff = kStateRetryFirst;
+      u->timer->cancel();
+      tryStart(*u);
+    }
+  }
+
+  void startLogs() {
+    // A batch waiting for the shipper goes on as soon as the shipper has sent the one before.
+    logs_->onShipped([this] {
+      asio::post(io_, [this] {
+        if (logs_->waitingForShipper()) logTick();
+      });
+    });
+    logs_->start();
+    asio::post(io_, [this] { logTick(); });
+    for (int fd : logs_->watchFds()) watchLogFd(fd);
+  }
+
+  void startJobs() {
+    JobOutcomeSources js;
+    js.kubelet = kubelet_source_;
+    js.apiserver = apiserver_source_;
+    js.metadata = metadata_.get();
+    js.cgroup = cgroup_;
+    js.logs = logs_.get();  // events wait in the tracker while the log path is not open
+    jobs_ = std::make_unique<JobOutcomes>(config_, js, self_.registry(), errors_);
+    jobs_started_.store(true, std::memory_order_release);
+    asio::post(io_, [this] { jobTick(); });
+  }
+
+  HttpResponse jobsJson(const HttpRequest& r) {
+    if (!jobs_started_.load(std::memory_order_acquire)) {
+      return HttpResponse{503, "text/plain", readiness_.answer().body, false};
+    }
+    return jobs_->jobsJson(r);
+  }
+
+  void waitForSignal() {
+    signals_.async_wait([this](const asio::error_code& ec, int sig) {
+      if (ec) return;
+      // Counted after what it did is logged: a reader of the counter finds the log line written.
+      if (sig == SIGINT || sig == SIGTERM) {
+        spdlog::info("{} received, shutting down", signalName(sig));
+        signal_counts_[sig]->Increment();
+        io_.stop();  // run() then spools, commits and stops each part in order
+        return;
+      }
+      if (sig == SIGHUP) {
+        reload();
+      } else if (signals_logged_.insert(sig).second) {
+        spdlog::info(
+            "{} received and ignored (SIGHUP reloads the config, SIGTERM stops); further ones are "
+            "only counted in nodewarden_signals_received_total",
+            signalName(sig));
+      }
+      signal_counts_[sig]->Increment();
+      waitForSignal();
+    });
+  }
+
+  // SIGHUP: reads the config file again (with the same flags over it), applies what can change at
+  // run time (agent/config_reload.h) and names what needs a restart. A file that does not load or
+  // validate changes nothing.
+  void reload() {
+    if (!reloader_) {
+      spdlog::warn("SIGHUP: no --config file to reload; the running config stays");
+      retryStateUsersNow();
+      return;
+    }
+    auto next = reloader_();
+    std::expected<ReloadPlan, ConfigError> plan =
+        next ? planReload(config_, *next) : std::unexpected(next.error());
+    if (!plan) {
+      spdlog::error("config reload failed, the running config stays: {}", plan.error().message());
+      reloads_failed_->Increment();
+      retryStateUsersNow();
+      return;
+    }
+    const auto& applied = plan->applied;
+    const auto changed = [&](std::string_view prefix) {
+      return std::ranges::any_of(applied,
+                                 [&](const std::string& k) { return k.starts_with(prefix); });
+    };
+    if (changed("log_level")) {
+      spdlog::set_level(parseLogLevel(plan->result.log_level).value_or(spdlog::level::info));
+    }
+    if (detector_ && changed("detector.")) detector_->retune(detectorOptions(plan->result));
+    if (placement_ && changed("placement.")) {
+      placement_->setThresholds(kube::PlacementThresholds{
+          .on_score = plan->result.placement_on_score,
+          .off_score = plan->result.placement_off_score,
+          .on_hold = plan->result.placement_on_hold,
+          .off_hold = plan->result.placement_off_hold,
+          .min_taint_duration = plan->result.placement_min_taint_duration});
+    }
+    // Key by key: other threads read other fields of config_ (JobOutcomes the node name).
+    applyLiveConfigKeys(config_, plan->result, applied);
+    if (applied.empty()) {
+      spdlog::info("config reloaded from {}: nothing to apply", reload_source_);
+    } else {
+      spdlog::info("config reloaded from {}: applied {}", reload_source_, joinKeys(applied));
+    }
+    if (!plan->needs_restart.empty()) {
+      spdlog::warn(
+          "config reload: changed but needs a restart to take effect: {} (the running values stay "
+          "until then)",
+          joinKeys(plan->needs_restart));
+    }
+    reloads_ok_->Increment();  // after the log lines (see waitForSignal)
+    retryStateUsersNow();
+  }
+
   struct Timed {
     std::unique_ptr<MetricCollector> collector;
     prometheus::Gauge* duration;
@@ -399,7 +634,11 @@ class Agent::Impl {
     publish();
     cycles_->Increment();
     if (remote_write_) enqueueRemoteWrite();
-    if (!ready_.exchange(true)) spdlog::info("first collection done: ready");
+    if (!collected_) {
+      collected_ = true;
+      readiness_.firstCollectionDone();
+      spdlog::info("first collection done: ready");
+    }
 
     // Fixed-rate schedule; a cycle that overran skips the missed slots instead of bunching up.
     next_ += config_.interval;
@@ -705,7 +944,18 @@ class Agent::Impl {
   std::vector<std::shared_ptr<asio::posix::stream_descriptor>> log_watches_;
   std::chrono::steady_clock::time_point next_;
   std::unique_ptr<HttpServer> http_;
-  std::atomic<bool> ready_{false};
+  Readiness readiness_;
+  bool collected_ = false;  // collection thread only
+  // Declared after io_: their timers go first.
+  std::vector<std::unique_ptr<StateUser>> state_users_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::atomic<bool> jobs_started_{false};  // jobs_ is set (for /jobs on the server's threads)
+  std::map<int, prometheus::Counter*> signal_counts_;
+  std::set<int> signals_logged_;
+  prometheus::Counter* reloads_ok_ = nullptr;
+  prometheus::Counter* reloads_failed_ = nullptr;
+  Agent::Reloader reloader_;  // empty: no --config file
+  std::string reload_source_;
 
   prometheus::Counter* cycles_ = nullptr;
   prometheus::Counter* overruns_ = nullptr;
@@ -719,5 +969,8 @@ class Agent::Impl {
 Agent::Agent(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
 Agent::~Agent() = default;
 int Agent::run() { return impl_->run(); }
+void Agent::setReloader(Reloader reloader, std::string source) {
+  impl_->setReloader(std::move(reloader), std::move(source));
+}
 
 }  // namespace nodewarden

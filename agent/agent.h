@@ -1,12 +1,19 @@
 // Agent: the composition root. Builds the collectors, the renderer and the HTTP server from a
-// Config, runs the collection cycle on an asio timer and stops on SIGTERM/SIGINT.
+// Config, runs the collection cycle on an asio timer, reloads on SIGHUP and stops on SIGTERM/SIGINT
+// (SIGUSR1, SIGUSR2 and SIGALRM are logged once and ignored).
 //
 // What a reader gets wrong: the collection cycle runs on the io_context's one thread; HTTP
-// requests run on civetweb's workers and only read what a cycle published.
+// requests run on civetweb's workers and only read what a cycle published. And a state dir that
+// cannot be used does not stop the agent: the parts that keep state there (the log path, remote
+// write's spool, Job outcomes) retry their start while metrics and the detector go on, and /readyz
+// answers 503 naming them. Only config errors stop the start.
 #pragma once
 
 #include <atomic>
+#include <expected>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "agent/config.h"
 
@@ -19,7 +26,13 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Runs until a signal arrives. Returns the process exit code (0 clean, 1 start-up failure).
+  // Loads the config again as at start (the file, then the same flags over it); SIGHUP calls it.
+  using Reloader = std::function<std::expected<Config, ConfigError>()>;
+  // source names the file in the log. Without a reloader, SIGHUP changes nothing. Before run().
+  void setReloader(Reloader reloader, std::string source);
+
+  // Runs until SIGTERM or SIGINT. Returns the process exit code (0 clean, 1 start-up failure:
+  // the HTTP listener, or a config error found while building a component).
   int run();
 
  private:

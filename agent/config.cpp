@@ -1141,4 +1141,33 @@ placement:
 )";
 }
 
+// The schema's leaves whose values differ, by their dotted paths: a reload says by these names what
+// it applied and what needs a restart.
+namespace {
+void collectChanged(Section section, const std::string& parent, const Config& a, const Config& b,
+                    std::vector<std::string>& out) {
+  for (const Field& field : section) {
+    std::string path = joinPath(parent, field.key);
+    std::visit(
+        [&](const auto& target) {
+          using T = std::decay_t<decltype(target)>;
+          if constexpr (std::is_same_v<T, Section>) {
+            collectChanged(target, path, a, b, out);
+          } else if constexpr (std::is_same_v<T, ByteSize>) {
+            if (a.*(target.member) != b.*(target.member)) out.push_back(path);
+          } else {
+            if (a.*target != b.*target) out.push_back(path);
+          }
+        },
+        field.target);
+  }
+}
+}  // namespace
+
+std::vector<std::string> changedConfigKeys(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  collectChanged(kRootFields, "", a, b, out);
+  return out;
+}
+
 }  // namespace nodewarden

@@ -184,4 +184,8 @@ std::expected<void, ConfigError> validateConfig(const Config& config);
 // and documented in the README).
 std::string defaultConfigYaml();
 
+// The config keys (dotted paths as in the file, e.g. "detector.noisy_neighbor.victim_z") whose
+// values differ between a and b, in the file's order.
+std::vector<std::string> changedConfigKeys(const Config& a, const Config& b);
+
 }  // namespace nodewarden

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/state_dir.h"
 #include "collectors/journal/journal_reader.h"
 #include "collectors/logs/log_tailer.h"
 #include "exporters/file/file_log_exporter.h"
@@ -38,6 +39,9 @@ std::expected<std::string, std::string> readSecretFile(const std::filesystem::pa
 
 class LogPipeline::Impl {
  public:
+  Config config;  // for open()
+  prometheus::Registry* registry = nullptr;
+  ErrorReporter* errors = nullptr;
   std::unique_ptr<Spool> spool;
   std::unique_ptr<LogExporter> exporter;
   std::unique_ptr<LogBatcher> batcher;
@@ -119,13 +123,9 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
   std::unique_ptr<LogPipeline> p(new LogPipeline());
   Impl& i = *p->impl_;
   auto& reg = self.registry();
-
-  SpoolOptions so = logSpoolOptions(config.state_dir / "spool" / "logs");
-  so.max_bytes = config.spool_max_bytes;
-  so.segment_bytes = config.spool_segment_bytes;
-  auto spool = Spool::open(so, errors);
-  if (!spool) return std::unexpected("log spool in " + so.dir.string() + ": " + spool.error());
-  i.spool = std::move(*spool);
+  i.config = config;
+  i.registry = &reg;
+  i.errors = &errors;
 
   if (config.loki_url.empty()) {
     const auto file = config.state_dir / "logs" / "nodewarden-logs.jsonl";
@@ -150,51 +150,7 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
     if (!e) return std::unexpected("loki: " + e.error());
     i.exporter = std::move(*e);
   }
-
-  LogBatcherOptions bo;
-  bo.batch_bytes = config.logs_batch_bytes;
-  bo.batch_wait = config.logs_batch_wait;
-  bo.max_streams = static_cast<std::size_t>(config.logs_max_streams);
-  bo.spool_max_bytes = config.spool_max_bytes;
-  bo.spool_headroom_bytes = 2 * config.logs_batch_bytes;
-  // Loki's protobuf API: each batch is encoded once, spooled as that body and sent as it is.
-  bo.encode_loki_body = !config.loki_url.empty() && config.loki_encoding != "json";
-  // One spool sync and one positions file per second under a backlog, not per batch (the spool
-  // is opened with sync_each_append off for this).
-  bo.commit_interval = kLogCommitInterval;
-  bo.commit_grace = kLogCommitGrace;
-  Impl* ip = &i;
-  i.batcher = std::make_unique<LogBatcher>(
-      bo, *i.spool, [ip](const std::vector<LogCheckpoint>& cps) { ip->onDurable(cps); }, reg,
-      errors);
-  LogShipperOptions sho;
-  sho.on_batch_done = [ip] {
-    if (ip->shipped_listener) ip->shipped_listener();
-  };
-  i.shipper = std::make_unique<LogShipper>(sho, *i.spool, *i.exporter, reg, errors);
-
-  if (config.logs_enabled) {
-    logs::LogTailerOptions to;
-    to.log_root = config.log_root;
-    to.checkpoint_file = config.state_dir / "checkpoints" / "logs.json";
-    to.node_name = config.node_name;
-    to.max_line_bytes = config.logs_max_line_bytes;
-    to.max_open_files = static_cast<std::size_t>(config.logs_max_open_files);
-    to.rescan_interval = config.logs_rescan_interval;
-    to.metadata = metadata;
-    to.pod_labels = config.pod_labels;
-    to.read_compressed = config.logs_read_compressed;
-    i.metadata = metadata;
-    i.tailer = std::make_unique<logs::LogTailer>(to, errors);
-  }
-  if (config.journal_enabled) {
-    journal::JournalOptions jo;
-    jo.dir = config.journal_dir;
-    jo.units = config.journal_units;
-    jo.cursor_file = config.state_dir / "checkpoints" / "journal.cursor";
-    jo.node_name = config.node_name;
-    i.journal = std::make_unique<journal::JournalReader>(jo, errors);
-  }
+  i.metadata = metadata;
 
   i.spool_bytes = &prometheus::BuildGauge()
                        .Name("nodewarden_log_spool_bytes")
@@ -237,7 +193,94 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
   return p;
 }
 
-void LogPipeline::start() { impl_->shipper->start(); }
+std::expected<void, std::string> LogPipeline::open() {
+  Impl& i = *impl_;
+  if (i.shipper) return {};
+  const Config& config = i.config;
+  const auto checkpoints = config.state_dir / "checkpoints";
+  // The files the tailer and the journal reader commit their positions to: a store that cannot be
+  // written would ship lines whose positions are never saved (all sent again after a restart).
+  if (config.logs_enabled) {
+    if (auto r = checkStateFile(checkpoints / "logs.json"); !r) {
+      return std::unexpected("cannot keep positions: " + r.error());
+    }
+  }
+  if (config.journal_enabled) {
+    if (auto r = checkStateFile(checkpoints / "journal.cursor"); !r) {
+      return std::unexpected("cannot keep positions: " + r.error());
+    }
+  }
+  if (config.loki_url.empty()) {
+    if (auto r = checkStateFile(config.state_dir / "logs" / "nodewarden-logs.jsonl"); !r) {
+      return std::unexpected("cannot write the local log file: " + r.error());
+    }
+  }
+  SpoolOptions so = logSpoolOptions(config.state_dir / "spool" / "logs");
+  so.max_bytes = config.spool_max_bytes;
+  so.segment_bytes = config.spool_segment_bytes;
+  // The spool creates its directory, reads `ack` and its segments; the probe then finds a
+  // read-only directory that already existed (the spool only writes at its first append).
+  auto spool = Spool::open(so, *i.errors);
+  if (!spool) return std::unexpected("cannot open the spool: " + spool.error());
+  if (auto r = checkStateDir(so.dir); !r)
+    return std::unexpected("cannot open the spool: " + r.error());
+  i.spool = std::move(*spool);
+
+  auto& reg = *i.registry;
+  ErrorReporter& errors = *i.errors;
+  LogBatcherOptions bo;
+  bo.batch_bytes = config.logs_batch_bytes;
+  bo.batch_wait = config.logs_batch_wait;
+  bo.max_streams = static_cast<std::size_t>(config.logs_max_streams);
+  bo.spool_max_bytes = config.spool_max_bytes;
+  bo.spool_headroom_bytes = 2 * config.logs_batch_bytes;
+  // Loki's protobuf API: each batch is encoded once, spooled as that body and sent as it is.
+  bo.encode_loki_body = !config.loki_url.empty() && config.loki_encoding != "json";
+  // One spool sync and one positions file per second under a backlog, not per batch (the spool
+  // is opened with sync_each_append off for this).
+  bo.commit_interval = kLogCommitInterval;
+  bo.commit_grace = kLogCommitGrace;
+  Impl* ip = &i;
+  i.batcher = std::make_unique<LogBatcher>(
+      bo, *i.spool, [ip](const std::vector<LogCheckpoint>& cps) { ip->onDurable(cps); }, reg,
+      errors);
+  LogShipperOptions sho;
+  sho.on_batch_done = [ip] {
+    if (ip->shipped_listener) ip->shipped_listener();
+  };
+  i.shipper = std::make_unique<LogShipper>(sho, *i.spool, *i.exporter, reg, errors);
+
+  if (config.logs_enabled) {
+    logs::LogTailerOptions to;
+    to.log_root = config.log_root;
+    to.checkpoint_file = checkpoints / "logs.json";
+    to.node_name = config.node_name;
+    to.max_line_bytes = config.logs_max_line_bytes;
+    to.max_open_files = static_cast<std::size_t>(config.logs_max_open_files);
+    to.rescan_interval = config.logs_rescan_interval;
+    to.metadata = i.metadata;
+    to.pod_labels = config.pod_labels;
+    to.read_compressed = config.logs_read_compressed;
+    i.tailer = std::make_unique<logs::LogTailer>(to, errors);
+  }
+  if (config.journal_enabled) {
+    journal::JournalOptions jo;
+    jo.dir = config.journal_dir;
+    jo.units = config.journal_units;
+    jo.cursor_file = checkpoints / "journal.cursor";
+    jo.node_name = config.node_name;
+    i.journal = std::make_unique<journal::JournalReader>(jo, errors);
+  }
+  // Container logs wait for the pod metadata from here (filesMayBeRead), not from create().
+  i.created = std::chrono::steady_clock::now();
+  return {};
+}
+
+bool LogPipeline::isOpen() const { return impl_->shipper != nullptr; }
+
+void LogPipeline::start() {
+  if (impl_->shipper) impl_->shipper->start();
+}
 
 std::vector<int> LogPipeline::watchFds() const {
   std::vector<int> fds;
@@ -248,6 +291,7 @@ std::vector<int> LogPipeline::watchFds() const {
 
 bool LogPipeline::tick() {
   Impl& i = *impl_;
+  if (!i.shipper) return false;
   // Readers stop when the open batch is full (hasRoom()), so one read fills at most one batch:
   // read and spool in turns until the budget is used, the sources are drained, or the spool is
   // near its bound. Otherwise a backlog would move one batch per tick.

@@ -2,6 +2,12 @@
 // into the batcher; the batcher spools; the shipper sends from the spool to Loki (or to the local
 // rolling file when no Loki URL is configured). The agent calls tick() from its event loop.
 //
+// Starting is two steps. create() takes what the config decides (the destination, its
+// credentials) and fails only on those: a config error stops the agent. open() then takes the
+// state dir (the spool, the positions files) and fails while it is unusable (read-only, a file
+// where a directory belongs, ...): the agent keeps running without the log path and calls open()
+// again later. Until open() succeeded, tick() does nothing and submitEvent() refuses.
+//
 // What a reader gets wrong: the order of shutdown. The open batch is spooled and its positions
 // committed first, then the shipper is stopped (a send in flight is cancelled; its batch stays in
 // the spool), so a restart loses and repeats nothing Loki would not deduplicate.
@@ -24,14 +30,21 @@ namespace nodewarden {
 
 class LogPipeline {
  public:
-  // metadata (optional, not owned) gives Job pods their `job` stream label.
+  // metadata (optional, not owned) gives Job pods their `job` stream label. Touches no file of the
+  // state dir; the errors are config errors.
   static std::expected<std::unique_ptr<LogPipeline>, std::string> create(
       const Config& config, SelfMetrics& self, ErrorReporter& errors,
       ContainerMetadata* metadata = nullptr);
+  // Opens the spool and checks the positions files' directory, then builds the readers, the
+  // batcher and the shipper. The error names the path and the reason; call again later. A no-op
+  // once it succeeded.
+  std::expected<void, std::string> open();
+  [[nodiscard]] bool isOpen() const;
   ~LogPipeline();
   LogPipeline(const LogPipeline&) = delete;
   LogPipeline& operator=(const LogPipeline&) = delete;
 
+  // Starts the shipper; after open().
   void start();
   // Reads what is new (within a budget), closes batches that are due, updates the gauges. Returns
   // true when reading stopped on its budget with more to read (call again soon).

@@ -1,9 +1,15 @@
 // nodewarden: the per-node agent. `run` collects and serves; `check-config FILE` validates a
 // config the way `run` would; `version` prints the version.
+//
+// Signals: the agent handles SIGTERM/SIGINT (stop, with the flush), SIGHUP (reload) and SIGUSR1,
+// SIGUSR2, SIGALRM (ignored) from the moment it is built; before that they are ignored here, so no
+// stray one ends the process by its default action during start-up. SIGPIPE is ignored for good: a
+// peer that closed its socket is an error return, never the end of the agent.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -82,6 +88,7 @@ std::expected<nodewarden::Config, nodewarden::ConfigError> loadConfig(const std:
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (int sig : {SIGPIPE, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM}) std::signal(sig, SIG_IGN);
   CLI::App app{"nodewarden: per-node metrics agent for Kubernetes"};
   app.require_subcommand(1);
 
@@ -161,5 +168,8 @@ int main(int argc, char** argv) {
   const auto files = nodewarden::raiseFileLimit();
   spdlog::info("open file limit {}", files);
   nodewarden::Agent agent(std::move(*config));
+  if (!config_file.empty()) {
+    agent.setReloader([config_file, o] { return loadConfig(config_file, o); }, config_file);
+  }
   return agent.run();
 }

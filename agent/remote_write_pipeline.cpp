@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/state_dir.h"
 #include "exporters/remote_write/remote_write_exporter.h"
 #include "exporters/remote_write/write_request_encoder.h"
 #include "pipeline/curl_support.h"
@@ -36,6 +37,9 @@ class RemoteWritePipeline::Impl {
   std::unique_ptr<MetricSender> sender;
   WriteRequestEncoder encoder;  // encoder thread only
   ErrorReporter* errors = nullptr;
+  prometheus::Registry* registry = nullptr;
+  SpoolOptions spool_options;  // for open()
+  std::string url;
 
   std::mutex mu;  // guards queue and stopping
   std::condition_variable cv;
@@ -112,16 +116,15 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
   i.errors = &errors;
   auto& reg = self.registry();
 
-  SpoolOptions so;
-  so.dir = config.state_dir / "spool" / "remote_write";
-  so.max_bytes = config.remote_write_spool_max_bytes;
-  so.segment_bytes = config.spool_segment_bytes;  // open() lowers it to max_bytes / 4
-  so.zstd_level = 1;
-  so.cache_bytes = 8ULL << 20;  // a few cycles of a large node, so sending rarely reads the disk
-  auto spool = MetricSpool::open(so, errors);
-  if (!spool)
-    return std::unexpected("remote_write spool in " + so.dir.string() + ": " + spool.error());
-  i.spool = std::move(*spool);
+  i.registry = &reg;
+  i.spool_options.dir = config.state_dir / "spool" / "remote_write";
+  i.spool_options.max_bytes = config.remote_write_spool_max_bytes;
+  // MetricSpool::open lowers it to max_bytes / 4.
+  i.spool_options.segment_bytes = config.spool_segment_bytes;
+  i.spool_options.zstd_level = 1;
+  // A few cycles of a large node, so sending rarely reads the disk.
+  i.spool_options.cache_bytes = 8ULL << 20;
+  i.url = config.remote_write_url;
 
   RemoteWriteOptions ro;
   ro.http.url = config.remote_write_url;
@@ -148,8 +151,6 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
   auto exporter = RemoteWriteExporter::create(std::move(ro));
   if (!exporter) return std::unexpected(exporter.error());
   i.exporter = std::move(*exporter);
-  i.sender =
-      std::make_unique<MetricSender>(MetricSenderOptions{}, *i.spool, *i.exporter, reg, errors);
 
   auto& dropped =
       prometheus::BuildCounter()
@@ -158,11 +159,14 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
           .Register(reg);
   i.dropped_spool_full = &dropped.Add({{"reason", "spool_full"}});
   i.dropped_encode = &dropped.Add({{"reason", "spool_append_failed"}});
-  i.dropped_queue_full = &prometheus::BuildCounter()
-                              .Name("nodewarden_remote_write_cycles_dropped_total")
-                              .Help("Collection cycles not encoded because the encoder was behind.")
-                              .Register(reg)
-                              .Add({});
+  i.dropped_queue_full =
+      &prometheus::BuildCounter()
+           .Name("nodewarden_remote_write_cycles_dropped_total")
+           .Help(
+               "Collection cycles not encoded because the encoder was behind, or because the "
+               "spool could not be opened yet (the state dir is unusable; see /readyz).")
+           .Register(reg)
+           .Add({});
   i.skipped_lines = &prometheus::BuildCounter()
                          .Name("nodewarden_remote_write_exposition_lines_skipped_total")
                          .Help("Exposition lines that did not parse and were not sent.")
@@ -183,17 +187,36 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
                          .Help("Age of the oldest request not yet accepted (0 when none).")
                          .Register(reg)
                          .Add({});
+  return p;
+}
+
+std::expected<void, std::string> RemoteWritePipeline::open() {
+  Impl& i = *impl_;
+  if (i.spool) return {};
+  auto spool = MetricSpool::open(i.spool_options, *i.errors);
+  if (!spool) return std::unexpected("cannot open the spool: " + spool.error());
+  // The spool writes nothing until its first append: a read-only directory that already existed
+  // is found here.
+  if (auto r = checkStateDir(i.spool_options.dir); !r) {
+    return std::unexpected("cannot open the spool: " + r.error());
+  }
+  i.spool = std::move(*spool);
+  i.sender = std::make_unique<MetricSender>(MetricSenderOptions{}, *i.spool, *i.exporter,
+                                            *i.registry, *i.errors);
   i.updateGauges();
   if (i.spool->batches() > 0) {
     spdlog::info("remote write: {} requests from before the restart will be sent first",
                  i.spool->batches());
   }
-  spdlog::info("remote write to {}", config.remote_write_url);
-  return p;
+  spdlog::info("remote write to {}", i.url);
+  return {};
 }
+
+bool RemoteWritePipeline::isOpen() const { return impl_->spool != nullptr; }
 
 void RemoteWritePipeline::start() {
   Impl& i = *impl_;
+  if (!i.sender || i.thread.joinable()) return;
   i.sender->start();
   i.thread = std::thread([&i] { i.run(); });
 }
@@ -203,6 +226,12 @@ void RemoteWritePipeline::enqueue(MetricCycle cycle) {
   {
     std::lock_guard lock(i.mu);
     if (i.stopping) return;
+    if (!i.thread.joinable()) {
+      // Not started: the spool could not be opened (the agent says why on /readyz). The cycle is
+      // lost; counted like one the encoder could not take.
+      i.dropped_queue_full->Increment();
+      return;
+    }
     if (i.queue.size() >= kMaxQueuedCycles) {
       i.dropped_queue_full->Increment();
       i.errors->report(kComponent, "queue_full",

@@ -32,14 +32,22 @@ struct MetricCycle {
 
 class RemoteWritePipeline {
  public:
+  // Takes what the config decides (URL, credentials, headers); the errors are config errors. The
+  // state dir is not touched here: open() does that.
   static std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> create(
       const Config& config, SelfMetrics& self, ErrorReporter& errors);
   ~RemoteWritePipeline();
   RemoteWritePipeline(const RemoteWritePipeline&) = delete;
   RemoteWritePipeline& operator=(const RemoteWritePipeline&) = delete;
 
+  // Opens the spool in <state-dir>/spool/remote_write. Fails while the state dir is unusable, with
+  // the path and the reason; the agent calls it again later. A no-op once it succeeded.
+  std::expected<void, std::string> open();
+  [[nodiscard]] bool isOpen() const;
+  // Starts the encoder and the sender; after open(). start(), enqueue() and stop() are called from
+  // one thread (the agent's loop, then its shutdown).
   void start();
-  // Never blocks on encoding or sending.
+  // Never blocks on encoding or sending. Before start() the cycle is dropped and counted.
   void enqueue(MetricCycle cycle);
   // Encodes what is queued (so it is in the spool for the next start), then stops sending.
   void stop();

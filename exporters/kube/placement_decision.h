@@ -39,6 +39,7 @@ class PlacementDecision {
 
   [[nodiscard]] bool high() const { return high_; }
   [[nodiscard]] const PlacementThresholds& thresholds() const { return t_; }
+  void setThresholds(const PlacementThresholds& thresholds) { t_ = thresholds; }
 
  private:
   PlacementThresholds t_;

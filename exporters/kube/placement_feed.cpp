@@ -157,6 +157,11 @@ void PlacementFeed::update(const detector::NodeSignals& signals, Clock::time_poi
   wake_.notify_one();
 }
 
+void PlacementFeed::setThresholds(const PlacementThresholds& thresholds) {
+  const std::lock_guard lock(decision_mu_);
+  decision_.setThresholds(thresholds);
+}
+
 PlacementStatus PlacementFeed::status() const {
   const std::lock_guard lock(mu_);
   return status_;

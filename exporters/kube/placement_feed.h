@@ -112,6 +112,9 @@ class PlacementFeed {
   // One detector cycle's result at `now` (the collection's clock). Never blocks on the network.
   void update(const detector::NodeSignals& signals, Clock::time_point now);
   [[nodiscard]] PlacementStatus status() const;
+  // A config reload: the hysteresis' thresholds from the next update() on (a hold under way keeps
+  // its start). Any thread.
+  void setThresholds(const PlacementThresholds& thresholds);
 
  private:
   struct Desired {

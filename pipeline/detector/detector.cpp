@@ -288,6 +288,25 @@ class Detector::Impl {
   [[nodiscard]] DetectorStats stats() const { return {pods_.size(), containers_.size(), dropped_}; }
   [[nodiscard]] const DetectorOptions& options() const { return o_; }
 
+  // Only these: they are read afresh by every update(). The rest sized the rings and histograms
+  // (windows, interval, victim_n, correlation_window, half_life, max_containers) or is read by the
+  // renderers on other threads (metrics_windows).
+  void retune(const DetectorOptions& o) {
+    o_.cpu_percentile = o.cpu_percentile;
+    o_.memory_percentile = o.memory_percentile;
+    o_.margin = o.margin;
+    o_.memory_peak_interval = o.memory_peak_interval;
+    o_.baseline_half_life = o.baseline_half_life;
+    o_.victim_z = o.victim_z;
+    o_.victim_min_stall = o.victim_min_stall;
+    o_.memory_victim_min_stall = o.memory_victim_min_stall;
+    o_.self_throttle_ratio = o.self_throttle_ratio;
+    o_.victim_k = std::min(o.victim_k, o_.victim_n);
+    o_.onset_min_stall = o.onset_min_stall;
+    o_.episode_lead = std::min(o.episode_lead, o_.correlation_window);
+    o_.antagonist_threshold = o.antagonist_threshold;
+  }
+
  private:
   PodState* podFor(const CgroupSample& s) {
     auto it = pods_.find(s.pod_uid);
@@ -941,5 +960,6 @@ void Detector::update(const Snapshot& snapshot, double now_s) { impl_->update(sn
 const DetectorState& Detector::state() const { return impl_->state(); }
 DetectorStats Detector::stats() const { return impl_->stats(); }
 const DetectorOptions& Detector::options() const { return impl_->options(); }
+void Detector::retune(const DetectorOptions& options) { impl_->retune(options); }
 
 }  // namespace nodewarden::detector

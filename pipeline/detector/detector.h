@@ -104,6 +104,10 @@ class Detector {
   [[nodiscard]] const DetectorState& state() const;
   [[nodiscard]] DetectorStats stats() const;
   [[nodiscard]] const DetectorOptions& options() const;
+  // A config reload: takes the decision thresholds of options (the right-sizing percentiles and
+  // margin, the noisy-neighbor z, stalls, k, lead and threshold) from the next update() on, and
+  // keeps what sized this detector's windows. Same thread as update().
+  void retune(const DetectorOptions& options);
 
  private:
   class Impl;

@@ -19,7 +19,8 @@
 //
 // usage: bench_kill9_duplicates [--agent=PATH] [--files=3] [--rate=2000] [--kills=8]
 //                               [--mode=both|plain|outage] [--outage-ms=3000]
-//                               [--rotate-lines=5000] [--seed=N] [--tmp=DIR]
+//                               [--rotate-lines=5000] [--seed=N] [--tmp=DIR] [--verbose]
+//   --verbose: per kill and stream, the lines sent twice, in seconds before the kill
 #include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -125,6 +127,8 @@ class Tally {
     if (f.count.size() <= static_cast<std::size_t>(n)) f.count.resize(n + 1 + (n >> 1), 0);
     if (f.count[n]++ != 0) {
       ++duplicates_;
+      f.dup_min = std::min(f.dup_min, n);
+      f.dup_max = std::max(f.dup_max, n);
     } else {
       ++unique_;
     }
@@ -140,6 +144,17 @@ class Tally {
     std::lock_guard lock(mu_);
     return unique_;
   }
+  // The smallest and largest line number of each stream sent again since the last call.
+  std::vector<std::pair<long, long>> takeDuplicateRanges() {
+    std::lock_guard lock(mu_);
+    std::vector<std::pair<long, long>> out;
+    for (auto& f : files_) {
+      out.emplace_back(f.dup_max == 0 ? 0 : f.dup_min, f.dup_max);
+      f.dup_min = std::numeric_limits<long>::max();
+      f.dup_max = 0;
+    }
+    return out;
+  }
   // Every stream has every line 1..upto[i].
   [[nodiscard]] bool complete(const std::vector<long>& upto) const {
     std::lock_guard lock(mu_);
@@ -153,6 +168,8 @@ class Tally {
   struct File {
     std::vector<std::uint32_t> count;
     long prefix = 0;  // every line 1..prefix arrived
+    long dup_min = std::numeric_limits<long>::max();
+    long dup_max = 0;
   };
   mutable std::mutex mu_;
   std::vector<File> files_;
@@ -223,6 +240,7 @@ struct Options {
   long rotate_lines = 5000;
   unsigned seed = std::random_device{}();
   fs::path tmp = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
+  bool verbose = false;  // per kill, which lines of each stream came twice
 };
 
 class Run {
@@ -273,7 +291,9 @@ class Run {
         when = std::to_string(after) + " ms after start";
       }
       const std::uint64_t before = tally_.duplicates();
+      tally_.takeDuplicateRanges();
       ::kill(agent_.pid(), SIGKILL);
+      const std::vector<long> at_kill = writers_->written();
       agent_.stop(5s);
       if (!startAgent()) return 1;
       // Everything written when the agent came back has arrived: the restart's re-sends and
@@ -283,8 +303,19 @@ class Run {
         return fail("the lines written before the restart did not all arrive");
       const std::uint64_t dups = tally_.duplicates() - before;
       by_mode[outage ? "outage" : "plain"].push_back(dups);
-      std::printf("  %-4d %-7s %-22s %10llu %9.2f\n", k, outage ? "outage" : "plain", when.c_str(),
+      std::printf("  %-4d %-7s %-22s %10llu %9.2f", k, outage ? "outage" : "plain", when.c_str(),
                   static_cast<unsigned long long>(dups), static_cast<double>(dups) / per_second);
+      if (o_.verbose) {
+        // Per stream, the lines sent again, in seconds before the kill (written then).
+        const auto ranges = tally_.takeDuplicateRanges();
+        for (std::size_t i = 0; i < ranges.size(); ++i) {
+          if (ranges[i].second == 0) continue;
+          std::printf("  c%zu: -%.2f..-%.2f s", i,
+                      static_cast<double>(at_kill[i] - ranges[i].first) / o_.rate,
+                      static_cast<double>(at_kill[i] - ranges[i].second) / o_.rate);
+        }
+      }
+      std::printf("\n");
       std::fflush(stdout);
     }
     writers_->stop();
@@ -374,7 +405,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: bench_kill9_duplicates [--agent=PATH] [--files=3] [--rate=2000] "
                "[--kills=8] [--mode=both|plain|outage] [--outage-ms=3000] [--rotate-lines=5000] "
-               "[--seed=N] [--tmp=DIR]\n");
+               "[--seed=N] [--tmp=DIR] [--verbose]\n");
   return 2;
 }
 
@@ -406,6 +437,8 @@ int main(int argc, char** argv) {
       o.seed = static_cast<unsigned>(std::strtoul(v7->c_str(), nullptr, 10));
     } else if (auto v8 = value("--tmp=")) {
       o.tmp = *v8;
+    } else if (a == "--verbose") {
+      o.verbose = true;
     } else {
       return usage();
     }

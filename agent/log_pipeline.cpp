@@ -236,8 +236,10 @@ std::expected<void, std::string> LogPipeline::open() {
   bo.spool_headroom_bytes = 2 * config.logs_batch_bytes;
   // Loki's protobuf API: each batch is encoded once, spooled as that body and sent as it is.
   bo.encode_loki_body = !config.loki_url.empty() && config.loki_encoding != "json";
-  // One spool sync and one positions file per second under a backlog, not per batch (the spool
-  // is opened with sync_each_append off for this).
+  // One positions file per second, not per batch: the acknowledged batches' positions without a
+  // sync, the rest after one spool sync once they waited kLogCommitGrace (the spool is opened with
+  // sync_each_append off for this). A kill -9 then repeats at most a second of lines plus the
+  // batch in flight (bench_kill9_duplicates).
   bo.commit_interval = kLogCommitInterval;
   bo.commit_grace = kLogCommitGrace;
   Impl* ip = &i;

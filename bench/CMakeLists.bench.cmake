@@ -7,6 +7,7 @@
 #   bench_log_parse      CRI and Docker log record parsing + joining: MiB/s and allocs per record
 #   bench_victim         fixed unit of work in a loop (cpu, memory, io), ops/s every 0.5 s to a file
 #   bench_detector_eval  precision/recall of the agent's noisy-neighbour verdicts on a real node
+#   bench_kill9_duplicates  lines the real agent sends twice per kill -9 and restart (fake Loki)
 
 add_library(nodewarden_bench_support STATIC synthetic_tree.cpp read_floor.cpp real_cgroups.cpp)
 target_include_directories(nodewarden_bench_support PUBLIC ${PROJECT_SOURCE_DIR})
@@ -88,4 +89,16 @@ if(TARGET nodewarden_node_builder AND TARGET nodewarden)
   target_link_libraries(bench_detector_eval
     PRIVATE nodewarden_node_builder nlohmann_json::nlohmann_json nodewarden_warnings)
   add_dependencies(bench_detector_eval nodewarden bench_victim)
+endif()
+
+# Lines the real agent sends twice per kill -9 and restart, at a given rate, with and without a
+# Loki outage before the kill (the fake Loki and ChildProcess come from tests/, so it needs
+# NODEWARDEN_TESTS=ON).
+if(TARGET nodewarden_fake_loki AND TARGET nodewarden_node_builder AND TARGET nodewarden)
+  add_executable(bench_kill9_duplicates kill9_duplicates.cpp)
+  target_link_libraries(bench_kill9_duplicates
+    PRIVATE nodewarden_fake_loki nodewarden_node_builder nodewarden::pipeline nodewarden_warnings)
+  target_compile_definitions(bench_kill9_duplicates
+    PRIVATE NODEWARDEN_AGENT_BINARY="$<TARGET_FILE:nodewarden>")
+  add_dependencies(bench_kill9_duplicates nodewarden)
 endif()

@@ -190,30 +190,58 @@ bool LogBatcher::flush(bool force) {
   } else {
     waiting_ = false;
   }
-  if (!uncommitted_.empty() && (force || commitDue())) commitPositions();
+  commitPositions(force);
   return appended;
 }
 
-bool LogBatcher::commitDue() const {
-  if (!committed_at_) return true;
-  const auto since = now() - *committed_at_;
-  if (since < options_.commit_interval) return false;
-  if (options_.commit_grace.count() == 0 || since >= 2 * options_.commit_interval) return true;
-  return spool_.newestHeldAge() >= options_.commit_grace;
+void LogBatcher::commitPositions(bool force) {
+  if (pending_.empty()) return;
+  const Clock::time_point at = now();
+  if (!force && committed_at_ && at - *committed_at_ < options_.commit_interval) return;
+  // Acknowledged (or dropped, and counted, by the spool): their lines are where they are going,
+  // and reading them again after a crash would only send them twice.
+  const std::uint64_t acknowledged = spool_.acknowledgedThrough();
+  std::size_t count = 0;
+  while (count < pending_.size() && pending_[count].sequence <= acknowledged) ++count;
+  const std::size_t unacknowledged = pending_.size() - count;
+  bool sync = force && unacknowledged > 0;
+  if (!sync && unacknowledged > 0) {
+    // The spool holds its newest batches in memory; fewer held than unacknowledged here (asked
+    // after acknowledgedThrough, so acknowledgements in between only lower the count held) means
+    // one of ours is on disk: a crash would send it again besides reading its lines again.
+    const bool on_disk = spool_.heldBatches() < unacknowledged;
+    sync = on_disk || at - pending_[count].appended >= options_.commit_grace;
+  }
+  if (sync) {
+    if (auto synced = spool_.sync(); synced) {
+      count = pending_.size();
+    } else {
+      // Reported by the spool too; the rest wait for a sync that succeeds (their lines stay in
+      // their files until then).
+      errors_.report("spool", "sync_failed", synced.error());
+    }
+  }
+  // Nothing to commit: due still, so the next flush looks again (an acknowledgement, the grace).
+  if (count > 0) commitFirst(count, at);
 }
 
-void LogBatcher::commitPositions() {
-  if (auto synced = spool_.sync(); !synced) {
-    // Reported by the spool too; the positions wait for a sync that succeeds (the lines stay in
-    // their files until then).
-    errors_.report("spool", "sync_failed", synced.error());
-    return;
+void LogBatcher::commitFirst(std::size_t count, Clock::time_point at) {
+  // A later batch's position of a source supersedes an earlier one (batches are in read order).
+  std::vector<LogCheckpoint> latest;
+  commit_index_.clear();
+  for (std::size_t i = 0; i < count; ++i) {
+    for (auto& cp : pending_[i].checkpoints) {
+      const auto [it, added] = commit_index_.try_emplace(cp.source, latest.size());
+      if (added) {
+        latest.push_back(std::move(cp));
+      } else {
+        latest[it->second] = std::move(cp);
+      }
+    }
   }
-  committed_at_ = now();
-  std::vector<LogCheckpoint> durable = std::move(uncommitted_);
-  uncommitted_.clear();
-  uncommitted_index_.clear();
-  if (on_durable_) on_durable_(durable);
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
+  committed_at_ = at;
+  if (on_durable_) on_durable_(latest);
 }
 
 bool LogBatcher::appendToSpool() {
@@ -282,16 +310,7 @@ bool LogBatcher::appendToSpool() {
   }
   encoded_.clear();
   batch_ = LogBatch{};
-  // A later batch's position of a source supersedes an earlier one (batches are in read order).
-  for (auto& cp : checkpoints) {
-    const auto [it, added] = uncommitted_index_.try_emplace(cp.source, uncommitted_.size());
-    if (added) {
-      uncommitted_.push_back(std::move(cp));
-    } else {
-      uncommitted_[it->second] = std::move(cp);
-    }
-  }
-  if (commitDue()) commitPositions();
+  pending_.push_back(PendingBatch{*seq, now(), std::move(checkpoints)});
   stream_index_.clear();
   checkpoint_index_.clear();
   last_stream_ = last_checkpoint_ = 0;

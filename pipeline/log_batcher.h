@@ -1,6 +1,14 @@
 // LogBatcher: the LogSink collectors write into. Groups entries by stream into one LogBatch,
-// closes it by size or age, appends it to the spool, and only once the spool has synced what was
-// appended tells the sources that their positions are durable (so they may commit them).
+// closes it by size or age, appends it to the spool, and tells the sources that their positions
+// may be committed once the batches up to them are acknowledged by the destination or synced in
+// the spool.
+//
+// What a reader gets wrong about commits: a kill -9 sends twice the lines of batches that were
+// delivered (or written to the spool's files) but whose positions were not committed, since they
+// are read again. So every commit_interval the positions of the acknowledged batches are
+// committed without any sync, and the spool is synced only when a batch after them is on disk,
+// has waited commit_grace, or at flush(true): a kill then repeats at most one commit interval of
+// lines plus the batch in flight (bench/README.md, bench_kill9_duplicates).
 //
 // What a reader gets wrong: hasRoom() is the backpressure. It turns false when the open batch is
 // at its memory budget or the spool cannot take another batch; collectors then stop reading and
@@ -13,6 +21,7 @@
 
 #include <array>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,23 +49,27 @@ struct LogBatcherOptions {
   std::uint64_t spool_headroom_bytes = 4ULL << 20;  // keep this much of the spool free
   std::uint64_t spool_max_bytes = 512ULL << 20;     // the spool's bound (SpoolOptions::max_bytes)
   bool encode_loki_body = false;                    // the destination is Loki's protobuf API
-  // Sources' positions are committed (on_durable, after Spool::sync()) at most this often, and
-  // at flush(true); 0: after every batch. What a crash takes back is read again from the files:
-  // the same entries, which Loki drops as duplicates.
+  // Sources' positions are committed (on_durable) at most this often, and at flush(true); 0:
+  // after every batch. A commit covers every batch the spool has acknowledged (no sync needed),
+  // and every batch appended when it syncs the spool. What a crash takes back is read again from
+  // the files: the same entries, which Loki drops as duplicates.
   std::chrono::milliseconds commit_interval{0};
-  // A due commit waits (up to another commit_interval) while the spool holds a batch appended
-  // less than this long ago (Spool::newestHeldAge): the destination usually acknowledges it
-  // within that, and then the commit's sync does not write it. 0: never waits.
+  // A due commit syncs the spool (which writes the batches it holds in memory) for batches not
+  // yet acknowledged only once the oldest of them was appended this long ago, or at once when one
+  // of them is on disk already (it would be sent again besides being read again): the destination
+  // usually acknowledges a batch within that, and then nothing is written. Until then the commit
+  // covers the acknowledged batches and the rest wait (checked at every flush). 0: never waits.
   std::chrono::milliseconds commit_grace{0};
-  // Empty: steady_clock::now. Tests move time by hand instead of sleeping through intervals.
+  // The clock of batch_wait, commit_interval and commit_grace; empty: steady_clock (tests inject
+  // one).
   std::function<std::chrono::steady_clock::time_point()> now;
 };
 
 class LogBatcher final : public LogSink {
  public:
   using Clock = std::chrono::steady_clock;
-  // on_durable receives the latest checkpoint of each source whose batches are durably in the
-  // spool: after every batch, or once per commit_interval for all batches since the last one.
+  // on_durable receives the latest checkpoint of each source whose batches are acknowledged or
+  // durably in the spool: after every batch, or once per commit_interval.
   using OnDurable = std::function<void(const std::vector<LogCheckpoint>&)>;
 
   LogBatcher(LogBatcherOptions options, Spool& spool, OnDurable on_durable,
@@ -69,9 +82,9 @@ class LogBatcher final : public LogSink {
   [[nodiscard]] bool hasRoom() const override;
 
   // Closes the open batch if it is full or old enough (or always, with force), and commits the
-  // positions of spooled batches when commit_interval has passed (or with force). Returns whether
-  // a batch went to the spool. The lines and bytes read counters are brought up to date here (not
-  // per line): callers flush every tick.
+  // positions of spooled batches when commit_interval has passed (all of them, after a sync, with
+  // force; see commit_grace). Returns whether a batch went to the spool. The lines and bytes read
+  // counters are brought up to date here (not per line): callers flush every tick.
   bool flush(bool force = false);
 
   [[nodiscard]] std::size_t pendingBytes() const { return batch_.bytes; }
@@ -83,13 +96,15 @@ class LogBatcher final : public LogSink {
  private:
   bool appendToSpool();
   void publishCounts();
-  // Syncs the spool, then hands uncommitted_ to on_durable; keeps it when the sync failed.
-  void commitPositions();
-  // The first commit, or commit_interval since the last (see commit_grace).
-  [[nodiscard]] bool commitDue() const;
   [[nodiscard]] Clock::time_point now() const {
     return options_.now ? options_.now() : Clock::now();
   }
+  // When a commit is due (the first, commit_interval since the last, or force): hands on_durable
+  // the positions of the acknowledged batches, or of every batch after a sync of the spool (see
+  // commit_grace). A failed sync commits the acknowledged ones only.
+  void commitPositions(bool force);
+  // Hands on_durable the latest position of each source in the first count pending_ batches.
+  void commitFirst(std::size_t count, Clock::time_point at);
 
   LogBatcherOptions options_;
   Spool& spool_;
@@ -123,10 +138,15 @@ class LogBatcher final : public LogSink {
   std::array<std::uint64_t, 2> recent_ids_{0, 0};
   std::array<std::size_t, 2> recent_streams_{0, 0};
   Clock::time_point first_entry_{};
-  // The latest position of each source in batches spooled since the last commit.
-  std::vector<LogCheckpoint> uncommitted_;
-  std::unordered_map<std::string, std::size_t> uncommitted_index_;  // source -> index in it
-  std::optional<Clock::time_point> committed_at_;                   // the last commit
+  // Batches spooled and not yet committed, in sequence order: each one's positions.
+  struct PendingBatch {
+    std::uint64_t sequence = 0;
+    Clock::time_point appended;
+    std::vector<LogCheckpoint> checkpoints;
+  };
+  std::deque<PendingBatch> pending_;
+  std::unordered_map<std::string, std::size_t> commit_index_;  // source -> index, in commitFirst
+  std::optional<Clock::time_point> committed_at_;              // the last commit
   bool spool_failed_ = false;
   bool waiting_ = false;  // the last flush() kept a due batch: the spool's consumer is taking them
   mutable bool spool_room_ = false;  // the spool had room when last asked, with no append since

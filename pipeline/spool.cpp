@@ -21,8 +21,10 @@
 //         that a power loss takes back, or leaves short, only re-sends batches of segments still
 //         on disk that were delivered already (the same bytes, which Loki drops as duplicates;
 //         a kill of the process loses nothing, the kernel has the file), while a segment removed
-//         under a stale ack could let sequences repeat. With ack_write_interval the file is
-//         rewritten at most that often in between, so a kill re-sends up to that much too.
+//         under a stale ack could let sequences repeat. In between it is rewritten (renamed,
+//         not fsync'ed) when a record on disk is acknowledged, so a kill re-sends none; for
+//         records acknowledged while held in memory (never written) at most once per
+//         ack_write_interval.
 //   Records are fdatasync'ed as they are appended, or (sync_each_append off) when the producer
 //   calls sync() and when their segment closes; a power loss may then cut records appended
 //   since, which recovery treats as a torn tail.
@@ -412,6 +414,10 @@ class DiskSpool final : public BasicSpool<Record> {
   }
   std::shared_ptr<const Record> front() override;
   void acknowledge(std::uint64_t sequence) override;
+  [[nodiscard]] std::uint64_t acknowledgedThrough() const override {
+    std::lock_guard lock(mu_);
+    return acked_;
+  }
   std::string takeSpareBody() override {
     std::lock_guard lock(mu_);
     return takeSpareLocked();
@@ -1244,10 +1250,11 @@ void DiskSpool<Record>::acknowledge(std::uint64_t sequence) {
     return;
   }
   last_ack_ = std::chrono::steady_clock::now();
-  // Durable only when a segment file went: see the file comment. Between those, at most once per
-  // ack_write_interval.
+  // Durable only when a segment file went: see the file comment. A record on disk at once (a
+  // kill would send it again), one held in memory at most once per ack_write_interval.
+  const bool on_disk = records_.front().segment != kHeld;
   const bool segment_went = popFrontLocked();
-  if (segment_went || options_.ack_write_interval.count() == 0 || !ack_written_ ||
+  if (segment_went || on_disk || options_.ack_write_interval.count() == 0 || !ack_written_ ||
       std::chrono::steady_clock::now() - *ack_written_ >= options_.ack_write_interval) {
     writeAckLocked(segment_went);
   } else {

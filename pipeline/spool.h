@@ -46,9 +46,11 @@ struct SpoolOptions {
   // (a segment is synced when it closes). For a producer that can redo its appends, as the log
   // batcher can: it syncs before it commits its sources' positions.
   bool sync_each_append = true;
-  // The ack file is rewritten at most this often (0: on every acknowledge), and always when a
-  // segment file goes or the spool closes. A crash then re-sends at most this much of what was
-  // delivered already (the same records; Loki drops exact duplicates), never less.
+  // For batches acknowledged while held in memory (defer_writes: never written, so a restart
+  // cannot send them again) the ack file is rewritten at most this often (0: on every
+  // acknowledge). The acknowledgement of a batch on disk is written at once (renamed, not
+  // fsync'ed): a kill re-sends none that was delivered, a power loss may (the same records; Loki
+  // drops exact duplicates). Always when a segment file goes or the spool closes.
   std::chrono::milliseconds ack_write_interval{0};
   // Appends that fit in cache_bytes are held in memory, unwritten, until sync() (or until a later
   // append does not fit, or the spool closes): see the file comment. Needs sync_each_append off;
@@ -100,6 +102,9 @@ class BasicSpool {
 
   // Removes the batch with this sequence (which must be the front). Thread-safe.
   virtual void acknowledge(std::uint64_t sequence) = 0;
+  // Every batch with a sequence up to this one is acknowledged (or was dropped when full, and
+  // counted); batches appended later have higher sequences. Thread-safe.
+  [[nodiscard]] virtual std::uint64_t acknowledgedThrough() const = 0;
 
   // An empty string with the capacity of a stored body (a Loki push body) of a batch the spool
   // has let go of and nobody holds any more, or a plain empty string. A producer writes its next

@@ -11,10 +11,10 @@
 #include <prometheus/registry.h>
 #include <stdlib.h>
 
-#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pipeline/loki_push_body.h"
@@ -90,8 +90,6 @@ class LogBatcherTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  // The batcher's clock in tests that set LogBatcherOptions::now to it; moved by hand.
-  std::chrono::steady_clock::time_point clock_ = std::chrono::steady_clock::now();
   prometheus::Registry registry_;
   ErrorReporter errors_{registry_};
   std::unique_ptr<Spool> spool_;
@@ -237,59 +235,116 @@ TEST_F(LogBatcherTest, AFullBatchWaitsForAConsumerThatTakesBatchesInsteadOfBeing
   EXPECT_EQ(spool_->heldBatches(), 0U);
 }
 
-// commit_grace: a due commit waits while the spool holds a batch younger than the grace (the
-// destination is about to acknowledge it, and the commit's sync would write it), but never past
-// a second commit_interval; once the batch is acknowledged the commit writes nothing.
-TEST_F(LogBatcherTest, ADueCommitWaitsForAYoungHeldBatchAtMostAnotherInterval) {
+// Positions follow acknowledgements: every commit_interval the positions of the batches the
+// destination acknowledged are committed, with no sync, even while a younger batch waits in the
+// spool's memory (reading them again after a kill would only send them twice). A batch not yet
+// acknowledged is synced (written) and committed once it has waited commit_grace, and at once when
+// it is on disk already. The clock is the test's.
+TEST_F(LogBatcherTest, AcknowledgedBatchesAreCommittedWithinOneIntervalWhileYoungerOnesWait) {
+  using Clock = std::chrono::steady_clock;
+  using std::chrono::milliseconds;
+  Clock::time_point now = Clock::now();
   LogBatcherOptions o;
   o.encode_loki_body = true;
-  o.batch_wait = std::chrono::milliseconds(0);  // every flush closes the open batch
-  // The batcher's clock moves only by hand; the grace is far longer than the test takes, so the
-  // spool's own (real) age of a held batch is always within it.
-  o.commit_interval = std::chrono::milliseconds(1000);
-  o.commit_grace = std::chrono::hours(1);
-  o.now = [this] { return clock_; };
+  o.batch_wait = milliseconds(0);  // every flush closes the open batch
+  o.commit_interval = milliseconds(1000);
+  o.commit_grace = milliseconds(250);
+  o.now = [&now] { return now; };
   start(o, 64ULL << 20, [](SpoolOptions& so) {
     so.sync_each_append = false;
     so.defer_writes = true;
     so.cache_bytes = 1 << 20;
   });
   const Labels app = {{"pod", "a"}};
-  ASSERT_TRUE(batcher_->accept(app, entry(1, "one"), fileAt("/logs/a", 10)));
-  ASSERT_TRUE(batcher_->flush());
-  ASSERT_EQ(durable_.size(), 1U);  // the first commit is at once, and writes the batch
-  const std::uint64_t written = spool_->bytes();
-  EXPECT_GT(written, 0U);
-  spool_->acknowledge(spool_->front()->sequence);
+  const auto line = [&](int n) {
+    ASSERT_TRUE(batcher_->accept(app, entry(n, "line " + std::to_string(n)),
+                                 fileAt("/logs/a", static_cast<std::uint64_t>(n) * 10)));
+    ASSERT_TRUE(batcher_->flush());
+  };
+  const auto acknowledgeFront = [&] {
+    auto front = spool_->front();
+    ASSERT_NE(front, nullptr);
+    spool_->acknowledge(front->sequence);
+  };
 
-  clock_ += std::chrono::milliseconds(999);
-  ASSERT_TRUE(batcher_->accept(app, entry(2, "almost"), fileAt("/logs/a", 15)));
-  ASSERT_TRUE(batcher_->flush());
-  EXPECT_EQ(durable_.size(), 1U);  // not yet an interval since the first commit
-  spool_->acknowledge(spool_->front()->sequence);
-  clock_ += std::chrono::milliseconds(101);  // an interval and a bit: a commit is due
-  ASSERT_TRUE(batcher_->accept(app, entry(2, "two"), fileAt("/logs/a", 20)));
-  ASSERT_TRUE(batcher_->flush());
-  EXPECT_EQ(spool_->heldBatches(), 1U);
-  EXPECT_EQ(durable_.size(), 1U);  // waits for the young batch
-  spool_->acknowledge(spool_->front()->sequence);
+  line(1);
+  EXPECT_TRUE(durable_.empty());  // the first commit is due, but the batch is young and held
+  acknowledgeFront();
+  now += milliseconds(10);
   EXPECT_FALSE(batcher_->flush());
-  ASSERT_EQ(durable_.size(), 2U);  // acknowledged: committed, nothing written
+  ASSERT_EQ(durable_.size(), 1U);  // acknowledged: committed without a sync
+  EXPECT_EQ(durable_.back().front().offset, 10U);
+
+  now += milliseconds(490);
+  line(2);
+  acknowledgeFront();
+  now += milliseconds(450);
+  line(3);                         // young, not acknowledged
+  EXPECT_EQ(durable_.size(), 1U);  // within the interval
+  now += milliseconds(60);         // one interval after the last commit
+  EXPECT_FALSE(batcher_->flush());
+  ASSERT_EQ(durable_.size(), 2U);  // batch 2 is, and does not wait for batch 3
   EXPECT_EQ(durable_.back().front().offset, 20U);
-  EXPECT_EQ(spool_->bytes(), written);
+  EXPECT_EQ(spool_->heldBatches(), 1U);
+  EXPECT_EQ(spool_->bytes(), 0U);  // nothing was written
 
-  ASSERT_TRUE(batcher_->accept(app, entry(3, "three"), fileAt("/logs/a", 30)));
-  ASSERT_TRUE(batcher_->flush());
-  EXPECT_EQ(durable_.size(), 2U);  // within the interval
-  clock_ += std::chrono::milliseconds(1999);
+  acknowledgeFront();
+  now += milliseconds(500);
   EXPECT_FALSE(batcher_->flush());
-  EXPECT_EQ(durable_.size(), 2U);  // due, but the young batch is waited for up to two intervals
-  clock_ += std::chrono::milliseconds(1);  // two intervals: no more waiting
+  EXPECT_EQ(durable_.size(), 2U);  // acknowledged, but within the interval
+  now += milliseconds(500);
   EXPECT_FALSE(batcher_->flush());
   ASSERT_EQ(durable_.size(), 3U);
   EXPECT_EQ(durable_.back().front().offset, 30U);
-  EXPECT_EQ(spool_->heldBatches(), 0U);  // the sync wrote it
-  EXPECT_GT(spool_->bytes(), written);
+
+  // Not acknowledged: the due commit waits commit_grace for it, then writes and commits it.
+  now += milliseconds(900);
+  line(4);
+  now += milliseconds(200);  // due, the batch 200 ms old
+  EXPECT_FALSE(batcher_->flush());
+  EXPECT_EQ(durable_.size(), 3U);
+  now += milliseconds(50);
+  EXPECT_FALSE(batcher_->flush());
+  ASSERT_EQ(durable_.size(), 4U);
+  EXPECT_EQ(durable_.back().front().offset, 40U);
+  EXPECT_EQ(spool_->heldBatches(), 0U);
+  EXPECT_GT(spool_->bytes(), 0U);  // the sync wrote it
+  acknowledgeFront();
+  EXPECT_EQ(spool_->batches(), 0U);
+}
+
+// A batch that went to disk (it did not fit in the spool's memory: the destination stalls) is
+// synced and committed at the next due commit, with no grace: a kill would otherwise send it from
+// the spool and read its lines again.
+TEST_F(LogBatcherTest, ABatchOnDiskIsCommittedAtTheNextDueCommitWithoutGrace) {
+  using Clock = std::chrono::steady_clock;
+  using std::chrono::milliseconds;
+  Clock::time_point now = Clock::now();
+  LogBatcherOptions o;
+  o.encode_loki_body = true;
+  o.batch_wait = milliseconds(0);
+  o.commit_interval = milliseconds(1000);
+  o.commit_grace = std::chrono::hours(1);
+  o.now = [&now] { return now; };
+  start(o, 64ULL << 20, [](SpoolOptions& so) {
+    so.sync_each_append = false;
+    so.defer_writes = true;
+    so.cache_bytes = 1;  // nothing is held
+  });
+  const Labels app = {{"pod", "a"}};
+  ASSERT_TRUE(batcher_->accept(app, entry(1, "one"), fileAt("/logs/a", 10)));
+  ASSERT_TRUE(batcher_->flush());
+  EXPECT_EQ(spool_->heldBatches(), 0U);
+  ASSERT_EQ(durable_.size(), 1U);  // the first commit, with a sync: the batch is on disk
+  EXPECT_EQ(durable_.back().front().offset, 10U);
+  now += milliseconds(500);
+  ASSERT_TRUE(batcher_->accept(app, entry(2, "two"), fileAt("/logs/a", 20)));
+  ASSERT_TRUE(batcher_->flush());
+  EXPECT_EQ(durable_.size(), 1U);
+  now += milliseconds(500);
+  EXPECT_FALSE(batcher_->flush());
+  ASSERT_EQ(durable_.size(), 2U);
+  EXPECT_EQ(durable_.back().front().offset, 20U);
 }
 
 // Bodies are written into buffers of earlier bodies (the batcher's own, or one the spool let go
@@ -427,6 +482,9 @@ class SyncRecordingSpool final : public Spool {
   }
   std::shared_ptr<const LogBatch> front() override { return real_.front(); }
   void acknowledge(std::uint64_t sequence) override { real_.acknowledge(sequence); }
+  [[nodiscard]] std::uint64_t acknowledgedThrough() const override {
+    return real_.acknowledgedThrough();
+  }
   std::string takeSpareBody() override { return real_.takeSpareBody(); }
   [[nodiscard]] bool waitForConsumer(std::uint64_t next_bytes) const override {
     return real_.waitForConsumer(next_bytes);

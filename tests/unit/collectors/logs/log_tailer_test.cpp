@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -22,7 +23,9 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "collectors/logs/checkpoint_store.h"
@@ -1438,6 +1441,108 @@ TEST_F(PartialLineTest, RotatedFileThatGrowsBeforeItsReleaseLosesNothing) {
   t->commit(sink.latest());
   drain(*t, sink);
   EXPECT_EQ(sink.lines(), (std::vector<std::string>{"a1", "b1", "a2, late"}));
+}
+
+}  // namespace
+}  // namespace nodewarden::logs
+
+namespace nodewarden::logs {
+namespace {
+
+// Writers append lines as P, P, F records (one write() each, as a runtime does) while the tailer
+// polls on this thread, with rotations at the worst moments: renamed between lines, renamed
+// between a line's P and its F (the F going to the old file after the new one has data),
+// copytruncate between lines, and two streams interleaved. The handle budget is smaller than the
+// files, so files give their descriptors back and take them again meanwhile. No line may arrive
+// as a prefix of a whole line with the same timestamp, and every line arrives whole.
+TEST_F(PartialLineTest, WritersRotatingUnderContentionNeverShipAPAlone) {
+  options_.max_open_files = 3;
+  options_.partial_grace = std::chrono::hours(1);  // a P is never flushed for lack of time here
+  options_.fd_idle_after = std::chrono::milliseconds(200);
+  options_.fd_slice = std::chrono::milliseconds(300);
+  constexpr int kWriters = 4;
+  constexpr int kLines = 300;
+  std::vector<fs::path> dirs;
+  for (int w = 0; w < kWriters; ++w) {
+    dirs.push_back(containerDir("ns_w" + std::to_string(w) + "_uid" + std::to_string(w), "c"));
+  }
+  auto t = make();
+  RecordingSink sink;
+  std::atomic<int> running{kWriters};
+
+  const auto writer = [&](int w) {
+    const fs::path log = dirs[static_cast<std::size_t>(w)] / "0.log";
+    int rotations = 0;
+    const auto rotated = [&] {
+      char name[64];
+      std::snprintf(name, sizeof name, "0.log.20261121-1000%02d", ++rotations);
+      return dirs[static_cast<std::size_t>(w)] / name;
+    };
+    const auto openLog = [&] {
+      return ::open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    };
+    const auto put = [](int fd, const std::string& record) {
+      EXPECT_EQ(::write(fd, record.data(), record.size()), static_cast<ssize_t>(record.size()));
+    };
+    int fd = openLog();
+    for (int i = 1; i <= kLines; ++i) {
+      const int ts = w * 10'000'000 + i * 10;
+      const std::string stream = (w == 3 && i % 2 == 0) ? "stderr" : "stdout";
+      const std::string id = "W" + std::to_string(w) + " seq=" + std::to_string(i) + " ";
+      put(fd, cri(ts, stream, 'P', id + "aaaa"));
+      put(fd, cri(ts + 1, stream, 'P', "bbbb"));
+      const bool rotate = i % 40 == 0;
+      if (rotate && w == 1) {
+        // Renamed between the P records and the F; the new file gets data first.
+        fs::rename(log, rotated());
+        const int next = openLog();
+        put(next, cri(ts + 5, "W1 side " + std::to_string(i)));
+        put(fd, cri(ts + 2, stream, 'F', "cccc"));
+        ::close(fd);
+        fd = next;
+        continue;
+      }
+      put(fd, cri(ts + 2, stream, 'F', "cccc"));
+      if (rotate && w == 0) {
+        fs::rename(log, rotated());
+        ::close(fd);
+        fd = openLog();
+      } else if (rotate && w == 2) {
+        fs::copy_file(log, rotated());
+        EXPECT_EQ(::ftruncate(fd, 0), 0);
+      }
+    }
+    ::close(fd);
+    --running;
+  };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) threads.emplace_back(writer, w);
+  int polls = 0;
+  const auto pollOnce = [&] {
+    now_ += std::chrono::milliseconds(100);
+    t->poll(sink, 1 << 20);
+    ASSERT_LE(t->stats().open_files, options_.max_open_files);
+    if (++polls % 10 == 0) t->commit(sink.latest());
+  };
+  while (running.load() > 0) {
+    pollOnce();
+    std::this_thread::yield();
+  }
+  for (auto& th : threads) th.join();
+  for (int i = 0; i < 2000; ++i) pollOnce();  // the last rotations, descriptors in turn
+
+  EXPECT_EQ(prefixDuplicates(sink), std::vector<std::string>{});
+  std::set<std::string> got;
+  for (const auto& r : sink.records) got.insert(r.entry.line);
+  for (int w = 0; w < kWriters; ++w) {
+    for (int i = 1; i <= kLines; ++i) {
+      const std::string whole =
+          "W" + std::to_string(w) + " seq=" + std::to_string(i) + " aaaabbbbcccc";
+      EXPECT_TRUE(got.contains(whole)) << whole;
+    }
+  }
+  EXPECT_EQ(t->stats().partials_flushed, 0U);
+  EXPECT_GE(t->stats().fd_yields, 1U);
 }
 
 }  // namespace

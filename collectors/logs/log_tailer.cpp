@@ -3,10 +3,16 @@
 //
 // What a reader gets wrong: a file is let go only when three things hold: it will not grow (it was
 // deleted, or a newer file of its container has data), everything in it was handed out, and
-// commit() covered the last entry handed out. Until then its descriptor stays open, so a file
-// renamed and deleted while the agent was far behind is still read to its end. So a .gz file
-// whose plain predecessor is still open waits until the plain file is let go: only then is the
-// plain file's position final, and it is usually the end (nothing of the .gz is read).
+// commit() covered the last entry handed out. Until then a rotated or deleted file keeps its
+// descriptor while it has data, so a file renamed and deleted while the agent was far behind is
+// still read to its end. So a .gz file whose plain predecessor is still open waits until the
+// plain file is let go: only then is the plain file's position final, and it is usually the end
+// (nothing of the .gz is read).
+//
+// Having a descriptor is not the same as being followed. Beyond max_open_files, files take turns:
+// a parked file (idle, or live and past its slice while others wait) keeps its TailedFile, with
+// position, partial lines and identity, and is reopened by the name its inode was last listed
+// under. Only a file deleted while parked is lost past its position, and that is counted.
 #include "collectors/logs/log_tailer.h"
 
 #include <fcntl.h>
@@ -480,6 +486,9 @@ class LogTailer::Impl {
 
   // Takes descriptors back from up to `wanted` open files: first those idle longest, then those
   // that held theirs longest, beyond fd_slice. A file that still has data to read queues again.
+  // A rotated file is not made to yield while it has data (kubelet deletes old rotated files, and
+  // one deleted without a descriptor could not be read to its end), nor a deleted one ever, unless
+  // it is finished or cannot be read anyway: an older file of its container waits for a handle.
   std::size_t yieldDescriptors(Clock::time_point now, std::size_t wanted) {
     struct Candidate {
       bool idle;
@@ -487,14 +496,26 @@ class LogTailer::Impl {
       TailedFile* file;
     };
     std::vector<Candidate> candidates;
-    for (auto& [key, file] : files_) {
-      TailedFile& f = *file;
-      // A .gz stream cannot be re-opened at an offset.
-      if (f.parked() || f.compressed()) continue;
-      if (now - f.lastData() >= options_.fd_idle_after) {
-        candidates.push_back({true, f.lastData(), &f});
-      } else if (now - f.fdSince() >= options_.fd_slice) {
-        candidates.push_back({false, f.fdSince(), &f});
+    for (auto& [dir, group] : groups_) {
+      bool behind_waiting = false;
+      for (TailedFile* file : group) {
+        TailedFile& f = *file;
+        if (f.parked()) {
+          behind_waiting |= queued_.contains(f.key());
+          continue;
+        }
+        // A .gz stream cannot be re-opened at an offset.
+        if (f.compressed()) continue;
+        const bool idle = now - f.lastData() >= options_.fd_idle_after;
+        if (f.finished() || behind_waiting) {
+          candidates.push_back({true, f.lastData(), &f});
+        } else if (f.deleted()) {
+          continue;
+        } else if (idle) {
+          candidates.push_back({true, f.lastData(), &f});
+        } else if (!f.rotated() && now - f.fdSince() >= options_.fd_slice) {
+          candidates.push_back({false, f.fdSince(), &f});
+        }
       }
     }
     std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
@@ -511,7 +532,9 @@ class LogTailer::Impl {
       --open_fds_;
       ++yielded;
       ++stats_.fd_yields;
-      if (static_cast<std::uint64_t>(st.st_size) > f.readOffset()) enqueue(f.key(), now);
+      if (!f.finished() && static_cast<std::uint64_t>(st.st_size) > f.readOffset()) {
+        enqueue(f.key(), now);
+      }
     }
     return yielded;
   }

@@ -9,6 +9,9 @@
 // are replayed after a crash, identically, which Loki deduplicates. A compressed rotated file
 // (.gz) has the same three, as offsets in its decompressed stream; its identity and fingerprint
 // are the .gz file's own.
+//
+// A TailedFile may be parked: no descriptor (the handle budget), everything else kept. Its
+// incomplete last record is then read again from consumed_, never its whole lines.
 #pragma once
 
 #include <sys/types.h>
@@ -124,6 +127,8 @@ class TailedFile {
   [[nodiscard]] const FileIdentity& head() const { return head_; }
   [[nodiscard]] int fd() const { return fd_; }
   [[nodiscard]] bool deleted() const { return deleted_; }
+  // Listed under a rotated name (<restart>.log.<suffix>): kubelet deletes the oldest of those.
+  [[nodiscard]] bool rotated() const { return !rotated_suffix_.empty(); }
   // A .gz file: it never grows, so its end is final.
   [[nodiscard]] bool compressed() const { return gzip_ != nullptr; }
   [[nodiscard]] bool finished() const { return finished_; }

@@ -282,6 +282,34 @@ TEST_F(LogsEndToEnd, CopyTruncateRotation) {
   EXPECT_EQ(unique.size(), got.size()) << "no line sent twice";
 }
 
+// More pods than collectors.logs.max_open_files: the files take turns with the descriptors
+// (idle ones give theirs back), so the fifth pod's lines arrive too, and the wait is counted.
+TEST_F(LogsEndToEnd, MorePodsThanTheHandleBudgetAreAllRead) {
+  writeConfig("    max_open_files: 4\n");
+  std::vector<std::unique_ptr<ContainerLog>> pods;
+  for (int p = 0; p < 5; ++p) {
+    pods.push_back(std::make_unique<ContainerLog>(
+        log_root_, "ns", "pod-" + std::to_string(p),
+        "11111111-2222-3333-4444-55555555570" + std::to_string(p), "c" + std::to_string(p)));
+  }
+  startAgent();
+  ASSERT_TRUE(waitReady());
+  constexpr int kLines = 150;
+  for (int n = 1; n <= kLines; ++n) {
+    for (auto& pod : pods) pod->write(n);
+    if (n % 30 == 0) std::this_thread::sleep_for(50ms);  // a few bursts, not one
+  }
+  std::vector<ContainerLog*> all;
+  for (auto& pod : pods) all.push_back(pod.get());
+  expectAll(all, kLines);
+  EXPECT_GE(agentMetric("nodewarden_log_file_deferrals_total"), 1.0);
+  EXPECT_GE(agentMetric("nodewarden_log_file_descriptor_yields_total"), 1.0);
+  EXPECT_GE(
+      agentMetric("nodewarden_errors_total{component=\"logs\",reason=\"fd_budget_exhausted\"}"),
+      1.0);
+  EXPECT_LE(agentMetric("nodewarden_log_open_files"), 4.0);
+}
+
 TEST_F(LogsEndToEnd, DestinationDownThenBack) {
   ContainerLog a(log_root_, "airflow", "worker-0", "11111111-2222-3333-4444-555555555553",
                  "worker");

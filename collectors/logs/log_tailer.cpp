@@ -370,9 +370,7 @@ class LogTailer::Impl {
       return key;
     }
     if (const auto w = waiting_.find(key); w != waiting_.end()) {
-      const auto copy_since = w->second.copy_since;
       w->second.file = f;
-      w->second.copy_since = copy_since;
       return key;
     }
     if (const auto d = done_.find(key); d != done_.end()) {

@@ -56,8 +56,8 @@ struct LogTailerOptions {
   // left; off: they are skipped and counted (compressed_skipped).
   bool read_compressed = false;
   // The handle budget: while files wait for a descriptor (max_open_files reached), an open file
-  // gives its own back when it read nothing for fd_idle_after, or when it held it for fd_slice.
-  // Waiting files get descriptors oldest-waiting first, so a file waits about
+  // gives its own back when it read nothing for fd_idle_after, or, a live file, when it held it
+  // for fd_slice. Waiting files get descriptors oldest-waiting first, so a file waits about
   // fd_slice * (files waiting / max_open_files) at most.
   std::chrono::milliseconds fd_idle_after{2000};
   std::chrono::milliseconds fd_slice{1000};

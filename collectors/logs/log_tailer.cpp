@@ -389,6 +389,13 @@ class LogTailer::Impl {
     errors_.report("logs", "file_vanished_unread", f.path);
   }
 
+  // For log lines: the path a key was last listed under.
+  [[nodiscard]] std::string pathOf(const std::string& key) const {
+    if (const auto w = waiting_.find(key); w != waiting_.end()) return w->second.file.path;
+    if (const auto f = files_.find(key); f != files_.end()) return f->second->path();
+    return key;
+  }
+
   Clock::time_point clock() const { return options_.clock ? options_.clock() : Clock::now(); }
 
   void enqueue(const std::string& key, Clock::time_point now) {
@@ -448,7 +455,7 @@ class LogTailer::Impl {
       if (q.counted) continue;
       q.counted = true;
       ++stats_.open_deferred;
-      errors_.report("logs", "fd_budget_exhausted", key);
+      errors_.report("logs", "fd_budget_exhausted", pathOf(key));
     }
     stats_.longest_wait = std::chrono::duration_cast<std::chrono::nanoseconds>(longest);
     if (opened) sortGroups();
@@ -488,12 +495,8 @@ class LogTailer::Impl {
   // one deleted without a descriptor could not be read to its end), nor a deleted one ever, unless
   // it is finished or cannot be read anyway: an older file of its container waits for a handle.
   std::size_t yieldDescriptors(Clock::time_point now, std::size_t wanted) {
-    struct Candidate {
-      bool idle;
-      Clock::time_point since;
-      TailedFile* file;
-    };
-    std::vector<Candidate> candidates;
+    auto& candidates = yield_candidates_;
+    candidates.clear();
     for (auto& [dir, group] : groups_) {
       bool behind_waiting = false;
       for (TailedFile* file : group) {
@@ -516,11 +519,12 @@ class LogTailer::Impl {
         }
       }
     }
-    std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
-      return std::tie(b.idle, a.since) < std::tie(a.idle, b.since);
-    });
+    std::sort(candidates.begin(), candidates.end(),
+              [](const YieldCandidate& a, const YieldCandidate& b) {
+                return std::tie(b.idle, a.since) < std::tie(a.idle, b.since);
+              });
     std::size_t yielded = 0;
-    for (const Candidate& c : candidates) {
+    for (const YieldCandidate& c : candidates) {
       if (yielded == wanted) break;
       TailedFile& f = *c.file;
       struct stat st {};
@@ -845,12 +849,18 @@ class LogTailer::Impl {
   std::map<std::uint64_t, std::string> queue_;      // ticket → key: oldest first
   std::unordered_map<std::string, Queued> queued_;  // key → its place in queue_
   std::uint64_t next_ticket_ = 0;
-  std::size_t open_fds_ = 0;                    // files_ that hold a descriptor
-  std::set<std::string> vanished_parked_;       // parked, then deleted: to be finished
-  std::vector<StoredPosition> replaced_;        // content replaced by copytruncate
-  std::vector<std::string> modified_;           // container dirs written to (reused)
-  std::string copy_prefix_;                     // a rotated file's first bytes
-  std::unordered_map<std::string, Done> done_;  // released, still on disk
+  std::size_t open_fds_ = 0;               // files_ that hold a descriptor
+  std::set<std::string> vanished_parked_;  // parked, then deleted: to be finished
+  std::vector<StoredPosition> replaced_;   // content replaced by copytruncate
+  std::vector<std::string> modified_;      // container dirs written to (reused)
+  std::string copy_prefix_;                // a rotated file's first bytes
+  struct YieldCandidate {
+    bool idle;
+    Clock::time_point since;
+    TailedFile* file;
+  };
+  std::vector<YieldCandidate> yield_candidates_;  // reused by yieldDescriptors()
+  std::unordered_map<std::string, Done> done_;    // released, still on disk
   std::unordered_set<std::string> compressed_seen_;
   std::deque<StoredPosition> recent_;  // positions of plain files gone, newest last
   std::string gz_prefix_;              // a .gz file's first decompressed bytes

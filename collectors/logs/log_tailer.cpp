@@ -490,7 +490,8 @@ class LogTailer::Impl {
   }
 
   // Takes descriptors back from up to `wanted` open files: first those idle longest, then those
-  // that held theirs longest, beyond fd_slice. A file that still has data to read queues again.
+  // read to their end that held theirs a quarter slice, then those that held theirs beyond
+  // fd_slice. A file that still has data to read queues again.
   // A rotated file is not made to yield while it has data (kubelet deletes old rotated files, and
   // one deleted without a descriptor could not be read to its end), nor a deleted one ever, unless
   // it is finished or cannot be read anyway: an older file of its container waits for a handle.
@@ -514,6 +515,9 @@ class LogTailer::Impl {
           continue;
         } else if (idle) {
           candidates.push_back({true, f.lastData(), &f});
+        } else if (!f.rotated() && f.eofThisPoll() && now - f.fdSince() >= options_.fd_slice / 4) {
+          // Read to its end by the last poll: what it gets next can wait its turn.
+          candidates.push_back({false, f.fdSince() - options_.fd_slice, &f});
         } else if (!f.rotated() && now - f.fdSince() >= options_.fd_slice) {
           candidates.push_back({false, f.fdSince(), &f});
         }

@@ -53,6 +53,14 @@ class LogPipeline::Impl {
   prometheus::Gauge* spool_batches = nullptr;
   prometheus::Gauge* oldest_unsent = nullptr;
   prometheus::Gauge* open_files = nullptr;
+  // The tailer's handle budget and its unfinished lines (LogTailerStats), published each tick.
+  prometheus::Gauge* files_deferred = nullptr;
+  prometheus::Gauge* files_parked = nullptr;
+  prometheus::Gauge* file_wait = nullptr;
+  prometheus::Counter* deferrals = nullptr;
+  prometheus::Counter* fd_yields = nullptr;
+  prometheus::Counter* partials_flushed = nullptr;
+  logs::LogTailerStats tailer_seen;  // the counters' values already added
   prometheus::Gauge* spool_lost = nullptr;
   prometheus::Counter* spool_written = nullptr;
   std::uint64_t spool_written_seen = 0;
@@ -99,7 +107,16 @@ class LogPipeline::Impl {
     spool_written->Increment(static_cast<double>(written - spool_written_seen));
     spool_written_seen = written;
     if (tailer) {
-      open_files->Set(static_cast<double>(tailer->stats().open_files));
+      const logs::LogTailerStats ts = tailer->stats();
+      open_files->Set(static_cast<double>(ts.open_files));
+      files_deferred->Set(static_cast<double>(ts.files_waiting));
+      files_parked->Set(static_cast<double>(ts.files_parked));
+      file_wait->Set(std::chrono::duration<double>(ts.longest_wait).count());
+      deferrals->Increment(static_cast<double>(ts.open_deferred - tailer_seen.open_deferred));
+      fd_yields->Increment(static_cast<double>(ts.fd_yields - tailer_seen.fd_yields));
+      partials_flushed->Increment(
+          static_cast<double>(ts.partials_flushed - tailer_seen.partials_flushed));
+      tailer_seen = ts;
       std::vector<std::string> now;
       for (const auto& [file, bytes] : tailer->lagPerFile()) {
         lag->Add({{"file", file}}).Set(static_cast<double>(bytes));
@@ -186,6 +203,48 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
                       .Help("Container log files held open by the tailer.")
                       .Register(reg)
                       .Add({});
+  i.files_deferred = &prometheus::BuildGauge()
+                          .Name("nodewarden_log_files_deferred")
+                          .Help(
+                              "Container log files waiting for a descriptor now "
+                              "(collectors.logs.max_open_files are in use).")
+                          .Register(reg)
+                          .Add({});
+  i.files_parked = &prometheus::BuildGauge()
+                        .Name("nodewarden_log_files_parked")
+                        .Help(
+                            "Container log files followed without a descriptor (idle, or "
+                            "waiting their turn); their positions are kept.")
+                        .Register(reg)
+                        .Add({});
+  i.file_wait = &prometheus::BuildGauge()
+                     .Name("nodewarden_log_file_wait_seconds")
+                     .Help(
+                         "The longest current wait of a container log file for a descriptor "
+                         "(0 when none waits).")
+                     .Register(reg)
+                     .Add({});
+  i.deferrals = &prometheus::BuildCounter()
+                     .Name("nodewarden_log_file_deferrals_total")
+                     .Help("Times a container log file had to wait for a descriptor.")
+                     .Register(reg)
+                     .Add({});
+  i.fd_yields = &prometheus::BuildCounter()
+                     .Name("nodewarden_log_file_descriptor_yields_total")
+                     .Help(
+                         "Descriptors an idle file, or one that had its slice, gave back to a "
+                         "waiting file.")
+                     .Register(reg)
+                     .Add({});
+  i.partials_flushed = &prometheus::BuildCounter()
+                            .Name("nodewarden_log_partial_lines_flushed_total")
+                            .Help(
+                                "Unfinished lines (CRI P records, Docker records without their "
+                                "newline) handed out as they were because their file ended "
+                                "for good: deleted, compressed, or rotated and still for the "
+                                "grace period.")
+                            .Register(reg)
+                            .Add({});
   i.lag = &prometheus::BuildGauge()
                .Name("nodewarden_log_file_lag_bytes")
                .Help("Bytes of a followed log file not read yet.")

@@ -2,7 +2,8 @@
 //
 // What a reader gets wrong: IN_MODIFY on a container directory fires for every write to its log
 // files. It is watched so that the event loop wakes up when there is data to read, not to decide
-// what to read: the tailer reads every open file on each poll.
+// what to read: the tailer reads every open file on each poll. The directories it names are only
+// used for the files that have no descriptor (the handle budget), which cannot be read to find out.
 #include "collectors/logs/log_discovery.h"
 
 #include <dirent.h>
@@ -139,6 +140,7 @@ bool LogDiscovery::drainEvents() {
       const auto it = watches_.find(ev.wd);
       if (it == watches_.end()) continue;
       if ((ev.mask & IN_IGNORED) != 0) {
+        modified_.erase(ev.wd);
         watched_.erase(it->second.path);
         watches_.erase(it);
         continue;
@@ -159,6 +161,7 @@ bool LogDiscovery::drainEvents() {
           }
           break;
         case WatchKind::kContainer:
+          if ((ev.mask & IN_MODIFY) != 0) modified_.insert(ev.wd);
           if ((ev.mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) != 0) {
             const std::string_view rel = std::string_view(w.path).substr(root_.string().size() + 1);
             const auto slash = rel.find('/');
@@ -173,6 +176,13 @@ bool LogDiscovery::drainEvents() {
   }
   if (overflow) ++overflows_;
   return overflow;
+}
+
+void LogDiscovery::takeModified(std::vector<std::string>& dirs) {
+  for (const int wd : modified_) {
+    if (const auto it = watches_.find(wd); it != watches_.end()) dirs.push_back(it->second.path);
+  }
+  modified_.clear();
 }
 
 void LogDiscovery::scanAll(std::vector<DiscoveredFile>& out) {

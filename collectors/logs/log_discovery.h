@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "pipeline/self_metrics.h"
@@ -67,6 +68,10 @@ class LogDiscovery {
   // Lists only the directories that events pointed at.
   void scanDirty(std::vector<DiscoveredFile>& out);
 
+  // The container directories whose files were written to since the last call (IN_MODIFY): the
+  // tailer looks again at the files there that have no descriptor.
+  void takeModified(std::vector<std::string>& dirs);
+
   [[nodiscard]] std::uint64_t overflows() const { return overflows_; }
 
  private:
@@ -87,6 +92,7 @@ class LogDiscovery {
   std::unordered_map<std::string, int> watched_;              // path → wd
   std::set<std::string> dirty_pods_;                          // pod dir names
   std::set<std::pair<std::string, std::string>> dirty_dirs_;  // (pod dir name, container)
+  std::unordered_set<int> modified_;  // wds of container directories written to
   std::uint64_t overflows_ = 0;
 };
 

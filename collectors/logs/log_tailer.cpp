@@ -3,10 +3,16 @@
 //
 // What a reader gets wrong: a file is let go only when three things hold: it will not grow (it was
 // deleted, or a newer file of its container has data), everything in it was handed out, and
-// commit() covered the last entry handed out. Until then its descriptor stays open, so a file
-// renamed and deleted while the agent was far behind is still read to its end. So a .gz file
-// whose plain predecessor is still open waits until the plain file is let go: only then is the
-// plain file's position final, and it is usually the end (nothing of the .gz is read).
+// commit() covered the last entry handed out. Until then a rotated or deleted file keeps its
+// descriptor while it has data, so a file renamed and deleted while the agent was far behind is
+// still read to its end. So a .gz file whose plain predecessor is still open waits until the
+// plain file is let go: only then is the plain file's position final, and it is usually the end
+// (nothing of the .gz is read).
+//
+// Having a descriptor is not the same as being followed. Beyond max_open_files, files take turns:
+// a parked file (idle, or live and past its slice while others wait) keeps its TailedFile, with
+// position, partial lines and identity, and is reopened by the name its inode was last listed
+// under. Only a file deleted while parked is lost past its position, and that is counted.
 #include "collectors/logs/log_tailer.h"
 
 #include <fcntl.h>
@@ -65,6 +71,9 @@ bool fromPodObject(const PodIdentity& pod) {
 
 class LogTailer::Impl {
  public:
+  using Clock = std::chrono::steady_clock;
+  enum class Opened : std::uint8_t { kYes, kNo, kLater };
+
   Impl(LogTailerOptions options, ErrorReporter& errors)
       : options_(std::move(options)),
         errors_(errors),
@@ -95,11 +104,12 @@ class LogTailer::Impl {
 
   std::size_t poll(LogSink& sink, std::size_t byte_budget) {
     discover();
-    openWaiting();
+    const auto now = clock();
+    lookAtParked();
+    schedule(now);
 
-    TailContext ctx{sink, errors_, stats_, chunk_, scratch_};
+    TailContext ctx{sink, errors_, stats_, chunk_, scratch_, replaced_};
     std::size_t total = 0;
-    const auto now = std::chrono::steady_clock::now();
     for (auto& [key, file] : files_) {
       file->startPoll();
       // Until the pod metadata knows a file's pod, ask again each poll: the `job` label of a Job
@@ -115,6 +125,13 @@ class LogTailer::Impl {
     for (auto& [key, file] : files_) {
       if (file->hasHeld() && !file->deliverHeld(ctx)) return 0;
     }
+    // Files deleted while they had no descriptor: what was written after their position is gone,
+    // and so is the rest of an unfinished line, which is handed out as it is.
+    for (auto it = vanished_parked_.begin(); it != vanished_parked_.end();) {
+      const auto f = files_.find(*it);
+      if (f != files_.end() && f->second->finish(ctx) == TailedFile::Status::kBlocked) return 0;
+      it = vanished_parked_.erase(it);
+    }
 
     bool blocked = false;
     bool progressed = true;
@@ -122,13 +139,15 @@ class LogTailer::Impl {
       progressed = false;
       // One chunk per container per round, so a chatty container does not starve the others.
       for (auto& [dir, group] : groups_) {
-        if (readGroup(ctx, group, byte_budget - total, total, progressed)) {
+        if (readGroup(ctx, group, byte_budget - total, total, progressed, now)) {
           blocked = true;
           break;
         }
         if (total >= byte_budget) break;
       }
     }
+    for (const auto& p : replaced_) remember(p, /*always=*/true);
+    replaced_.clear();
     releaseDone();
     return total;
   }
@@ -167,8 +186,10 @@ class LogTailer::Impl {
 
   [[nodiscard]] LogTailerStats stats() const {
     LogTailerStats s = stats_;
-    s.open_files = files_.size();
-    s.files_waiting = waiting_.size();
+    s.open_files = open_fds_;
+    s.files_parked = files_.size() - open_fds_;
+    s.files_waiting = 0;
+    for (const auto& [key, q] : queued_) s.files_waiting += q.for_handle ? 1 : 0;
     s.inotify_overflows = discovery_.overflows();
     return s;
   }
@@ -178,7 +199,16 @@ class LogTailer::Impl {
     DiscoveredFile file;
     std::uint64_t seq = 0;
     bool initial = false;  // found by the first scan
-    bool deferred = false;
+    // A copy (copytruncate) whose original has not been seen truncated yet: since when it waits.
+    std::optional<Clock::time_point> copy_since;
+  };
+  // A file that wants a descriptor: one found and never opened, or one that gave its descriptor
+  // back and has something to read again.
+  struct Queued {
+    std::uint64_t ticket = 0;  // its place: oldest first
+    Clock::time_point since;
+    bool counted = false;     // its wait was counted as a deferral
+    bool for_handle = false;  // it waits for a free descriptor (not for a predecessor)
   };
   struct Done {
     std::uint64_t size = 0;
@@ -187,22 +217,35 @@ class LogTailer::Impl {
 
   // Reads the first file of the group that is not at its end; returns true when the sink blocked.
   bool readGroup(TailContext& ctx, std::vector<TailedFile*>& group, std::size_t budget,
-                 std::size_t& total, bool& progressed) {
+                 std::size_t& total, bool& progressed, Clock::time_point now) {
     for (std::size_t i = 0; i < group.size(); ++i) {
       TailedFile& file = *group[i];
+      if (file.parked()) {
+        // Without a descriptor: the later files' lines wait while it has lines before theirs.
+        if (queued_.contains(file.key())) return false;
+        continue;
+      }
       if (file.eofThisPoll()) continue;
       // Reading what could not be handed out would only be read again.
       if (!ctx.sink.hasRoom()) return true;
       std::size_t n = 0;
       const auto status = file.readChunk(ctx, budget, n);
       total += n;
+      if (n > 0) file.noteData(now);
       if (status == TailedFile::Status::kBlocked) return true;
       if (status == TailedFile::Status::kMore) {
         progressed = true;
         return false;
       }
       file.setEofThisPoll();
-      if (file.deleted() || file.compressed() || superseded(group, i)) {
+      const bool final = file.deleted() || file.compressed();
+      if (final || superseded(group, i)) {
+        // A newer file has data, but the writer may still be between the records of a line
+        // (a P and its F): the line is handed out alone only once the file stayed as it is for
+        // partial_grace. A deleted or compressed file cannot grow: its end is final at once.
+        if (!final && file.hasPending() && now - file.lastData() < options_.partial_grace) {
+          continue;
+        }
         if (file.finish(ctx) == TailedFile::Status::kBlocked) return true;
       }
       // At its end: the next file of the container may be read in this same round.
@@ -288,8 +331,18 @@ class LogTailer::Impl {
         continue;
       }
       vanishedUnread(it->second.file);
-      waiting_order_.erase(it->second.seq);
+      dequeue(it->first);
       it = waiting_.erase(it);
+    }
+    // A file without a descriptor that no listing shows any more was deleted (with its rotated
+    // names, if it was rotated meanwhile): it cannot be read again.
+    for (auto& [key, file] : files_) {
+      if (!file->parked() || file->finished() || seen.contains(key)) continue;
+      if (!vanished_parked_.insert(key).second) continue;
+      file->markDeleted();
+      dequeue(key);
+      ++stats_.parked_vanished;
+      errors_.report("logs", "deleted_without_descriptor", file->path());
     }
   }
 
@@ -325,8 +378,8 @@ class LogTailer::Impl {
       done_.erase(d);  // it grew after it was let go (or the inode is reused): open it again
     }
     const std::uint64_t seq = next_seq_++;
-    waiting_order_.emplace(seq, key);
-    waiting_.emplace(key, Waiting{f, seq, initial, false});
+    waiting_.emplace(key, Waiting{f, seq, initial, std::nullopt});
+    enqueue(key, clock());
     return key;
   }
 
@@ -336,36 +389,182 @@ class LogTailer::Impl {
     errors_.report("logs", "file_vanished_unread", f.path);
   }
 
-  void openWaiting() {
-    bool opened = false;
-    std::vector<Waiting> later;  // .gz files whose plain predecessor is still open
-    while (!waiting_order_.empty() && files_.size() < options_.max_open_files) {
-      const auto first = waiting_order_.begin();
-      auto node = waiting_.extract(first->second);
-      waiting_order_.erase(first);
-      if (node.empty()) continue;
-      const Opened result = openFile(node.mapped());
-      opened |= result == Opened::kYes;
-      if (result == Opened::kLater) later.push_back(std::move(node.mapped()));
-    }
-    for (auto& w : later) {
-      w.deferred = true;  // waits for its predecessor, not for a handle
-      const std::string key = fileKey(w.file.device, w.file.inode);
-      waiting_order_.emplace(w.seq, key);
-      waiting_.emplace(key, std::move(w));
-    }
-    for (auto& [key, w] : waiting_) {
-      if (!w.deferred) {
-        w.deferred = true;
-        ++stats_.open_deferred;
+  // For log lines: the path a key was last listed under.
+  [[nodiscard]] std::string pathOf(const std::string& key) const {
+    if (const auto w = waiting_.find(key); w != waiting_.end()) return w->second.file.path;
+    if (const auto f = files_.find(key); f != files_.end()) return f->second->path();
+    return key;
+  }
+
+  Clock::time_point clock() const { return options_.clock ? options_.clock() : Clock::now(); }
+
+  void enqueue(const std::string& key, Clock::time_point now) {
+    if (queued_.contains(key)) return;
+    const std::uint64_t ticket = next_ticket_++;
+    queue_.emplace(ticket, key);
+    queued_.emplace(key, Queued{ticket, now, false, false});
+  }
+
+  void dequeue(const std::string& key) {
+    const auto it = queued_.find(key);
+    if (it == queued_.end()) return;
+    queue_.erase(it->second.ticket);
+    queued_.erase(it);
+  }
+
+  // Files without a descriptor in directories that were written to: their size now, so that one
+  // with something new asks for a descriptor without waiting for a rescan.
+  void lookAtParked() {
+    modified_.clear();
+    discovery_.takeModified(modified_);
+    if (open_fds_ == files_.size()) return;
+    for (const auto& dir : modified_) {
+      const auto g = groups_.find(dir);
+      if (g == groups_.end()) continue;
+      for (TailedFile* f : g->second) {
+        if (f->parked()) f->statPath();
       }
     }
+  }
+
+  // Hands out descriptors: to files that want one, oldest-waiting first, taking them back from
+  // files that are idle or had theirs for a slice while others wait.
+  void schedule(Clock::time_point now) {
+    // Parked files with something to read again: they grew (or shrank: copytruncate), or a newer
+    // file of their container has data, so they are to be read to their end and let go.
+    for (auto& [dir, group] : groups_) {
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        TailedFile& f = *group[i];
+        if (!f.parked() || f.finished() || queued_.contains(f.key())) continue;
+        const bool to_finish = superseded(group, i) &&
+                               (!f.hasPending() || now - f.lastData() >= options_.partial_grace);
+        if (f.changedSinceParked() || to_finish) enqueue(f.key(), now);
+      }
+    }
+    bool opened = serve(now);
+    std::size_t wanting = 0;
+    for (const auto& [key, q] : queued_) wanting += q.for_handle ? 1 : 0;
+    if (wanting > 0 && open_fds_ >= options_.max_open_files) {
+      if (yieldDescriptors(now, wanting) > 0) opened |= serve(now);
+    }
+    // What still waits for a descriptor is a deferral: counted once per wait.
+    Clock::duration longest{0};
+    for (auto& [key, q] : queued_) {
+      if (!q.for_handle) continue;
+      longest = std::max(longest, now - q.since);
+      if (q.counted) continue;
+      q.counted = true;
+      ++stats_.open_deferred;
+      errors_.report("logs", "fd_budget_exhausted", pathOf(key));
+    }
+    stats_.longest_wait = std::chrono::duration_cast<std::chrono::nanoseconds>(longest);
     if (opened) sortGroups();
   }
 
-  enum class Opened : std::uint8_t { kYes, kNo, kLater };
+  // Opens queued files while descriptors are free. Returns whether one was opened.
+  bool serve(Clock::time_point now) {
+    bool opened = false;
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      const std::string key = it->second;
+      ++it;
+      Queued& q = queued_.at(key);
+      if (open_fds_ >= options_.max_open_files) {
+        q.for_handle = true;
+        continue;
+      }
+      Opened result = Opened::kNo;
+      if (const auto w = waiting_.find(key); w != waiting_.end()) {
+        result = openFile(w->second, now);
+        if (result != Opened::kLater) waiting_.erase(w);
+      } else if (const auto f = files_.find(key); f != files_.end()) {
+        result = reopen(*f->second, now);
+      }
+      if (result == Opened::kLater) {
+        q.for_handle = false;  // waits for something else than a descriptor
+        continue;
+      }
+      opened |= result == Opened::kYes;
+      dequeue(key);
+    }
+    return opened;
+  }
 
-  Opened openFile(const Waiting& w) {
+  // Takes descriptors back from up to `wanted` open files: first those idle longest, then those
+  // read to their end that held theirs a quarter slice, then those that held theirs beyond
+  // fd_slice. A file that still has data to read queues again.
+  // A rotated file is not made to yield while it has data (kubelet deletes old rotated files, and
+  // one deleted without a descriptor could not be read to its end), nor a deleted one ever, unless
+  // it is finished or cannot be read anyway: an older file of its container waits for a handle.
+  std::size_t yieldDescriptors(Clock::time_point now, std::size_t wanted) {
+    auto& candidates = yield_candidates_;
+    candidates.clear();
+    for (auto& [dir, group] : groups_) {
+      bool behind_waiting = false;
+      for (TailedFile* file : group) {
+        TailedFile& f = *file;
+        if (f.parked()) {
+          behind_waiting |= queued_.contains(f.key());
+          continue;
+        }
+        // A .gz stream cannot be re-opened at an offset.
+        if (f.compressed()) continue;
+        const bool idle = now - f.lastData() >= options_.fd_idle_after;
+        if (f.finished() || behind_waiting) {
+          candidates.push_back({true, f.lastData(), &f});
+        } else if (f.deleted()) {
+          continue;
+        } else if (idle) {
+          candidates.push_back({true, f.lastData(), &f});
+        } else if (!f.rotated() && f.eofThisPoll() && now - f.fdSince() >= options_.fd_slice / 4) {
+          // Read to its end by the last poll: what it gets next can wait its turn.
+          candidates.push_back({false, f.fdSince() - options_.fd_slice, &f});
+        } else if (!f.rotated() && now - f.fdSince() >= options_.fd_slice) {
+          candidates.push_back({false, f.fdSince(), &f});
+        }
+      }
+    }
+    std::sort(candidates.begin(), candidates.end(),
+              [](const YieldCandidate& a, const YieldCandidate& b) {
+                return std::tie(b.idle, a.since) < std::tie(a.idle, b.since);
+              });
+    std::size_t yielded = 0;
+    for (const YieldCandidate& c : candidates) {
+      if (yielded == wanted) break;
+      TailedFile& f = *c.file;
+      struct stat st {};
+      if (::fstat(f.fd(), &st) != 0) continue;
+      f.park(static_cast<std::uint64_t>(st.st_size),
+             static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
+      --open_fds_;
+      ++yielded;
+      ++stats_.fd_yields;
+      if (!f.finished() && static_cast<std::uint64_t>(st.st_size) > f.readOffset()) {
+        enqueue(f.key(), now);
+      }
+    }
+    return yielded;
+  }
+
+  // Gives a parked file a descriptor again, on the name a listing last saw it under, if that name
+  // still holds the same inode. kLater: it does not (renamed, or gone); the next listing says where
+  // it went, or that it was deleted.
+  Opened reopen(TailedFile& file, Clock::time_point now) {
+    const int fd = ::open(file.path().c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return Opened::kLater;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_ino) != file.identity().inode ||
+        static_cast<std::uint64_t>(st.st_dev) != file.identity().device) {
+      ::close(fd);
+      return Opened::kLater;
+    }
+    file.reopen(fd);
+    file.setFdSince(now);
+    file.noteData(now);
+    ++open_fds_;
+    return Opened::kYes;
+  }
+
+  Opened openFile(Waiting& w, Clock::time_point now) {
     const int fd = ::open(w.file.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
       if (errno == ENOENT) {
@@ -410,14 +609,73 @@ class LogTailer::Impl {
       }
     } else if (w.initial && options_.start_at_end_for_new_files) {
       start = size;
+    } else if (!w.file.rotated_suffix.empty()) {
+      // A rotated file never followed: maybe a copy (copytruncate) of content already read.
+      const auto copy = copyStart(fd, size, key, w, now);
+      if (!copy) {
+        ::close(fd);
+        return Opened::kLater;
+      }
+      start = *copy;
     }
     DiscoveredFile where = w.file;
     where.container_id = containerIdOf(where);
     auto file = std::make_unique<TailedFile>(fd, key, where, identity, start, size, w.seq,
                                              options_.node_name, options_.max_line_bytes);
+    adopt(std::move(key), std::move(file), now);
+    return Opened::kYes;
+  }
+
+  void adopt(std::string key, std::unique_ptr<TailedFile> file, Clock::time_point now) {
+    file->setFdSince(now);
+    file->noteData(now);
+    ++open_fds_;
     groups_[file->containerDir()].push_back(file.get());
     files_.emplace(std::move(key), std::move(file));
-    return Opened::kYes;
+  }
+
+  // Where to start a rotated file that has no position of its own. logrotate's copytruncate
+  // copies the live file under a rotated name, then truncates it: the copy's first bytes are the
+  // original's, and its lines were delivered from the original up to where the original was when
+  // it was seen truncated (its safe offset: an unfinished line is read again from the copy, whole).
+  // Read from 0, the copy would hand out every line again, and a line the copy cut after its P
+  // record, P alone. nullopt: the original is still followed and not seen truncated yet, so where
+  // it stops is not known: wait (at most a rescan interval, then start where it is now).
+  std::optional<std::uint64_t> copyStart(int fd, std::uint64_t size, const std::string& key,
+                                         Waiting& w, Clock::time_point now) {
+    copy_prefix_.resize(
+        static_cast<std::size_t>(std::min<std::uint64_t>(size, kFingerprintMaxBytes)));
+    std::size_t got = 0;
+    while (got < copy_prefix_.size()) {
+      const ssize_t r = ::pread(fd, copy_prefix_.data() + got, copy_prefix_.size() - got,
+                                static_cast<off_t>(got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    copy_prefix_.resize(got);
+    if (const auto g = groups_.find(w.file.container_dir); g != groups_.end()) {
+      for (const TailedFile* f : g->second) {
+        if (f->key() == key || f->compressed() || f->finished()) continue;
+        // Replaced under the tailer's feet, not noticed yet: noticing it tells where it was.
+        if (!f->parked() && f->identity().fingerprint_bytes > 0 &&
+            !fingerprintMatches(f->fd(), f->identity())) {
+          return std::nullopt;
+        }
+        if (!startsAs(copy_prefix_, f->head())) continue;
+        if (!w.copy_since) w.copy_since = now;
+        const auto patience =
+            std::max<Clock::duration>(options_.rescan_interval, std::chrono::seconds(10));
+        if (now - *w.copy_since < patience) return std::nullopt;
+        ++stats_.copies_positioned;
+        return std::min(size, f->deliveredOffset());  // a copy that was never truncated after
+      }
+    }
+    if (const auto p = plainPosition(w.file.container_dir, copy_prefix_)) {
+      ++stats_.copies_positioned;
+      return std::min(size, *p);
+    }
+    return 0;
   }
 
   // A .gz file: from its own checkpoint (a restart while it was read), else from where its plain
@@ -481,8 +739,7 @@ class LogTailer::Impl {
     auto file =
         std::make_unique<TailedFile>(fd, key, where, identity, at, trailer.value_or(0), w.seq,
                                      options_.node_name, options_.max_line_bytes, std::move(gzip));
-    groups_[file->containerDir()].push_back(file.get());
-    files_.emplace(std::move(key), std::move(file));
+    adopt(std::move(key), std::move(file), clock());
     return Opened::kYes;
   }
 
@@ -517,8 +774,9 @@ class LogTailer::Impl {
   }
 
   // A plain file's position that leaves the store, for the .gz compressed from it.
-  void remember(const StoredPosition& p) {
-    if (!options_.read_compressed || p.path.ends_with(".gz")) return;
+  // always: a replaced content's position, for its copy (see copyStart), whatever read_compressed.
+  void remember(const StoredPosition& p, bool always = false) {
+    if ((!options_.read_compressed && !always) || p.path.ends_with(".gz")) return;
     if (recent_.size() >= kRecentPositions) recent_.pop_front();
     recent_.push_back(p);
   }
@@ -546,16 +804,22 @@ class LogTailer::Impl {
       }
       g = group.empty() ? groups_.erase(g) : std::next(g);
     }
-    if (released) openWaiting();
+    if (released && serve(clock())) sortGroups();
   }
 
   void release(TailedFile& file) {
     const std::string key = file.key();
     struct stat st {};
-    const bool stat_ok = ::fstat(file.fd(), &st) == 0;
-    // The end of a .gz file is its decompressed size, not the size of the file.
-    const std::uint64_t end =
-        file.compressed() ? file.consumed() : static_cast<std::uint64_t>(st.st_size);
+    // A parked file is looked up by name: still this inode there means still on disk.
+    const bool stat_ok = file.parked()
+                             ? ::stat(file.path().c_str(), &st) == 0 &&
+                                   static_cast<std::uint64_t>(st.st_ino) == file.identity().inode &&
+                                   static_cast<std::uint64_t>(st.st_dev) == file.identity().device
+                             : ::fstat(file.fd(), &st) == 0;
+    if (!file.parked()) --open_fds_;
+    // The end is what was read: a .gz file's is in its decompressed stream, and a plain file
+    // that grew after it was finished keeps what it grew by for the next listing to find.
+    const std::uint64_t end = file.consumed();
     if (file.deleted() || !stat_ok || st.st_nlink == 0) {
       // Read to its end: a .gz compressed from it has nothing more.
       if (!file.compressed())
@@ -564,13 +828,15 @@ class LogTailer::Impl {
     } else {
       // Still on disk (a rotated file, a finished container's log): remember that it was read to
       // its end, so listings skip it and a restart does not read it again.
-      const auto size = static_cast<std::uint64_t>(st.st_size);
+      const auto size = file.compressed() ? static_cast<std::uint64_t>(st.st_size) : end;
       store_.put(key, StoredPosition{file.path(), file.identity(), end});
       done_[key] = Done{
           size, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
     }
     store_dirty_ = true;
     ++stats_.files_released;
+    dequeue(key);
+    vanished_parked_.erase(key);
     files_.erase(key);
   }
 
@@ -579,11 +845,26 @@ class LogTailer::Impl {
   LogDiscovery discovery_;
   CheckpointStore store_;
   bool store_dirty_ = false;
-  std::map<std::string, std::unique_ptr<TailedFile>> files_;  // key → open file
-  std::map<std::string, std::vector<TailedFile*>> groups_;    // container dir → read order
-  std::unordered_map<std::string, Waiting> waiting_;          // key → found, not yet opened
-  std::map<std::uint64_t, std::string> waiting_order_;        // seq → key: oldest first
-  std::unordered_map<std::string, Done> done_;                // released, still on disk
+  // key → followed file, with its descriptor or parked without one (position and lines kept)
+  std::map<std::string, std::unique_ptr<TailedFile>> files_;
+  std::map<std::string, std::vector<TailedFile*>> groups_;  // container dir → read order
+  std::unordered_map<std::string, Waiting> waiting_;        // key → found, not yet opened
+  // Files that want a descriptor (waiting_'s, and parked ones with something to read).
+  std::map<std::uint64_t, std::string> queue_;      // ticket → key: oldest first
+  std::unordered_map<std::string, Queued> queued_;  // key → its place in queue_
+  std::uint64_t next_ticket_ = 0;
+  std::size_t open_fds_ = 0;               // files_ that hold a descriptor
+  std::set<std::string> vanished_parked_;  // parked, then deleted: to be finished
+  std::vector<StoredPosition> replaced_;   // content replaced by copytruncate
+  std::vector<std::string> modified_;      // container dirs written to (reused)
+  std::string copy_prefix_;                // a rotated file's first bytes
+  struct YieldCandidate {
+    bool idle;
+    Clock::time_point since;
+    TailedFile* file;
+  };
+  std::vector<YieldCandidate> yield_candidates_;  // reused by yieldDescriptors()
+  std::unordered_map<std::string, Done> done_;    // released, still on disk
   std::unordered_set<std::string> compressed_seen_;
   std::deque<StoredPosition> recent_;  // positions of plain files gone, newest last
   std::string gz_prefix_;              // a .gz file's first decompressed bytes

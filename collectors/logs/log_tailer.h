@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,18 @@ struct LogTailerOptions {
   // Rotated .gz files are read (decompressed as a stream), from where their plain predecessor was
   // left; off: they are skipped and counted (compressed_skipped).
   bool read_compressed = false;
+  // The handle budget: while files wait for a descriptor (max_open_files reached), an open file
+  // gives its own back when it read nothing for fd_idle_after, or, a live file, when it held it
+  // for fd_slice. Waiting files get descriptors oldest-waiting first, so a file waits about
+  // fd_slice * (files waiting / max_open_files) at most.
+  std::chrono::milliseconds fd_idle_after{2000};
+  std::chrono::milliseconds fd_slice{1000};
+  // A rotated (superseded) file whose last line is unfinished (a CRI P record, a Docker record
+  // without its newline) is read to its end and then waited on this long without growing before
+  // the line is handed out as it is: until then its last record may still come.
+  std::chrono::milliseconds partial_grace{5000};
+  // The tailer's clock, injectable for tests; steady_clock::now when empty.
+  std::function<std::chrono::steady_clock::time_point()> clock;
 };
 
 struct LogTailerStats {
@@ -62,8 +75,14 @@ struct LogTailerStats {
   std::uint64_t lines_read = 0;
   std::uint64_t lines_truncated = 0;
   std::uint64_t bad_records = 0;
-  std::size_t files_waiting = 0;              // found, not opened: max_open_files reached
-  std::uint64_t open_deferred = 0;            // files that had to wait for a free handle
+  std::size_t files_waiting = 0;              // want a descriptor, none free (max_open_files)
+  std::uint64_t open_deferred = 0;            // times a file had to wait for a free descriptor
+  std::size_t files_parked = 0;               // followed without a descriptor (position kept)
+  std::uint64_t fd_yields = 0;                // descriptors given back for a waiting file
+  std::chrono::nanoseconds longest_wait{0};   // the longest current wait for a descriptor
+  std::uint64_t parked_vanished = 0;          // files deleted while they had no descriptor
+  std::uint64_t copies_positioned = 0;        // copytruncate copies read from the original's place
+  std::uint64_t partials_flushed = 0;         // unfinished lines handed out at a file's final end
   std::uint64_t files_released = 0;           // rotated or deleted files read, committed and closed
   std::uint64_t truncations = 0;              // copytruncate: a file shrank below the read position
   std::uint64_t checkpoint_mismatches = 0;    // a checkpoint's inode now holds another file

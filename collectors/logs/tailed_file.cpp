@@ -84,6 +84,21 @@ std::uint64_t fingerprintOf(std::string_view bytes) {
   return hash;
 }
 
+bool fingerprintHead(int fd, FileIdentity& head) {
+  std::array<char, kFingerprintMaxBytes> buf;
+  ssize_t n = -1;
+  do {
+    n = ::pread(fd, buf.data(), buf.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return false;
+  const void* nl = std::memchr(buf.data(), '\n', static_cast<std::size_t>(n));
+  if (nl == nullptr) return false;
+  const auto len = static_cast<std::size_t>(static_cast<const char*>(nl) - buf.data()) + 1;
+  head.fingerprint = fingerprintOf(std::string_view(buf.data(), len));
+  head.fingerprint_bytes = static_cast<std::uint32_t>(len);
+  return true;
+}
+
 bool fingerprintMatches(int fd, const FileIdentity& identity) {
   if (identity.fingerprint_bytes > kFingerprintMaxBytes) return false;
   std::uint64_t hash = 0;
@@ -136,6 +151,9 @@ TailedFile::TailedFile(int fd, std::string key, const DiscoveredFile& where,
   entry_.metadata.emplace_back("pod_uid", pod_uid_);
   base_metadata_ = entry_.metadata.size();
   checkpoint_.source = key_;
+  head_.device = identity_.device;
+  head_.inode = identity_.inode;
+  if (!gzip_) fingerprintHead(fd_, head_);
 }
 
 TailedFile::~TailedFile() {
@@ -147,6 +165,38 @@ void TailedFile::seenAt(const DiscoveredFile& where) {
   restart_ = where.restart;
   rotated_suffix_ = where.rotated_suffix;
   if (!gzip_) size_ = std::max(size_, where.size);  // a listing's size of a .gz is compressed
+  listed_size_ = where.size;
+  listed_mtime_ns_ = where.mtime_ns;
+}
+
+void TailedFile::park(std::uint64_t size, std::int64_t mtime_ns) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  // The incomplete last record is read again after reopen(); the partial lines stay in their
+  // joiners, so nothing handed out is handed out twice and nothing is skipped.
+  read_offset_ = consumed_;
+  carry_.clear();
+  carry_.shrink_to_fit();
+  carry_overflow_ = false;
+  if (!held_) entry_.line = std::string();
+  parked_size_ = listed_size_ = size;
+  parked_mtime_ns_ = listed_mtime_ns_ = mtime_ns;
+}
+
+void TailedFile::reopen(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+void TailedFile::statPath() {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) return;
+  if (static_cast<std::uint64_t>(st.st_ino) != identity_.inode ||
+      static_cast<std::uint64_t>(st.st_dev) != identity_.device) {
+    return;  // the name holds another file now: a listing will say where this one went
+  }
+  listed_size_ = static_cast<std::uint64_t>(st.st_size);
+  listed_mtime_ns_ = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
 bool TailedFile::readsBefore(const TailedFile& other) const {
@@ -161,7 +211,7 @@ bool TailedFile::readsBefore(const TailedFile& other) const {
 TailedFile::Status TailedFile::readChunk(TailContext& ctx, std::size_t max_bytes,
                                          std::size_t& bytes_read) {
   bytes_read = 0;
-  if (finished_) return Status::kEof;
+  if (finished_ || fd_ < 0) return Status::kEof;
   const std::size_t want = std::min(max_bytes, ctx.chunk.size());
   if (want == 0) return Status::kEof;
   if (gzip_) return readCompressed(ctx, want, bytes_read);
@@ -170,6 +220,8 @@ TailedFile::Status TailedFile::readChunk(TailContext& ctx, std::size_t max_bytes
   if (read_offset_ > 0 && identity_.fingerprint_bytes > 0 && !fingerprintMatches(fd_, identity_)) {
     ++ctx.stats.truncations;
     ctx.errors.report("logs", "file_truncated", path_ + " (content replaced)");
+    ctx.replaced.push_back(
+        StoredPosition{path_, head_.fingerprint_bytes > 0 ? head_ : identity_, safeOffset()});
     resetContent();
     struct stat st {};
     if (::fstat(fd_, &st) == 0) {
@@ -196,6 +248,7 @@ TailedFile::Status TailedFile::readChunk(TailContext& ctx, std::size_t max_bytes
       read_offset_ > identity_.fingerprint_bytes) {
     fingerprintFile(fd_, read_offset_, kFingerprintMaxBytes, identity_);
   }
+  if (head_.fingerprint_bytes == 0) fingerprintHead(fd_, head_);
   std::size_t stopped = 0;
   const Outcome out =
       processData(ctx, std::string_view(ctx.chunk.data(), bytes_read), base, stopped);
@@ -259,6 +312,8 @@ TailedFile::Status TailedFile::checkEof(TailContext& ctx) {
     // gone; the pending partial lines belong to the old content.
     ++ctx.stats.truncations;
     ctx.errors.report("logs", "file_truncated", path_);
+    ctx.replaced.push_back(
+        StoredPosition{path_, head_.fingerprint_bytes > 0 ? head_ : identity_, safeOffset()});
     resetContent();
     size_ = size;
     fingerprintFile(fd_, size, kFingerprintMaxBytes, identity_);
@@ -283,6 +338,8 @@ void TailedFile::resetContent() {
   needs_commit_to_ = 0;
   identity_.fingerprint = 0;
   identity_.fingerprint_bytes = 0;
+  head_.fingerprint = 0;
+  head_.fingerprint_bytes = 0;
 }
 
 TailedFile::Outcome TailedFile::processData(TailContext& ctx, std::string_view data,
@@ -425,6 +482,7 @@ TailedFile::Status TailedFile::finish(TailContext& ctx) {
     // The rest of the line will never come: hand out what there is.
     joiners_[s].flush();
     open_[s] = false;
+    ++ctx.stats.partials_flushed;
     if (!emit(ctx, streamAt(s), safeOffset())) return Status::kBlocked;
   }
   finished_ = true;

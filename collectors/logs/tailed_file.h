@@ -9,6 +9,9 @@
 // are replayed after a crash, identically, which Loki deduplicates. A compressed rotated file
 // (.gz) has the same three, as offsets in its decompressed stream; its identity and fingerprint
 // are the .gz file's own.
+//
+// A TailedFile may be parked: no descriptor (the handle budget), everything else kept. Its
+// incomplete last record is then read again from consumed_, never its whole lines.
 #pragma once
 
 #include <sys/types.h>
@@ -22,7 +25,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "collectors/logs/checkpoint_store.h"
 #include "collectors/logs/container_log_parser.h"
 #include "collectors/logs/gzip_reader.h"
 #include "collectors/logs/log_discovery.h"
@@ -40,6 +45,9 @@ void fingerprintFile(int fd, std::uint64_t size, std::uint32_t limit, FileIdenti
 bool fingerprintMatches(int fd, const FileIdentity& identity);
 // FNV-1a 64 of bytes, as fingerprintFile() hashes a file's first bytes.
 std::uint64_t fingerprintOf(std::string_view bytes);
+// The fingerprint of fd's first record (through its newline, within kFingerprintMaxBytes) into
+// head's fingerprint fields. False if there is no whole first record yet.
+bool fingerprintHead(int fd, FileIdentity& head);
 
 // What a read or a drain needs from the tailer, passed down instead of stored.
 struct TailContext {
@@ -48,6 +56,9 @@ struct TailContext {
   LogTailerStats& stats;
   std::span<char> chunk;  // the tailer's reused read buffer
   std::string& scratch;   // the Docker parser's reused unescape buffer
+  // Where the content a copytruncate replaced had been delivered up to (its identity and safe
+  // offset): the copy kubelet or logrotate made of it is read from there, not from its start.
+  std::vector<StoredPosition>& replaced;
 };
 
 class TailedFile {
@@ -86,17 +97,44 @@ class TailedFile {
   // A listing saw this file (maybe under a new name after rotation).
   void seenAt(const DiscoveredFile& where);
 
+  // Gives the descriptor back (the handle budget is needed elsewhere) and keeps everything else:
+  // identity, offsets, the partial lines in the joiners, a refused line. The incomplete last record
+  // is dropped and read again from consumed_ after reopen(). size: the file's size now.
+  void park(std::uint64_t size, std::int64_t mtime_ns);
+  // Takes fd, opened by the tailer on the file's current path and checked to be this inode.
+  void reopen(int fd);
+  [[nodiscard]] bool parked() const { return fd_ < 0; }
+  // Parked, and a listing or a stat says the file changed since (grew, or was truncated).
+  [[nodiscard]] bool changedSinceParked() const {
+    return parked() && (listed_size_ != parked_size_ || listed_mtime_ns_ != parked_mtime_ns_);
+  }
+  // The size and modification time the file has now under path(), if it is still this inode (a
+  // parked file, whose directory was written to).
+  void statPath();
+  // A stream has a partial line open, or the last record read has no newline yet: what follows
+  // in the file may still complete it.
+  [[nodiscard]] bool hasPending() const {
+    return open_[0] || open_[1] || consumed_ < read_offset_ ||
+           (parked() && consumed_ < parked_size_);
+  }
+
   [[nodiscard]] const std::string& key() const { return key_; }
   [[nodiscard]] const std::string& path() const { return path_; }
   [[nodiscard]] const std::string& containerDir() const { return container_dir_; }
   [[nodiscard]] const FileIdentity& identity() const { return identity_; }
+  // The identity with the fingerprint of the first record only: what any copy of the file that
+  // holds a whole record starts with, however short (fingerprint_bytes 0: not known yet).
+  [[nodiscard]] const FileIdentity& head() const { return head_; }
   [[nodiscard]] int fd() const { return fd_; }
   [[nodiscard]] bool deleted() const { return deleted_; }
+  // Listed under a rotated name (<restart>.log.<suffix>): kubelet deletes the oldest of those.
+  [[nodiscard]] bool rotated() const { return !rotated_suffix_.empty(); }
   // A .gz file: it never grows, so its end is final.
   [[nodiscard]] bool compressed() const { return gzip_ != nullptr; }
   [[nodiscard]] bool finished() const { return finished_; }
   [[nodiscard]] bool hasHeld() const { return held_.has_value(); }
   [[nodiscard]] std::uint64_t consumed() const { return consumed_; }
+  [[nodiscard]] std::uint64_t readOffset() const { return read_offset_; }
   [[nodiscard]] std::uint64_t knownSize() const {
     return size_ > read_offset_ ? size_ : read_offset_;
   }
@@ -135,6 +173,17 @@ class TailedFile {
   }
   [[nodiscard]] const std::string& podUid() const { return pod_uid_; }
 
+  // When data was last read (or the file opened): how long it has been idle.
+  void noteData(Clock::time_point t) { last_data_ = t; }
+  [[nodiscard]] Clock::time_point lastData() const { return last_data_; }
+  // When it got its current descriptor: how long it has held it.
+  void setFdSince(Clock::time_point t) { fd_since_ = t; }
+  [[nodiscard]] Clock::time_point fdSince() const { return fd_since_; }
+  // It is gone from the disk (found missing while it had no descriptor): its end is final.
+  void markDeleted() { deleted_ = true; }
+  // Where a restart would read from: before the first record of every open partial line.
+  [[nodiscard]] std::uint64_t deliveredOffset() const { return safeOffset(); }
+
  private:
   void badRecord(TailContext& ctx, std::string_view reason);
 
@@ -152,6 +201,7 @@ class TailedFile {
   std::size_t max_line_bytes_;
   std::size_t max_record_bytes_;  // the carry bound; beyond it a record's rest is skipped
   FileIdentity identity_;
+  FileIdentity head_;
   std::array<Labels, 2> labels_;  // per stream, sorted by name
   std::array<std::uint64_t, 2> stream_ids_{newLogStreamId(), newLogStreamId()};  // of labels_
   std::optional<Clock::time_point> pod_answered_at_;  // the pod metadata's last answer
@@ -160,6 +210,12 @@ class TailedFile {
   std::uint64_t read_offset_;
   std::uint64_t consumed_;
   std::uint64_t size_;
+  // While parked: the size and mtime when the descriptor was given back, and the latest a listing
+  // or stat saw; a difference means there is something to read again.
+  std::uint64_t parked_size_ = 0;
+  std::int64_t parked_mtime_ns_ = 0;
+  std::uint64_t listed_size_ = 0;
+  std::int64_t listed_mtime_ns_ = 0;
   std::string carry_;  // the first bytes of the record starting at consumed_
   bool carry_overflow_ = false;
   LogFormat format_ = LogFormat::kUnknown;
@@ -186,6 +242,8 @@ class TailedFile {
   bool stream_ended_ = false;  // a .gz file decoded to its end or its damage
   bool finished_ = false;
   bool eof_this_poll_ = false;
+  Clock::time_point last_data_{};
+  Clock::time_point fd_since_{};
 };
 
 }  // namespace nodewarden::logs

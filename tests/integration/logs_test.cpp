@@ -282,6 +282,61 @@ TEST_F(LogsEndToEnd, CopyTruncateRotation) {
   EXPECT_EQ(unique.size(), got.size()) << "no line sent twice";
 }
 
+// More pods than collectors.logs.max_open_files: the files take turns with the descriptors
+// (idle ones give theirs back), so the fifth pod's lines arrive too, and the wait is counted.
+TEST_F(LogsEndToEnd, MorePodsThanTheHandleBudgetAreAllRead) {
+  writeConfig("    max_open_files: 4\n");
+  std::vector<std::unique_ptr<ContainerLog>> pods;
+  for (int p = 0; p < 5; ++p) {
+    pods.push_back(std::make_unique<ContainerLog>(
+        log_root_, "ns", "pod-" + std::to_string(p),
+        "11111111-2222-3333-4444-55555555570" + std::to_string(p), "c" + std::to_string(p)));
+  }
+  startAgent();
+  ASSERT_TRUE(waitReady());
+  constexpr int kLines = 150;
+  for (int n = 1; n <= kLines; ++n) {
+    for (auto& pod : pods) pod->write(n);
+    if (n % 30 == 0) std::this_thread::sleep_for(50ms);  // a few bursts, not one
+  }
+  std::vector<ContainerLog*> all;
+  for (auto& pod : pods) all.push_back(pod.get());
+  expectAll(all, kLines);
+  EXPECT_GE(agentMetric("nodewarden_log_file_deferrals_total"), 1.0);
+  EXPECT_GE(agentMetric("nodewarden_log_file_descriptor_yields_total"), 1.0);
+  EXPECT_GE(
+      agentMetric("nodewarden_errors_total{component=\"logs\",reason=\"fd_budget_exhausted\"}"),
+      1.0);
+  EXPECT_LE(agentMetric("nodewarden_log_open_files"), 4.0);
+}
+
+// copytruncate with the copy beside the live file under a rotated name (logrotate's 0.log.1, here
+// kubelet's stamp), taken while the writer was between the P and the F of a line: the copy ends
+// in that P. The F went to the live file and the agent read the line whole before the
+// truncation. The copy must not be read again from its start, and its P never shipped alone
+// (it used to be: "consumer " next to "consumer line 1498").
+TEST_F(LogsEndToEnd, CopyTruncateCopyInTheLogDirectoryIsNotReadAgain) {
+  ContainerLog a(log_root_, "kafka", "consumer-4", "11111111-2222-3333-4444-555555555561",
+                 "consumer");
+  startAgent();
+  ASSERT_TRUE(waitReady());
+  constexpr int kCut = 1498;  // a multiple of 7: written as a P and an F record
+  constexpr int kLines = 3000;
+  for (int n = 1; n <= kCut; ++n) a.write(n);
+  ASSERT_TRUE(loki_->waitForEntries(kCut, 30s)) << loki_->entryCount();
+  std::string text = slurp(a.file());
+  text.erase(text.rfind('\n', text.size() - 2) + 1);  // without the last record, the F
+  ASSERT_TRUE(text.ends_with(" stdout P consumer \n")) << text.substr(text.size() - 80);
+  std::ofstream(a.file().string() + ".20261121-101010") << text;
+  fs::resize_file(a.file(), 0);
+  for (int n = kCut + 1; n <= kLines; ++n) a.write(n);
+  expectAll({&a}, kLines);
+  std::set<std::pair<std::int64_t, std::string>> unique;
+  const auto got = loki_->entries(a.stream("test-node"));
+  for (const auto& e : got) unique.insert({e.timestamp_ns, e.line});
+  EXPECT_EQ(unique.size(), got.size()) << "no line sent twice";
+}
+
 TEST_F(LogsEndToEnd, DestinationDownThenBack) {
   ContainerLog a(log_root_, "airflow", "worker-0", "11111111-2222-3333-4444-555555555553",
                  "worker");

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -22,7 +23,9 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "collectors/logs/checkpoint_store.h"
@@ -1067,6 +1070,479 @@ TEST_F(CompressedLogTest, RestartInTheMiddleOfAGzResumesFromItsCheckpoint) {
   got.insert(got.end(), rest.begin(), rest.end());
   EXPECT_EQ(got, seq("g", 1, 100));
   EXPECT_EQ(t->stats().compressed_read, 1U);
+}
+
+}  // namespace
+}  // namespace nodewarden::logs
+
+// The handle budget (max_open_files): files beyond it wait for a descriptor and get one in turn;
+// an open file gives its own back when idle or after its slice. The clock is injected: each poll
+// is one step of it, so "bounded" is counted in polls, never in sleeps.
+namespace nodewarden::logs {
+namespace {
+
+class HandleBudgetTest : public LogTailerTest {
+ protected:
+  void SetUp() override {
+    LogTailerTest::SetUp();
+    options_.max_open_files = 4;
+    options_.fd_idle_after = std::chrono::milliseconds(300);
+    options_.fd_slice = std::chrono::milliseconds(500);
+    options_.clock = [this] { return now_; };
+  }
+  // One poll, one step of the clock; the open descriptors never exceed the budget.
+  std::size_t step(LogTailer& t, LogSink& sink, std::size_t budget = 1 << 20) {
+    now_ += kStep;
+    const std::size_t n = t.poll(sink, budget);
+    EXPECT_LE(t.stats().open_files, options_.max_open_files);
+    longest_wait_ = std::max(longest_wait_, t.stats().longest_wait);
+    return n;
+  }
+  // Steps until every pod's lines arrived, or max_steps.
+  bool stepUntil(LogTailer& t, RecordingSink& sink, std::size_t lines, int max_steps) {
+    for (int i = 0; i < max_steps; ++i) {
+      step(t, sink);
+      if (sink.records.size() >= lines) return true;
+    }
+    return false;
+  }
+  fs::path podLog(int i) {
+    return containerDir("ns_pod" + std::to_string(i) + "_uid" + std::to_string(i), "c") / "0.log";
+  }
+  [[nodiscard]] std::vector<std::string> linesOfPod(const RecordingSink& sink, int i) const {
+    std::vector<std::string> out;
+    const std::string pod = "pod" + std::to_string(i);
+    for (const auto& r : sink.records) {
+      for (const auto& [k, v] : r.labels) {
+        if (k == "pod" && v == pod) out.push_back(r.entry.line);
+      }
+    }
+    return out;
+  }
+
+  static constexpr std::chrono::milliseconds kStep{100};
+  std::chrono::steady_clock::time_point now_{std::chrono::hours(1)};
+  std::chrono::nanoseconds longest_wait_{0};
+};
+
+// The case: cap 4, five pods writing 150 lines each. Before the budget was shared, the
+// fifth pod's file waited for a descriptor that live files never gave back: its lines never came.
+TEST_F(HandleBudgetTest, FifthPodBeyondTheCapIsReadAndTheWaitIsCounted) {
+  constexpr int kPods = 5;
+  constexpr int kLines = 150;
+  std::vector<fs::path> logs;
+  for (int p = 0; p < kPods; ++p) logs.push_back(podLog(p));
+  auto t = make();
+  RecordingSink sink;
+  // The pods write in rounds of 10 lines while the tailer polls.
+  for (int round = 0; round < kLines / 10; ++round) {
+    for (int p = 0; p < kPods; ++p) {
+      std::string text;
+      for (int i = round * 10 + 1; i <= round * 10 + 10; ++i) {
+        text += cri(p * 1000 + i, "p" + std::to_string(p) + "-" + std::to_string(i));
+      }
+      append(logs[static_cast<std::size_t>(p)], text);
+    }
+    step(*t, sink);
+    step(*t, sink);
+  }
+  ASSERT_TRUE(stepUntil(*t, sink, kPods * kLines, 200))
+      << "only " << sink.records.size() << " lines arrived; pod4 gave "
+      << linesOfPod(sink, 4).size();
+  for (int p = 0; p < kPods; ++p) {
+    EXPECT_EQ(linesOfPod(sink, p), seq("p" + std::to_string(p) + "-", 1, kLines)) << "pod " << p;
+  }
+  const auto s = t->stats();
+  EXPECT_GE(s.open_deferred, 1U);
+  EXPECT_GE(s.fd_yields, 1U);
+  EXPECT_GE(errors_.count("logs", "fd_budget_exhausted"), 1.0);
+  EXPECT_GT(longest_wait_.count(), 0);
+  // Nothing waits any more once everything was read, and files wait a bounded time: with 5
+  // files for 4 descriptors, about one slice.
+  EXPECT_EQ(s.files_waiting, 0U);
+  EXPECT_LE(longest_wait_, 2 * options_.fd_slice + 2 * kStep);
+}
+
+// 5 to 50 writers on 4 descriptors: every line of every file arrives, in order, and no file
+// waits longer than its turn: (files / descriptors) slices, and a poll's step either side.
+TEST_F(HandleBudgetTest, ManyWritersShareFourDescriptorsFairly) {
+  for (const int pods : {5, 17, 50}) {
+    SCOPED_TRACE(std::to_string(pods) + " writers");
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    fs::remove(options_.checkpoint_file);
+    longest_wait_ = std::chrono::nanoseconds(0);
+    constexpr int kRounds = 12;
+    auto t = make();
+    RecordingSink sink;
+    for (int round = 0; round < kRounds; ++round) {
+      for (int p = 0; p < pods; ++p) {
+        append(podLog(p), cri(round, "r" + std::to_string(round)) +
+                              cri(round + 100, "s" + std::to_string(round)));
+      }
+      step(*t, sink);
+    }
+    ASSERT_TRUE(stepUntil(*t, sink, static_cast<std::size_t>(pods * kRounds * 2), 100000));
+    for (int p = 0; p < pods; ++p) {
+      std::vector<std::string> want;
+      for (int round = 0; round < kRounds; ++round) {
+        want.push_back("r" + std::to_string(round));
+        want.push_back("s" + std::to_string(round));
+      }
+      ASSERT_EQ(linesOfPod(sink, p), want) << "pod " << p;
+    }
+    const auto turns = (pods + 3) / 4;
+    EXPECT_LE(longest_wait_, turns * (options_.fd_slice + 2 * kStep) + options_.fd_idle_after)
+        << "longest wait " << std::chrono::duration<double>(longest_wait_).count() << " s";
+    EXPECT_GE(t->stats().open_deferred, static_cast<std::uint64_t>(pods - 4));
+  }
+}
+
+// A file rotated (renamed) while it has no descriptor keeps its identity: the next listing finds
+// it under its new name, and its rest is read before the new file's lines.
+TEST_F(HandleBudgetTest, FileRotatedWhileParkedIsReadToItsEndUnderItsNewName) {
+  options_.max_open_files = 1;
+  const auto a = podLog(0);
+  const auto b = podLog(1);
+  append(a, cri(1, "a1"));
+  append(b, cri(2, "b1"));
+  auto t = make();
+  RecordingSink sink;
+  for (int i = 0; i < 20; ++i) step(*t, sink);  // a reads, idles, gives its descriptor to b
+  ASSERT_EQ(sink.lines(), (std::vector<std::string>{"a1", "b1"}));
+  append(a, cri(3, "a2") + cri(4, "stdout", 'P', "a3-first-"));
+  fs::rename(a, a.string() + ".20261121-101010");
+  append(a.string() + ".20261121-101010", cri(5, "stdout", 'F', "rest"));
+  append(a, cri(6, "a4"));
+  append(b, cri(7, "b2"));
+  ASSERT_TRUE(stepUntil(*t, sink, 6, 200));
+  EXPECT_EQ(linesOfPod(sink, 0), (std::vector<std::string>{"a1", "a2", "a3-first-rest", "a4"}));
+  EXPECT_EQ(linesOfPod(sink, 1), (std::vector<std::string>{"b1", "b2"}));
+  EXPECT_GE(t->stats().fd_yields, 2U);
+  EXPECT_EQ(t->stats().parked_vanished, 0U);
+}
+
+// A parked file keeps its unfinished line: the F written while it had no descriptor completes it.
+TEST_F(HandleBudgetTest, PartialLineSurvivesGivingTheDescriptorBack) {
+  options_.max_open_files = 1;
+  const auto a = podLog(0);
+  const auto b = podLog(1);
+  append(a, cri(1, "stdout", 'P', "hel") + cri(2, "stderr", 'F', "err"));
+  append(b, cri(3, "b1"));
+  auto t = make();
+  RecordingSink sink;
+  for (int i = 0; i < 20; ++i) step(*t, sink);
+  ASSERT_EQ(sink.lines(), (std::vector<std::string>{"err", "b1"}));
+  EXPECT_GE(t->stats().files_parked, 1U);
+  append(a, cri(4, "stdout", 'F', "lo"));
+  ASSERT_TRUE(stepUntil(*t, sink, 3, 200));
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"err", "b1", "hello"}));
+  EXPECT_EQ(sink.records.back().entry.timestamp_ns, kBaseNs + 1);
+  EXPECT_EQ(t->stats().partials_flushed, 0U);
+}
+
+// Deleted while without a descriptor (rotated away and removed, or its pod removed): what was
+// written after its position cannot be read any more. That is counted, never silent, and the
+// unfinished line it held, whose end can no longer come, is handed out.
+TEST_F(HandleBudgetTest, FileDeletedWhileParkedIsCountedAndLetGo) {
+  options_.max_open_files = 1;
+  const auto a = podLog(0);
+  const auto b = podLog(1);
+  append(a, cri(1, "a1") + cri(2, "stdout", 'P', "cut"));
+  append(b, cri(3, "b1"));
+  auto t = make();
+  RecordingSink sink;
+  for (int i = 0; i < 20; ++i) step(*t, sink);
+  ASSERT_EQ(sink.lines(), (std::vector<std::string>{"a1", "b1"}));
+  fs::remove_all(root_ / "ns_pod0_uid0");
+  for (int i = 0; i < 5; ++i) step(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"a1", "b1", "cut"}));
+  EXPECT_EQ(t->stats().parked_vanished, 1U);
+  EXPECT_EQ(errors_.count("logs", "deleted_without_descriptor"), 1.0);
+  t->commit(sink.latest());
+  EXPECT_EQ(t->stats().files_parked, 0U);
+  CheckpointStore store(options_.checkpoint_file);
+  ASSERT_TRUE(store.load());
+  EXPECT_EQ(store.positions().size(), 1U);  // b's only
+}
+
+}  // namespace
+}  // namespace nodewarden::logs
+
+// A CRI P record is never handed out alone while its F can still come. The paths that could: the
+// copy a copytruncate made (read from 0, it ended in the P of a line the original gave whole), a
+// rotated file finished because a newer file has data while the writer still had its F to write,
+// a restart from a position before the P, and a file finished, then grown, before its release.
+namespace nodewarden::logs {
+namespace {
+
+class PartialLineTest : public LogTailerTest {
+ protected:
+  void SetUp() override {
+    LogTailerTest::SetUp();
+    options_.clock = [this] { return now_; };
+  }
+  // Any line that is a strict prefix of another line with the same timestamp: a P shipped alone.
+  static std::vector<std::string> prefixDuplicates(const RecordingSink& sink) {
+    std::vector<std::string> out;
+    for (const auto& a : sink.records) {
+      for (const auto& b : sink.records) {
+        if (a.entry.timestamp_ns == b.entry.timestamp_ns &&
+            a.entry.line.size() < b.entry.line.size() && b.entry.line.starts_with(a.entry.line)) {
+          out.push_back(a.entry.line + " (of " + b.entry.line + ")");
+        }
+      }
+    }
+    return out;
+  }
+  std::chrono::steady_clock::time_point now_{std::chrono::hours(1)};
+};
+
+// The reported symptom, deterministically: logrotate's copytruncate copied the file while the
+// writer was between the P and the F of "B seq=001495 ...", the F then went to the original,
+// which the tailer read whole before the truncation. The copy used to be read from its start,
+// and its last record, that P, was shipped alone as the copy's end was taken as final.
+TEST_F(PartialLineTest, CopytruncateCopyCutAfterAPDoesNotShipThePAlone) {
+  const auto d = containerDir();
+  const auto live = d / "0.log";
+  const auto copy = d / "0.log.20261121-101010";
+  const std::string first = cri(1, "stdout", 'F', "A seq=001494");
+  const std::string p = cri(2, "stdout", 'P', "B seq=001495 xxxxxxxxxxxx");
+  const std::string f = cri(3, "stdout", 'F', "xxxxxxxxxxxxxxxxxxxxxxxx");
+  append(live, first + p);
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  append(copy, first + p);  // the copy, taken between the P and the F
+  append(live, f);          // the F, written before the truncation
+  drain(*t, sink);          // reads the F from the original: the line is whole
+  fs::resize_file(live, 0);
+  append(live, cri(4, "stdout", 'F', "C seq=001496"));
+  drain(*t, sink);
+  EXPECT_EQ(prefixDuplicates(sink), std::vector<std::string>{});
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{
+                              "A seq=001494", "B seq=001495 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                              "C seq=001496"}));
+  EXPECT_EQ(t->stats().copies_positioned, 1U);
+  EXPECT_EQ(t->stats().partials_flushed, 0U);
+}
+
+// The copy holds both records of a line the original had only begun when it was truncated: the
+// copy is read from that line's start and gives it whole, once, and nothing before it again.
+TEST_F(PartialLineTest, CopytruncateCopyOfAnUnfinishedLineGivesItWholeOnce) {
+  const auto d = containerDir();
+  const auto live = d / "0.log";
+  const std::string first = cri(1, "A1");
+  const std::string p = cri(2, "stdout", 'P', "B-first-");
+  const std::string f = cri(3, "stdout", 'F', "B-rest");
+  append(live, first + p);
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  ASSERT_EQ(sink.lines(), (std::vector<std::string>{"A1"}));
+  append(live, f);
+  append(d / "0.log.20261121-101010", first + p + f);
+  fs::resize_file(live, 0);
+  append(live, cri(4, "C1") + cri(5, "C2") + cri(6, "C3"));  // longer than the old position
+  drain(*t, sink);
+  // The copy waits until the original is seen truncated, so its rest may come after the
+  // original's new lines: each file's lines are in order, and each line is there once.
+  auto lines = sink.lines();
+  ASSERT_EQ(lines.size(), 5U);
+  EXPECT_EQ(lines[0], "A1");
+  std::erase(lines, "B-first-B-rest");
+  EXPECT_EQ(lines, (std::vector<std::string>{"A1", "C1", "C2", "C3"}));
+  EXPECT_EQ(t->stats().truncations, 1U);
+  EXPECT_EQ(t->stats().copies_positioned, 1U);
+}
+
+// kubelet renamed the file while the writer was between a P and its F; the writer (another
+// thread, or a runtime that reopens late) wrote into the new file first and the F into the old
+// one after. The old file used to be finished at once, as superseded: the P was shipped alone
+// and the F, read later, alone too.
+TEST_F(PartialLineTest, RotatedFileEndingInAPWaitsForItsF) {
+  const auto d = containerDir();
+  append(d / "0.log", cri(1, "a1") + cri(2, "stdout", 'P', "B seq=001495 xxxx"));
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  fs::rename(d / "0.log", d / "0.log.20261121-101010");
+  append(d / "0.log", cri(3, "other writer"));
+  now_ += std::chrono::seconds(1);
+  drain(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"a1", "other writer"}));
+  append(d / "0.log.20261121-101010", cri(4, "stdout", 'F', "yyyy"));
+  now_ += std::chrono::seconds(1);
+  drain(*t, sink);
+  EXPECT_EQ(sink.lines(),
+            (std::vector<std::string>{"a1", "other writer", "B seq=001495 xxxxyyyy"}));
+  EXPECT_EQ(prefixDuplicates(sink), std::vector<std::string>{});
+  t->commit(sink.latest());
+  EXPECT_EQ(t->stats().files_released, 1U);
+  EXPECT_EQ(t->stats().partials_flushed, 0U);
+}
+
+// When the F never comes (the writer moved on to the new file), the P is handed out once the
+// rotated file stayed as it was for partial_grace, and counted.
+TEST_F(PartialLineTest, RotatedFileEndingInAPHandsItOutAfterTheGrace) {
+  const auto d = containerDir();
+  append(d / "0.log", cri(1, "stdout", 'P', "cut "));
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  fs::rename(d / "0.log", d / "0.log.20261121-101010");
+  append(d / "0.log", cri(2, "next"));
+  drain(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"next"}));
+  now_ += options_.partial_grace;
+  drain(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"next", "cut "}));
+  EXPECT_EQ(t->stats().partials_flushed, 1U);
+}
+
+// Killed between the P and the F; the file is rotated and a newer one written while the agent is
+// down. The restart reads the P again (the checkpoint never passes it) and must not ship it
+// alone before the F that is still to be written to the rotated file.
+TEST_F(PartialLineTest, RestartBetweenPAndFGivesTheLineOnceWhole) {
+  const auto d = containerDir();
+  const std::string a1 = cri(1, "a1");
+  append(d / "0.log", a1 + cri(2, "stdout", 'P', "B-first-"));
+  {
+    auto t = make();
+    RecordingSink sink;
+    drain(*t, sink);
+    ASSERT_EQ(sink.lines(), (std::vector<std::string>{"a1"}));
+    EXPECT_EQ(sink.records.back().checkpoint.offset, a1.size());
+    t->commit(sink.latest());
+  }  // kill -9: nothing more is committed
+  fs::rename(d / "0.log", d / "0.log.20261121-101010");
+  append(d / "0.log", cri(3, "after rotation"));
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  append(d / "0.log.20261121-101010", cri(4, "stdout", 'F', "B-rest"));
+  drain(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"after rotation", "B-first-B-rest"}));
+  EXPECT_EQ(prefixDuplicates(sink), std::vector<std::string>{});
+}
+
+// A rotated file finished (a newer one has data) grows before its commit lets it go: the
+// position stored at its release is what was read, not its size then, so the growth is read.
+TEST_F(PartialLineTest, RotatedFileThatGrowsBeforeItsReleaseLosesNothing) {
+  const auto d = containerDir();
+  append(d / "0.log", cri(1, "a1"));
+  auto t = make();
+  RecordingSink sink;
+  drain(*t, sink);
+  fs::rename(d / "0.log", d / "0.log.20261121-101010");
+  append(d / "0.log", cri(2, "b1"));
+  drain(*t, sink);  // the rotated file is at its end and finished
+  append(d / "0.log.20261121-101010", cri(3, "a2, late"));
+  t->commit(sink.latest());
+  drain(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"a1", "b1", "a2, late"}));
+}
+
+}  // namespace
+}  // namespace nodewarden::logs
+
+namespace nodewarden::logs {
+namespace {
+
+// Writers append lines as P, P, F records (one write() each, as a runtime does) while the tailer
+// polls on this thread, with rotations at the worst moments: renamed between lines, renamed
+// between a line's P and its F (the F going to the old file after the new one has data),
+// copytruncate between lines, and two streams interleaved. The handle budget is smaller than the
+// files, so files give their descriptors back and take them again meanwhile. No line may arrive
+// as a prefix of a whole line with the same timestamp, and every line arrives whole.
+TEST_F(PartialLineTest, WritersRotatingUnderContentionNeverShipAPAlone) {
+  options_.max_open_files = 3;
+  options_.partial_grace = std::chrono::hours(1);  // a P is never flushed for lack of time here
+  options_.fd_idle_after = std::chrono::milliseconds(200);
+  options_.fd_slice = std::chrono::milliseconds(300);
+  constexpr int kWriters = 4;
+  constexpr int kLines = 300;
+  std::vector<fs::path> dirs;
+  for (int w = 0; w < kWriters; ++w) {
+    dirs.push_back(containerDir("ns_w" + std::to_string(w) + "_uid" + std::to_string(w), "c"));
+  }
+  auto t = make();
+  RecordingSink sink;
+  std::atomic<int> running{kWriters};
+
+  const auto writer = [&](int w) {
+    const fs::path log = dirs[static_cast<std::size_t>(w)] / "0.log";
+    int rotations = 0;
+    const auto rotated = [&] {
+      char name[64];
+      std::snprintf(name, sizeof name, "0.log.20261121-1000%02d", ++rotations);
+      return dirs[static_cast<std::size_t>(w)] / name;
+    };
+    const auto openLog = [&] {
+      return ::open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    };
+    const auto put = [](int fd, const std::string& record) {
+      EXPECT_EQ(::write(fd, record.data(), record.size()), static_cast<ssize_t>(record.size()));
+    };
+    int fd = openLog();
+    for (int i = 1; i <= kLines; ++i) {
+      const int ts = w * 10'000'000 + i * 10;
+      const std::string stream = (w == 3 && i % 2 == 0) ? "stderr" : "stdout";
+      const std::string id = "W" + std::to_string(w) + " seq=" + std::to_string(i) + " ";
+      put(fd, cri(ts, stream, 'P', id + "aaaa"));
+      put(fd, cri(ts + 1, stream, 'P', "bbbb"));
+      const bool rotate = i % 40 == 0;
+      if (rotate && w == 1) {
+        // Renamed between the P records and the F; the new file gets data first.
+        fs::rename(log, rotated());
+        const int next = openLog();
+        put(next, cri(ts + 5, "W1 side " + std::to_string(i)));
+        put(fd, cri(ts + 2, stream, 'F', "cccc"));
+        ::close(fd);
+        fd = next;
+        continue;
+      }
+      put(fd, cri(ts + 2, stream, 'F', "cccc"));
+      if (rotate && w == 0) {
+        fs::rename(log, rotated());
+        ::close(fd);
+        fd = openLog();
+      } else if (rotate && w == 2) {
+        fs::copy_file(log, rotated());
+        EXPECT_EQ(::ftruncate(fd, 0), 0);
+      }
+    }
+    ::close(fd);
+    --running;
+  };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) threads.emplace_back(writer, w);
+  int polls = 0;
+  const auto pollOnce = [&] {
+    now_ += std::chrono::milliseconds(100);
+    t->poll(sink, 1 << 20);
+    ASSERT_LE(t->stats().open_files, options_.max_open_files);
+    if (++polls % 10 == 0) t->commit(sink.latest());
+  };
+  while (running.load() > 0) {
+    pollOnce();
+    std::this_thread::yield();
+  }
+  for (auto& th : threads) th.join();
+  for (int i = 0; i < 2000; ++i) pollOnce();  // the last rotations, descriptors in turn
+
+  EXPECT_EQ(prefixDuplicates(sink), std::vector<std::string>{});
+  std::set<std::string> got;
+  for (const auto& r : sink.records) got.insert(r.entry.line);
+  for (int w = 0; w < kWriters; ++w) {
+    for (int i = 1; i <= kLines; ++i) {
+      const std::string whole =
+          "W" + std::to_string(w) + " seq=" + std::to_string(i) + " aaaabbbbcccc";
+      EXPECT_TRUE(got.contains(whole)) << whole;
+    }
+  }
+  EXPECT_EQ(t->stats().partials_flushed, 0U);
+  EXPECT_GE(t->stats().fd_yields, 1U);
 }
 
 }  // namespace

@@ -140,7 +140,12 @@ class Agent::Impl {
   }
 
   int run() {
-    auto server = HttpServer::start(config_.listen);
+    HttpServerOptions http;
+    http.tls_cert_file = config_.tls_cert_file.string();
+    http.tls_key_file = config_.tls_key_file.string();
+    http.tls_client_ca_file = config_.tls_client_ca_file.string();
+    http.errors = &errors_;
+    auto server = HttpServer::start(config_.listen, http);
     if (!server) {
       spdlog::error("cannot start HTTP server: {}", server.error());
       return 1;
@@ -197,8 +202,9 @@ class Agent::Impl {
                  ? HttpResponse{200, "text/plain", "ready\n", false}
                  : HttpResponse{503, "text/plain", "first collection not finished\n", false};
     });
-    spdlog::info("nodewarden {} listening on {} (port {}), collecting every {} ms from {}",
-                 NODEWARDEN_VERSION, config_.listen, http_->port(), config_.interval.count(),
+    spdlog::info("nodewarden {} listening on {} (port {}{}), collecting every {} ms from {}",
+                 NODEWARDEN_VERSION, config_.listen, http_->port(),
+                 config_.tls_cert_file.empty() ? "" : ", TLS", config_.interval.count(),
                  config_.cgroup_root.string());
 
     signals_.async_wait([this](const asio::error_code& ec, int sig) {

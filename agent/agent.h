@@ -2,7 +2,8 @@
 // Config, runs the collection cycle on an asio timer and stops on SIGTERM/SIGINT.
 //
 // What a reader gets wrong: the collection cycle runs on the io_context's one thread; HTTP
-// requests run on civetweb's workers and only read what a cycle published.
+// requests run on the HTTP server's own io thread and handler pool and only read what a cycle
+// published.
 #pragma once
 
 #include <atomic>

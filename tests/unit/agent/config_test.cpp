@@ -76,6 +76,9 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
   };
   walk(YAML::Load(defaultConfigYaml()), "");
   const std::set<std::string> expected = {"listen",
+                                          "tls.cert_file",
+                                          "tls.key_file",
+                                          "tls.client_ca_file",
                                           "node_name",
                                           "interval",
                                           "log_level",

@@ -16,7 +16,7 @@
 namespace nodewarden {
 
 struct Config {
-  std::string listen = "0.0.0.0:9465";        // host:port of the HTTP server
+  std::string listen = "0.0.0.0:9465";  // host:port of the HTTP server
   // TLS on that listener (PEM files, reloaded when they change): both or neither. With a client CA
   // bundle, clients must present a certificate it signed.
   std::filesystem::path tls_cert_file;

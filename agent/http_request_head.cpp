@@ -15,9 +15,8 @@ bool isTokenChar(unsigned char c) {
 }
 
 bool isToken(std::string_view s) {
-  return !s.empty() && std::ranges::all_of(s, [](char c) {
-    return isTokenChar(static_cast<unsigned char>(c));
-  });
+  return !s.empty() &&
+         std::ranges::all_of(s, [](char c) { return isTokenChar(static_cast<unsigned char>(c)); });
 }
 
 // field-value characters: visible, obs-text, space and tab; never CR, LF or NUL.
@@ -26,8 +25,8 @@ bool isFieldValueChar(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return lower(x) == lower(y); });
 }
 
 std::string_view trimOws(std::string_view s) {
@@ -128,7 +127,8 @@ std::expected<RequestHead, std::string> parseRequestHead(std::string_view head) 
   }
   // absolute-form (RFC 9112 section 3.2.2) is accepted and reduced to its path and query.
   for (const std::string_view scheme : {"http://", "https://"}) {
-    if (target.size() >= scheme.size() && equalsIgnoreCase(target.substr(0, scheme.size()), scheme)) {
+    if (target.size() >= scheme.size() &&
+        equalsIgnoreCase(target.substr(0, scheme.size()), scheme)) {
       const std::size_t slash = target.find_first_of("/?", scheme.size());
       target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
       break;
@@ -164,7 +164,8 @@ std::expected<RequestHead, std::string> parseRequestHead(std::string_view head) 
     const std::string_view name = field.substr(0, colon);
     if (!isToken(name)) return Error("header field name " + excerpt(name) + " is not a token");
     const std::string_view value = trimOws(field.substr(colon + 1));
-    if (!std::ranges::all_of(value, [](char c) { return isFieldValueChar(static_cast<unsigned char>(c)); })) {
+    if (!std::ranges::all_of(
+            value, [](char c) { return isFieldValueChar(static_cast<unsigned char>(c)); })) {
       return Error("header field " + excerpt(name) + " has a control character in its value");
     }
     if (equalsIgnoreCase(name, "accept-encoding")) {
@@ -210,7 +211,8 @@ std::expected<std::vector<std::pair<std::string, std::string>>, std::string> par
     const std::size_t eq = part.find('=');
     auto name = percentDecode(part.substr(0, eq));
     if (!name) return std::unexpected("query parameter name: " + name.error());
-    auto value = percentDecode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
+    auto value =
+        percentDecode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
     if (!value) return std::unexpected("query parameter " + excerpt(*name) + ": " + value.error());
     out.emplace_back(std::move(*name), std::move(*value));
   }

@@ -268,8 +268,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   enum class State { kHandshake, kReadingHead, kHandling, kClosing, kClosed };
 
-  Connection(HttpServer::Impl& server, tcp::socket socket,
-             std::shared_ptr<asio::ssl::context> tls)
+  Connection(HttpServer::Impl& server, tcp::socket socket, std::shared_ptr<asio::ssl::context> tls)
       : server_(server),
         plain_(std::move(socket)),
         timer_(server.io_),
@@ -455,13 +454,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     request.params = std::move(*params);
     auto self = shared_from_this();
     if (route->whole) {
-      asio::post(server_.pool_, [self, route, request = std::move(request)] {
-        self->runWhole(*route, request);
-      });
+      asio::post(server_.pool_,
+                 [self, route, request = std::move(request)] { self->runWhole(*route, request); });
     } else {
-      asio::post(server_.stream_strand_, [self, route, request = std::move(request)] {
-        self->runStream(*route, request);
-      });
+      asio::post(server_.stream_strand_,
+                 [self, route, request = std::move(request)] { self->runStream(*route, request); });
     }
   }
 
@@ -634,9 +631,8 @@ std::expected<void, std::string> HttpServer::Impl::listen(const std::string& lis
     endpoint = tcp::endpoint(address, static_cast<unsigned short>(std::stoi(parts->second)));
   } else {
     tcp::resolver resolver(io_);
-    const auto results = resolver.resolve(parts->first, parts->second,
-                                          tcp::resolver::numeric_service | tcp::resolver::passive,
-                                          ec);
+    const auto results = resolver.resolve(
+        parts->first, parts->second, tcp::resolver::numeric_service | tcp::resolver::passive, ec);
     if (ec || results.empty()) {
       return std::unexpected("cannot listen on " + listen + ": cannot resolve '" + parts->first +
                              "': " + (ec ? ec.message() : "no address"));

@@ -49,7 +49,8 @@ std::expected<std::shared_ptr<asio::ssl::context>, std::string> makeServerTlsCon
       return std::unexpected("key file " + files.key_file + " does not match certificate file " +
                              files.cert_file);
     }
-    return std::unexpected("key file " + files.key_file + ": cannot load a PEM private key: " + why);
+    return std::unexpected("key file " + files.key_file +
+                           ": cannot load a PEM private key: " + why);
   }
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
     return std::unexpected("key file " + files.key_file + " does not match certificate file " +

@@ -359,8 +359,9 @@ TEST_F(HttpServerTest, HealthzAndMetricsAnswerWithin1sP99While500IdleAndSlowConn
   };
   const double healthz_p99 = p99(healthz);
   const double metrics_p99 = p99(metrics);
-  std::printf("with 500 idle + 20 slowloris connections: /healthz p99 %.4f s, /metrics p99 %.4f s\n",
-              healthz_p99, metrics_p99);
+  std::printf(
+      "with 500 idle + 20 slowloris connections: /healthz p99 %.4f s, /metrics p99 %.4f s\n",
+      healthz_p99, metrics_p99);
   EXPECT_LT(healthz_p99, 1.0);
   EXPECT_LT(metrics_p99, 1.0);
   EXPECT_GE(server_->connections(), 520U) << "the idle connections were held open throughout";

@@ -36,8 +36,9 @@ std::string slurp(const fs::path& p) {
 class HttpServerTlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("nodewarden-tls-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("nodewarden-tls-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     auto made = testing::makeLoopbackCertificate(dir_ / "a");
     ASSERT_TRUE(made.has_value()) << made.error();

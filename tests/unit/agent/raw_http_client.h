@@ -204,8 +204,8 @@ class RawClient {
 
   bool readSome() {
     char chunk[16384];
-    const long n = ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof chunk)
-                                   : ::recv(fd_, chunk, sizeof chunk, 0);
+    const long n =
+        ssl_ != nullptr ? SSL_read(ssl_, chunk, sizeof chunk) : ::recv(fd_, chunk, sizeof chunk, 0);
     if (n <= 0) return false;
     buf_.append(chunk, static_cast<std::size_t>(n));
     return true;

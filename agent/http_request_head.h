@@ -31,7 +31,8 @@ struct RequestHead {
 // head is not complete yet.
 std::size_t findHeadEnd(std::string_view buffer);
 
-// Parses a complete head (up to and including its blank line). The views point into `head`.
+// Parses a complete head (up to and including its blank line). The views point into `head`
+// (except the path of an absolute-form target without one, "http://node", which is a static "/").
 std::expected<RequestHead, std::string> parseRequestHead(std::string_view head);
 
 // Decodes a query string into (name, value) pairs, in order. A malformed percent-escape ("%zz",

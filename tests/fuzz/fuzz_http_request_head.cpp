@@ -34,7 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view head_text = end == std::string_view::npos ? in : in.substr(0, end);
   if (auto head = http::parseRequestHead(head_text)) {
     check(end != std::string_view::npos);
-    check(inside(head->method, head_text) && inside(head->path, head_text) &&
+    // An absolute-form target without a path ("http://node") gets the static "/".
+    check(inside(head->method, head_text) && (inside(head->path, head_text) || head->path == "/") &&
           inside(head->query, head_text) && inside(head->accept_encoding, head_text));
     check(!head->method.empty() && !head->path.empty() && head->path.front() == '/');
     check(head->minor_version == 0 || head->minor_version == 1);

@@ -408,8 +408,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Dispatches the head in the buffer if it is complete; false when more bytes are needed.
   bool parseBuffered() {
     const std::string_view data(buffer_.data(), have_);
-    const std::size_t end = http::findHeadEnd(data);
-    if (end == std::string_view::npos) return false;
+    // Only the new bytes (and the 3 before them) can complete the blank line: a head trickled in
+    // byte by byte is scanned once, not once per byte.
+    const std::size_t from = scanned_ > 3 ? scanned_ - 3 : 0;
+    const std::size_t found = http::findHeadEnd(data.substr(from));
+    scanned_ = have_;
+    if (found == std::string_view::npos) return false;
+    const std::size_t end = from + found;
+    scanned_ = 0;
     cancelDeadline();
     auto head = http::parseRequestHead(data.substr(0, end));
     if (!head) {
@@ -429,6 +435,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::memmove(buffer_.data(), buffer_.data() + end, have_ - end);
     have_ -= end;
     if (head->has_body) have_ = 0;
+    scanned_ = 0;
     dispatch(std::move(request));
     return true;
   }
@@ -609,7 +616,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<asio::ssl::context> tls_context_;  // kept for the stream's lifetime
   std::vector<char> buffer_;                         // the request head; max_head_bytes
   std::size_t have_ = 0;                             // bytes of buffer_ filled
-  std::string out_;                                  // the piece being written
+  std::size_t scanned_ = 0;  // bytes of buffer_ already searched for the end of the head
+  std::string out_;          // the piece being written
   std::uint64_t deadline_generation_ = 0;
   std::uint64_t served_ = 0;
   bool keep_alive_after_ = false;  // whether another request may follow the current response
@@ -669,10 +677,16 @@ void HttpServer::Impl::onAccepted(tcp::socket socket) {
   if (connections_.size() >= options_.max_connections) {
     // Room for the newcomer: the connection that has waited longest for a request head is the
     // likeliest to be idle or hostile. One that is being answered is never cut off.
-    const auto oldest = std::ranges::find_if(connections_, [](const Connection* c) {
-      return c->state() == Connection::State::kReadingHead ||
-             c->state() == Connection::State::kHandshake;
+    // One already answered and lingering to close goes first.
+    auto oldest = std::ranges::find_if(connections_, [](const Connection* c) {
+      return c->state() == Connection::State::kClosing;
     });
+    if (oldest == connections_.end()) {
+      oldest = std::ranges::find_if(connections_, [](const Connection* c) {
+        return c->state() == Connection::State::kReadingHead ||
+               c->state() == Connection::State::kHandshake;
+      });
+    }
     report("connection_limit", "max_connections reached");
     if (oldest == connections_.end()) {
       asio::error_code ec;

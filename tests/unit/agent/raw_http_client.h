@@ -8,6 +8,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -57,19 +58,30 @@ class RawClient {
     return *this;
   }
 
-  bool connectTo(int port) {
+  // Connects within the timeout: a server that stopped accepting leaves the kernel's backlog
+  // full, and a blocking connect would then wait for SYN retries for minutes.
+  bool connectTo(int port, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     reset();
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd_ < 0) return false;
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    bool connected = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    if (!connected && errno == EINPROGRESS) {
+      pollfd p{fd_, POLLOUT, 0};
+      int error = 0;
+      socklen_t len = sizeof error;
+      connected = ::poll(&p, 1, static_cast<int>(timeout.count())) == 1 &&
+                  ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error == 0;
+    }
+    if (!connected) {
       ::close(fd_);
       fd_ = -1;
       return false;
     }
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
     const int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return true;

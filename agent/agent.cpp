@@ -90,6 +90,11 @@ class Agent::Impl {
                    .Help("Container and node series in the last /metrics response.")
                    .Register(reg)
                    .Add({});
+    http_connections_ = &prometheus::BuildGauge()
+                             .Name("nodewarden_http_connections")
+                             .Help("Connections open to the agent's HTTP listener (at the cycle).")
+                             .Register(reg)
+                             .Add({});
     render_duration_ = &prometheus::BuildGauge()
                             .Name("nodewarden_metrics_render_duration_seconds")
                             .Help(
@@ -402,6 +407,7 @@ class Agent::Impl {
       open_files_->Set(static_cast<double>(st.open_files));
     }
     updateMetadataMetrics();
+    http_connections_->Set(static_cast<double>(http_->connections()));
     publish();
     cycles_->Increment();
     if (remote_write_) enqueueRemoteWrite();
@@ -720,6 +726,7 @@ class Agent::Impl {
   prometheus::Gauge* open_files_ = nullptr;
   prometheus::Gauge* series_ = nullptr;
   prometheus::Gauge* render_duration_ = nullptr;
+  prometheus::Gauge* http_connections_ = nullptr;
 };
 
 Agent::Agent(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}

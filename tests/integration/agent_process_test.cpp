@@ -385,6 +385,32 @@ TEST_F(AgentOnFixtureNode, ALongFilterMatchesNothingAndAnUnreadableOneIs400) {
   }
 }
 
+// Idle connections are held without a thread each, and shown: nodewarden_http_connections.
+TEST_F(AgentOnFixtureNode, IdleConnectionsDoNotStallScrapesAndAreCounted) {
+  std::vector<int> idle;
+  for (int i = 0; i < 8; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    idle.push_back(fd);
+  }
+  bool seen = false;
+  const auto deadline = std::chrono::steady_clock::now() + 4s;  // within the 5 s head timeout
+  while (!seen && std::chrono::steady_clock::now() < deadline) {
+    auto m = httpGet(base_ + "/metrics", 2s);
+    ASSERT_TRUE(m) << "a scrape with 8 idle connections open must answer";
+    const auto at = m->body.find("\nnodewarden_http_connections ");
+    ASSERT_NE(at, std::string::npos);
+    seen = std::stod(m->body.substr(at + 29)) >= 8;
+    if (!seen) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(seen);
+  for (const int fd : idle) ::close(fd);
+}
+
 TEST_F(AgentOnFixtureNode, ASecondAgentOnTheSamePortFailsToStartWithAMessage) {
   auto r = runAgent(
       {"run", "--listen", "127.0.0.1:" + std::to_string(port_), "--cgroup-root", "/nonexistent"});

@@ -159,6 +159,11 @@ class Agent::Impl {
                    .Help("Container and node series in the last /metrics response.")
                    .Register(reg)
                    .Add({});
+    http_connections_ = &prometheus::BuildGauge()
+                             .Name("nodewarden_http_connections")
+                             .Help("Connections open to the agent's HTTP listener (at the cycle).")
+                             .Register(reg)
+                             .Add({});
     render_duration_ = &prometheus::BuildGauge()
                             .Name("nodewarden_metrics_render_duration_seconds")
                             .Help(
@@ -214,7 +219,12 @@ class Agent::Impl {
   }
 
   int run() {
-    auto server = HttpServer::start(config_.listen);
+    HttpServerOptions http;
+    http.tls_cert_file = config_.tls_cert_file.string();
+    http.tls_key_file = config_.tls_key_file.string();
+    http.tls_client_ca_file = config_.tls_client_ca_file.string();
+    http.errors = &errors_;
+    auto server = HttpServer::start(config_.listen, http);
     if (!server) {
       spdlog::error("cannot start HTTP server: {}", server.error());
       return 1;
@@ -262,8 +272,9 @@ class Agent::Impl {
       auto answer = readiness_.answer();
       return HttpResponse{answer.ready ? 200 : 503, "text/plain", std::move(answer.body), false};
     });
-    spdlog::info("nodewarden {} listening on {} (port {}), collecting every {} ms from {}",
-                 NODEWARDEN_VERSION, config_.listen, http_->port(), config_.interval.count(),
+    spdlog::info("nodewarden {} listening on {} (port {}{}), collecting every {} ms from {}",
+                 NODEWARDEN_VERSION, config_.listen, http_->port(),
+                 config_.tls_cert_file.empty() ? "" : ", TLS", config_.interval.count(),
                  config_.cgroup_root.string());
 
     waitForSignal();
@@ -631,6 +642,7 @@ class Agent::Impl {
       open_files_->Set(static_cast<double>(st.open_files));
     }
     updateMetadataMetrics();
+    http_connections_->Set(static_cast<double>(http_->connections()));
     publish();
     cycles_->Increment();
     if (remote_write_) enqueueRemoteWrite();
@@ -964,6 +976,7 @@ class Agent::Impl {
   prometheus::Gauge* open_files_ = nullptr;
   prometheus::Gauge* series_ = nullptr;
   prometheus::Gauge* render_duration_ = nullptr;
+  prometheus::Gauge* http_connections_ = nullptr;
 };
 
 Agent::Agent(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}

@@ -3,10 +3,10 @@
 // (SIGUSR1, SIGUSR2 and SIGALRM are logged once and ignored).
 //
 // What a reader gets wrong: the collection cycle runs on the io_context's one thread; HTTP
-// requests run on civetweb's workers and only read what a cycle published. And a state dir that
-// cannot be used does not stop the agent: the parts that keep state there (the log path, remote
-// write's spool, Job outcomes) retry their start while metrics and the detector go on, and /readyz
-// answers 503 naming them. Only config errors stop the start.
+// requests run on the HTTP server's own io thread and handler pool and only read what a cycle
+// published. And a state dir that cannot be used does not stop the agent: the parts that keep
+// state there (the log path, remote write's spool, Job outcomes) retry their start while metrics
+// and the detector go on, and /readyz answers 503 naming them. Only config errors stop the start.
 #pragma once
 
 #include <atomic>

@@ -195,8 +195,14 @@ constexpr Field kPlacementFields[] = {
     {"max_backoff", &Config::placement_max_backoff},
     {"timeout", &Config::placement_timeout},
 };
+constexpr Field kTlsFields[] = {
+    {"cert_file", &Config::tls_cert_file},
+    {"key_file", &Config::tls_key_file},
+    {"client_ca_file", &Config::tls_client_ca_file},
+};
 constexpr Field kRootFields[] = {
     {"listen", &Config::listen},
+    {"tls", Section(kTlsFields)},
     {"node_name", &Config::node_name},
     {"interval", &Config::interval},
     {"log_level", &Config::log_level},
@@ -741,6 +747,32 @@ std::string errnoText(int error) {
   return std::error_code(error, std::generic_category()).message();
 }
 
+// tls.*: the certificate and key come together, and every file named is readable now (what is in
+// them is checked when the listener loads them).
+std::optional<ConfigError> checkTls(const Config& config) {
+  const auto error = [](std::string field, std::string reason) {
+    return ConfigError{"", 0, std::move(field), std::move(reason)};
+  };
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+    return config.tls_cert_file.empty()
+               ? error("tls.cert_file", "must be set when tls.key_file is (both or neither)")
+               : error("tls.key_file", "must be set when tls.cert_file is (both or neither)");
+  }
+  if (!config.tls_client_ca_file.empty() && config.tls_cert_file.empty()) {
+    return error("tls.client_ca_file", "needs tls.cert_file and tls.key_file");
+  }
+  for (const auto& [field, path] : {std::pair{"tls.cert_file", &config.tls_cert_file},
+                                    std::pair{"tls.key_file", &config.tls_key_file},
+                                    std::pair{"tls.client_ca_file", &config.tls_client_ca_file}}) {
+    if (path->empty()) continue;
+    const FileDescriptor fd(::open(path->c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) {
+      return error(field, "cannot read " + inQuotes(path->string()) + ": " + errnoText(errno));
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string ConfigError::message() const {
@@ -921,6 +953,7 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
     return std::unexpected(ConfigError{"", 0, std::move(field), std::move(reason)});
   };
   if (auto reason = checkListen(config.listen)) return fail("listen", *reason);
+  if (auto error = checkTls(config)) return std::unexpected(std::move(*error));
   if (auto reason = checkDurationRange(config.interval, kMinInterval, kMaxInterval)) {
     return fail("interval", *reason);
   }
@@ -1023,6 +1056,10 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
 
 std::string defaultConfigYaml() {
   return R"(listen: 0.0.0.0:9465
+tls:
+  cert_file: ""
+  key_file: ""
+  client_ca_file: ""
 node_name: ""
 interval: 10s
 log_level: info

@@ -16,7 +16,12 @@
 namespace nodewarden {
 
 struct Config {
-  std::string listen = "0.0.0.0:9465";        // host:port of the HTTP server
+  std::string listen = "0.0.0.0:9465";  // host:port of the HTTP server
+  // TLS on that listener (PEM files, reloaded when they change): both or neither. With a client CA
+  // bundle, clients must present a certificate it signed.
+  std::filesystem::path tls_cert_file;
+  std::filesystem::path tls_key_file;
+  std::filesystem::path tls_client_ca_file;
   std::string node_name;                      // default: $NODE_NAME, else the host name
   std::chrono::milliseconds interval{10000};  // collection period, 1s..1h
   std::string log_level = "info";             // trace, debug, info, warn, error

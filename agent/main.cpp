@@ -27,7 +27,7 @@ constexpr int kExitConfig = 2;
 struct Overrides {
   std::optional<std::string> listen, cgroup_root, proc_root, log_root, state_dir, node_name,
       interval, log_level, loki_url, loki_tenant, remote_write_url, journal_dir, kubelet_url,
-      apiserver_url, token_file, ca_file;
+      apiserver_url, token_file, ca_file, tls_cert_file, tls_key_file, tls_client_ca_file;
   std::vector<std::string> runtime_state_dirs;
   std::vector<std::string> pod_labels;
 };
@@ -59,6 +59,9 @@ std::expected<void, nodewarden::ConfigError> applyOverrides(const Overrides& o,
   if (o.apiserver_url) c.apiserver_url = *o.apiserver_url;
   if (o.token_file) c.token_file = *o.token_file;
   if (o.ca_file) c.ca_file = *o.ca_file;
+  if (o.tls_cert_file) c.tls_cert_file = *o.tls_cert_file;
+  if (o.tls_key_file) c.tls_key_file = *o.tls_key_file;
+  if (o.tls_client_ca_file) c.tls_client_ca_file = *o.tls_client_ca_file;
   if (o.interval) {
     auto d = nodewarden::parseDuration(*o.interval);
     if (!d) return std::unexpected(nodewarden::ConfigError{"", 0, "--interval", d.error()});
@@ -98,6 +101,14 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Collect and serve /metrics, /healthz, /readyz");
   run->add_option("--config", config_file, "YAML config file (default: embedded defaults)");
   run->add_option("--listen", o.listen, "HTTP listen address host:port (default 0.0.0.0:9465)");
+  run->add_option("--tls-cert-file", o.tls_cert_file,
+                  "PEM certificate (chain) for TLS on the listener, reloaded when it changes "
+                  "(overrides tls.cert_file; needs --tls-key-file)");
+  run->add_option("--tls-key-file", o.tls_key_file,
+                  "PEM private key for TLS on the listener (overrides tls.key_file)");
+  run->add_option("--tls-client-ca-file", o.tls_client_ca_file,
+                  "PEM CA bundle; clients must present a certificate it signed "
+                  "(overrides tls.client_ca_file)");
   run->add_option("--cgroup-root", o.cgroup_root,
                   "cgroup filesystem root (default /sys/fs/cgroup)");
   run->add_option("--proc-root", o.proc_root, "procfs root (default /proc)");

@@ -156,6 +156,63 @@ TEST(AgentCli, FlagsAreValidatedLikeTheFile) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
+TEST(AgentCli, TlsNeedsBothFilesAndReadableOnes) {
+  auto r = runAgent({"run", "--tls-cert-file", "/etc/hostname", "--cgroup-root", "/nonexistent"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("tls.key_file"), std::string::npos) << r.output;
+  r = runAgent({"run", "--tls-cert-file", "/nonexistent/cert.pem", "--tls-key-file",
+                "/nonexistent/key.pem"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("tls.cert_file"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/nonexistent/cert.pem"), std::string::npos) << r.output;
+}
+
+// TLS on the agent's own listener, as a cluster without the sidecar runs it: the agent's
+// /healthz and /metrics over HTTPS, verified against its certificate; plain HTTP gets nothing.
+TEST(AgentWithTls, ServesHttpsWithTheConfiguredCertificate) {
+  const fs::path dir = tempPath("tls");
+  fs::remove_all(dir);
+  auto cert = nodewarden::testing::makeLoopbackCertificate(dir / "cert");
+  ASSERT_TRUE(cert.has_value()) << cert.error();
+  fs::create_directories(dir / "runtime");
+  const fs::path config = dir / "config.yaml";
+  std::ofstream(config) << "tls:\n  cert_file: " << cert->certificate
+                        << "\n  key_file: " << cert->key << "\n";
+  const int port = nodewarden::testing::freeLoopbackPort();
+  SpawnOptions o;
+  o.output = dir / "run.log";
+  auto child = ChildProcess::start(fixtureRunArgs(config, port, dir), o);
+  ASSERT_TRUE(child.has_value()) << child.error();
+  const std::string url = "https://127.0.0.1:" + std::to_string(port);
+  long status = 0;
+  std::string body;
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    CURL* c = curl_easy_init();
+    body.clear();
+    auto append = +[](char* p, size_t s, size_t n, void* ud) {
+      static_cast<std::string*>(ud)->append(p, s * n);
+      return s * n;
+    };
+    curl_easy_setopt(c, CURLOPT_URL, (url + "/readyz").c_str());
+    curl_easy_setopt(c, CURLOPT_CAINFO, cert->certificate.c_str());
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+    status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    if (status == 200) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(status, 200) << slurp(o.output);
+  EXPECT_EQ(body, "ready\n");
+  auto plain = httpGet("http://127.0.0.1:" + std::to_string(port) + "/healthz", 2s);
+  EXPECT_TRUE(!plain || plain->status != 200) << "plain HTTP must not be served on the TLS port";
+  child->stop(2s);
+  fs::remove_all(dir);
+}
+
 // A response's body and headers through libcurl, asking for gzip.
 struct GzipResponse {
   long status = 0;
@@ -299,6 +356,59 @@ TEST_F(AgentOnFixtureNode, LogsAreJsonLinesAndSigtermStopsWithin2s) {
   }
   EXPECT_GE(n, 3);
   EXPECT_TRUE(saw_stop);
+}
+
+// Query values of 1 KiB and more used to be dropped, so a long filter returned everything.
+TEST_F(AgentOnFixtureNode, ALongFilterMatchesNothingAndAnUnreadableOneIs400) {
+  auto all = httpGet(base_ + "/signals");
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->status, 200) << all->body;
+  ASSERT_NE(all->body.find("\"pod\":\"driver-0\""), std::string::npos) << all->body.substr(0, 500);
+  const std::string long_value(1100, 'x');
+  auto filtered = httpGet(base_ + "/signals?pod=" + long_value);
+  ASSERT_TRUE(filtered);
+  EXPECT_EQ(filtered->status, 200);
+  EXPECT_EQ(filtered->body.find("driver-0"), std::string::npos) << filtered->body.substr(0, 500);
+  auto ns = httpGet(base_ + "/signals?namespace=" + std::string(4000, 'n'));
+  ASSERT_TRUE(ns);
+  EXPECT_EQ(ns->status, 200);
+  EXPECT_EQ(ns->body.find("driver-0"), std::string::npos);
+
+  auto outcome = httpGet(base_ + "/jobs?outcome=" + std::string(1024, 'x'));
+  ASSERT_TRUE(outcome);
+  EXPECT_EQ(outcome->status, 400) << outcome->body;
+  for (const std::string target : {"/signals?pod=%zz", "/jobs?namespace=ab%4"}) {
+    auto bad = httpGet(base_ + target);
+    ASSERT_TRUE(bad) << target;
+    EXPECT_EQ(bad->status, 400) << target;
+    EXPECT_NE(bad->body.find("malformed percent-escape"), std::string::npos) << bad->body;
+  }
+}
+
+// Idle connections are held without a thread each, and shown: nodewarden_http_connections.
+TEST_F(AgentOnFixtureNode, IdleConnectionsDoNotStallScrapesAndAreCounted) {
+  std::vector<int> idle;
+  for (int i = 0; i < 8; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    idle.push_back(fd);
+  }
+  bool seen = false;
+  const auto deadline = std::chrono::steady_clock::now() + 4s;  // within the 5 s head timeout
+  while (!seen && std::chrono::steady_clock::now() < deadline) {
+    auto m = httpGet(base_ + "/metrics", 2s);
+    ASSERT_TRUE(m) << "a scrape with 8 idle connections open must answer";
+    const auto at = m->body.find("\nnodewarden_http_connections ");
+    ASSERT_NE(at, std::string::npos);
+    seen = std::stod(m->body.substr(at + 29)) >= 8;
+    if (!seen) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(seen);
+  for (const int fd : idle) ::close(fd);
 }
 
 TEST_F(AgentOnFixtureNode, ASecondAgentOnTheSamePortFailsToStartWithAMessage) {

@@ -76,6 +76,9 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
   };
   walk(YAML::Load(defaultConfigYaml()), "");
   const std::set<std::string> expected = {"listen",
+                                          "tls.cert_file",
+                                          "tls.key_file",
+                                          "tls.client_ca_file",
                                           "node_name",
                                           "interval",
                                           "log_level",
@@ -838,6 +841,44 @@ TEST(ConfigErrorMessage, OmitsUnknownParts) {
   EXPECT_EQ((ConfigError{"", 0, "interval", "bad"}).message(), "interval: bad");
   EXPECT_EQ((ConfigError{"", 7, "interval", "bad"}).message(), "line 7: interval: bad");
   EXPECT_EQ((ConfigError{"", 0, "", "bad"}).message(), "bad");
+}
+
+}  // namespace
+}  // namespace nodewarden
+
+// --- TLS on the listener -------------------------------------------------------------------------
+
+namespace nodewarden {
+namespace {
+
+TEST(ConfigTls, BothReadableFilesAreAccepted) {
+  // Any readable files pass here; what is in them is checked when the listener loads them.
+  const auto c =
+      parseConfig("tls:\n  cert_file: /etc/hostname\n  key_file: /etc/hostname\n", "t.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->tls_cert_file, "/etc/hostname");
+  EXPECT_EQ(c->tls_key_file, "/etc/hostname");
+  EXPECT_TRUE(c->tls_client_ca_file.empty());
+}
+
+TEST(ConfigTls, OneFileWithoutTheOtherNamesTheMissingOneAndItsLine) {
+  auto e = parseError("listen: 0.0.0.0:9465\ntls:\n  cert_file: /etc/hostname\n");
+  EXPECT_EQ(e.field, "tls.key_file");
+  EXPECT_NE(e.reason.find("both or neither"), std::string::npos) << e.message();
+  e = parseError("tls:\n  key_file: /etc/hostname\n");
+  EXPECT_EQ(e.field, "tls.cert_file");
+  EXPECT_EQ(e.line, 0) << "the missing key has no line of its own";
+  e = parseError("tls:\n  client_ca_file: /etc/hostname\n");
+  EXPECT_EQ(e.field, "tls.client_ca_file");
+  EXPECT_EQ(e.line, 2);
+}
+
+TEST(ConfigTls, AnUnreadableFileIsAStartupErrorNamingFileLineAndField) {
+  const auto e = parseError("tls:\n  cert_file: /etc/hostname\n  key_file: /nonexistent/tls.key\n",
+                            "agent.yaml");
+  EXPECT_EQ(e.message(),
+            "agent.yaml:3: tls.key_file: cannot read \"/nonexistent/tls.key\": No such file or "
+            "directory");
 }
 
 }  // namespace

@@ -149,6 +149,15 @@ class Agent::Impl {
                         .Register(reg);
     pods_gauge_ = &cgroups.Add({{"kind", "pod"}});
     containers_gauge_ = &cgroups.Add({{"kind", "container"}});
+    auto& unnamed = prometheus::BuildGauge()
+                        .Name("nodewarden_metadata_unnamed_cgroups")
+                        .Help(
+                            "Pod and container cgroups no metadata source names yet: held out of "
+                            "/metrics and remote write (held), or past the hold and exported "
+                            "with the names known (exported).")
+                        .Register(reg);
+    unnamed_held_ = &unnamed.Add({{"state", "held"}});
+    unnamed_exported_ = &unnamed.Add({{"state", "exported"}});
     open_files_ = &prometheus::BuildGauge()
                        .Name("nodewarden_cgroup_open_files")
                        .Help("Cgroup interface files held open for reading.")
@@ -179,6 +188,9 @@ class Agent::Impl {
     if (config_.cgroup_enabled) {
       CgroupCollectorOptions o;
       o.metadata = metadata_.get();
+      // A new pod's cgroups wait for its names at most one kubelet listing rather than being
+      // exported anonymous and renamed (each series split in two).
+      if (metadata_) o.hold_unnamed = config_.pods_kubelet_refresh_interval;
       o.cgroup_root = config_.cgroup_root;
       o.proc_root = config_.proc_root;
       o.log_root = config_.log_root;
@@ -640,6 +652,8 @@ class Agent::Impl {
       pods_gauge_->Set(static_cast<double>(st.pods));
       containers_gauge_->Set(static_cast<double>(st.containers));
       open_files_->Set(static_cast<double>(st.open_files));
+      unnamed_held_->Set(static_cast<double>(st.unnamed_held));
+      unnamed_exported_->Set(static_cast<double>(st.unnamed_exported));
     }
     updateMetadataMetrics();
     http_connections_->Set(static_cast<double>(http_->connections()));
@@ -974,6 +988,8 @@ class Agent::Impl {
   prometheus::Gauge* pods_gauge_ = nullptr;
   prometheus::Gauge* containers_gauge_ = nullptr;
   prometheus::Gauge* open_files_ = nullptr;
+  prometheus::Gauge* unnamed_held_ = nullptr;
+  prometheus::Gauge* unnamed_exported_ = nullptr;
   prometheus::Gauge* series_ = nullptr;
   prometheus::Gauge* render_duration_ = nullptr;
   prometheus::Gauge* http_connections_ = nullptr;

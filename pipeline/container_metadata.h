@@ -3,10 +3,11 @@
 // API server in the metadata issue). Collectors ask; they never know the source.
 //
 // What a reader gets wrong: a lookup can miss for a container that exists (its state file not yet
-// written, a source that is down). The caller then keeps what it knew and asks again later;
-// nothing is guessed.
+// written, a source that is down, a pod started after the kubelet's last listing). The caller
+// then keeps what it knew and asks again when generation() moves; nothing is guessed.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -59,6 +60,20 @@ class ContainerMetadata {
   // Whether the source has had its first answer (a listing done, or failed): until then a miss
   // means "not asked yet" rather than "unknown".
   [[nodiscard]] virtual bool synced() const { return true; }
+  // A number that moves whenever the source may answer something it did not answer before (a
+  // list or watch event taken in, a new state file read). A caller holding cgroups it could not
+  // name asks again when it moved, and only then. It only grows; a source that cannot tell keeps
+  // 0 (its callers then ask again on their own schedule). Same thread as refresh().
+  [[nodiscard]] virtual std::uint64_t generation() const { return 0; }
+  // A cgroup of a pod the source does not know has just appeared: bring the source up to date
+  // soon rather than at its next scheduled refresh (the kubelet source fetches at once, at most
+  // once a second). Never waits; what is learnt is taken in by a later refresh(), which moves
+  // generation(). Same thread as refresh().
+  virtual void requestRefresh() {}
+  // Whether the source can tell containers' images (the runtime's state only on a node where it
+  // found the runtime's state directory; the kubelet and the API server always). A container
+  // whose image no source can tell is not waited for (CgroupCollectorOptions::hold_unnamed).
+  [[nodiscard]] virtual bool namesImages() const { return true; }
 };
 
 }  // namespace nodewarden

@@ -78,6 +78,11 @@ struct CgroupSample {
   std::string container_name;
   std::string image;
   QosClass qos = QosClass::kUnknown;
+  // No source knows its names yet and it was found less than the hold ago: the exposition
+  // (/metrics, remote write) leaves it out, since exporting it anonymous and renamed a cycle later
+  // would split each of its series in two. Consumers keyed by pod uid and container id (the
+  // detector, Job outcomes) read it as usual.
+  bool names_pending = false;
 
   std::array<std::uint64_t, kCgroupFieldCount> values{};
   std::bitset<kCgroupFieldCount> present;

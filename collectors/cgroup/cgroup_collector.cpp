@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -172,6 +173,7 @@ struct Tracked {
   std::string rel;          // below the kubepods root: "burstable/pod<uid>/<id>"
   std::vector<Slot> slots;  // one per hierarchy
   std::uint64_t seen_generation = 0;
+  std::chrono::steady_clock::time_point found_at{};  // when first listed: the hold counts from it
   bool named = false;
   bool gone = false;
   bool sandbox = false;  // the pod's sandbox ("pause") container, per the runtime's state
@@ -322,10 +324,10 @@ class CgroupCollector::Impl {
 
   void collect(Snapshot& into) {
     ++cycle_;
-    const auto now = std::chrono::steady_clock::now();
-    if (need_search_ || now >= next_search_) {
+    now_ = options_.now ? options_.now() : std::chrono::steady_clock::now();
+    if (need_search_ || now_ >= next_search_) {
       searchRoots();
-      next_search_ = now + options_.root_search_interval;
+      next_search_ = now_ + options_.root_search_interval;
     }
     if (primary_ >= 0) discover();
     readAll(into);
@@ -342,7 +344,12 @@ class CgroupCollector::Impl {
 
   CgroupCollectorStats stats() const {
     CgroupCollectorStats s;
-    for (const auto& [key, t] : tracked_) (t->sample.isPod() ? s.pods : s.containers)++;
+    const bool images = imagesTold();
+    for (const auto& [key, t] : tracked_) {
+      (t->sample.isPod() ? s.pods : s.containers)++;
+      if (awaitsNames(*t, images))
+        (t->sample.names_pending ? s.unnamed_held : s.unnamed_exported)++;
+    }
     s.open_files = open_files_;
     s.hierarchies = hierarchies_.size();
     for (const auto& h : hierarchies_) s.kubepods_roots += h.roots.size();
@@ -533,9 +540,7 @@ class CgroupCollector::Impl {
       it = t.pod != nullptr || t.seen_generation == generation_ ? std::next(it) : untrack(it);
     }
     locateMissing();
-    if (names_dirty_ || (any_unnamed_ && std::chrono::steady_clock::now() >= next_name_scan_)) {
-      refreshNames();
-    }
+    updateNames();
   }
 
   void visitPod(int parent_fd, std::string_view dir_name, const cgroup::PodDir& pod, QosClass qos) {
@@ -617,6 +622,7 @@ class CgroupCollector::Impl {
     auto t = std::make_unique<Tracked>();
     t->pod = pod;
     t->seen_generation = generation_;
+    t->found_at = now_;
     t->rel = rel_;
     t->sample.pod_uid = uid_;
     t->sample.container_id = std::string(container_id);
@@ -721,11 +727,36 @@ class CgroupCollector::Impl {
     }
   }
 
-  // ---- names from the node's log directories ----
+  // ---- names ----
 
-  void refreshNames() {
+  // After each listing. The log directories are read again when cgroups were found (kubelet makes
+  // a pod's log directory before its containers) and every 30 s while some are unnamed; the
+  // metadata is asked about the unnamed ones again whenever its generation() moved, so a pod is
+  // named in the first cycle after any source learns it. A steady cycle reads one number.
+  void updateNames() {
+    ContainerMetadata* meta = options_.metadata;
+    // Read before the lookups: a source that moves during them is asked again next cycle.
+    const std::uint64_t meta_generation = meta != nullptr ? meta->generation() : 0;
+    bool resolve = names_dirty_ || (any_unnamed_ && meta_generation != seen_meta_generation_);
+    if (names_dirty_ || (any_unnamed_ && now_ >= next_name_scan_)) {
+      scanLogNames();
+      resolve = true;
+    }
     names_dirty_ = false;
-    next_name_scan_ = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    seen_meta_generation_ = meta_generation;
+    if (resolve) {
+      nameUnnamed();
+    } else if (any_unnamed_ && now_ >= next_hold_end_) {
+      updateHolds();
+    }
+    // A pod no source knows yet: have them look now rather than at their next refresh, and again
+    // each cycle while it is held (a source rate-limits what this costs it): the kubelet lists a
+    // container's id only after its status went round the API server.
+    if (any_held_ && meta != nullptr) meta->requestRefresh();
+  }
+
+  void scanLogNames() {
+    next_name_scan_ = now_ + std::chrono::seconds(30);
     pod_names_.clear();
     container_names_.clear();
     // /var/log/pods/<namespace>_<pod>_<uid>: namespaces and pod names are DNS labels and
@@ -761,24 +792,29 @@ class CgroupCollector::Impl {
       }
       ::closedir(d);
     }
+  }
+
+  // Names the cgroups not yet named from the metadata, then from the log directories' names.
+  void nameUnnamed() {
     // The runtime's own state first: it also knows the image and which container is the pod's
     // sandbox. The log directories' names fill in what it does not know.
-    const ContainerMetadata* meta = options_.metadata;  // refreshed by its owner each cycle
+    ContainerMetadata* meta = options_.metadata;  // refreshed by its owner each cycle
     any_unnamed_ = false;
     for (auto& [key, t] : tracked_) {
       if (t->named) continue;
       auto& s = t->sample;
-      if (s.isPod()) {
-        if (auto p = meta != nullptr ? meta->pod(s.pod_uid) : std::nullopt) {
-          s.namespace_name = p->namespace_name;
-          s.pod_name = p->pod_name;
-        }
-      } else if (auto c = meta != nullptr ? meta->container(s.container_id) : std::nullopt) {
+      std::optional<ContainerIdentity> c;
+      if (!s.isPod() && meta != nullptr) c = meta->container(s.container_id);
+      if (c) {
         s.namespace_name = c->namespace_name;
         s.pod_name = c->pod_name;
         s.container_name = c->container_name;
         s.image = c->image;
         t->sandbox = c->is_sandbox;
+      } else if (auto p = meta != nullptr ? meta->pod(s.pod_uid) : std::nullopt) {
+        // A container the sources do not list (yet) still belongs to a pod they may know.
+        s.namespace_name = p->namespace_name;
+        s.pod_name = p->pod_name;
       }
       if (s.pod_name.empty()) {
         if (auto it = pod_names_.find(s.pod_uid); it != pod_names_.end()) {
@@ -796,6 +832,38 @@ class CgroupCollector::Impl {
                              (!s.container_name.empty() && (meta == nullptr || !s.image.empty())));
       t->named = complete;
       any_unnamed_ = any_unnamed_ || !complete;
+    }
+    updateHolds();
+  }
+
+  bool imagesTold() const {
+    return options_.metadata != nullptr && options_.metadata->namesImages();
+  }
+
+  // Whether t lacks a name a source could still give: its pod's, its own, or its image when a
+  // source tells images.
+  static bool awaitsNames(const Tracked& t, bool images) {
+    if (t.named || t.sandbox) return false;
+    const CgroupSample& s = t.sample;
+    return s.pod_name.empty() ||
+           (!s.isPod() && (s.container_name.empty() || (images && s.image.empty())));
+  }
+
+  // Marks the unnamed cgroups still within the hold as names_pending and the rest not; notes when
+  // the next hold ends, the only moment this must run again unless names change. A container
+  // that lacks only an image no source can tell is not held.
+  void updateHolds() {
+    any_held_ = false;
+    next_hold_end_ = std::chrono::steady_clock::time_point::max();
+    const bool images = imagesTold();
+    for (auto& [key, t] : tracked_) {
+      CgroupSample& s = t->sample;
+      const auto end = t->found_at + options_.hold_unnamed;
+      s.names_pending = now_ < end && awaitsNames(*t, images);
+      if (s.names_pending) {
+        any_held_ = true;
+        next_hold_end_ = std::min(next_hold_end_, end);
+      }
     }
   }
 
@@ -1069,7 +1137,12 @@ class CgroupCollector::Impl {
 
   bool names_dirty_ = false;
   bool any_unnamed_ = false;
+  bool any_held_ = false;
+  std::chrono::steady_clock::time_point now_{};  // this cycle's, from options_.now
   std::chrono::steady_clock::time_point next_name_scan_{};
+  std::chrono::steady_clock::time_point next_hold_end_ =
+      std::chrono::steady_clock::time_point::max();
+  std::uint64_t seen_meta_generation_ = 0;
   std::unordered_map<std::string, std::pair<std::string, std::string>> pod_names_;
   std::unordered_map<std::string, std::string> container_names_;
 };

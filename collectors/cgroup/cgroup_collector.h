@@ -5,6 +5,9 @@
 // ("kubepods" / "kubepods.slice") below each hierarchy's root at a bounded depth, separately in
 // every v1 controller and in the v2 tree, because each may nest it under a different parent. A
 // container is the same container across hierarchies when its pod uid and container id match.
+// Names are not a periodic affair: a cgroup is named in the first collect() after any metadata
+// source learns its pod (its generation() moved); until then, for at most hold_unnamed, its
+// sample is marked names_pending so that it is not exported anonymous and renamed a cycle later.
 #pragma once
 
 #include <chrono>
@@ -31,8 +34,16 @@ struct CgroupCollectorOptions {
   // files are opened per read instead (slower, never unread).
   std::size_t max_open_files = 0;
   // Names, images and sandbox flags for container ids (optional; not owned; its owner refreshes
-  // it). Without it, names come from the log directories alone.
+  // it). Without it, names come from the log directories alone. A cgroup it could not name is
+  // asked about again in the first collect() after its generation() moved.
   ContainerMetadata* metadata = nullptr;
+  // How long a pod or container cgroup whose names no source knows yet is marked
+  // CgroupSample::names_pending (held out of the exposition) after it was found; past it, it is
+  // exported with what is known. A container lacking only its image is held only when a source
+  // can tell images (ContainerMetadata::namesImages). 0: never held.
+  std::chrono::milliseconds hold_unnamed{0};
+  // The clock of the hold and of the log-directory name scans; empty: steady_clock::now.
+  std::function<std::chrono::steady_clock::time_point()> now;
   // Read each container's threads' run-queue delay from /proc/<tid>/schedstat (one small read per
   // thread per cycle); a container with more threads than max_run_delay_threads is skipped and
   // counted.
@@ -46,6 +57,10 @@ struct CgroupCollectorStats {
   std::size_t hierarchies = 0;
   std::size_t kubepods_roots = 0;
   std::size_t open_files = 0;
+  // Pods and containers not fully named (sandboxes aside): still held out of the exposition, and
+  // past the hold (exported with the names known, maybe none).
+  std::size_t unnamed_held = 0;
+  std::size_t unnamed_exported = 0;
 };
 
 class CgroupCollector final : public MetricCollector {

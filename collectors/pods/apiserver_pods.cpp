@@ -640,6 +640,7 @@ ApiServerPodWatcher::Outcome ApiServerPodWatcher::list(bool after_gone) {
   synced_ = true;
   last_activity_ = t;
   ++stats_.lists;
+  generation_.fetch_add(1, std::memory_order_release);
   return Outcome::kOk;
 }
 
@@ -717,6 +718,8 @@ void ApiServerPodWatcher::applyEvent(WatchEvent event) {
     if (it != pods_.end()) pods_.erase(it);
     departLocked(std::move(incoming), t);  // the DELETED object is the pod's last state
     forgetExpiredLocked(t);                // at once when deleted_grace is 0
+    // A pod first seen DELETED (a short Job's, between two watches) is answered now too.
+    generation_.fetch_add(1, std::memory_order_release);
     return;
   }
   if (const auto d = departed_.find(incoming.uid); d != departed_.end()) {
@@ -730,6 +733,8 @@ void ApiServerPodWatcher::applyEvent(WatchEvent event) {
     std::string uid = incoming.uid;
     pods_.emplace(std::move(uid), std::move(incoming));
   }
+  // After the maps: a collector that sees the new number finds what it stands for.
+  generation_.fetch_add(1, std::memory_order_release);
 }
 
 void ApiServerPodWatcher::indexContainersLocked(const ApiPod& pod, bool add) {

@@ -191,6 +191,11 @@ class ApiServerPodWatcher final : public ContainerMetadata {
   void refresh() override;
   [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view id) const override;
   [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override;
+  // Moves with every list and every ADDED, MODIFIED or DELETED event (the watch thread's; a pod
+  // first seen DELETED is still answered). The watch is live: requestRefresh() has nothing to do.
+  [[nodiscard]] std::uint64_t generation() const override {
+    return generation_.load(std::memory_order_acquire);
+  }
 
  private:
   struct Curl;
@@ -240,6 +245,7 @@ class ApiServerPodWatcher final : public ContainerMetadata {
   std::unique_ptr<Curl> curl_;  // used by the watch thread only (and curl_multi_wakeup by stop)
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> generation_{0};  // see generation()
   std::string list_url_;
   std::string watch_url_base_;
 

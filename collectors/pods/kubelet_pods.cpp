@@ -534,18 +534,36 @@ void KubeletPodsMetadata::refresh() {
     finished.swap(done_);
   }
   if (finished) takeIn(std::move(*finished));
-  if (last_attempt_ && t - *last_attempt_ < options_.refresh_interval) return;
+  fetchIfDue(t);
+}
+
+void KubeletPodsMetadata::requestRefresh() {
+  early_requested_ = true;
+  // Inline mode fetches only in refresh(): this never waits for the network.
+  if (options_.background) fetchIfDue(now());
+}
+
+void KubeletPodsMetadata::fetchIfDue(Clock::time_point t) {
+  const auto since = [&](std::chrono::milliseconds d) {
+    return !last_attempt_ || t - *last_attempt_ >= d;
+  };
+  const bool due = since(options_.refresh_interval);
+  if (!due && !(early_requested_ && since(options_.early_refresh_gap))) return;
   if (options_.background) {
     const std::scoped_lock lock(mutex_);
-    if (in_flight_) return;  // the last one is still out; it counts as this interval's
+    // The last one is still out: it counts as this interval's. An early request stays: the list
+    // in flight may have been made before the new pod was.
+    if (in_flight_) return;
     in_flight_ = true;
     requested_ = true;
     last_attempt_ = t;
     wake_.notify_all();
   } else {
     last_attempt_ = t;
-    takeIn(fetchNow());
   }
+  if (!due) ++stats_.early;
+  early_requested_ = false;
+  if (!options_.background) takeIn(fetchNow());
 }
 
 bool KubeletPodsMetadata::waitForFetch(std::chrono::milliseconds timeout) const {
@@ -569,6 +587,7 @@ void KubeletPodsMetadata::takeIn(Result result) {
   for (std::size_t i = 0; i < list.bad_fields; ++i) {
     errors_.report("pods", "kubelet_bad_field", list.first_bad_field);
   }
+  if (list.pods != pods_) ++generation_;
   std::vector<PodInfo> previous = std::move(pods_);
   pods_ = std::move(list.pods);
   last_good_ = result.at;

@@ -194,6 +194,10 @@ class KubeletPodsClient {
 struct KubeletPodsMetadataOptions {
   using Clock = std::chrono::steady_clock;
   std::chrono::milliseconds refresh_interval{10'000};  // at most one fetch per interval
+  // requestRefresh() (a cgroup of a pod not in the list appeared) starts a fetch before the
+  // interval is over, but never sooner than this after the last one: a burst of new pods costs
+  // one fetch per gap, not one each.
+  std::chrono::milliseconds early_refresh_gap{1'000};
   // true: fetches run on the adapter's own thread and refresh() never waits for the network; a
   // finished fetch is taken in by the next refresh(). false: refresh() fetches inline.
   bool background = true;
@@ -224,6 +228,11 @@ class KubeletPodsMetadata final : public ContainerMetadata {
   [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override;
   // The first fetch's result (a list, or a failure) was taken in.
   [[nodiscard]] bool synced() const override { return stats_.fetches > 0; }
+  // Moves when a list that differs from the last one is taken in.
+  [[nodiscard]] std::uint64_t generation() const override { return generation_; }
+  // Starts a fetch now (background mode; inline: at the next refresh()) unless one is in flight
+  // or began less than early_refresh_gap ago; then as soon as that is over.
+  void requestRefresh() override;
 
   // Everything /pods says about a pod (owner, phase, statuses), or nullptr; a departed pod's last
   // state within its grace period. Valid until the next refresh().
@@ -240,6 +249,7 @@ class KubeletPodsMetadata final : public ContainerMetadata {
   struct Stats {
     std::size_t fetches = 0;  // attempts whose result was taken in
     std::size_t failures = 0;
+    std::size_t early = 0;  // fetches started before refresh_interval because of requestRefresh()
   };
   [[nodiscard]] const Stats& stats() const { return stats_; }
 
@@ -268,6 +278,8 @@ class KubeletPodsMetadata final : public ContainerMetadata {
   [[nodiscard]] Clock::time_point now() const;
   Result fetchNow();
   void takeIn(Result result);
+  // Starts a fetch when the interval is over, or early when one was requested and the gap is.
+  void fetchIfDue(Clock::time_point t);
   void fetchLoop();
   void reindex();
   void forgetExpired(Clock::time_point t);
@@ -286,6 +298,8 @@ class KubeletPodsMetadata final : public ContainerMetadata {
   StringMap<std::pair<Indexed, const ContainerStatus*>> container_by_id_;
   std::optional<Clock::time_point> last_good_;
   std::optional<Clock::time_point> last_attempt_;
+  bool early_requested_ = false;  // requestRefresh() since the last fetch began
+  std::uint64_t generation_ = 0;
   Stats stats_;
 
   // Shared with the fetch thread (background mode), guarded by mutex_.

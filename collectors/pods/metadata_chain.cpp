@@ -20,6 +20,23 @@ void MetadataChain::refresh() {
   for (auto& s : sources_) s->refresh();
 }
 
+std::uint64_t MetadataChain::generation() const {
+  std::uint64_t sum = 0;
+  for (const auto& s : sources_) sum += s->generation();
+  return sum;
+}
+
+void MetadataChain::requestRefresh() {
+  for (auto& s : sources_) s->requestRefresh();
+}
+
+bool MetadataChain::namesImages() const {
+  for (const auto& s : sources_) {
+    if (s->namesImages()) return true;
+  }
+  return false;
+}
+
 std::optional<ContainerIdentity> MetadataChain::container(std::string_view id) const {
   std::optional<ContainerIdentity> out;
   for (const auto& s : sources_) {

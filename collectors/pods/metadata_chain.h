@@ -22,6 +22,10 @@ class MetadataChain final : public ContainerMetadata {
   [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view id) const override;
   [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override;
   [[nodiscard]] bool synced() const override;
+  // The sum of the sources' generations: it moves when any of theirs does.
+  [[nodiscard]] std::uint64_t generation() const override;
+  void requestRefresh() override;
+  [[nodiscard]] bool namesImages() const override;  // any source does
 
  private:
   std::vector<std::unique_ptr<ContainerMetadata>> sources_;

@@ -100,6 +100,7 @@ std::size_t renderDetectorState(const DetectorState& state,
   for (const auto& f : kWindowFamilies) {
     w.family(f.name, f.help);
     for (const auto& c : state.containers) {
+      if (c.names_pending) continue;  // as its cgroup series: exported once named
       const auto l = container_labels(c);
       for (std::size_t i = 0; i < kWindows; ++i) {
         const auto& s = (c.*f.member)[i];
@@ -143,6 +144,7 @@ std::size_t renderDetectorState(const DetectorState& state,
   for (const auto& f : kContainerFamilies) {
     w.family(f.name, f.help);
     for (const auto& c : state.containers) {
+      if (c.names_pending) continue;
       if (const auto v = f.get(c)) {
         const auto l = container_labels(c);
         w.series(f.name, {l[0], l[1], l[2]}, *v);
@@ -155,6 +157,7 @@ std::size_t renderDetectorState(const DetectorState& state,
            "Share of wall time the pod's tasks stalled on a resource over the last interval (PSI "
            "some), by cause: self (own CPU quota or memory limit) or others.");
   for (const PodSignals& p : state.pods) {
+    if (p.names_pending) continue;
     for (std::size_t r = 0; r < kResources; ++r) {
       const auto& s = p.stall[r];
       if (s.self) {
@@ -191,6 +194,7 @@ std::size_t renderDetectorState(const DetectorState& state,
   for (const auto& f : kPodFamilies) {
     w.family(f.name, f.help);
     for (const PodSignals& p : state.pods) {
+      if (p.names_pending) continue;
       for (std::size_t r = 0; r < kResources; ++r) {
         if (const auto& v = (p.*f.member)[r]) {
           w.series(f.name,
@@ -205,7 +209,7 @@ std::size_t renderDetectorState(const DetectorState& state,
            "Seconds the pod's threads waited on a run queue per second, over the last interval "
            "(/proc/<tid>/schedstat).");
   for (const PodSignals& p : state.pods) {
-    if (p.run_delay_ratio) {
+    if (p.run_delay_ratio && !p.names_pending) {
       w.series("nodewarden_pod_run_delay_ratio",
                {{"namespace", p.namespace_name}, {"pod", p.pod_name}}, *p.run_delay_ratio);
     }

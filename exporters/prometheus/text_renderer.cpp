@@ -229,7 +229,7 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush) {
                              fam.field == F::kCfsThrottledNs;
     bool header = false;
     for (const CgroupSample* s : snapshot.cgroups) {
-      if (!s->has(fam.field)) continue;
+      if (s->names_pending || !s->has(fam.field)) continue;
       if (needs_quota && !s->has(F::kCpuQuotaUs)) continue;
       if (!header) {
         appendHeader(out, fam.name, fam.help, fam.type);
@@ -258,7 +258,7 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush) {
   for (const auto& fam : kIoFamilies) {
     bool header = false;
     for (const CgroupSample* s : snapshot.cgroups) {
-      if (!s->io_present) continue;
+      if (s->names_pending || !s->io_present) continue;
       for (std::uint8_t i = 0; i < s->io_devices; ++i) {
         const IoDeviceStat& d = s->io[i];
         if (!header) {

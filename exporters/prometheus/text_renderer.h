@@ -5,7 +5,9 @@
 // What a reader gets wrong: the exposition is streamed, per scrape, in chunks of about 64 KiB
 // through a flush callback, never built whole: 1,000 containers make ~7 MB of text, which would
 // triple the agent's memory if it were held (and copied) per cycle. The caller keeps the Snapshot
-// still while rendering. A field the collector could not read is left out, never written as 0.
+// still while rendering. A field the collector could not read is left out, never written as 0,
+// and so is a sample whose names are still pending (CgroupSample::names_pending): its series
+// appear once, named, instead of anonymous first and renamed after.
 #pragma once
 
 #include <cstdint>

@@ -489,6 +489,7 @@ class Detector::Impl {
     out.namespace_name = s.namespace_name;
     out.pod_name = s.pod_name;
     out.pod_uid = s.pod_uid;
+    out.names_pending = s.names_pending;
     out.qos = qosName(s.qos);
     out.run_delay_ratio = run_delay;
     for (std::size_t r = 0; r < kResources; ++r) {
@@ -862,6 +863,7 @@ class Detector::Impl {
     out.container_name = s.container_name;
     out.pod_uid = s.pod_uid;
     out.container_id = s.container_id;
+    out.names_pending = s.names_pending;
     for (std::size_t w = 0; w < kWindows; ++w) {
       const double since = now - seconds(o_.windows[w]);
       cpu_scratch_.clear();

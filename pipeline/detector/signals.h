@@ -50,6 +50,7 @@ struct ContainerSignals {
   std::string container_name;
   std::string pod_uid;
   std::string container_id;
+  bool names_pending = false;  // its sample's (CgroupSample::names_pending): not exported yet
   std::array<WindowStats, kWindows> cpu_cores;
   std::array<WindowStats, kWindows> working_set_bytes;
   std::optional<double> throttle_ratio;      // throttled periods / periods, mid window
@@ -72,6 +73,7 @@ struct PodSignals {
   std::string pod_name;
   std::string pod_uid;
   std::string qos;
+  bool names_pending = false;  // its sample's (CgroupSample::names_pending): not exported yet
   std::array<Stall, kResources> stall{};
   std::array<std::optional<double>, kResources> baseline{};      // EWMA of others-stall
   std::array<std::optional<double>, kResources> victim_score{};  // z against the baseline

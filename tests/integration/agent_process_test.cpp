@@ -1,6 +1,7 @@
 // The real nodewarden binary as an operator meets it: subcommands, exit codes, config errors,
 // JSON logs, the HTTP endpoints (with gzip) on a fixture node, a clean stop on SIGTERM, and the pod
-// metadata series with the API server (FakeApiServer) or the kubelet (FakeKubelet) as source.
+// metadata series with the API server (FakeApiServer) or the kubelet (FakeKubelet) as source, and
+// when a new pod's series appear: held until a source names it, never exported anonymous first.
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <gtest/gtest.h>
@@ -12,17 +13,20 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/fakes/fake_apiserver.h"
 #include "tests/fakes/fake_kubelet.h"
 #include "tests/support/child_process.h"
 #include "tests/support/http_client.h"
 #include "tests/support/loopback_certificate.h"
+#include "tests/support/node_builder.h"
 
 namespace {
 
@@ -481,7 +485,11 @@ class AgentWithApiServer : public ::testing::Test {
     state_ = tempPath("meta-state");
     fs::create_directories(state_ / "runtime");  // the runtime's state: present, empty
     const fs::path config = state_ / "config.yaml";
+    // These pods' statuses list no containers, so nothing tells their images: the containers'
+    // series wait out the hold (one kubelet refresh interval, kept short here) and are then
+    // exported with the names known.
     std::ofstream(config) << "collectors:\n  pods:\n    kubelet: false\n"
+                          << "    kubelet_refresh_interval: 2s\n"
                           << "  journal:\n    enabled: false\n"
                           << "kubernetes:\n  apiserver_url: " << api_->url() << "\n"
                           << "  pod_labels: [app.kubernetes.io/name, team]\n";
@@ -569,12 +577,11 @@ TEST_F(AgentWithApiServer, PodInfoLabelsAndSourceHealthBesideUnchangedContainerS
   EXPECT_EQ(body.find("{source=\"kubelet\"}"), std::string::npos) << "the kubelet source is off";
 
   // The container series are as they were without any of this: cAdvisor's labels only.
-  EXPECT_EQ(
-      sample(body,
-             "container_cpu_usage_seconds_total{container=\"spark-driver\",id=\"/"
-             "kubepods/burstable/pod11111111-2222-3333-4444-555555555551/" +
-                 std::string(63, 'a') + "1\",image=\"\",namespace=\"spark\",pod=\"driver-0\"}"),
-      20.123456);
+  const std::string spark_driver =
+      "container_cpu_usage_seconds_total{container=\"spark-driver\",id=\"/"
+      "kubepods/burstable/pod11111111-2222-3333-4444-555555555551/" +
+      std::string(63, 'a') + "1\",image=\"\",namespace=\"spark\",pod=\"driver-0\"}";
+  EXPECT_EQ(sample(metricsWith(spark_driver), spark_driver), 20.123456);
 
   if (fs::exists("/usr/bin/promtool")) {
     EXPECT_EQ(promtoolComplaints(body), "");
@@ -683,6 +690,169 @@ TEST(AgentWithKubelet, PodInfoFromTheKubeletAndItsSourceHealth) {
   EXPECT_EQ(body.find("{source=\"apiserver\"}"), std::string::npos) << "the API server is off";
   agent->stop(2s);
   std::error_code ignored;
+  fs::remove_all(dir, ignored);
+}
+
+// --- when a new pod's series appear
+// ---------------------------------------------------------------
+
+// Every line of the exposition that mentions `needle`.
+std::vector<std::string> linesWith(const std::string& body, const std::string& needle) {
+  std::vector<std::string> out;
+  std::istringstream in(body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(needle) != std::string::npos) out.push_back(line);
+  }
+  return out;
+}
+
+// Two pods start on a real node (NodeBuilder's cgroups) that the kubelet does not list yet, and no
+// log directory names them. Their series are held, not exported anonymous; one is then listed and
+// appears named well within the hold (the kubelet is asked again at once, not at its next refresh),
+// never with empty names; the other is never listed and appears after the hold with what is known.
+TEST(AgentWithKubelet, NewPodsAreHeldUntilNamedNeverExportedAnonymous) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  const fs::path dir = tempPath("names");
+  std::error_code ignored;
+  fs::remove_all(dir, ignored);
+  fs::create_directories(dir);
+  const auto pki = nodewarden::testing::makeLoopbackCertificate(dir);
+  ASSERT_TRUE(pki.has_value()) << pki.error();
+  nodewarden::testing::FakeKubeletOptions ko;
+  ko.token = "node-agent-token";
+  ko.certificate_file = pki->certificate;
+  ko.key_file = pki->key;
+  auto kubelet = nodewarden::testing::FakeKubelet::start(ko);
+  ASSERT_TRUE(kubelet.has_value()) << kubelet.error();
+  std::ofstream(dir / "token") << "node-agent-token\n";
+  constexpr auto kHold = 8s;  // the kubelet's refresh interval, which is the hold
+  std::ofstream(dir / "config.yaml")
+      << "collectors:\n  pods:\n    apiserver: false\n    runtime_state: false\n"
+      << "    kubelet_refresh_interval: 8s\n"
+      << "  journal:\n    enabled: false\n  logs:\n    enabled: false\n"
+      << "  jobs:\n    enabled: false\n  node:\n    enabled: false\n"
+      << "kubernetes:\n  kubelet_url: " << (*kubelet)->url()
+      << "\n  token_file: " << (dir / "token").string()
+      << "\n  kubelet_insecure_skip_verify: true\n";
+  auto node = nodewarden::testing::NodeBuilder::create();
+  ASSERT_TRUE(node.has_value()) << node.error();
+
+  const int port = nodewarden::testing::freeLoopbackPort();
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  SpawnOptions o;
+  o.output = dir / "run.log";
+  auto agent = ChildProcess::start(
+      {NODEWARDEN_BINARY, "run", "--config", (dir / "config.yaml").string(), "--listen",
+       "127.0.0.1:" + std::to_string(port), "--cgroup-root", "/sys/fs/cgroup", "--proc-root",
+       "/proc", "--log-root", (dir / "no-logs/pods").string(), "--state-dir",
+       (dir / "state").string(), "--interval", "1s", "--node-name", "test-node"},
+      o);
+  ASSERT_TRUE(agent.has_value()) << agent.error();
+  const auto metrics = [&] {
+    auto m = httpGet(base + "/metrics", 2s);
+    return m && m->status == 200 ? m->body : std::string();
+  };
+  // Polls /metrics until done(body) (bounded); every body seen is checked by each(body).
+  const auto poll = [&](auto done, auto each, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string body;
+    while (std::chrono::steady_clock::now() < deadline) {
+      body = metrics();
+      if (!body.empty()) each(body);
+      if (!body.empty() && done(body)) return body;
+      std::this_thread::sleep_for(100ms);
+    }
+    return std::string();
+  };
+  const auto nothing = [](const std::string&) {};
+  const std::string cycles = "nodewarden_collection_cycles_total";
+  const std::string first =
+      poll([&](const std::string& b) { return sample(b, cycles).has_value(); }, nothing, 20s);
+  ASSERT_FALSE(first.empty()) << slurp(dir / "run.log");
+
+  const auto made_at = std::chrono::steady_clock::now();
+  auto job =
+      (*node)->addPod("batch", "short-job-x7k2p", "", nodewarden::testing::PodQos::kBurstable);
+  ASSERT_TRUE(job.has_value()) << job.error();
+  auto job_main = (*job)->addContainer(nodewarden::testing::containerSpec("main"));
+  ASSERT_TRUE(job_main.has_value()) << job_main.error();
+  auto stray =
+      (*node)->addPod("batch", "never-listed-q8w4n", "", nodewarden::testing::PodQos::kBestEffort);
+  ASSERT_TRUE(stray.has_value()) << stray.error();
+  ASSERT_TRUE((*stray)->addContainer(nodewarden::testing::containerSpec("main")).has_value());
+  const std::string job_uid = (*job)->uid();
+  const std::string stray_uid = (*stray)->uid();
+
+  // Found and held: collected (counted) but not one of their series exported. Three cycles after
+  // they were made they have been found (other kubepods trees on this host, another test's, may
+  // be counted too, hence the lower bounds).
+  const double made_at_cycle = *sample(metrics(), cycles);
+  const std::string held = "nodewarden_metadata_unnamed_cgroups{state=\"held\"}";
+  const std::string body = poll(
+      [&](const std::string& b) { return sample(b, cycles) >= made_at_cycle + 3; }, nothing, 10s);
+  ASSERT_FALSE(body.empty()) << slurp(dir / "run.log");
+  EXPECT_TRUE(linesWith(body, job_uid).empty()) << linesWith(body, job_uid)[0];
+  EXPECT_TRUE(linesWith(body, stray_uid).empty());
+  EXPECT_GE(sample(body, held), 4.0) << "the two pods and their containers";
+
+  // The kubelet lists the Job's pod: it is named within a few cycles, long before the next
+  // scheduled fetch and the end of the hold, and no series of it ever shows without its names.
+  nlohmann::json pod = {
+      {"metadata", {{"name", "short-job-x7k2p"}, {"namespace", "batch"}, {"uid", job_uid}}},
+      {"spec", {{"nodeName", "test-node"}}},
+      {"status",
+       {{"phase", "Running"},
+        {"qosClass", "Burstable"},
+        {"containerStatuses",
+         nlohmann::json::array(
+             {{{"name", "main"},
+               {"containerID", "containerd://" + (*job_main)->id()},
+               {"image", "registry.example/job:1"},
+               {"restartCount", 0},
+               {"state", {{"running", {{"startedAt", "2026-12-07T00:00:00Z"}}}}}}})}}}};
+  (*kubelet)->setPodList(
+      nlohmann::json{{"kind", "PodList"}, {"apiVersion", "v1"}, {"items", {pod}}}.dump());
+  const auto listed_at = std::chrono::steady_clock::now();
+  std::size_t anonymous = 0;
+  const std::string job_body = poll(
+      [&](const std::string& b) {
+        for (const auto& l : linesWith(b, (*job_main)->id())) {
+          if (l.starts_with("container_cpu_usage_seconds_total{container=\"main\"") &&
+              l.find("image=\"registry.example/job:1\",namespace=\"batch\",pod=\"short-job-"
+                     "x7k2p\"}") != std::string::npos) {
+            return true;
+          }
+        }
+        return false;
+      },
+      [&](const std::string& b) {
+        for (const auto& l : linesWith(b, job_uid)) {
+          if (l.find("pod=\"short-job-x7k2p\"") == std::string::npos) ++anonymous;
+        }
+      },
+      kHold);
+  const auto named_after = std::chrono::steady_clock::now() - listed_at;
+  ASSERT_FALSE(job_body.empty()) << "not named within the hold\n" << slurp(dir / "run.log");
+  EXPECT_EQ(anonymous, 0U) << "a series of the pod was exported without its names";
+  EXPECT_LT(named_after, 5s) << "named at the next scheduled fetch, not at once";
+  std::cout << "named " << std::chrono::duration<double>(named_after).count()
+            << " s after the kubelet listed it\n";
+  EXPECT_GE(sample(job_body, held), 2.0) << "the unlisted pod is still held";
+  EXPECT_TRUE(linesWith(job_body, stray_uid).empty());
+
+  // The pod no source lists: exported once the hold is over, with what is known (no names).
+  const std::string stray_body =
+      poll([&](const std::string& b) { return !linesWith(b, stray_uid).empty(); }, nothing, 20s);
+  ASSERT_FALSE(stray_body.empty()) << "held for ever\n" << slurp(dir / "run.log");
+  // The hold counts from the cycle that found the cgroups (its start may precede their mkdir by
+  // that cycle's duration, hence the margin).
+  EXPECT_GE(std::chrono::steady_clock::now() - made_at, kHold - 1s) << "released too early";
+  for (const auto& l : linesWith(stray_body, stray_uid)) {
+    EXPECT_NE(l.find(",namespace=\"\",pod=\"\"}"), std::string::npos) << l;
+  }
+  EXPECT_GE(sample(stray_body, "nodewarden_metadata_unnamed_cgroups{state=\"exported\"}"), 2.0);
+  agent->stop(2s);
+  node->reset();
   fs::remove_all(dir, ignored);
 }
 

@@ -117,6 +117,34 @@ TEST(SignalRenderer, WritesSeriesWithNodeLabelAndOnlyCurrentVerdicts) {
   EXPECT_EQ(q.find("nodewarden_noisy_neighbor_antagonist{"), std::string::npos);
 }
 
+// A container or pod whose names no source knows yet (CgroupSample::names_pending) has no
+// detector series either: they appear once, named, like its cgroup series.
+TEST(SignalRenderer, LeavesOutWhatIsStillUnnamed) {
+  DetectorState s = sampleState();
+  s.verdicts.clear();
+  ContainerSignals c = s.containers[0];
+  c.namespace_name.clear();
+  c.pod_name.clear();
+  c.container_name.clear();
+  c.names_pending = true;
+  s.containers.push_back(c);
+  PodSignals p = s.pods[0];
+  p.namespace_name.clear();
+  p.pod_name.clear();
+  p.pod_uid = "u9";
+  p.run_delay_ratio = 0.1;
+  p.names_pending = true;
+  s.pods.push_back(p);
+  DetectorOptions o;
+  o.metrics_windows = {true, true, false};
+  std::string text;
+  renderDetectorState(s, o, text);
+  EXPECT_EQ(text.find("pod=\"\""), std::string::npos) << text;
+  EXPECT_NE(text.find("nodewarden_container_cpu_throttle_ratio{namespace=\"spark\""),
+            std::string::npos);
+  EXPECT_NE(text.find("nodewarden_pod_victim_score{namespace=\"spark\""), std::string::npos);
+}
+
 TEST(SignalRenderer, FlushesInChunks) {
   const DetectorState s = sampleState();
   std::string buf;

@@ -11,12 +11,14 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "collectors/common/pread_file.h"
+#include "exporters/prometheus/text_renderer.h"
 #include "pipeline/container_metadata.h"
 
 namespace nodewarden {
@@ -24,6 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using F = CgroupField;
+using namespace std::chrono_literals;
 
 const std::string kU1 = "11111111-2222-3333-4444-555555555551";
 const std::string kU2 = "11111111-2222-3333-4444-555555555552";
@@ -360,6 +363,224 @@ TEST(CgroupCollector, RuntimeMetadataNamesContainersGivesImagesAndDropsSandboxes
   EXPECT_EQ(got.at(kU1 + "/")->pod_name, "driver-0");
   EXPECT_EQ(got.count(kU1 + "/" + kPause), 0U) << "the sandbox's usage is in the pod's series";
   EXPECT_EQ(got.at(kU2 + "/" + kId2)->pod_name, "") << "unknown to every source: left empty";
+}
+
+// ---- names as the metadata sources learn them ----
+
+// A source whose view the test changes; each change moves its generation, as the kubelet's list,
+// the API server's watch and the runtime's state do.
+class LearningMetadata final : public ContainerMetadata {
+ public:
+  void refresh() override {}
+  [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view id) const override {
+    ++lookups;
+    auto it = containers.find(std::string(id));
+    if (it == containers.end()) return std::nullopt;
+    return it->second;
+  }
+  [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override {
+    ++lookups;
+    auto it = pods.find(std::string(uid));
+    if (it == pods.end()) return std::nullopt;
+    return it->second;
+  }
+  [[nodiscard]] std::uint64_t generation() const override { return generation_; }
+  void requestRefresh() override { ++refresh_requests; }
+
+  // The pod of the fixtures' uid u with its one container id (names as in their log directories).
+  void learn(const std::string& uid, const std::string& id, const std::string& ns,
+             const std::string& pod, const std::string& container) {
+    containers[id] = {uid, ns, pod, container, "registry.example/" + container + ":1", false};
+    pods[uid].namespace_name = ns;
+    pods[uid].pod_name = pod;
+    ++generation_;
+  }
+  void learnAllBut(const std::string& unknown_uid) {
+    if (unknown_uid != kU1) learn(kU1, kId1, "spark", "driver-0", "spark-driver");
+    if (unknown_uid != kU2) learn(kU2, kId2, "kafka", "consumer-7", "consumer");
+    if (unknown_uid != kU3) learn(kU3, kId3, "airflow", "task-1", "base");
+  }
+
+  std::map<std::string, ContainerIdentity> containers;
+  std::map<std::string, PodIdentity> pods;
+  mutable int lookups = 0;
+  int refresh_requests = 0;
+
+ private:
+  std::uint64_t generation_ = 0;
+};
+
+// The collector with a LearningMetadata, no log directories (names from the source alone) and a
+// clock the test moves.
+struct NamingHarness {
+  explicit NamingHarness(std::chrono::milliseconds hold) : errors(self.registry()) {
+    auto o = Harness::options(fixture("v2-cgroupfs-docker"));
+    o.log_root = "/nonexistent";
+    o.metadata = &meta;
+    o.hold_unnamed = hold;
+    o.now = [this] { return now; };
+    collector = std::make_unique<CgroupCollector>(o, errors);
+  }
+  std::map<std::string, const CgroupSample*> collect() {
+    snapshot.reset();
+    collector->collect(snapshot);
+    std::map<std::string, const CgroupSample*> out;
+    for (const auto* s : snapshot.cgroups) out.emplace(s->pod_uid + "/" + s->container_id, s);
+    return out;
+  }
+  // What /metrics would show of this cycle.
+  std::string exposition() {
+    std::string text;
+    renderer.renderToString(snapshot, text);
+    return text;
+  }
+  LearningMetadata meta;
+  SelfMetrics self;
+  ErrorReporter errors;
+  std::unique_ptr<CgroupCollector> collector;
+  Snapshot snapshot;
+  TextRenderer renderer{"/proc"};
+  std::chrono::steady_clock::time_point now = std::chrono::steady_clock::time_point{} + 1h;
+};
+
+// The cgroups were found before the source knew the pod (the agent's first cycles, or a pod that
+// started after the kubelet's last listing): the first cycle after the source learns it names
+// them, not a periodic scan 30 s later.
+TEST(CgroupNames, NamedInTheFirstCycleAfterTheSourceLearnsThePod) {
+  NamingHarness h(0ms);  // no hold: this is about when names arrive
+  h.meta.learnAllBut(kU1);
+  auto got = h.collect();
+  ASSERT_EQ(got.count(kU1 + "/" + kId1), 1U);
+  EXPECT_EQ(got.at(kU1 + "/" + kId1)->pod_name, "");
+  EXPECT_EQ(got.at(kU2 + "/" + kId2)->pod_name, "consumer-7");
+  h.now += 1s;
+  got = h.collect();
+  EXPECT_EQ(got.at(kU1 + "/" + kId1)->pod_name, "") << "nothing learnt yet";
+
+  h.meta.learn(kU1, kId1, "spark", "driver-0", "spark-driver");
+  h.now += 1s;
+  got = h.collect();
+  const auto* c1 = got.at(kU1 + "/" + kId1);
+  EXPECT_EQ(c1->namespace_name, "spark");
+  EXPECT_EQ(c1->pod_name, "driver-0");
+  EXPECT_EQ(c1->container_name, "spark-driver");
+  EXPECT_EQ(c1->image, "registry.example/spark-driver:1");
+  EXPECT_EQ(got.at(kU1 + "/")->pod_name, "driver-0") << "the pod's own cgroup too";
+}
+
+// Asking costs nothing while no source moved: a steady cycle reads one number, even with a cgroup
+// no source will ever name.
+TEST(CgroupNames, NoLookupsWhileNoSourceMoved) {
+  NamingHarness h(0ms);
+  h.meta.learnAllBut(kU3);
+  h.collect();
+  const int after_first = h.meta.lookups;
+  EXPECT_GT(after_first, 0);
+  for (int i = 0; i < 5; ++i) {
+    h.now += 1s;
+    h.collect();
+  }
+  EXPECT_EQ(h.meta.lookups, after_first);
+  h.meta.learn(kU3, kId3, "airflow", "task-1", "base");
+  h.now += 1s;
+  EXPECT_EQ(h.collect().at(kU3 + "/" + kId3)->pod_name, "task-1");
+  // Only the unnamed ones were asked about again: kU3's pod and container (a pod and a container
+  // lookup each at most), not the named pods of kU1 and kU2.
+  EXPECT_LE(h.meta.lookups - after_first, 3);
+}
+
+// A pod no source knows yet is held out of the exposition, not exported anonymous and renamed;
+// the detector and Job outcomes still get its readings; the sources are asked to look at once.
+TEST(CgroupNames, AnUnknownPodIsHeldOutOfTheExpositionUntilNamed) {
+  NamingHarness h(10s);
+  h.meta.learnAllBut(kU1);
+  auto got = h.collect();
+  ASSERT_EQ(got.count(kU1 + "/" + kId1), 1U) << "still collected";
+  const auto* c1 = got.at(kU1 + "/" + kId1);
+  EXPECT_TRUE(c1->names_pending);
+  EXPECT_TRUE(c1->has(F::kCpuUsageNs));
+  EXPECT_TRUE(got.at(kU1 + "/")->names_pending);
+  EXPECT_FALSE(got.at(kU2 + "/" + kId2)->names_pending);
+  std::string text = h.exposition();
+  EXPECT_EQ(text.find(kU1), std::string::npos) << "no series of the unnamed pod";
+  EXPECT_NE(text.find(kU2), std::string::npos);
+  EXPECT_EQ(h.collector->stats().unnamed_held, 2U);
+  EXPECT_EQ(h.collector->stats().unnamed_exported, 0U);
+  EXPECT_GE(h.meta.refresh_requests, 1) << "the sources are asked early";
+
+  h.now += 2s;
+  h.collect();
+  EXPECT_EQ(h.exposition().find(kU1), std::string::npos);
+
+  h.meta.learn(kU1, kId1, "spark", "driver-0", "spark-driver");
+  h.now += 1s;
+  got = h.collect();
+  EXPECT_FALSE(got.at(kU1 + "/" + kId1)->names_pending);
+  EXPECT_FALSE(got.at(kU1 + "/")->names_pending);
+  text = h.exposition();
+  EXPECT_NE(text.find("container_cpu_usage_seconds_total{container=\"spark-driver\",id=\"/kubepods/"
+                      "burstable/pod" +
+                      kU1 + "/" + kId1 +
+                      "\",image=\"registry.example/spark-driver:1\",namespace=\"spark\",pod=\""
+                      "driver-0\"}"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(h.collector->stats().unnamed_held, 0U);
+}
+
+// Past the hold, a pod still unknown is exported with what is known (here nothing) rather than
+// kept out for ever; it is named when a source learns it after all.
+TEST(CgroupNames, AfterTheHoldAnUnknownPodIsExportedWithWhatIsKnown) {
+  NamingHarness h(10s);
+  h.meta.learnAllBut(kU1);
+  h.collect();
+  h.now += 9s;
+  EXPECT_TRUE(h.collect().at(kU1 + "/" + kId1)->names_pending);
+  h.now += 1s;
+  auto got = h.collect();
+  EXPECT_FALSE(got.at(kU1 + "/" + kId1)->names_pending);
+  EXPECT_FALSE(got.at(kU1 + "/")->names_pending);
+  const std::string text = h.exposition();
+  EXPECT_NE(text.find("pod" + kU1 + "/" + kId1 + "\",image=\"\",namespace=\"\",pod=\"\"}"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(h.collector->stats().unnamed_held, 0U);
+  EXPECT_EQ(h.collector->stats().unnamed_exported, 2U);
+
+  h.meta.learn(kU1, kId1, "spark", "driver-0", "spark-driver");
+  h.now += 1s;
+  EXPECT_EQ(h.collect().at(kU1 + "/" + kId1)->pod_name, "driver-0");
+  EXPECT_EQ(h.collector->stats().unnamed_exported, 0U);
+}
+
+// A container that appears in a known pod before the source lists it (its id comes with the
+// pod's next status) is held too; its pod's names are already on its sample.
+TEST(CgroupNames, ANewContainerOfAKnownPodIsHeldUntilListed) {
+  TempTree t("v2-cgroupfs-docker");
+  NamingHarness h(10s);
+  auto o = Harness::options(t.root());
+  o.log_root = "/nonexistent";
+  o.metadata = &h.meta;
+  o.hold_unnamed = 10s;
+  o.now = [&h] { return h.now; };
+  h.collector = std::make_unique<CgroupCollector>(o, h.errors);
+  h.meta.learnAllBut("");
+  h.collect();
+  const std::string id(64, 'e');
+  const fs::path dir = t.root() / "sys/fs/cgroup/kubepods/besteffort" / ("pod" + kU3) / id;
+  fs::create_directory(dir);
+  writeFile(dir / "cpu.stat", "usage_usec 5\n");
+  h.now += 1s;
+  auto got = h.collect();
+  ASSERT_EQ(got.count(kU3 + "/" + id), 1U);
+  EXPECT_TRUE(got.at(kU3 + "/" + id)->names_pending);
+  EXPECT_EQ(got.at(kU3 + "/" + id)->pod_name, "task-1");
+  EXPECT_EQ(h.exposition().find(id), std::string::npos);
+  h.meta.learn(kU3, id, "airflow", "task-1", "sidecar");
+  h.now += 1s;
+  got = h.collect();
+  EXPECT_FALSE(got.at(kU3 + "/" + id)->names_pending);
+  EXPECT_NE(h.exposition().find(id), std::string::npos);
 }
 
 TEST(CgroupCollector, MissingRootIsCountedNotFatal) {

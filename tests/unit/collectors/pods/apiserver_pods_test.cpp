@@ -342,6 +342,27 @@ TEST_F(ApiServerPodsTest, ListsThenAppliesAddedModifiedDeleted) {
   EXPECT_EQ(w.stats().lists, 1U);
 }
 
+// generation() moves with the list and every ADDED, MODIFIED or DELETED event, not with a
+// bookmark: the collector asks about its unnamed cgroups again exactly when the watch may name
+// them.
+TEST_F(ApiServerPodsTest, GenerationMovesWithTheListAndEveryEventButBookmarks) {
+  ApiServerPodWatcher& w = startWatching();
+  const auto listed = w.generation();
+  EXPECT_GT(listed, 0U);
+  const std::string rv = fake_->bookmark();
+  ASSERT_TRUE(eventually([&] { return w.resourceVersion() == rv; }));
+  EXPECT_EQ(w.generation(), listed);
+  fake_->putPod(fixturePod("pod_job_failed.json"));
+  ASSERT_TRUE(eventually([&] { return w.findPod(kJobUid).has_value(); }));
+  const auto added = w.generation();
+  EXPECT_GT(added, listed);
+  // The pod is there when the number says so (the number moves after the maps).
+  EXPECT_TRUE(w.pod(kJobUid).has_value());
+  fake_->deletePod(kJobUid);
+  ASSERT_TRUE(eventually([&] { return w.size() == 0; }));
+  EXPECT_GT(w.generation(), added);
+}
+
 TEST_F(ApiServerPodsTest, BookmarkAdvancesTheResourceVersionAndFreshness) {
   useTestClock();
   ApiServerPodWatcher& w = startWatching();

@@ -18,6 +18,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "tests/fakes/fake_kubelet.h"
@@ -862,6 +863,85 @@ TEST_F(KubeletTls, BackgroundMetadataNeverWaitsForTheNetwork) {
   EXPECT_TRUE(meta.container("849f22cc5ba021768392b266bc92041f4cd9881414a72a220ec71e6574930be8")
                   .has_value());
   EXPECT_TRUE(meta.staleness().has_value());
+}
+
+// generation() moves when a list that differs is taken in, and only then: the collector asks
+// about its unnamed cgroups again exactly when the kubelet may name them.
+TEST_F(KubeletTls, GenerationMovesWhenTheListChanges) {
+  auto now = std::chrono::steady_clock::time_point{} + 1h;
+  KubeletPodsMetadataOptions mo;
+  mo.background = false;
+  mo.now = [&] { return now; };
+  KubeletPodsMetadata meta(client(options()), errors_, mo);
+  EXPECT_EQ(meta.generation(), 0U);
+  meta.refresh();
+  const auto first = meta.generation();
+  EXPECT_GT(first, 0U);
+  now += 10s;
+  meta.refresh();  // the same list again
+  EXPECT_EQ(fake_->requests().size(), 2U);
+  EXPECT_EQ(meta.generation(), first);
+  fake_->failWith(500, 1);
+  now += 10s;
+  meta.refresh();  // a failure keeps the list
+  EXPECT_EQ(meta.generation(), first);
+  fake_->setPodList(readFixture("podlist_workloads.json"));
+  now += 10s;
+  meta.refresh();
+  EXPECT_GT(meta.generation(), first);
+}
+
+// A cgroup of a pod the list does not have yet asks for a fetch before the interval is over: at
+// once, then at most once per early_refresh_gap however often it is asked; the list it brings is
+// taken in by the next refresh() and moves generation().
+TEST_F(KubeletTls, AnUnknownPodFetchesEarlyAtMostOncePerGap) {
+  auto now = std::chrono::steady_clock::time_point{} + 1h;
+  KubeletPodsMetadataOptions mo;
+  mo.refresh_interval = 10s;
+  mo.early_refresh_gap = 1s;
+  mo.now = [&] { return now; };  // read on both threads; only this one changes it, between waits
+  KubeletPodsMetadata meta(client(options()), errors_, mo);
+  meta.refresh();
+  ASSERT_TRUE(meta.waitForFetch(10s));
+  meta.refresh();
+  ASSERT_EQ(fake_->requests().size(), 1U);
+  const auto first = meta.generation();
+  const std::string new_uid = "8f1d7c1e-2b3a-4c5d-9e8f-0a1b2c3d4e5f";
+  EXPECT_EQ(meta.pod(new_uid), std::nullopt);
+
+  // The pod starts: the kubelet has it, the list taken in does not.
+  auto list = nlohmann::json::parse(readFixture("podlist_jobs.json"));
+  auto pod = list["items"][0];
+  pod["metadata"]["uid"] = new_uid;
+  pod["metadata"]["name"] = "short-job-x7k2p";
+  list["items"].push_back(pod);
+  fake_->setPodList(list.dump());
+
+  now += 200ms;
+  meta.requestRefresh();  // within the gap of the last fetch: not yet
+  meta.requestRefresh();
+  ASSERT_TRUE(meta.waitForFetch(10s));
+  EXPECT_EQ(fake_->requests().size(), 1U);
+  now += 800ms;
+  meta.refresh();  // the gap is over and a request waits: fetch now, 9 s before the interval
+  ASSERT_TRUE(meta.waitForFetch(10s));
+  EXPECT_EQ(fake_->requests().size(), 2U);
+  EXPECT_EQ(meta.stats().early, 1U);
+  meta.refresh();  // takes it in
+  EXPECT_GT(meta.generation(), first);
+  const auto named = meta.pod(new_uid);
+  ASSERT_TRUE(named.has_value());
+  EXPECT_EQ(named->pod_name, "short-job-x7k2p");
+
+  // Asked again after the gap: at once, without waiting for a refresh().
+  now += 1s;
+  meta.requestRefresh();
+  ASSERT_TRUE(meta.waitForFetch(10s));
+  EXPECT_EQ(fake_->requests().size(), 3U);
+  meta.requestRefresh();  // right after: nothing
+  ASSERT_TRUE(meta.waitForFetch(10s));
+  EXPECT_EQ(fake_->requests().size(), 3U);
+  EXPECT_EQ(meta.stats().early, 2U);
 }
 
 TEST_F(KubeletTls, DestroyingMetadataDuringAHangIsBounded) {

@@ -19,9 +19,15 @@ class Known final : public ContainerMetadata {
     auto it = pods.find(std::string(uid));
     return it == pods.end() ? std::nullopt : std::optional(it->second);
   }
+  [[nodiscard]] std::uint64_t generation() const override { return generation_number; }
+  void requestRefresh() override { ++refresh_requests; }
+  [[nodiscard]] bool namesImages() const override { return images; }
   std::map<std::string, ContainerIdentity> containers;
   std::map<std::string, PodIdentity> pods;
   int refreshes = 0;
+  std::uint64_t generation_number = 0;
+  int refresh_requests = 0;
+  bool images = false;
 };
 
 PodIdentity podId(const char* ns, const char* name, const char* job) {
@@ -66,6 +72,30 @@ TEST(JobOfPod, OwnerFirstThenTheJobControllersLabels) {
   EXPECT_EQ(jobOfPod("", "", &a, nullptr), "from-label");
   EXPECT_EQ(jobOfPod("", "", &a, &b), "from-batch-label");
   EXPECT_EQ(jobOfPod("Job", "", nullptr, nullptr), "");
+}
+
+// The chain's generation moves when any source's does; an early refresh is asked of every source;
+// images are told when any source tells them.
+TEST(MetadataChain, GenerationRefreshRequestsAndImagesAreEverySources) {
+  auto runtime = std::make_unique<Known>();
+  auto kubelet = std::make_unique<Known>();
+  Known* r = runtime.get();
+  Known* k = kubelet.get();
+  MetadataChain chain;
+  chain.add(std::move(runtime));
+  chain.add(std::move(kubelet));
+  const auto g0 = chain.generation();
+  k->generation_number = 3;
+  const auto g1 = chain.generation();
+  EXPECT_NE(g1, g0);
+  r->generation_number = 1;
+  EXPECT_NE(chain.generation(), g1);
+  chain.requestRefresh();
+  EXPECT_EQ(r->refresh_requests, 1);
+  EXPECT_EQ(k->refresh_requests, 1);
+  EXPECT_FALSE(chain.namesImages());
+  k->images = true;
+  EXPECT_TRUE(chain.namesImages());
 }
 
 }  // namespace

@@ -453,5 +453,26 @@ TEST(RuntimeStateMetadataAdapter, NamesContainersAndPodsFromTheFixtures) {
   EXPECT_FALSE(meta.container(std::string(64, '0')).has_value());
 }
 
+// generation() moves when a rescan read a state file (something may be named now), not when it
+// found only what it knew; images are told only where a runtime's state directory exists.
+TEST(RuntimeStateMetadataAdapter, GenerationMovesOnlyWithNewStateFiles) {
+  SelfMetrics self;
+  ErrorReporter errors(self.registry());
+  RuntimeStateMetadata meta(
+      {std::filesystem::path(NODEWARDEN_FIXTURES) / "runtime_state" / "containerd"}, errors);
+  EXPECT_EQ(meta.generation(), 0U);
+  meta.refresh();
+  const auto first = meta.generation();
+  EXPECT_GT(first, 0U);
+  EXPECT_TRUE(meta.namesImages());
+  meta.refresh();
+  EXPECT_EQ(meta.generation(), first);
+
+  RuntimeStateMetadata none({"/nonexistent/nodewarden-runtime"}, errors);
+  none.refresh();
+  EXPECT_FALSE(none.namesImages()) << "no runtime's state here: it never tells an image";
+  EXPECT_EQ(none.generation(), 0U);
+}
+
 }  // namespace
 }  // namespace nodewarden::pods

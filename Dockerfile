@@ -36,7 +36,6 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates \
       libc6 \
-      libcivetweb1 \
       libcurl4 \
       libfmt9 \
       libgcc-s1 \
@@ -44,6 +43,7 @@ RUN apt-get update \
       libprotobuf-lite32 \
       libsnappy1v5 \
       libspdlog1.10 \
+      libssl3 \
       libstdc++6 \
       libsystemd0 \
       libxxhash0 \

@@ -9,29 +9,45 @@
 # ctest itself counts a GTEST_SKIP as passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each stage's wall time, printed as it ends and summed up at the end (README "Tests" quotes them).
+STAGE="setup"; STAGE_START=$SECONDS; SUMMARY=""
+stage() {
+  local took=$((SECONDS - STAGE_START))
+  echo "== stage '$STAGE' took ${took}s"
+  SUMMARY+=$(printf '%-28s %5ss' "$STAGE" "$took")$'\n'
+  STAGE=$1; STAGE_START=$SECONDS
+}
+trap 'stage done >/dev/null; printf "== stage times\n%s== total %ss\n" "$SUMMARY" "$SECONDS"' EXIT
 bash scripts/setup.sh
 JOBS=${JOBS:-$(nproc)}
 
+stage "ci build"
 echo "== ci preset: build and all tests"
 cmake --preset ci >/dev/null
 cmake --build --preset ci -j "$JOBS"
 
+stage "deploy checks"
 echo "== deploy: manifests, rules, dashboards and the image's packages (deploy/check.sh)"
 bash deploy/check.sh
+stage "ci tests"
 ctest --preset ci -j 1 --timeout 600 --output-junit "$PWD/build/ci/junit.xml"
 bash scripts/check-skips.sh build/ci/junit.xml
 
+stage "asan build"
 echo "== asan preset: unit tests under AddressSanitizer and UBSan"
 cmake --preset asan >/dev/null
 cmake --build --preset asan -j "$JOBS"
+stage "asan unit tests"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --preset asan -L unit -j "$JOBS" --timeout 300 --output-junit "$PWD/build/asan/junit.xml"
 bash scripts/check-skips.sh build/asan/junit.xml
 
 if [ -f tests/fuzz/CMakeLists.txt ]; then
+  stage "fuzz build"
   echo "== fuzz preset: each parser's libFuzzer target, briefly"
   cmake --preset fuzz >/dev/null
   cmake --build --preset fuzz -j "$JOBS"
+  stage "fuzz runs"
   ctest --test-dir build/fuzz -L fuzz -j 1 --timeout 300 --output-on-failure \
     --output-junit "$PWD/build/fuzz/junit.xml"
   bash scripts/check-skips.sh build/fuzz/junit.xml

@@ -51,6 +51,8 @@ class RemoteWritePipeline::Impl {
   prometheus::Gauge* spool_requests = nullptr;
   prometheus::Gauge* oldest_unsent = nullptr;
   std::uint64_t lost_seen = 0;  // spool->lostUnits() already counted
+  std::uint64_t damage_seen = 0;  // of that, spool->damage().units (counted as spool_corrupt)
+  std::unique_ptr<SpoolDamageCounters> spool_damage;
 
   void run() {
     for (;;) {
@@ -88,11 +90,16 @@ class RemoteWritePipeline::Impl {
   }
 
   void updateGauges() {
+    // Damage first: lostUnits() includes it and both only grow, so lost - damage.units >= 0.
+    const SpoolDamage damage = spool->damage();
     const std::uint64_t lost = spool->lostUnits();
-    if (lost > lost_seen) {
-      dropped_spool_full->Increment(static_cast<double>(lost - lost_seen));
-      lost_seen = lost;
+    if (lost - damage.units > lost_seen - damage_seen) {
+      dropped_spool_full->Increment(
+          static_cast<double>((lost - damage.units) - (lost_seen - damage_seen)));
     }
+    lost_seen = lost;
+    damage_seen = damage.units;
+    spool_damage->update(damage);
     spool_bytes->Set(static_cast<double>(spool->bytes()));
     spool_requests->Set(static_cast<double>(spool->batches()));
     oldest_unsent->Set(std::chrono::duration<double>(spool->oldestAge()).count());
@@ -154,10 +161,12 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
   auto& dropped =
       prometheus::BuildCounter()
           .Name("nodewarden_remote_write_samples_dropped_total")
-          .Help("Samples dropped, by reason (http_4xx, spool_full, spool_append_failed).")
+          .Help("Samples dropped, by reason (http_4xx, spool_full, spool_corrupt, "
+                "spool_append_failed).")
           .Register(reg);
   i.dropped_spool_full = &dropped.Add({{"reason", "spool_full"}});
   i.dropped_encode = &dropped.Add({{"reason", "spool_append_failed"}});
+  i.spool_damage = std::make_unique<SpoolDamageCounters>(dropped, reg, "remote_write");
   i.dropped_queue_full = &prometheus::BuildCounter()
                               .Name("nodewarden_remote_write_cycles_dropped_total")
                               .Help("Collection cycles not encoded because the encoder was behind.")

@@ -218,12 +218,12 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
                       .Help("Log lines the spool lost since start (dropped when full or corrupt).")
                       .Register(reg)
                       .Add({});
-  i.spool_damage = std::make_unique<SpoolDamageCounters>(
-      prometheus::BuildCounter()
-          .Name("nodewarden_log_lines_dropped_total")
-          .Help("Log lines dropped, by reason.")
-          .Register(reg),
-      reg, "logs");
+  i.spool_damage =
+      std::make_unique<SpoolDamageCounters>(prometheus::BuildCounter()
+                                                .Name("nodewarden_log_lines_dropped_total")
+                                                .Help("Log lines dropped, by reason.")
+                                                .Register(reg),
+                                            reg, "logs");
   i.spool_written = &prometheus::BuildCounter()
                          .Name("nodewarden_log_spool_written_bytes_total")
                          .Help(

@@ -50,7 +50,7 @@ class RemoteWritePipeline::Impl {
   prometheus::Gauge* spool_bytes = nullptr;
   prometheus::Gauge* spool_requests = nullptr;
   prometheus::Gauge* oldest_unsent = nullptr;
-  std::uint64_t lost_seen = 0;  // spool->lostUnits() already counted
+  std::uint64_t lost_seen = 0;    // spool->lostUnits() already counted
   std::uint64_t damage_seen = 0;  // of that, spool->damage().units (counted as spool_corrupt)
   std::unique_ptr<SpoolDamageCounters> spool_damage;
 
@@ -158,12 +158,12 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
   i.sender =
       std::make_unique<MetricSender>(MetricSenderOptions{}, *i.spool, *i.exporter, reg, errors);
 
-  auto& dropped =
-      prometheus::BuildCounter()
-          .Name("nodewarden_remote_write_samples_dropped_total")
-          .Help("Samples dropped, by reason (http_4xx, spool_full, spool_corrupt, "
-                "spool_append_failed).")
-          .Register(reg);
+  auto& dropped = prometheus::BuildCounter()
+                      .Name("nodewarden_remote_write_samples_dropped_total")
+                      .Help(
+                          "Samples dropped, by reason (http_4xx, spool_full, spool_corrupt, "
+                          "spool_append_failed).")
+                      .Register(reg);
   i.dropped_spool_full = &dropped.Add({{"reason", "spool_full"}});
   i.dropped_encode = &dropped.Add({{"reason", "spool_append_failed"}});
   i.spool_damage = std::make_unique<SpoolDamageCounters>(dropped, reg, "remote_write");

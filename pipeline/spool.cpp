@@ -72,14 +72,14 @@ namespace fs = std::filesystem;
 
 constexpr std::array<char, 4> kRecordMagic = {'N', 'W', 'S', 'R'};
 // Versions 1 to 4 are read (older agents wrote them); 5 and 6 are written.
-constexpr std::uint8_t kRecordVersionCrc = 1;         // zstd, crc32 of the payload
-constexpr std::uint8_t kRecordVersionStoredCrc = 2;   // stored as is, crc32
-constexpr std::uint8_t kRecordVersionXxh = 3;         // zstd, XXH3 of the payload
-constexpr std::uint8_t kRecordVersionStoredXxh = 4;   // stored as is, XXH3
-constexpr std::uint8_t kRecordVersion = 5;            // zstd, XXH3, units before it
-constexpr std::uint8_t kRecordVersionStored = 6;      // stored as is, XXH3, units before it
-constexpr std::size_t kLegacyHeaderBytes = 44;        // versions 1 to 4
-constexpr std::size_t kHeaderBytes = 52;              // versions 5 and 6
+constexpr std::uint8_t kRecordVersionCrc = 1;        // zstd, crc32 of the payload
+constexpr std::uint8_t kRecordVersionStoredCrc = 2;  // stored as is, crc32
+constexpr std::uint8_t kRecordVersionXxh = 3;        // zstd, XXH3 of the payload
+constexpr std::uint8_t kRecordVersionStoredXxh = 4;  // stored as is, XXH3
+constexpr std::uint8_t kRecordVersion = 5;           // zstd, XXH3, units before it
+constexpr std::uint8_t kRecordVersionStored = 6;     // stored as is, XXH3, units before it
+constexpr std::size_t kLegacyHeaderBytes = 44;       // versions 1 to 4
+constexpr std::size_t kHeaderBytes = 52;             // versions 5 and 6
 constexpr std::array<char, 4> kAckMagic = {'N', 'W', 'A', 'K'};
 constexpr std::uint8_t kAckVersionLegacy = 1;  // the acknowledged sequence only
 constexpr std::uint8_t kAckVersion = 2;
@@ -904,7 +904,8 @@ void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last
       chain.unknown_bytes += bad;
     }
     // A record that runs past the end of its file was cut short; anything else fails its checksum.
-    const bool cut_short = intact && !next && intact->compressed > size - offset - intact->header_bytes;
+    const bool cut_short =
+        intact && !next && intact->compressed > size - offset - intact->header_bytes;
     chain.note(cut_short ? "truncated" : "checksum",
                where + ": " + std::to_string(bad) +
                    (cut_short ? " bytes of a record cut short" : " bytes fail their checksum"));
@@ -1027,7 +1028,9 @@ std::expected<void, std::string> DiskSpool<Record>::recover() {
   next_sequence_ = std::max({last_sequence, highest_name, synced_sequence_}) + 1;
   written_sequence_ = synced_sequence_ = next_sequence_ - 1;
   // Durably, before a segment goes: what this recovery counted lost must not be counted again.
+  // (The consumer's first acknowledgement is still written at once: ack_write_interval.)
   writeAckLocked();
+  ack_written_.reset();
   // Segments with nothing pending (acknowledged, empty, or cut to nothing) go; the survivors are
   // only read from now on. What is not a readable file stays as it is, outside the index.
   for (auto it = segments_.begin(); it != segments_.end();) {

@@ -140,15 +140,24 @@ enum class Damage {
 
 std::string damageName(Damage d) {
   switch (d) {
-    case Damage::kTruncateHalf: return "TruncateHalf";
-    case Damage::kTruncateLastHalf: return "TruncateLastHalf";
-    case Damage::kFlipBytes: return "FlipBytes";
-    case Damage::kZero: return "Zero";
-    case Damage::kEmpty: return "Empty";
-    case Damage::kDirectory: return "Directory";
-    case Damage::kDeleteMiddle: return "DeleteMiddle";
-    case Damage::kDeleteFirst: return "DeleteFirst";
-    case Damage::kDeleteLast: return "DeleteLast";
+    case Damage::kTruncateHalf:
+      return "TruncateHalf";
+    case Damage::kTruncateLastHalf:
+      return "TruncateLastHalf";
+    case Damage::kFlipBytes:
+      return "FlipBytes";
+    case Damage::kZero:
+      return "Zero";
+    case Damage::kEmpty:
+      return "Empty";
+    case Damage::kDirectory:
+      return "Directory";
+    case Damage::kDeleteMiddle:
+      return "DeleteMiddle";
+    case Damage::kDeleteFirst:
+      return "DeleteFirst";
+    case Damage::kDeleteLast:
+      return "DeleteLast";
   }
   return "?";
 }
@@ -339,9 +348,7 @@ TYPED_TEST(SpoolDamageTest, BytesFlippedInFiveSegments) {
   this->checkDamage(Damage::kFlipBytes, "checksum");
 }
 TYPED_TEST(SpoolDamageTest, SegmentZeroed) { this->checkDamage(Damage::kZero, "checksum"); }
-TYPED_TEST(SpoolDamageTest, SegmentEmptied) {
-  this->checkDamage(Damage::kEmpty, "sequence_gap");
-}
+TYPED_TEST(SpoolDamageTest, SegmentEmptied) { this->checkDamage(Damage::kEmpty, "sequence_gap"); }
 TYPED_TEST(SpoolDamageTest, SegmentReplacedByADirectory) {
   this->checkDamage(Damage::kDirectory, "not_a_file");
 }

@@ -50,8 +50,7 @@ class RemoteWritePipeline::Impl {
   prometheus::Gauge* spool_bytes = nullptr;
   prometheus::Gauge* spool_requests = nullptr;
   prometheus::Gauge* oldest_unsent = nullptr;
-  std::uint64_t lost_seen = 0;    // spool->lostUnits() already counted
-  std::uint64_t damage_seen = 0;  // of that, spool->damage().units (counted as spool_corrupt)
+  std::uint64_t full_seen = 0;  // units the spool dropped when full, already counted
   std::unique_ptr<SpoolDamageCounters> spool_damage;
 
   void run() {
@@ -90,15 +89,11 @@ class RemoteWritePipeline::Impl {
   }
 
   void updateGauges() {
-    // Damage first: lostUnits() includes it and both only grow, so lost - damage.units >= 0.
+    // What damage did not take, a full spool did (both read at one moment).
     const SpoolDamage damage = spool->damage();
-    const std::uint64_t lost = spool->lostUnits();
-    if (lost - damage.units > lost_seen - damage_seen) {
-      dropped_spool_full->Increment(
-          static_cast<double>((lost - damage.units) - (lost_seen - damage_seen)));
-    }
-    lost_seen = lost;
-    damage_seen = damage.units;
+    const std::uint64_t full = damage.all_lost_units - damage.units;
+    dropped_spool_full->Increment(static_cast<double>(full - full_seen));
+    full_seen = full;
     spool_damage->update(damage);
     spool_bytes->Set(static_cast<double>(spool->bytes()));
     spool_requests->Set(static_cast<double>(spool->batches()));

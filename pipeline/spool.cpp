@@ -5,28 +5,46 @@
 // instantiations.
 //
 // On disk, in options.dir:
-//   <first-seq, 20 digits>.seg  records back to back; each is a 44-byte little-endian header
+//   <first-seq, 20 digits>.seg  records back to back; each is a 52-byte little-endian header
 //       magic "NWSR" | version u8 | 3 zero bytes | sequence u64 | uncompressed length u32 |
 //       compressed length u32 | unit count u32 (lines, samples) | append wall time ms i64 |
-//       checksum of the compressed bytes u32 | crc32 of the 40 header bytes before it u32
-//     followed by Codec::encode(batch): version 3, one zstd frame of it; version 4, the bytes as
-//     they are (both lengths equal). Version 4 is for batches that carry their Loki push body,
+//       units before it u64 | checksum of the compressed bytes u32 | crc32 of the 48 header
+//       bytes before it u32
+//     followed by Codec::encode(batch): version 5, one zstd frame of it; version 6, the bytes as
+//     they are (both lengths equal). Version 6 is for batches that carry their Loki push body,
 //     which is snappy-compressed already: compressing it again would cost CPU for little. The
-//     payload checksum of versions 3 and 4 is the low 32 bits of its XXH3-64; versions 1 and 2
-//     (zstd, stored), written by older agents, have a crc32 there and are still read.
-//   ack   "NWAK" | version u8 | 3 zero bytes | acknowledged-through sequence u64 | crc32 u32,
-//         replaced atomically (ack.tmp, rename). Durably (fsync of ack.tmp before the rename
-//         and of the directory after it) only when a segment file goes (its last record
-//         acknowledged, or the segment being appended to closed with nothing pending): an ack
-//         that a power loss takes back, or leaves short, only re-sends batches of segments still
-//         on disk that were delivered already (the same bytes, which Loki drops as duplicates;
-//         a kill of the process loses nothing, the kernel has the file), while a segment removed
-//         under a stale ack could let sequences repeat. With ack_write_interval the file is
-//         rewritten at most that often in between, so a kill re-sends up to that much too.
+//     payload checksum is the low 32 bits of its XXH3-64. "Units before it" is the sum of the
+//     unit counts of every record this spool wrote to its files before this one (batches held in
+//     memory and acknowledged unwritten do not count): what lets recovery count exactly what a
+//     missing or damaged piece of the files held (see "Damage" below). Older agents wrote a
+//     44-byte header without that field, still read: versions 3 (zstd) and 4 (stored) with XXH3,
+//     1 and 2 with a crc32.
+//   ack   "NWAK" | version u8 | flags u8 | 2 zero bytes | acknowledged-through sequence u64 |
+//         units acknowledged u64 | last fdatasync'ed sequence u64 | units fdatasync'ed u64 |
+//         range count u32 | [from u64, to u64) ranges of units counted lost | crc32 u32
+//         (version 1, from older agents: the sequence only), replaced atomically (ack.tmp,
+//         rename). Durably (fsync of ack.tmp before the rename and of the directory after it)
+//         when a segment file goes (before its unlink), at recovery and at close: an ack that a
+//         power loss takes back, or leaves short, only re-sends batches of segments still on disk
+//         that were delivered already (the same bytes, which Loki drops as duplicates; a kill of
+//         the process loses nothing, the kernel has the file), while a segment removed under a
+//         stale ack could let sequences repeat, or look like damage. With ack_write_interval the
+//         file is rewritten at most that often in between, so a kill re-sends up to that much too.
 //   Records are fdatasync'ed as they are appended, or (sync_each_append off) when the producer
 //   calls sync() and when their segment closes; a power loss may then cut records appended
 //   since, which recovery treats as a torn tail.
 //   The directory itself is flock()ed while a Spool has it open.
+//
+// Damage: recovery walks the records of every segment in order and expects each one's "units
+// before it" to continue the last good one's (or, before the first, the ack's units
+// acknowledged). A shortfall is what is missing in between (a damaged record, a segment cut
+// short, zeroed, emptied, deleted, unreadable or not a file) and is counted lost, exactly, once:
+// its range goes into the ack, and a later recovery that finds the same gap does not count it
+// again. After the last good record, the ack's units fdatasync'ed say how many the files must
+// hold; anything past them (a record a crash cut short, whose batch its producer still has) is a
+// torn tail, reported and cut but not counted. Only records of the older versions, which lack
+// the field, fall back to what a damaged header that checks out says, or to counting bytes of
+// unknown content (SpoolDamage).
 //
 // What a reader gets wrong: acknowledging does not rewrite segments. A record is acknowledged
 // when its sequence is at or below the one in `ack`; a segment file is deleted once none of its
@@ -479,7 +497,9 @@ class DiskSpool final : public BasicSpool<Record> {
   }
   [[nodiscard]] SpoolDamage damage() const override {
     std::lock_guard lock(mu_);
-    return damage_;
+    SpoolDamage d = damage_;
+    d.all_lost_units = lost_lines_;
+    return d;
   }
   [[nodiscard]] std::uint64_t cachedBytes() const override {
     std::lock_guard lock(mu_);
@@ -1020,8 +1040,8 @@ std::expected<void, std::string> DiskSpool<Record>::recover() {
     if (options_.fsync && fd.valid()) ::fdatasync(fd.get());
     break;
   }
-  written_units_ = std::max({acked_units_, synced_units_, chain.highest_units,
-                             counted_.empty() ? 0 : counted_.back().second});
+  written_units_ = std::max({acked_units_, synced_units_, chain.highest_units});
+  for (const auto& range : counted_) written_units_ = std::max(written_units_, range.second);
   synced_units_ = written_units_;
   // Past every sequence seen, every segment name and the last one written durably, so a new
   // segment never collides and sequences never repeat.
@@ -1058,6 +1078,9 @@ void DiskSpool<Record>::removeSegmentLocked(std::uint64_t key) {
     active_fd_.reset();
     active_unsynced_ = false;  // nothing of it is pending
   }
+  // Its records are acknowledged; an ack file behind that would make recovery take the missing
+  // file for damage.
+  if (ack_dirty_) writeAckLocked();
   if (::unlink(it->second.path.c_str()) != 0 && errno != ENOENT) {
     errors_.report(kComponent, "unlink_failed", errnoText("unlink", it->second.path, errno));
   }

@@ -67,8 +67,9 @@ struct SpoolOptions {
 // older agents (record versions 1 to 4) can leave the number unknown, and then the damaged bytes
 // are counted instead.
 struct SpoolDamage {
-  std::uint64_t units = 0;          // a part of BasicSpool::lostUnits()
-  std::uint64_t unknown_bytes = 0;  // bytes of damaged records whose unit count is unknown
+  std::uint64_t units = 0;           // a part of BasicSpool::lostUnits()
+  std::uint64_t unknown_bytes = 0;   // bytes of damaged records whose unit count is unknown
+  std::uint64_t all_lost_units = 0;  // lostUnits() at the same moment (damage or a full spool)
 };
 
 // Publishes a spool's damage() as counters that only grow: the units into units_dropped (the

@@ -532,6 +532,7 @@ class DiskSpool final : public BasicSpool<Record> {
     std::uint64_t highest_units = 0;  // end of the furthest record with units_before
     std::string damage;               // where, for the report; empty when nothing is damaged
     std::string_view reason;          // the first kind of damage seen since the last good record
+    bool damaged_bytes = false;       // a damaged record (not only a file that could not be read)
     void note(std::string_view kind, const std::string& what) {
       if (reason.empty()) reason = kind;
       context(what);
@@ -926,6 +927,7 @@ void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last
     // A record that runs past the end of its file was cut short; anything else fails its checksum.
     const bool cut_short =
         intact && !next && intact->compressed > size - offset - intact->header_bytes;
+    chain.damaged_bytes = true;
     chain.note(cut_short ? "truncated" : "checksum",
                where + ": " + std::to_string(bad) +
                    (cut_short ? " bytes of a record cut short" : " bytes fail their checksum"));
@@ -968,13 +970,15 @@ void DiskSpool<Record>::settleDamageLocked(ChainScan& chain, const RecordHeader*
     lost = chain.header_units;
     unknown = chain.unknown_bytes;
   }
-  if (lost > 0 || unknown > 0 || !chain.reason.empty()) {
+  // Damaged bytes are reported here, with what they held; a file that could not be read at all
+  // was reported when it was found, and needs no second report unless something was lost.
+  if (lost > 0 || unknown > 0 || chain.damaged_bytes) {
     lost_lines_ += lost;
     damage_.units += lost;
     damage_.unknown_bytes += unknown;
     std::string_view reason = chain.reason;
     if (reason.empty()) reason = "sequence_gap";  // whole records missing, no damaged bytes
-    if (next == nullptr && lost == 0 && unknown == 0) reason = "torn_tail";
+    if (next == nullptr && lost == 0 && unknown == 0 && chain.damaged_bytes) reason = "torn_tail";
     std::string detail = (next != nullptr ? "before " + where : where) + ": " +
                          (chain.damage.empty() ? "records missing" : chain.damage) + "; " +
                          std::to_string(lost) + " " + std::string(Codec::kUnit) + " lost";
@@ -983,6 +987,7 @@ void DiskSpool<Record>::settleDamageLocked(ChainScan& chain, const RecordHeader*
   }
   chain.header_units = 0;
   chain.unknown_bytes = 0;
+  chain.damaged_bytes = false;
   chain.damage.clear();
   chain.reason = {};
 }

@@ -9,6 +9,7 @@
 // the delivered batches are compared with what was appended, so a damaged record can neither
 // come back altered nor be both delivered and counted.
 #include <gtest/gtest.h>
+#include <prometheus/counter.h>
 #include <prometheus/registry.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -360,6 +361,38 @@ TYPED_TEST(SpoolDamageTest, OldestSegmentDeleted) {
 }
 TYPED_TEST(SpoolDamageTest, NewestSegmentDeleted) {
   this->checkDamage(Damage::kDeleteLast, "sequence_gap");
+}
+
+// What the agent publishes: the damage's units under reason="spool_corrupt" of the owner's
+// dropped family, its unknown bytes per spool, both only growing as damage() grows.
+TYPED_TEST(SpoolDamageTest, DamageIsPublishedAsCounters) {
+  const std::uint64_t pending = this->fill();
+  applyDamage(Damage::kDeleteMiddle, this->options().dir, this->rng_);
+  prometheus::Registry registry;
+  auto& dropped =
+      prometheus::BuildCounter().Name("dropped_total").Help("by reason").Register(registry);
+  SpoolDamageCounters counters(dropped, registry, TypeParam::kName);
+  auto spool = TypeParam::open(this->options(), this->errors_);
+  counters.update(spool->damage());
+  const double corrupt = dropped.Add({{"reason", "spool_corrupt"}}).Value();
+  EXPECT_GT(corrupt, 0.0);
+  EXPECT_EQ(corrupt, static_cast<double>(spool->lostUnits()));
+  counters.update(spool->damage());  // nothing new: nothing added
+  EXPECT_EQ(dropped.Add({{"reason", "spool_corrupt"}}).Value(), corrupt);
+  std::uint64_t delivered = 0;
+  while (auto front = spool->front()) {
+    delivered += TypeParam::units(*front);
+    spool->acknowledge(front->sequence);
+  }
+  EXPECT_EQ(static_cast<std::uint64_t>(corrupt) + delivered, pending);
+  const auto families = registry.Collect();
+  const auto unknown = std::find_if(families.begin(), families.end(), [](const auto& f) {
+    return f.name == "nodewarden_spool_unknown_lost_bytes_total";
+  });
+  ASSERT_NE(unknown, families.end());
+  ASSERT_EQ(unknown->metric.size(), 1U);
+  EXPECT_EQ(unknown->metric[0].label[0].value, TypeParam::kName);
+  EXPECT_EQ(unknown->metric[0].counter.value, 0.0);
 }
 
 // Root reads a file whatever its mode, so a segment made unreadable with chmod 000 is only

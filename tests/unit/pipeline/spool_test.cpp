@@ -589,6 +589,40 @@ TEST_F(SpoolTest, TornTailAtEveryOffset) {
   }
 }
 
+void putLe32(std::string& out, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+std::uint32_t crcOf(const char* p, std::size_t n) {
+  return static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(p), n));
+}
+
+// A segment of records of versions 5 and 6 as an older agent wrote it: versions 3 and 4 (XXH3)
+// or 1 and 2 (crc32), 44-byte headers without the units before the record. offsets: where each
+// record starts.
+std::string toOlderVersions(const std::string& current, bool xxh3,
+                            std::vector<std::size_t>* offsets = nullptr) {
+  std::string bytes;
+  for (std::size_t at = 0; at + 52 <= current.size();) {
+    const char* h = current.data() + at;
+    std::uint32_t compressed = 0;
+    for (int i = 0; i < 4; ++i) {
+      compressed |= static_cast<std::uint32_t>(static_cast<unsigned char>(h[20 + i])) << (8 * i);
+    }
+    const char* payload = h + 52;
+    if (offsets != nullptr) offsets->push_back(bytes.size());
+    std::string header(h, 36);
+    header[4] = static_cast<char>(h[4] - (xxh3 ? 2 : 4));  // 5 -> 3 or 1, 6 -> 4 or 2
+    putLe32(header, xxh3 ? static_cast<std::uint32_t>(XXH3_64bits(payload, compressed))
+                         : crcOf(payload, compressed));
+    putLe32(header, crcOf(header.data(), 40));
+    bytes += header;
+    bytes.append(payload, compressed);
+    at += 52 + compressed;
+  }
+  return bytes;
+}
+
 // Records of versions 1 (zstd) and 2 (stored) with crc32 checksums, and 3 and 4 with XXH3, as
 // older agents wrote them (a 44-byte header without the units before the record), are read as
 // before; a damaged one is still caught and its lines counted from its header.
@@ -602,35 +636,11 @@ TEST_F(SpoolTest, RecordsOfOlderVersionsAreRead) {
   }
   const fs::path seg = segmentFiles(o.dir).at(0);
   const std::string current = readFile(seg);
-  const auto le32 = [](std::string& out, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
-  };
-  const auto crc = [](const char* p, std::size_t n) {
-    return static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(p), n));
-  };
   for (const bool xxh3 : {false, true}) {
     SCOPED_TRACE(xxh3 ? "versions 3 and 4" : "versions 1 and 2");
     const double corrupt_before = corrupt();
-    std::string bytes;
     std::vector<std::size_t> offsets;
-    for (std::size_t at = 0; at < current.size();) {
-      const char* h = current.data() + at;
-      ASSERT_TRUE(h[4] == 5 || h[4] == 6) << int{h[4]};
-      std::uint32_t compressed = 0;
-      for (int i = 0; i < 4; ++i) {
-        compressed |= static_cast<std::uint32_t>(static_cast<unsigned char>(h[20 + i])) << (8 * i);
-      }
-      const char* payload = h + 52;
-      offsets.push_back(bytes.size());
-      std::string header(h, 36);
-      header[4] = static_cast<char>(h[4] - (xxh3 ? 2 : 4));  // 5 -> 3 or 1, 6 -> 4 or 2
-      le32(header, xxh3 ? static_cast<std::uint32_t>(XXH3_64bits(payload, compressed))
-                        : crc(payload, compressed));
-      le32(header, crc(header.data(), 40));
-      bytes += header;
-      bytes.append(payload, compressed);
-      at += 52 + compressed;
-    }
+    std::string bytes = toOlderVersions(current, xxh3, &offsets);
     ASSERT_EQ(offsets.size(), batches.size());
     SpoolOptions old = o;
     old.dir = dir_.path() / (xxh3 ? "xxh3" : "crc32");
@@ -668,6 +678,53 @@ TEST_F(SpoolTest, RecordsOfOlderVersionsAreRead) {
     EXPECT_EQ(again->lostUnits(), 0U);
     EXPECT_EQ(again->damage().unknown_bytes, offsets[2] - offsets[1]);
   }
+}
+
+// An agent upgraded over a spool an older one wrote (records of version 3 and 4, an ack of
+// version 1): what was not acknowledged is delivered, nothing is counted lost, and the records it
+// appends then (version 5 and 6) are counted exactly when they are damaged.
+TEST_F(SpoolTest, UpgradeOverAnOlderSpool) {
+  const SpoolOptions o = options(false);
+  const std::vector<LogBatch> batches = {makeBatch(1), withBody(makeBatch(2, 4)), makeBatch(3),
+                                         withBody(makeBatch(4, 6))};
+  std::string current;
+  {
+    SpoolOptions probe = o;
+    probe.dir = dir_.path() / "probe";
+    auto spool = open(probe);
+    for (const auto& batch : batches) ASSERT_TRUE(spool->append(batch).has_value());
+    spool.reset();
+    current = readFile(segmentFiles(probe.dir).at(0));
+  }
+  fs::create_directories(o.dir);
+  writeFile(o.dir / "00000000000000000001.seg", toOlderVersions(current, true));
+  std::string ack = "NWAK";
+  ack += std::string("\x01\0\0\0", 4);
+  ack += std::string("\x01\0\0\0\0\0\0\0", 8);  // sequence 1 acknowledged
+  putLe32(ack, crcOf(ack.data(), 16));
+  writeFile(o.dir / "ack", ack);
+  {
+    auto spool = open(o);
+    const auto out = drain(*spool);
+    ASSERT_EQ(out.size(), 3U);
+    EXPECT_EQ(out[0], withSequence(batches[1], 2));
+    EXPECT_EQ(spool->lostUnits(), 0U);
+    EXPECT_EQ(errors_.count("spool", "corrupt_ack"), 0.0);
+    for (int i = 5; i <= 7; ++i) ASSERT_TRUE(spool->append(makeBatch(i, i)).has_value());
+    spool->acknowledge(spool->front()->sequence);  // 5 delivered
+  }
+  // The middle one of the new records (6, 6 lines) damaged: its neighbours say how many.
+  std::string bytes = readFile(segmentFiles(o.dir).back());
+  const std::size_t second =
+      52 + (static_cast<unsigned char>(bytes[20]) | static_cast<unsigned char>(bytes[21]) << 8);
+  bytes[second + 9] ^= 0x40;  // its sequence: the header no longer checks out
+  writeFile(segmentFiles(o.dir).back(), bytes);
+  auto spool = open(o);
+  EXPECT_EQ(spool->lostUnits(), 6U);
+  EXPECT_EQ(spool->damage().unknown_bytes, 0U);
+  const auto out = drain(*spool);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0], withSequence(makeBatch(7, 7), 7));
 }
 
 TEST_F(SpoolTest, PushBodiesAreStoredAsTheyAreAndReplayedIdentically) {

@@ -1048,6 +1048,16 @@ std::expected<void, std::string> DiskSpool<Record>::recover() {
   written_units_ = std::max({acked_units_, synced_units_, chain.highest_units});
   for (const auto& range : counted_) written_units_ = std::max(written_units_, range.second);
   synced_units_ = written_units_;
+  // Every unit below written_units_ is now pending in an indexed record, acknowledged, or in
+  // counted_: what this recovery could not count (the records around did not say, older records)
+  // goes there uncounted, so that a later recovery, knowing more, does not count it after all.
+  std::uint64_t covered = acked_units_;
+  for (const RecordRef& ref : records_) {
+    if (!ref.units_before) continue;
+    countLostRangeLocked(covered, *ref.units_before);
+    covered = std::max(covered, *ref.units_before + ref.lines);
+  }
+  countLostRangeLocked(covered, written_units_);
   // Past every sequence seen, every segment name and the last one written durably, so a new
   // segment never collides and sequences never repeat.
   next_sequence_ = std::max({last_sequence, highest_name, synced_sequence_}) + 1;

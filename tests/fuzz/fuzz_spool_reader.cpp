@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -50,8 +51,9 @@ using namespace nodewarden;
 constexpr std::size_t kLegacyHeaderBytes = 44;
 constexpr std::size_t kHeaderBytes = 52;
 
-void check(bool invariant) {
+void check(bool invariant, int line = __builtin_LINE()) {
   if (!invariant) {
+    std::fprintf(stderr, "fuzz_spool_reader: invariant at line %d does not hold\n", line);
     __builtin_trap();
   }
 }
@@ -151,8 +153,11 @@ void checkCodec(std::string_view data) {
 }
 
 struct Fixture {
-  Fixture() : errors(registry) {
-    spdlog::set_level(spdlog::level::off);  // recovery reports on almost every input
+  // NODEWARDEN_FUZZ_LOG=1 logs every report (to see why an input traps).
+  Fixture() : errors(registry, std::chrono::seconds(0)) {
+    if (std::getenv("NODEWARDEN_FUZZ_LOG") == nullptr) {
+      spdlog::set_level(spdlog::level::off);  // recovery reports on almost every input
+    }
     std::string tmpl = (fs::temp_directory_path() / "fuzz-spool-XXXXXX").string();
     check(::mkdtemp(tmpl.data()) != nullptr);
     base = tmpl;

@@ -1212,6 +1212,11 @@ std::expected<void, std::string> DiskSpool<Record>::openSegmentLocked(std::uint6
       writeAckLocked();
       bytes_ -= it->second.bytes;
       removeSegmentLocked(old);
+    } else {
+      // Not durably (a kill keeps it): the units fdatasync'ed move on with every closed segment,
+      // so that recovery after a crash counts damage past them, even while nothing is
+      // acknowledged (the destination is down and the spool grows).
+      writeAckLocked(false);
     }
   }
   const fs::path path = options_.dir / segmentName(key);

@@ -444,5 +444,41 @@ TYPED_TEST(SpoolDamageTest, ACrashCutTheNewestRecordShort) {
   EXPECT_EQ(this->errors_.count("spool", "torn_tail"), 1.0);
 }
 
+// A crash while nothing is acknowledged (the destination is down): each closed segment still
+// moved the ack's durable units on, so losing the newest segments is counted up to the last one
+// closed; the records of the segment being written when the process died are the crash's.
+TYPED_TEST(SpoolDamageTest, ACrashWhileTheDestinationIsDownThenTheNewestSegmentsLost) {
+  SpoolOptions o = this->options();
+  o.segment_bytes = 1;  // one record per segment
+  std::vector<typename TypeParam::Record> batches;
+  for (int i = 0; i < 5; ++i) batches.push_back(TypeParam::make(i, 10, this->rng_));
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    prometheus::Registry registry;
+    ErrorReporter errors(registry);
+    auto spool = TypeParam::open(o, errors);
+    for (const auto& batch : batches) {
+      if (!spool || !spool->append(batch) || !spool->sync()) ::_exit(1);
+    }
+    ::_exit(0);  // no destructor: the process dies as if killed
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto files = segmentFiles(o.dir);
+  ASSERT_EQ(files.size(), 5U);
+  fs::remove(files[3]);
+  fs::remove(files[4]);
+  auto spool = TypeParam::open(o, this->errors_);
+  std::uint64_t delivered = 0;
+  while (auto front = spool->front()) {
+    delivered += TypeParam::units(*front);
+    spool->acknowledge(front->sequence);
+  }
+  EXPECT_EQ(delivered, 30U);
+  EXPECT_EQ(spool->lostUnits(), 10U);  // the fourth; the fifth was being written
+}
+
 }  // namespace
 }  // namespace nodewarden

@@ -64,6 +64,7 @@ class LogPipeline::Impl {
   prometheus::Gauge* spool_lost = nullptr;
   prometheus::Counter* spool_written = nullptr;
   std::uint64_t spool_written_seen = 0;
+  std::unique_ptr<SpoolDamageCounters> spool_damage;
   prometheus::Family<prometheus::Gauge>* lag = nullptr;
   std::vector<std::string> lag_files;  // files with a lag gauge, to remove stale ones
 
@@ -103,6 +104,7 @@ class LogPipeline::Impl {
     spool_batches->Set(static_cast<double>(spool->batches()));
     oldest_unsent->Set(std::chrono::duration<double>(spool->oldestAge()).count());
     spool_lost->Set(static_cast<double>(spool->lostUnits()));
+    spool_damage->update(spool->damage());
     const std::uint64_t written = spool->writtenBytes();
     spool_written->Increment(static_cast<double>(written - spool_written_seen));
     spool_written_seen = written;
@@ -189,6 +191,12 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
                       .Help("Log lines the spool lost since start (dropped when full or corrupt).")
                       .Register(reg)
                       .Add({});
+  i.spool_damage =
+      std::make_unique<SpoolDamageCounters>(prometheus::BuildCounter()
+                                                .Name("nodewarden_log_lines_dropped_total")
+                                                .Help("Log lines dropped, by reason.")
+                                                .Register(reg),
+                                            reg, "logs");
   i.spool_written = &prometheus::BuildCounter()
                          .Name("nodewarden_log_spool_written_bytes_total")
                          .Help(

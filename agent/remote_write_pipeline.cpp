@@ -54,7 +54,8 @@ class RemoteWritePipeline::Impl {
   prometheus::Gauge* spool_bytes = nullptr;
   prometheus::Gauge* spool_requests = nullptr;
   prometheus::Gauge* oldest_unsent = nullptr;
-  std::uint64_t lost_seen = 0;  // spool->lostUnits() already counted
+  std::uint64_t full_seen = 0;  // units the spool dropped when full, already counted
+  std::unique_ptr<SpoolDamageCounters> spool_damage;
 
   void run() {
     for (;;) {
@@ -92,11 +93,12 @@ class RemoteWritePipeline::Impl {
   }
 
   void updateGauges() {
-    const std::uint64_t lost = spool->lostUnits();
-    if (lost > lost_seen) {
-      dropped_spool_full->Increment(static_cast<double>(lost - lost_seen));
-      lost_seen = lost;
-    }
+    // What damage did not take, a full spool did (both read at one moment).
+    const SpoolDamage damage = spool->damage();
+    const std::uint64_t full = damage.all_lost_units - damage.units;
+    dropped_spool_full->Increment(static_cast<double>(full - full_seen));
+    full_seen = full;
+    spool_damage->update(damage);
     spool_bytes->Set(static_cast<double>(spool->bytes()));
     spool_requests->Set(static_cast<double>(spool->batches()));
     oldest_unsent->Set(std::chrono::duration<double>(spool->oldestAge()).count());
@@ -152,13 +154,15 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
   if (!exporter) return std::unexpected(exporter.error());
   i.exporter = std::move(*exporter);
 
-  auto& dropped =
-      prometheus::BuildCounter()
-          .Name("nodewarden_remote_write_samples_dropped_total")
-          .Help("Samples dropped, by reason (http_4xx, spool_full, spool_append_failed).")
-          .Register(reg);
+  auto& dropped = prometheus::BuildCounter()
+                      .Name("nodewarden_remote_write_samples_dropped_total")
+                      .Help(
+                          "Samples dropped, by reason (http_4xx, spool_full, spool_corrupt, "
+                          "spool_append_failed).")
+                      .Register(reg);
   i.dropped_spool_full = &dropped.Add({{"reason", "spool_full"}});
   i.dropped_encode = &dropped.Add({{"reason", "spool_append_failed"}});
+  i.spool_damage = std::make_unique<SpoolDamageCounters>(dropped, reg, "remote_write");
   i.dropped_queue_full =
       &prometheus::BuildCounter()
            .Name("nodewarden_remote_write_cycles_dropped_total")

@@ -5,30 +5,48 @@
 // instantiations.
 //
 // On disk, in options.dir:
-//   <first-seq, 20 digits>.seg  records back to back; each is a 44-byte little-endian header
+//   <first-seq, 20 digits>.seg  records back to back; each is a 52-byte little-endian header
 //       magic "NWSR" | version u8 | 3 zero bytes | sequence u64 | uncompressed length u32 |
 //       compressed length u32 | unit count u32 (lines, samples) | append wall time ms i64 |
-//       checksum of the compressed bytes u32 | crc32 of the 40 header bytes before it u32
-//     followed by Codec::encode(batch): version 3, one zstd frame of it; version 4, the bytes as
-//     they are (both lengths equal). Version 4 is for batches that carry their Loki push body,
+//       units before it u64 | checksum of the compressed bytes u32 | crc32 of the 48 header
+//       bytes before it u32
+//     followed by Codec::encode(batch): version 5, one zstd frame of it; version 6, the bytes as
+//     they are (both lengths equal). Version 6 is for batches that carry their Loki push body,
 //     which is snappy-compressed already: compressing it again would cost CPU for little. The
-//     payload checksum of versions 3 and 4 is the low 32 bits of its XXH3-64; versions 1 and 2
-//     (zstd, stored), written by older agents, have a crc32 there and are still read.
-//   ack   "NWAK" | version u8 | 3 zero bytes | acknowledged-through sequence u64 | crc32 u32,
-//         replaced atomically (ack.tmp, rename). Durably (fsync of ack.tmp before the rename
-//         and of the directory after it) only when a segment file goes (its last record
-//         acknowledged, or the segment being appended to closed with nothing pending): an ack
-//         that a power loss takes back, or leaves short, only re-sends batches of segments still
-//         on disk that were delivered already (the same bytes, which Loki drops as duplicates;
-//         a kill of the process loses nothing, the kernel has the file), while a segment removed
-//         under a stale ack could let sequences repeat. In between it is rewritten (renamed,
-//         not fsync'ed) when a record on disk is acknowledged, so a kill re-sends none; for
-//         records acknowledged while held in memory (never written) at most once per
+//     payload checksum is the low 32 bits of its XXH3-64. "Units before it" is the sum of the
+//     unit counts of every record this spool wrote to its files before this one (batches held in
+//     memory and acknowledged unwritten do not count): what lets recovery count exactly what a
+//     missing or damaged piece of the files held (see "Damage" below). Older agents wrote a
+//     44-byte header without that field, still read: versions 3 (zstd) and 4 (stored) with XXH3,
+//     1 and 2 with a crc32.
+//   ack   "NWAK" | version u8 | flags u8 | 2 zero bytes | acknowledged-through sequence u64 |
+//         units acknowledged u64 | last fdatasync'ed sequence u64 | units fdatasync'ed u64 |
+//         range count u32 | [from u64, to u64) ranges of units counted lost | crc32 u32
+//         (version 1, from older agents: the sequence only), replaced atomically (ack.tmp,
+//         rename). Durably (fsync of ack.tmp before the rename and of the directory after it)
+//         when a segment file goes (before its unlink), at recovery and at close: an ack that a
+//         power loss takes back, or leaves short, only re-sends batches of segments still on disk
+//         that were delivered already (the same bytes, which Loki drops as duplicates; a kill of
+//         the process loses nothing, the kernel has the file), while a segment removed under a
+//         stale ack could let sequences repeat, or look like damage. In between it is rewritten
+//         (renamed, not fsync'ed) when a record on disk is acknowledged, so a kill re-sends none;
+//         for records acknowledged while held in memory (never written) at most once per
 //         ack_write_interval.
 //   Records are fdatasync'ed as they are appended, or (sync_each_append off) when the producer
 //   calls sync() and when their segment closes; a power loss may then cut records appended
 //   since, which recovery treats as a torn tail.
 //   The directory itself is flock()ed while a Spool has it open.
+//
+// Damage: recovery walks the records of every segment in order and expects each one's "units
+// before it" to continue the last good one's (or, before the first, the ack's units
+// acknowledged). A shortfall is what is missing in between (a damaged record, a segment cut
+// short, zeroed, emptied, deleted, unreadable or not a file) and is counted lost, exactly, once:
+// its range goes into the ack, and a later recovery that finds the same gap does not count it
+// again. After the last good record, the ack's units fdatasync'ed say how many the files must
+// hold; anything past them (a record a crash cut short, whose batch its producer still has) is a
+// torn tail, reported and cut but not counted. Only records of the older versions, which lack
+// the field, fall back to what a damaged header that checks out says, or to counting bytes of
+// unknown content (SpoolDamage).
 //
 // What a reader gets wrong: acknowledging does not rewrite segments. A record is acknowledged
 // when its sequence is at or below the one in `ack`; a segment file is deleted once none of its
@@ -65,6 +83,7 @@
 #include <optional>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace nodewarden {
 namespace {
@@ -72,16 +91,24 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::array<char, 4> kRecordMagic = {'N', 'W', 'S', 'R'};
-// Versions 1 and 2 are read (older agents wrote them); 3 and 4 are written.
+// Versions 1 to 4 are read (older agents wrote them); 5 and 6 are written.
 constexpr std::uint8_t kRecordVersionCrc = 1;        // zstd, crc32 of the payload
 constexpr std::uint8_t kRecordVersionStoredCrc = 2;  // stored as is, crc32
-constexpr std::uint8_t kRecordVersion = 3;           // zstd, XXH3 of the payload
-constexpr std::uint8_t kRecordVersionStored = 4;     // stored as is, XXH3
-constexpr std::size_t kHeaderBytes = 44;
-constexpr std::size_t kHeaderCrcOffset = 40;
+constexpr std::uint8_t kRecordVersionXxh = 3;        // zstd, XXH3 of the payload
+constexpr std::uint8_t kRecordVersionStoredXxh = 4;  // stored as is, XXH3
+constexpr std::uint8_t kRecordVersion = 5;           // zstd, XXH3, units before it
+constexpr std::uint8_t kRecordVersionStored = 6;     // stored as is, XXH3, units before it
+constexpr std::size_t kLegacyHeaderBytes = 44;       // versions 1 to 4
+constexpr std::size_t kHeaderBytes = 52;             // versions 5 and 6
 constexpr std::array<char, 4> kAckMagic = {'N', 'W', 'A', 'K'};
-constexpr std::uint8_t kAckVersion = 1;
-constexpr std::size_t kAckBytes = 20;
+constexpr std::uint8_t kAckVersionLegacy = 1;  // the acknowledged sequence only
+constexpr std::uint8_t kAckVersion = 2;
+constexpr std::size_t kLegacyAckBytes = 20;
+constexpr std::size_t kAckFixedBytes = 48;    // version 2 without its ranges
+constexpr std::size_t kAckRangesOffset = 44;  // then the crc
+// Ranges of units counted lost kept in the ack (see the file comment); more are merged away.
+constexpr std::size_t kMaxCountedRanges = 64;
+constexpr std::size_t kMaxAckBytes = kAckFixedBytes + 16 * kMaxCountedRanges;
 // Batches kept for their body buffers (takeSpareLocked): the one being sent and the one before.
 constexpr std::size_t kMaxRetired = 2;
 constexpr std::string_view kSegmentSuffix = ".seg";
@@ -97,6 +124,8 @@ constexpr std::uint64_t kMaxZstdRatio = 32768;
 // years at a million a second); the bound keeps next-sequence arithmetic from wrapping. Only a
 // damaged record whose checksums still match could bring a spool near it, and then appends fail.
 constexpr std::uint64_t kMaxSequence = 1ULL << 63;
+// The same for a count of units (2^32 records of 2^32 units each at most).
+constexpr std::uint64_t kMaxUnits = 1ULL << 63;
 
 // ---- little-endian fields ----
 
@@ -164,62 +193,79 @@ struct RecordHeader {
   std::uint32_t compressed = 0;
   std::uint32_t lines = 0;
   std::int64_t append_ms = 0;
-  std::uint32_t payload_crc = 0;  // XXH3 (versions 3, 4) or crc32 (1, 2) of the payload
-  bool stored = false;            // the payload is not compressed (record version 2 or 4)
+  // Versions 5 and 6: the units of every record this spool wrote to disk before this one (what
+  // lets recovery count exactly what a gap in the files held). Older versions: unknown.
+  std::optional<std::uint64_t> units_before;
+  std::uint32_t payload_crc = 0;  // XXH3 (versions 3 to 6) or crc32 (1, 2) of the payload
+  bool stored = false;            // the payload is not compressed (record version 2, 4 or 6)
   bool legacy_crc = false;        // an older record (version 1 or 2): crc32
+  std::size_t header_bytes = kHeaderBytes;
+  [[nodiscard]] std::size_t recordBytes() const { return header_bytes + compressed; }
 };
 
 std::uint32_t payloadChecksum(const RecordHeader& h, const char* payload) {
   return h.legacy_crc ? crc32Of(payload, h.compressed) : xxh3Of({payload, h.compressed});
 }
 
+// Always the current version (5 or 6); h.units_before must be set.
 void writeHeader(const RecordHeader& h, char* out) {
   std::memcpy(out, kRecordMagic.data(), kRecordMagic.size());
-  out[4] = static_cast<char>(h.stored ? kRecordVersionStored : kRecordVersion);  // XXH3 only
+  out[4] = static_cast<char>(h.stored ? kRecordVersionStored : kRecordVersion);
   out[5] = out[6] = out[7] = 0;
   putU64(out + 8, h.sequence);
   putU32(out + 16, h.uncompressed);
   putU32(out + 20, h.compressed);
   putU32(out + 24, h.lines);
   putU64(out + 28, static_cast<std::uint64_t>(h.append_ms));
-  putU32(out + 36, h.payload_crc);
-  putU32(out + kHeaderCrcOffset, crc32Of(out, kHeaderCrcOffset));
+  putU64(out + 36, h.units_before.value_or(0));
+  putU32(out + 44, h.payload_crc);
+  putU32(out + 48, crc32Of(out, 48));
 }
 
-// A header that checks out: magic, version, reserved bytes, its own crc, plausible lengths.
-std::optional<RecordHeader> parseHeader(const char* p) {
+// A header that checks out at the start of [p, p + n): magic, version, reserved bytes, its own
+// crc, plausible lengths.
+std::optional<RecordHeader> parseHeader(const char* p, std::size_t n) {
+  if (n < kLegacyHeaderBytes || std::memcmp(p, kRecordMagic.data(), kRecordMagic.size()) != 0 ||
+      p[5] != 0 || p[6] != 0 || p[7] != 0) {
+    return std::nullopt;
+  }
   const auto version = static_cast<std::uint8_t>(p[4]);
-  if (std::memcmp(p, kRecordMagic.data(), kRecordMagic.size()) != 0 ||
-      version < kRecordVersionCrc || version > kRecordVersionStored || p[5] != 0 || p[6] != 0 ||
-      p[7] != 0 || getU32(p + kHeaderCrcOffset) != crc32Of(p, kHeaderCrcOffset)) {
+  if (version < kRecordVersionCrc || version > kRecordVersionStored) {
+    return std::nullopt;
+  }
+  const bool chained = version >= kRecordVersion;
+  const std::size_t header_bytes = chained ? kHeaderBytes : kLegacyHeaderBytes;
+  const std::size_t crc_at = header_bytes - 4;
+  if (n < header_bytes || getU32(p + crc_at) != crc32Of(p, crc_at)) {
     return std::nullopt;
   }
   RecordHeader h;
+  h.header_bytes = header_bytes;
   h.sequence = getU64(p + 8);
   h.uncompressed = getU32(p + 16);
   h.compressed = getU32(p + 20);
   h.lines = getU32(p + 24);
   h.append_ms = static_cast<std::int64_t>(getU64(p + 28));
-  h.payload_crc = getU32(p + 36);
-  h.stored = version == kRecordVersionStored || version == kRecordVersionStoredCrc;
+  if (chained) h.units_before = getU64(p + 36);
+  h.payload_crc = getU32(p + crc_at - 4);
+  h.stored = version == kRecordVersionStored || version == kRecordVersionStoredXxh ||
+             version == kRecordVersionStoredCrc;
   h.legacy_crc = version == kRecordVersionCrc || version == kRecordVersionStoredCrc;
   if (h.sequence == 0 || h.sequence > kMaxSequence || h.uncompressed > kMaxPayloadBytes ||
       h.uncompressed > std::uint64_t{h.compressed} * kMaxZstdRatio ||
-      (h.stored && h.uncompressed != h.compressed)) {
+      (h.stored && h.uncompressed != h.compressed) ||
+      (h.units_before && *h.units_before > kMaxUnits)) {
     return std::nullopt;
   }
   return h;
 }
 
-// A whole record at the start of [p, p + n): a header that checks out and a payload whose crc
-// matches.
+// A whole record at the start of [p, p + n): a header that checks out and a payload whose
+// checksum matches.
 std::optional<RecordHeader> parseRecord(const char* p, std::size_t n) {
-  if (n < kHeaderBytes) {
-    return std::nullopt;
-  }
-  auto h = parseHeader(p);
-  if (!h || h->compressed > n - kHeaderBytes ||
-      payloadChecksum(*h, p + kHeaderBytes) != h->payload_crc) {
+  auto h = parseHeader(p, n);
+  if (!h || h->compressed > n - h->header_bytes ||
+      payloadChecksum(*h, p + h->header_bytes) != h->payload_crc) {
     return std::nullopt;
   }
   return h;
@@ -388,11 +434,12 @@ class DiskSpool final : public BasicSpool<Record> {
         cctx_(ZSTD_createCCtx()),
         dctx_(ZSTD_createDCtx()) {}
   // A clean close leaves nothing deferred: the ack and the appends are made durable.
+  // The ack last, so that it says how many units the files hold (recovery counts a shortfall).
   ~DiskSpool() override {
     std::lock_guard lock(mu_);
     if (auto w = writeHeldLocked(); !w) errors_.report(kComponent, "append_failed", w.error());
-    if (ack_dirty_) writeAckLocked();
     syncActiveLocked();
+    writeAckLocked();
   }
   DiskSpool(const DiskSpool&) = delete;
   DiskSpool& operator=(const DiskSpool&) = delete;
@@ -454,6 +501,12 @@ class DiskSpool final : public BasicSpool<Record> {
     std::lock_guard lock(mu_);
     return lost_lines_;
   }
+  [[nodiscard]] SpoolDamage damage() const override {
+    std::lock_guard lock(mu_);
+    SpoolDamage d = damage_;
+    d.all_lost_units = lost_lines_;
+    return d;
+  }
   [[nodiscard]] std::uint64_t cachedBytes() const override {
     std::lock_guard lock(mu_);
     return cached_bytes_;
@@ -473,6 +526,28 @@ class DiskSpool final : public BasicSpool<Record> {
     std::uint64_t bytes = 0;    // file size
     std::uint64_t pending = 0;  // records in records_
     bool unreadable = false;    // left on disk untouched, outside the index and the bound
+    bool not_a_file = false;    // a directory or anything else under a segment's name: the same
+  };
+  // Recovery's account of the records between the last good one and the next (recover()).
+  struct ChainScan {
+    // units_before the next record should carry; unknown after an older record (versions 1-4)
+    // or when the ack did not say where the pending records start.
+    std::optional<std::uint64_t> expected;
+    std::uint64_t header_units = 0;   // damaged records whose headers checked out (no chain)
+    std::uint64_t unknown_bytes = 0;  // damaged bytes with no header that checks out
+    std::uint64_t highest_units = 0;  // end of the furthest record with units_before
+    std::string damage;               // where, for the report; empty when nothing is damaged
+    std::string_view reason;          // the first kind of damage seen since the last good record
+    bool damaged_bytes = false;       // a damaged record (not only a file that could not be read)
+    void note(std::string_view kind, const std::string& what) {
+      if (reason.empty()) reason = kind;
+      context(what);
+    }
+    // Worth saying if something turns out lost, not damage in itself (an empty segment).
+    void context(const std::string& what) {
+      if (!damage.empty()) damage += "; ";
+      damage += what;
+    }
   };
   // Where one unacknowledged record is; records_ is in sequence order.
   // RecordRef::segment of a batch held in memory, not written yet (defer_writes).
@@ -488,6 +563,9 @@ class DiskSpool final : public BasicSpool<Record> {
     // The batch as appended by this process (its sequence set), while the cache had room for it;
     // counted in cached_bytes_ as `uncompressed`.
     std::shared_ptr<Record> cached;  // handed out as const (front()); see takeSpareLocked
+    // Written records of versions 5 and 6 (all this process writes): the units before it.
+    std::optional<std::uint64_t> units_before;
+    std::size_t header_bytes = kHeaderBytes;
   };
 
   std::expected<void, std::string> readAckLocked();
@@ -497,7 +575,13 @@ class DiskSpool final : public BasicSpool<Record> {
   // fdatasync of the active segment when appends to it were not synced; a failure is kept in
   // sync_error_ for the next sync().
   void syncActiveLocked();
-  void scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequence);
+  void scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequence, ChainScan& chain);
+  // Counts the damage chain has gathered against the next good record (nullptr: the end of the
+  // spool) and reports it.
+  void settleDamageLocked(ChainScan& chain, const RecordHeader* next, const std::string& where);
+  // Counts the units in [from, to) not counted before (counted_) and records them as counted.
+  std::uint64_t countLostRangeLocked(std::uint64_t from, std::uint64_t to);
+  [[nodiscard]] bool countedLocked(std::uint64_t units_before) const;
   // Returns whether a segment file went with the record.
   bool popFrontLocked();
   void removeSegmentLocked(std::uint64_t key);
@@ -509,6 +593,7 @@ class DiskSpool final : public BasicSpool<Record> {
     std::uint64_t offset = 0;
     std::uint32_t compressed = 0;
     std::uint32_t uncompressed = 0;
+    std::uint64_t units_before = 0;
   };
   // Writes one record at the end of the active segment (opening one, and dropping the oldest
   // segments to stay under max_bytes, as needed); counts it in its segment and in bytes_.
@@ -520,7 +605,9 @@ class DiskSpool final : public BasicSpool<Record> {
   void popRecordLocked();
   void retireLocked(std::shared_ptr<Record> batch);
   std::string takeSpareLocked();
-  std::expected<Record, std::string> readRecordLocked(const RecordRef& ref);
+  // reason: the errors_total reason of a failure.
+  std::expected<Record, std::string> readRecordLocked(const RecordRef& ref,
+                                                      std::string_view& reason);
   static std::expected<Record, std::string> finishRecord(const RecordRef& ref, const fs::path& path,
                                                          std::string_view payload,
                                                          std::string spare);
@@ -544,6 +631,22 @@ class DiskSpool final : public BasicSpool<Record> {
   std::uint64_t next_sequence_ = 1;
   std::uint64_t bytes_ = 0;
   std::uint64_t lost_lines_ = 0;
+  SpoolDamage damage_;  // the part of lost_lines_ that damage on disk took, and unknown bytes
+  // Units of the records written to the files, in order (RecordHeader::units_before): of all of
+  // them (the next record's units_before), of those fdatasync'ed, of those acknowledged or
+  // dropped. The ack file keeps the last two, so that recovery knows how many units the files
+  // must still hold and can count exactly what a damaged or missing piece of them held.
+  std::uint64_t written_units_ = 0;
+  std::uint64_t synced_units_ = 0;
+  std::uint64_t acked_units_ = 0;
+  // acked_units_ is only a lower bound until a chained record is acknowledged when the ack file
+  // was missing or damaged at start (recovery then cannot count a gap before the first record).
+  bool acked_units_known_ = true;
+  std::uint64_t written_sequence_ = 0;  // the last record written, and the last fdatasync'ed
+  std::uint64_t synced_sequence_ = 0;
+  // Ranges [from, to) of units counted lost by a recovery, above acked_units_, kept in the ack
+  // file: a restart before they are passed finds the same gap and must not count it again.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> counted_;
   // The sequence front() last handed out: the batch the consumer may be sending right now.
   std::uint64_t handed_out_ = 0;
   // That batch's units when a full spool dropped it while it was out: counted as lost only if the
@@ -573,13 +676,18 @@ class DiskSpool final : public BasicSpool<Record> {
 
 template <class Record>
 void DiskSpool<Record>::syncActiveLocked() {
-  if (!active_unsynced_) return;
-  active_unsynced_ = false;
-  if (options_.fsync && active_fd_.valid() && ::fdatasync(active_fd_.get()) != 0) {
-    const fs::path path = options_.dir / segmentName(*active_);
-    sync_error_ = errnoText("fdatasync", path, errno);
-    errors_.report(kComponent, "fsync_failed", sync_error_);
+  if (active_unsynced_) {
+    active_unsynced_ = false;
+    if (options_.fsync && active_fd_.valid() && ::fdatasync(active_fd_.get()) != 0) {
+      const fs::path path = options_.dir / segmentName(*active_);
+      sync_error_ = errnoText("fdatasync", path, errno);
+      errors_.report(kComponent, "fsync_failed", sync_error_);
+      return;
+    }
   }
+  // Every other segment was synced when it closed.
+  synced_units_ = written_units_;
+  synced_sequence_ = written_sequence_;
 }
 
 template <class Record>
@@ -589,9 +697,12 @@ void DiskSpool<Record>::syncDirLocked() {
   }
 }
 
+// Sets acked_ and the units the ack file holds (see writeAckLocked); a missing or damaged file
+// leaves acked_ at 0 and the units unknown.
 template <class Record>
 std::expected<void, std::string> DiskSpool<Record>::readAckLocked() {
   const fs::path path = options_.dir / kAckName;
+  acked_units_known_ = false;
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
     if (errno == ENOENT) {
@@ -599,15 +710,25 @@ std::expected<void, std::string> DiskSpool<Record>::readAckLocked() {
     }
     return std::unexpected(errnoText("open", path, errno));
   }
-  std::array<char, kAckBytes + 1> buf{};
+  std::array<char, kMaxAckBytes + 1> buf{};
   const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), 0);
   if (n < 0) {
     return std::unexpected(errnoText("read", path, errno));
   }
-  if (static_cast<std::size_t>(n) != kAckBytes ||
-      std::memcmp(buf.data(), kAckMagic.data(), kAckMagic.size()) != 0 ||
-      static_cast<std::uint8_t>(buf[4]) != kAckVersion ||
-      getU32(buf.data() + 16) != crc32Of(buf.data(), 16) || getU64(buf.data() + 8) > kMaxSequence) {
+  const auto size = static_cast<std::size_t>(n);
+  const auto version = static_cast<std::uint8_t>(buf[4]);
+  const char* p = buf.data();
+  bool good = size >= kLegacyAckBytes && std::memcmp(p, kAckMagic.data(), kAckMagic.size()) == 0;
+  if (good && version == kAckVersionLegacy) {
+    good = size == kLegacyAckBytes && getU32(p + 16) == crc32Of(p, 16);
+  } else if (good && version == kAckVersion && size >= kAckFixedBytes) {
+    const std::uint32_t ranges = getU32(p + 40);
+    good = ranges <= kMaxCountedRanges && size == kAckFixedBytes + 16 * std::size_t{ranges} &&
+           getU32(p + size - 4) == crc32Of(p, size - 4);
+  } else {
+    good = false;
+  }
+  if (!good || getU64(p + 8) > kMaxSequence) {
     // A bug, a damaged disk, or a power loss that kept the rename of an ack written without
     // fsync but not its bytes (see the file comment). Starting from zero replays what is still
     // spooled: acknowledged records of segments not yet removed are sent again (duplicates,
@@ -615,17 +736,51 @@ std::expected<void, std::string> DiskSpool<Record>::readAckLocked() {
     errors_.report(kComponent, "corrupt_ack", path.string());
     return {};
   }
-  acked_ = getU64(buf.data() + 8);
+  acked_ = getU64(p + 8);
+  if (version == kAckVersionLegacy) {
+    return {};  // written by an older agent: no units, and no records that carry them yet
+  }
+  const auto flags = static_cast<std::uint8_t>(p[5]);
+  acked_units_known_ = (flags & 1U) != 0;
+  acked_units_ = std::min(getU64(p + 16), kMaxUnits);
+  synced_sequence_ = std::min(getU64(p + 24), kMaxSequence);
+  synced_units_ = std::max(acked_units_, std::min(getU64(p + 32), kMaxUnits));
+  const std::uint32_t ranges = getU32(p + 40);
+  for (std::uint32_t i = 0; i < ranges; ++i) {
+    const char* range = p + kAckRangesOffset + 16 * std::size_t{i};
+    const std::uint64_t from = getU64(range);
+    const std::uint64_t to = std::min(getU64(range + 8), kMaxUnits);
+    if (from < to) counted_.emplace_back(from, to);
+  }
+  std::sort(counted_.begin(), counted_.end());
   return {};
 }
 
+// The ack file, version 2 (little-endian): "NWAK" | 2 | flags u8 (1: acknowledged units known) |
+// 2 zero bytes | acknowledged-through sequence u64 | units of the records acknowledged u64 |
+// sequence of the last record fdatasync'ed u64 | units of the records fdatasync'ed u64 |
+// range count u32 | that many [from u64, to u64) ranges of units counted lost | crc32 u32.
 template <class Record>
 bool DiskSpool<Record>::writeAckLocked(bool durable) {
-  std::array<char, kAckBytes> buf{};
+  // Ranges below what is acknowledged can never be found again.
+  std::erase_if(counted_, [this](const auto& r) { return r.second <= acked_units_; });
+  std::array<char, kMaxAckBytes> buf{};
   std::memcpy(buf.data(), kAckMagic.data(), kAckMagic.size());
   buf[4] = static_cast<char>(kAckVersion);
+  buf[5] = static_cast<char>(acked_units_known_ ? 1 : 0);
   putU64(buf.data() + 8, acked_);
-  putU32(buf.data() + 16, crc32Of(buf.data(), 16));
+  putU64(buf.data() + 16, acked_units_);
+  putU64(buf.data() + 24, synced_sequence_);
+  putU64(buf.data() + 32, std::max(synced_units_, acked_units_));
+  putU32(buf.data() + 40, static_cast<std::uint32_t>(counted_.size()));
+  std::size_t size = kAckRangesOffset;
+  for (const auto& [from, to] : counted_) {
+    putU64(buf.data() + size, from);
+    putU64(buf.data() + size + 8, to);
+    size += 16;
+  }
+  putU32(buf.data() + size, crc32Of(buf.data(), size));
+  size += 4;
   const fs::path tmp = options_.dir / kAckTmpName;
   const fs::path path = options_.dir / kAckName;
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -633,7 +788,7 @@ bool DiskSpool<Record>::writeAckLocked(bool durable) {
     errors_.report(kComponent, "ack_write_failed", errnoText("open", tmp, errno));
     return false;
   }
-  if (::write(fd.get(), buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) {
+  if (::write(fd.get(), buf.data(), size) != static_cast<ssize_t>(size)) {
     errors_.report(kComponent, "ack_write_failed", errnoText("write", tmp, errno));
     return false;
   }
@@ -652,54 +807,113 @@ bool DiskSpool<Record>::writeAckLocked(bool durable) {
   return true;
 }
 
-// Indexes the valid, unacknowledged records of one segment; cuts a torn or corrupt tail off and
-// skips corrupt records in the middle, counting what they held.
 template <class Record>
-void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequence) {
+std::uint64_t DiskSpool<Record>::countLostRangeLocked(std::uint64_t from, std::uint64_t to) {
+  if (from >= to) return 0;
+  std::uint64_t counted_before = 0;
+  for (const auto& [a, b] : counted_) {
+    const std::uint64_t lo = std::max(a, from);
+    const std::uint64_t hi = std::min(b, to);
+    if (lo < hi) counted_before += hi - lo;
+  }
+  counted_.emplace_back(from, to);
+  std::sort(counted_.begin(), counted_.end());
+  // Overlapping and touching ranges merge. Past the bound the lowest goes: should that gap be
+  // found again it would be counted twice, which is better than a merge that could swallow units
+  // not lost (a record found there would be skipped as counted).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> merged;
+  for (const auto& r : counted_) {
+    if (!merged.empty() && r.first <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, r.second);
+    } else {
+      merged.push_back(r);
+    }
+  }
+  if (merged.size() > kMaxCountedRanges) {
+    merged.erase(merged.begin(),
+                 merged.begin() + static_cast<std::ptrdiff_t>(merged.size() - kMaxCountedRanges));
+  }
+  counted_ = std::move(merged);
+  return (to - from) - counted_before;
+}
+
+template <class Record>
+bool DiskSpool<Record>::countedLocked(std::uint64_t units_before) const {
+  return std::any_of(counted_.begin(), counted_.end(), [&](const auto& r) {
+    return r.first <= units_before && units_before < r.second;
+  });
+}
+
+// Indexes the valid, unacknowledged records of one segment; skips damaged bytes, cuts a damaged
+// tail off, and gathers what they held in chain (settleDamageLocked counts it).
+template <class Record>
+void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last_sequence,
+                                          ChainScan& chain) {
   Segment& seg = segments_.at(key);
+  const std::string name = seg.path.filename().string();
+  if (seg.not_a_file) {
+    errors_.report(kComponent, "not_a_file",
+                   seg.path.string() + " is not a regular file; left as it is");
+    chain.note("not_a_file", name + " is not a regular file");
+    return;
+  }
   auto mapped = MappedFile::open(seg.path);
   if (!mapped) {
-    errors_.report(kComponent, "segment_unreadable", mapped.error());
+    errors_.report(kComponent, "unreadable_segment", mapped.error());
+    chain.note("unreadable_segment", name + " cannot be read");
     seg.unreadable = true;
     return;
   }
   const char* data = (*mapped)->data();
   const std::size_t size = (*mapped)->size();
   seg.bytes = size;
+  if (size == 0) chain.context(name + " is empty");
   std::size_t offset = 0;
-  std::optional<std::size_t> cut;  // where a corrupt tail starts
+  std::optional<std::size_t> cut;  // where a damaged tail starts
   while (offset < size) {
+    const std::string where = name + " at " + std::to_string(offset);
     if (auto h = parseRecord(data + offset, size - offset)) {
-      const std::size_t record_bytes = kHeaderBytes + h->compressed;
+      settleDamageLocked(chain, &*h, where);
       if (h->sequence > acked_ && h->sequence <= last_sequence) {
         // Checks out but out of order (a copied or replayed file): not replayable in order.
-        errors_.report(
-            kComponent, "corrupt_record",
-            seg.path.string() + ": sequence " + std::to_string(h->sequence) + " out of order");
+        errors_.report(kComponent, "out_of_order",
+                       seg.path.string() + ": sequence " + std::to_string(h->sequence) +
+                           " out of order, " + std::to_string(h->lines) + " " +
+                           std::string(Codec::kUnit) + " lost");
         lost_lines_ += h->lines;
-      } else if (h->sequence > acked_) {
-        records_.push_back(RecordRef{h->sequence, key, offset, h->compressed, h->uncompressed,
-                                     h->lines, h->append_ms, nullptr});
-        ++seg.pending;
-        last_sequence = h->sequence;
+        damage_.units += h->lines;
+      } else {
+        if (h->units_before) {
+          chain.expected = *h->units_before + h->lines;
+          chain.highest_units = std::max(chain.highest_units, *chain.expected);
+        } else {
+          chain.expected.reset();  // an older record: where the next one starts is unknown
+        }
+        // A record an earlier recovery counted lost (its file could not be read then) stays lost.
+        if (h->sequence > acked_ && !(h->units_before && countedLocked(*h->units_before))) {
+          records_.push_back(RecordRef{h->sequence, key, offset, h->compressed, h->uncompressed,
+                                       h->lines, h->append_ms, nullptr, h->units_before,
+                                       h->header_bytes});
+          ++seg.pending;
+        }
+        last_sequence = std::max(last_sequence, h->sequence);
       }
-      offset += record_bytes;
+      offset += h->recordBytes();
       continue;
     }
-    // Corrupt or torn. Its line count is known only when its header checks out.
-    std::uint64_t lines = 0;
+    // Damaged, or cut short. A header that still checks out says how many units its record held
+    // (used when the records around do not say it: settleDamageLocked).
     std::optional<std::size_t> next;  // where the good data resumes, if it does
-    if (size - offset >= kHeaderBytes) {
-      if (auto h = parseHeader(data + offset)) {
-        lines = h->sequence > acked_ ? h->lines : 0;
-        // A damaged payload behind a sound header: the next record is where the header says.
-        const std::size_t end = offset + kHeaderBytes + h->compressed;
-        if (h->compressed < size - offset - kHeaderBytes && parseRecord(data + end, size - end)) {
-          next = end;
-        }
+    const auto intact = parseHeader(data + offset, size - offset);
+    if (intact) {
+      // A damaged payload behind a sound header: the next record is where the header says.
+      const std::size_t end = offset + intact->header_bytes + intact->compressed;
+      if (intact->compressed < size - offset - intact->header_bytes &&
+          parseRecord(data + end, size - end)) {
+        next = end;
       }
     }
-    for (std::size_t p = offset + 1; !next && p + kHeaderBytes <= size; ++p) {
+    for (std::size_t p = offset + 1; !next && p + kLegacyHeaderBytes <= size; ++p) {
       const void* hit = std::memchr(data + p, kRecordMagic[0], size - p);
       if (hit == nullptr) {
         break;
@@ -710,20 +924,24 @@ void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last
         break;
       }
     }
-    lost_lines_ += lines;
-    const std::string where = seg.path.string() + " at " + std::to_string(offset);
-    if (next) {
-      errors_.report(kComponent, "corrupt_record",
-                     where + ": skipped " + std::to_string(*next - offset) + " bytes, " +
-                         std::to_string(lines) + " " + std::string(Codec::kUnit));
-      offset = *next;
-      continue;
+    const std::size_t bad = next.value_or(size) - offset;
+    if (intact) {
+      if (intact->sequence > acked_) chain.header_units += intact->lines;
+    } else {
+      chain.unknown_bytes += bad;
     }
-    errors_.report(kComponent, "corrupt_record",
-                   where + ": cut a torn tail of " + std::to_string(size - offset) + " bytes, " +
-                       std::to_string(lines) + " " + std::string(Codec::kUnit));
-    cut = offset;
-    break;
+    // A record that runs past the end of its file was cut short; anything else fails its checksum.
+    const bool cut_short =
+        intact && !next && intact->compressed > size - offset - intact->header_bytes;
+    chain.damaged_bytes = true;
+    chain.note(cut_short ? "truncated" : "checksum",
+               where + ": " + std::to_string(bad) +
+                   (cut_short ? " bytes of a record cut short" : " bytes fail their checksum"));
+    if (!next) {
+      cut = offset;
+      break;
+    }
+    offset = *next;
   }
   mapped->reset();
   if (cut) {
@@ -738,6 +956,46 @@ void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last
       errors_.report(kComponent, "truncate_failed", errnoText("truncate", seg.path, errno));
     }
   }
+}
+
+// What was lost between the last good record and next: with records of versions 5 and 6 on both
+// sides (or the ack's acknowledged units before the first), exactly the units between them that
+// are not acknowledged; at the end of the spool (next == nullptr), the units the ack says were
+// fdatasync'ed and are not there (past those, a damaged tail is a write a crash cut short: its
+// batch was never durable, so its producer still has it). Without those numbers (older records),
+// what the damaged headers that checked out said, and the damaged bytes as of unknown content.
+template <class Record>
+void DiskSpool<Record>::settleDamageLocked(ChainScan& chain, const RecordHeader* next,
+                                           const std::string& where) {
+  std::uint64_t lost = 0;
+  std::uint64_t unknown = 0;
+  if (chain.expected && (next == nullptr || next->units_before)) {
+    const std::uint64_t from = std::max(*chain.expected, acked_units_);
+    lost = countLostRangeLocked(from, next != nullptr ? *next->units_before : synced_units_);
+  } else if (next != nullptr && next->sequence > acked_ + 1) {
+    lost = chain.header_units;
+    unknown = chain.unknown_bytes;
+  }
+  // Damaged bytes are reported here, with what they held; a file that could not be read at all
+  // was reported when it was found, and needs no second report unless something was lost.
+  if (lost > 0 || unknown > 0 || chain.damaged_bytes) {
+    lost_lines_ += lost;
+    damage_.units += lost;
+    damage_.unknown_bytes += unknown;
+    std::string_view reason = chain.reason;
+    if (reason.empty()) reason = "sequence_gap";  // whole records missing, no damaged bytes
+    if (next == nullptr && lost == 0 && unknown == 0 && chain.damaged_bytes) reason = "torn_tail";
+    std::string detail = (next != nullptr ? "before " + where : where) + ": " +
+                         (chain.damage.empty() ? "records missing" : chain.damage) + "; " +
+                         std::to_string(lost) + " " + std::string(Codec::kUnit) + " lost";
+    if (unknown > 0) detail += ", and " + std::to_string(unknown) + " bytes of unknown records";
+    errors_.report(kComponent, reason, detail);
+  }
+  chain.header_units = 0;
+  chain.unknown_bytes = 0;
+  chain.damaged_bytes = false;
+  chain.damage.clear();
+  chain.reason = {};
 }
 
 template <class Record>
@@ -768,25 +1026,57 @@ std::expected<void, std::string> DiskSpool<Record>::recover() {
   std::uint64_t highest_name = 0;
   for (fs::directory_iterator it(options_.dir, ec), end; !ec && it != end; it.increment(ec)) {
     const auto key = parseSegmentName(it->path().filename().native());
+    if (!key) continue;
     std::error_code type_ec;
-    if (key && it->is_regular_file(type_ec)) {
-      segments_.emplace(*key, Segment{it->path(), 0, 0});
-      highest_name = std::max(highest_name, *key);
-    }
+    Segment seg{it->path(), 0, 0};
+    seg.not_a_file = !it->is_regular_file(type_ec);
+    segments_.emplace(*key, std::move(seg));
+    highest_name = std::max(highest_name, *key);
   }
   if (ec) {
     return std::unexpected("list " + options_.dir.string() + ": " + ec.message());
   }
 
+  ChainScan chain;
+  if (acked_units_known_) chain.expected = acked_units_;
   std::uint64_t last_sequence = acked_;
   for (auto& [key, seg] : segments_) {
-    scanSegmentLocked(key, last_sequence);
+    scanSegmentLocked(key, last_sequence, chain);
   }
+  settleDamageLocked(chain, nullptr, "the end of the spool");
+  // The segment a crash left unsynced is made durable now that its records count as written.
+  for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
+    if (it->second.not_a_file || it->second.unreadable) continue;
+    UniqueFd fd(::open(it->second.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (options_.fsync && fd.valid()) ::fdatasync(fd.get());
+    break;
+  }
+  written_units_ = std::max({acked_units_, synced_units_, chain.highest_units});
+  for (const auto& range : counted_) written_units_ = std::max(written_units_, range.second);
+  synced_units_ = written_units_;
+  // Every unit below written_units_ is now pending in an indexed record, acknowledged, or in
+  // counted_: what this recovery could not count (the records around did not say, older records)
+  // goes there uncounted, so that a later recovery, knowing more, does not count it after all.
+  std::uint64_t covered = acked_units_;
+  for (const RecordRef& ref : records_) {
+    if (!ref.units_before) continue;
+    countLostRangeLocked(covered, *ref.units_before);
+    covered = std::max(covered, *ref.units_before + ref.lines);
+  }
+  countLostRangeLocked(covered, written_units_);
+  // Past every sequence seen, every segment name and the last one written durably, so a new
+  // segment never collides and sequences never repeat.
+  next_sequence_ = std::max({last_sequence, highest_name, synced_sequence_}) + 1;
+  written_sequence_ = synced_sequence_ = next_sequence_ - 1;
+  // Durably, before a segment goes: what this recovery counted lost must not be counted again.
+  // (The consumer's first acknowledgement is still written at once: ack_write_interval.)
+  writeAckLocked();
+  ack_written_.reset();
   // Segments with nothing pending (acknowledged, empty, or cut to nothing) go; the survivors are
-  // only read from now on.
+  // only read from now on. What is not a readable file stays as it is, outside the index.
   for (auto it = segments_.begin(); it != segments_.end();) {
     const auto next = std::next(it);
-    if (it->second.unreadable) {
+    if (it->second.unreadable || it->second.not_a_file) {
       segments_.erase(it);
     } else if (it->second.pending == 0) {
       removeSegmentLocked(it->first);
@@ -795,8 +1085,6 @@ std::expected<void, std::string> DiskSpool<Record>::recover() {
     }
     it = next;
   }
-  // Past every sequence seen and every segment name, so a new segment never collides.
-  next_sequence_ = std::max(last_sequence, highest_name) + 1;
   return {};
 }
 
@@ -811,6 +1099,9 @@ void DiskSpool<Record>::removeSegmentLocked(std::uint64_t key) {
     active_fd_.reset();
     active_unsynced_ = false;  // nothing of it is pending
   }
+  // Its records are acknowledged; an ack file behind that would make recovery take the missing
+  // file for damage.
+  if (ack_dirty_) writeAckLocked();
   if (::unlink(it->second.path.c_str()) != 0 && errno != ENOENT) {
     errors_.report(kComponent, "unlink_failed", errnoText("unlink", it->second.path, errno));
   }
@@ -818,7 +1109,7 @@ void DiskSpool<Record>::removeSegmentLocked(std::uint64_t key) {
 }
 
 // Forgets the front record; its segment goes once nothing in it is pending and it is not being
-// appended to. The caller persists acked_.
+// appended to (and the ack is written, durably, first). Otherwise the caller persists acked_.
 template <class Record>
 bool DiskSpool<Record>::popFrontLocked() {
   const std::uint64_t sequence = records_.front().sequence;
@@ -827,6 +1118,8 @@ bool DiskSpool<Record>::popFrontLocked() {
   acked_ = std::max(acked_, sequence);
   auto it = segments_.find(segment);
   if (it != segments_.end() && --it->second.pending == 0 && active_ != segment) {
+    // The ack first: a segment gone under an older ack would look like damage to recovery.
+    writeAckLocked();
     bytes_ -= it->second.bytes;
     removeSegmentLocked(segment);
     return true;
@@ -837,6 +1130,10 @@ bool DiskSpool<Record>::popFrontLocked() {
 // Removes records_.front() from the index and from memory (segments and acked_ are the caller's).
 template <class Record>
 void DiskSpool<Record>::popRecordLocked() {
+  if (records_.front().segment != kHeld && records_.front().units_before) {
+    acked_units_ = std::max(acked_units_, *records_.front().units_before + records_.front().lines);
+    acked_units_known_ = true;
+  }
   if (records_.front().segment == kHeld) {
     --held_;
     held_bytes_ -= kHeaderBytes + records_.front().compressed;
@@ -890,6 +1187,9 @@ void DiskSpool<Record>::dropOldestSegmentLocked() {
     popRecordLocked();
     ++batches;
   }
+  // Dropped counts as acknowledged: a restart must not bring them back, nor reuse their numbers,
+  // nor take the missing file for damage. The ack goes first.
+  if (batches > 0) writeAckLocked();
   bytes_ -= it->second.bytes;
   removeSegmentLocked(key);
   if (batches > 0) {
@@ -902,8 +1202,6 @@ void DiskSpool<Record>::dropOldestSegmentLocked() {
             (out_lines > 0 ? " (and the one being sent, " + std::to_string(out_lines) + " " +
                                  std::string(Codec::kUnit) + ", lost only if it is not delivered)"
                            : std::string()));
-    // Dropped counts as acknowledged: a restart must not bring them back, nor reuse their numbers.
-    writeAckLocked();
   }
 }
 
@@ -920,6 +1218,11 @@ std::expected<void, std::string> DiskSpool<Record>::openSegmentLocked(std::uint6
       writeAckLocked();
       bytes_ -= it->second.bytes;
       removeSegmentLocked(old);
+    } else {
+      // Not durably (a kill keeps it): the units fdatasync'ed move on with every closed segment,
+      // so that recovery after a crash counts damage past them, even while nothing is
+      // acknowledged (the destination is down and the spool grows).
+      writeAckLocked(false);
     }
   }
   const fs::path path = options_.dir / segmentName(key);
@@ -965,7 +1268,9 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
         const auto size = static_cast<std::uint32_t>(payload_bytes);
         const auto lines =
             static_cast<std::uint32_t>(std::min<std::uint64_t>(Codec::units(batch), UINT32_MAX));
-        records_.push_back(RecordRef{sequence, kHeld, 0, size, size, lines, append_ms, keep(size)});
+        // Its units_before is set when it is written.
+        records_.push_back(RecordRef{sequence, kHeld, 0, size, size, lines, append_ms, keep(size),
+                                     std::nullopt, kHeaderBytes});
         ++held_;
         held_bytes_ += kHeaderBytes + payload_bytes;
         ++next_sequence_;
@@ -989,7 +1294,8 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
     cached = keep(placed->uncompressed);  // moves from batch when it is owned
   }
   records_.push_back(RecordRef{sequence, placed->segment, placed->offset, placed->compressed,
-                               placed->uncompressed, lines, append_ms, std::move(cached)});
+                               placed->uncompressed, lines, append_ms, std::move(cached),
+                               placed->units_before, kHeaderBytes});
   ++next_sequence_;
   return sequence;
 }
@@ -1009,6 +1315,7 @@ std::expected<void, std::string> DiskSpool<Record>::writeHeldLocked() {
     held_bytes_ -= kHeaderBytes + written.compressed;
     written.segment = placed->segment;
     written.offset = placed->offset;
+    written.units_before = placed->units_before;
     // `uncompressed` stays: it is what cached_bytes_ counts.
     written.compressed = placed->compressed;
     --held_;
@@ -1074,6 +1381,7 @@ DiskSpool<Record>::writeRecordLocked(const Record& batch, std::uint64_t sequence
   h.compressed = static_cast<std::uint32_t>(compressed);
   h.lines = static_cast<std::uint32_t>(std::min<std::uint64_t>(lines, UINT32_MAX));
   h.append_ms = append_ms;
+  h.units_before = written_units_;
   h.payload_crc = xxh3Of({write_buffer_.data() + kHeaderBytes, compressed - body.size()}, body);
   h.stored = stored;
   writeHeader(h, write_buffer_.data());
@@ -1135,8 +1443,15 @@ DiskSpool<Record>::writeRecordLocked(const Record& batch, std::uint64_t sequence
     }
     return std::unexpected(errnoText(failed, options_.dir / segmentName(h.sequence), err));
   }
-  if (!options_.sync_each_append) active_unsynced_ = true;
-  const Placement placed{*active_, seg.bytes, h.compressed, h.uncompressed};
+  const Placement placed{*active_, seg.bytes, h.compressed, h.uncompressed, written_units_};
+  written_units_ += h.lines;
+  written_sequence_ = sequence;
+  if (options_.sync_each_append) {
+    synced_units_ = written_units_;
+    synced_sequence_ = sequence;
+  } else {
+    active_unsynced_ = true;
+  }
   written_bytes_ += record_bytes;
   ++seg.pending;
   seg.bytes += record_bytes;
@@ -1145,13 +1460,15 @@ DiskSpool<Record>::writeRecordLocked(const Record& batch, std::uint64_t sequence
 }
 
 template <class Record>
-std::expected<Record, std::string> DiskSpool<Record>::readRecordLocked(const RecordRef& ref) {
+std::expected<Record, std::string> DiskSpool<Record>::readRecordLocked(const RecordRef& ref,
+                                                                       std::string_view& reason) {
   const fs::path& path = segments_.at(ref.segment).path;
+  reason = "unreadable_segment";
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
     return std::unexpected(errnoText("open", path, errno));
   }
-  const std::size_t record_bytes = kHeaderBytes + ref.compressed;
+  const std::size_t record_bytes = ref.header_bytes + ref.compressed;
   read_buffer_.resize(record_bytes);
   std::size_t got = 0;
   while (got < record_bytes) {
@@ -1161,18 +1478,21 @@ std::expected<Record, std::string> DiskSpool<Record>::readRecordLocked(const Rec
       continue;
     }
     if (n <= 0) {
+      if (n == 0) reason = "truncated";
       return std::unexpected(n == 0 ? path.string() + ": record cut short"
                                     : errnoText("read", path, errno));
     }
     got += static_cast<std::size_t>(n);
   }
   // Checked again: the disk may have changed under us since recovery.
+  reason = "checksum";
   const auto h = parseRecord(read_buffer_.data(), read_buffer_.size());
   if (!h || h->sequence != ref.sequence || h->compressed != ref.compressed) {
     return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) +
                            " no longer checks out");
   }
-  const char* frame = read_buffer_.data() + kHeaderBytes;
+  const char* frame = read_buffer_.data() + h->header_bytes;
+  reason = "undecodable";
   if (h->stored) {
     return finishRecord(ref, path, std::string_view(frame, h->compressed), takeSpareLocked());
   }
@@ -1219,16 +1539,19 @@ std::shared_ptr<const Record> DiskSpool<Record>::front() {
     if (front_cache_ && front_cache_->sequence == records_.front().sequence) {
       return front_cache_;
     }
-    auto batch = readRecordLocked(records_.front());
+    std::string_view reason;
+    auto batch = readRecordLocked(records_.front(), reason);
     if (batch) {
       front_cache_ = std::make_shared<Record>(std::move(*batch));
       return front_cache_;
     }
     // Unreadable: skip it as if acknowledged, and count its lines.
-    errors_.report(kComponent, "corrupt_record", batch.error());
+    errors_.report(kComponent, reason,
+                   batch.error() + ", " + std::to_string(records_.front().lines) + " " +
+                       std::string(Codec::kUnit) + " lost");
     lost_lines_ += records_.front().lines;
-    popFrontLocked();
-    writeAckLocked();
+    damage_.units += records_.front().lines;
+    if (!popFrontLocked()) writeAckLocked();
   }
   return nullptr;
 }
@@ -1253,10 +1576,10 @@ void DiskSpool<Record>::acknowledge(std::uint64_t sequence) {
   // Durable only when a segment file went: see the file comment. A record on disk at once (a
   // kill would send it again), one held in memory at most once per ack_write_interval.
   const bool on_disk = records_.front().segment != kHeld;
-  const bool segment_went = popFrontLocked();
-  if (segment_went || on_disk || options_.ack_write_interval.count() == 0 || !ack_written_ ||
+  if (popFrontLocked()) return;  // a segment went: the ack was written durably
+  if (on_disk || options_.ack_write_interval.count() == 0 || !ack_written_ ||
       std::chrono::steady_clock::now() - *ack_written_ >= options_.ack_write_interval) {
-    writeAckLocked(segment_went);
+    writeAckLocked(false);
   } else {
     ack_dirty_ = true;
   }
@@ -1295,6 +1618,22 @@ std::expected<std::unique_ptr<BasicSpool<Record>>, std::string> BasicSpool<Recor
 
 template class BasicSpool<LogBatch>;
 template class BasicSpool<MetricWriteBatch>;
+
+SpoolDamageCounters::SpoolDamageCounters(prometheus::Family<prometheus::Counter>& units_dropped,
+                                         prometheus::Registry& registry, const std::string& spool)
+    : units_(units_dropped.Add({{"reason", "spool_corrupt"}})),
+      unknown_bytes_(prometheus::BuildCounter()
+                         .Name("nodewarden_spool_unknown_lost_bytes_total")
+                         .Help("Bytes of damaged spool records whose line or sample count is "
+                               "unknown (records written by older agents), by spool.")
+                         .Register(registry)
+                         .Add({{"spool", spool}})) {}
+
+void SpoolDamageCounters::update(const SpoolDamage& now) {
+  units_.Increment(static_cast<double>(now.units - seen_.units));
+  unknown_bytes_.Increment(static_cast<double>(now.unknown_bytes - seen_.unknown_bytes));
+  seen_ = now;
+}
 
 SpoolOptions logSpoolOptions(std::filesystem::path dir) {
   SpoolOptions so;

@@ -63,6 +63,33 @@ struct SpoolOptions {
   std::chrono::milliseconds hold_wait{1000};
 };
 
+// What damage to the spool's files took, since the spool was opened (recovery included): every
+// unit (line, sample) of a record that can no longer be read is counted once, from the record's
+// own header or from the records around it (see spool.cpp); only damage to records written by
+// older agents (record versions 1 to 4) can leave the number unknown, and then the damaged bytes
+// are counted instead.
+struct SpoolDamage {
+  std::uint64_t units = 0;           // a part of BasicSpool::lostUnits()
+  std::uint64_t unknown_bytes = 0;   // bytes of damaged records whose unit count is unknown
+  std::uint64_t all_lost_units = 0;  // lostUnits() at the same moment (damage or a full spool)
+};
+
+// Publishes a spool's damage() as counters that only grow: the units into units_dropped (the
+// owner's "dropped" family, reason="spool_corrupt"), the unknown bytes into
+// nodewarden_spool_unknown_lost_bytes_total{spool=<spool>}. The owner calls update() with its
+// other spool gauges; recovery's count arrives with the first call.
+class SpoolDamageCounters {
+ public:
+  SpoolDamageCounters(prometheus::Family<prometheus::Counter>& units_dropped,
+                      prometheus::Registry& registry, const std::string& spool);
+  void update(const SpoolDamage& now);
+
+ private:
+  prometheus::Counter& units_;
+  prometheus::Counter& unknown_bytes_;
+  SpoolDamage seen_;
+};
+
 // The options of the log spool (<state-dir>/spool/logs), shared by the agent and its benchmarks.
 SpoolOptions logSpoolOptions(std::filesystem::path dir);
 
@@ -71,8 +98,9 @@ SpoolOptions logSpoolOptions(std::filesystem::path dir);
 template <class Record>
 class BasicSpool {
  public:
-  // Opens (creating) the directory and recovers what is there: a torn or corrupt tail record (a
-  // crash mid-append) is cut off and counted, earlier records stay.
+  // Opens (creating) the directory and recovers what is there: damaged records are skipped and
+  // what they held is counted lost (damage()); a torn tail record (a crash mid-append) is cut
+  // off, and counted only if the spool had made it durable (then it is damage, not a torn write).
   static std::expected<std::unique_ptr<BasicSpool>, std::string> open(SpoolOptions options,
                                                                       ErrorReporter& errors);
   virtual ~BasicSpool() = default;
@@ -128,6 +156,8 @@ class BasicSpool {
   // Units (lines, samples) dropped when full, or corrupt. A batch dropped while front() had handed
   // it out counts only if it is not acknowledged: front() asked again first means it was not sent.
   [[nodiscard]] virtual std::uint64_t lostUnits() const = 0;
+  // The part of that, and more, that damage on disk took (not a full spool).
+  [[nodiscard]] virtual SpoolDamage damage() const = 0;
   // Encoded bytes of the appended batches held in memory for front(), at most cache_bytes (a batch
   // read back from disk for front() is held besides, one at a time).
   [[nodiscard]] virtual std::uint64_t cachedBytes() const = 0;

@@ -4,27 +4,40 @@
 // The first input byte picks the mode (the rest is the data):
 //   0  decodeLogBatch(data)
 //   1  data is a segment file, as is
-//   2  data is a segment file whose record headers get their magic, version and both crcs fixed
-//      up, so the fuzzer explores lengths, sequences and zstd frames instead of crc32 collisions
-//   3  data is a LogBatch payload, wrapped in one valid zstd record
+//   2  data is a segment file whose record headers get their magic and checksums fixed up (the
+//      version byte kept within 1..6: crc32 or XXH3 payloads, 44- or 52-byte headers), so the
+//      fuzzer explores lengths, sequences, unit counts and zstd frames instead of checksums
+//   3  data is a LogBatch payload, wrapped in one valid record of the current version (5, zstd)
+//   4  data is a whole spool directory: files of [kind u8][length u16 LE][bytes], kind 0 the ack
+//      file, any other kind a segment whose first sequence is that number (checksums of segment
+//      records fixed up as in mode 2, the ack's too when its version byte says 2)
+// The seed corpus (tests/fuzz/corpus/spool) holds segments of every record version, written by
+// the spool and converted (make_spool_corpus.cpp), and directories with an ack file.
 //
 // What a reader gets wrong: this checks more than "no crash". Whatever a damaged directory holds,
 // open must succeed (a bad spool file never stops the agent), recovery must leave only records
-// that read back in increasing sequence order, and a new append must then work and come back the
-// same after a reopen; anything else traps.
+// that read back in increasing sequence order, what damage took is part of what was lost, a new
+// append must then work and come back the same after a reopen, and that reopen must count no
+// loss again (damage is counted once); anything else traps.
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
@@ -34,11 +47,13 @@ namespace {
 namespace fs = std::filesystem;
 using namespace nodewarden;
 
-// The record header, as spool.cpp documents it.
-constexpr std::size_t kHeaderBytes = 44;
+// The record headers, as spool.cpp documents them: versions 1-4, and 5-6 (units before it).
+constexpr std::size_t kLegacyHeaderBytes = 44;
+constexpr std::size_t kHeaderBytes = 52;
 
-void check(bool invariant) {
+void check(bool invariant, int line = __builtin_LINE()) {
   if (!invariant) {
+    std::fprintf(stderr, "fuzz_spool_reader: invariant at line %d does not hold\n", line);
     __builtin_trap();
   }
 }
@@ -62,11 +77,34 @@ std::uint32_t crcOf(const char* p, std::size_t n) {
       crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(p), static_cast<uInt>(n)));
 }
 
-void fixHeader(char* h) {
+void putU64(char* p, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) {
+    p[i] = static_cast<char>(v >> (8 * i));
+  }
+}
+
+std::size_t headerBytes(std::uint8_t version) {
+  return version >= 5 ? kHeaderBytes : kLegacyHeaderBytes;
+}
+
+// Sets magic, a version in 1..6 (the byte there, if it is one), the payload checksum (when the
+// payload is all there) and the header crc. Returns the header's size.
+std::size_t fixHeader(char* h, std::size_t available) {
   std::memcpy(h, "NWSR", 4);
-  h[4] = 1;
+  auto version = static_cast<std::uint8_t>(h[4]);
+  if (version < 1 || version > 6) version = static_cast<std::uint8_t>(1 + version % 6);
+  h[4] = static_cast<char>(version);
   h[5] = h[6] = h[7] = 0;
-  putU32(h + 40, crcOf(h, 40));
+  const std::size_t header = headerBytes(version);
+  const std::uint32_t compressed = getU32(h + 20);
+  if (compressed <= available - header) {
+    const char* payload = h + header;
+    putU32(h + header - 8, version <= 2
+                               ? crcOf(payload, compressed)
+                               : static_cast<std::uint32_t>(XXH3_64bits(payload, compressed)));
+  }
+  putU32(h + header - 4, crcOf(h, header - 4));
+  return header;
 }
 
 // Mode 2: make every header in the chain check out.
@@ -74,20 +112,16 @@ void fixUpRecords(std::string& file) {
   std::size_t offset = 0;
   while (offset + kHeaderBytes <= file.size()) {
     char* h = file.data() + offset;
+    const std::size_t header = fixHeader(h, file.size() - offset);
     const std::uint32_t compressed = getU32(h + 20);
-    const bool whole = compressed <= file.size() - offset - kHeaderBytes;
-    if (whole) {
-      putU32(h + 36, crcOf(h + kHeaderBytes, compressed));
-    }
-    fixHeader(h);
-    if (!whole) {
+    if (compressed > file.size() - offset - header) {
       break;
     }
-    offset += kHeaderBytes + compressed;
+    offset += header + compressed;
   }
 }
 
-// Mode 3: one valid record around an arbitrary payload.
+// Mode 3: one valid record (version 5) around an arbitrary payload.
 std::string wrapPayload(std::string_view payload) {
   std::string record(kHeaderBytes + ZSTD_compressBound(payload.size()), '\0');
   const std::size_t n = ZSTD_compress(record.data() + kHeaderBytes, record.size() - kHeaderBytes,
@@ -95,12 +129,13 @@ std::string wrapPayload(std::string_view payload) {
   check(ZSTD_isError(n) == 0U);
   record.resize(kHeaderBytes + n);
   char* h = record.data();
+  h[4] = 5;  // zstd, XXH3, units before it
   h[8] = 1;  // sequence 1 (little-endian u64)
   putU32(h + 16, static_cast<std::uint32_t>(payload.size()));
   putU32(h + 20, static_cast<std::uint32_t>(n));
   putU32(h + 24, 1);  // lines
-  putU32(h + 36, crcOf(h + kHeaderBytes, n));
-  fixHeader(h);
+  putU64(h + 36, 0);  // units before it
+  fixHeader(h, record.size());
   return record;
 }
 
@@ -118,8 +153,11 @@ void checkCodec(std::string_view data) {
 }
 
 struct Fixture {
-  Fixture() : errors(registry) {
-    spdlog::set_level(spdlog::level::off);  // recovery reports on almost every input
+  // NODEWARDEN_FUZZ_LOG=1 logs every report (to see why an input traps).
+  Fixture() : errors(registry, std::chrono::seconds(0)) {
+    if (std::getenv("NODEWARDEN_FUZZ_LOG") == nullptr) {
+      spdlog::set_level(spdlog::level::off);  // recovery reports on almost every input
+    }
     std::string tmpl = (fs::temp_directory_path() / "fuzz-spool-XXXXXX").string();
     check(::mkdtemp(tmpl.data()) != nullptr);
     base = tmpl;
@@ -133,17 +171,19 @@ struct Fixture {
   fs::path base;
 };
 
-void checkSpool(const std::string& file) {
+// files: name -> bytes, written into a fresh spool directory.
+void checkSpool(const std::vector<std::pair<std::string, std::string>>& files) {
   static Fixture fixture;
   const fs::path dir = fixture.base / "run";
   std::error_code ec;
   fs::remove_all(dir, ec);
   fs::create_directories(dir);
-  const fs::path segment = dir / "00000000000000000001.seg";
-  {
-    std::ofstream out(segment, std::ios::binary);
-    out.write(file.data(), static_cast<std::streamsize>(file.size()));
+  std::size_t total = 0;
+  for (const auto& [name, bytes] : files) {
+    std::ofstream out(dir / name, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     check(out.good());
+    total += bytes.size();
   }
   SpoolOptions options;
   options.dir = dir;
@@ -156,8 +196,8 @@ void checkSpool(const std::string& file) {
     auto opened = Spool::open(options, fixture.errors);
     check(opened.has_value());
     Spool& spool = **opened;
-    check(spool.bytes() <= file.size());
-    check(spool.batches() <= file.size() / kHeaderBytes);
+    check(spool.bytes() <= total);
+    check(spool.batches() <= total / kLegacyHeaderBytes);
     const std::uint64_t indexed = spool.batches();
     std::uint64_t read = 0;
     while (auto batch = spool.front()) {
@@ -169,6 +209,8 @@ void checkSpool(const std::string& file) {
     check(read <= indexed);
     check(spool.batches() == 0);
     check(spool.oldestAge().count() == 0);
+    const SpoolDamage damage = spool.damage();
+    check(damage.units <= spool.lostUnits() && damage.all_lost_units == spool.lostUnits());
 
     LogBatch batch;
     batch.streams.push_back({{{"pod", "p"}}, {{1, "line", {}}}});
@@ -186,11 +228,42 @@ void checkSpool(const std::string& file) {
   }
   auto reopened = Spool::open(options, fixture.errors);
   check(reopened.has_value());
+  // Everything damaged was counted and let go by the first open: nothing is counted twice.
+  check((*reopened)->lostUnits() == 0 && (*reopened)->damage().unknown_bytes == 0);
   auto front = (*reopened)->front();
   check(front != nullptr && front->sequence == last && front->lines == 1 &&
         front->streams.size() == 1 && front->streams[0].entries[0].line == "line");
   reopened->reset();
   fs::remove_all(dir, ec);
+}
+
+void checkSegment(const std::string& file) { checkSpool({{"00000000000000000001.seg", file}}); }
+
+// Mode 4: [kind u8][length u16 LE][bytes] files, fixed up to check out.
+void checkDirectory(std::string_view data) {
+  std::vector<std::pair<std::string, std::string>> files;
+  while (data.size() >= 3 && files.size() < 8) {
+    const auto kind = static_cast<unsigned char>(data[0]);
+    const std::size_t length = std::min<std::size_t>(
+        data.size() - 3, static_cast<unsigned char>(data[1]) |
+                             (std::size_t{static_cast<unsigned char>(data[2])} << 8));
+    std::string bytes(data.substr(3, length));
+    data.remove_prefix(3 + length);
+    if (kind == 0) {
+      // The ack, version 2: its crc is the last four bytes.
+      if (bytes.size() >= 48 && bytes[4] == 2) {
+        std::memcpy(bytes.data(), "NWAK", 4);
+        putU32(bytes.data() + bytes.size() - 4, crcOf(bytes.data(), bytes.size() - 4));
+      }
+      files.emplace_back("ack", std::move(bytes));
+      continue;
+    }
+    fixUpRecords(bytes);
+    std::string name = std::to_string(kind);
+    name.insert(0, 20 - name.size(), '0');
+    files.emplace_back(name + ".seg", std::move(bytes));
+  }
+  checkSpool(files);
 }
 
 }  // namespace
@@ -200,22 +273,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   const std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 4) {
+  switch (data[0] % 5) {
     case 0:
       checkCodec(rest);
       break;
     case 1:
-      checkSpool(std::string(rest));
+      checkSegment(std::string(rest));
       break;
     case 2: {
       std::string file(rest);
       fixUpRecords(file);
-      checkSpool(file);
+      checkSegment(file);
       break;
     }
-    default:
+    case 3:
       checkCodec(rest);
-      checkSpool(wrapPayload(rest));
+      checkSegment(wrapPayload(rest));
+      break;
+    default:
+      checkDirectory(rest);
       break;
   }
   return 0;

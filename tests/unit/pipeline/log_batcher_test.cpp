@@ -498,6 +498,7 @@ class SyncRecordingSpool final : public Spool {
   }
   [[nodiscard]] std::uint64_t batches() const override { return real_.batches(); }
   [[nodiscard]] std::uint64_t lostUnits() const override { return real_.lostUnits(); }
+  [[nodiscard]] SpoolDamage damage() const override { return real_.damage(); }
   [[nodiscard]] std::uint64_t cachedBytes() const override { return real_.cachedBytes(); }
   [[nodiscard]] std::chrono::milliseconds oldestAge() const override { return real_.oldestAge(); }
   bool fail_sync = false;

@@ -1,8 +1,10 @@
 // Tests for agent/http_server on real loopback sockets: routing (exact paths, 404, 405, HEAD),
 // keep-alive and pipelining, gzip streaming, query values of any length and malformed ones, and
 // the listener's defences: a head deadline that trickled bytes do not extend, a bounded head, a
-// bounded connection count, a write deadline, and /healthz and /metrics answering promptly while
-// 500 idle and slowloris connections are held open.
+// bounded connection count that evicts queued requests too, write and stream deadlines, a bounded
+// stream queue and response budget (503 beyond), inline probes that never wait for the pool,
+// handler exceptions that close one connection, and /healthz and /metrics answering promptly
+// while 500 idle and slowloris connections are held open.
 //
 // What a reader gets wrong: the timeout tests shorten the server's timeouts through its options and
 // wait for the events themselves (the server closing a socket), with generous upper bounds only so

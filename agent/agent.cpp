@@ -230,6 +230,8 @@ class Agent::Impl {
     reload_source_ = std::move(source);
   }
 
+  ~Impl() { ignoreSignalsFromNowOn(); }  // also when run() never ran or returned early
+
   int run() {
     HttpServerOptions http;
     http.tls_cert_file = config_.tls_cert_file.string();
@@ -277,10 +279,11 @@ class Agent::Impl {
       http_->handle("/signals", [this](const HttpRequest& r) { return signals(r); });
     }
     http_->handleStream("/metrics", [this](const HttpRequest&, ResponseWriter& w) { metrics(w); });
-    http_->handle("/healthz", [](const HttpRequest&) {
+    // On the io thread: probes never queue behind /signals or /jobs on the pool.
+    http_->handleInline("/healthz", [](const HttpRequest&) {
       return HttpResponse{200, "text/plain", "ok\n", false};
     });
-    http_->handle("/readyz", [this](const HttpRequest&) {
+    http_->handleInline("/readyz", [this](const HttpRequest&) {
       auto answer = readiness_.answer();
       return HttpResponse{answer.ready ? 200 : 503, "text/plain", std::move(answer.body), false};
     });
@@ -314,6 +317,10 @@ class Agent::Impl {
     next_ = std::chrono::steady_clock::now();
     asio::post(io_, [this] { cycle(); });
     io_.run();
+    // Destroying (or clearing) the signal_set puts SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM back to
+    // SIG_DFL, which ends the process; the shutdown below still joins threads for a while. Clear
+    // it now and ignore them until exit, so a late SIGHUP cannot kill a clean shutdown.
+    ignoreSignalsFromNowOn();
     for (auto& w : log_watches_) {
       asio::error_code ec;
       w->close(ec);
@@ -417,6 +424,13 @@ class Agent::Impl {
       return HttpResponse{503, "text/plain", readiness_.answer().body, false};
     }
     return jobs_->jobsJson(r);
+  }
+
+  void ignoreSignalsFromNowOn() {
+    asio::error_code ec;
+    signals_.cancel(ec);
+    signals_.clear(ec);
+    for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGALRM}) std::signal(sig, SIG_IGN);
   }
 
   void waitForSignal() {
@@ -884,8 +898,19 @@ class Agent::Impl {
     }
     w.begin(200, "text/plain; version=0.0.4; charset=utf-8", true);
     const auto start = std::chrono::steady_clock::now();
-    const std::size_t n = renderExposition(snap, detector_ ? detectorState() : nullptr,
-                                           [&](std::string_view chunk) { w.write(chunk); });
+    // A client gone (closed, or cut off at a deadline) stops the render at the next chunk: it
+    // must not cost a whole render nobody reads.
+    struct ClientGone {};
+    std::size_t n = 0;
+    try {
+      n = renderExposition(snap, detector_ ? detectorState() : nullptr,
+                           [&](std::string_view chunk) {
+                             if (w.gone()) throw ClientGone{};
+                             w.write(chunk);
+                           });
+    } catch (const ClientGone&) {
+      return;
+    }
     if (snap) {
       render_duration_->Set(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

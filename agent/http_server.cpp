@@ -130,6 +130,7 @@ void ResponseWriter::begin(int status, const std::string& content_type, bool com
   out_ += "Content-Type: " + content_type + "\r\nCache-Control: no-store\r\n";
   if (gzip_) out_ += "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n";
   if (status == 405) out_ += "Allow: GET, HEAD\r\n";
+  if (status == 503) out_ += "Retry-After: 1\r\n";
   if (chunked_) out_ += "Transfer-Encoding: chunked\r\n";
   if (!keep_alive_) out_ += "Connection: close\r\n";
   out_ += "\r\n";
@@ -211,6 +212,7 @@ class HttpServer::Impl {
   struct Route {
     HttpServer::Handler whole;         // one of the two is set
     HttpServer::StreamHandler stream;  // at most one of these runs at a time
+    bool on_io = false;                // whole, cheap and non-blocking: run on the io thread
   };
 
   explicit Impl(HttpServerOptions options)
@@ -220,7 +222,20 @@ class HttpServer::Impl {
 
   std::expected<void, std::string> listen(const std::string& listen);
   void run() {
-    io_thread_ = std::thread([this] { io_.run(); });
+    io_thread_ = std::thread([this] {
+      // What escapes a handler on the io thread is caught where it happens (the connection is
+      // closed); this is the last line, so the listener outlives anything else.
+      while (true) {
+        try {
+          io_.run();
+          return;
+        } catch (const std::exception& e) {
+          report("internal", e.what());
+        } catch (...) {
+          report("internal", "unknown exception on the io thread");
+        }
+      }
+    });
   }
   void stop();
 
@@ -257,6 +272,21 @@ class HttpServer::Impl {
   // Open connections, oldest first; io thread only. A connection removes itself when it closes.
   std::list<Connection*> connections_;
   std::atomic<std::size_t> connection_count_{0};
+  std::atomic<std::size_t> waiting_{0};         // requests whose handler has not started
+  std::atomic<std::size_t> stream_waiting_{0};  // of those, the ones waiting for the stream slot
+  std::atomic<std::size_t> buffered_bytes_{0};  // whole-response bytes held, all connections
+
+  // Takes n bytes of the whole-response budget; false when they do not fit.
+  bool reserve(std::size_t n) {
+    std::size_t held = buffered_bytes_.load(std::memory_order_relaxed);
+    do {
+      if (n > options_.max_buffered_bytes || held > options_.max_buffered_bytes - n) return false;
+    } while (!buffered_bytes_.compare_exchange_weak(held, held + n, std::memory_order_relaxed));
+    return true;
+  }
+  void release(std::size_t n) {
+    if (n > 0) buffered_bytes_.fetch_sub(n, std::memory_order_relaxed);
+  }
 
   mutable std::mutex routes_mu_;  // guards routes_
   std::map<std::string, std::shared_ptr<const Route>, std::less<>> routes_;
@@ -284,6 +314,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   [[nodiscard]] State state() const { return state_; }
 
+  // Takes the request dispatched to the pool back from the queue: true for whoever (the pool
+  // task starting it, or the io thread evicting the connection) claims it first.
+  bool claim() {
+    if (!pending_.exchange(false)) return false;
+    server_.waiting_.fetch_sub(1);
+    if (pending_stream_) server_.stream_waiting_.fetch_sub(1);
+    return true;
+  }
+
   void start() {
     if (!tls_) {
       readHead();
@@ -305,10 +344,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Writes one piece of a response on the io thread; done(ok) runs there once it is written, or
   // failed, or the client did not take it within write_timeout (the connection is then closed).
-  void write(std::string bytes, bool last, std::function<void(bool)> done) {
+  // reserved: bytes of the whole-response budget this piece holds, released once written or
+  // when the connection closes. stream_deadline: when set, the whole response must be taken by
+  // then.
+  void write(std::string bytes, bool last, std::function<void(bool)> done, std::size_t reserved = 0,
+             std::optional<Clock::time_point> stream_deadline = std::nullopt) {
     asio::post(server_.io_, [self = shared_from_this(), bytes = std::move(bytes), last,
-                             done = std::move(done)]() mutable {
-      self->writeOnIo(std::move(bytes), last, std::move(done));
+                             done = std::move(done), reserved, stream_deadline]() mutable {
+      self->writeOnIo(std::move(bytes), last, std::move(done), reserved, stream_deadline);
     });
   }
 
@@ -324,12 +367,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     timer_.cancel();
     asio::error_code ec;
     lowest().close(ec);
+    server_.release(budget_held_);
+    budget_held_ = 0;
     server_.connections_.erase(self_in_list_);
     server_.connection_count_.store(server_.connections_.size(), std::memory_order_relaxed);
   }
 
  private:
-  enum class Phase { kHandshake, kHead, kWrite, kLinger };
+  enum class Phase { kHandshake, kHead, kWrite, kStream, kLinger };
 
   tcp::socket& lowest() { return tls_ ? tls_->next_layer() : plain_; }
 
@@ -360,6 +405,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         break;
       case Phase::kWrite:
         server_.report("write_timeout", "the client did not read the response in time");
+        break;
+      case Phase::kStream:
+        server_.report("stream_timeout", "the client did not take the stream within its deadline");
         break;
       case Phase::kLinger:
         break;
@@ -459,45 +507,86 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     request.params = std::move(*params);
+    if (route->on_io) {
+      try {
+        runWhole(*route, request);
+      } catch (...) {
+        server_.report("handler", "exception while answering");
+        close();
+      }
+      return;
+    }
     auto self = shared_from_this();
+    pending_stream_ = !route->whole;
+    if (pending_stream_) {
+      if (server_.stream_waiting_.load() >= server_.options_.max_stream_queue) {
+        server_.report("stream_queue_full", "too many requests waiting for the stream slot");
+        respond(request, 503, "busy: too many requests waiting for this path, retry later\n");
+        return;
+      }
+      server_.stream_waiting_.fetch_add(1);
+    }
+    server_.waiting_.fetch_add(1);
+    pending_.store(true);
+    auto task = [self, route, request = std::move(request)] {
+      if (!self->claim()) return;  // evicted while it waited
+      try {
+        if (route->whole) {
+          self->runWhole(*route, request);
+        } else {
+          self->runStream(*route, request);
+        }
+      } catch (...) {
+        self->server_.report("handler", "exception while answering");
+        self->abort();
+      }
+    };
     if (route->whole) {
-      asio::post(server_.pool_,
-                 [self, route, request = std::move(request)] { self->runWhole(*route, request); });
+      asio::post(server_.pool_, std::move(task));
     } else {
-      asio::post(server_.stream_strand_,
-                 [self, route, request = std::move(request)] { self->runStream(*route, request); });
+      asio::post(server_.stream_strand_, std::move(task));
     }
   }
 
   // Collects a whole response and writes it without waiting: the pool thread is free at once.
   class BufferedSink : public ResponseSink {
    public:
-    explicit BufferedSink(std::shared_ptr<Connection> conn) : conn_(std::move(conn)) {}
+    explicit BufferedSink(std::shared_ptr<Connection> conn, std::size_t reserved = 0)
+        : conn_(std::move(conn)), reserved_(reserved) {}
+    ~BufferedSink() override { conn_->server_.release(reserved_); }  // when never handed over
     bool send(std::string bytes, bool last) override {
       bytes_ += bytes;
-      if (last) conn_->write(std::move(bytes_), true, nullptr);
+      if (last) {
+        conn_->write(std::move(bytes_), true, nullptr, reserved_);
+        reserved_ = 0;
+      }
       return true;
     }
 
    private:
     std::shared_ptr<Connection> conn_;
     std::string bytes_;
+    std::size_t reserved_;
   };
 
   // Hands each piece to the io thread and waits until the client took it (or the write
   // deadline passed): the handler renders no faster than the client reads.
   class StreamSink : public ResponseSink {
    public:
-    explicit StreamSink(std::shared_ptr<Connection> conn) : conn_(std::move(conn)) {}
+    explicit StreamSink(std::shared_ptr<Connection> conn)
+        : conn_(std::move(conn)),
+          deadline_(Clock::now() + conn_->server_.options_.stream_timeout) {}
     bool send(std::string bytes, bool last) override {
       auto written = std::make_shared<std::promise<bool>>();
       auto result = written->get_future();
-      conn_->write(std::move(bytes), last, [written](bool ok) { written->set_value(ok); });
+      conn_->write(
+          std::move(bytes), last, [written](bool ok) { written->set_value(ok); }, 0, deadline_);
       return result.get();
     }
 
    private:
     std::shared_ptr<Connection> conn_;
+    Clock::time_point deadline_;
   };
 
   // An answer of the server's own (404, 405, 400), written from the io thread.
@@ -520,15 +609,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void runWhole(const HttpServer::Impl::Route& route, const HttpRequest& request) {
-    BufferedSink sink(shared_from_this());
-    ResponseWriter w(sink, request);
     HttpResponse r;
     try {
       r = route.whole(request);
     } catch (const std::exception& e) {
       server_.report("handler", e.what());
       r = HttpResponse{500, "text/plain; charset=utf-8", "internal error\n", false};
+    } catch (...) {
+      server_.report("handler", "unknown exception");
+      r = HttpResponse{500, "text/plain; charset=utf-8", "internal error\n", false};
     }
+    std::size_t reserved = 0;
+    if (!route.on_io) {
+      // The body and its framing are held until the client took them: bounded over all
+      // connections, so a thousand clients that never read cannot hold a thousand bodies.
+      reserved = r.body.size() + 1024;
+      if (!server_.reserve(reserved)) {
+        server_.report("response_budget", "buffered responses over max_buffered_bytes");
+        r = HttpResponse{503, "text/plain; charset=utf-8", "busy: too many responses in flight\n",
+                         false};
+        reserved = 0;
+      }
+    }
+    BufferedSink sink(shared_from_this(), reserved);
+    ResponseWriter w(sink, request);
     w.begin(r.status, r.content_type, r.compressible);
     w.write(r.body);
     w.end();
@@ -539,8 +643,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ResponseWriter w(sink, request);
     try {
       route.stream(request, w);
-    } catch (const std::exception& e) {
-      server_.report("handler", e.what());
+    } catch (...) {
+      server_.report("handler", "exception in a stream handler");
       if (w.status() != 0) {
         w.abandon();
         abort();
@@ -552,29 +656,73 @@ class Connection : public std::enable_shared_from_this<Connection> {
     w.end();
   }
 
-  void writeOnIo(std::string bytes, bool last, std::function<void(bool)> done) {
+  void writeOnIo(std::string bytes, bool last, std::function<void(bool)> done, std::size_t reserved,
+                 std::optional<Clock::time_point> stream_deadline) {
     if (state_ == State::kClosed) {
+      server_.release(reserved);
       if (done) done(false);
       return;
     }
+    budget_held_ += reserved;
     out_ = std::move(bytes);
-    armDeadline(server_.options_.write_timeout, Phase::kWrite);
-    auto on_written = [self = shared_from_this(), last, done = std::move(done)](
-                          const asio::error_code& ec, std::size_t) {
+    out_at_ = 0;
+    last_ = last;
+    done_ = std::move(done);
+    stream_deadline_ = stream_deadline;
+    writePiece();
+  }
+
+  // Writes the next piece of out_ (at most kPieceBytes), each with its own write deadline, and
+  // within the stream's total deadline when there is one.
+  void writePiece() {
+    const std::size_t n = std::min(kPieceBytes, out_.size() - out_at_);
+    auto timeout = server_.options_.write_timeout;
+    Phase phase = Phase::kWrite;
+    if (stream_deadline_) {
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(*stream_deadline_ - Clock::now());
+      if (left <= std::chrono::milliseconds::zero()) {
+        onDeadline(Phase::kStream);
+        failWrite();
+        return;
+      }
+      if (left < timeout) {
+        timeout = left;
+        phase = Phase::kStream;
+      }
+    }
+    armDeadline(timeout, phase);
+    auto on_written = [self = shared_from_this(), n](const asio::error_code& ec, std::size_t) {
       if (self->state_ == State::kClosed || ec) {
         self->close();
-        if (done) done(false);
+        self->failWrite();
+        return;
+      }
+      self->out_at_ += n;
+      if (self->out_at_ < self->out_.size()) {
+        self->writePiece();
         return;
       }
       self->cancelDeadline();
-      if (last) self->finishResponse();
+      self->server_.release(self->budget_held_);
+      self->budget_held_ = 0;
+      auto done = std::move(self->done_);
+      self->done_ = nullptr;
+      if (self->last_) self->finishResponse();
       if (done) done(true);
     };
+    auto buf = asio::buffer(out_.data() + out_at_, n);
     if (tls_) {
-      asio::async_write(*tls_, asio::buffer(out_), std::move(on_written));
+      asio::async_write(*tls_, buf, std::move(on_written));
     } else {
-      asio::async_write(plain_, asio::buffer(out_), std::move(on_written));
+      asio::async_write(plain_, buf, std::move(on_written));
     }
+  }
+
+  void failWrite() {
+    auto done = std::move(done_);
+    done_ = nullptr;
+    if (done) done(false);
   }
 
   void finishResponse() {
@@ -616,8 +764,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<asio::ssl::context> tls_context_;  // kept for the stream's lifetime
   std::vector<char> buffer_;                         // the request head; max_head_bytes
   std::size_t have_ = 0;                             // bytes of buffer_ filled
-  std::size_t scanned_ = 0;  // bytes of buffer_ already searched for the end of the head
-  std::string out_;          // the piece being written
+  std::size_t scanned_ = 0;         // bytes of buffer_ already searched for the end of the head
+  std::string out_;                 // what is being written, in pieces of kPieceBytes
+  std::size_t out_at_ = 0;          // bytes of out_ already written
+  bool last_ = false;               // out_ ends the response
+  std::function<void(bool)> done_;  // told when out_ is written or failed
+  std::optional<Clock::time_point> stream_deadline_;
+  std::size_t budget_held_ = 0;       // whole-response budget bytes held; io thread only
+  std::atomic<bool> pending_{false};  // dispatched to the pool and not yet started
+  bool pending_stream_ = false;       // what waits is a stream request
   std::uint64_t deadline_generation_ = 0;
   std::uint64_t served_ = 0;
   bool keep_alive_after_ = false;  // whether another request may follow the current response
@@ -687,6 +842,13 @@ void HttpServer::Impl::onAccepted(tcp::socket socket) {
                c->state() == Connection::State::kHandshake;
       });
     }
+    // Then the oldest whose request still waits for a handler: nothing was started for it, and
+    // queued requests must not make the server refuse every newcomer (probes included).
+    if (oldest == connections_.end()) {
+      oldest = std::ranges::find_if(connections_, [](Connection* c) {
+        return c->state() == Connection::State::kHandling && c->claim();
+      });
+    }
     report("connection_limit", "max_connections reached");
     if (oldest == connections_.end()) {
       asio::error_code ec;
@@ -701,7 +863,12 @@ void HttpServer::Impl::onAccepted(tcp::socket socket) {
     context = tls_->current(Clock::now(), error);
     if (!error.empty()) report("tls_reload", error);
   }
-  std::make_shared<Connection>(*this, std::move(socket), std::move(context))->start();
+  try {
+    std::make_shared<Connection>(*this, std::move(socket), std::move(context))->start();
+  } catch (const std::exception& e) {
+    // bad_alloc, or the TLS stream failing to set up: this connection only.
+    report("internal", e.what());
+  }
 }
 
 void HttpServer::Impl::stop() {
@@ -740,6 +907,7 @@ std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
   }
   if (options.max_head_bytes < 256) options.max_head_bytes = 256;
   if (options.max_connections < 1) options.max_connections = 1;
+  if (options.max_stream_queue < 1) options.max_stream_queue = 1;
   auto impl = std::make_unique<Impl>(options);
   if (!options.tls_cert_file.empty()) {
     auto tls = ReloadingTlsContext::load(
@@ -761,6 +929,12 @@ void HttpServer::handle(const std::string& path, Handler handler) {
 void HttpServer::handleStream(const std::string& path, StreamHandler handler) {
   impl_->addRoute(path, Impl::Route{nullptr, std::move(handler)});
 }
+
+void HttpServer::handleInline(const std::string& path, Handler handler) {
+  impl_->addRoute(path, Impl::Route{std::move(handler), nullptr, true});
+}
+
+std::size_t HttpServer::waiting() const { return impl_->waiting_.load(std::memory_order_relaxed); }
 
 int HttpServer::port() const { return impl_->port_; }
 

@@ -11,8 +11,13 @@
 //
 // What a reader gets wrong: handlers must be cheap and thread-safe; they read state the
 // collection thread publishes (under a lock or atomics), they never collect. A stream handler
-// (/metrics) blocks its pool thread while the client reads; at most one stream handler runs at a
-// time, so the other pool thread always serves the whole-response handlers (/healthz) at once.
+// (/metrics) blocks its pool thread while the client reads, for at most stream_timeout; at most
+// one stream handler runs at a time and at most max_stream_queue wait for it (503 beyond), so the
+// other pool thread always serves the whole-response handlers. Inline handlers (/healthz,
+// /readyz) run on the io thread and wait for no pool. Whole responses are written in 64 KiB
+// pieces and their bytes held count against max_buffered_bytes (503 beyond). An exception
+// escaping a handler or a connection is counted (reason="handler" or "internal") and closes that
+// connection only.
 #pragma once
 
 #include <chrono>
@@ -75,6 +80,9 @@ class ResponseWriter {
   void begin(int status, const std::string& content_type, bool compressible);
   void write(std::string_view data);
   void end();
+  // Whether the client is gone (closed, reset, or cut off at a deadline): what is written is then
+  // dropped, and a handler that renders a long body should stop early.
+  [[nodiscard]] bool gone() const { return gone_; }
   // Drops the rest after a handler failed half-way (the server then closes the connection: a
   // truncated body must not look complete).
   void abandon();
@@ -107,10 +115,20 @@ struct HttpServerOptions {
   std::chrono::milliseconds header_timeout{5000};
   // Each piece of a response (about 64 KiB) must be taken by the client within this.
   std::chrono::milliseconds write_timeout{10000};
+  // A whole stream response (/metrics) must be taken within this, however steadily the client
+  // reads: the one stream slot is never held longer.
+  std::chrono::milliseconds stream_timeout{60000};
+  // Stream requests waiting for the stream slot at most; beyond it they are answered 503 with
+  // Retry-After (counted as reason="stream_queue_full").
+  std::size_t max_stream_queue = 4;
+  // Bytes of whole (buffered) responses held at once, summed over all connections; a response
+  // that does not fit is answered 503 with Retry-After (reason="response_budget").
+  std::size_t max_buffered_bytes = 64 * 1024 * 1024;
   // A longer request head is answered 431 and the connection closed.
   std::size_t max_head_bytes = 8 * 1024;
-  // Open connections at most; beyond it the oldest one waiting for a request is closed to make
-  // room, or the new one refused when none waits.
+  // Open connections at most; beyond it the oldest one waiting for a request (or whose request
+  // still waits for a handler to start) is closed to make room, or the new one refused when none
+  // does.
   std::size_t max_connections = 1024;
   int handler_threads = 2;  // at least 2: one of them is never taken by a stream handler
   // TLS on the listener when both are set (PEM files); client_ca_file adds client-certificate
@@ -141,9 +159,14 @@ class HttpServer {
   // on the pool and then written without holding a pool thread.
   void handle(const std::string& path, Handler handler);
   void handleStream(const std::string& path, StreamHandler handler);
+  // For cheap handlers that never block (health, readiness): answered on the io thread at once,
+  // never queued behind the pool's slow handlers. Not subject to the response budget.
+  void handleInline(const std::string& path, Handler handler);
   [[nodiscard]] int port() const;
   // Connections open right now (for tests and the self-metrics).
   [[nodiscard]] std::size_t connections() const;
+  // Requests dispatched whose handler has not started yet (for tests and the self-metrics).
+  [[nodiscard]] std::size_t waiting() const;
   void stop();
 
   class Impl;

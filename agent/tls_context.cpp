@@ -36,6 +36,9 @@ std::expected<std::shared_ptr<asio::ssl::context>, std::string> makeServerTlsCon
   if (ec || SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION) != 1) {
     return std::unexpected("cannot restrict TLS to 1.2 and later: " + lastOpenSslError(ec));
   }
+  // A TLS 1.2 client could otherwise renegotiate at will, each costing the io thread a full
+  // handshake outside the handshake deadline.
+  SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_RENEGOTIATION);
   ctx->use_certificate_chain_file(files.cert_file, ec);
   if (ec) {
     return std::unexpected("certificate file " + files.cert_file +

@@ -339,6 +339,29 @@ TEST_F(AgentSignals, Usr1Usr2AlrmAndPipeAreLoggedOnceAndIgnored) {
   EXPECT_THAT(log(), HasSubstr("SIGTERM received, shutting down"));
 }
 
+// Destroying the agent's signal_set put SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM back to SIG_DFL while
+// the shutdown still joined threads, so a SIGHUP then (a config reload racing a rollout) killed a
+// clean shutdown. Signals are sent at a steady pace from SIGTERM until the process is gone; every
+// one of them must be ignored.
+TEST_F(AgentSignals, SignalsDuringShutdownDoNotEndItUncleanly) {
+  start();
+  signal(SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  int sent = 0;
+  while (agent_.running() && std::chrono::steady_clock::now() < deadline) {
+    for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGALRM}) {
+      if (::kill(agent_.pid(), sig) == 0) ++sent;
+    }
+    std::this_thread::sleep_for(200us);  // the pace of the senders, not a wait for the agent
+  }
+  ASSERT_FALSE(agent_.running()) << "the agent did not stop within 10 s";
+  const auto status = agent_.exitStatus();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+      << nodewarden::testing::describeWaitStatus(*status) << " after " << sent << " signals";
+  EXPECT_THAT(log(), HasSubstr("stopped"));
+}
+
 // A changed detector option takes effect: the memory recommendation of a container of the fixture
 // node (whose working set never changes) is its percentile times 1 + margin.
 TEST_F(AgentSignals, SighupAppliesADetectorOptionAtOnce) {

@@ -1,8 +1,10 @@
 // Tests for agent/http_server on real loopback sockets: routing (exact paths, 404, 405, HEAD),
 // keep-alive and pipelining, gzip streaming, query values of any length and malformed ones, and
 // the listener's defences: a head deadline that trickled bytes do not extend, a bounded head, a
-// bounded connection count, a write deadline, and /healthz and /metrics answering promptly while
-// 500 idle and slowloris connections are held open.
+// bounded connection count that evicts queued requests too, write and stream deadlines, a bounded
+// stream queue and response budget (503 beyond), inline probes that never wait for the pool,
+// handler exceptions that close one connection, and /healthz and /metrics answering promptly
+// while 500 idle and slowloris connections are held open.
 //
 // What a reader gets wrong: the timeout tests shorten the server's timeouts through its options and
 // wait for the events themselves (the server closing a socket), with generous upper bounds only so
@@ -10,12 +12,17 @@
 #include "agent/http_server.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <prometheus/registry.h>
+#include <sys/socket.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +66,42 @@ std::string exposition() {
   return s;
 }
 
+// The first bytes of a response (enough for its status line), read straight from the socket so
+// that the rest stays unread; empty when none arrived within the timeout.
+std::string firstBytes(int fd, std::chrono::milliseconds timeout) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return {};
+  char buf[16];
+  const long n = ::recv(fd, buf, sizeof buf, 0);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+// Holds handlers until released; counts those that started.
+class Gate {
+ public:
+  void pass() {
+    std::unique_lock lock(mu_);
+    ++started_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return open_; });
+  }
+  bool waitStarted(int n, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return started_ >= n; });
+  }
+  void open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int started_ = 0;
+  bool open_ = false;
+};
+
 class HttpServerTest : public ::testing::Test {
  protected:
   void start(HttpServerOptions o = {}) {
@@ -66,7 +109,7 @@ class HttpServerTest : public ::testing::Test {
     auto s = HttpServer::start("127.0.0.1:0", o);
     ASSERT_TRUE(s.has_value()) << s.error();
     server_ = std::move(*s);
-    server_->handle("/healthz", [](const HttpRequest&) {
+    server_->handleInline("/healthz", [](const HttpRequest&) {
       return HttpResponse{200, "text/plain", "ok\n", false};
     });
     server_->handle("/echo", [](const HttpRequest& r) {
@@ -81,11 +124,41 @@ class HttpServerTest : public ::testing::Test {
     });
   }
   [[nodiscard]] int port() const { return server_->port(); }
+  // A stream of up to 256 MiB that stops once the client is gone; started_ is set when it begins
+  // and gone_ with whether it saw the client gone once it stops.
+  void addHugeStream() {
+    server_->handleStream("/huge", [this](const HttpRequest&, ResponseWriter& w) {
+      const std::string block(64 * 1024, 'z');
+      w.begin(200, "text/plain", false);
+      if (!huge_started_.exchange(true)) started_.set_value();
+      for (int i = 0; i < 4096 && !w.gone(); ++i) w.write(block);
+      if (!huge_stopped_.exchange(true)) gone_.set_value(w.gone());
+    });
+  }
+  // Polls a condition the server changes on its own (a counter), up to a bound that only a broken
+  // server reaches.
+  template <typename F>
+  static bool eventually(F condition, std::chrono::milliseconds bound = std::chrono::seconds(10)) {
+    const auto deadline = Clock::now() + bound;
+    while (!condition()) {
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+  }
+  static void shrinkReceiveBuffer(RawClient& c) {
+    int small = 4096;
+    ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  }
   double count(std::string_view reason) const { return errors_.count("http", reason); }
 
   prometheus::Registry registry_;
   ErrorReporter errors_{registry_};
   const std::string body_ = exposition();
+  std::atomic<bool> huge_started_{false};
+  std::atomic<bool> huge_stopped_{false};
+  std::promise<void> started_;
+  std::promise<bool> gone_;
   std::unique_ptr<HttpServer> server_;
 };
 
@@ -285,26 +358,222 @@ TEST_F(HttpServerTest, AClientThatNeverReadsIsCutOffAtTheWriteTimeoutAndBlocksNo
   HttpServerOptions o;
   o.write_timeout = 300ms;
   start(o);
-  const std::string block(64 * 1024, 'z');
-  server_->handleStream("/huge", [&](const HttpRequest&, ResponseWriter& w) {
-    w.begin(200, "text/plain", false);
-    for (int i = 0; i < 4096; ++i) w.write(block);  // 256 MiB unless cut off
-  });
+  addHugeStream();
   RawClient reader_that_never_reads(port());
-  int small = 4096;
-  ::setsockopt(reader_that_never_reads.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  shrinkReceiveBuffer(reader_that_never_reads);
   ASSERT_TRUE(reader_that_never_reads.send("GET /huge HTTP/1.1\r\nHost: x\r\n\r\n"));
-  // Meanwhile the other endpoints answer.
+  ASSERT_EQ(started_.get_future().wait_for(5s), std::future_status::ready);
+  // While it holds the stream slot the other endpoints answer, /metrics too: after the holder is
+  // cut off, or at once with 503.
   RawClient c(port());
   auto h = c.request("GET", "/healthz");
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
-  const auto deadline = Clock::now() + 20s;
-  while (count("write_timeout") < 1 && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  auto m = c.request("GET", "/metrics", {}, 3s);
+  ASSERT_TRUE(m) << "/metrics waited behind a client that never reads";
+  EXPECT_TRUE(m->status == 200 || m->status == 503) << m->status;
+  if (m->status == 200) {
+    EXPECT_EQ(m->body, body_);
+  }
+  EXPECT_TRUE(eventually([&] { return count("write_timeout") >= 1; }));
   EXPECT_EQ(count("write_timeout"), 1);
-  auto m = c.request("GET", "/metrics");
-  ASSERT_TRUE(m);
-  EXPECT_EQ(m->body, body_);
+  // Seen from the server: the client, its window nearly shut, would take long to drain to EOF.
+  EXPECT_TRUE(eventually([&] { return server_->connections() <= 1; }));
+  auto again = c.request("GET", "/metrics");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->body, body_);
+}
+
+// Requests that never read their stream used to queue behind the slot without limit or deadline.
+TEST_F(HttpServerTest, StreamRequestsBeyondTheQueueAreAnswered503WithRetryAfter) {
+  HttpServerOptions o;
+  o.write_timeout = 30s;  // the holder keeps the slot for the whole test
+  o.max_stream_queue = 4;
+  start(o);
+  addHugeStream();
+  RawClient holder(port());
+  shrinkReceiveBuffer(holder);
+  ASSERT_TRUE(holder.send("GET /huge HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_EQ(started_.get_future().wait_for(5s), std::future_status::ready);
+  std::vector<RawClient> queued;
+  for (int i = 0; i < 4; ++i) {
+    queued.emplace_back(port());
+    ASSERT_TRUE(queued.back().send("GET /huge HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+  ASSERT_TRUE(eventually([&] { return server_->waiting() == 4; })) << server_->waiting();
+  for (int i = 0; i < 6; ++i) {
+    RawClient late(port());
+    auto r = late.request("GET", "/huge", {}, 3s);
+    ASSERT_TRUE(r) << "request " << i << " waited without limit";
+    EXPECT_EQ(r->status, 503);
+    EXPECT_TRUE(r->hasHeader("Retry-After: 1"));
+  }
+  EXPECT_EQ(count("stream_queue_full"), 6);
+  EXPECT_EQ(server_->waiting(), 4U);
+  RawClient probe(port());
+  auto h = probe.request("GET", "/healthz", {}, 1s);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+}
+
+// A client reading just fast enough to beat each piece's write deadline held the one stream slot
+// (and a render) indefinitely; now the whole response has a deadline, and the handler sees it.
+TEST_F(HttpServerTest, AStreamIsCutOffAtItsTotalDeadlineAndTheHandlerStopsEarly) {
+  HttpServerOptions o;
+  o.write_timeout = 30s;
+  o.stream_timeout = 300ms;
+  start(o);
+  addHugeStream();
+  RawClient holder(port());
+  shrinkReceiveBuffer(holder);
+  ASSERT_TRUE(holder.send("GET /huge HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto gone = gone_.get_future();
+  ASSERT_EQ(gone.wait_for(10s), std::future_status::ready) << "the stream outlived its deadline";
+  EXPECT_TRUE(gone.get()) << "the handler stopped because the client was gone";
+  EXPECT_EQ(count("stream_timeout"), 1);
+  EXPECT_TRUE(eventually([&] { return server_->connections() == 0; })) << "the holder was closed";
+}
+
+// At max_connections every connection waited for a handler, none could be evicted, and every
+// newcomer (probes too) was refused.
+TEST_F(HttpServerTest, AtTheConnectionLimitTheOldestRequestStillWaitingForAHandlerIsEvicted) {
+  HttpServerOptions o;
+  o.max_connections = 4;
+  o.handler_threads = 2;
+  start(o);
+  Gate gate;
+  server_->handle("/slow", [&](const HttpRequest&) {
+    gate.pass();
+    return HttpResponse{200, "text/plain", "slow\n", false};
+  });
+  std::vector<RawClient> busy;
+  for (int i = 0; i < 4; ++i) {
+    busy.emplace_back(port());
+    ASSERT_TRUE(busy.back().send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+  ASSERT_TRUE(gate.waitStarted(2, 5s));
+  ASSERT_TRUE(eventually([&] { return server_->waiting() == 2; })) << server_->waiting();
+  RawClient probe(port());
+  auto h = probe.request("GET", "/healthz", "Connection: close\r\n", 2s);
+  gate.open();
+  ASSERT_TRUE(h) << "the newcomer was refused";
+  EXPECT_EQ(h->status, 200);
+  EXPECT_EQ(count("connection_limit"), 1);
+  int answered = 0;
+  int closed = 0;
+  for (auto& b : busy) {
+    auto r = b.read(5s);
+    if (r) {
+      EXPECT_EQ(r->status, 200);
+      ++answered;
+    } else {
+      ++closed;
+    }
+  }
+  EXPECT_EQ(answered, 3);
+  EXPECT_EQ(closed, 1) << "one queued request was evicted, none that had started";
+}
+
+// /healthz shared the FIFO pool with /signals and /jobs.
+TEST_F(HttpServerTest, HealthzAnswersWithin1sWhileThePoolIsBusyWithSlowHandlers) {
+  start();
+  Gate gate;
+  server_->handle("/slow", [&](const HttpRequest&) {
+    gate.pass();
+    return HttpResponse{200, "text/plain", "slow\n", false};
+  });
+  std::vector<RawClient> busy;
+  for (int i = 0; i < 50; ++i) {
+    busy.emplace_back(port());
+    ASSERT_TRUE(busy.back().send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+  ASSERT_TRUE(gate.waitStarted(2, 5s));
+  ASSERT_TRUE(eventually([&] { return server_->waiting() == 48; })) << server_->waiting();
+  RawClient probe(port());
+  auto h = probe.request("GET", "/healthz", {}, 1s);
+  gate.open();
+  ASSERT_TRUE(h) << "/healthz queued behind the slow handlers";
+  EXPECT_EQ(h->status, 200);
+  for (auto& b : busy) {
+    auto r = b.read(5s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+}
+
+// Whole responses were held in memory without a bound on their total.
+TEST_F(HttpServerTest, WholeResponsesBeyondTheBudgetAreAnswered503) {
+  HttpServerOptions o;
+  // The body must outgrow what the kernel's socket buffers absorb (a send buffer of at most
+  // 4 MiB here), or it is handed over, and its budget freed, at once.
+  o.max_buffered_bytes = 24 * 1024 * 1024;
+  o.write_timeout = 30s;
+  start(o);
+  const std::string big(16 * 1024 * 1024, 'b');
+  server_->handle("/big", [&](const HttpRequest&) {
+    return HttpResponse{200, "text/plain", big, false};
+  });
+  RawClient never_reads(port());
+  shrinkReceiveBuffer(never_reads);
+  ASSERT_TRUE(never_reads.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(firstBytes(never_reads.fd(), 5s).starts_with("HTTP/1.1 200"));
+  RawClient second(port());
+  auto r = second.request("GET", "/big", {}, 5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_TRUE(r->hasHeader("Retry-After: 1"));
+  EXPECT_EQ(count("response_budget"), 1);
+  auto small = second.request("GET", "/echo?pod=p");
+  ASSERT_TRUE(small) << "a small response still fits";
+  EXPECT_EQ(small->status, 200);
+}
+
+// A whole body went out in one write under one write deadline, so a large one read steadily but
+// not within write_timeout in total was cut off.
+TEST_F(HttpServerTest, AWholeBodyIsWrittenInPiecesEachWithItsOwnDeadline) {
+  HttpServerOptions o;
+  o.write_timeout = 300ms;
+  start(o);
+  const std::string big(24 * 1024 * 1024, 'b');
+  server_->handle("/big", [&](const HttpRequest&) {
+    return HttpResponse{200, "text/plain", big, false};
+  });
+  RawClient c(port());
+  ASSERT_TRUE(c.send("GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  // Reads steadily, 128 KiB every 10 ms: every piece is taken well within its deadline, the whole
+  // body (about 2 s) is not.
+  std::size_t got = 0;
+  const auto t0 = Clock::now();
+  std::vector<char> buf(128 * 1024);
+  while (Clock::now() - t0 < 20s) {
+    pollfd p{c.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 5000) != 1) break;
+    const long n = ::recv(c.fd(), buf.data(), buf.size(), 0);
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+    std::this_thread::sleep_for(10ms);  // the client's pace, not a wait for the server
+  }
+  EXPECT_GT(Clock::now() - t0, 300ms) << "the test did not outlast one write deadline";
+  EXPECT_GT(got, big.size()) << "the body was cut off after " << got << " bytes";
+  EXPECT_EQ(count("write_timeout"), 0);
+}
+
+// An exception that is not a std::exception escaped the handler and ended the process.
+TEST_F(HttpServerTest, AnyExceptionFromAHandlerIsCountedAndTheServerGoesOn) {
+  start();
+  server_->handle("/throws", [](const HttpRequest&) -> HttpResponse { throw 42; });
+  server_->handleStream("/throws-stream", [](const HttpRequest&, ResponseWriter&) { throw 43; });
+  RawClient c(port());
+  auto r = c.request("GET", "/throws");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+  auto s = c.request("GET", "/throws-stream");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->status, 500);
+  EXPECT_EQ(count("handler"), 2);
+  auto h = c.request("GET", "/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
 }
 
 // Defect 1: with civetweb's 4 threads, 4 idle connections stalled every endpoint for seconds.
@@ -368,15 +637,23 @@ TEST_F(HttpServerTest, HealthzAndMetricsAnswerWithin1sP99While500IdleAndSlowConn
 }
 
 TEST_F(HttpServerTest, StopsPromptlyWithConnectionsOpenAndAStreamInFlight) {
-  start();
+  start();  // the default deadlines: only stop() ends the stream below
+  addHugeStream();
   std::vector<RawClient> idle;
   for (int i = 0; i < 10; ++i) idle.emplace_back(port());
-  RawClient c(port());
-  ASSERT_TRUE(c.request("GET", "/healthz"));
+  RawClient holder(port());
+  shrinkReceiveBuffer(holder);
+  ASSERT_TRUE(holder.send("GET /huge HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_EQ(started_.get_future().wait_for(5s), std::future_status::ready);
+  RawClient queued(port());
+  ASSERT_TRUE(queued.send("GET /huge HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(eventually([&] { return server_->waiting() == 1; }));
   const auto t0 = Clock::now();
   server_->stop();
   EXPECT_LT(Clock::now() - t0, 2s);
   for (auto& i : idle) EXPECT_TRUE(i.waitClosed(5s));
+  EXPECT_TRUE(queued.waitClosed(5s));
+  EXPECT_EQ(server_->connections(), 0U);
 }
 
 TEST(HttpServerStart, FailsWithAMessageOnABadOrTakenAddress) {

@@ -95,6 +95,25 @@ TEST_F(HttpServerTlsTest, HandshakeAndRequestWithTheConfiguredCertificate) {
   EXPECT_EQ(r->body, "ok\n");
 }
 
+// A TLS 1.2 client could renegotiate at will, each a full handshake on the io thread outside the
+// handshake deadline.
+TEST_F(HttpServerTlsTest, ATls12ClientCannotRenegotiate) {
+  start();
+  RawClient c(server_->port());
+  ASSERT_FALSE(c.startTls(cert().string(), {}, {}, TLS1_2_VERSION).has_value());
+  ASSERT_EQ(SSL_version(c.ssl()), TLS1_2_VERSION);
+  auto r = c.request("GET", "/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ASSERT_EQ(SSL_renegotiate(c.ssl()), 1);
+  EXPECT_NE(SSL_do_handshake(c.ssl()), 1) << "the server renegotiated";
+  // The listener goes on serving.
+  RawClient next = tlsClient(cert());
+  auto h = next.request("GET", "/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+}
+
 TEST_F(HttpServerTlsTest, ARotatedCertificateIsServedOnLaterConnections) {
   start();
   RawClient before = tlsClient(cert());

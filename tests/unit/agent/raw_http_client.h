@@ -88,11 +88,13 @@ class RawClient {
   }
 
   // TLS over the connected socket, trusting ca_file (the server's self-signed certificate).
-  // Optionally presents a client certificate. Returns OpenSSL's reason on failure.
+  // Optionally presents a client certificate, and caps the protocol version (max_version, e.g.
+  // TLS1_2_VERSION). Returns OpenSSL's reason on failure.
   std::optional<std::string> startTls(const std::string& ca_file,
                                       const std::string& client_cert = {},
-                                      const std::string& client_key = {}) {
+                                      const std::string& client_key = {}, int max_version = 0) {
     ctx_ = SSL_CTX_new(TLS_client_method());
+    if (max_version != 0) SSL_CTX_set_max_proto_version(ctx_, max_version);
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
     if (SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr) != 1) return error("CA");
     if (!client_cert.empty() &&
@@ -108,6 +110,9 @@ class RawClient {
     if (SSL_connect(ssl_) != 1) return error("handshake");
     return std::nullopt;
   }
+
+  // The TLS session after startTls (null before), for tests that drive OpenSSL directly.
+  [[nodiscard]] SSL* ssl() const { return ssl_; }
 
   // The server's leaf certificate in PEM, after startTls.
   [[nodiscard]] std::string peerCertificatePem() const {

@@ -189,8 +189,8 @@ class Agent::Impl {
       CgroupCollectorOptions o;
       o.metadata = metadata_.get();
       // A new pod's cgroups wait for its names rather than being exported anonymous and renamed
-      // (each series split in two): until two kubelet fetches asked for after the cgroup was
-      // found are in, and at most namingHold().
+      // (each series split in two): at least one kubelet refresh interval and until two kubelet
+      // fetches asked for after the cgroup was found are in, at most namingHold().
       if (metadata_) {
         o.hold_unnamed = namingHold(config_.interval, config_.pods_kubelet_refresh_interval);
       }
@@ -198,6 +198,7 @@ class Agent::Impl {
         o.listings_since = [k = kubelet_source_](std::chrono::steady_clock::time_point t) {
           return k->listingsSince(t);
         };
+        o.hold_at_least = config_.pods_kubelet_refresh_interval;
       }
       o.cgroup_root = config_.cgroup_root;
       o.proc_root = config_.proc_root;

@@ -862,7 +862,8 @@ class CgroupCollector::Impl {
       CgroupSample& s = t->sample;
       const auto end = t->found_at + options_.hold_unnamed;
       s.names_pending = now_ < end && awaitsNames(*t, images) &&
-                        (!options_.listings_since || options_.listings_since(t->found_at) < 2);
+                        (!options_.listings_since || now_ < t->found_at + options_.hold_at_least ||
+                         options_.listings_since(t->found_at) < 2);
       if (s.names_pending) {
         any_held_ = true;
         next_hold_end_ = std::min(next_hold_end_, end);

@@ -44,11 +44,16 @@ struct CgroupCollectorOptions {
   // can tell images (ContainerMetadata::namesImages). 0: never held. The agent gives namingHold().
   std::chrono::milliseconds hold_unnamed{0};
   // How many fetches of a source that lists on a schedule (KubeletPodsMetadata::listingsSince)
-  // began at or after a moment and were taken in. Given, a held cgroup still unknown is released
-  // before hold_unnamed once two fetches that began after it was found are in: the first cannot
-  // predate it, yet the kubelet lists a container's id only after its status went round the API
-  // server, so one more is waited for. Empty: held for hold_unnamed.
+  // were asked for at or after a moment and taken in. Given, a held cgroup still unknown is
+  // released before hold_unnamed once two fetches asked for after it was found are in (the first
+  // cannot predate it, yet the kubelet lists a container's id only after its status went round
+  // the API server, so one more is waited for) and hold_at_least is over. Empty: held for
+  // hold_unnamed.
   std::function<std::size_t(std::chrono::steady_clock::time_point)> listings_since;
+  // With listings_since: held at least this long even when two listings are in, since early
+  // fetches a second apart may both come before the kubelet lists a new container (the agent
+  // gives the kubelet's refresh interval).
+  std::chrono::milliseconds hold_at_least{0};
   // The clock of the hold and of the log-directory name scans; empty: steady_clock::now.
   std::function<std::chrono::steady_clock::time_point()> now;
   // Read each container's threads' run-queue delay from /proc/<tid>/schedstat (one small read per

@@ -586,7 +586,8 @@ TEST(CgroupNames, ANewContainerOfAKnownPodIsHeldUntilListed) {
 
 // With a source that lists on a schedule, a cgroup still unknown is released once two listings
 // asked for after it was found are in (the first cannot predate it, the second covers the
-// kubelet's lag), before the time bound; listings asked for earlier do not count.
+// kubelet's lag) and hold_at_least is over, well before the time bound; listings asked for
+// earlier do not count.
 TEST(CgroupNames, AnUnknownPodIsReleasedAfterTwoListingsMadeSinceItWasFound) {
   NamingHarness h(namingHold(60s, 10s));
   std::vector<std::chrono::steady_clock::time_point> listings{h.now - 1s};  // before: not counted
@@ -599,17 +600,20 @@ TEST(CgroupNames, AnUnknownPodIsReleasedAfterTwoListingsMadeSinceItWasFound) {
     return static_cast<std::size_t>(
         std::ranges::count_if(listings, [t](auto l) { return l >= t; }));
   };
+  o.hold_at_least = 10s;
   h.collector = std::make_unique<CgroupCollector>(o, h.errors);
   h.meta.learnAllBut(kU1);
   const auto found = h.now;
   EXPECT_TRUE(h.collect().at(kU1 + "/" + kId1)->names_pending);
   listings.push_back(found);  // the early fetch asked for in the cycle that found it
-  h.now += 10s;
+  h.now += 1s;
   EXPECT_TRUE(h.collect().at(kU1 + "/" + kId1)->names_pending) << "one listing: one more";
-  listings.push_back(h.now);
-  h.now += 10s;
+  listings.push_back(h.now);  // the next early fetch, a gap later
+  h.now += 1s;
+  EXPECT_TRUE(h.collect().at(kU1 + "/" + kId1)->names_pending) << "two, but within hold_at_least";
+  h.now = found + 10s;
   const auto got = h.collect();
-  EXPECT_FALSE(got.at(kU1 + "/" + kId1)->names_pending) << "two listings, 20 s of a 80 s bound";
+  EXPECT_FALSE(got.at(kU1 + "/" + kId1)->names_pending) << "two listings, 10 s of a 80 s bound";
   EXPECT_FALSE(got.at(kU1 + "/")->names_pending);
   EXPECT_EQ(h.collector->stats().unnamed_exported, 2U);
 }

@@ -1004,6 +1004,7 @@ TEST_F(KubeletTls, ANewContainerIsHeldUntilTheListThatNamesItWithEqualIntervals)
   co.metadata = &meta;
   co.hold_unnamed = namingHold(kInterval, mo.refresh_interval);  // as the agent sets it
   co.listings_since = [&meta](Clock::time_point t) { return meta.listingsSince(t); };
+  co.hold_at_least = mo.refresh_interval;
   co.now = clock;
   CgroupCollector collector(co, errors_);
   Snapshot snapshot;

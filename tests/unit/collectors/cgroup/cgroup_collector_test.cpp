@@ -600,7 +600,7 @@ TEST(CgroupNames, AnUnknownPodIsReleasedAfterTwoListingsMadeSinceItWasFound) {
     return static_cast<std::size_t>(
         std::ranges::count_if(listings, [t](auto l) { return l >= t; }));
   };
-  o.hold_at_least = 10s;
+  o.hold_at_least = 5s;
   h.collector = std::make_unique<CgroupCollector>(o, h.errors);
   h.meta.learnAllBut(kU1);
   const auto found = h.now;
@@ -611,9 +611,9 @@ TEST(CgroupNames, AnUnknownPodIsReleasedAfterTwoListingsMadeSinceItWasFound) {
   listings.push_back(h.now);  // the next early fetch, a gap later
   h.now += 1s;
   EXPECT_TRUE(h.collect().at(kU1 + "/" + kId1)->names_pending) << "two, but within hold_at_least";
-  h.now = found + 10s;
+  h.now = found + 6s;
   const auto got = h.collect();
-  EXPECT_FALSE(got.at(kU1 + "/" + kId1)->names_pending) << "two listings, 10 s of a 80 s bound";
+  EXPECT_FALSE(got.at(kU1 + "/" + kId1)->names_pending) << "two listings, 6 s of a 80 s bound";
   EXPECT_FALSE(got.at(kU1 + "/")->names_pending);
   EXPECT_EQ(h.collector->stats().unnamed_exported, 2U);
 }

@@ -188,9 +188,18 @@ class Agent::Impl {
     if (config_.cgroup_enabled) {
       CgroupCollectorOptions o;
       o.metadata = metadata_.get();
-      // A new pod's cgroups wait for its names at most one kubelet listing rather than being
-      // exported anonymous and renamed (each series split in two).
-      if (metadata_) o.hold_unnamed = config_.pods_kubelet_refresh_interval;
+      // A new pod's cgroups wait for its names rather than being exported anonymous and renamed
+      // (each series split in two): at least one kubelet refresh interval and until two kubelet
+      // fetches asked for after the cgroup was found are in, at most namingHold().
+      if (metadata_) {
+        o.hold_unnamed = namingHold(config_.interval, config_.pods_kubelet_refresh_interval);
+      }
+      if (kubelet_source_ != nullptr) {
+        o.listings_since = [k = kubelet_source_](std::chrono::steady_clock::time_point t) {
+          return k->listingsSince(t);
+        };
+        o.hold_at_least = config_.pods_kubelet_refresh_interval;
+      }
       o.cgroup_root = config_.cgroup_root;
       o.proc_root = config_.proc_root;
       o.log_root = config_.log_root;

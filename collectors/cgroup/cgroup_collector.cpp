@@ -746,7 +746,9 @@ class CgroupCollector::Impl {
     seen_meta_generation_ = meta_generation;
     if (resolve) {
       nameUnnamed();
-    } else if (any_unnamed_ && now_ >= next_hold_end_) {
+    } else if (any_unnamed_ && (now_ >= next_hold_end_ || (any_held_ && options_.listings_since))) {
+      // A hold also ends with the listings that came in (a list equal to the last moves no
+      // generation): asked each cycle, only while something is held.
       updateHolds();
     }
     // A pod no source knows yet: have them look now rather than at their next refresh, and again
@@ -850,8 +852,8 @@ class CgroupCollector::Impl {
   }
 
   // Marks the unnamed cgroups still within the hold as names_pending and the rest not; notes when
-  // the next hold ends, the only moment this must run again unless names change. A container
-  // that lacks only an image no source can tell is not held.
+  // the next hold ends by time, the only moment this must run again unless names change or
+  // listings come in. A container that lacks only an image no source can tell is not held.
   void updateHolds() {
     any_held_ = false;
     next_hold_end_ = std::chrono::steady_clock::time_point::max();
@@ -859,7 +861,9 @@ class CgroupCollector::Impl {
     for (auto& [key, t] : tracked_) {
       CgroupSample& s = t->sample;
       const auto end = t->found_at + options_.hold_unnamed;
-      s.names_pending = now_ < end && awaitsNames(*t, images);
+      s.names_pending = now_ < end && awaitsNames(*t, images) &&
+                        (!options_.listings_since || now_ < t->found_at + options_.hold_at_least ||
+                         options_.listings_since(t->found_at) < 2);
       if (s.names_pending) {
         any_held_ = true;
         next_hold_end_ = std::min(next_hold_end_, end);
@@ -1159,6 +1163,11 @@ CgroupCollectorStats CgroupCollector::stats() const { return impl_->stats(); }
 void CgroupCollector::readPods(const std::function<bool(std::string_view)>& want,
                                const std::function<void(const CgroupSample&, bool)>& seen) {
   impl_->readPods(want, seen);
+}
+
+std::chrono::milliseconds namingHold(std::chrono::milliseconds interval,
+                                     std::chrono::milliseconds kubelet_refresh) {
+  return interval + 2 * kubelet_refresh;
 }
 
 }  // namespace nodewarden

@@ -6,8 +6,9 @@
 // every v1 controller and in the v2 tree, because each may nest it under a different parent. A
 // container is the same container across hierarchies when its pod uid and container id match.
 // Names are not a periodic affair: a cgroup is named in the first collect() after any metadata
-// source learns its pod (its generation() moved); until then, for at most hold_unnamed, its
-// sample is marked names_pending so that it is not exported anonymous and renamed a cycle later.
+// source learns its pod (its generation() moved); until then, for at most hold_unnamed (or until
+// two listings that began after it was found are in: listings_since), its sample is marked
+// names_pending so that it is not exported anonymous and renamed a cycle later.
 #pragma once
 
 #include <chrono>
@@ -37,11 +38,22 @@ struct CgroupCollectorOptions {
   // it). Without it, names come from the log directories alone. A cgroup it could not name is
   // asked about again in the first collect() after its generation() moved.
   ContainerMetadata* metadata = nullptr;
-  // How long a pod or container cgroup whose names no source knows yet is marked
+  // How long at most a pod or container cgroup whose names no source knows yet is marked
   // CgroupSample::names_pending (held out of the exposition) after it was found; past it, it is
   // exported with what is known. A container lacking only its image is held only when a source
-  // can tell images (ContainerMetadata::namesImages). 0: never held.
+  // can tell images (ContainerMetadata::namesImages). 0: never held. The agent gives namingHold().
   std::chrono::milliseconds hold_unnamed{0};
+  // How many fetches of a source that lists on a schedule (KubeletPodsMetadata::listingsSince)
+  // were asked for at or after a moment and taken in. Given, a held cgroup still unknown is
+  // released before hold_unnamed once two fetches asked for after it was found are in (the first
+  // cannot predate it, yet the kubelet lists a container's id only after its status went round
+  // the API server, so one more is waited for) and hold_at_least is over. Empty: held for
+  // hold_unnamed.
+  std::function<std::size_t(std::chrono::steady_clock::time_point)> listings_since;
+  // With listings_since: held at least this long even when two listings are in, since early
+  // fetches a second apart may both come before the kubelet lists a new container (the agent
+  // gives the kubelet's refresh interval).
+  std::chrono::milliseconds hold_at_least{0};
   // The clock of the hold and of the log-directory name scans; empty: steady_clock::now.
   std::function<std::chrono::steady_clock::time_point()> now;
   // Read each container's threads' run-queue delay from /proc/<tid>/schedstat (one small read per
@@ -50,6 +62,14 @@ struct CgroupCollectorOptions {
   bool run_delay = true;
   std::size_t max_run_delay_threads = 2048;
 };
+
+// The hold_unnamed the agent gives: one collection interval plus two kubelet refresh intervals.
+// A cgroup found in cycle N asks for a fetch that is taken in at cycle N+1 at the earliest, and
+// the kubelet may list the container only in the fetch after that (asked for at N+1, taken in at
+// N+2); the hold must outlast both whatever the two intervals are, with the fixed-rate timer's
+// cycles falling exactly on its end.
+[[nodiscard]] std::chrono::milliseconds namingHold(std::chrono::milliseconds interval,
+                                                   std::chrono::milliseconds kubelet_refresh);
 
 struct CgroupCollectorStats {
   std::size_t pods = 0;

@@ -505,9 +505,9 @@ KubeletPodsMetadata::Clock::time_point KubeletPodsMetadata::now() const {
   return options_.now ? options_.now() : Clock::now();
 }
 
-KubeletPodsMetadata::Result KubeletPodsMetadata::fetchNow() {
+KubeletPodsMetadata::Result KubeletPodsMetadata::fetchNow(Clock::time_point started) {
   auto list = client_->fetch();
-  return {std::move(list), now()};
+  return {std::move(list), started, now()};
 }
 
 void KubeletPodsMetadata::fetchLoop() {
@@ -516,8 +516,9 @@ void KubeletPodsMetadata::fetchLoop() {
     wake_.wait(lock, [&] { return requested_ || stopping_; });
     if (stopping_) return;
     requested_ = false;
+    const Clock::time_point started = requested_at_;
     lock.unlock();
-    Result result = fetchNow();  // the network wait, outside the lock
+    Result result = fetchNow(started);  // the network wait, outside the lock
     lock.lock();
     done_ = std::move(result);
     in_flight_ = false;
@@ -556,6 +557,7 @@ void KubeletPodsMetadata::fetchIfDue(Clock::time_point t) {
     if (in_flight_) return;
     in_flight_ = true;
     requested_ = true;
+    requested_at_ = t;
     last_attempt_ = t;
     wake_.notify_all();
   } else {
@@ -563,7 +565,7 @@ void KubeletPodsMetadata::fetchIfDue(Clock::time_point t) {
   }
   if (!due) ++stats_.early;
   early_requested_ = false;
-  if (!options_.background) takeIn(fetchNow());
+  if (!options_.background) takeIn(fetchNow(t));
 }
 
 bool KubeletPodsMetadata::waitForFetch(std::chrono::milliseconds timeout) const {
@@ -571,8 +573,22 @@ bool KubeletPodsMetadata::waitForFetch(std::chrono::milliseconds timeout) const 
   return wake_.wait_for(lock, timeout, [&] { return !in_flight_; });
 }
 
+std::size_t KubeletPodsMetadata::listingsSince(Clock::time_point t) const {
+  const std::size_t kept = std::min(taken_count_, kListingsKept);
+  std::size_t n = 0;
+  for (std::size_t i = kListingsKept - kept; i < kListingsKept; ++i) {
+    if (taken_started_[i] >= t) ++n;
+  }
+  return n;
+}
+
 void KubeletPodsMetadata::takeIn(Result result) {
   ++stats_.fetches;
+  // Fetches are taken in in the order they began (one is out at a time): a shift keeps the
+  // newest starts.
+  std::shift_left(taken_started_.begin(), taken_started_.end(), 1);
+  taken_started_.back() = result.started;
+  ++taken_count_;
   if (!result.list) {
     ++stats_.failures;
     const KubeletFailure& failure = result.list.error();

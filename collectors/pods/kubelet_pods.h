@@ -27,6 +27,7 @@
 //    pods() is only what the kubelet listed last; findPod() and the lookups also see the departed.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -245,6 +246,11 @@ class KubeletPodsMetadata final : public ContainerMetadata {
   [[nodiscard]] std::optional<Clock::duration> staleness() const;
   // Background mode: waits until no fetch is in flight (its result then waits for refresh()).
   bool waitForFetch(std::chrono::milliseconds timeout) const;
+  // How many fetches that began at or after `t` have been taken in (listed or failed), up to
+  // kListingsKept: a cgroup found at t waits for the first fetch that cannot predate it, and one
+  // more (CgroupCollectorOptions::listings_since). Same thread as refresh().
+  [[nodiscard]] std::size_t listingsSince(Clock::time_point t) const;
+  static constexpr std::size_t kListingsKept = 4;
 
   struct Stats {
     std::size_t fetches = 0;  // attempts whose result was taken in
@@ -256,7 +262,10 @@ class KubeletPodsMetadata final : public ContainerMetadata {
  private:
   struct Result {
     std::expected<PodList, KubeletFailure> list;
-    Clock::time_point at;
+    // When it was asked for: one asked for after a cgroup was found lists the kubelet's state
+    // from after that.
+    Clock::time_point started;
+    Clock::time_point at;  // when the answer came
   };
   struct StringHash {
     using is_transparent = void;
@@ -276,7 +285,7 @@ class KubeletPodsMetadata final : public ContainerMetadata {
   };
 
   [[nodiscard]] Clock::time_point now() const;
-  Result fetchNow();
+  Result fetchNow(Clock::time_point started);
   void takeIn(Result result);
   // Starts a fetch when the interval is over, or early when one was requested and the gap is.
   void fetchIfDue(Clock::time_point t);
@@ -299,6 +308,9 @@ class KubeletPodsMetadata final : public ContainerMetadata {
   std::optional<Clock::time_point> last_good_;
   std::optional<Clock::time_point> last_attempt_;
   bool early_requested_ = false;  // requestRefresh() since the last fetch began
+  // When the last kListingsKept fetches taken in began, oldest first (for listingsSince()).
+  std::array<Clock::time_point, kListingsKept> taken_started_{};
+  std::size_t taken_count_ = 0;
   std::uint64_t generation_ = 0;
   Stats stats_;
 
@@ -306,6 +318,7 @@ class KubeletPodsMetadata final : public ContainerMetadata {
   mutable std::mutex mutex_;
   mutable std::condition_variable wake_;  // a fetch was asked for or finished, or stopping_
   bool requested_ = false;
+  Clock::time_point requested_at_{};  // when requested_ was set: the fetch's Result::started
   bool in_flight_ = false;
   bool stopping_ = false;
   std::optional<Result> done_;

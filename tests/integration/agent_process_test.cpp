@@ -725,7 +725,8 @@ TEST(AgentWithKubelet, NewPodsAreHeldUntilNamedNeverExportedAnonymous) {
   auto kubelet = nodewarden::testing::FakeKubelet::start(ko);
   ASSERT_TRUE(kubelet.has_value()) << kubelet.error();
   std::ofstream(dir / "token") << "node-agent-token\n";
-  constexpr auto kHold = 8s;  // the kubelet's refresh interval, which is the hold
+  constexpr auto kHold = 8s;  // the kubelet's refresh interval: the least a pod no source lists
+                              // is held (two fetches asked for since are in long before)
   std::ofstream(dir / "config.yaml")
       << "collectors:\n  pods:\n    apiserver: false\n    runtime_state: false\n"
       << "    kubelet_refresh_interval: 8s\n"

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -581,6 +582,40 @@ TEST(CgroupNames, ANewContainerOfAKnownPodIsHeldUntilListed) {
   got = h.collect();
   EXPECT_FALSE(got.at(kU3 + "/" + id)->names_pending);
   EXPECT_NE(h.exposition().find(id), std::string::npos);
+}
+
+// With a source that lists on a schedule, a cgroup still unknown is released once two listings
+// asked for after it was found are in (the first cannot predate it, the second covers the
+// kubelet's lag) and hold_at_least is over, well before the time bound; listings asked for
+// earlier do not count.
+TEST(CgroupNames, AnUnknownPodIsReleasedAfterTwoListingsMadeSinceItWasFound) {
+  NamingHarness h(namingHold(60s, 10s));
+  std::vector<std::chrono::steady_clock::time_point> listings{h.now - 1s};  // before: not counted
+  auto o = Harness::options(fixture("v2-cgroupfs-docker"));
+  o.log_root = "/nonexistent";
+  o.metadata = &h.meta;
+  o.hold_unnamed = namingHold(60s, 10s);
+  o.now = [&h] { return h.now; };
+  o.listings_since = [&listings](std::chrono::steady_clock::time_point t) {
+    return static_cast<std::size_t>(
+        std::ranges::count_if(listings, [t](auto l) { return l >= t; }));
+  };
+  o.hold_at_least = 5s;
+  h.collector = std::make_unique<CgroupCollector>(o, h.errors);
+  h.meta.learnAllBut(kU1);
+  const auto found = h.now;
+  EXPECT_TRUE(h.collect().at(kU1 + "/" + kId1)->names_pending);
+  listings.push_back(found);  // the early fetch asked for in the cycle that found it
+  h.now += 1s;
+  EXPECT_TRUE(h.collect().at(kU1 + "/" + kId1)->names_pending) << "one listing: one more";
+  listings.push_back(h.now);  // the next early fetch, a gap later
+  h.now += 1s;
+  EXPECT_TRUE(h.collect().at(kU1 + "/" + kId1)->names_pending) << "two, but within hold_at_least";
+  h.now = found + 6s;
+  const auto got = h.collect();
+  EXPECT_FALSE(got.at(kU1 + "/" + kId1)->names_pending) << "two listings, 6 s of a 80 s bound";
+  EXPECT_FALSE(got.at(kU1 + "/")->names_pending);
+  EXPECT_EQ(h.collector->stats().unnamed_exported, 2U);
 }
 
 TEST(CgroupCollector, MissingRootIsCountedNotFatal) {

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -21,6 +22,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "collectors/cgroup/cgroup_collector.h"
+#include "pipeline/snapshot.h"
 #include "tests/fakes/fake_kubelet.h"
 
 namespace nodewarden::pods {
@@ -952,6 +955,133 @@ TEST_F(KubeletTls, DestroyingMetadataDuringAHangIsBounded) {
   const auto start = std::chrono::steady_clock::now();
   meta.reset();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
+}
+
+// With the defaults (collection and kubelet refresh every 10 s) a container that appears in a
+// pod the kubelet lists is in the list only once its status went round the API server: here in
+// the second fetch made after its cgroup appeared. The first of those began (in the cycle's
+// refresh) just before the cgroup was found, so it cannot count; the second is taken in two
+// cycles later. The container is held out until then, never exported anonymous, and exported
+// named in the first cycle whose refresh took that list in.
+TEST_F(KubeletTls, ANewContainerIsHeldUntilTheListThatNamesItWithEqualIntervals) {
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kInterval = 10s;
+  std::atomic<Clock::time_point> now{Clock::time_point{} + 1h};
+  const auto clock = [&] { return now.load(); };
+
+  // The cgroup tree: a copy of a fixture whose besteffort pod the kubelet lists.
+  std::string pattern = (fs::temp_directory_path() / "nodewarden-hold-XXXXXX");
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const fs::path root = pattern;
+  fs::copy(fs::path(NODEWARDEN_FIXTURES) / "cgroup/v2-cgroupfs-docker", root,
+           fs::copy_options::recursive);
+  struct Remove {
+    fs::path path;
+    ~Remove() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  } remove{root};
+  const std::string uid = "11111111-2222-3333-4444-555555555553";
+  const std::string id(64, 'e');
+  auto list = nlohmann::json::parse(readFixture("podlist_jobs.json"));
+  auto& pod = list["items"][0];
+  pod["metadata"]["uid"] = uid;
+  auto& status = pod["status"]["containerStatuses"][0];
+  status.erase("containerID");  // not started yet, as far as the API server knows
+  status["state"] = {{"waiting", {{"reason", "ContainerCreating"}}}};
+  fake_->setPodList(list.dump());
+
+  KubeletPodsMetadataOptions mo;
+  mo.refresh_interval = kInterval;
+  mo.early_refresh_gap = 1s;
+  mo.now = clock;  // read on both threads
+  KubeletPodsMetadata meta(client(options()), errors_, mo);
+  CgroupCollectorOptions co;
+  co.cgroup_root = root / "sys/fs/cgroup";
+  co.proc_root = root / "proc";
+  co.log_root = "/nonexistent";
+  co.metadata = &meta;
+  co.hold_unnamed = namingHold(kInterval, mo.refresh_interval);  // as the agent sets it
+  co.listings_since = [&meta](Clock::time_point t) { return meta.listingsSince(t); };
+  co.hold_at_least = mo.refresh_interval;
+  co.now = clock;
+  CgroupCollector collector(co, errors_);
+  Snapshot snapshot;
+
+  // One of the agent's cycles at `at`: the source's refresh, then the collection a moment later;
+  // the fetch it started is waited for so that the next cycle takes it in.
+  const auto cycle = [&](Clock::time_point at) -> const CgroupSample* {
+    now = at;
+    meta.refresh();
+    now = at + 1ms;
+    snapshot.reset();
+    collector.collect(snapshot);
+    EXPECT_TRUE(meta.waitForFetch(10s));
+    for (const CgroupSample* s : snapshot.cgroups) {
+      if (s->pod_uid == uid && s->container_id == id) return s;
+    }
+    return nullptr;
+  };
+  const Clock::time_point start = now.load();
+  cycle(start);
+  cycle(start + kInterval);  // the pod's list is in: the pod is named
+  ASSERT_EQ(fake_->requests().size(), 2U);
+
+  const fs::path dir = root / "sys/fs/cgroup/kubepods/besteffort" / ("pod" + uid) / id;
+  fs::create_directory(dir);
+  std::ofstream(dir / "cpu.stat") << "usage_usec 5\n";
+  const CgroupSample* named = nullptr;
+  int cycles = 0;
+  for (int k = 2; k < 8 && named == nullptr; ++k) {
+    const CgroupSample* s = cycle(start + k * kInterval);
+    ++cycles;
+    ASSERT_NE(s, nullptr) << "collected every cycle, held or not";
+    if (!s->container_name.empty()) {
+      named = s;
+      break;
+    }
+    EXPECT_TRUE(s->names_pending) << "exported anonymous in cycle " << k;
+    EXPECT_EQ(s->pod_name, "nightly-report-28504320-7xk2p") << "its pod's names are known";
+    // The kubelet lists the container from the second fetch after the cgroup appeared on.
+    if (fake_->requests().size() == 3U) {
+      status["containerID"] = "containerd://" + id;
+      status["state"] = {{"running", {{"startedAt", "2024-03-01T02:00:05Z"}}}};
+      fake_->setPodList(list.dump());
+    }
+  }
+  ASSERT_NE(named, nullptr) << "never named";
+  EXPECT_FALSE(named->names_pending);
+  EXPECT_EQ(named->container_name, "report");
+  EXPECT_EQ(named->image, "registry.example.com/analytics/report:1.8.0");
+  EXPECT_EQ(cycles, 3) << "named in the cycle that took in the fourth fetch";
+  EXPECT_EQ(fake_->requests().size(), 5U);
+}
+
+// listingsSince counts the fetches taken in by when they were asked for, not when they ended.
+TEST_F(KubeletTls, ListingsSinceCountsFetchesAskedForFromThen) {
+  auto now = std::chrono::steady_clock::time_point{} + 1h;
+  KubeletPodsMetadataOptions mo;
+  mo.background = false;
+  mo.refresh_interval = 10s;
+  mo.now = [&] { return now; };
+  KubeletPodsMetadata meta(client(options()), errors_, mo);
+  const auto t0 = now;
+  EXPECT_EQ(meta.listingsSince(t0), 0U);
+  meta.refresh();
+  EXPECT_EQ(meta.listingsSince(t0), 1U);
+  EXPECT_EQ(meta.listingsSince(t0 + 1ms), 0U) << "asked for before";
+  fake_->failWith(500, 1);
+  now += 10s;
+  meta.refresh();  // a failed fetch counts: a source that is down must not hold a cgroup longer
+  EXPECT_EQ(meta.listingsSince(t0 + 1ms), 1U);
+  for (int i = 0; i < 6; ++i) {
+    now += 10s;
+    meta.refresh();
+  }
+  EXPECT_EQ(meta.listingsSince(t0), KubeletPodsMetadata::kListingsKept) << "the last ones kept";
+  EXPECT_EQ(meta.listingsSince(now), 1U);
+  EXPECT_EQ(meta.listingsSince(now + 1ms), 0U);
 }
 
 }  // namespace

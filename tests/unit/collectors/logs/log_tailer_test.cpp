@@ -1670,5 +1670,64 @@ TEST_F(BudgetLossTest, CopytruncateCopyDuringAnOutageIsPositionedAtOnceAndKept) 
   EXPECT_EQ(t->stats().vanished_unread, 0U);
 }
 
+// A rotated file whose last line is unfinished, under contention: it idles at its end, gives its
+// descriptor back, and gets one again once partial_grace is over. Getting a descriptor is not
+// growth: the grace counts from the last byte read, so the P is handed out then, instead of the
+// file cycling through the queue for ever while its container's live file waits behind it.
+TEST_F(BudgetLossTest, RotatedFileEndingInAPUnderContentionIsFinishedAfterTheGrace) {
+  options_.max_open_files = 2;
+  options_.partial_grace = std::chrono::milliseconds(1000);
+  const auto d = podLog(0).parent_path();
+  append(d / "0.log.20261121-101010", cri(1, "r1") + cri(2, "stdout", 'P', "cut "));
+  append(d / "0.log", cri(3, "live1"));
+  auto t = make();
+  RecordingSink sink;
+  for (int i = 0; i < 100; ++i) {
+    for (int p = 1; p <= 4; ++p) append(podLog(p), cri(1000 + i * 4 + p, "w"));
+    step(*t, sink);
+  }
+  auto lines = linesOfPod(sink, 0);
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, (std::vector<std::string>{"cut ", "live1", "r1"}));
+  EXPECT_EQ(t->stats().partials_flushed, 1U);
+  for (int p = 1; p <= 4; ++p) EXPECT_GE(linesOfPod(sink, p).size(), 90U) << p;
+}
+
+// A live file parked with lines it has not read is renamed by kubelet's rotation: the next
+// rotation deletes it, so it goes before every file that waits, and a live file's descriptor is
+// taken for it at once, whatever its slice.
+TEST_F(BudgetLossTest, ParkedFileRotatedWithUnreadLinesGoesFirst) {
+  options_.max_open_files = 1;
+  const auto a = podLog(0);
+  const auto rotated = a.parent_path() / "0.log.20261121-101010";
+  append(a, cri(1, "a1"));
+  const auto others = [&](int i) {
+    for (int p = 1; p <= 8; ++p) append(podLog(p), cri(1000 + i * 8 + p, "w"));
+  };
+  auto t = make();
+  RecordingSink sink;
+  for (int i = 0; i < 40; ++i) {
+    others(i);
+    step(*t, sink);
+  }
+  ASSERT_EQ(linesOfPod(sink, 0), (std::vector<std::string>{"a1"}));
+  append(a, cri(2, "a2") + cri(3, "a3"));
+  others(40);
+  step(*t, sink);
+  fs::rename(a, rotated);
+  append(a, cri(4, "a4"));
+  for (int i = 41; i < 43; ++i) {
+    others(i);
+    step(*t, sink);
+  }
+  fs::remove(rotated);  // the next rotation
+  for (int i = 43; i < 140; ++i) {
+    others(i);
+    step(*t, sink);
+  }
+  EXPECT_EQ(linesOfPod(sink, 0), (std::vector<std::string>{"a1", "a2", "a3", "a4"}));
+  EXPECT_EQ(t->stats().parked_vanished, 0U);
+}
+
 }  // namespace
 }  // namespace nodewarden::logs

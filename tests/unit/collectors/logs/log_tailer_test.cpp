@@ -1554,7 +1554,7 @@ TEST_F(PartialLineTest, WritersRotatingUnderContentionNeverShipAPAlone) {
 namespace nodewarden::logs {
 namespace {
 
-class BudgetLossTest : public HandleBudgetTest {
+class LogTailerBudgetLossTest : public HandleBudgetTest {
  protected:
   // The lines of a RecordingSink that gets room again after an outage.
   static void reopenSink(RecordingSink& sink) {
@@ -1565,7 +1565,8 @@ class BudgetLossTest : public HandleBudgetTest {
 // Loki is down: the sink is full and nothing is read, so every file stops reading, which is not
 // being idle. A rotated file that still has lines must keep its descriptor: kubelet deletes it,
 // and only the descriptor keeps its lines.
-TEST_F(BudgetLossTest, RotatedFileBehindDuringAnOutageKeepsItsDescriptorThroughItsDeletion) {
+TEST_F(LogTailerBudgetLossTest,
+       RotatedFileBehindDuringAnOutageKeepsItsDescriptorThroughItsDeletion) {
   options_.max_open_files = 1;
   const auto d = podLog(0).parent_path();
   const auto rotated = d / "0.log.20261121-101010";
@@ -1589,7 +1590,7 @@ TEST_F(BudgetLossTest, RotatedFileBehindDuringAnOutageKeepsItsDescriptorThroughI
 
 // A live file read slowly (a small byte budget) whose pod is removed while it is behind: it is
 // unlinked, so it is not parked at the end of its slice, but read to its end.
-TEST_F(BudgetLossTest, UnlinkedLiveFileBehindIsNotParkedAtTheEndOfItsSlice) {
+TEST_F(LogTailerBudgetLossTest, UnlinkedLiveFileBehindIsNotParkedAtTheEndOfItsSlice) {
   options_.max_open_files = 1;
   options_.read_chunk_bytes = 64;
   const auto a = podLog(0);
@@ -1611,7 +1612,7 @@ TEST_F(BudgetLossTest, UnlinkedLiveFileBehindIsNotParkedAtTheEndOfItsSlice) {
 // A listing that fails (EMFILE: the very situation of the budget) shows no file; that is no
 // reason to take the parked files as deleted, ship their unfinished lines alone, and forget their
 // positions (the file, found again, would be read again from 0).
-TEST_F(BudgetLossTest, AFailedListingDeletesNoParkedFile) {
+TEST_F(LogTailerBudgetLossTest, AFailedListingDeletesNoParkedFile) {
   options_.max_open_files = 1;
   const auto a = podLog(0);
   append(a, cri(1, "a1") + cri(2, "stdout", 'P', "cut-"));
@@ -1646,7 +1647,7 @@ TEST_F(BudgetLossTest, AFailedListingDeletesNoParkedFile) {
 // truncation; the copy holds the only copy of the lines past what the original delivered. It is
 // positioned at once (the original's content is seen replaced) and keeps its descriptor, so
 // its deletion loses nothing.
-TEST_F(BudgetLossTest, CopytruncateCopyDuringAnOutageIsPositionedAtOnceAndKept) {
+TEST_F(LogTailerBudgetLossTest, CopytruncateCopyDuringAnOutageIsPositionedAtOnceAndKept) {
   const auto live = podLog(0);
   const auto copy = live.parent_path() / "0.log.20261121-101010";
   append(live, cri(1, "a1") + cri(2, "a2"));
@@ -1674,7 +1675,7 @@ TEST_F(BudgetLossTest, CopytruncateCopyDuringAnOutageIsPositionedAtOnceAndKept) 
 // descriptor back, and gets one again once partial_grace is over. Getting a descriptor is not
 // growth: the grace counts from the last byte read, so the P is handed out then, instead of the
 // file cycling through the queue for ever while its container's live file waits behind it.
-TEST_F(BudgetLossTest, RotatedFileEndingInAPUnderContentionIsFinishedAfterTheGrace) {
+TEST_F(LogTailerBudgetLossTest, RotatedFileEndingInAPUnderContentionIsFinishedAfterTheGrace) {
   options_.max_open_files = 2;
   options_.partial_grace = std::chrono::milliseconds(1000);
   const auto d = podLog(0).parent_path();
@@ -1696,7 +1697,7 @@ TEST_F(BudgetLossTest, RotatedFileEndingInAPUnderContentionIsFinishedAfterTheGra
 // A live file parked with lines it has not read is renamed by kubelet's rotation: the next
 // rotation deletes it, so it goes before every file that waits, and a live file's descriptor is
 // taken for it at once, whatever its slice.
-TEST_F(BudgetLossTest, ParkedFileRotatedWithUnreadLinesGoesFirst) {
+TEST_F(LogTailerBudgetLossTest, ParkedFileRotatedWithUnreadLinesGoesFirst) {
   options_.max_open_files = 1;
   const auto a = podLog(0);
   const auto rotated = a.parent_path() / "0.log.20261121-101010";

@@ -581,7 +581,9 @@ class LogTailer::Impl {
           candidates.push_back({true, f.lastData(), &f});
         } else if (f.deleted()) {
           continue;
-        } else if (behind_waiting || idle) {
+        } else if (behind_waiting) {
+          candidates.push_back({true, f.lastData(), &f, true});
+        } else if (idle) {
           candidates.push_back({true, f.lastData(), &f});
         } else if (!f.rotated() && f.eofThisPoll() && now - f.fdSince() >= options_.fd_slice / 4) {
           // Read to its end by the last poll: what it gets next can wait its turn.
@@ -608,7 +610,12 @@ class LogTailer::Impl {
           f.markDeleted();  // its end is final; it keeps its descriptor until read to it
           continue;
         }
-        if (f.rotated() && static_cast<std::uint64_t>(st.st_size) > f.readOffset()) continue;
+        // Unless it cannot be read anyway: an older file of its container waits for a
+        // descriptor, and files held that way could take every descriptor from it.
+        if (f.rotated() && !c.behind_waiting &&
+            static_cast<std::uint64_t>(st.st_size) > f.readOffset()) {
+          continue;
+        }
       }
       f.park(static_cast<std::uint64_t>(st.st_size),
              static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
@@ -950,6 +957,7 @@ class LogTailer::Impl {
     bool idle;
     Clock::time_point since;
     TailedFile* file;
+    bool behind_waiting = false;  // an older file of its container waits for a descriptor
   };
   std::vector<YieldCandidate> yield_candidates_;  // reused by yieldDescriptors()
   std::unordered_map<std::string, Done> done_;    // released, still on disk

@@ -745,7 +745,16 @@ class LogTailer::Impl {
       got += static_cast<std::size_t>(r);
     }
     copy_prefix_.resize(got);
-    if (const auto g = groups_.find(w.file.container_dir); g != groups_.end()) {
+    const auto patience =
+        std::max<Clock::duration>(options_.rescan_interval, std::chrono::seconds(10));
+    const auto g = groups_.find(w.file.container_dir);
+    if (g != groups_.end() && copy_prefix_.find('\n') == std::string::npos) {
+      // Not even a whole first record yet: a copy being written (cp, logrotate) cannot be told
+      // from a new file until it has one. Read from 0 it would give every line again.
+      if (!w.copy_since) w.copy_since = now;
+      if (now - *w.copy_since < patience) return std::nullopt;
+    }
+    if (g != groups_.end()) {
       for (const TailedFile* f : g->second) {
         if (f->key() == key || f->compressed() || f->finished()) continue;
         if (!startsAs(copy_prefix_, f->head())) continue;
@@ -758,8 +767,6 @@ class LogTailer::Impl {
           return std::min(size, f->deliveredOffset());
         }
         if (!w.copy_since) w.copy_since = now;
-        const auto patience =
-            std::max<Clock::duration>(options_.rescan_interval, std::chrono::seconds(10));
         if (now - *w.copy_since < patience) return std::nullopt;
         ++stats_.copies_positioned;
         return std::min(size, f->deliveredOffset());  // a copy that was never truncated after

@@ -1730,5 +1730,23 @@ TEST_F(LogTailerBudgetLossTest, ParkedFileRotatedWithUnreadLinesGoesFirst) {
   EXPECT_EQ(t->stats().parked_vanished, 0U);
 }
 
+// A copy listed before its first record was written (cp creates the file, then writes it) cannot
+// be told from a new file yet: it waits for its content instead of being read from 0.
+TEST_F(LogTailerBudgetLossTest, CopyListedWhileStillEmptyIsNotReadFromZero) {
+  const auto live = podLog(0);
+  const auto copy = live.parent_path() / "0.log.20261121-101010";
+  append(live, cri(1, "a1") + cri(2, "a2"));
+  auto t = make();
+  RecordingSink sink;
+  for (int i = 0; i < 3; ++i) step(*t, sink);
+  append(copy, "");  // created, nothing written yet
+  for (int i = 0; i < 3; ++i) step(*t, sink);
+  append(copy, cri(1, "a1") + cri(2, "a2"));
+  fs::resize_file(live, 0);
+  append(live, cri(3, "b1"));
+  for (int i = 0; i < 20; ++i) step(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"a1", "a2", "b1"}));
+}
+
 }  // namespace
 }  // namespace nodewarden::logs

@@ -402,7 +402,7 @@ class LogTailer::Impl {
       TailedFile& file = *open->second;
       file.seenAt(f);
       if (file.parked() && !file.finished() && !f.rotated_suffix.empty() &&
-          f.size > file.consumed()) {
+          f.size > file.consumed() && firstToRead(file)) {
         enqueueUrgent(key, clock());
       }
       return key;
@@ -441,6 +441,23 @@ class LogTailer::Impl {
     const std::uint64_t ticket = next_ticket_++;
     queue_.emplace(ticket, key);
     queued_.emplace(key, Queued{ticket, now, false, false});
+  }
+
+  // No older file of its container is to be read before it: only such a file is worth a
+  // descriptor taken at once (one behind another would give it back unread, again and again).
+  [[nodiscard]] bool firstToRead(const TailedFile& file) const {
+    if (std::ranges::any_of(waiting_, [&](const auto& kv) {
+          return kv.second.file.container_dir == file.containerDir();
+        })) {
+      return false;
+    }
+    const auto g = groups_.find(file.containerDir());
+    if (g == groups_.end()) return true;
+    for (const TailedFile* other : g->second) {
+      if (other == &file) return true;
+      if (!other->finished()) return false;
+    }
+    return true;
   }
 
   // A parked file now listed under a rotated name with lines past its position: kubelet deletes

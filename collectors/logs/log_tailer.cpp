@@ -210,9 +210,8 @@ class LogTailer::Impl {
     bool initial = false;  // found by the first scan
     // A copy (copytruncate) whose original has not been seen truncated yet: since when it waits.
     std::optional<Clock::time_point> copy_since;
-    // ... and its descriptor, kept while it waits (counted in open_fds_): the copy may hold the
-    // only copy of the lines between the original's delivered offset and the truncation, and
-    // kubelet or logrotate may delete it meanwhile.
+    // A descriptor opened for it and not yet adopted (counted in open_fds_); -1 while it waits:
+    // copies keeping theirs while they waited could hold the whole budget.
     int fd = -1;
   };
   // A file that wants a descriptor: one found and never opened, or one that gave its descriptor
@@ -720,8 +719,7 @@ class LogTailer::Impl {
       // A rotated file never followed: maybe a copy (copytruncate) of content already read.
       const auto copy = copyStart(fd, size, key, w, now);
       if (!copy) {
-        w.fd = fd;
-        ++open_fds_;
+        ::close(fd);
         return Opened::kLater;
       }
       start = *copy;

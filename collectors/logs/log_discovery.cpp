@@ -185,7 +185,16 @@ void LogDiscovery::takeModified(std::vector<std::string>& dirs) {
   modified_.clear();
 }
 
+bool LogDiscovery::unlisted(std::string_view container_dir) const {
+  return std::ranges::any_of(unlisted_, [&](const std::string& dir) {
+    return container_dir == dir ||
+           (container_dir.starts_with(dir) && container_dir.size() > dir.size() &&
+            container_dir[dir.size()] == '/');
+  });
+}
+
 void LogDiscovery::scanAll(std::vector<DiscoveredFile>& out) {
+  unlisted_.clear();
   dirty_pods_.clear();
   dirty_dirs_.clear();
   watch(root_.string(), WatchKind::kRoot);
@@ -195,6 +204,7 @@ void LogDiscovery::scanAll(std::vector<DiscoveredFile>& out) {
   });
   if (err != 0 && err != ENOENT) {
     errors_.report("logs", "list_dir", root_.string() + ": " + std::strerror(err));
+    unlisted_.push_back(root_.string());
   }
   for (const auto& pod : pods) scanPodDir(pod, out);
 }
@@ -222,6 +232,7 @@ void LogDiscovery::scanPodDir(const std::string& pod_dir_name, std::vector<Disco
   });
   if (err != 0 && err != ENOENT) {
     errors_.report("logs", "list_dir", pod_path + ": " + std::strerror(err));
+    unlisted_.push_back(pod_path);
   }
   for (const auto& c : containers) scanContainerDir(pod_dir_name, c, out);
 }
@@ -248,6 +259,7 @@ void LogDiscovery::scanContainerDir(const std::string& pod_dir_name, const std::
   });
   if (err != 0 && err != ENOENT) {
     errors_.report("logs", "list_dir", proto.container_dir + ": " + std::strerror(err));
+    unlisted_.push_back(proto.container_dir);
   }
 }
 

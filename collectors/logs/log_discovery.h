@@ -67,6 +67,10 @@ class LogDiscovery {
   void scanAll(std::vector<DiscoveredFile>& out);
   // Lists only the directories that events pointed at.
   void scanDirty(std::vector<DiscoveredFile>& out);
+  // Whether the last scanAll() failed to list container_dir, its pod directory or the root for
+  // another reason than its absence (EMFILE, EACCES...): its files were not seen, yet they may be
+  // there, so their absence from the listing says nothing.
+  [[nodiscard]] bool unlisted(std::string_view container_dir) const;
 
   // The container directories whose files were written to since the last call (IN_MODIFY): the
   // tailer looks again at the files there that have no descriptor.
@@ -94,6 +98,7 @@ class LogDiscovery {
   std::set<std::pair<std::string, std::string>> dirty_dirs_;  // (pod dir name, container)
   std::unordered_set<int> modified_;  // wds of container directories written to
   std::uint64_t overflows_ = 0;
+  std::vector<std::string> unlisted_;  // directories the last scanAll() could not list
 };
 
 }  // namespace nodewarden::logs

@@ -99,6 +99,13 @@ class LogTailer::Impl {
     fullScan(/*initial=*/true);
     last_rescan_ = std::chrono::steady_clock::now();
   }
+  ~Impl() {
+    for (auto& [key, w] : waiting_) {
+      if (w.fd >= 0) ::close(w.fd);
+    }
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   [[nodiscard]] int watchFd() const { return discovery_.fd(); }
 
@@ -106,7 +113,7 @@ class LogTailer::Impl {
     discover();
     const auto now = clock();
     lookAtParked();
-    schedule(now);
+    schedule(now, sink.hasRoom());
 
     TailContext ctx{sink, errors_, stats_, chunk_, scratch_, replaced_};
     std::size_t total = 0;
@@ -187,7 +194,9 @@ class LogTailer::Impl {
   [[nodiscard]] LogTailerStats stats() const {
     LogTailerStats s = stats_;
     s.open_files = open_fds_;
-    s.files_parked = files_.size() - open_fds_;
+    std::size_t copies_held = 0;
+    for (const auto& [key, w] : waiting_) copies_held += w.fd >= 0 ? 1 : 0;
+    s.files_parked = files_.size() - (open_fds_ - copies_held);
     s.files_waiting = 0;
     for (const auto& [key, q] : queued_) s.files_waiting += q.for_handle ? 1 : 0;
     s.inotify_overflows = discovery_.overflows();
@@ -201,6 +210,9 @@ class LogTailer::Impl {
     bool initial = false;  // found by the first scan
     // A copy (copytruncate) whose original has not been seen truncated yet: since when it waits.
     std::optional<Clock::time_point> copy_since;
+    // A descriptor opened for it and not yet adopted (counted in open_fds_); -1 while it waits:
+    // copies keeping theirs while they waited could hold the whole budget.
+    int fd = -1;
   };
   // A file that wants a descriptor: one found and never opened, or one that gave its descriptor
   // back and has something to read again.
@@ -209,6 +221,7 @@ class LogTailer::Impl {
     Clock::time_point since;
     bool counted = false;     // its wait was counted as a deferral
     bool for_handle = false;  // it waits for a free descriptor (not for a predecessor)
+    bool urgent = false;      // a rotated file with unread lines: ahead of every other
   };
   struct Done {
     std::uint64_t size = 0;
@@ -238,12 +251,13 @@ class LogTailer::Impl {
         return false;
       }
       file.setEofThisPoll();
+      file.noteAtEnd(now);
       const bool final = file.deleted() || file.compressed();
       if (final || superseded(group, i)) {
         // A newer file has data, but the writer may still be between the records of a line
         // (a P and its F): the line is handed out alone only once the file stayed as it is for
         // partial_grace. A deleted or compressed file cannot grow: its end is final at once.
-        if (!final && file.hasPending() && now - file.lastData() < options_.partial_grace) {
+        if (!final && file.hasPending() && now - file.lastGrowth() < options_.partial_grace) {
           continue;
         }
         if (file.finish(ctx) == TailedFile::Status::kBlocked) return true;
@@ -313,20 +327,25 @@ class LogTailer::Impl {
       seen.insert(onFound(f, initial));
     }
     sortGroups();
-    // Whatever the listing no longer shows is gone, unless it is open (deleted, still draining).
+    // Whatever the listing no longer shows is gone, unless it is open (deleted, still draining),
+    // or its directory could not be listed (EMFILE, ...): then its absence says nothing.
     for (auto it = store_.positions().begin(); it != store_.positions().end();) {
       const auto& key = it->first;
       ++it;
-      if (!seen.contains(key) && !files_.contains(key)) {
+      if (!seen.contains(key) && !files_.contains(key) &&
+          !discovery_.unlisted(parentOf(store_.positions().at(key).path))) {
         remember(store_.positions().at(key));
         store_.erase(key);
         store_dirty_ = true;
       }
     }
+    if (discovery_.unlisted(options_.log_root.string())) return;  // nothing was seen at all
     std::erase_if(done_, [&](const auto& kv) { return !seen.contains(kv.first); });
     std::erase_if(compressed_seen_, [&](const auto& k) { return !seen.contains(k); });
     for (auto it = waiting_.begin(); it != waiting_.end();) {
-      if (seen.contains(it->first)) {
+      // A copy whose descriptor is kept is read from it, whether or not it is still listed.
+      if (seen.contains(it->first) || it->second.fd >= 0 ||
+          discovery_.unlisted(it->second.file.container_dir)) {
         ++it;
         continue;
       }
@@ -335,9 +354,22 @@ class LogTailer::Impl {
       it = waiting_.erase(it);
     }
     // A file without a descriptor that no listing shows any more was deleted (with its rotated
-    // names, if it was rotated meanwhile): it cannot be read again.
+    // names, if it was rotated meanwhile): it cannot be read again. Only when its directory was
+    // listed and its last name is gone: a listing that failed shows nothing, and finishing a file
+    // that is still there would hand out its unfinished line alone and read it again from 0.
     for (auto& [key, file] : files_) {
       if (!file->parked() || file->finished() || seen.contains(key)) continue;
+      if (discovery_.unlisted(file->containerDir())) continue;
+      struct stat st {};
+      if (::stat(file->path().c_str(), &st) == 0) {
+        // Still there under its last name (not listed: read between the listing and now).
+        if (static_cast<std::uint64_t>(st.st_ino) == file->identity().inode &&
+            static_cast<std::uint64_t>(st.st_dev) == file->identity().device) {
+          continue;
+        }
+      } else if (errno != ENOENT) {
+        continue;
+      }
       if (!vanished_parked_.insert(key).second) continue;
       file->markDeleted();
       dequeue(key);
@@ -366,7 +398,12 @@ class LogTailer::Impl {
       return key;
     }
     if (const auto open = files_.find(key); open != files_.end()) {
-      open->second->seenAt(f);
+      TailedFile& file = *open->second;
+      file.seenAt(f);
+      if (file.parked() && !file.finished() && !f.rotated_suffix.empty() &&
+          f.size > file.consumed() && firstToRead(file)) {
+        enqueueUrgent(key, clock());
+      }
       return key;
     }
     if (const auto w = waiting_.find(key); w != waiting_.end()) {
@@ -405,6 +442,38 @@ class LogTailer::Impl {
     queued_.emplace(key, Queued{ticket, now, false, false});
   }
 
+  // No older file of its container is to be read before it: only such a file is worth a
+  // descriptor taken at once (one behind another would give it back unread, again and again).
+  [[nodiscard]] bool firstToRead(const TailedFile& file) const {
+    if (std::ranges::any_of(waiting_, [&](const auto& kv) {
+          return kv.second.file.container_dir == file.containerDir();
+        })) {
+      return false;
+    }
+    const auto g = groups_.find(file.containerDir());
+    if (g == groups_.end()) return true;
+    for (const TailedFile* other : g->second) {
+      if (other == &file) return true;
+      if (!other->finished()) return false;
+    }
+    return true;
+  }
+
+  // A parked file now listed under a rotated name with lines past its position: kubelet deletes
+  // the oldest rotated files, so it goes before everything that waits.
+  void enqueueUrgent(const std::string& key, Clock::time_point now) {
+    Queued q{next_urgent_ticket_++, now, false, false, true};
+    if (const auto it = queued_.find(key); it != queued_.end()) {
+      if (it->second.urgent) return;
+      q.since = it->second.since;
+      q.counted = it->second.counted;
+      queue_.erase(it->second.ticket);
+      queued_.erase(it);
+    }
+    queue_.emplace(q.ticket, key);
+    queued_.emplace(key, q);
+  }
+
   void dequeue(const std::string& key) {
     const auto it = queued_.find(key);
     if (it == queued_.end()) return;
@@ -417,7 +486,7 @@ class LogTailer::Impl {
   void lookAtParked() {
     modified_.clear();
     discovery_.takeModified(modified_);
-    if (open_fds_ == files_.size()) return;
+    if (std::ranges::none_of(files_, [](const auto& kv) { return kv.second->parked(); })) return;
     for (const auto& dir : modified_) {
       const auto g = groups_.find(dir);
       if (g == groups_.end()) continue;
@@ -429,7 +498,7 @@ class LogTailer::Impl {
 
   // Hands out descriptors: to files that want one, oldest-waiting first, taking them back from
   // files that are idle or had theirs for a slice while others wait.
-  void schedule(Clock::time_point now) {
+  void schedule(Clock::time_point now, bool sink_has_room) {
     // Parked files with something to read again: they grew (or shrank: copytruncate), or a newer
     // file of their container has data, so they are to be read to their end and let go.
     for (auto& [dir, group] : groups_) {
@@ -437,15 +506,25 @@ class LogTailer::Impl {
         TailedFile& f = *group[i];
         if (!f.parked() || f.finished() || queued_.contains(f.key())) continue;
         const bool to_finish = superseded(group, i) &&
-                               (!f.hasPending() || now - f.lastData() >= options_.partial_grace);
+                               (!f.hasPending() || now - f.lastGrowth() >= options_.partial_grace);
         if (f.changedSinceParked() || to_finish) enqueue(f.key(), now);
       }
     }
     bool opened = serve(now);
     std::size_t wanting = 0;
-    for (const auto& [key, q] : queued_) wanting += q.for_handle ? 1 : 0;
-    if (wanting > 0 && open_fds_ >= options_.max_open_files) {
-      if (yieldDescriptors(now, wanting) > 0) opened |= serve(now);
+    std::size_t urgent = 0;
+    for (const auto& [key, q] : queued_) {
+      wanting += q.for_handle ? 1 : 0;
+      urgent += q.for_handle && q.urgent ? 1 : 0;
+    }
+    // While the sink has no room nothing is read: a descriptor given back then serves no reader,
+    // and the file that gave it may be deleted before it is read again. A rotated file parked with
+    // unread lines is the exception: its descriptor is what keeps those lines once kubelet deletes
+    // it, so one is taken for it from a live file even then, and whatever its slice.
+    if (wanting > 0 && open_fds_ >= options_.max_open_files && (sink_has_room || urgent > 0)) {
+      if (yieldDescriptors(now, sink_has_room ? wanting : urgent, urgent > 0) > 0) {
+        opened |= serve(now);
+      }
     }
     // What still waits for a descriptor is a deferral: counted once per wait.
     Clock::duration longest{0};
@@ -468,7 +547,8 @@ class LogTailer::Impl {
       const std::string key = it->second;
       ++it;
       Queued& q = queued_.at(key);
-      if (open_fds_ >= options_.max_open_files) {
+      const auto held = waiting_.find(key);
+      if (open_fds_ >= options_.max_open_files && (held == waiting_.end() || held->second.fd < 0)) {
         q.for_handle = true;
         continue;
       }
@@ -495,7 +575,10 @@ class LogTailer::Impl {
   // A rotated file is not made to yield while it has data (kubelet deletes old rotated files, and
   // one deleted without a descriptor could not be read to its end), nor a deleted one ever, unless
   // it is finished or cannot be read anyway: an older file of its container waits for a handle.
-  std::size_t yieldDescriptors(Clock::time_point now, std::size_t wanted) {
+  // force: a rotated file with unread lines waits; any live file's descriptor will do for it.
+  // Never parked: a file unlinked (st_nlink 0; it is marked deleted), nor a rotated one with
+  // bytes past its read offset: either could be gone before it is reopened, and its lines with it.
+  std::size_t yieldDescriptors(Clock::time_point now, std::size_t wanted, bool force) {
     auto& candidates = yield_candidates_;
     candidates.clear();
     for (auto& [dir, group] : groups_) {
@@ -508,11 +591,14 @@ class LogTailer::Impl {
         }
         // A .gz stream cannot be re-opened at an offset.
         if (f.compressed()) continue;
-        const bool idle = now - f.lastData() >= options_.fd_idle_after;
-        if (f.finished() || behind_waiting) {
+        // Idle: at its end for fd_idle_after. A file behind (the sink had no room) is not idle.
+        const bool idle = f.idleFor(now, options_.fd_idle_after);
+        if (f.finished()) {
           candidates.push_back({true, f.lastData(), &f});
         } else if (f.deleted()) {
           continue;
+        } else if (behind_waiting) {
+          candidates.push_back({true, f.lastData(), &f, true});
         } else if (idle) {
           candidates.push_back({true, f.lastData(), &f});
         } else if (!f.rotated() && f.eofThisPoll() && now - f.fdSince() >= options_.fd_slice / 4) {
@@ -520,6 +606,8 @@ class LogTailer::Impl {
           candidates.push_back({false, f.fdSince() - options_.fd_slice, &f});
         } else if (!f.rotated() && now - f.fdSince() >= options_.fd_slice) {
           candidates.push_back({false, f.fdSince(), &f});
+        } else if (force && !f.rotated()) {
+          candidates.push_back({false, f.fdSince() + options_.fd_slice, &f});
         }
       }
     }
@@ -533,6 +621,18 @@ class LogTailer::Impl {
       TailedFile& f = *c.file;
       struct stat st {};
       if (::fstat(f.fd(), &st) != 0) continue;
+      if (!f.finished()) {
+        if (st.st_nlink == 0) {
+          f.markDeleted();  // its end is final; it keeps its descriptor until read to it
+          continue;
+        }
+        // Unless it cannot be read anyway: an older file of its container waits for a
+        // descriptor, and files held that way could take every descriptor from it.
+        if (f.rotated() && !c.behind_waiting &&
+            static_cast<std::uint64_t>(st.st_size) > f.readOffset()) {
+          continue;
+        }
+      }
       f.park(static_cast<std::uint64_t>(st.st_size),
              static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
       --open_fds_;
@@ -559,13 +659,19 @@ class LogTailer::Impl {
     }
     file.reopen(fd);
     file.setFdSince(now);
-    file.noteData(now);
+    file.noteOpened(now);
     ++open_fds_;
     return Opened::kYes;
   }
 
   Opened openFile(Waiting& w, Clock::time_point now) {
-    const int fd = ::open(w.file.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    int fd = w.fd;
+    if (fd >= 0) {
+      w.fd = -1;  // adopted below (or closed): counted again by adopt()
+      --open_fds_;
+    } else {
+      fd = ::open(w.file.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    }
     if (fd < 0) {
       if (errno == ENOENT) {
         vanishedUnread(w.file);
@@ -628,7 +734,7 @@ class LogTailer::Impl {
 
   void adopt(std::string key, std::unique_ptr<TailedFile> file, Clock::time_point now) {
     file->setFdSince(now);
-    file->noteData(now);
+    file->noteOpened(now);
     ++open_fds_;
     groups_[file->containerDir()].push_back(file.get());
     files_.emplace(std::move(key), std::move(file));
@@ -654,18 +760,28 @@ class LogTailer::Impl {
       got += static_cast<std::size_t>(r);
     }
     copy_prefix_.resize(got);
-    if (const auto g = groups_.find(w.file.container_dir); g != groups_.end()) {
+    const auto patience =
+        std::max<Clock::duration>(options_.rescan_interval, std::chrono::seconds(10));
+    const auto g = groups_.find(w.file.container_dir);
+    if (g != groups_.end() && copy_prefix_.find('\n') == std::string::npos) {
+      // Not even a whole first record yet: a copy being written (cp, logrotate) cannot be told
+      // from a new file until it has one. Read from 0 it would give every line again.
+      if (!w.copy_since) w.copy_since = now;
+      if (now - *w.copy_since < patience) return std::nullopt;
+    }
+    if (g != groups_.end()) {
       for (const TailedFile* f : g->second) {
         if (f->key() == key || f->compressed() || f->finished()) continue;
-        // Replaced under the tailer's feet, not noticed yet: noticing it tells where it was.
+        if (!startsAs(copy_prefix_, f->head())) continue;
+        // The original's content was replaced under the tailer's feet (truncated), not noticed by
+        // its reader yet, which may be held up by backpressure: nothing more of that content can
+        // be read from it, so what it delivered is final, and the copy goes on from there.
         if (!f->parked() && f->identity().fingerprint_bytes > 0 &&
             !fingerprintMatches(f->fd(), f->identity())) {
-          return std::nullopt;
+          ++stats_.copies_positioned;
+          return std::min(size, f->deliveredOffset());
         }
-        if (!startsAs(copy_prefix_, f->head())) continue;
         if (!w.copy_since) w.copy_since = now;
-        const auto patience =
-            std::max<Clock::duration>(options_.rescan_interval, std::chrono::seconds(10));
         if (now - *w.copy_since < patience) return std::nullopt;
         ++stats_.copies_positioned;
         return std::min(size, f->deliveredOffset());  // a copy that was never truncated after
@@ -850,9 +966,10 @@ class LogTailer::Impl {
   std::map<std::string, std::vector<TailedFile*>> groups_;  // container dir → read order
   std::unordered_map<std::string, Waiting> waiting_;        // key → found, not yet opened
   // Files that want a descriptor (waiting_'s, and parked ones with something to read).
-  std::map<std::uint64_t, std::string> queue_;      // ticket → key: oldest first
-  std::unordered_map<std::string, Queued> queued_;  // key → its place in queue_
-  std::uint64_t next_ticket_ = 0;
+  std::map<std::uint64_t, std::string> queue_;          // ticket → key: oldest first
+  std::unordered_map<std::string, Queued> queued_;      // key → its place in queue_
+  std::uint64_t next_ticket_ = std::uint64_t{1} << 62;  // after every urgent ticket
+  std::uint64_t next_urgent_ticket_ = 0;
   std::size_t open_fds_ = 0;               // files_ that hold a descriptor
   std::set<std::string> vanished_parked_;  // parked, then deleted: to be finished
   std::vector<StoredPosition> replaced_;   // content replaced by copytruncate
@@ -862,6 +979,7 @@ class LogTailer::Impl {
     bool idle;
     Clock::time_point since;
     TailedFile* file;
+    bool behind_waiting = false;  // an older file of its container waits for a descriptor
   };
   std::vector<YieldCandidate> yield_candidates_;  // reused by yieldDescriptors()
   std::unordered_map<std::string, Done> done_;    // released, still on disk

@@ -326,6 +326,7 @@ TailedFile::Status TailedFile::checkEof(TailContext& ctx) {
 
 void TailedFile::resetContent() {
   read_offset_ = 0;
+  high_water_ = 0;
   consumed_ = 0;
   carry_.clear();
   carry_overflow_ = false;

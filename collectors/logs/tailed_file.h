@@ -173,9 +173,33 @@ class TailedFile {
   }
   [[nodiscard]] const std::string& podUid() const { return pod_uid_; }
 
-  // When data was last read (or the file opened): how long it has been idle.
-  void noteData(Clock::time_point t) { last_data_ = t; }
+  // When data was last read (or the file opened). Bytes past any read before also set lastGrowth:
+  // reading the incomplete last record again after reopen() is not growth, so a rotated file's
+  // partial_grace counts from when the file last grew, not from when it last got a descriptor.
+  void noteData(Clock::time_point t) {
+    last_data_ = t;
+    at_end_since_.reset();
+    if (read_offset_ > high_water_) {
+      high_water_ = read_offset_;
+      last_growth_ = t;
+    }
+  }
   [[nodiscard]] Clock::time_point lastData() const { return last_data_; }
+  [[nodiscard]] Clock::time_point lastGrowth() const { return last_growth_; }
+  // Opened (or reopened): growth is counted from now on, never before its first descriptor.
+  void noteOpened(Clock::time_point t) {
+    last_data_ = t;
+    at_end_since_.reset();
+    if (high_water_ == 0 && last_growth_ == Clock::time_point{}) last_growth_ = t;
+  }
+  // A read found the end of the file. Idle means at the end for a while: a file the sink had no
+  // room for is behind, not idle.
+  void noteAtEnd(Clock::time_point t) {
+    if (!at_end_since_) at_end_since_ = t;
+  }
+  [[nodiscard]] bool idleFor(Clock::time_point now, Clock::duration d) const {
+    return at_end_since_ && now - *at_end_since_ >= d;
+  }
   // When it got its current descriptor: how long it has held it.
   void setFdSince(Clock::time_point t) { fd_since_ = t; }
   [[nodiscard]] Clock::time_point fdSince() const { return fd_since_; }
@@ -243,6 +267,9 @@ class TailedFile {
   bool finished_ = false;
   bool eof_this_poll_ = false;
   Clock::time_point last_data_{};
+  Clock::time_point last_growth_{};
+  std::uint64_t high_water_ = 0;  // the furthest offset of the current content ever read
+  std::optional<Clock::time_point> at_end_since_;
   Clock::time_point fd_since_{};
 };
 

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <prometheus/registry.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -1543,6 +1544,208 @@ TEST_F(PartialLineTest, WritersRotatingUnderContentionNeverShipAPAlone) {
   }
   EXPECT_EQ(t->stats().partials_flushed, 0U);
   EXPECT_GE(t->stats().fd_yields, 1U);
+}
+
+}  // namespace
+}  // namespace nodewarden::logs
+
+// Defects of the handle budget and of the waits for a P's F, each with the case that lost or
+// split lines: a descriptor taken back from a file that still had lines, a wait with no end.
+namespace nodewarden::logs {
+namespace {
+
+class LogTailerBudgetLossTest : public HandleBudgetTest {
+ protected:
+  // The lines of a RecordingSink that gets room again after an outage.
+  static void reopenSink(RecordingSink& sink) {
+    sink.limit = std::numeric_limits<std::size_t>::max();
+  }
+};
+
+// Loki is down: the sink is full and nothing is read, so every file stops reading, which is not
+// being idle. A rotated file that still has lines must keep its descriptor: kubelet deletes it,
+// and only the descriptor keeps its lines.
+TEST_F(LogTailerBudgetLossTest,
+       RotatedFileBehindDuringAnOutageKeepsItsDescriptorThroughItsDeletion) {
+  options_.max_open_files = 1;
+  const auto d = podLog(0).parent_path();
+  const auto rotated = d / "0.log.20261121-101010";
+  std::string text;
+  for (int i = 1; i <= 10; ++i) text += cri(i, "r" + std::to_string(i));
+  append(rotated, text);
+  append(d / "0.log", cri(20, "live"));
+  append(podLog(1), cri(30, "b1"));
+  auto t = make();
+  RecordingSink sink;
+  sink.limit = 3;
+  for (int i = 0; i < 20; ++i) step(*t, sink);  // two seconds of outage
+  ASSERT_EQ(sink.lines(), (std::vector<std::string>{"r1", "r2", "r3"}));
+  fs::remove(rotated);  // kubelet's next rotation
+  reopenSink(sink);
+  ASSERT_TRUE(stepUntil(*t, sink, 12, 200));
+  EXPECT_EQ(linesOfPod(sink, 0), concat(seq("r", 1, 10), {"live"}));
+  EXPECT_EQ(linesOfPod(sink, 1), (std::vector<std::string>{"b1"}));
+  EXPECT_EQ(t->stats().parked_vanished, 0U);
+}
+
+// A live file read slowly (a small byte budget) whose pod is removed while it is behind: it is
+// unlinked, so it is not parked at the end of its slice, but read to its end.
+TEST_F(LogTailerBudgetLossTest, UnlinkedLiveFileBehindIsNotParkedAtTheEndOfItsSlice) {
+  options_.max_open_files = 1;
+  options_.read_chunk_bytes = 64;
+  const auto a = podLog(0);
+  std::string text;
+  for (int i = 1; i <= 40; ++i) text += cri(i, "a" + std::to_string(i));
+  append(a, text);
+  append(podLog(1), cri(50, "b1"));
+  auto t = make();
+  RecordingSink sink;
+  step(*t, sink, 64);
+  ASSERT_FALSE(sink.records.empty());
+  fs::remove_all(a.parent_path().parent_path());  // the pod is removed; a is still open
+  for (int i = 0; i < 400 && sink.records.size() < 41; ++i) step(*t, sink, 64);
+  EXPECT_EQ(linesOfPod(sink, 0), seq("a", 1, 40));
+  EXPECT_EQ(linesOfPod(sink, 1), (std::vector<std::string>{"b1"}));
+  EXPECT_EQ(t->stats().parked_vanished, 0U);
+}
+
+// A listing that fails (EMFILE: the very situation of the budget) shows no file; that is no
+// reason to take the parked files as deleted, ship their unfinished lines alone, and forget their
+// positions (the file, found again, would be read again from 0).
+TEST_F(LogTailerBudgetLossTest, AFailedListingDeletesNoParkedFile) {
+  options_.max_open_files = 1;
+  const auto a = podLog(0);
+  append(a, cri(1, "a1") + cri(2, "stdout", 'P', "cut-"));
+  append(podLog(1), cri(3, "b1"));
+  auto t = make();
+  RecordingSink sink;
+  for (int i = 0; i < 20; ++i) step(*t, sink);
+  ASSERT_EQ(sink.lines(), (std::vector<std::string>{"a1", "b1"}));
+  ASSERT_GE(t->stats().files_parked, 1U);
+  // No descriptor left for this process: opendir() fails with EMFILE.
+  const int lowest = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(lowest, 0);
+  ::close(lowest);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  for (int i = 0; i < 3; ++i) step(*t, sink);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_GE(errors_.count("logs", "list_dir"), 1.0);
+  append(a, cri(4, "stdout", 'F', "rest"));
+  append(a, cri(5, "a2"));
+  ASSERT_TRUE(stepUntil(*t, sink, 4, 200));
+  for (int i = 0; i < 20; ++i) step(*t, sink);
+  EXPECT_EQ(linesOfPod(sink, 0), (std::vector<std::string>{"a1", "cut-rest", "a2"}));
+  EXPECT_EQ(t->stats().parked_vanished, 0U);
+  EXPECT_EQ(t->stats().partials_flushed, 0U);
+}
+
+// copytruncate during an outage: the original's reader does not run, so it does not notice the
+// truncation; the copy holds the only copy of the lines past what the original delivered. It is
+// positioned at once (the original's content is seen replaced) and keeps its descriptor, so
+// its deletion loses nothing.
+TEST_F(LogTailerBudgetLossTest, CopytruncateCopyDuringAnOutageIsPositionedAtOnceAndKept) {
+  const auto live = podLog(0);
+  const auto copy = live.parent_path() / "0.log.20261121-101010";
+  append(live, cri(1, "a1") + cri(2, "a2"));
+  auto t = make();
+  RecordingSink sink;
+  for (int i = 0; i < 3; ++i) step(*t, sink);
+  ASSERT_EQ(sink.lines(), (std::vector<std::string>{"a1", "a2"}));
+  sink.limit = sink.records.size();  // Loki goes down
+  append(live, cri(3, "a3") + cri(4, "a4") + cri(5, "a5"));
+  for (int i = 0; i < 3; ++i) step(*t, sink);
+  fs::copy_file(live, copy);
+  fs::resize_file(live, 0);
+  append(live, cri(6, "b1"));
+  for (int i = 0; i < 5; ++i) step(*t, sink);
+  fs::remove(copy);  // the next rotation deletes it
+  for (int i = 0; i < 5; ++i) step(*t, sink);
+  reopenSink(sink);
+  for (int i = 0; i < 20; ++i) step(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"a1", "a2", "a3", "a4", "a5", "b1"}));
+  EXPECT_EQ(t->stats().copies_positioned, 1U);
+  EXPECT_EQ(t->stats().vanished_unread, 0U);
+}
+
+// A rotated file whose last line is unfinished, under contention: it idles at its end, gives its
+// descriptor back, and gets one again once partial_grace is over. Getting a descriptor is not
+// growth: the grace counts from the last byte read, so the P is handed out then, instead of the
+// file cycling through the queue for ever while its container's live file waits behind it.
+TEST_F(LogTailerBudgetLossTest, RotatedFileEndingInAPUnderContentionIsFinishedAfterTheGrace) {
+  options_.max_open_files = 2;
+  options_.partial_grace = std::chrono::milliseconds(1000);
+  const auto d = podLog(0).parent_path();
+  append(d / "0.log.20261121-101010", cri(1, "r1") + cri(2, "stdout", 'P', "cut "));
+  append(d / "0.log", cri(3, "live1"));
+  auto t = make();
+  RecordingSink sink;
+  for (int i = 0; i < 100; ++i) {
+    for (int p = 1; p <= 4; ++p) append(podLog(p), cri(1000 + i * 4 + p, "w"));
+    step(*t, sink);
+  }
+  auto lines = linesOfPod(sink, 0);
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, (std::vector<std::string>{"cut ", "live1", "r1"}));
+  EXPECT_EQ(t->stats().partials_flushed, 1U);
+  for (int p = 1; p <= 4; ++p) EXPECT_GE(linesOfPod(sink, p).size(), 90U) << p;
+}
+
+// A live file parked with lines it has not read is renamed by kubelet's rotation: the next
+// rotation deletes it, so it goes before every file that waits, and a live file's descriptor is
+// taken for it at once, whatever its slice.
+TEST_F(LogTailerBudgetLossTest, ParkedFileRotatedWithUnreadLinesGoesFirst) {
+  options_.max_open_files = 1;
+  const auto a = podLog(0);
+  const auto rotated = a.parent_path() / "0.log.20261121-101010";
+  append(a, cri(1, "a1"));
+  const auto others = [&](int i) {
+    for (int p = 1; p <= 8; ++p) append(podLog(p), cri(1000 + i * 8 + p, "w"));
+  };
+  auto t = make();
+  RecordingSink sink;
+  for (int i = 0; i < 40; ++i) {
+    others(i);
+    step(*t, sink);
+  }
+  ASSERT_EQ(linesOfPod(sink, 0), (std::vector<std::string>{"a1"}));
+  append(a, cri(2, "a2") + cri(3, "a3"));
+  others(40);
+  step(*t, sink);
+  fs::rename(a, rotated);
+  append(a, cri(4, "a4"));
+  for (int i = 41; i < 43; ++i) {
+    others(i);
+    step(*t, sink);
+  }
+  fs::remove(rotated);  // the next rotation
+  for (int i = 43; i < 140; ++i) {
+    others(i);
+    step(*t, sink);
+  }
+  EXPECT_EQ(linesOfPod(sink, 0), (std::vector<std::string>{"a1", "a2", "a3", "a4"}));
+  EXPECT_EQ(t->stats().parked_vanished, 0U);
+}
+
+// A copy listed before its first record was written (cp creates the file, then writes it) cannot
+// be told from a new file yet: it waits for its content instead of being read from 0.
+TEST_F(LogTailerBudgetLossTest, CopyListedWhileStillEmptyIsNotReadFromZero) {
+  const auto live = podLog(0);
+  const auto copy = live.parent_path() / "0.log.20261121-101010";
+  append(live, cri(1, "a1") + cri(2, "a2"));
+  auto t = make();
+  RecordingSink sink;
+  for (int i = 0; i < 3; ++i) step(*t, sink);
+  append(copy, "");  // created, nothing written yet
+  for (int i = 0; i < 3; ++i) step(*t, sink);
+  append(copy, cri(1, "a1") + cri(2, "a2"));
+  fs::resize_file(live, 0);
+  append(live, cri(3, "b1"));
+  for (int i = 0; i < 20; ++i) step(*t, sink);
+  EXPECT_EQ(sink.lines(), (std::vector<std::string>{"a1", "a2", "b1"}));
 }
 
 }  // namespace

@@ -357,6 +357,10 @@ class LogTailer::Impl {
     // names, if it was rotated meanwhile): it cannot be read again. Only when its directory was
     // listed and its last name is gone: a listing that failed shows nothing, and finishing a file
     // that is still there would hand out its unfinished line alone and read it again from 0.
+    // A listing can also miss a file that is renamed between its readdir and its stat (the old
+    // name then shows the new file's inode, the new name was not read): so a file is gone only
+    // when two listings in a row miss it.
+    std::set<std::string> missed;
     for (auto& [key, file] : files_) {
       if (!file->parked() || file->finished() || seen.contains(key)) continue;
       if (discovery_.unlisted(file->containerDir())) continue;
@@ -370,12 +374,15 @@ class LogTailer::Impl {
       } else if (errno != ENOENT) {
         continue;
       }
+      missed.insert(key);
+      if (!missed_once_.contains(key)) continue;
       if (!vanished_parked_.insert(key).second) continue;
       file->markDeleted();
       dequeue(key);
       ++stats_.parked_vanished;
       errors_.report("logs", "deleted_without_descriptor", file->path());
     }
+    missed_once_ = std::move(missed);
   }
 
   // Listings come in directory order; files wait for a handle in read order instead.
@@ -972,6 +979,7 @@ class LogTailer::Impl {
   std::uint64_t next_urgent_ticket_ = 0;
   std::size_t open_fds_ = 0;               // files_ that hold a descriptor
   std::set<std::string> vanished_parked_;  // parked, then deleted: to be finished
+  std::set<std::string> missed_once_;      // parked, and missed by the last listing
   std::vector<StoredPosition> replaced_;   // content replaced by copytruncate
   std::vector<std::string> modified_;      // container dirs written to (reused)
   std::string copy_prefix_;                // a rotated file's first bytes

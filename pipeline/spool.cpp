@@ -482,12 +482,6 @@ class DiskSpool final : public BasicSpool<Record> {
     std::lock_guard lock(mu_);
     return held_bytes_;
   }
-  [[nodiscard]] std::chrono::milliseconds newestHeldAge() const override {
-    std::lock_guard lock(mu_);
-    if (held_ == 0) return std::chrono::milliseconds::max();
-    return std::chrono::milliseconds(
-        std::max<std::int64_t>(0, nowMs() - records_.back().append_ms));
-  }
   [[nodiscard]] std::uint64_t writtenBytes() const override {
     std::lock_guard lock(mu_);
     return written_bytes_;

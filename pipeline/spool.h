@@ -146,9 +146,6 @@ class BasicSpool {
   // take on disk: a producer that keeps the spool under its bound counts them with bytes().
   [[nodiscard]] virtual std::uint64_t heldBatches() const = 0;
   [[nodiscard]] virtual std::uint64_t heldBytes() const = 0;
-  // How long ago the newest held batch was appended; milliseconds::max() when none is held. A
-  // producer about to sync() can wait a moment for a young one to be acknowledged instead.
-  [[nodiscard]] virtual std::chrono::milliseconds newestHeldAge() const = 0;
   // Bytes of records this process has written to segment files (a self-metric: with defer_writes
   // a healthy destination keeps it far below what was shipped).
   [[nodiscard]] virtual std::uint64_t writtenBytes() const = 0;

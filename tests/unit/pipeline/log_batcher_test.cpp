@@ -493,9 +493,6 @@ class SyncRecordingSpool final : public Spool {
   [[nodiscard]] std::uint64_t heldBatches() const override { return real_.heldBatches(); }
   [[nodiscard]] std::uint64_t heldBytes() const override { return real_.heldBytes(); }
   [[nodiscard]] std::uint64_t writtenBytes() const override { return real_.writtenBytes(); }
-  [[nodiscard]] std::chrono::milliseconds newestHeldAge() const override {
-    return real_.newestHeldAge();
-  }
   [[nodiscard]] std::uint64_t batches() const override { return real_.batches(); }
   [[nodiscard]] std::uint64_t lostUnits() const override { return real_.lostUnits(); }
   [[nodiscard]] SpoolDamage damage() const override { return real_.damage(); }

@@ -27,29 +27,17 @@
 #include "pipeline/loki_push_body.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
+#include "tests/support/temp_dir.h"
 
 namespace nodewarden {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
+// Every TempDir here is named after this test file.
+class TempDir : public test_support::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "nodewarden-spool-damage-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    path_ = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : test_support::TempDir("nodewarden-spool-damage") {}
 };
 
 // Text that snappy and zstd cannot shrink to nothing, so that segments hold a few records each.

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include "tests/support/temp_dir.h"
 // Header-only: the tests write records of older versions, which need XXH3 like the spool.
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -36,25 +38,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
+// Every TempDir here is named after this test file.
+class TempDir : public test_support::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "nodewarden-spool-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      ADD_FAILURE() << "mkdtemp failed";
-    }
-    path_ = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : test_support::TempDir("nodewarden-spool") {}
 };
 
 LogBatch makeBatch(int id, int lines = 3) {

@@ -1,7 +1,6 @@
 // The exposition parser follows the Prometheus text format 0.0.4 ("Exposition formats",
 // prometheus.io/docs/instrumenting/exposition_formats): metric names [a-zA-Z_:][a-zA-Z0-9_:]*,
-// label values with \\, \" and \n escapes, values as Go's ParseFloat takes them (NaN, +Inf, -Inf,
-// in any case, as Prometheus' own parser does).
+// label values with \\, \" and \n escapes, values as Go's ParseFloat takes them (NaN, +Inf, -Inf).
 #include "exporters/remote_write/write_request_encoder.h"
 
 #include <algorithm>
@@ -32,29 +31,17 @@ void skipSpaces(std::string_view& s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
 }
 
-bool equalsIgnoringCase(std::string_view a, std::string_view lower) {
-  if (a.size() != lower.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const char c = (a[i] >= 'A' && a[i] <= 'Z') ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
-    if (c != lower[i]) return false;
-  }
-  return true;
-}
-
 bool parseValue(std::string_view text, double& out) {
-  // Go's ParseFloat ignores case in "NaN", "Inf" and "Infinity": a scrape takes prometheus-cpp's
-  // "Nan" (how its serializer, which writes the agent's own and the pod and Job series, spells
-  // NaN).
-  if (equalsIgnoringCase(text, "nan")) {
+  if (text == "NaN") {
     out = std::numeric_limits<double>::quiet_NaN();
     return true;
   }
-  const bool negative = !text.empty() && text.front() == '-';
-  std::string_view unsigned_text = text;
-  if (!text.empty() && (text.front() == '+' || text.front() == '-')) unsigned_text.remove_prefix(1);
-  if (equalsIgnoringCase(unsigned_text, "inf") || equalsIgnoringCase(unsigned_text, "infinity")) {
-    out = negative ? -std::numeric_limits<double>::infinity()
-                   : std::numeric_limits<double>::infinity();
+  if (text == "+Inf" || text == "Inf") {
+    out = std::numeric_limits<double>::infinity();
+    return true;
+  }
+  if (text == "-Inf") {
+    out = -std::numeric_limits<double>::infinity();
     return true;
   }
   if (!text.empty() && text.front() == '+') text.remove_prefix(1);

@@ -157,7 +157,8 @@ TEST(WriteRequestEncoder, EncodesPrometheusCppSelfMetrics) {
 
 TEST(WriteRequestEncoder, TakesNaNAndInfinityInAnyCaseAsAScrapeDoes) {
   // prometheus-cpp writes NaN as "Nan"; Prometheus scrapes that line from /metrics (Go's
-  // ParseFloat ignores case), so remote write must send it too rather than skip it.
+  // ParseFloat ignores case), so remote write must send it too rather than skip it (from_chars,
+  // the parser's fallback, ignores case as well).
   prometheus::Registry registry;
   prometheus::BuildGauge()
       .Name("nodewarden_x")

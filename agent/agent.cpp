@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <prometheus/gauge.h>
-#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -13,7 +12,6 @@
 #include <csignal>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <random>
 #include <set>
 
@@ -38,7 +36,6 @@
 #include "collectors/pods/metadata_chain.h"
 #include "collectors/pods/runtime_state_metadata.h"
 #include "exporters/kube/placement_feed.h"
-#include "exporters/prometheus/signal_renderer.h"
 #include "exporters/prometheus/text_renderer.h"
 #include "exporters/signals/signals_json.h"
 #include "pipeline/detector/detector.h"

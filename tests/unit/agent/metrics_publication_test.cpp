@@ -21,7 +21,7 @@
 #include "agent/publication.h"
 #include "agent/workload_series.h"
 #include "collectors/jobs/job_metrics.h"
-#include "tests/unit/agent/map_metadata.h"
+#include "tests/support/map_metadata.h"
 
 namespace nodewarden {
 namespace {

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "agent/metadata_source_metrics.h"
-#include "tests/unit/agent/map_metadata.h"
+#include "tests/support/map_metadata.h"
 
 namespace nodewarden {
 namespace {

@@ -635,7 +635,7 @@ class Agent::Impl {
     return chain;
   }
 
-  // The sources' health and the pods' info and label series, from this cycle's pods.
+  // The metadata sources' health gauges (the pods' info and label series are PodSeriesStage's).
   void updateMetadataMetrics() {
     if (!metadata_) return;
     const auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <prometheus/gauge.h>
-#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -13,20 +12,22 @@
 #include <csignal>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <random>
 #include <set>
 
 #include "agent/config_reload.h"
+#include "agent/detector_stage.h"
 #include "agent/http_server.h"
 #include "agent/job_outcomes.h"
 #include "agent/json_log.h"
 #include "agent/log_pipeline.h"
 #include "agent/metadata_source_metrics.h"
+#include "agent/metrics_publication.h"
 #include "agent/pod_metadata_metrics.h"
 #include "agent/readiness.h"
 #include "agent/remote_write_pipeline.h"
 #include "agent/state_dir.h"
+#include "agent/workload_series.h"
 #include "collectors/cgroup/cgroup_collector.h"
 #include "collectors/node/node_collector.h"
 #include "collectors/pods/apiserver_pods.h"
@@ -35,7 +36,6 @@
 #include "collectors/pods/metadata_chain.h"
 #include "collectors/pods/runtime_state_metadata.h"
 #include "exporters/kube/placement_feed.h"
-#include "exporters/prometheus/signal_renderer.h"
 #include "exporters/prometheus/text_renderer.h"
 #include "exporters/signals/signals_json.h"
 #include "pipeline/detector/detector.h"
@@ -183,7 +183,8 @@ class Agent::Impl {
     metadata_ = buildMetadata();
     if (metadata_) {
       source_metrics_ = std::make_unique<MetadataSourceMetrics>(reg);
-      pod_metrics_ = std::make_unique<PodMetadataMetrics>(reg, config_.pod_labels);
+      pod_metrics_ = std::make_unique<PodMetadataMetrics>(workload_.registry(), config_.pod_labels);
+      pod_stage_ = std::make_unique<PodSeriesStage>(*pod_metrics_, metadata_.get(), workload_);
     }
     if (config_.cgroup_enabled) {
       CgroupCollectorOptions o;
@@ -217,21 +218,25 @@ class Agent::Impl {
     }
     if (config_.detector_enabled) {
       detector_ = std::make_unique<detector::Detector>(detectorOptions(config_));
-      detector_duration_ = &duration.Add({{"collector", "detector"}});
+      DetectorStageGauges gauges;
+      gauges.duration = &duration.Add({{"collector", "detector"}});
       auto& tracked = prometheus::BuildGauge()
                           .Name("nodewarden_detector_tracked")
                           .Help("Pods and containers the detector keeps windows and baselines for.")
                           .Register(reg);
-      detector_pods_ = &tracked.Add({{"kind", "pod"}});
-      detector_containers_ = &tracked.Add({{"kind", "container"}});
-      detector_dropped_ = &prometheus::BuildGauge()
-                               .Name("nodewarden_detector_untracked_cgroups")
-                               .Help(
-                                   "Cgroups seen but not tracked because "
-                                   "detector.max_containers was reached (since start).")
-                               .Register(reg)
-                               .Add({});
+      gauges.pods = &tracked.Add({{"kind", "pod"}});
+      gauges.containers = &tracked.Add({{"kind", "container"}});
+      gauges.untracked = &prometheus::BuildGauge()
+                              .Name("nodewarden_detector_untracked_cgroups")
+                              .Help(
+                                  "Cgroups seen but not tracked because "
+                                  "detector.max_containers was reached (since start).")
+                              .Register(reg)
+                              .Add({});
+      detector_stage_ = std::make_unique<DetectorStage>(*detector_, gauges);
     }
+    publication_ = std::make_unique<MetricsPublication>(renderer_, reg, workload_,
+                                                        detector_stage_.get(), cycles_);
   }
 
   void setReloader(Agent::Reloader reloader, std::string source) {
@@ -271,6 +276,7 @@ class Agent::Impl {
         return 1;
       }
       remote_write_ = std::move(*rw);
+      remote_write_stage_ = std::make_unique<RemoteWriteStage>(*publication_, *remote_write_);
     }
     if (config_.jobs_enabled) {
       http_->handle("/jobs", [this](const HttpRequest& r) { return jobsJson(r); });
@@ -283,10 +289,12 @@ class Agent::Impl {
         return 1;
       }
       placement_ = std::move(*feed);
+      detector_stage_->setPlacement(placement_.get());
     }
     if (detector_) {
       http_->handle("/signals", [this](const HttpRequest& r) { return signals(r); });
     }
+    wireConsumers();
     http_->handleStream("/metrics", [this](const HttpRequest&, ResponseWriter& w) { metrics(w); });
     // On the io thread: probes never queue behind /signals or /jobs on the pool.
     http_->handleInline("/healthz", [](const HttpRequest&) {
@@ -423,7 +431,8 @@ class Agent::Impl {
     js.metadata = metadata_.get();
     js.cgroup = cgroup_;
     js.logs = logs_.get();  // events wait in the tracker while the log path is not open
-    jobs_ = std::make_unique<JobOutcomes>(config_, js, self_.registry(), errors_);
+    jobs_ = std::make_unique<JobOutcomes>(config_, js, workload_, errors_);
+    wireConsumers();
     jobs_started_.store(true, std::memory_order_release);
     asio::post(io_, [this] { jobTick(); });
   }
@@ -626,7 +635,7 @@ class Agent::Impl {
     return chain;
   }
 
-  // The sources' health and the pods' info and label series, from this cycle's pods.
+  // The metadata sources' health gauges (the pods' info and label series are PodSeriesStage's).
   void updateMetadataMetrics() {
     if (!metadata_) return;
     const auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
@@ -647,7 +656,20 @@ class Agent::Impl {
                            {apiserver_source_->synced(), seconds(apiserver_source_->staleness()),
                             apiserver_source_->size()});
     }
-    pod_metrics_->update(snapshot_, metadata_.get());
+  }
+
+  // The consumers of a finished snapshot, in the cycle's order. What matters: the detector and the
+  // pod series before the publication, so /metrics and remote write show this cycle's detector
+  // state and pods next to this cycle's snapshot; remote write after it, since it sends what was
+  // just published. Job outcomes only read the tracked pods' readings: any place would do.
+  // Called when the set changes (at start, when Job outcomes start); collection thread only.
+  void wireConsumers() {
+    consumers_.clear();
+    for (SnapshotConsumer* c : std::initializer_list<SnapshotConsumer*>{
+             jobs_.get(), detector_stage_.get(), pod_stage_.get(), publication_.get(),
+             remote_write_stage_.get()}) {
+      if (c != nullptr) consumers_.push_back(c);
+    }
   }
 
   void addCollector(std::unique_ptr<MetricCollector> c,
@@ -668,8 +690,6 @@ class Agent::Impl {
     snapshot_.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
-    if (jobs_) jobs_->afterCycle(snapshot_);
-    if (detector_) runDetector();
     if (cgroup_ != nullptr) {
       const auto st = cgroup_->stats();
       pods_gauge_->Set(static_cast<double>(st.pods));
@@ -680,9 +700,7 @@ class Agent::Impl {
     }
     updateMetadataMetrics();
     http_connections_->Set(static_cast<double>(http_->connections()));
-    publish();
-    cycles_->Increment();
-    if (remote_write_) enqueueRemoteWrite();
+    for (SnapshotConsumer* c : consumers_) c->consume(snapshot_);
     if (!collected_) {
       collected_ = true;
       readiness_.firstCollectionDone();
@@ -755,29 +773,6 @@ class Agent::Impl {
     });
   }
 
-  // Copies the cycle's snapshot into a buffer no scrape holds and makes it the latest. A slow
-  // scraper keeps its own copy alive and never delays collection; with no scrape in flight the
-  // spare buffer is reused and publishing allocates nothing.
-  void publish() {
-    std::shared_ptr<OwnedSnapshot> spare;
-    for (auto& b : buffers_) {
-      if (b.use_count() == 1) {
-        // use_count() is a relaxed load: order the other threads' last reads of this buffer
-        // (their reference drops are release) before it is overwritten.
-        std::atomic_thread_fence(std::memory_order_acquire);
-        spare = b;
-        break;
-      }
-    }
-    if (!spare) {
-      spare = std::make_shared<OwnedSnapshot>();
-      buffers_.push_back(spare);
-    }
-    spare->copyFrom(snapshot_);
-    std::lock_guard lock(published_mu_);
-    published_ = std::move(spare);
-  }
-
   static detector::DetectorOptions detectorOptions(const Config& c) {
     detector::DetectorOptions o;
     o.node = c.node_name;
@@ -807,42 +802,6 @@ class Agent::Impl {
     o.episode_lead = c.detector_episode_lead;
     o.antagonist_threshold = c.detector_antagonist_threshold;
     return o;
-  }
-
-  // The detector's turn in the cycle; its state is published like the snapshot (a spare copy no
-  // reader holds, reused), so /metrics and /signals never wait for the collection thread.
-  void runDetector() {
-    const auto start = std::chrono::steady_clock::now();
-    detector_->update(snapshot_, std::chrono::duration<double>(start.time_since_epoch()).count());
-    std::shared_ptr<detector::DetectorState> spare;
-    for (auto& b : detector_buffers_) {
-      if (b.use_count() == 1) {
-        std::atomic_thread_fence(std::memory_order_acquire);  // as in publish()
-        spare = b;
-        break;
-      }
-    }
-    if (!spare) {
-      spare = std::make_shared<detector::DetectorState>();
-      detector_buffers_.push_back(spare);
-    }
-    *spare = detector_->state();
-    if (placement_) placement_->update(spare->node_signals, std::chrono::steady_clock::now());
-    {
-      std::lock_guard lock(published_mu_);
-      detector_published_ = std::move(spare);
-    }
-    const auto st = detector_->stats();
-    detector_pods_->Set(static_cast<double>(st.pods));
-    detector_containers_->Set(static_cast<double>(st.containers));
-    detector_dropped_->Set(static_cast<double>(st.dropped));
-    detector_duration_->Set(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-
-  std::shared_ptr<const detector::DetectorState> detectorState() {
-    std::lock_guard lock(published_mu_);
-    return detector_published_;
   }
 
   // The API server as the pod sources find it (in-cluster defaults unless configured); dry run
@@ -888,7 +847,7 @@ class Agent::Impl {
   }
 
   HttpResponse signals(const HttpRequest& r) {
-    const auto state = detectorState();
+    const auto state = detector_stage_->latest();
     if (!state) return HttpResponse{503, "text/plain", "first collection not finished\n", false};
     SignalsQuery q;
     q.namespace_name = r.param("namespace");
@@ -897,14 +856,10 @@ class Agent::Impl {
     return HttpResponse{200, "application/json", signalsJson(*state, placementView(), q), false};
   }
 
-  // Streams the exposition from the latest published snapshot in 64 KiB chunks: the text of a
-  // large node is never held whole.
+  // Streams the exposition of the latest published cycle in 64 KiB chunks: the text of a large
+  // node is never held whole.
   void metrics(ResponseWriter& w) {
-    std::shared_ptr<const OwnedSnapshot> snap;
-    {
-      std::lock_guard lock(published_mu_);
-      snap = published_;
-    }
+    const PublishedCycle cycle = publication_->latest();
     w.begin(200, "text/plain; version=0.0.4; charset=utf-8", true);
     const auto start = std::chrono::steady_clock::now();
     // A client gone (closed, or cut off at a deadline) stops the render at the next chunk: it
@@ -912,54 +867,18 @@ class Agent::Impl {
     struct ClientGone {};
     std::size_t n = 0;
     try {
-      n = renderExposition(snap, detector_ ? detectorState() : nullptr,
-                           [&](std::string_view chunk) {
-                             if (w.gone()) throw ClientGone{};
-                             w.write(chunk);
-                           });
+      n = publication_->render(cycle, [&](std::string_view chunk) {
+        if (w.gone()) throw ClientGone{};
+        w.write(chunk);
+      });
     } catch (const ClientGone&) {
       return;
     }
-    if (snap) {
+    if (cycle.snapshot) {
       render_duration_->Set(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       series_->Set(static_cast<double>(n));
     }
-  }
-
-  // The whole exposition of one published cycle: the snapshot's series, the detector's and the
-  // agent's own. /metrics and remote write both call this, so both carry the same series.
-  // Returns the snapshot's series count.
-  std::size_t renderExposition(const std::shared_ptr<const OwnedSnapshot>& snap,
-                               const std::shared_ptr<const detector::DetectorState>& state,
-                               const std::function<void(std::string_view)>& sink) {
-    std::size_t n = 0;
-    if (snap) n = renderer_.render(snap->view(), sink);
-    if (state) {
-      std::string chunk;
-      renderDetectorState(*state, detector_->options(), chunk,
-                          [&](std::string& text) { sink(text); });
-    }
-    sink(prometheus::TextSerializer().Serialize(self_.registry().Collect()));
-    return n;
-  }
-
-  // Hands the cycle just published to remote write; the rendering and encoding happen on its
-  // encoder thread, from the published (immutable) snapshot and detector state.
-  void enqueueRemoteWrite() {
-    std::shared_ptr<const OwnedSnapshot> snap;
-    {
-      std::lock_guard lock(published_mu_);
-      snap = published_;
-    }
-    auto state = detector_ ? detectorState() : nullptr;
-    MetricCycle cycle;
-    cycle.timestamp_ms = snapshot_.timestamp_ms;
-    cycle.render = [this, snap = std::move(snap),
-                    state = std::move(state)](const std::function<void(std::string_view)>& sink) {
-      renderExposition(snap, state, sink);
-    };
-    remote_write_->enqueue(std::move(cycle));
   }
 
   Config config_;
@@ -973,14 +892,13 @@ class Agent::Impl {
   pods::ApiServerPodWatcher* apiserver_source_ = nullptr;
   std::chrono::steady_clock::time_point metadata_started_;
   std::unique_ptr<MetadataSourceMetrics> source_metrics_;  // with metadata_ only
-  std::unique_ptr<PodMetadataMetrics> pod_metrics_;        // with metadata_ only
+  // The pod and Job series (the writers below and jobs_ keep theirs here); before them.
+  WorkloadSeries workload_;
+  std::unique_ptr<PodMetadataMetrics> pod_metrics_;  // with metadata_ only
+  std::unique_ptr<PodSeriesStage> pod_stage_;        // with metadata_ only
   std::vector<Timed> collectors_;
   CgroupCollector* cgroup_ = nullptr;
   Snapshot snapshot_;  // filled by the collectors each cycle; collection thread only
-  // buffers_ is touched by the collection thread only; published_ is read by scrapes.
-  std::vector<std::shared_ptr<OwnedSnapshot>> buffers_;
-  std::mutex published_mu_;  // guards published_ (the pointer, not the snapshot it points to)
-  std::shared_ptr<const OwnedSnapshot> published_;
 
   asio::io_context io_;
   asio::steady_timer timer_;
@@ -991,16 +909,13 @@ class Agent::Impl {
   std::unique_ptr<JobOutcomes> jobs_;  // after logs_: it holds a pointer to it
   std::unique_ptr<detector::Detector> detector_;
   std::unique_ptr<kube::PlacementFeed> placement_;  // with detector_ and placement.enabled
-  // Like buffers_/published_: the detector's state for readers on other threads.
-  std::vector<std::shared_ptr<detector::DetectorState>> detector_buffers_;
-  std::shared_ptr<const detector::DetectorState> detector_published_;  // guarded by published_mu_
-  // Null when remote_write.url is empty. Declared after detector_ and the published buffers: its
+  std::unique_ptr<DetectorStage> detector_stage_;   // with detector_
+  std::unique_ptr<MetricsPublication> publication_;
+  // Null when remote_write.url is empty. Declared after the publication and what it reads: its
   // encoder thread renders with them, so it is destroyed (and stopped) first.
   std::unique_ptr<RemoteWritePipeline> remote_write_;
-  prometheus::Gauge* detector_duration_ = nullptr;
-  prometheus::Gauge* detector_pods_ = nullptr;
-  prometheus::Gauge* detector_containers_ = nullptr;
-  prometheus::Gauge* detector_dropped_ = nullptr;
+  std::unique_ptr<RemoteWriteStage> remote_write_stage_;  // with remote_write_
+  std::vector<SnapshotConsumer*> consumers_;  // see wireConsumers(); collection thread only
   std::vector<std::shared_ptr<asio::posix::stream_descriptor>> log_watches_;
   std::chrono::steady_clock::time_point next_;
   std::unique_ptr<HttpServer> http_;

@@ -7,6 +7,10 @@
 // published. And a state dir that cannot be used does not stop the agent: the parts that keep
 // state there (the log path, remote write's spool, Job outcomes) retry their start while metrics
 // and the detector go on, and /readyz answers 503 naming them. Only config errors stop the start.
+// A cycle's consumers (Job outcomes, DetectorStage, PodSeriesStage, MetricsPublication,
+// RemoteWriteStage) are SnapshotConsumers called in one loop; /metrics and remote write both
+// render what MetricsPublication published (agent/metrics_publication.h), so neither reads the
+// pod and Job series' registry directly.
 #pragma once
 
 #include <atomic>

@@ -23,8 +23,8 @@ std::int64_t wallMs() {
 
 }  // namespace
 
-JobOutcomes::JobOutcomes(const Config& config, JobOutcomeSources sources,
-                         prometheus::Registry& registry, ErrorReporter& errors)
+JobOutcomes::JobOutcomes(const Config& config, JobOutcomeSources sources, WorkloadSeries& series,
+                         ErrorReporter& errors)
     : config_(config),
       sources_(sources),
       errors_(errors),
@@ -45,8 +45,11 @@ JobOutcomes::JobOutcomes(const Config& config, JobOutcomeSources sources,
             return o;
           }(),
           errors),
-      metrics_(registry, config.jobs_retention) {
+      series_(series),
+      metrics_(series.registry(), config.jobs_retention) {
   for (const auto& o : tracker_.recent()) metrics_.restore(o);
+  // Even with nothing restored: the families' HELP and TYPE are on /metrics from the start.
+  publishSeries();
   if (sources_.logs != nullptr) {
     sources_.logs->onEventDurable([this](std::string_view key) {
       tracker_.eventDurable(key);
@@ -86,7 +89,7 @@ void JobOutcomes::observeStatuses() {
   }
 }
 
-void JobOutcomes::afterCycle(const Snapshot& snapshot) {
+void JobOutcomes::consume(const Snapshot& snapshot) {
   if (tracker_.tracked() == 0) return;
   for (const CgroupSample* s : snapshot.cgroups) {
     if (tracker_.wants(s->pod_uid)) tracker_.observeCgroup(*s, false);
@@ -113,6 +116,8 @@ void JobOutcomes::poll() {
         o.peak_memory_bytes ? std::to_string(*o.peak_memory_bytes) : "-", o.evidence);
   }
   metrics_.age(wallMs());
+  // Before /jobs: a reader that sees an outcome there finds its series on /metrics.
+  if (metrics_.changes() != published_changes_) publishSeries();
   submitEvents();
   if (!recorded.empty() || published_->size() != tracker_.recent().size()) publish();
 }
@@ -132,6 +137,11 @@ void JobOutcomes::submitEvents() {
     if (!sources_.logs->submitEvent(labels, std::move(entry), o->pod_uid)) break;  // full: later
     in_flight_.insert(o->pod_uid);
   }
+}
+
+void JobOutcomes::publishSeries() {
+  published_changes_ = metrics_.changes();
+  series_.publish();
 }
 
 void JobOutcomes::publish() {

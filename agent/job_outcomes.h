@@ -10,8 +10,6 @@
 // reads per Job pod, nothing per other pod.
 #pragma once
 
-#include <prometheus/registry.h>
-
 #include <memory>
 #include <mutex>
 #include <set>
@@ -21,12 +19,14 @@
 #include "agent/config.h"
 #include "agent/http_server.h"
 #include "agent/log_pipeline.h"
+#include "agent/workload_series.h"
 #include "collectors/cgroup/cgroup_collector.h"
 #include "collectors/jobs/job_metrics.h"
 #include "collectors/jobs/job_tracker.h"
 #include "collectors/pods/apiserver_pods.h"
 #include "collectors/pods/kubelet_pods.h"
 #include "pipeline/container_metadata.h"
+#include "pipeline/interfaces.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {
@@ -39,13 +39,16 @@ struct JobOutcomeSources {
   LogPipeline* logs = nullptr;
 };
 
-class JobOutcomes {
+// A SnapshotConsumer: its turn in the cycle takes the tracked pods' readings. Its series live in
+// `series` (WorkloadSeries), published after every change, so /metrics shows an outcome as soon
+// as /jobs does.
+class JobOutcomes final : public SnapshotConsumer {
  public:
-  JobOutcomes(const Config& config, JobOutcomeSources sources, prometheus::Registry& registry,
+  JobOutcomes(const Config& config, JobOutcomeSources sources, WorkloadSeries& series,
               ErrorReporter& errors);
 
   // After a full collection cycle: the tracked pods' readings from the cycle's snapshot.
-  void afterCycle(const Snapshot& snapshot);
+  void consume(const Snapshot& snapshot) override;
   // Between cycles: statuses, fresh readings of the tracked pods, decisions, events.
   void poll();
   // GET /jobs: recent outcomes, newest first; ?namespace= &job= &cronjob= &outcome= &limit=.
@@ -58,12 +61,15 @@ class JobOutcomes {
   void observeStatuses();
   void submitEvents();
   void publish();
+  void publishSeries();
 
   const Config& config_;
   JobOutcomeSources sources_;
   ErrorReporter& errors_;
   jobs::JobTracker tracker_;
+  WorkloadSeries& series_;
   jobs::JobMetrics metrics_;
+  std::uint64_t published_changes_ = 0;  // metrics_.changes() when series_ was last published
   std::set<std::string, std::less<>> in_flight_;  // events submitted, not durable yet
   std::size_t kubelet_fetches_ = 0;  // the kubelet source's fetch count at the last poll
   std::string apiserver_version_;    // the watch's resourceVersion at the last poll

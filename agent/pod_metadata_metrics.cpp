@@ -45,6 +45,7 @@ void PodMetadataMetrics::update(const Snapshot& snapshot, const ContainerMetadat
     }
     remove(it->second);
     it = pods_.erase(it);
+    ++changes_;
   }
 }
 
@@ -65,6 +66,7 @@ bool PodMetadataMetrics::same(const Known& k, const PodIdentity& id) const {
 }
 
 void PodMetadataMetrics::replace(const std::string& uid, Series& series, const PodIdentity& id) {
+  ++changes_;
   remove(series);
   Known& k = series.known;
   k.namespace_name = id.namespace_name;
@@ -107,6 +109,16 @@ void PodMetadataMetrics::remove(Series& series) {
   if (series.labels != nullptr) labels_family_.Remove(series.labels);
   series.info = nullptr;
   series.labels = nullptr;
+}
+
+void PodSeriesStage::consume(const Snapshot& snapshot) {
+  metrics_.update(snapshot, metadata_);
+  // The first cycle publishes even with no pod: /metrics has shown the families' HELP and TYPE
+  // from the start.
+  if (published_ && metrics_.changes() == published_changes_) return;
+  published_changes_ = metrics_.changes();
+  published_ = true;
+  series_.publish();
 }
 
 }  // namespace nodewarden

@@ -25,7 +25,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/workload_series.h"
 #include "pipeline/container_metadata.h"
+#include "pipeline/interfaces.h"
 #include "pipeline/snapshot.h"
 
 namespace nodewarden {
@@ -41,6 +43,8 @@ class PodMetadataMetrics {
 
   // Pods that have series.
   [[nodiscard]] std::size_t pods() const { return pods_.size(); }
+  // Grows each time a series is added or removed: a reader of the registry republishes only then.
+  [[nodiscard]] std::uint64_t changes() const { return changes_; }
 
  private:
   // What the series of one pod were made from.
@@ -65,6 +69,26 @@ class PodMetadataMetrics {
   std::vector<std::pair<std::string, std::string>> keys_;  // pod label key, metric label name
   std::unordered_map<std::string, Series> pods_;           // by pod uid
   std::uint64_t cycle_ = 0;
+  std::uint64_t changes_ = 0;
+};
+
+// The pod series' turn in the collection cycle: updated from the finished snapshot's pods, and
+// published (WorkloadSeries) when that changed them. Before the cycle's publication, so /metrics
+// and remote write show the pods of the snapshot they show.
+class PodSeriesStage final : public SnapshotConsumer {
+ public:
+  PodSeriesStage(PodMetadataMetrics& metrics, const ContainerMetadata* metadata,
+                 WorkloadSeries& series)
+      : metrics_(metrics), metadata_(metadata), series_(series) {}
+
+  void consume(const Snapshot& snapshot) override;
+
+ private:
+  PodMetadataMetrics& metrics_;
+  const ContainerMetadata* metadata_;
+  WorkloadSeries& series_;
+  std::uint64_t published_changes_ = 0;
+  bool published_ = false;
 };
 
 }  // namespace nodewarden

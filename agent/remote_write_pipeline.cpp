@@ -111,22 +111,22 @@ RemoteWritePipeline::~RemoteWritePipeline() { stop(); }
 
 std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipeline::create(
     const Config& config, SelfMetrics& self, ErrorReporter& errors) {
-  std::unique_ptr<RemoteWritePipeline> p(new RemoteWritePipeline());
-  p->impl_ =
+  std::unique_ptr<RemoteWritePipeline> created(new RemoteWritePipeline());
+  created->impl_ =
       std::make_unique<Impl>(static_cast<std::size_t>(config.remote_write_max_samples_per_send));
-  Impl& i = *p->impl_;
-  i.errors = &errors;
+  Impl& pipeline = *created->impl_;
+  pipeline.errors = &errors;
   auto& reg = self.registry();
 
-  i.registry = &reg;
-  i.spool_options.dir = config.state_dir / "spool" / "remote_write";
-  i.spool_options.max_bytes = config.remote_write_spool_max_bytes;
+  pipeline.registry = &reg;
+  pipeline.spool_options.dir = config.state_dir / "spool" / "remote_write";
+  pipeline.spool_options.max_bytes = config.remote_write_spool_max_bytes;
   // MetricSpool::open lowers it to max_bytes / 4.
-  i.spool_options.segment_bytes = config.spool_segment_bytes;
-  i.spool_options.zstd_level = 1;
+  pipeline.spool_options.segment_bytes = config.spool_segment_bytes;
+  pipeline.spool_options.zstd_level = 1;
   // A few cycles of a large node, so sending rarely reads the disk.
-  i.spool_options.cache_bytes = 8ULL << 20;
-  i.url = config.remote_write_url;
+  pipeline.spool_options.cache_bytes = 8ULL << 20;
+  pipeline.url = config.remote_write_url;
 
   RemoteWriteOptions ro;
   ro.http.url = config.remote_write_url;
@@ -152,7 +152,7 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
   ro.http.user_agent = std::string("nodewarden/") + NODEWARDEN_VERSION;
   auto exporter = RemoteWriteExporter::create(std::move(ro));
   if (!exporter) return std::unexpected(exporter.error());
-  i.exporter = std::move(*exporter);
+  pipeline.exporter = std::move(*exporter);
 
   auto& dropped = prometheus::BuildCounter()
                       .Name("nodewarden_remote_write_samples_dropped_total")
@@ -160,10 +160,10 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
                           "Samples dropped, by reason (http_4xx, spool_full, spool_corrupt, "
                           "spool_append_failed).")
                       .Register(reg);
-  i.dropped_spool_full = &dropped.Add({{"reason", "spool_full"}});
-  i.dropped_encode = &dropped.Add({{"reason", "spool_append_failed"}});
-  i.spool_damage = std::make_unique<SpoolDamageCounters>(dropped, reg, "remote_write");
-  i.dropped_queue_full =
+  pipeline.dropped_spool_full = &dropped.Add({{"reason", "spool_full"}});
+  pipeline.dropped_encode = &dropped.Add({{"reason", "spool_append_failed"}});
+  pipeline.spool_damage = std::make_unique<SpoolDamageCounters>(dropped, reg, "remote_write");
+  pipeline.dropped_queue_full =
       &prometheus::BuildCounter()
            .Name("nodewarden_remote_write_cycles_dropped_total")
            .Help(
@@ -171,92 +171,93 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
                "spool could not be opened yet (the state dir is unusable; see /readyz).")
            .Register(reg)
            .Add({});
-  i.skipped_lines = &prometheus::BuildCounter()
-                         .Name("nodewarden_remote_write_exposition_lines_skipped_total")
-                         .Help("Exposition lines that did not parse and were not sent.")
-                         .Register(reg)
-                         .Add({});
-  i.spool_bytes = &prometheus::BuildGauge()
-                       .Name("nodewarden_remote_write_spool_bytes")
-                       .Help("Bytes of remote-write requests in the spool (on disk).")
-                       .Register(reg)
-                       .Add({});
-  i.spool_requests = &prometheus::BuildGauge()
-                          .Name("nodewarden_remote_write_spool_requests")
-                          .Help("Remote-write requests in the spool, not yet accepted.")
-                          .Register(reg)
-                          .Add({});
-  i.oldest_unsent = &prometheus::BuildGauge()
-                         .Name("nodewarden_remote_write_oldest_unsent_age_seconds")
-                         .Help("Age of the oldest request not yet accepted (0 when none).")
-                         .Register(reg)
-                         .Add({});
-  return p;
+  pipeline.skipped_lines = &prometheus::BuildCounter()
+                                .Name("nodewarden_remote_write_exposition_lines_skipped_total")
+                                .Help("Exposition lines that did not parse and were not sent.")
+                                .Register(reg)
+                                .Add({});
+  pipeline.spool_bytes = &prometheus::BuildGauge()
+                              .Name("nodewarden_remote_write_spool_bytes")
+                              .Help("Bytes of remote-write requests in the spool (on disk).")
+                              .Register(reg)
+                              .Add({});
+  pipeline.spool_requests = &prometheus::BuildGauge()
+                                 .Name("nodewarden_remote_write_spool_requests")
+                                 .Help("Remote-write requests in the spool, not yet accepted.")
+                                 .Register(reg)
+                                 .Add({});
+  pipeline.oldest_unsent = &prometheus::BuildGauge()
+                                .Name("nodewarden_remote_write_oldest_unsent_age_seconds")
+                                .Help("Age of the oldest request not yet accepted (0 when none).")
+                                .Register(reg)
+                                .Add({});
+  return created;
 }
 
 std::expected<void, std::string> RemoteWritePipeline::open() {
-  Impl& i = *impl_;
-  if (i.spool) return {};
-  auto spool = MetricSpool::open(i.spool_options, *i.errors);
+  Impl& pipeline = *impl_;
+  if (pipeline.spool) return {};
+  auto spool = MetricSpool::open(pipeline.spool_options, *pipeline.errors);
   if (!spool) return std::unexpected("cannot open the spool: " + spool.error());
   // The spool writes nothing until its first append: a read-only directory that already existed
   // is found here.
-  if (auto r = checkStateDir(i.spool_options.dir); !r) {
+  if (auto r = checkStateDir(pipeline.spool_options.dir); !r) {
     return std::unexpected("cannot open the spool: " + r.error());
   }
-  i.spool = std::move(*spool);
-  i.sender = std::make_unique<MetricSender>(MetricSenderOptions{}, *i.spool, *i.exporter,
-                                            *i.registry, *i.errors);
-  i.updateGauges();
-  if (i.spool->batches() > 0) {
+  pipeline.spool = std::move(*spool);
+  pipeline.sender =
+      std::make_unique<MetricSender>(MetricSenderOptions{}, *pipeline.spool, *pipeline.exporter,
+                                     *pipeline.registry, *pipeline.errors);
+  pipeline.updateGauges();
+  if (pipeline.spool->batches() > 0) {
     spdlog::info("remote write: {} requests from before the restart will be sent first",
-                 i.spool->batches());
+                 pipeline.spool->batches());
   }
-  spdlog::info("remote write to {}", i.url);
+  spdlog::info("remote write to {}", pipeline.url);
   return {};
 }
 
 bool RemoteWritePipeline::isOpen() const { return impl_->spool != nullptr; }
 
 void RemoteWritePipeline::start() {
-  Impl& i = *impl_;
-  if (!i.sender || i.thread.joinable()) return;
-  i.sender->start();
-  i.thread = std::thread([&i] { i.run(); });
+  Impl& pipeline = *impl_;
+  if (!pipeline.sender || pipeline.thread.joinable()) return;
+  pipeline.sender->start();
+  pipeline.thread = std::thread([&pipeline] { pipeline.run(); });
 }
 
 void RemoteWritePipeline::enqueue(MetricCycle cycle) {
-  Impl& i = *impl_;
+  Impl& pipeline = *impl_;
   {
-    std::lock_guard lock(i.mu);
-    if (i.stopping) return;
-    if (!i.thread.joinable()) {
+    std::lock_guard lock(pipeline.mu);
+    if (pipeline.stopping) return;
+    if (!pipeline.thread.joinable()) {
       // Not started: the spool could not be opened (the agent says why on /readyz). The cycle is
       // lost; counted like one the encoder could not take.
-      i.dropped_queue_full->Increment();
+      pipeline.dropped_queue_full->Increment();
       return;
     }
-    if (i.queue.size() >= kMaxQueuedCycles) {
-      i.dropped_queue_full->Increment();
-      i.errors->report(kComponent, "queue_full",
-                       "encoding is behind collection: the oldest queued cycle was dropped");
-      i.queue.pop_front();
+    if (pipeline.queue.size() >= kMaxQueuedCycles) {
+      pipeline.dropped_queue_full->Increment();
+      pipeline.errors->report(kComponent, "queue_full",
+                              "encoding is behind collection: the oldest queued cycle was dropped");
+      pipeline.queue.pop_front();
     }
-    i.queue.push_back(std::move(cycle));
+    pipeline.queue.push_back(std::move(cycle));
   }
-  i.cv.notify_one();
+  pipeline.cv.notify_one();
 }
 
 void RemoteWritePipeline::stop() {
   if (!impl_) return;
-  Impl& i = *impl_;
+  Impl& pipeline = *impl_;
   {
-    std::lock_guard lock(i.mu);
-    i.stopping = true;
+    std::lock_guard lock(pipeline.mu);
+    pipeline.stopping = true;
   }
-  i.cv.notify_one();
-  if (i.thread.joinable()) i.thread.join();
-  if (i.sender) i.sender->stop();
+  pipeline.cv.notify_one();
+  if (pipeline.thread.joinable()) pipeline.thread.join();
+  if (pipeline.sender) pipeline.sender->stop();
 }
 
 }  // namespace nodewarden

@@ -1,5 +1,11 @@
 // The few interfaces the metric path is built from. Collectors fill a Snapshot; consumers read it.
 // agent/ wires them; neither side knows the other's concrete types.
+//
+// What a reader gets wrong: the consumers' order in a cycle is the agent's (agent/agent.cpp,
+// wireConsumers): the ones that add to what a cycle shows (the detector's state, the pod series)
+// run before the one that publishes the cycle (agent/metrics_publication.h), and remote write
+// after it. And /metrics does not read the registry of pod and Job series or the snapshot being
+// filled: it renders a published cycle, the same one remote write encodes.
 #pragma once
 
 #include <string_view>
@@ -17,7 +23,8 @@ class MetricCollector {
   virtual void collect(Snapshot& into) = 0;
 };
 
-// Reads a finished Snapshot. Called on the collection thread after every collector has run.
+// Reads a finished Snapshot. Called on the collection thread after every collector has run, in the
+// agent's order; must not keep the Snapshot (it is refilled next cycle): copy what must outlive it.
 class SnapshotConsumer {
  public:
   virtual ~SnapshotConsumer() = default;

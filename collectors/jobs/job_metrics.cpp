@@ -50,6 +50,7 @@ JobMetrics::JobMetrics(prometheus::Registry& registry, std::chrono::milliseconds
                         .Register(registry)) {}
 
 void JobMetrics::add(const JobOutcome& o) {
+  ++changes_;
   const std::string outcome(outcomeName(o.outcome));
   completions_
       .Add({{"namespace", o.namespace_name},
@@ -69,7 +70,10 @@ void JobMetrics::add(const JobOutcome& o) {
   setLast(o);
 }
 
-void JobMetrics::restore(const JobOutcome& o) { setLast(o); }
+void JobMetrics::restore(const JobOutcome& o) {
+  ++changes_;
+  setLast(o);
+}
 
 void JobMetrics::setLast(const JobOutcome& o) {
   const JobKey key{o.namespace_name, o.job, o.cronjob};
@@ -112,6 +116,7 @@ void JobMetrics::age(std::int64_t now_ms) {
     }
     removeLast(it->first, it->second);
     it = last_.erase(it);
+    ++changes_;
   }
   for (auto it = counts_.begin(); it != counts_.end();) {
     if (now_ms - it->second <= keep) {
@@ -126,6 +131,7 @@ void JobMetrics::age(std::int64_t now_ms) {
                                {"reason", reason}};
     if (completions_.Has(l)) completions_.Remove(&completions_.Add(l));
     it = counts_.erase(it);
+    ++changes_;
   }
   for (auto it = hists_.begin(); it != hists_.end();) {
     if (now_ms - it->second <= keep) {
@@ -136,6 +142,7 @@ void JobMetrics::age(std::int64_t now_ms) {
     const prometheus::Labels l{{"namespace", ns}, {"cronjob", cronjob}, {"outcome", outcome}};
     if (duration_.Has(l)) duration_.Remove(&duration_.Add(l, kDurationBuckets));
     it = hists_.erase(it);
+    ++changes_;
   }
 }
 

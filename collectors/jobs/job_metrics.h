@@ -27,6 +27,7 @@
 #include <prometheus/registry.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <tuple>
@@ -45,6 +46,9 @@ class JobMetrics {
   void restore(const JobOutcome& outcome);
   // Removes the series not changed within retention of `now_ms` (wall clock, ms).
   void age(std::int64_t now_ms);
+  // Grows with every change of a series (added, set, removed): a reader of the registry
+  // republishes only then.
+  [[nodiscard]] std::uint64_t changes() const { return changes_; }
 
  private:
   using JobKey = std::tuple<std::string, std::string, std::string>;  // namespace, job, cronjob
@@ -70,6 +74,7 @@ class JobMetrics {
   std::map<CountKey, std::int64_t> counts_;  // last increment, ms
   std::map<HistKey, std::int64_t> hists_;
   std::map<JobKey, Last> last_;
+  std::uint64_t changes_ = 0;
 };
 
 }  // namespace nodewarden::jobs

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "agent/metadata_source_metrics.h"
+#include "tests/support/map_metadata.h"
 
 namespace nodewarden {
 namespace {
@@ -22,21 +23,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class MapMetadata final : public ContainerMetadata {
- public:
-  void refresh() override {}
-  [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view) const override {
-    return std::nullopt;
-  }
-  [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override {
-    ++asked;
-    const auto it = pods.find(std::string(uid));
-    if (it == pods.end()) return std::nullopt;
-    return it->second;
-  }
-  std::map<std::string, PodIdentity> pods;
-  mutable int asked = 0;
-};
+using testing::MapMetadata;
 
 PodIdentity cronJobPod() {
   PodIdentity id;

@@ -2,6 +2,7 @@
 // generated prompb classes after a snappy round trip), the HTTP status rules, and MetricSender's
 // handling of each answer against a scripted exporter over a real metric spool.
 #include <gtest/gtest.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 #include <snappy.h>
@@ -10,6 +11,7 @@
 #include <cmath>
 #include <deque>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -151,6 +153,42 @@ TEST(WriteRequestEncoder, EncodesPrometheusCppSelfMetrics) {
   const auto req = decode(batches[0]);
   ASSERT_EQ(req.timeseries_size(), 2);
   EXPECT_DOUBLE_EQ(req.timeseries(0).samples(0).value() + req.timeseries(1).samples(0).value(), 7);
+}
+
+TEST(WriteRequestEncoder, TakesNaNAndInfinityInAnyCaseAsAScrapeDoes) {
+  // prometheus-cpp writes NaN as "Nan"; Prometheus scrapes that line from /metrics (Go's
+  // ParseFloat ignores case), so remote write must send it too rather than skip it (from_chars,
+  // the parser's fallback, ignores case as well).
+  prometheus::Registry registry;
+  prometheus::BuildGauge()
+      .Name("nodewarden_x")
+      .Help("x")
+      .Register(registry)
+      .Add({})
+      .Set(std::numeric_limits<double>::quiet_NaN());
+  const std::string text = prometheus::TextSerializer().Serialize(registry.Collect());
+  WriteRequestEncoder encoder(100);
+  encoder.begin(9);
+  encoder.add(text);
+  const auto batches = encoder.finish();
+  EXPECT_EQ(encoder.skippedLines(), 0U) << encoder.firstSkipped();
+  ASSERT_EQ(batches.size(), 1U) << text;
+  EXPECT_TRUE(std::isnan(decode(batches[0]).timeseries(0).samples(0).value()));
+
+  ExpositionSample s;
+  for (const char* nan : {"a nan", "a NAN", "a Nan"}) {
+    ASSERT_TRUE(parseExpositionLine(nan, s)) << nan;
+    EXPECT_TRUE(std::isnan(s.value)) << nan;
+  }
+  for (const char* inf : {"a inf", "a +inf", "a Infinity", "a +INFINITY"}) {
+    ASSERT_TRUE(parseExpositionLine(inf, s)) << inf;
+    EXPECT_TRUE(std::isinf(s.value) && s.value > 0) << inf;
+  }
+  ASSERT_TRUE(parseExpositionLine("a -infinity", s));
+  EXPECT_TRUE(std::isinf(s.value) && s.value < 0);
+  for (const char* bad : {"a na", "a infinit", "a ++inf"}) {
+    EXPECT_FALSE(parseExpositionLine(bad, s)) << bad;
+  }
 }
 
 TEST(RemoteWriteStatus, FollowsPrometheusQueueManager) {

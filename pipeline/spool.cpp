@@ -4,7 +4,7 @@
 // unit count, whether the payload is stored uncompressed), defined below next to the
 // instantiations. This file manages segments and the ack (what is written where and when, what
 // recovery makes of what it finds); the bytes of a record and of the ack are spool_format's, the
-// system calls spool_files'.
+// file I/O (lock, append, read back, replace, cut) spool_files'.
 //
 // On disk, in options.dir:
 //   <first-seq, 20 digits>.seg  records back to back (header layout: spool_format.h), each

@@ -3,7 +3,7 @@
 // encoder and the remote-write sender (MetricSpool). One implementation for both, in three units:
 // spool.cpp manages segments and the ack (appends, the index, acknowledgement, drops when full,
 // recovery and its damage accounting); spool_format.h is the bytes (record header versions 1 to
-// 6, the ack file, their checksums), shared with the fuzz target; spool_files.h the system calls.
+// 6, the ack file, their checksums), shared with the fuzz target; spool_files.h the file I/O.
 // Segment files of checksummed records under a directory (zstd-compressed, or a batch's Loki push
 // body stored as it is); appended with fsync (or synced on request); read oldest first; removed
 // when acknowledged. A record's units are what its batch counts: a log batch's lines, a write

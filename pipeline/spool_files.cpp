@@ -1,4 +1,4 @@
-// The spool's system calls (see spool_files.h).
+// The spool's file I/O (see spool_files.h).
 //
 // What a reader gets wrong: appendAll() is one writev() of the whole record whenever the kernel
 // takes it all (it nearly always does), so that a crash leaves at most one torn record at the

@@ -1,4 +1,4 @@
-// The spool's file I/O (spool.cpp decides what to write where; this does the system calls): the
+// The spool's file I/O (spool.cpp decides what to write where and when; this does it): the
 // locked directory, segment file names, a whole record written with one writev(), records read
 // back with pread() or a whole segment mapped for recovery, the ack file replaced atomically.
 // Errors come back as text naming the call and the path ("write <path>: <strerror>"), which the

@@ -12,9 +12,7 @@
 // What a reader gets wrong: the spool is on the normal path, not only when the destination is
 // down. Every batch is appended (and its source positions then committed) before it is sent, so
 // a restart replays exactly what was not acknowledged, in order. When the byte bound is reached
-// the oldest segment is dropped and its units are counted as lost. The format and the files are
-// not the place to look for when a record counts as lost or delivered: spool_format only says
-// whether bytes check out, spool_files only does what it is told; spool.cpp decides. Batches appended by this process
+// the oldest segment is dropped and its units are counted as lost. Batches appended by this process
 // are also kept in memory (up to cache_bytes) so that sending them never reads back what was just
 // written; the disk is read only on replay after a restart or when the sender is that far behind.
 // With defer_writes (the log spool) an appended batch that fits in that memory is not written at
@@ -22,6 +20,8 @@
 // sync() writes the rest before the producer commits its positions, so what a crash takes is
 // still only what the producer can read again. With a healthy destination the disk is then
 // written about once a second (the batches in flight at the commit), not for every byte shipped.
+// Whether a record counts as lost or delivered is decided in spool.cpp alone: spool_format only
+// says whether bytes check out, and spool_files only does the I/O it is told to.
 #pragma once
 
 #include <chrono>

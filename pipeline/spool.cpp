@@ -2,29 +2,24 @@
 // file holding the highest acknowledged sequence. One implementation for every record type (log
 // batches, remote-write requests): a record type only brings its SpoolCodec (payload encoding,
 // unit count, whether the payload is stored uncompressed), defined below next to the
-// instantiations.
+// instantiations. This file manages segments and the ack (what is written where and when, what
+// recovery makes of what it finds); the bytes of a record and of the ack are spool_format's, the
+// file I/O (lock, append, read back, replace, cut) spool_files'.
 //
 // On disk, in options.dir:
-//   <first-seq, 20 digits>.seg  records back to back; each is a 52-byte little-endian header
-//       magic "NWSR" | version u8 | 3 zero bytes | sequence u64 | uncompressed length u32 |
-//       compressed length u32 | unit count u32 (lines, samples) | append wall time ms i64 |
-//       units before it u64 | checksum of the compressed bytes u32 | crc32 of the 48 header
-//       bytes before it u32
+//   <first-seq, 20 digits>.seg  records back to back (header layout: spool_format.h), each
 //     followed by Codec::encode(batch): version 5, one zstd frame of it; version 6, the bytes as
 //     they are (both lengths equal). Version 6 is for batches that carry their Loki push body,
-//     which is snappy-compressed already: compressing it again would cost CPU for little. The
-//     payload checksum is the low 32 bits of its XXH3-64. "Units before it" is the sum of the
-//     unit counts of every record this spool wrote to its files before this one (batches held in
-//     memory and acknowledged unwritten do not count): what lets recovery count exactly what a
-//     missing or damaged piece of the files held (see "Damage" below). Older agents wrote a
-//     44-byte header without that field, still read: versions 3 (zstd) and 4 (stored) with XXH3,
-//     1 and 2 with a crc32.
-//   ack   "NWAK" | version u8 | flags u8 | 2 zero bytes | acknowledged-through sequence u64 |
-//         units acknowledged u64 | last fdatasync'ed sequence u64 | units fdatasync'ed u64 |
-//         range count u32 | [from u64, to u64) ranges of units counted lost | crc32 u32
-//         (version 1, from older agents: the sequence only), replaced atomically (ack.tmp,
-//         rename). Durably (fsync of ack.tmp before the rename and of the directory after it)
-//         when a segment file goes (before its unlink), at recovery and at close: an ack that a
+//     which is snappy-compressed already: compressing it again would cost CPU for little. "Units
+//     before it" is the sum of the unit counts of every record this spool wrote to its files
+//     before this one (batches held in memory and acknowledged unwritten do not count): what lets
+//     recovery count exactly what a missing or damaged piece of the files held (see "Damage"
+//     below). Older agents wrote versions 1 to 4, without that field; they are still read.
+//   ack   the acknowledged-through sequence, the units acknowledged, the last fdatasync'ed
+//         sequence and units, and ranges of units counted lost (spool_format.h), replaced
+//         atomically (ack.tmp, rename). Durably (fsync of ack.tmp before the rename and of the
+//         directory after it) when a segment file goes (before its unlink), at recovery and at
+//         close: an ack that a
 //         power loss takes back, or leaves short, only re-sends batches of segments still on disk
 //         that were delivered already (the same bytes, which Loki drops as duplicates; a kill of
 //         the process loses nothing, the kernel has the file), while a segment removed under a
@@ -60,316 +55,46 @@
 #include "pipeline/spool.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
-#include <xxhash.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <optional>
 #include <system_error>
 #include <utility>
 #include <vector>
 
+#include "pipeline/spool_files.h"
+#include "pipeline/spool_format.h"
+
 namespace nodewarden {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace spool_format;
+using spool_files::errnoText;
+using spool_files::MappedFile;
+using spool_files::segmentName;
+using spool_files::UniqueFd;
 
-constexpr std::array<char, 4> kRecordMagic = {'N', 'W', 'S', 'R'};
-// Versions 1 to 4 are read (older agents wrote them); 5 and 6 are written.
-constexpr std::uint8_t kRecordVersionCrc = 1;        // zstd, crc32 of the payload
-constexpr std::uint8_t kRecordVersionStoredCrc = 2;  // stored as is, crc32
-constexpr std::uint8_t kRecordVersionXxh = 3;        // zstd, XXH3 of the payload
-constexpr std::uint8_t kRecordVersionStoredXxh = 4;  // stored as is, XXH3
-constexpr std::uint8_t kRecordVersion = 5;           // zstd, XXH3, units before it
-constexpr std::uint8_t kRecordVersionStored = 6;     // stored as is, XXH3, units before it
-constexpr std::size_t kLegacyHeaderBytes = 44;       // versions 1 to 4
-constexpr std::size_t kHeaderBytes = 52;             // versions 5 and 6
-constexpr std::array<char, 4> kAckMagic = {'N', 'W', 'A', 'K'};
-constexpr std::uint8_t kAckVersionLegacy = 1;  // the acknowledged sequence only
-constexpr std::uint8_t kAckVersion = 2;
-constexpr std::size_t kLegacyAckBytes = 20;
-constexpr std::size_t kAckFixedBytes = 48;    // version 2 without its ranges
-constexpr std::size_t kAckRangesOffset = 44;  // then the crc
-// Ranges of units counted lost kept in the ack (see the file comment); more are merged away.
-constexpr std::size_t kMaxCountedRanges = 64;
-constexpr std::size_t kMaxAckBytes = kAckFixedBytes + 16 * kMaxCountedRanges;
 // Batches kept for their body buffers (takeSpareLocked): the one being sent and the one before.
 constexpr std::size_t kMaxRetired = 2;
-constexpr std::string_view kSegmentSuffix = ".seg";
 constexpr std::string_view kAckName = "ack";
 constexpr std::string_view kAckTmpName = "ack.tmp";
 constexpr std::string_view kComponent = "spool";
-// Uncompressed payload limit: a record (a log batch, a write request) is a few MiB at most; this
-// only bounds what a damaged (but checksum-valid) header can make the reader allocate.
-constexpr std::uint64_t kMaxPayloadBytes = 256ULL << 20;
-// zstd cannot expand more than this: a 128 KiB block takes at least 4 bytes (an RLE block).
-constexpr std::uint64_t kMaxZstdRatio = 32768;
-// Sequences (and segment names) above this are damage, not history (2^63 batches is 290,000
-// years at a million a second); the bound keeps next-sequence arithmetic from wrapping. Only a
-// damaged record whose checksums still match could bring a spool near it, and then appends fail.
-constexpr std::uint64_t kMaxSequence = 1ULL << 63;
-// The same for a count of units (2^32 records of 2^32 units each at most).
-constexpr std::uint64_t kMaxUnits = 1ULL << 63;
-
-// ---- little-endian fields ----
-
-void putU32(char* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) {
-    p[i] = static_cast<char>(v >> (8 * i));
-  }
-}
-
-void putU64(char* p, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) {
-    p[i] = static_cast<char>(v >> (8 * i));
-  }
-}
-
-std::uint32_t getU32(const char* p) {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) {
-    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
-  }
-  return v;
-}
-
-std::uint64_t getU64(const char* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) {
-    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
-  }
-  return v;
-}
-
-std::uint32_t crc32Of(const char* p, std::size_t n) {
-  uLong crc = 0;
-  // zlib takes uInt lengths; feed large buffers in pieces.
-  while (n > 0) {
-    const auto chunk = static_cast<uInt>(std::min<std::size_t>(n, 1U << 30));
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(p), chunk);
-    p += chunk;
-    n -= chunk;
-  }
-  return static_cast<std::uint32_t>(crc);
-}
-
-// The payload's checksum as record versions 3 and 4 keep it: the low 32 bits of its XXH3-64
-// (several times faster than zlib's crc32 here, and the payload is checked on every read back).
-// The payload may come in two pieces (a stored body's head and body).
-std::uint32_t xxh3Of(std::string_view head, std::string_view body = {}) {
-  if (body.empty()) return static_cast<std::uint32_t>(XXH3_64bits(head.data(), head.size()));
-  if (head.empty()) return static_cast<std::uint32_t>(XXH3_64bits(body.data(), body.size()));
-  // The streaming state is opaque (allocated by the library): one per thread, made once.
-  struct StateFree {
-    void operator()(XXH3_state_t* state) const { XXH3_freeState(state); }
-  };
-  thread_local std::unique_ptr<XXH3_state_t, StateFree> state(XXH3_createState());
-  if (!state) throw std::bad_alloc();
-  XXH3_64bits_reset(state.get());
-  XXH3_64bits_update(state.get(), head.data(), head.size());
-  XXH3_64bits_update(state.get(), body.data(), body.size());
-  return static_cast<std::uint32_t>(XXH3_64bits_digest(state.get()));
-}
-
-struct RecordHeader {
-  std::uint64_t sequence = 0;
-  std::uint32_t uncompressed = 0;
-  std::uint32_t compressed = 0;
-  std::uint32_t lines = 0;
-  std::int64_t append_ms = 0;
-  // Versions 5 and 6: the units of every record this spool wrote to disk before this one (what
-  // lets recovery count exactly what a gap in the files held). Older versions: unknown.
-  std::optional<std::uint64_t> units_before;
-  std::uint32_t payload_crc = 0;  // XXH3 (versions 3 to 6) or crc32 (1, 2) of the payload
-  bool stored = false;            // the payload is not compressed (record version 2, 4 or 6)
-  bool legacy_crc = false;        // an older record (version 1 or 2): crc32
-  std::size_t header_bytes = kHeaderBytes;
-  [[nodiscard]] std::size_t recordBytes() const { return header_bytes + compressed; }
-};
-
-std::uint32_t payloadChecksum(const RecordHeader& h, const char* payload) {
-  return h.legacy_crc ? crc32Of(payload, h.compressed) : xxh3Of({payload, h.compressed});
-}
-
-// Always the current version (5 or 6); h.units_before must be set.
-void writeHeader(const RecordHeader& h, char* out) {
-  std::memcpy(out, kRecordMagic.data(), kRecordMagic.size());
-  out[4] = static_cast<char>(h.stored ? kRecordVersionStored : kRecordVersion);
-  out[5] = out[6] = out[7] = 0;
-  putU64(out + 8, h.sequence);
-  putU32(out + 16, h.uncompressed);
-  putU32(out + 20, h.compressed);
-  putU32(out + 24, h.lines);
-  putU64(out + 28, static_cast<std::uint64_t>(h.append_ms));
-  putU64(out + 36, h.units_before.value_or(0));
-  putU32(out + 44, h.payload_crc);
-  putU32(out + 48, crc32Of(out, 48));
-}
-
-// A header that checks out at the start of [p, p + n): magic, version, reserved bytes, its own
-// crc, plausible lengths.
-std::optional<RecordHeader> parseHeader(const char* p, std::size_t n) {
-  if (n < kLegacyHeaderBytes || std::memcmp(p, kRecordMagic.data(), kRecordMagic.size()) != 0 ||
-      p[5] != 0 || p[6] != 0 || p[7] != 0) {
-    return std::nullopt;
-  }
-  const auto version = static_cast<std::uint8_t>(p[4]);
-  if (version < kRecordVersionCrc || version > kRecordVersionStored) {
-    return std::nullopt;
-  }
-  const bool chained = version >= kRecordVersion;
-  const std::size_t header_bytes = chained ? kHeaderBytes : kLegacyHeaderBytes;
-  const std::size_t crc_at = header_bytes - 4;
-  if (n < header_bytes || getU32(p + crc_at) != crc32Of(p, crc_at)) {
-    return std::nullopt;
-  }
-  RecordHeader h;
-  h.header_bytes = header_bytes;
-  h.sequence = getU64(p + 8);
-  h.uncompressed = getU32(p + 16);
-  h.compressed = getU32(p + 20);
-  h.lines = getU32(p + 24);
-  h.append_ms = static_cast<std::int64_t>(getU64(p + 28));
-  if (chained) h.units_before = getU64(p + 36);
-  h.payload_crc = getU32(p + crc_at - 4);
-  h.stored = version == kRecordVersionStored || version == kRecordVersionStoredXxh ||
-             version == kRecordVersionStoredCrc;
-  h.legacy_crc = version == kRecordVersionCrc || version == kRecordVersionStoredCrc;
-  if (h.sequence == 0 || h.sequence > kMaxSequence || h.uncompressed > kMaxPayloadBytes ||
-      h.uncompressed > std::uint64_t{h.compressed} * kMaxZstdRatio ||
-      (h.stored && h.uncompressed != h.compressed) ||
-      (h.units_before && *h.units_before > kMaxUnits)) {
-    return std::nullopt;
-  }
-  return h;
-}
-
-// A whole record at the start of [p, p + n): a header that checks out and a payload whose
-// checksum matches.
-std::optional<RecordHeader> parseRecord(const char* p, std::size_t n) {
-  auto h = parseHeader(p, n);
-  if (!h || h->compressed > n - h->header_bytes ||
-      payloadChecksum(*h, p + h->header_bytes) != h->payload_crc) {
-    return std::nullopt;
-  }
-  return h;
-}
 
 std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string errnoText(std::string_view what, const fs::path& path, int err) {
-  return std::string(what) + " " + path.string() + ": " + std::strerror(err);
-}
-
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { reset(); }
-
-  [[nodiscard]] int get() const { return fd_; }
-  [[nodiscard]] bool valid() const { return fd_ >= 0; }
-  void reset() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-
- private:
-  int fd_ = -1;
-};
-
-// A read-only mapping of a whole file (nothing mapped for an empty one).
-class MappedFile {
- public:
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile() {
-    if (data_ != nullptr) {
-      ::munmap(data_, size_);
-    }
-  }
-
-  static std::expected<std::unique_ptr<MappedFile>, std::string> open(const fs::path& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) {
-      return std::unexpected(errnoText("open", path, errno));
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) {
-      return std::unexpected(errnoText("stat", path, errno));
-    }
-    std::unique_ptr<MappedFile> file(new MappedFile());
-    file->size_ = static_cast<std::size_t>(st.st_size);
-    if (file->size_ > 0) {
-      void* p = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
-      if (p == MAP_FAILED) {
-        return std::unexpected(errnoText("mmap", path, errno));
-      }
-      file->data_ = p;
-    }
-    return file;
-  }
-
-  [[nodiscard]] const char* data() const { return static_cast<const char*>(data_); }
-  [[nodiscard]] std::size_t size() const { return size_; }
-
- private:
-  MappedFile() = default;
-  void* data_ = nullptr;
-  std::size_t size_ = 0;
-};
-
-std::string segmentName(std::uint64_t first_sequence) {
-  std::string digits = std::to_string(first_sequence);
-  std::string name(20 - std::min<std::size_t>(20, digits.size()), '0');
-  name.append(digits).append(kSegmentSuffix);
-  return name;
-}
-
-// The first sequence a segment file's name carries, or nullopt for files that are not segments.
-std::optional<std::uint64_t> parseSegmentName(std::string_view name) {
-  if (name.size() <= kSegmentSuffix.size() || !name.ends_with(kSegmentSuffix)) {
-    return std::nullopt;
-  }
-  name.remove_suffix(kSegmentSuffix.size());
-  std::uint64_t v = 0;
-  const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), v);
-  if (ec != std::errc() || end != name.data() + name.size() || v > kMaxSequence) {
-    return std::nullopt;
-  }
-  return v;
 }
 
 struct ZstdCCtxFree {
@@ -493,12 +218,12 @@ class DiskSpool final : public BasicSpool<Record> {
   }
   [[nodiscard]] std::uint64_t lostUnits() const override {
     std::lock_guard lock(mu_);
-    return lost_lines_;
+    return lost_units_;
   }
   [[nodiscard]] SpoolDamage damage() const override {
     std::lock_guard lock(mu_);
     SpoolDamage d = damage_;
-    d.all_lost_units = lost_lines_;
+    d.all_lost_units = lost_units_;
     return d;
   }
   [[nodiscard]] std::uint64_t cachedBytes() const override {
@@ -552,7 +277,7 @@ class DiskSpool final : public BasicSpool<Record> {
     std::uint64_t offset = 0;   // of the header
     std::uint32_t compressed = 0;
     std::uint32_t uncompressed = 0;
-    std::uint32_t lines = 0;
+    std::uint32_t units = 0;
     std::int64_t append_ms = 0;
     // The batch as appended by this process (its sequence set), while the cache had room for it;
     // counted in cached_bytes_ as `uncompressed`.
@@ -624,8 +349,8 @@ class DiskSpool final : public BasicSpool<Record> {
   std::uint64_t acked_ = 0;  // every sequence <= acked_ is acknowledged (or dropped)
   std::uint64_t next_sequence_ = 1;
   std::uint64_t bytes_ = 0;
-  std::uint64_t lost_lines_ = 0;
-  SpoolDamage damage_;  // the part of lost_lines_ that damage on disk took, and unknown bytes
+  std::uint64_t lost_units_ = 0;
+  SpoolDamage damage_;  // the part of lost_units_ that damage on disk took, and unknown bytes
   // Units of the records written to the files, in order (RecordHeader::units_before): of all of
   // them (the next record's units_before), of those fdatasync'ed, of those acknowledged or
   // dropped. The ack file keeps the last two, so that recovery knows how many units the files
@@ -646,7 +371,7 @@ class DiskSpool final : public BasicSpool<Record> {
   // That batch's units when a full spool dropped it while it was out: counted as lost only if the
   // consumer moves on without acknowledging it (it gave up); acknowledged, it was delivered, and
   // counting it lost as well would count the same units twice (sent and dropped).
-  std::uint64_t dropped_out_lines_ = 0;
+  std::uint64_t dropped_out_units_ = 0;
   std::uint64_t cached_bytes_ = 0;  // sum of `uncompressed` over records_ with `cached`
   // The last held_ records of records_ are held in memory, not written (defer_writes): they are
   // always the newest, so the files keep sequence order.
@@ -697,32 +422,16 @@ template <class Record>
 std::expected<void, std::string> DiskSpool<Record>::readAckLocked() {
   const fs::path path = options_.dir / kAckName;
   acked_units_known_ = false;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    if (errno == ENOENT) {
-      return {};
-    }
-    return std::unexpected(errnoText("open", path, errno));
-  }
   std::array<char, kMaxAckBytes + 1> buf{};
-  const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), 0);
-  if (n < 0) {
-    return std::unexpected(errnoText("read", path, errno));
+  const auto size = spool_files::readPrefix(path, buf.data(), buf.size());
+  if (!size) {
+    return std::unexpected(size.error());
   }
-  const auto size = static_cast<std::size_t>(n);
-  const auto version = static_cast<std::uint8_t>(buf[4]);
-  const char* p = buf.data();
-  bool good = size >= kLegacyAckBytes && std::memcmp(p, kAckMagic.data(), kAckMagic.size()) == 0;
-  if (good && version == kAckVersionLegacy) {
-    good = size == kLegacyAckBytes && getU32(p + 16) == crc32Of(p, 16);
-  } else if (good && version == kAckVersion && size >= kAckFixedBytes) {
-    const std::uint32_t ranges = getU32(p + 40);
-    good = ranges <= kMaxCountedRanges && size == kAckFixedBytes + 16 * std::size_t{ranges} &&
-           getU32(p + size - 4) == crc32Of(p, size - 4);
-  } else {
-    good = false;
+  if (!*size) {
+    return {};  // no ack file
   }
-  if (!good || getU64(p + 8) > kMaxSequence) {
+  const auto ack = parseAck(buf.data(), **size);
+  if (!ack) {
     // A bug, a damaged disk, or a power loss that kept the rename of an ack written without
     // fsync but not its bytes (see the file comment). Starting from zero replays what is still
     // spooled: acknowledged records of segments not yet removed are sent again (duplicates,
@@ -730,69 +439,37 @@ std::expected<void, std::string> DiskSpool<Record>::readAckLocked() {
     errors_.report(kComponent, "corrupt_ack", path.string());
     return {};
   }
-  acked_ = getU64(p + 8);
-  if (version == kAckVersionLegacy) {
+  acked_ = ack->acked_sequence;
+  if (ack->version == kAckVersionLegacy) {
     return {};  // written by an older agent: no units, and no records that carry them yet
   }
-  const auto flags = static_cast<std::uint8_t>(p[5]);
-  acked_units_known_ = (flags & 1U) != 0;
-  acked_units_ = std::min(getU64(p + 16), kMaxUnits);
-  synced_sequence_ = std::min(getU64(p + 24), kMaxSequence);
-  synced_units_ = std::max(acked_units_, std::min(getU64(p + 32), kMaxUnits));
-  const std::uint32_t ranges = getU32(p + 40);
-  for (std::uint32_t i = 0; i < ranges; ++i) {
-    const char* range = p + kAckRangesOffset + 16 * std::size_t{i};
-    const std::uint64_t from = getU64(range);
-    const std::uint64_t to = std::min(getU64(range + 8), kMaxUnits);
-    if (from < to) counted_.emplace_back(from, to);
-  }
-  std::sort(counted_.begin(), counted_.end());
+  acked_units_known_ = ack->acked_units_known;
+  acked_units_ = ack->acked_units;
+  synced_sequence_ = ack->synced_sequence;
+  synced_units_ = std::max(acked_units_, ack->synced_units);
+  counted_ = ack->counted;
   return {};
 }
 
-// The ack file, version 2 (little-endian): "NWAK" | 2 | flags u8 (1: acknowledged units known) |
-// 2 zero bytes | acknowledged-through sequence u64 | units of the records acknowledged u64 |
-// sequence of the last record fdatasync'ed u64 | units of the records fdatasync'ed u64 |
-// range count u32 | that many [from u64, to u64) ranges of units counted lost | crc32 u32.
+// The ack file (spool_format.h): what is acknowledged, what is fdatasync'ed, and the ranges of
+// units counted lost that recovery may find again.
 template <class Record>
 bool DiskSpool<Record>::writeAckLocked(bool durable) {
   // Ranges below what is acknowledged can never be found again.
   std::erase_if(counted_, [this](const auto& r) { return r.second <= acked_units_; });
-  std::array<char, kMaxAckBytes> buf{};
-  std::memcpy(buf.data(), kAckMagic.data(), kAckMagic.size());
-  buf[4] = static_cast<char>(kAckVersion);
-  buf[5] = static_cast<char>(acked_units_known_ ? 1 : 0);
-  putU64(buf.data() + 8, acked_);
-  putU64(buf.data() + 16, acked_units_);
-  putU64(buf.data() + 24, synced_sequence_);
-  putU64(buf.data() + 32, std::max(synced_units_, acked_units_));
-  putU32(buf.data() + 40, static_cast<std::uint32_t>(counted_.size()));
-  std::size_t size = kAckRangesOffset;
-  for (const auto& [from, to] : counted_) {
-    putU64(buf.data() + size, from);
-    putU64(buf.data() + size + 8, to);
-    size += 16;
-  }
-  putU32(buf.data() + size, crc32Of(buf.data(), size));
-  size += 4;
-  const fs::path tmp = options_.dir / kAckTmpName;
-  const fs::path path = options_.dir / kAckName;
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) {
-    errors_.report(kComponent, "ack_write_failed", errnoText("open", tmp, errno));
-    return false;
-  }
-  if (::write(fd.get(), buf.data(), size) != static_cast<ssize_t>(size)) {
-    errors_.report(kComponent, "ack_write_failed", errnoText("write", tmp, errno));
-    return false;
-  }
-  if (durable && options_.fsync && ::fdatasync(fd.get()) != 0) {
-    errors_.report(kComponent, "ack_write_failed", errnoText("fdatasync", tmp, errno));
-    return false;
-  }
-  fd.reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    errors_.report(kComponent, "ack_write_failed", errnoText("rename", tmp, errno));
+  AckState ack;
+  ack.acked_sequence = acked_;
+  ack.acked_units_known = acked_units_known_;
+  ack.acked_units = acked_units_;
+  ack.synced_sequence = synced_sequence_;
+  ack.synced_units = std::max(synced_units_, acked_units_);
+  ack.counted = counted_;
+  std::array<char, kMaxAckBytes> buf;  // filled by writeAck
+  const std::size_t size = writeAck(ack, buf);
+  if (auto r = spool_files::replaceFile(options_.dir / kAckTmpName, options_.dir / kAckName,
+                                        {buf.data(), size}, durable && options_.fsync);
+      !r) {
+    errors_.report(kComponent, "ack_write_failed", r.error());
     return false;
   }
   if (durable) syncDirLocked();
@@ -872,13 +549,13 @@ void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last
         // Checks out but out of order (a copied or replayed file): not replayable in order.
         errors_.report(kComponent, "out_of_order",
                        seg.path.string() + ": sequence " + std::to_string(h->sequence) +
-                           " out of order, " + std::to_string(h->lines) + " " +
+                           " out of order, " + std::to_string(h->units) + " " +
                            std::string(Codec::kUnit) + " lost");
-        lost_lines_ += h->lines;
-        damage_.units += h->lines;
+        lost_units_ += h->units;
+        damage_.units += h->units;
       } else {
         if (h->units_before) {
-          chain.expected = *h->units_before + h->lines;
+          chain.expected = *h->units_before + h->units;
           chain.highest_units = std::max(chain.highest_units, *chain.expected);
         } else {
           chain.expected.reset();  // an older record: where the next one starts is unknown
@@ -886,8 +563,8 @@ void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last
         // A record an earlier recovery counted lost (its file could not be read then) stays lost.
         if (h->sequence > acked_ && !(h->units_before && countedLocked(*h->units_before))) {
           records_.push_back(RecordRef{h->sequence, key, offset, h->compressed, h->uncompressed,
-                                       h->lines, h->append_ms, nullptr, h->units_before,
-                                       h->header_bytes});
+                                       h->units, h->append_ms, nullptr, h->units_before,
+                                       h->headerBytes()});
           ++seg.pending;
         }
         last_sequence = std::max(last_sequence, h->sequence);
@@ -901,8 +578,8 @@ void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last
     const auto intact = parseHeader(data + offset, size - offset);
     if (intact) {
       // A damaged payload behind a sound header: the next record is where the header says.
-      const std::size_t end = offset + intact->header_bytes + intact->compressed;
-      if (intact->compressed < size - offset - intact->header_bytes &&
+      const std::size_t end = offset + intact->headerBytes() + intact->compressed;
+      if (intact->compressed < size - offset - intact->headerBytes() &&
           parseRecord(data + end, size - end)) {
         next = end;
       }
@@ -920,13 +597,13 @@ void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last
     }
     const std::size_t bad = next.value_or(size) - offset;
     if (intact) {
-      if (intact->sequence > acked_) chain.header_units += intact->lines;
+      if (intact->sequence > acked_) chain.header_units += intact->units;
     } else {
       chain.unknown_bytes += bad;
     }
     // A record that runs past the end of its file was cut short; anything else fails its checksum.
     const bool cut_short =
-        intact && !next && intact->compressed > size - offset - intact->header_bytes;
+        intact && !next && intact->compressed > size - offset - intact->headerBytes();
     chain.damaged_bytes = true;
     chain.note(cut_short ? "truncated" : "checksum",
                where + ": " + std::to_string(bad) +
@@ -939,15 +616,11 @@ void DiskSpool<Record>::scanSegmentLocked(std::uint64_t key, std::uint64_t& last
   }
   mapped->reset();
   if (cut) {
-    UniqueFd fd(::open(seg.path.c_str(), O_WRONLY | O_CLOEXEC));
-    if (fd.valid() && ::ftruncate(fd.get(), static_cast<off_t>(*cut)) == 0) {
+    if (auto r = spool_files::truncateFile(seg.path, *cut, options_.fsync); r) {
       seg.bytes = *cut;
-      if (options_.fsync) {
-        ::fdatasync(fd.get());
-      }
     } else {
       // Left as it is: the index ends before the tail, and the file is never appended to again.
-      errors_.report(kComponent, "truncate_failed", errnoText("truncate", seg.path, errno));
+      errors_.report(kComponent, "truncate_failed", r.error());
     }
   }
 }
@@ -973,7 +646,7 @@ void DiskSpool<Record>::settleDamageLocked(ChainScan& chain, const RecordHeader*
   // Damaged bytes are reported here, with what they held; a file that could not be read at all
   // was reported when it was found, and needs no second report unless something was lost.
   if (lost > 0 || unknown > 0 || chain.damaged_bytes) {
-    lost_lines_ += lost;
+    lost_units_ += lost;
     damage_.units += lost;
     damage_.unknown_bytes += unknown;
     std::string_view reason = chain.reason;
@@ -995,23 +668,15 @@ void DiskSpool<Record>::settleDamageLocked(ChainScan& chain, const RecordHeader*
 template <class Record>
 std::expected<void, std::string> DiskSpool<Record>::recover() {
   std::lock_guard lock(mu_);
-  std::error_code ec;
-  fs::create_directories(options_.dir, ec);
-  if (ec) {
-    return std::unexpected("create " + options_.dir.string() + ": " + ec.message());
+  auto dir = spool_files::lockDirectory(options_.dir);
+  if (!dir) {
+    return std::unexpected(dir.error());
   }
-  dir_fd_ = UniqueFd(::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir_fd_.valid()) {
-    return std::unexpected(errnoText("open", options_.dir, errno));
-  }
-  if (::flock(dir_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-    return std::unexpected(errno == EWOULDBLOCK
-                               ? "spool " + options_.dir.string() + " is in use by another spool"
-                               : errnoText("flock", options_.dir, errno));
-  }
+  dir_fd_ = std::move(*dir);
   if (!cctx_ || !dctx_) {
     return std::unexpected("zstd: out of memory");
   }
+  std::error_code ec;
   fs::remove(options_.dir / kAckTmpName, ec);
   if (auto r = readAckLocked(); !r) {
     return r;
@@ -1019,7 +684,7 @@ std::expected<void, std::string> DiskSpool<Record>::recover() {
 
   std::uint64_t highest_name = 0;
   for (fs::directory_iterator it(options_.dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const auto key = parseSegmentName(it->path().filename().native());
+    const auto key = spool_files::parseSegmentName(it->path().filename().native(), kMaxSequence);
     if (!key) continue;
     std::error_code type_ec;
     Segment seg{it->path(), 0, 0};
@@ -1041,8 +706,7 @@ std::expected<void, std::string> DiskSpool<Record>::recover() {
   // The segment a crash left unsynced is made durable now that its records count as written.
   for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
     if (it->second.not_a_file || it->second.unreadable) continue;
-    UniqueFd fd(::open(it->second.path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (options_.fsync && fd.valid()) ::fdatasync(fd.get());
+    if (options_.fsync) spool_files::syncFile(it->second.path);
     break;
   }
   written_units_ = std::max({acked_units_, synced_units_, chain.highest_units});
@@ -1055,7 +719,7 @@ std::expected<void, std::string> DiskSpool<Record>::recover() {
   for (const RecordRef& ref : records_) {
     if (!ref.units_before) continue;
     countLostRangeLocked(covered, *ref.units_before);
-    covered = std::max(covered, *ref.units_before + ref.lines);
+    covered = std::max(covered, *ref.units_before + ref.units);
   }
   countLostRangeLocked(covered, written_units_);
   // Past every sequence seen, every segment name and the last one written durably, so a new
@@ -1125,7 +789,7 @@ bool DiskSpool<Record>::popFrontLocked() {
 template <class Record>
 void DiskSpool<Record>::popRecordLocked() {
   if (records_.front().segment != kHeld && records_.front().units_before) {
-    acked_units_ = std::max(acked_units_, *records_.front().units_before + records_.front().lines);
+    acked_units_ = std::max(acked_units_, *records_.front().units_before + records_.front().units);
     acked_units_known_ = true;
   }
   if (records_.front().segment == kHeld) {
@@ -1173,10 +837,10 @@ void DiskSpool<Record>::dropOldestSegmentLocked() {
   auto it = segments_.begin();
   const std::uint64_t key = it->first;
   std::uint64_t batches = 0;
-  std::uint64_t lines = 0;
-  std::uint64_t out_lines = 0;  // of the batch being sent, if it is among them
+  std::uint64_t units = 0;
+  std::uint64_t out_units = 0;  // of the batch being sent, if it is among them
   while (!records_.empty() && records_.front().segment == key) {
-    (records_.front().sequence == handed_out_ ? out_lines : lines) += records_.front().lines;
+    (records_.front().sequence == handed_out_ ? out_units : units) += records_.front().units;
     acked_ = std::max(acked_, records_.front().sequence);
     popRecordLocked();
     ++batches;
@@ -1187,13 +851,13 @@ void DiskSpool<Record>::dropOldestSegmentLocked() {
   bytes_ -= it->second.bytes;
   removeSegmentLocked(key);
   if (batches > 0) {
-    lost_lines_ += lines;
-    dropped_out_lines_ += out_lines;
+    lost_units_ += units;
+    dropped_out_units_ += out_units;
     errors_.report(
         kComponent, "full_dropped_oldest",
-        "dropped " + std::to_string(batches) + " batches, " + std::to_string(lines) + " " +
+        "dropped " + std::to_string(batches) + " batches, " + std::to_string(units) + " " +
             std::string(Codec::kUnit) + " to stay under max_bytes" +
-            (out_lines > 0 ? " (and the one being sent, " + std::to_string(out_lines) + " " +
+            (out_units > 0 ? " (and the one being sent, " + std::to_string(out_units) + " " +
                                  std::string(Codec::kUnit) + ", lost only if it is not delivered)"
                            : std::string()));
   }
@@ -1220,15 +884,15 @@ std::expected<void, std::string> DiskSpool<Record>::openSegmentLocked(std::uint6
     }
   }
   const fs::path path = options_.dir / segmentName(key);
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
-  if (!fd.valid()) {
-    return std::unexpected(errnoText("create", path, errno));
+  auto fd = spool_files::createSegment(path);
+  if (!fd) {
+    return std::unexpected(fd.error());
   }
   // The file must be in the directory durably before its records count as appended.
   syncDirLocked();
   segments_.emplace(key, Segment{path, 0, 0});
   active_ = key;
-  active_fd_ = std::move(fd);
+  active_fd_ = std::move(*fd);
   return {};
 }
 
@@ -1260,10 +924,10 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
         // Not held; the write below says why it fails.
       } else if (cached_bytes_ + payload_bytes <= options_.cache_bytes) {
         const auto size = static_cast<std::uint32_t>(payload_bytes);
-        const auto lines =
+        const auto units =
             static_cast<std::uint32_t>(std::min<std::uint64_t>(Codec::units(batch), UINT32_MAX));
         // Its units_before is set when it is written.
-        records_.push_back(RecordRef{sequence, kHeld, 0, size, size, lines, append_ms, keep(size),
+        records_.push_back(RecordRef{sequence, kHeld, 0, size, size, units, append_ms, keep(size),
                                      std::nullopt, kHeaderBytes});
         ++held_;
         held_bytes_ += kHeaderBytes + payload_bytes;
@@ -1280,7 +944,7 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
   if (!placed) {
     return std::unexpected(placed.error());
   }
-  const auto lines =
+  const auto units =
       static_cast<std::uint32_t>(std::min<std::uint64_t>(Codec::units(batch), UINT32_MAX));
   std::shared_ptr<Record> cached;
   // When the cache is full the newest batch is the one left out: the oldest are sent first.
@@ -1288,7 +952,7 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
     cached = keep(placed->uncompressed);  // moves from batch when it is owned
   }
   records_.push_back(RecordRef{sequence, placed->segment, placed->offset, placed->compressed,
-                               placed->uncompressed, lines, append_ms, std::move(cached),
+                               placed->uncompressed, units, append_ms, std::move(cached),
                                placed->units_before, kHeaderBytes});
   ++next_sequence_;
   return sequence;
@@ -1368,16 +1032,17 @@ DiskSpool<Record>::writeRecordLocked(const Record& batch, std::uint64_t sequence
                            " bytes on disk exceeds the spool's max_bytes " +
                            std::to_string(options_.max_bytes));
   }
-  const std::uint64_t lines = Codec::units(batch);
+  const std::uint64_t units = Codec::units(batch);
   RecordHeader h;
+  h.version = stored ? kRecordVersionStored : kRecordVersion;
   h.sequence = sequence;
   h.uncompressed = static_cast<std::uint32_t>(payload_bytes);
   h.compressed = static_cast<std::uint32_t>(compressed);
-  h.lines = static_cast<std::uint32_t>(std::min<std::uint64_t>(lines, UINT32_MAX));
+  h.units = static_cast<std::uint32_t>(std::min<std::uint64_t>(units, UINT32_MAX));
   h.append_ms = append_ms;
   h.units_before = written_units_;
-  h.payload_crc = xxh3Of({write_buffer_.data() + kHeaderBytes, compressed - body.size()}, body);
-  h.stored = stored;
+  h.payload_crc = payloadChecksum(
+      h.version, {write_buffer_.data() + kHeaderBytes, compressed - body.size()}, body);
   writeHeader(h, write_buffer_.data());
 
   while (!segments_.empty() && bytes_ + record_bytes > options_.max_bytes) {
@@ -1391,31 +1056,8 @@ DiskSpool<Record>::writeRecordLocked(const Record& batch, std::uint64_t sequence
   Segment& seg = segments_.at(*active_);
   // One writev() for the whole record (header and head, then a stored body), so a crash leaves
   // at most one torn record at the tail.
-  std::array<iovec, 2> iov{iovec{write_buffer_.data(), record_bytes - body.size()},
-                           iovec{const_cast<char*>(body.data()), body.size()}};
-  std::size_t first = 0;  // the first iovec with bytes left
-  int err = 0;
-  while (first < iov.size()) {
-    if (iov[first].iov_len == 0) {
-      ++first;
-      continue;
-    }
-    const ssize_t n =
-        ::writev(active_fd_.get(), iov.data() + first, static_cast<int>(iov.size() - first));
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      err = errno;
-      break;
-    }
-    auto done = static_cast<std::size_t>(n);
-    for (; first < iov.size() && done >= iov[first].iov_len; ++first) done -= iov[first].iov_len;
-    if (first < iov.size()) {
-      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
-      iov[first].iov_len -= done;
-    }
-  }
+  int err = spool_files::appendAll(active_fd_.get(),
+                                   {write_buffer_.data(), record_bytes - body.size()}, body);
   const char* failed = err != 0 ? "write" : nullptr;
   if (failed == nullptr && options_.fsync && options_.sync_each_append &&
       ::fdatasync(active_fd_.get()) != 0) {
@@ -1438,7 +1080,7 @@ DiskSpool<Record>::writeRecordLocked(const Record& batch, std::uint64_t sequence
     return std::unexpected(errnoText(failed, options_.dir / segmentName(h.sequence), err));
   }
   const Placement placed{*active_, seg.bytes, h.compressed, h.uncompressed, written_units_};
-  written_units_ += h.lines;
+  written_units_ += h.units;
   written_sequence_ = sequence;
   if (options_.sync_each_append) {
     synced_units_ = written_units_;
@@ -1464,19 +1106,11 @@ std::expected<Record, std::string> DiskSpool<Record>::readRecordLocked(const Rec
   }
   const std::size_t record_bytes = ref.header_bytes + ref.compressed;
   read_buffer_.resize(record_bytes);
-  std::size_t got = 0;
-  while (got < record_bytes) {
-    const ssize_t n = ::pread(fd.get(), read_buffer_.data() + got, record_bytes - got,
-                              static_cast<off_t>(ref.offset + got));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      if (n == 0) reason = "truncated";
-      return std::unexpected(n == 0 ? path.string() + ": record cut short"
-                                    : errnoText("read", path, errno));
-    }
-    got += static_cast<std::size_t>(n);
+  if (const int err = spool_files::readAt(fd.get(), read_buffer_.data(), record_bytes, ref.offset);
+      err != 0) {
+    if (err < 0) reason = "truncated";
+    return std::unexpected(err < 0 ? path.string() + ": record cut short"
+                                   : errnoText("read", path, err));
   }
   // Checked again: the disk may have changed under us since recovery.
   reason = "checksum";
@@ -1485,9 +1119,9 @@ std::expected<Record, std::string> DiskSpool<Record>::readRecordLocked(const Rec
     return std::unexpected(path.string() + ": record " + std::to_string(ref.sequence) +
                            " no longer checks out");
   }
-  const char* frame = read_buffer_.data() + h->header_bytes;
+  const char* frame = read_buffer_.data() + h->headerBytes();
   reason = "undecodable";
-  if (h->stored) {
+  if (h->stored()) {
     return finishRecord(ref, path, std::string_view(frame, h->compressed), takeSpareLocked());
   }
   const unsigned long long content = ZSTD_getFrameContentSize(frame, h->compressed);
@@ -1524,7 +1158,7 @@ std::shared_ptr<const Record> DiskSpool<Record>::front() {
   std::lock_guard lock(mu_);
   // Asking for the front again without acknowledging what was handed out: if a full spool
   // dropped that batch meanwhile, it was not delivered after all.
-  lost_lines_ += std::exchange(dropped_out_lines_, 0);
+  lost_units_ += std::exchange(dropped_out_units_, 0);
   while (!records_.empty()) {
     handed_out_ = records_.front().sequence;
     if (records_.front().cached) {
@@ -1539,12 +1173,12 @@ std::shared_ptr<const Record> DiskSpool<Record>::front() {
       front_cache_ = std::make_shared<Record>(std::move(*batch));
       return front_cache_;
     }
-    // Unreadable: skip it as if acknowledged, and count its lines.
+    // Unreadable: skip it as if acknowledged, and count its units.
     errors_.report(kComponent, reason,
-                   batch.error() + ", " + std::to_string(records_.front().lines) + " " +
+                   batch.error() + ", " + std::to_string(records_.front().units) + " " +
                        std::string(Codec::kUnit) + " lost");
-    lost_lines_ += records_.front().lines;
-    damage_.units += records_.front().lines;
+    lost_units_ += records_.front().units;
+    damage_.units += records_.front().units;
     if (!popFrontLocked()) writeAckLocked();
   }
   return nullptr;
@@ -1554,7 +1188,7 @@ template <class Record>
 void DiskSpool<Record>::acknowledge(std::uint64_t sequence) {
   std::lock_guard lock(mu_);
   if (sequence == handed_out_) {
-    dropped_out_lines_ = 0;  // delivered (or dropped by the consumer, which counts it itself)
+    dropped_out_units_ = 0;  // delivered (or dropped by the consumer, which counts it itself)
   }
   if (records_.empty() || records_.front().sequence != sequence) {
     // Below the front: acknowledged already, or dropped while it was being sent. Above: a bug in

@@ -1,14 +1,18 @@
 // Spool: the durable, bounded, on-disk queue of records between a producer and an exporter: log
 // batches between the batcher and the log shipper (Spool), remote-write requests between the
-// encoder and the remote-write sender (MetricSpool). One implementation for both (spool.cpp).
+// encoder and the remote-write sender (MetricSpool). One implementation for both, in three units:
+// spool.cpp manages segments and the ack (appends, the index, acknowledgement, drops when full,
+// recovery and its damage accounting); spool_format.h is the bytes (record header versions 1 to
+// 6, the ack file, their checksums), shared with the fuzz target; spool_files.h the file I/O.
 // Segment files of checksummed records under a directory (zstd-compressed, or a batch's Loki push
 // body stored as it is); appended with fsync (or synced on request); read oldest first; removed
-// when acknowledged.
+// when acknowledged. A record's units are what its batch counts: a log batch's lines, a write
+// request's samples.
 //
 // What a reader gets wrong: the spool is on the normal path, not only when the destination is
 // down. Every batch is appended (and its source positions then committed) before it is sent, so
 // a restart replays exactly what was not acknowledged, in order. When the byte bound is reached
-// the oldest segment is dropped and its lines are counted as lost. Batches appended by this process
+// the oldest segment is dropped and its units are counted as lost. Batches appended by this process
 // are also kept in memory (up to cache_bytes) so that sending them never reads back what was just
 // written; the disk is read only on replay after a restart or when the sender is that far behind.
 // With defer_writes (the log spool) an appended batch that fits in that memory is not written at
@@ -16,6 +20,8 @@
 // sync() writes the rest before the producer commits its positions, so what a crash takes is
 // still only what the producer can read again. With a healthy destination the disk is then
 // written about once a second (the batches in flight at the commit), not for every byte shipped.
+// Whether a record counts as lost or delivered is decided in spool.cpp alone: spool_format only
+// says whether bytes check out, and spool_files only does the I/O it is told to.
 #pragma once
 
 #include <chrono>

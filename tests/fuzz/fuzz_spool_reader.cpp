@@ -22,10 +22,7 @@
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include <zlib.h>
 #include <zstd.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -41,15 +38,13 @@
 
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
+#include "pipeline/spool_format.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace nodewarden;
-
-// The record headers, as spool.cpp documents them: versions 1-4, and 5-6 (units before it).
-constexpr std::size_t kLegacyHeaderBytes = 44;
-constexpr std::size_t kHeaderBytes = 52;
+using namespace nodewarden::spool_format;
 
 void check(bool invariant, int line = __builtin_LINE()) {
   if (!invariant) {
@@ -58,52 +53,20 @@ void check(bool invariant, int line = __builtin_LINE()) {
   }
 }
 
-void putU32(char* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) {
-    p[i] = static_cast<char>(v >> (8 * i));
-  }
-}
-
-std::uint32_t getU32(const char* p) {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) {
-    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
-  }
-  return v;
-}
-
-std::uint32_t crcOf(const char* p, std::size_t n) {
-  return static_cast<std::uint32_t>(
-      crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(p), static_cast<uInt>(n)));
-}
-
-void putU64(char* p, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) {
-    p[i] = static_cast<char>(v >> (8 * i));
-  }
-}
-
-std::size_t headerBytes(std::uint8_t version) {
-  return version >= 5 ? kHeaderBytes : kLegacyHeaderBytes;
-}
-
 // Sets magic, a version in 1..6 (the byte there, if it is one), the payload checksum (when the
 // payload is all there) and the header crc. Returns the header's size.
 std::size_t fixHeader(char* h, std::size_t available) {
-  std::memcpy(h, "NWSR", 4);
+  std::memcpy(h, kRecordMagic.data(), kRecordMagic.size());
   auto version = static_cast<std::uint8_t>(h[4]);
-  if (version < 1 || version > 6) version = static_cast<std::uint8_t>(1 + version % 6);
+  if (!isRecordVersion(version)) version = static_cast<std::uint8_t>(1 + version % 6);
   h[4] = static_cast<char>(version);
   h[5] = h[6] = h[7] = 0;
   const std::size_t header = headerBytes(version);
-  const std::uint32_t compressed = getU32(h + 20);
+  const std::uint32_t compressed = getU32(h + kCompressedAt);
   if (compressed <= available - header) {
-    const char* payload = h + header;
-    putU32(h + header - 8, version <= 2
-                               ? crcOf(payload, compressed)
-                               : static_cast<std::uint32_t>(XXH3_64bits(payload, compressed)));
+    putU32(h + header - 8, payloadChecksum(version, {h + header, compressed}));
   }
-  putU32(h + header - 4, crcOf(h, header - 4));
+  sealHeader(h, version);
   return header;
 }
 
@@ -113,7 +76,7 @@ void fixUpRecords(std::string& file) {
   while (offset + kHeaderBytes <= file.size()) {
     char* h = file.data() + offset;
     const std::size_t header = fixHeader(h, file.size() - offset);
-    const std::uint32_t compressed = getU32(h + 20);
+    const std::uint32_t compressed = getU32(h + kCompressedAt);
     if (compressed > file.size() - offset - header) {
       break;
     }
@@ -121,21 +84,22 @@ void fixUpRecords(std::string& file) {
   }
 }
 
-// Mode 3: one valid record (version 5) around an arbitrary payload.
+// Mode 3: one valid record (version 5: zstd, XXH3, units before it) around an arbitrary payload.
 std::string wrapPayload(std::string_view payload) {
   std::string record(kHeaderBytes + ZSTD_compressBound(payload.size()), '\0');
   const std::size_t n = ZSTD_compress(record.data() + kHeaderBytes, record.size() - kHeaderBytes,
                                       payload.data(), payload.size(), 1);
   check(ZSTD_isError(n) == 0U);
   record.resize(kHeaderBytes + n);
-  char* h = record.data();
-  h[4] = 5;  // zstd, XXH3, units before it
-  h[8] = 1;  // sequence 1 (little-endian u64)
-  putU32(h + 16, static_cast<std::uint32_t>(payload.size()));
-  putU32(h + 20, static_cast<std::uint32_t>(n));
-  putU32(h + 24, 1);  // lines
-  putU64(h + 36, 0);  // units before it
-  fixHeader(h, record.size());
+  RecordHeader h;
+  h.version = kRecordVersion;
+  h.sequence = 1;
+  h.uncompressed = static_cast<std::uint32_t>(payload.size());
+  h.compressed = static_cast<std::uint32_t>(n);
+  h.units = 1;
+  h.units_before = 0;
+  h.payload_crc = payloadChecksum(h.version, {record.data() + kHeaderBytes, n});
+  writeHeader(h, record.data());
   return record;
 }
 
@@ -251,9 +215,9 @@ void checkDirectory(std::string_view data) {
     data.remove_prefix(3 + length);
     if (kind == 0) {
       // The ack, version 2: its crc is the last four bytes.
-      if (bytes.size() >= 48 && bytes[4] == 2) {
-        std::memcpy(bytes.data(), "NWAK", 4);
-        putU32(bytes.data() + bytes.size() - 4, crcOf(bytes.data(), bytes.size() - 4));
+      if (bytes.size() >= kAckFixedBytes && bytes[4] == kAckVersion) {
+        std::memcpy(bytes.data(), kAckMagic.data(), kAckMagic.size());
+        putU32(bytes.data() + bytes.size() - 4, crc32Of({bytes.data(), bytes.size() - 4}));
       }
       files.emplace_back("ack", std::move(bytes));
       continue;

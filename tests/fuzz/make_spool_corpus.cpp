@@ -7,9 +7,6 @@
 // What a reader gets wrong: the files start with the fuzz target's mode byte; they are not
 // segment files as they are.
 #include <stdlib.h>
-#include <zlib.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -17,11 +14,13 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pipeline/loki_push_body.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
+#include "pipeline/spool_format.h"
 
 namespace {
 
@@ -65,33 +64,22 @@ void writeSeed(const fs::path& dir, const std::string& name, char mode, const st
   out.write(data.data(), static_cast<std::streamsize>(data.size()));
 }
 
-std::uint32_t le32(const char* p) {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= std::uint32_t{static_cast<unsigned char>(p[i])} << (8 * i);
-  return v;
-}
-
-void put32(std::string& out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
-}
-
 // Records of versions 5 and 6 rewritten as 1 and 2 (crc32) or 3 and 4 (XXH3).
 std::string toOlderVersion(const std::string& segment, bool xxh3) {
+  namespace format = spool_format;
   std::string out;
-  for (std::size_t at = 0; at + 52 <= segment.size();) {
-    const char* h = segment.data() + at;
-    const std::uint32_t compressed = le32(h + 20);
-    const char* payload = h + 52;
-    std::string header(h, 36);
-    header[4] = static_cast<char>(h[4] - (xxh3 ? 2 : 4));
-    put32(header, xxh3 ? static_cast<std::uint32_t>(XXH3_64bits(payload, compressed))
-                       : static_cast<std::uint32_t>(
-                             crc32(0, reinterpret_cast<const Bytef*>(payload), compressed)));
-    put32(header,
-          static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(header.data()), 40)));
+  for (std::size_t at = 0; at < segment.size();) {
+    auto h = format::parseRecord(segment.data() + at, segment.size() - at);
+    if (!h) break;
+    const std::string_view payload(segment.data() + at + h->headerBytes(), h->compressed);
+    at += h->recordBytes();
+    h->version = static_cast<std::uint8_t>(h->version - (xxh3 ? 2 : 4));
+    h->units_before.reset();
+    h->payload_crc = format::payloadChecksum(h->version, payload);
+    std::string header(h->headerBytes(), '\0');
+    format::writeHeader(*h, header.data());
     out += header;
-    out.append(payload, compressed);
-    at += 52 + compressed;
+    out += payload;
   }
   return out;
 }

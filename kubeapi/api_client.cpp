@@ -65,7 +65,8 @@ std::optional<Status> parseStatus(std::string_view body) {
   const json doc = json::parse(body.begin(), body.end(), nullptr, false);
   if (!doc.is_object()) return std::nullopt;
   const auto kind = doc.find("kind");
-  const bool is_status = kind != doc.end() && kind->is_string() && kind->get<std::string>() == "Status";
+  const bool is_status =
+      kind != doc.end() && kind->is_string() && kind->get<std::string>() == "Status";
   if (kind != doc.end() && !is_status) return std::nullopt;
   Status status;
   status.reason = stringMember(doc, "reason");
@@ -175,7 +176,8 @@ std::expected<std::unique_ptr<ApiClient>, std::string> ApiClient::create(ClientO
   if (options.timeout.count() <= 0 || options.connect_timeout.count() <= 0) {
     return std::unexpected(std::string("request and connect timeouts must be > 0"));
   }
-  if (options.max_body_bytes == 0) return std::unexpected(std::string("answer size limit must be > 0"));
+  if (options.max_body_bytes == 0)
+    return std::unexpected(std::string("answer size limit must be > 0"));
   initCurlOnce();
   std::unique_ptr<ApiClient> self(new ApiClient(std::move(options)));
   Curl& c = *self->curl_;
@@ -257,15 +259,15 @@ std::expected<Response, ApiError> ApiClient::stream(std::string_view path,
   return result;
 }
 
-std::expected<Response, ApiError> ApiClient::perform(std::string_view method,
-                                                     std::string_view path,
+std::expected<Response, ApiError> ApiClient::perform(std::string_view method, std::string_view path,
                                                      std::string_view content_type,
                                                      const std::string_view* body,
                                                      Timeout timeout) {
   const std::string url = options_.url + std::string(path);
   const auto fail = [&](ErrorKind kind, std::string what, long status = 0) {
     std::string message = std::string(method) + " " + url + ": " + what;
-    return std::unexpected(ApiError{kind, status, std::nullopt, std::move(what), std::move(message)});
+    return std::unexpected(
+        ApiError{kind, status, std::nullopt, std::move(what), std::move(message)});
   };
   if (cancelled_.load()) return fail(ErrorKind::kCancelled, "cancelled");
   CurlHeaders headers;
@@ -282,9 +284,8 @@ std::expected<Response, ApiError> ApiClient::perform(std::string_view method,
       token = std::unexpected(std::string("holds a line break"));
     }
     if (!token) {
-      return fail(ErrorKind::kToken,
-                  "the token file '" + options_.token_file + "' " + token.error() +
-                      std::string(kTokenHint));
+      return fail(ErrorKind::kToken, "the token file '" + options_.token_file + "' " +
+                                         token.error() + std::string(kTokenHint));
     }
     ok = ok && appendHeader(headers, "Authorization: Bearer " + *token);
   }
@@ -355,8 +356,8 @@ std::expected<Response, ApiError> ApiClient::perform(std::string_view method,
       case CURLE_ABORTED_BY_CALLBACK:
         return fail(ErrorKind::kCancelled, "cancelled", status);
       case CURLE_OPERATION_TIMEDOUT:
-        return fail(ErrorKind::kTimeout,
-                    what + " after " + std::to_string(limit.count()) + " ms", status);
+        return fail(ErrorKind::kTimeout, what + " after " + std::to_string(limit.count()) + " ms",
+                    status);
       case CURLE_COULDNT_CONNECT:
       case CURLE_COULDNT_RESOLVE_HOST:
         return fail(ErrorKind::kConnect, what, status);

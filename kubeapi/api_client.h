@@ -78,7 +78,7 @@ struct ApiError {
 
 struct Response {
   long http_status = 0;
-  std::string body;  // buffered requests; a streamed one's only when not 200 (bounded)
+  std::string body;              // buffered requests; a streamed one's only when not 200 (bounded)
   bool ended_by_reader = false;  // stream(): the line handler asked to stop
 };
 

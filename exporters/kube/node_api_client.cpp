@@ -17,13 +17,13 @@ std::expected<std::unique_ptr<NodeApiClient>, std::string> NodeApiClient::create
     NodeApiOptions options) {
   if (options.node_name.empty()) return std::unexpected("no node name");
   if (options.timeout.count() <= 0) return std::unexpected("the request timeout must be > 0");
-  auto client = kubeapi::ApiClient::create({.url = std::move(options.url),
-                                            .token_file = std::move(options.token_file),
-                                            .ca_file = std::move(options.ca_file),
-                                            .timeout = options.timeout,
-                                            .connect_timeout =
-                                                std::min(options.timeout, kMaxConnectTimeout),
-                                            .max_body_bytes = kMaxBodyBytes});
+  auto client =
+      kubeapi::ApiClient::create({.url = std::move(options.url),
+                                  .token_file = std::move(options.token_file),
+                                  .ca_file = std::move(options.ca_file),
+                                  .timeout = options.timeout,
+                                  .connect_timeout = std::min(options.timeout, kMaxConnectTimeout),
+                                  .max_body_bytes = kMaxBodyBytes});
   if (!client) return std::unexpected("the API server " + client.error());
   std::unique_ptr<NodeApiClient> self(new NodeApiClient(std::move(*client)));
   self->node_path_ = "/api/v1/nodes/" + self->client_->escape(options.node_name);
@@ -34,8 +34,8 @@ NodeApiResponse NodeApiClient::getNode() { return answer(client_->get(node_path_
 
 NodeApiResponse NodeApiClient::patchNode(bool status_subresource, std::string_view content_type,
                                          const std::string& body) {
-  return answer(client_->patch(status_subresource ? node_path_ + "/status" : node_path_,
-                               content_type, body));
+  return answer(
+      client_->patch(status_subresource ? node_path_ + "/status" : node_path_, content_type, body));
 }
 
 NodeApiResponse NodeApiClient::answer(

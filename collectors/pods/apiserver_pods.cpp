@@ -276,11 +276,6 @@ std::expected<std::unique_ptr<ApiServerPodWatcher>, std::string> ApiServerPodWat
   if (options.node_name.empty()) {
     return std::unexpected("the API server pod source needs a node name (--node-name, NODE_NAME)");
   }
-  while (!options.url.empty() && options.url.back() == '/') options.url.pop_back();
-  if (options.url.rfind("http://", 0) != 0 && options.url.rfind("https://", 0) != 0) {
-    return std::unexpected("the API server URL must start with https:// or http://: '" +
-                           options.url + "'");
-  }
   if (options.deleted_grace.count() < 0) {
     return std::unexpected("the API server pod source's deleted_grace must not be negative");
   }
@@ -290,7 +285,7 @@ std::expected<std::unique_ptr<ApiServerPodWatcher>, std::string> ApiServerPodWat
                                             .timeout = options.list_timeout,
                                             .connect_timeout = options.connect_timeout,
                                             .max_body_bytes = options.max_list_bytes});
-  if (!client) return std::unexpected("the API server " + client.error());
+  if (!client) return std::unexpected("the API server " + client.error());  // the URL's form too
   std::unique_ptr<ApiServerPodWatcher> self(
       new ApiServerPodWatcher(std::move(options), errors, std::move(*client)));
   const ApiServerPodsOptions& o = self->options_;

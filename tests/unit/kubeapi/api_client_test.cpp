@@ -177,7 +177,8 @@ class ClientAgainstApiServer : public ::testing::Test {
     auto fake = FakeApiServer::start();
     ASSERT_TRUE(fake.has_value()) << fake.error();
     fake_ = std::move(*fake);
-    auto c = ApiClient::create({.url = fake_->url() + "/", .timeout = 20s});
+    auto c = ApiClient::create(
+        {.url = fake_->url() + "/", .token_file = "", .ca_file = "", .timeout = 20s});
     ASSERT_TRUE(c.has_value()) << c.error();
     client_ = std::move(*c);
   }
@@ -283,7 +284,7 @@ TEST_F(ClientAgainstApiServer, PatchesANode) {
 }
 
 TEST(ApiClientCreate, RefusesAUrlThatIsNotHttp) {
-  auto c = ApiClient::create({.url = "ftp://127.0.0.1"});
+  auto c = ApiClient::create({.url = "ftp://127.0.0.1", .token_file = "", .ca_file = ""});
   ASSERT_FALSE(c.has_value());
   EXPECT_NE(c.error().find("https://"), std::string::npos) << c.error();
 }

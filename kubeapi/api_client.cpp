@@ -40,25 +40,11 @@ std::string stringMember(const json& object, const char* key) {
 }  // namespace
 
 std::string_view errorReason(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::kToken:
-      return "token";
-    case ErrorKind::kConnect:
-      return "connect";
-    case ErrorKind::kTls:
-      return "tls";
-    case ErrorKind::kTimeout:
-      return "timeout";
-    case ErrorKind::kTooLarge:
-      return "too_large";
-    case ErrorKind::kCancelled:
-      return "cancelled";
-    case ErrorKind::kHttpStatus:
-      return "http_status";
-    case ErrorKind::kTransport:
-      break;
-  }
-  return "transport";
+  // In ErrorKind's order.
+  constexpr std::array<std::string_view, 8> kReasons = {
+      "token", "connect", "tls", "timeout", "too_large", "cancelled", "transport", "http_status"};
+  const auto i = static_cast<std::size_t>(kind);
+  return i < kReasons.size() ? kReasons[i] : "transport";
 }
 
 std::optional<Status> parseStatus(std::string_view body) {

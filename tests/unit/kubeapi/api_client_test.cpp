@@ -283,6 +283,17 @@ TEST_F(ClientAgainstApiServer, PatchesANode) {
   EXPECT_TRUE(fake_->requests().back().body.empty());
 }
 
+TEST(ApiError, ReasonsNameEveryKind) {
+  EXPECT_EQ(errorReason(ErrorKind::kToken), "token");
+  EXPECT_EQ(errorReason(ErrorKind::kConnect), "connect");
+  EXPECT_EQ(errorReason(ErrorKind::kTls), "tls");
+  EXPECT_EQ(errorReason(ErrorKind::kTimeout), "timeout");
+  EXPECT_EQ(errorReason(ErrorKind::kTooLarge), "too_large");
+  EXPECT_EQ(errorReason(ErrorKind::kCancelled), "cancelled");
+  EXPECT_EQ(errorReason(ErrorKind::kTransport), "transport");
+  EXPECT_EQ(errorReason(ErrorKind::kHttpStatus), "http_status");
+}
+
 TEST(ApiClientCreate, RefusesAUrlThatIsNotHttp) {
   auto c = ApiClient::create({.url = "ftp://127.0.0.1", .token_file = "", .ca_file = ""});
   ASSERT_FALSE(c.has_value());

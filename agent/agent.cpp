@@ -392,8 +392,7 @@ class Agent::Impl {
     // Logged at most once a minute (ErrorReporter), counted every try.
     errors_.report(u.component, "state_dir_unusable",
                    opened.error() + " (metrics go on; this part retries and /readyz says why)");
-    const auto half = u.backoff / 2;
-    const auto wait = half + jitteredWait(u.backoff - half, std::chrono::milliseconds(0), rng_);
+    const auto wait = jitteredWait(u.backoff, std::chrono::milliseconds(0), rng_);
     u.backoff = std::min(u.backoff * 2, kStateRetryMax);
     u.timer->expires_after(wait);
     u.timer->async_wait([this, &u](const asio::error_code& ec) {

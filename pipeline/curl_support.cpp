@@ -5,6 +5,7 @@
 #include <fstream>
 #include <mutex>
 #include <string_view>
+#include <utility>
 
 namespace nodewarden {
 
@@ -25,20 +26,26 @@ int abortWhenCancelled(void* cancelled, curl_off_t, curl_off_t, curl_off_t, curl
   return static_cast<const std::atomic<bool>*>(cancelled)->load() ? 1 : 0;
 }
 
-std::optional<std::string> readBearerToken(const std::string& path) {
+std::expected<std::string, std::string> readBearerTokenFile(const std::string& path) {
   constexpr std::size_t kMaxTokenBytes = std::size_t{1} << 20U;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
+  if (!in) return std::unexpected(std::string("cannot be read"));
   std::string text;
   std::array<char, 4096> chunk{};
   while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0) {
     text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
-    if (text.size() > kMaxTokenBytes) return std::nullopt;
+    if (text.size() > kMaxTokenBytes) return std::unexpected(std::string("is over 1 MiB"));
   }
   constexpr std::string_view kSpace = " \t\r\n";
   const auto begin = text.find_first_not_of(kSpace);
-  if (begin == std::string::npos) return std::nullopt;
+  if (begin == std::string::npos) return std::unexpected(std::string("is empty"));
   return text.substr(begin, text.find_last_not_of(kSpace) - begin + 1);
+}
+
+std::optional<std::string> readBearerToken(const std::string& path) {
+  auto token = readBearerTokenFile(path);
+  if (!token) return std::nullopt;
+  return std::move(*token);
 }
 
 namespace {

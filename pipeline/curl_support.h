@@ -35,9 +35,11 @@ bool appendHeader(CurlHeaders& list, const std::string& header);
 // return (the flag is set) aborts the transfer. libcurl calls it about once a second while idle.
 int abortWhenCancelled(void* cancelled, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
 
-// A bearer token file's content without surrounding white space; nullopt when the file cannot be
-// read, is over 1 MiB (no token is), or holds only white space. Read per request: projected
-// service-account tokens rotate.
+// A bearer token (or password) file's content without surrounding white space; an error says why
+// not ("cannot be read", "is over 1 MiB", "is empty"), without the path. Read per request:
+// projected service-account tokens rotate. The one reader of such files in the agent.
+std::expected<std::string, std::string> readBearerTokenFile(const std::string& path);
+// readBearerTokenFile() without the reason.
 std::optional<std::string> readBearerToken(const std::string& path);
 
 // What a push exporter (Loki, remote write) sets on its kept easy handle.

@@ -1,6 +1,6 @@
 // LogShipper: the one thread that moves batches from the spool to a destination. It sends the
 // spool's oldest batch, and on the exporter's answer acknowledges it (OK), waits and sends the
-// same batch again (RETRY: exponential backoff with full jitter, or the peer's Retry-After),
+// same batch again (RETRY: exponential backoff with equal jitter, or the peer's Retry-After),
 // drops it for good (DROP: counted, logged once per reason), or splits it in halves (TOO_LARGE).
 //
 // What a reader gets wrong: order. Batches leave the spool strictly in order and a batch is

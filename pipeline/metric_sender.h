@@ -1,6 +1,6 @@
 // MetricSender: the one thread that moves remote-write requests from the metric spool to the
 // destination, like Prometheus' own queue manager: the oldest request first, and on the answer
-// acknowledged (OK), sent again after exponential backoff with full jitter or the peer's
+// acknowledged (OK), sent again after exponential backoff with equal jitter or the peer's
 // Retry-After (RETRY: 429, 5xx, no answer), or dropped for good (DROP: any other 4xx; counted by
 // status, logged once per status and interval).
 //

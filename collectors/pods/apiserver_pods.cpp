@@ -2,8 +2,6 @@
 // the retry rules), and the Pod / watch event JSON parsers (core/v1 Pod, meta/v1 WatchEvent).
 #include "collectors/pods/apiserver_pods.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <array>
 #include <filesystem>
@@ -13,7 +11,8 @@
 #include <tuple>
 #include <utility>
 
-#include "pipeline/curl_support.h"
+#include "kubeapi/api_client.h"
+#include "pipeline/retry_backoff.h"
 
 namespace nodewarden::pods {
 namespace {
@@ -27,11 +26,6 @@ constexpr std::string_view kComponent = "pods";
 constexpr auto kMinHealthyWatch = std::chrono::seconds(1);
 // A watch outlives its timeoutSeconds by at most this before it is taken for a dead connection.
 constexpr auto kWatchGrace = std::chrono::seconds(30);
-constexpr std::size_t kMaxErrorBodyBytes =
-    std::size_t{64} * 1024;  // a Status object is a few hundred bytes
-// libcurl's poll wait when nothing happens; stop() wakes it earlier (curl_multi_wakeup).
-constexpr int kPollMs = 1000;
-
 // A member that is absent or null leaves `out` as it is; one of the wrong type is an error.
 bool readString(const json& object, const char* key, std::string& out) {
   const auto it = object.find(key);
@@ -177,19 +171,6 @@ std::string_view trim(std::string_view s) {
   return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
 }
 
-// "<reason>: <message>" of a Status object body, or the body's start when it is not one.
-std::string statusText(std::string_view body) {
-  const json status = json::parse(body.begin(), body.end(), nullptr, false);
-  if (status.is_object()) {
-    std::string reason;
-    std::string message;
-    (void)readString(status, "reason", reason);
-    (void)readString(status, "message", message);
-    if (!reason.empty() || !message.empty()) return reason + ": " + message;
-  }
-  return std::string(trim(body.substr(0, 200)));
-}
-
 }  // namespace
 
 std::string_view apiPodErrorReason(ApiPodError error) {
@@ -255,19 +236,6 @@ std::expected<WatchEvent, ApiPodError> parseWatchEvent(std::string_view line) {
   return std::unexpected(ApiPodError::kBadValue);  // an event type this code does not know
 }
 
-std::chrono::milliseconds backoffDelay(unsigned failures, std::chrono::milliseconds initial,
-                                       std::chrono::milliseconds max, double jitter01) {
-  using std::chrono::milliseconds;
-  milliseconds delay = std::max(initial, milliseconds(1));
-  const milliseconds cap = std::max(max, delay);
-  for (unsigned i = 1; i < failures && delay < cap; ++i) delay = std::min(delay * 2, cap);
-  const double jitter = std::clamp(jitter01, 0.0, 1.0);
-  const auto half = delay.count() / 2;
-  const auto varying =
-      static_cast<std::int64_t>(static_cast<double>(delay.count() - half) * jitter);
-  return milliseconds(half + varying);
-}
-
 std::expected<ApiServerPodsOptions, std::string> withInClusterDefaults(
     ApiServerPodsOptions options, const EnvLookup& env, const std::string& serviceaccount_dir) {
   if (options.url.empty()) {
@@ -292,78 +260,11 @@ std::expected<ApiServerPodsOptions, std::string> withInClusterDefaults(
   return options;
 }
 
-// The libcurl handles and what the request in flight has received. Watch thread only, except
-// curl_multi_wakeup from stop(), which libcurl allows from any thread.
-struct ApiServerPodWatcher::Curl {
-  enum class Mode : std::uint8_t { kList, kWatch };
-
-  CURLM* multi = nullptr;
-  CURL* easy = nullptr;
-  std::array<char, CURL_ERROR_SIZE> error{};
-  ApiServerPodWatcher* owner = nullptr;
-  Mode mode = Mode::kList;
-  long status = 0;         // the HTTP status, once the headers are in
-  std::string body;        // a list, or a failed request's answer (bounded)
-  bool too_large = false;  // the list passed max_list_bytes
-
-  ~Curl() {
-    if (multi != nullptr && easy != nullptr) curl_multi_remove_handle(multi, easy);
-    if (easy != nullptr) curl_easy_cleanup(easy);
-    if (multi != nullptr) curl_multi_cleanup(multi);
-  }
-
-  static std::size_t onData(char* data, std::size_t size, std::size_t count, void* user) {
-    auto* self = static_cast<Curl*>(user);
-    const std::size_t n = size * count;
-    if (self->status == 0) curl_easy_getinfo(self->easy, CURLINFO_RESPONSE_CODE, &self->status);
-    if (self->status != 200) {
-      const std::size_t room = kMaxErrorBodyBytes - std::min(kMaxErrorBodyBytes, self->body.size());
-      self->body.append(data, std::min(n, room));
-      return n;
-    }
-    if (self->mode == Mode::kList) {
-      if (self->body.size() + n > self->owner->options_.max_list_bytes) {
-        self->too_large = true;
-        return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
-      }
-      self->body.append(data, n);
-      return n;
-    }
-    ApiServerPodWatcher& w = *self->owner;
-    std::string_view chunk(data, n);
-    while (!chunk.empty()) {
-      const auto newline = chunk.find('\n');
-      const std::string_view part = chunk.substr(0, newline);
-      if (!w.skipping_line_) {
-        if (w.line_.size() + part.size() > w.options_.max_event_bytes) {
-          w.skipping_line_ = true;
-          w.line_.clear();
-          w.badEvent("apiserver_event_too_large",
-                     "a watch event longer than max_event_bytes was skipped");
-        } else {
-          w.line_.append(part);
-        }
-      }
-      if (newline == std::string_view::npos) break;
-      chunk.remove_prefix(newline + 1);
-      if (!w.skipping_line_) w.onWatchLine(w.line_);
-      w.line_.clear();
-      w.skipping_line_ = false;
-      // An ERROR event ends the watch: the server closes it anyway, this is just sooner.
-      if (w.gone_ || w.stream_error_) return 0;
-    }
-    return n;
-  }
-
-  static int onProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-    return static_cast<const std::atomic<bool>*>(user)->load() ? 1 : 0;
-  }
-};
-
-ApiServerPodWatcher::ApiServerPodWatcher(ApiServerPodsOptions options, ErrorReporter& errors)
+ApiServerPodWatcher::ApiServerPodWatcher(ApiServerPodsOptions options, ErrorReporter& errors,
+                                         std::unique_ptr<kubeapi::ApiClient> client)
     : options_(std::move(options)),
       errors_(errors),
-      curl_(std::make_unique<Curl>()),
+      client_(std::move(client)),
       last_activity_(now()) {}
 
 ApiServerPodWatcher::Clock::time_point ApiServerPodWatcher::now() const {
@@ -375,51 +276,23 @@ std::expected<std::unique_ptr<ApiServerPodWatcher>, std::string> ApiServerPodWat
   if (options.node_name.empty()) {
     return std::unexpected("the API server pod source needs a node name (--node-name, NODE_NAME)");
   }
-  while (!options.url.empty() && options.url.back() == '/') options.url.pop_back();
-  if (options.url.rfind("http://", 0) != 0 && options.url.rfind("https://", 0) != 0) {
-    return std::unexpected("the API server URL must start with https:// or http://: '" +
-                           options.url + "'");
-  }
   if (options.deleted_grace.count() < 0) {
     return std::unexpected("the API server pod source's deleted_grace must not be negative");
   }
-  initCurlOnce();
-
-  std::unique_ptr<ApiServerPodWatcher> self(new ApiServerPodWatcher(std::move(options), errors));
-  Curl& c = *self->curl_;
-  c.owner = self.get();
-  c.multi = curl_multi_init();
-  c.easy = curl_easy_init();
-  if (c.multi == nullptr || c.easy == nullptr) return std::unexpected("libcurl init failed");
+  auto client = kubeapi::ApiClient::create({.url = options.url,
+                                            .token_file = options.token_file,
+                                            .ca_file = options.ca_file,
+                                            .timeout = options.list_timeout,
+                                            .connect_timeout = options.connect_timeout,
+                                            .max_body_bytes = options.max_list_bytes});
+  if (!client) return std::unexpected("the API server " + client.error());  // the URL's form too
+  std::unique_ptr<ApiServerPodWatcher> self(
+      new ApiServerPodWatcher(std::move(options), errors, std::move(*client)));
   const ApiServerPodsOptions& o = self->options_;
-  CURL* h = c.easy;
-  bool ok = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_USERAGENT, "nodewarden") == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                              static_cast<long>(o.connect_timeout.count())) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Curl::onData) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_WRITEDATA, &c) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c.error.data()) == CURLE_OK;
-  // The multi loop below already watches stopping_; the progress callback also ends a transfer
-  // that libcurl is busy with when stop() comes.
-  ok = ok && curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &Curl::onProgress) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFODATA, &self->stopping_) == CURLE_OK;
-  if (!o.ca_file.empty()) {
-    ok = ok && curl_easy_setopt(h, CURLOPT_CAINFO, o.ca_file.c_str()) == CURLE_OK;
-  }
-  if (!ok) return std::unexpected(std::string("libcurl refused an option: ") + c.error.data());
-
-  const std::string selector = "spec.nodeName=" + o.node_name;
-  char* escaped = curl_easy_escape(h, selector.data(), static_cast<int>(selector.size()));
-  if (escaped == nullptr) return std::unexpected("libcurl could not escape the node name");
-  self->list_url_ = o.url + "/api/v1/pods?fieldSelector=" + escaped;
-  curl_free(escaped);
-  self->watch_url_base_ = self->list_url_ + "&watch=1&allowWatchBookmarks=true&timeoutSeconds=" +
-                          std::to_string(o.watch_timeout.count()) + "&resourceVersion=";
+  self->list_path_ =
+      "/api/v1/pods?fieldSelector=" + self->client_->escape("spec.nodeName=" + o.node_name);
+  self->watch_path_base_ = self->list_path_ + "&watch=1&allowWatchBookmarks=true&timeoutSeconds=" +
+                           std::to_string(o.watch_timeout.count()) + "&resourceVersion=";
   return self;
 }
 
@@ -440,7 +313,7 @@ void ApiServerPodWatcher::stop() {
     const std::lock_guard lock(mu_);  // a waiter between its check and its wait sees the flag
   }
   wake_.notify_all();
-  if (curl_->multi != nullptr) curl_multi_wakeup(curl_->multi);
+  client_->cancel();  // ends the open list or watch at once
   if (thread_.joinable()) thread_.join();
 }
 
@@ -483,77 +356,7 @@ void ApiServerPodWatcher::run() {
   }
 }
 
-std::string ApiServerPodWatcher::escape(std::string_view text) const {
-  char* escaped = curl_easy_escape(curl_->easy, text.data(), static_cast<int>(text.size()));
-  if (escaped == nullptr) return {};
-  std::string out(escaped);
-  curl_free(escaped);
-  return out;
-}
-
-bool ApiServerPodWatcher::perform(const std::string& url, std::chrono::milliseconds timeout,
-                                  Transfer& transfer) {
-  Curl& c = *curl_;
-  CurlHeaders headers;
-  bool ok = appendHeader(headers, "Accept: application/json");
-  if (!options_.token_file.empty()) {
-    // Projected service-account tokens rotate (about hourly): read the file for every request.
-    const auto token = readBearerToken(options_.token_file);
-    if (!token) {
-      failed("apiserver_token", "cannot read a bearer token from " + options_.token_file);
-      return false;
-    }
-    ok = ok && appendHeader(headers, "Authorization: Bearer " + *token);
-  }
-  if (!ok) {
-    failed("apiserver_connect", "out of memory building the request headers");
-    return false;
-  }
-  c.status = 0;
-  c.error[0] = '\0';
-  CURL* h = c.easy;
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  if (curl_multi_add_handle(c.multi, h) != CURLM_OK) {
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
-    failed("apiserver_connect", "curl_multi_add_handle failed");
-    return false;
-  }
-  transfer.result = CURLE_OK;
-  int running = 1;
-  while (!stopping_.load()) {
-    if (curl_multi_perform(c.multi, &running) != CURLM_OK || running == 0) break;
-    // Sleeps until the socket is ready, kPollMs pass, or stop() calls curl_multi_wakeup.
-    curl_multi_poll(c.multi, nullptr, 0, kPollMs, nullptr);
-  }
-  int left = 0;
-  while (CURLMsg* msg = curl_multi_info_read(c.multi, &left)) {
-    if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) transfer.result = msg->data.result;
-  }
-  curl_multi_remove_handle(c.multi, h);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // the list dies with this scope
-  if (c.status == 0) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c.status);
-  transfer.stopped = stopping_.load();
-  return true;
-}
-
-std::string ApiServerPodWatcher::describe(const std::string& url, const Transfer& transfer) const {
-  const Curl& c = *curl_;
-  std::string out = "GET " + url + ": ";
-  if (c.status != 0) out += "HTTP " + std::to_string(c.status);
-  if (transfer.result != CURLE_OK) {
-    if (c.status != 0) out += ", then ";
-    out += curl_easy_strerror(static_cast<CURLcode>(transfer.result));
-    if (c.error[0] != '\0') out += std::string(" (") + c.error.data() + ")";
-  }
-  if (!c.body.empty() && c.status != 200) out += ": " + statusText(c.body);
-  return out;
-}
-
-ApiServerPodWatcher::Outcome ApiServerPodWatcher::refused(const std::string& url,
-                                                          const Transfer& transfer) {
-  const long status = curl_->status;
+ApiServerPodWatcher::Outcome ApiServerPodWatcher::refused(long status, const std::string& detail) {
   if (status == 410) return Outcome::kGone;
   if (status == 403) {
     {
@@ -561,17 +364,29 @@ ApiServerPodWatcher::Outcome ApiServerPodWatcher::refused(const std::string& url
       ++stats_.forbidden;
     }
     failed("apiserver_forbidden",
-           describe(url, transfer) +
+           detail +
                " (the service account needs RBAC to list and watch pods: a ClusterRole with "
                "apiGroups [\"\"], resources [\"pods\"], verbs [\"list\", \"watch\"], bound to it)");
   } else if (status == 401) {
     failed("apiserver_unauthorized",
-           describe(url, transfer) + " (the bearer token was refused: expired, or the wrong file)");
+           detail + " (the bearer token was refused: expired, or the wrong file)");
   } else if (status != 0) {
-    failed("apiserver_http_error", describe(url, transfer));
+    failed("apiserver_http_error", detail);
   } else {
-    failed("apiserver_connect", describe(url, transfer));
+    failed("apiserver_connect", detail);
   }
+  return Outcome::kFailed;
+}
+
+ApiServerPodWatcher::Outcome ApiServerPodWatcher::requestFailed(const kubeapi::ApiError& error,
+                                                                std::string_view after_ok) {
+  if (error.kind == kubeapi::ErrorKind::kCancelled || stopping_.load()) return Outcome::kStopped;
+  if (error.kind == kubeapi::ErrorKind::kToken) {
+    failed("apiserver_token", error.message);
+    return Outcome::kFailed;
+  }
+  if (error.http_status != 200) return refused(error.http_status, error.message);
+  failed(after_ok, error.message);  // the answer broke off after its 200
   return Outcome::kFailed;
 }
 
@@ -579,29 +394,25 @@ ApiServerPodWatcher::Outcome ApiServerPodWatcher::list(bool after_gone) {
   // The first list may come from the API server's watch cache (resourceVersion=0), which spares
   // etcd when a DaemonSet's pods all start at once; after 410 Gone the list must be a fresh one
   // (no resourceVersion) or it could go back in time, as client-go's reflector does.
-  const std::string url = after_gone ? list_url_ : list_url_ + "&resourceVersion=0";
-  Curl& c = *curl_;
-  c.mode = Curl::Mode::kList;
-  c.body.clear();
-  c.too_large = false;
-  Transfer transfer;
-  if (!perform(url, options_.list_timeout, transfer)) return Outcome::kFailed;
-  if (transfer.stopped) return Outcome::kStopped;
-  if (c.status != 200) return refused(url, transfer);
-  if (c.too_large) {
-    failed("apiserver_list_too_large", "GET " + url + ": the PodList passed " +
-                                           std::to_string(options_.max_list_bytes) +
-                                           " bytes (max_list_bytes)");
-    return Outcome::kFailed;
+  const std::string path = after_gone ? list_path_ : list_path_ + "&resourceVersion=0";
+  auto got = client_->get(path, options_.list_timeout);
+  if (!got) {
+    if (got.error().kind == kubeapi::ErrorKind::kTooLarge && !stopping_.load()) {
+      failed("apiserver_list_too_large", "GET " + client_->url() + path + ": the PodList passed " +
+                                             std::to_string(options_.max_list_bytes) +
+                                             " bytes (max_list_bytes)");
+      return Outcome::kFailed;
+    }
+    return requestFailed(got.error(), "apiserver_list_failed");
   }
-  if (transfer.result != CURLE_OK) {
-    failed("apiserver_list_failed", describe(url, transfer));
-    return Outcome::kFailed;
+  if (stopping_.load()) return Outcome::kStopped;
+  if (got->http_status != 200) {
+    return refused(got->http_status,
+                   kubeapi::statusError("GET", client_->url() + path, *got).message);
   }
-
-  const json root = json::parse(c.body.begin(), c.body.end(), nullptr, false);
-  c.body.clear();
-  c.body.shrink_to_fit();  // a list can be large; the watch needs none of it
+  const std::string url = client_->url() + path;
+  const json root = json::parse(got->body.begin(), got->body.end(), nullptr, false);
+  got->body = std::string();  // a list can be large; the watch needs none of it
   std::string rv;
   bool ok = root.is_object();
   const json* meta = ok ? readNested(root, "metadata", ok) : nullptr;
@@ -651,30 +462,34 @@ ApiServerPodWatcher::Outcome ApiServerPodWatcher::watch(bool& received_any) {
     rv = resource_version_;
     ++stats_.watches;
   }
-  const std::string url = watch_url_base_ + escape(rv);
-  Curl& c = *curl_;
-  c.mode = Curl::Mode::kWatch;
-  c.body.clear();
-  line_.clear();
-  skipping_line_ = false;
+  const std::string path = watch_path_base_ + client_->escape(rv);
   gone_ = false;
   stream_error_ = false;
   received_any_ = false;
-  Transfer transfer;
-  const bool made = perform(url, options_.watch_timeout + kWatchGrace, transfer);
+  auto got = client_->stream(
+      path, options_.watch_timeout + kWatchGrace, options_.max_event_bytes,
+      [this](std::string_view line) {
+        onWatchLine(line);
+        // An ERROR event ends the watch: the server closes it anyway, this is just sooner.
+        return !gone_ && !stream_error_;
+      },
+      [this] {
+        badEvent("apiserver_event_too_large",
+                 "a watch event longer than max_event_bytes was skipped");
+      });
   received_any = received_any_;
-  if (!made) return Outcome::kFailed;
-  if (transfer.stopped) return Outcome::kStopped;
+  if (stopping_.load()) return Outcome::kStopped;
   if (gone_) return Outcome::kGone;
-  if (c.status != 200) return refused(url, transfer);
-  if (stream_error_) return Outcome::kFailed;  // counted when the ERROR event came
-  if (transfer.result == CURLE_OK) {
-    if (!skipping_line_) onWatchLine(line_);  // a last line without its newline
-    received_any = received_any_;
-    return gone_ ? Outcome::kGone : Outcome::kOk;
+  if (!got) {
+    if (stream_error_ && got.error().http_status == 200) return Outcome::kFailed;
+    return requestFailed(got.error(), "apiserver_watch_dropped");
   }
-  failed("apiserver_watch_dropped", describe(url, transfer));
-  return Outcome::kFailed;
+  if (got->http_status != 200) {
+    return refused(got->http_status,
+                   kubeapi::statusError("GET", client_->url() + path, *got).message);
+  }
+  if (stream_error_) return Outcome::kFailed;  // counted when the ERROR event came
+  return Outcome::kOk;
 }
 
 void ApiServerPodWatcher::onWatchLine(std::string_view line) {
@@ -807,9 +622,8 @@ void ApiServerPodWatcher::badEvent(std::string_view reason, const std::string& d
 bool ApiServerPodWatcher::waitBackoff(unsigned failures) {
   thread_local std::minstd_rand random(
       static_cast<std::minstd_rand::result_type>(std::random_device{}()));
-  std::uniform_real_distribution<double> jitter(0.0, 1.0);
-  const auto delay =
-      backoffDelay(failures, options_.backoff_initial, options_.backoff_max, jitter(random));
+  // The agent's one retry policy (pipeline/retry_backoff.h).
+  const auto delay = backoffDelay(failures, options_.backoff_initial, options_.backoff_max, random);
   std::unique_lock lock(mu_);
   stats_.last_backoff = delay;
   return !wake_.wait_for(lock, delay, [this] { return stopping_.load(); });

@@ -11,7 +11,7 @@
 // 410: the resourceVersion was compacted away) throws the watch position away and lists again.
 // Everything else that fails (403, 5xx, a refused connection) backs off exponentially with jitter
 // and tries again forever; nothing here stops the agent. One thread per watcher does all of it,
-// with one libcurl easy handle driven through a multi handle so that stop() can wake it at once.
+// through the agent's one Kubernetes client (kubeapi/api_client.h), which stop() cancels at once.
 //
 // A pod that is DELETED, or missing from a re-list, is still answered by findPod() and the
 // lookups for deleted_grace (its last logs and metrics are read after it is gone), then
@@ -36,7 +36,9 @@
 #include <vector>
 
 #include "collectors/pods/owner_chain.h"
+#include "kubeapi/api_client.h"
 #include "pipeline/container_metadata.h"
+#include "pipeline/retry_backoff.h"  // the wait between failed requests
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden::pods {
@@ -104,14 +106,6 @@ struct WatchEvent {
 // One line of a watch stream. Unknown types and objects that do not parse are errors.
 [[nodiscard]] std::expected<WatchEvent, ApiPodError> parseWatchEvent(std::string_view line);
 
-// The wait before the next attempt after `failures` consecutive failures (>= 1): initial doubled
-// per failure up to max, then "equal jitter": half of it fixed, the other half scaled by
-// jitter01 in [0, 1]. Never below initial / 2, so a flapping server cannot cause a busy loop.
-[[nodiscard]] std::chrono::milliseconds backoffDelay(unsigned failures,
-                                                     std::chrono::milliseconds initial,
-                                                     std::chrono::milliseconds max,
-                                                     double jitter01);
-
 struct ApiServerPodsOptions {
   using Clock = std::chrono::steady_clock;
   std::string url;         // https://host:port (no path); empty: in-cluster
@@ -121,6 +115,7 @@ struct ApiServerPodsOptions {
   std::chrono::seconds watch_timeout{300};  // timeoutSeconds; the server ends the watch after it
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds list_timeout{60'000};
+  // The agent's one retry policy (pipeline/retry_backoff.h) between failed requests.
   std::chrono::milliseconds backoff_initial{800};  // client-go's reflector: 800 ms ...
   std::chrono::milliseconds backoff_max{30'000};   // ... to 30 s
   std::size_t max_list_bytes = 64U << 20U;         // a node's PodList is far smaller; bounds memory
@@ -198,12 +193,7 @@ class ApiServerPodWatcher final : public ContainerMetadata {
   }
 
  private:
-  struct Curl;
   enum class Outcome : std::uint8_t { kOk, kGone, kFailed, kStopped };
-  struct Transfer {
-    int result = 0;  // the CURLcode
-    bool stopped = false;
-  };
   struct StringHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
@@ -215,23 +205,21 @@ class ApiServerPodWatcher final : public ContainerMetadata {
     Clock::time_point forget_at;
   };
 
-  ApiServerPodWatcher(ApiServerPodsOptions options, ErrorReporter& errors);
+  ApiServerPodWatcher(ApiServerPodsOptions options, ErrorReporter& errors,
+                      std::unique_ptr<kubeapi::ApiClient> client);
   void run();
   Outcome list(bool after_gone);
   // received_any: an event or bookmark arrived, so the connection was healthy.
   Outcome watch(bool& received_any);
-  // One request through the multi handle, until it ends or stop(); false when it could not be
-  // made (already counted).
-  bool perform(const std::string& url, std::chrono::milliseconds timeout, Transfer& transfer);
-  // A failed request's "GET <url>: <status or curl error>: <what the server said>".
-  std::string describe(const std::string& url, const Transfer& transfer) const;
   void onWatchLine(std::string_view line);
   void badEvent(std::string_view reason, const std::string& detail);
   void applyEvent(WatchEvent event);
   void failed(std::string_view reason, const std::string& detail);
-  // The outcome of a request answered with something other than 200 (or not answered at all).
-  Outcome refused(const std::string& url, const Transfer& transfer);
-  [[nodiscard]] std::string escape(std::string_view text) const;
+  // The outcome of a request answered with something other than 200 (status 0: not answered).
+  Outcome refused(long status, const std::string& detail);
+  // The outcome of a request that got no complete answer; after_ok: the reason when its 200 had
+  // come (the list or the watch broke off).
+  Outcome requestFailed(const kubeapi::ApiError& error, std::string_view after_ok);
   bool waitBackoff(unsigned failures);  // false when stopping
   void indexContainersLocked(const ApiPod& pod, bool add);
   [[nodiscard]] Clock::time_point now() const;
@@ -242,18 +230,16 @@ class ApiServerPodWatcher final : public ContainerMetadata {
 
   ApiServerPodsOptions options_;
   ErrorReporter& errors_;
-  std::unique_ptr<Curl> curl_;  // used by the watch thread only (and curl_multi_wakeup by stop)
+  std::unique_ptr<kubeapi::ApiClient> client_;  // the watch thread's (and cancel() by stop)
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> generation_{0};  // see generation()
-  std::string list_url_;
-  std::string watch_url_base_;
+  std::string list_path_;
+  std::string watch_path_base_;
 
   // Watch-thread state for the request in flight.
-  std::string line_;            // a watch line not yet complete
-  bool skipping_line_ = false;  // the current line is over max_event_bytes: drop to its newline
-  bool gone_ = false;           // an ERROR event said 410
-  bool stream_error_ = false;   // an ERROR event with another code
+  bool gone_ = false;          // an ERROR event said 410
+  bool stream_error_ = false;  // an ERROR event with another code
   bool received_any_ = false;
 
   mutable std::mutex mu_;         // guards everything below; never held across a request

@@ -1,16 +1,12 @@
-// ApiServerCronJobLookup: the cache, the queue and the worker thread's GETs through one kept
-// libcurl easy handle (the connection and TLS session are reused), set up as the pod sources set
-// theirs up; the Job JSON is parsed with nlohmann::json without exceptions.
+// ApiServerCronJobLookup: the cache, the queue and the worker thread's GETs through the agent's
+// one Kubernetes client (kubeapi/api_client.h); the Job JSON is parsed with nlohmann::json without
+// exceptions.
 #include "collectors/pods/cronjob_lookup.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
-#include <array>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "pipeline/curl_support.h"
+#include "kubeapi/api_client.h"
 
 namespace nodewarden::pods {
 namespace {
@@ -18,66 +14,10 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kComponent = "pods";
-constexpr std::size_t kMaxTokenBytes = 64 * 1024;
-constexpr std::size_t kMaxQuotedBody = 200;  // of a failure's answer, in the log
-
 constexpr std::string_view kRbacHint =
     "the CronJob of a Job is read from the API server: the agent's service account needs RBAC "
     "\"get\" on jobs.batch, e.g. a ClusterRole rule with apiGroups [\"batch\"], resources "
     "[\"jobs\"], verbs [\"get\"]; until then Jobs are matched to CronJobs by name";
-
-struct Body {
-  std::string text;
-  std::size_t limit = 0;
-  bool too_large = false;
-};
-
-std::size_t keepBody(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* body = static_cast<Body*>(user);
-  const std::size_t n = size * count;
-  if (body->text.size() + n > body->limit) {
-    body->too_large = true;
-    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
-  }
-  body->text.append(data, n);
-  return n;
-}
-
-std::string_view trimmed(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  const auto begin = s.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
-}
-
-// "<reason>: <message>" of a meta/v1 Status body, else the body's start.
-std::string statusText(std::string_view body) {
-  const json status = json::parse(body.begin(), body.end(), nullptr, false);
-  if (status.is_object()) {
-    const auto reason = status.find("reason");
-    const auto message = status.find("message");
-    if (reason != status.end() && reason->is_string() && message != status.end() &&
-        message->is_string()) {
-      return reason->get<std::string>() + ": " + message->get<std::string>();
-    }
-  }
-  return std::string(trimmed(body.substr(0, kMaxQuotedBody)));
-}
-
-// The token file's one line; an error names the file.
-std::expected<std::string, std::string> readToken(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return std::unexpected("cannot read the bearer token file " + file);
-  std::string token(kMaxTokenBytes + 1, '\0');
-  in.read(token.data(), static_cast<std::streamsize>(token.size()));
-  token.resize(static_cast<std::size_t>(in.gcount()));
-  if (token.size() > kMaxTokenBytes) return std::unexpected("the token file " + file + " is huge");
-  std::string out(trimmed(token));
-  if (out.empty() || out.find_first_of("\r\n") != std::string::npos) {
-    return std::unexpected("no one-line bearer token in " + file);
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -118,56 +58,28 @@ std::expected<CronJobAnswer, std::string> parseJobOwner(std::string_view text) {
   return answer;
 }
 
-struct ApiServerCronJobLookup::Curl {
-  CURL* handle = nullptr;
-  std::array<char, CURL_ERROR_SIZE> error{};
-  ~Curl() {
-    if (handle != nullptr) curl_easy_cleanup(handle);
-  }
-};
-
-ApiServerCronJobLookup::ApiServerCronJobLookup(CronJobLookupOptions options, ErrorReporter& errors)
-    : options_(std::move(options)), errors_(errors), curl_(std::make_unique<Curl>()) {}
+ApiServerCronJobLookup::ApiServerCronJobLookup(CronJobLookupOptions options, ErrorReporter& errors,
+                                               std::unique_ptr<kubeapi::ApiClient> client)
+    : options_(std::move(options)), errors_(errors), client_(std::move(client)) {}
 
 std::expected<std::unique_ptr<ApiServerCronJobLookup>, std::string> ApiServerCronJobLookup::create(
     CronJobLookupOptions options, ErrorReporter& errors) {
   const auto bad = [](const std::string& what) {
     return std::unexpected("CronJob lookup: " + what);
   };
-  while (options.url.ends_with('/')) options.url.pop_back();
-  if (!options.url.starts_with("https://") && !options.url.starts_with("http://")) {
-    return bad("the API server URL must start with https:// or http://: '" + options.url + "'");
-  }
   if (options.timeout.count() <= 0) return bad("timeout must be positive");
   if (options.max_response_bytes == 0 || options.max_entries == 0 || options.max_queue == 0) {
     return bad("max_response_bytes, max_entries and max_queue must be positive");
   }
-  initCurlOnce();
+  auto client = kubeapi::ApiClient::create({.url = options.url,
+                                            .token_file = options.token_file,
+                                            .ca_file = options.ca_file,
+                                            .timeout = options.timeout,
+                                            .connect_timeout = options.timeout,
+                                            .max_body_bytes = options.max_response_bytes});
+  if (!client) return bad("the API server " + client.error());
   std::unique_ptr<ApiServerCronJobLookup> self(
-      new ApiServerCronJobLookup(std::move(options), errors));
-  Curl& c = *self->curl_;
-  c.handle = curl_easy_init();
-  if (c.handle == nullptr) return bad("curl_easy_init failed");
-  CURL* h = c.handle;
-  const auto timeout_ms = static_cast<long>(self->options_.timeout.count());
-  bool ok = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_HTTPGET, 1L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;  // not alone in the process
-  ok = ok && curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_USERAGENT, "nodewarden") == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &keepBody) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c.error.data()) == CURLE_OK;
-  // Destruction sets stopping_: the progress callback then ends a request in flight.
-  ok = ok && curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &abortWhenCancelled) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFODATA, &self->stopping_) == CURLE_OK;
-  if (!self->options_.ca_file.empty()) {
-    ok = ok && curl_easy_setopt(h, CURLOPT_CAINFO, self->options_.ca_file.c_str()) == CURLE_OK;
-  }
-  if (!ok) return bad(std::string("libcurl refused an option: ") + c.error.data());
+      new ApiServerCronJobLookup(std::move(options), errors, std::move(*client)));
   self->worker_ = std::thread([s = self.get()] { s->run(); });
   return self;
 }
@@ -177,6 +89,7 @@ ApiServerCronJobLookup::~ApiServerCronJobLookup() {
     const std::lock_guard lock(mu_);
     stopping_.store(true);
   }
+  client_->cancel();  // ends a request in flight at once
   wake_.notify_all();
   if (worker_.joinable()) worker_.join();
 }
@@ -339,100 +252,55 @@ ApiServerCronJobLookup::Fetched ApiServerCronJobLookup::fetch(std::string_view k
     out.detail = std::move(detail);
     return out;
   };
-  CURL* h = curl_->handle;
-  const auto escape = [&](std::string_view text) {
-    char* escaped = curl_easy_escape(h, text.data(), static_cast<int>(text.size()));
-    std::string s = escaped != nullptr ? escaped : "";
-    curl_free(escaped);
-    return s;
-  };
-  const std::string url =
-      options_.url + "/apis/batch/v1/namespaces/" + escape(ns) + "/jobs/" + escape(job);
-  CurlHeaders headers;
-  bool ok = appendHeader(headers, "Accept: application/json");
-  if (!options_.token_file.empty()) {
-    auto token = readToken(options_.token_file);
-    if (!token) return fail("token", "GET " + url + ": " + token.error());
-    ok = ok && appendHeader(headers, "Authorization: Bearer " + *token);
-  }
-  if (!ok) return fail("transport", "GET " + url + ": out of memory building the headers");
-  Body body{{}, options_.max_response_bytes, false};
-  curl_->error[0] = '\0';
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-  {
-    const std::lock_guard lock(mu_);
-    ++stats_.requests;
-  }
-  const CURLcode rc = curl_easy_perform(h);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // the list dies with this scope
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, nullptr);
   const auto count = [&](std::uint64_t Stats::*field) {
     const std::lock_guard lock(mu_);
     ++(stats_.*field);
   };
-  if (rc != CURLE_OK) {
-    if (stopping_.load()) {
+  const std::string path =
+      "/apis/batch/v1/namespaces/" + client_->escape(ns) + "/jobs/" + client_->escape(job);
+  auto got = client_->get(path);
+  if (!got) {
+    const kubeapi::ApiError& error = got.error();
+    if (error.kind == kubeapi::ErrorKind::kCancelled || stopping_.load()) {
       out.kind = Fetched::Kind::kStopped;
       return out;
     }
-    count(&Stats::failures);
-    std::string what = "GET " + url + ": " + curl_easy_strerror(rc);
-    if (curl_->error[0] != '\0') what += std::string(" (") + curl_->error.data() + ")";
-    switch (rc) {
-      case CURLE_WRITE_ERROR:
-        if (body.too_large) {
-          return fail("too_large", "GET " + url + ": the answer passed " +
-                                       std::to_string(options_.max_response_bytes) + " bytes");
-        }
-        break;
-      case CURLE_OPERATION_TIMEDOUT:
-        return fail("timeout", what);
-      case CURLE_COULDNT_CONNECT:
-      case CURLE_COULDNT_RESOLVE_HOST:
-        return fail("connect", what);
-      case CURLE_PEER_FAILED_VERIFICATION:
-      case CURLE_SSL_CONNECT_ERROR:
-      case CURLE_SSL_CACERT_BADFILE:
-      case CURLE_SSL_CERTPROBLEM:
-        return fail("tls", what);
-      default:
-        break;
+    // A token that cannot be read sends nothing: no request, and not a failed one.
+    if (error.kind != kubeapi::ErrorKind::kToken) {
+      count(&Stats::requests);
+      count(&Stats::failures);
     }
-    return fail("transport", what);
+    return fail(std::string(kubeapi::errorReason(error.kind)), error.message);
   }
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  const auto said = [&] { return statusText(body.text); };
+  count(&Stats::requests);
+  const long status = got->http_status;
   if (status == 404) {
     count(&Stats::not_found);
     out.kind = Fetched::Kind::kNotFound;
     return out;
   }
+  const auto refused = [&] { return kubeapi::statusError("GET", client_->url() + path, *got); };
   if (status == 403) {
     count(&Stats::failures);
     count(&Stats::forbidden);
     out.kind = Fetched::Kind::kForbidden;
     out.reason = "forbidden";
-    out.detail = "GET " + url + ": 403: " + said();
+    out.detail = refused().message;
     return out;
   }
   if (status == 401) {
     count(&Stats::failures);
-    return fail("unauthorized", "GET " + url +
-                                    ": 401: the bearer token was refused (expired, or the wrong "
-                                    "file): " +
-                                    said());
+    return fail("unauthorized",
+                refused().message + " (the bearer token was refused: expired, or the wrong file)");
   }
   if (status != 200) {
     count(&Stats::failures);
-    return fail("http_status", "GET " + url + ": HTTP " + std::to_string(status) + ": " + said());
+    return fail("http_status", refused().message);
   }
-  auto answer = parseJobOwner(body.text);
+  auto answer = parseJobOwner(got->body);
   if (!answer) {
     count(&Stats::failures);
-    return fail("bad_json", "GET " + url + ": " + answer.error());
+    return fail("bad_json", "GET " + client_->url() + path + ": " + answer.error());
   }
   count(answer->state == CronJobAnswer::State::kCronJob ? &Stats::cronjobs : &Stats::none);
   out.kind = Fetched::Kind::kAnswer;

@@ -29,6 +29,7 @@
 #include <unordered_map>
 
 #include "collectors/pods/owner_chain.h"
+#include "kubeapi/api_client.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden::pods {
@@ -56,7 +57,7 @@ class ApiServerCronJobLookup final : public CronJobLookup {
  public:
   using Clock = CronJobLookupOptions::Clock;
 
-  // Checks the options, sets libcurl up and starts the worker thread.
+  // Checks the options, sets the client up and starts the worker thread.
   static std::expected<std::unique_ptr<ApiServerCronJobLookup>, std::string> create(
       CronJobLookupOptions options, ErrorReporter& errors);
   ~ApiServerCronJobLookup() override;  // ends a request in flight (within about a second)
@@ -83,7 +84,6 @@ class ApiServerCronJobLookup final : public CronJobLookup {
   [[nodiscard]] std::size_t cacheSize() const;
 
  private:
-  struct Curl;
   struct Entry {
     CronJobAnswer answer;  // kPending until the first answer
     Clock::time_point expires = Clock::time_point::max();
@@ -102,7 +102,8 @@ class ApiServerCronJobLookup final : public CronJobLookup {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
 
-  ApiServerCronJobLookup(CronJobLookupOptions options, ErrorReporter& errors);
+  ApiServerCronJobLookup(CronJobLookupOptions options, ErrorReporter& errors,
+                         std::unique_ptr<kubeapi::ApiClient> client);
   void run();
   Fetched fetch(std::string_view key);  // the worker thread's
   void settleLocked(const std::string& key, const Fetched& fetched, Clock::time_point t);
@@ -111,7 +112,7 @@ class ApiServerCronJobLookup final : public CronJobLookup {
 
   CronJobLookupOptions options_;
   ErrorReporter& errors_;
-  std::unique_ptr<Curl> curl_;  // the worker thread's
+  std::unique_ptr<kubeapi::ApiClient> client_;  // the worker thread's (cancel(): any thread)
   std::atomic<bool> stopping_{false};
 
   mutable std::mutex mu_;                 // guards everything below; never held across a request

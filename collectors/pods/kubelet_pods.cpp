@@ -1,8 +1,6 @@
-// KubeletPodsClient and KubeletPodsMetadata: GET /pods through a kept libcurl handle, parsed with
-// nlohmann::json without exceptions.
+// KubeletPodsClient and KubeletPodsMetadata: GET /pods through the agent's one Kubernetes client
+// (kubeapi/api_client.h), parsed with nlohmann::json without exceptions.
 #include "collectors/pods/kubelet_pods.h"
-
-#include <curl/curl.h>
 
 #include <algorithm>
 #include <array>
@@ -10,14 +8,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "pipeline/curl_support.h"
+#include "kubeapi/api_client.h"
 
 namespace nodewarden::pods {
 namespace {
 
 using nlohmann::json;
-
-constexpr std::size_t kMaxTokenBytes = 64 * 1024;
 
 // The RBAC the agent needs, named in every 401 and 403 message.
 constexpr std::string_view kRbacHint =
@@ -212,25 +208,6 @@ std::optional<PodInfo> parsePod(FieldReader& in, PodList& list, const json& item
   return pod;
 }
 
-// ---- libcurl ----
-
-struct WriteState {
-  std::string* body;
-  std::size_t limit;
-  bool too_large = false;
-};
-
-std::size_t keepBody(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* state = static_cast<WriteState*>(user);
-  const std::size_t n = size * count;
-  if (state->body->size() + n > state->limit) {
-    state->too_large = true;
-    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
-  }
-  state->body->append(data, n);
-  return n;
-}
-
 }  // namespace
 
 std::string_view podPhaseName(PodPhase phase) {
@@ -324,16 +301,9 @@ std::expected<PodList, KubeletFailure> parsePodList(std::string_view text) {
 
 // ---- KubeletPodsClient ----
 
-struct KubeletPodsClient::Curl {
-  CURL* handle = nullptr;
-  std::array<char, CURL_ERROR_SIZE> error{};
-  ~Curl() {
-    if (handle != nullptr) curl_easy_cleanup(handle);
-  }
-};
-
-KubeletPodsClient::KubeletPodsClient(KubeletPodsOptions options)
-    : options_(std::move(options)), curl_(std::make_unique<Curl>()) {}
+KubeletPodsClient::KubeletPodsClient(KubeletPodsOptions options,
+                                     std::unique_ptr<kubeapi::ApiClient> client)
+    : options_(std::move(options)), client_(std::move(client)) {}
 
 KubeletPodsClient::~KubeletPodsClient() = default;
 
@@ -348,120 +318,53 @@ std::expected<std::unique_ptr<KubeletPodsClient>, std::string> KubeletPodsClient
   }
   if (options.timeout.count() <= 0) return bad("timeout must be positive");
   if (options.max_response_bytes == 0) return bad("max_response_bytes must be positive");
-  std::unique_ptr<KubeletPodsClient> client(new KubeletPodsClient(std::move(options)));
-  while (client->options_.url.ends_with('/')) client->options_.url.pop_back();
-  client->pods_url_ = client->options_.url + "/pods";
-  if (auto ok = client->setUp(); !ok) return bad(ok.error());
-  return client;
-}
-
-std::expected<void, std::string> KubeletPodsClient::setUp() {
-  initCurlOnce();
-  curl_->handle = curl_easy_init();
-  if (curl_->handle == nullptr) return std::unexpected("curl_easy_init failed");
-  CURL* h = curl_->handle;
-  const long timeout_ms = static_cast<long>(options_.timeout.count());
-  bool ok = curl_easy_setopt(h, CURLOPT_URL, pods_url_.c_str()) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_HTTPGET, 1L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;  // not alone in the process
-  ok = ok && curl_easy_setopt(h, CURLOPT_USERAGENT, "nodewarden") == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK;  // gzip if offered
-  // The kubelet is this node's own daemon: a proxy from the environment never leads to it.
-  ok = ok && curl_easy_setopt(h, CURLOPT_NOPROXY, "*") == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &keepBody) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_->error.data()) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &abortWhenCancelled) == CURLE_OK;
-  ok = ok && curl_easy_setopt(h, CURLOPT_XFERINFODATA, &cancelled_) == CURLE_OK;
-  if (!options_.ca_file.empty()) {
-    ok = ok && curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str()) == CURLE_OK;
-  }
-  if (options_.insecure_skip_verify) {
-    ok = ok && curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L) == CURLE_OK;
-    ok = ok && curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L) == CURLE_OK;
-  }
-  if (!ok) return std::unexpected(std::string("libcurl refused an option: ") + curl_->error.data());
-  return {};
-}
-
-std::expected<std::string, KubeletFailure> KubeletPodsClient::readToken() const {
-  const auto fail = [&](const std::string& why) {
-    return std::unexpected(KubeletFailure{
-        KubeletError::kToken, "token_file '" + options_.token_file + "' " + why +
-                                  " (in a pod it is the service-account token, mounted at "
-                                  "/var/run/secrets/kubernetes.io/serviceaccount/token)"});
-  };
-  std::ifstream in(options_.token_file, std::ios::binary);
-  if (!in) return fail("cannot be read");
-  std::string token(kMaxTokenBytes + 1, '\0');
-  in.read(token.data(), static_cast<std::streamsize>(token.size()));
-  token.resize(static_cast<std::size_t>(in.gcount()));
-  if (token.size() > kMaxTokenBytes) return fail("is over 64 KiB");
-  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ' ||
-                            token.back() == '\t')) {
-    token.pop_back();
-  }
-  if (token.empty()) return fail("is empty");
-  if (token.find_first_of("\r\n") != std::string::npos) return fail("holds a line break");
-  return token;
+  auto client = kubeapi::ApiClient::create({.url = options.url,
+                                            .token_file = options.token_file,
+                                            .ca_file = options.ca_file,
+                                            .insecure_skip_verify = options.insecure_skip_verify,
+                                            // The kubelet is this node's own daemon: a proxy
+                                            // from the environment never leads to it.
+                                            .bypass_proxy = true,
+                                            .timeout = options.timeout,
+                                            .connect_timeout = options.timeout,
+                                            .max_body_bytes = options.max_response_bytes});
+  if (!client) return bad(client.error());
+  std::unique_ptr<KubeletPodsClient> self(
+      new KubeletPodsClient(std::move(options), std::move(*client)));
+  self->pods_url_ = self->client_->url() + "/pods";
+  return self;
 }
 
 std::expected<PodList, KubeletFailure> KubeletPodsClient::fetch() {
   const auto fail = [&](KubeletError error, const std::string& what, long status = 0) {
     return std::unexpected(KubeletFailure{error, "GET " + pods_url_ + ": " + what, status});
   };
-  CurlHeaders headers;
-  if (!options_.token_file.empty()) {
-    auto token = readToken();
-    if (!token) return std::unexpected(token.error());
-    if (!appendHeader(headers, "Authorization: Bearer " + *token)) {
-      return fail(KubeletError::kTransport, "out of memory");
-    }
-  }
-  CURL* h = curl_->handle;
-  std::string body;
-  WriteState write{&body, options_.max_response_bytes};
-  curl_->error[0] = '\0';
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &write);
-  const CURLcode rc = curl_easy_perform(h);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);  // the list dies with this call
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, nullptr);
-  if (rc != CURLE_OK) {
-    std::string what = curl_easy_strerror(rc);
-    if (curl_->error[0] != '\0') what += std::string(" (") + curl_->error.data() + ")";
-    switch (rc) {
-      case CURLE_WRITE_ERROR:
-        if (write.too_large) {
-          return fail(KubeletError::kTooLarge, "the answer exceeds max_response_bytes (" +
-                                                   std::to_string(options_.max_response_bytes) +
-                                                   ")");
-        }
-        break;
-      case CURLE_OPERATION_TIMEDOUT:
-        return fail(KubeletError::kTimeout,
-                    what + " after " + std::to_string(options_.timeout.count()) + " ms");
-      case CURLE_COULDNT_CONNECT:
-      case CURLE_COULDNT_RESOLVE_HOST:
-        return fail(KubeletError::kConnect, what);
-      case CURLE_PEER_FAILED_VERIFICATION:
-      case CURLE_SSL_CONNECT_ERROR:
-      case CURLE_SSL_CACERT_BADFILE:
-      case CURLE_SSL_CERTPROBLEM:
+  auto got = client_->get("/pods");
+  if (!got) {
+    const kubeapi::ApiError& e = got.error();
+    switch (e.kind) {
+      case kubeapi::ErrorKind::kToken:
+        return fail(KubeletError::kToken, e.detail);
+      case kubeapi::ErrorKind::kConnect:
+        return fail(KubeletError::kConnect, e.detail);
+      case kubeapi::ErrorKind::kTls:
         return fail(KubeletError::kTls,
-                    what +
+                    e.detail +
                         "; the kubelet's serving certificate is often self-signed: give its "
                         "CA in ca_file, or set insecure_skip_verify");
-      default:
+      case kubeapi::ErrorKind::kTimeout:
+        return fail(KubeletError::kTimeout, e.detail);
+      case kubeapi::ErrorKind::kTooLarge:
+        return fail(KubeletError::kTooLarge, "the answer exceeds max_response_bytes (" +
+                                                 std::to_string(options_.max_response_bytes) + ")");
+      case kubeapi::ErrorKind::kCancelled:
+      case kubeapi::ErrorKind::kTransport:
+      case kubeapi::ErrorKind::kHttpStatus:
         break;
     }
-    return fail(KubeletError::kTransport, what);
+    return fail(KubeletError::kTransport, e.detail);
   }
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  const long status = got->http_status;
   if (status == 401) {
     return fail(KubeletError::kUnauthorized,
                 "401 Unauthorized: the kubelet did not accept the bearer token from '" +
@@ -469,15 +372,15 @@ std::expected<PodList, KubeletFailure> KubeletPodsClient::fetch() {
                 status);
   }
   if (status == 403) {
-    std::string said = body.substr(0, 256);
-    while (!said.empty() && (said.back() == '\n' || said.back() == '\r')) said.pop_back();
+    // The kubelet answers a 403 in plain text, naming the verb and subresource it checked.
     return fail(KubeletError::kForbidden,
-                "403, the kubelet says \"" + said + "\"; " + std::string(kRbacHint), status);
+                kubeapi::statusError("GET", pods_url_, *got).detail + "; " + std::string(kRbacHint),
+                status);
   }
   if (status != 200) {
     return fail(KubeletError::kHttpStatus, "answered " + std::to_string(status), status);
   }
-  auto list = parsePodList(body);
+  auto list = parsePodList(got->body);
   if (!list) return fail(list.error().error, list.error().message, status);
   return list;
 }

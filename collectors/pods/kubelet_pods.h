@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "collectors/pods/owner_chain.h"
+#include "kubeapi/api_client.h"
 #include "pipeline/container_metadata.h"
 #include "pipeline/self_metrics.h"
 
@@ -164,7 +165,8 @@ struct KubeletPodsOptions {
   std::size_t max_response_bytes = 64u << 20;  // a full node's list is a few MiB at most
 };
 
-// One kept libcurl handle (the TLS session and connection are reused). Not thread-safe: fetch()
+// The agent's one Kubernetes client (kubeapi/api_client.h): the TLS session and connection are
+// reused. Not thread-safe: fetch()
 // belongs to one thread at a time; cancel() may be called from any thread.
 class KubeletPodsClient {
  public:
@@ -176,20 +178,16 @@ class KubeletPodsClient {
 
   // GET /pods, blocking for at most the timeout.
   [[nodiscard]] std::expected<PodList, KubeletFailure> fetch();
-  // Makes a fetch in progress (or the next one) fail soon with kTransport; for shutdown.
-  void cancel() { cancelled_ = true; }
+  // Makes a fetch in progress (at once) and every later one fail with kTransport; for shutdown.
+  void cancel() { client_->cancel(); }
   [[nodiscard]] const std::string& podsUrl() const { return pods_url_; }
 
  private:
-  struct Curl;
-  explicit KubeletPodsClient(KubeletPodsOptions options);
-  std::expected<void, std::string> setUp();
-  std::expected<std::string, KubeletFailure> readToken() const;
+  KubeletPodsClient(KubeletPodsOptions options, std::unique_ptr<kubeapi::ApiClient> client);
 
   KubeletPodsOptions options_;
   std::string pods_url_;
-  std::unique_ptr<Curl> curl_;
-  std::atomic<bool> cancelled_{false};
+  std::unique_ptr<kubeapi::ApiClient> client_;
 };
 
 struct KubeletPodsMetadataOptions {

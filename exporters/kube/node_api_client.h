@@ -1,18 +1,21 @@
-// NodeApiClient: GET and PATCH of one Node in the Kubernetes API server over libcurl, for the
-// placement feed's worker thread. Bearer token re-read from its file before every request
-// (projected service-account tokens rotate), the cluster CA from ca_file, a whole-request timeout.
+// NodeApiClient: GET and PATCH of one Node in the Kubernetes API server, for the placement feed's
+// worker thread, through the agent's one Kubernetes client (kubeapi/api_client.h: the token
+// re-read before every request, the cluster CA, a whole-request timeout, cancellation).
 //
-// What a reader gets wrong: requests run through a multi handle so that cancel(), from any thread,
-// ends the one in flight at once (curl_multi_wakeup) instead of after the timeout; a cancelled
-// client answers every later request as cancelled without sending it. One thread makes requests.
+// What a reader gets wrong: cancel(), from any thread, ends the request in flight at once instead
+// of after the timeout, and a cancelled client answers every later request as cancelled without
+// sending it. Any HTTP status is an answer here (a 409 is one the feed acts on). One thread makes
+// requests.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <expected>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+
+#include "kubeapi/api_client.h"
 
 namespace nodewarden::kube {
 
@@ -27,7 +30,7 @@ struct NodeApiOptions {
 struct NodeApiResponse {
   long status = 0;         // the HTTP status; 0 when none came
   std::string body;        // bounded (a Node with many images is still far below the bound)
-  std::string error;       // libcurl's error (or why nothing was sent) when status is 0
+  std::string error;       // why no answer came (or why nothing was sent) when status is 0
   bool cancelled = false;  // cancel() ended it, or came before it
   [[nodiscard]] bool ok() const { return status >= 200 && status < 300; }
 };
@@ -44,19 +47,15 @@ class NodeApiClient {
   // PATCH /api/v1/nodes/<node>, or .../status with status_subresource.
   NodeApiResponse patchNode(bool status_subresource, std::string_view content_type,
                             const std::string& body);
-  void cancel();  // any thread
+  void cancel() { client_->cancel(); }  // any thread
 
   [[nodiscard]] const std::string& nodePath() const { return node_path_; }
 
  private:
-  struct Curl;
-  explicit NodeApiClient(NodeApiOptions options);
-  NodeApiResponse perform(const std::string& path, const char* method,
-                          std::string_view content_type, const std::string* body);
+  explicit NodeApiClient(std::unique_ptr<kubeapi::ApiClient> client) : client_(std::move(client)) {}
+  NodeApiResponse answer(std::expected<kubeapi::Response, kubeapi::ApiError> got) const;
 
-  NodeApiOptions options_;
-  std::unique_ptr<Curl> curl_;
-  std::atomic<bool> cancelled_{false};
+  std::unique_ptr<kubeapi::ApiClient> client_;
   std::string node_path_;  // /api/v1/nodes/<escaped node>
 };
 

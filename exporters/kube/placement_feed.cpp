@@ -12,6 +12,7 @@
 
 #include "exporters/kube/node_api_client.h"
 #include "exporters/kube/node_patches.h"
+#include "pipeline/retry_backoff.h"
 
 namespace nodewarden::kube {
 namespace {
@@ -21,31 +22,24 @@ using nlohmann::json;
 constexpr std::string_view kComponent = "placement";
 constexpr std::string_view kStrategicMerge = "application/strategic-merge-patch+json";
 constexpr std::string_view kMergePatch = "application/merge-patch+json";
-constexpr std::size_t kMaxLoggedBody = 300;
 constexpr const char* kRbac =
     "the service account needs RBAC: a ClusterRole with apiGroups [\"\"], resources [\"nodes\"], "
     "verbs [\"get\", \"patch\"] and resources [\"nodes/status\"], verbs [\"patch\"], bound to it";
-
-// "<reason>: <message>" of a meta/v1 Status body, or its start when it is not one.
-std::string statusText(const std::string& body) {
-  const json status = json::parse(body, nullptr, false);
-  if (status.is_object() && (status.contains("reason") || status.contains("message"))) {
-    return status.value("reason", "") + ": " + status.value("message", "");
-  }
-  return body.substr(0, kMaxLoggedBody);
-}
 
 std::string describe(std::string_view operation, const NodeApiResponse& response) {
   std::string out(operation);
   out += ": ";
   if (response.status != 0) {
-    out += "HTTP " + std::to_string(response.status);
-    if (!response.body.empty()) out += ": " + statusText(response.body);
+    out += kubeapi::statusError("", "", {.http_status = response.status, .body = response.body})
+               .detail;
   } else {
     out += response.error;
   }
   return out;
 }
+
+// Enough doublings to reach any max_backoff from any initial one.
+constexpr unsigned kSaturated = 64;
 
 }  // namespace
 
@@ -172,7 +166,6 @@ void PlacementFeed::run() {
   unsigned failures = 0;
   bool retry = false;  // the last attempt failed and its backoff is over: go again at once
   std::minstd_rand random(static_cast<std::minstd_rand::result_type>(std::random_device{}()));
-  std::uniform_real_distribution<double> jitter(0.0, 1.0);
   while (true) {
     Desired desired;
     {
@@ -189,17 +182,11 @@ void PlacementFeed::run() {
       failures = 0;
       continue;
     }
-    // Doubling from initial_backoff up to max_backoff (a 403 waits the most at once: RBAC is not
-    // fixed in seconds); "equal jitter", half fixed and half random, so agents restarted together
-    // spread out, and never below half the initial wait.
+    // The agent's one retry policy (pipeline/retry_backoff.h), from initial_backoff up to
+    // max_backoff; a 403 waits the most at once: RBAC is not fixed in seconds.
     ++failures;
-    auto delay = options_.initial_backoff;
-    for (unsigned i = 1; i < failures && delay < options_.max_backoff; ++i) delay *= 2;
-    if (attempt == Attempt::kForbidden) delay = options_.max_backoff;
-    delay = std::min(delay, options_.max_backoff);
-    const auto half = delay / 2;
-    delay = half + std::chrono::milliseconds(static_cast<std::int64_t>(
-                       static_cast<double>((delay - half).count()) * jitter(random)));
+    const unsigned steps = attempt == Attempt::kForbidden ? kSaturated : failures;
+    const auto delay = backoffDelay(steps, options_.initial_backoff, options_.max_backoff, random);
     if (!waitBackoff(delay)) return;
     retry = true;
   }

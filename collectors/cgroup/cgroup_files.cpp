@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "collectors/cgroup/cgroup_parsers.h"
+#include "collectors/cgroup/dir_lister.h"
 
 namespace nodewarden::cgroup {
 namespace {
@@ -149,17 +150,6 @@ const SingleField* singleField(FileKind kind) {
   }
   return nullptr;
 }
-
-// A directory descriptor closed at the end of its scope.
-struct TransientDir {
-  int fd = -1;
-  TransientDir() = default;
-  TransientDir(const TransientDir&) = delete;
-  TransientDir& operator=(const TransientDir&) = delete;
-  ~TransientDir() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 std::string errnoText(int err) { return std::strerror(err); }
 

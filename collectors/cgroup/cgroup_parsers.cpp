@@ -15,6 +15,18 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// Steps to the next line that is not blank and takes its first field into first: every line of
+// io.stat, blkio.throttle.* and *.pressure starts with what it is about.
+bool nextLine(LineReader& lines, FieldReader& fields, std::string_view& first) {
+  std::string_view line;
+  while (lines.next(line)) {
+    if (trim(line).empty()) continue;
+    fields = FieldReader(line);
+    return fields.next(first);
+  }
+  return false;
+}
+
 std::expected<std::pair<std::uint32_t, std::uint32_t>, ParseError> parseDevice(
     std::string_view dev) {
   const auto colon = dev.find(':');
@@ -121,12 +133,9 @@ std::expected<PsiTotals, ParseError> parsePressure(std::string_view content) {
   PsiTotals out;
   if (trim(content).empty()) return std::unexpected(ParseError::kEmpty);
   LineReader lines(content);
-  std::string_view line;
-  while (lines.next(line)) {
-    if (trim(line).empty()) continue;
-    FieldReader fields(line);
-    std::string_view kind;
-    fields.next(kind);
+  FieldReader fields({});
+  std::string_view kind;
+  while (nextLine(lines, fields, kind)) {
     if (kind != "some" && kind != "full") return std::unexpected(ParseError::kMalformed);
     bool found_total = false;
     std::string_view tok;
@@ -154,12 +163,9 @@ std::expected<std::uint8_t, ParseError> parseIoStat(std::string_view content,
                                                     std::span<IoDeviceStat> out) {
   std::uint8_t count = 0;
   LineReader lines(content);
-  std::string_view line;
-  while (lines.next(line)) {
-    if (trim(line).empty()) continue;
-    FieldReader fields(line);
-    std::string_view tok;
-    fields.next(tok);
+  FieldReader fields({});
+  std::string_view tok;
+  while (nextLine(lines, fields, tok)) {
     auto dev = parseDevice(tok);
     if (!dev) return std::unexpected(dev.error());
     IoDeviceStat* d = findOrAddDevice(out, count, dev->first, dev->second);
@@ -188,12 +194,9 @@ std::expected<std::uint8_t, ParseError> parseBlkioThrottle(std::string_view cont
                                                            std::span<IoDeviceStat> out,
                                                            std::uint8_t count) {
   LineReader lines(content);
-  std::string_view line;
-  while (lines.next(line)) {
-    if (trim(line).empty()) continue;
-    FieldReader fields(line);
-    std::string_view first;
-    fields.next(first);
+  FieldReader fields({});
+  std::string_view first;
+  while (nextLine(lines, fields, first)) {
     if (first == "Total") continue;  // the sum over devices; per-device lines carry the data
     auto dev = parseDevice(first);
     if (!dev) return std::unexpected(dev.error());

@@ -20,17 +20,6 @@ constexpr const char* kComponent = "cgroup";
 // container was replaced by another between two cycles without any read noticing.
 constexpr std::uint64_t kFullRelistEvery = 30;
 
-// A directory descriptor closed at the end of its scope.
-struct TransientDir {
-  int fd = -1;
-  TransientDir() = default;
-  TransientDir(const TransientDir&) = delete;
-  TransientDir& operator=(const TransientDir&) = delete;
-  ~TransientDir() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 std::string errnoText(int err) { return std::strerror(err); }
 
 }  // namespace

@@ -10,21 +10,17 @@
 namespace nodewarden {
 namespace {
 
-std::vector<std::string> lines(std::string_view text) {
+// Everything a reader (LineReader or FieldReader) gives for text.
+template <typename Reader>
+std::vector<std::string> all(std::string_view text) {
   std::vector<std::string> out;
-  LineReader r(text);
-  std::string_view line;
-  while (r.next(line)) out.emplace_back(line);
+  Reader r(text);
+  std::string_view piece;
+  while (r.next(piece)) out.emplace_back(piece);
   return out;
 }
-
-std::vector<std::string> fields(std::string_view line) {
-  std::vector<std::string> out;
-  FieldReader r(line);
-  std::string_view field;
-  while (r.next(field)) out.emplace_back(field);
-  return out;
-}
+std::vector<std::string> lines(std::string_view text) { return all<LineReader>(text); }
+std::vector<std::string> fields(std::string_view line) { return all<FieldReader>(line); }
 
 TEST(LineReader, LinesWithOrWithoutTheLastNewline) {
   EXPECT_EQ(lines("a\nb\n"), (std::vector<std::string>{"a", "b"}));

@@ -155,9 +155,6 @@ std::string errnoText(int err) { return std::strerror(err); }
 
 }  // namespace
 
-// Applies one file's content to the sample: flat-keyed and single-value files through their
-// tables, the few with a format of their own case by case. A value that does not parse leaves
-// its field absent and is counted.
 std::size_t descriptorLimit(std::size_t max_open_files) {
   if (max_open_files > 0) return max_open_files;
   rlimit lim{};
@@ -261,6 +258,9 @@ void CgroupFiles::parseFailed(const Hierarchy& h, const char* file, const char* 
   errors.report(kComponent, "parse_error", h.path + "/" + dir_ + "/" + file + ": " + reason);
 }
 
+// Applies one file's content to the sample: flat-keyed and single-value files through their
+// tables, the few with a format of their own case by case. A value that does not parse leaves
+// its field absent and is counted.
 void CgroupFiles::parseInto(const OpenFile& of, std::string_view c, CgroupSample& s,
                             ReadScratch& sc, const Hierarchy& h, ErrorReporter& errors) const {
   using F = CgroupField;

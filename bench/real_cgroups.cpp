@@ -94,7 +94,7 @@ std::string podUid(Rng& rng) {
 }
 
 // The hierarchies a hybrid node's collector reads, with the files it reads in each (kFileSpecs in
-// collectors/cgroup/cgroup_collector.cpp; blkio's names are the _recursive ones it prefers).
+// collectors/cgroup/cgroup_files.cpp; blkio's names are the _recursive ones it prefers).
 struct HierarchySpec {
   const char* dir;         // below the cgroup root
   const char* controller;  // in /proc/self/cgroup; "" = the v2 line ("0::/path")

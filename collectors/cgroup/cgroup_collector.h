@@ -9,6 +9,19 @@
 // source learns its pod (its generation() moved); until then, for at most hold_unnamed (or until
 // two listings that began after it was found are in: listings_since), its sample is marked
 // names_pending so that it is not exported anonymous and renamed a cycle later.
+//
+// The layout of collectors/cgroup/: this class only puts a cycle together; each concern is a unit
+// with its own state, and none but this one knows the others.
+//   cgroup_hierarchies  root discovery: the mounted hierarchies, their roles, the kubepods roots
+//   cgroup_tracker      tracking: the per-cycle listing of pods and containers, a TrackedCgroup
+//                       each (which holds every unit's per-cgroup state), found in every hierarchy
+//   cgroup_files        reading: one cgroup's interface files in one hierarchy, opened once and
+//                       read into its sample; the descriptor budget
+//   cgroup_naming       naming: LogDirNames and CgroupNamer (metadata lookups, the hold)
+//   run_delay           run-queue delay: the threads' /proc/<tid>/schedstat
+//   cgroup_layout, cgroup_parsers, dir_lister  kubelet's directory names, the files' formats, the
+//                       allocation-free directory walk
+// A reader looking for "where is X read" wants cgroup_files.cpp's kFileSpecs table, not this file.
 #pragma once
 
 #include <chrono>

@@ -15,13 +15,16 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Splits off the next whitespace-separated token.
-std::string_view nextToken(std::string_view& s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  const auto end = s.find_first_of(" \t");
-  std::string_view tok = s.substr(0, end);
-  s = end == std::string_view::npos ? std::string_view{} : s.substr(end);
-  return tok;
+// Steps to the next line that is not blank and takes its first field into first: every line of
+// io.stat, blkio.throttle.* and *.pressure starts with what it is about.
+bool nextLine(LineReader& lines, FieldReader& fields, std::string_view& first) {
+  std::string_view line;
+  while (lines.next(line)) {
+    if (trim(line).empty()) continue;
+    fields = FieldReader(line);
+    return fields.next(first);
+  }
+  return false;
 }
 
 std::expected<std::pair<std::uint32_t, std::uint32_t>, ParseError> parseDevice(
@@ -101,11 +104,13 @@ std::expected<std::optional<std::uint64_t>, ParseError> parseV1CpuQuota(std::str
 }
 
 std::expected<CpuMax, ParseError> parseCpuMax(std::string_view content) {
-  std::string_view rest = trim(content);
-  if (rest.empty()) return std::unexpected(ParseError::kEmpty);
-  const auto max_tok = nextToken(rest);
-  const auto period_tok = nextToken(rest);
-  if (!trim(rest).empty() || period_tok.empty()) return std::unexpected(ParseError::kMalformed);
+  const std::string_view text = trim(content);
+  if (text.empty()) return std::unexpected(ParseError::kEmpty);
+  FieldReader fields(text);
+  std::string_view max_tok;
+  std::string_view period_tok;
+  fields.next(max_tok);
+  if (!fields.next(period_tok) || !fields.atEnd()) return std::unexpected(ParseError::kMalformed);
   CpuMax out;
   auto period = parseU64(period_tok);
   if (!period) return std::unexpected(period.error());
@@ -127,16 +132,14 @@ std::uint64_t cpuWeightToShares(std::uint64_t weight) {
 std::expected<PsiTotals, ParseError> parsePressure(std::string_view content) {
   PsiTotals out;
   if (trim(content).empty()) return std::unexpected(ParseError::kEmpty);
-  while (!content.empty()) {
-    const auto eol = content.find('\n');
-    std::string_view line = content.substr(0, eol);
-    content = eol == std::string_view::npos ? std::string_view{} : content.substr(eol + 1);
-    if (trim(line).empty()) continue;
-    std::string_view rest = line;
-    const auto kind = nextToken(rest);
+  LineReader lines(content);
+  FieldReader fields({});
+  std::string_view kind;
+  while (nextLine(lines, fields, kind)) {
     if (kind != "some" && kind != "full") return std::unexpected(ParseError::kMalformed);
     bool found_total = false;
-    for (auto tok = nextToken(rest); !tok.empty(); tok = nextToken(rest)) {
+    std::string_view tok;
+    while (fields.next(tok)) {
       if (tok.starts_with("total=")) {
         auto v = parseU64(tok.substr(6));
         if (!v) return std::unexpected(v.error());
@@ -159,17 +162,15 @@ std::expected<PsiTotals, ParseError> parsePressure(std::string_view content) {
 std::expected<std::uint8_t, ParseError> parseIoStat(std::string_view content,
                                                     std::span<IoDeviceStat> out) {
   std::uint8_t count = 0;
-  while (!content.empty()) {
-    const auto eol = content.find('\n');
-    std::string_view line = content.substr(0, eol);
-    content = eol == std::string_view::npos ? std::string_view{} : content.substr(eol + 1);
-    if (trim(line).empty()) continue;
-    std::string_view rest = line;
-    auto dev = parseDevice(nextToken(rest));
+  LineReader lines(content);
+  FieldReader fields({});
+  std::string_view tok;
+  while (nextLine(lines, fields, tok)) {
+    auto dev = parseDevice(tok);
     if (!dev) return std::unexpected(dev.error());
     IoDeviceStat* d = findOrAddDevice(out, count, dev->first, dev->second);
     if (d == nullptr) return std::unexpected(ParseError::kTooManyDevices);
-    for (auto tok = nextToken(rest); !tok.empty(); tok = nextToken(rest)) {
+    while (fields.next(tok)) {
       const auto eq = tok.find('=');
       if (eq == std::string_view::npos) return std::unexpected(ParseError::kMalformed);
       auto v = parseU64(tok.substr(eq + 1));
@@ -192,19 +193,17 @@ std::expected<std::uint8_t, ParseError> parseIoStat(std::string_view content,
 std::expected<std::uint8_t, ParseError> parseBlkioThrottle(std::string_view content, bool bytes,
                                                            std::span<IoDeviceStat> out,
                                                            std::uint8_t count) {
-  while (!content.empty()) {
-    const auto eol = content.find('\n');
-    std::string_view line = content.substr(0, eol);
-    content = eol == std::string_view::npos ? std::string_view{} : content.substr(eol + 1);
-    if (trim(line).empty()) continue;
-    std::string_view rest = line;
-    const auto first = nextToken(rest);
+  LineReader lines(content);
+  FieldReader fields({});
+  std::string_view first;
+  while (nextLine(lines, fields, first)) {
     if (first == "Total") continue;  // the sum over devices; per-device lines carry the data
     auto dev = parseDevice(first);
     if (!dev) return std::unexpected(dev.error());
-    const auto op = nextToken(rest);
-    auto v = parseU64(rest);
-    if (op.empty() || !v) return std::unexpected(ParseError::kMalformed);
+    std::string_view op;
+    const bool has_op = fields.next(op);
+    auto v = parseU64(fields.rest());  // the value is the rest of the line
+    if (!has_op || !v) return std::unexpected(ParseError::kMalformed);
     if (op != "Read" && op != "Write") continue;  // Sync, Async, Discard, Total
     IoDeviceStat* d = findOrAddDevice(out, count, dev->first, dev->second);
     if (d == nullptr) return std::unexpected(ParseError::kTooManyDevices);

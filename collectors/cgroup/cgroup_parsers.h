@@ -13,6 +13,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "collectors/common/line_reader.h"
 #include "pipeline/snapshot.h"
 
 namespace nodewarden::cgroup {
@@ -32,10 +33,9 @@ std::expected<std::uint64_t, ParseError> parseSingleValue(std::string_view conte
 template <typename OnValue>
 int parseFlatKeyed(std::string_view content, OnValue&& on_value) {
   int bad = 0;
-  while (!content.empty()) {
-    const auto eol = content.find('\n');
-    std::string_view line = content.substr(0, eol);
-    content = eol == std::string_view::npos ? std::string_view{} : content.substr(eol + 1);
+  LineReader lines(content);
+  std::string_view line;
+  while (lines.next(line)) {
     if (line.empty()) continue;
     const auto sp = line.find(' ');
     if (sp == std::string_view::npos || sp == 0) {

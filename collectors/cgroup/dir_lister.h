@@ -1,5 +1,6 @@
 // DirLister: lists a directory's subdirectories with getdents64 into a buffer it owns, so the
-// per-cycle walk of kubelet's tree allocates nothing (opendir() mallocs a DIR each call).
+// per-cycle walk of kubelet's tree allocates nothing (opendir() mallocs a DIR each call); and
+// TransientDir, a directory descriptor held for one scope.
 #pragma once
 
 #include <dirent.h>
@@ -44,6 +45,17 @@ class DirLister {
     return ::fstatat(dir_fd, name.data(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
   }
   alignas(8) std::array<char, 32 * 1024> buf_{};
+};
+
+// A directory descriptor closed at the end of its scope (-1: none).
+struct TransientDir {
+  int fd = -1;
+  TransientDir() = default;
+  TransientDir(const TransientDir&) = delete;
+  TransientDir& operator=(const TransientDir&) = delete;
+  ~TransientDir() {
+    if (fd >= 0) ::close(fd);
+  }
 };
 
 }  // namespace nodewarden::cgroup

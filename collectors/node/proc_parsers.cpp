@@ -11,12 +11,13 @@
 #include <limits>
 #include <system_error>
 
+#include "collectors/common/line_reader.h"
+
 namespace nodewarden {
 namespace {
 
 using Result = std::expected<void, ProcParseError>;
 
-constexpr bool isBlank(char c) { return c == ' ' || c == '\t'; }
 constexpr bool isDigit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool isMeminfoKeyChar(char c) {
   return isDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '(' ||
@@ -33,55 +34,6 @@ Result checkWholeLines(std::string_view text) {
   }
   return {};
 }
-
-// Walks '\n'-terminated lines of text that passed checkWholeLines.
-class LineReader {
- public:
-  explicit LineReader(std::string_view text) : rest_(text) {}
-  bool next(std::string_view& line) {
-    if (rest_.empty()) {
-      return false;
-    }
-    const std::size_t nl = rest_.find('\n');
-    line = rest_.substr(0, nl);
-    rest_.remove_prefix(nl == std::string_view::npos ? rest_.size() : nl + 1);
-    return true;
-  }
-
- private:
-  std::string_view rest_;
-};
-
-// Splits one line into fields separated by runs of blanks.
-class FieldReader {
- public:
-  explicit FieldReader(std::string_view line) : rest_(line) {}
-  bool next(std::string_view& field) {
-    skipBlanks();
-    if (rest_.empty()) {
-      return false;
-    }
-    std::size_t end = 0;
-    while (end < rest_.size() && !isBlank(rest_[end])) {
-      ++end;
-    }
-    field = rest_.substr(0, end);
-    rest_.remove_prefix(end);
-    return true;
-  }
-  bool atEnd() {
-    skipBlanks();
-    return rest_.empty();
-  }
-
- private:
-  void skipBlanks() {
-    while (!rest_.empty() && isBlank(rest_.front())) {
-      rest_.remove_prefix(1);
-    }
-  }
-  std::string_view rest_;
-};
 
 // A whole field as an unsigned decimal: digits only, no sign, no trailing bytes.
 std::expected<std::uint64_t, ProcParseError> toU64(std::string_view field) {

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "pipeline/log_record.h"
-#include "pipeline/loki_push_body.h"
+#include "exporters/loki/loki_push_body.h"
 
 namespace nodewarden {
 

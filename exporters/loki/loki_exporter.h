@@ -50,6 +50,9 @@ class LokiExporter final : public LogExporter {
   LokiExporter& operator=(const LokiExporter&) = delete;
 
   [[nodiscard]] std::string_view name() const override { return "loki"; }
+  // With the protobuf encoding, a LokiBatchEncoder: the batcher writes the push body once and
+  // send() posts it as it is. JSON bodies are made at send time.
+  [[nodiscard]] std::unique_ptr<LogBatchEncoder> batchEncoder() const override;
   SendResult send(const LogBatch& batch) override;
   // Aborts a send in flight within about a second (libcurl's progress callback) and makes later
   // sends answer kRetry at once.

@@ -8,29 +8,14 @@
 // spooled without it, the entries). send() must take both.
 #pragma once
 
-#include <chrono>
 #include <memory>
-#include <string>
 #include <string_view>
 
 #include "pipeline/log_batch_encoder.h"
 #include "pipeline/log_record.h"
+#include "pipeline/send_result.h"
 
 namespace nodewarden {
-
-enum class SendStatus {
-  kOk,        // accepted (2xx): acknowledge the batch
-  kRetry,     // 429, 5xx, connection error, timeout: send the same batch again later
-  kDrop,      // other 4xx (400 above all): never resend; count and log once
-  kTooLarge,  // 413: split the batch and send the halves
-};
-
-struct SendResult {
-  SendStatus status = SendStatus::kRetry;
-  int http_status = 0;                       // 0 when no response came
-  std::string message;                       // the peer's reply (truncated) or the transport error
-  std::chrono::milliseconds retry_after{0};  // from a Retry-After header, when given
-};
 
 class LogExporter {
  public:

@@ -6,6 +6,13 @@
 // no answer, timeout), kTooLarge (413) or kDrop (any other 4xx) and the shipper decides. A
 // missing or unreadable bearer token file is kRetry, not kDrop: a projected service-account token
 // is rewritten in place and may be briefly absent, and dropping logs over it would lose them.
+//
+// What a reader gets wrong about where the body is made: with the protobuf encoding send() rarely
+// encodes. The exporter gives the batcher a LokiBatchEncoder (batchEncoder()), so each batch is
+// encoded into its push body once, as its lines come, before the spool; send() posts those bytes.
+// It encodes only batches that carry entries (halves of a split batch, batches spooled for the
+// JSON API or the file) and every JSON body. The folder: loki_push_body (the protobuf wire format
+// and the batcher's encoder), loki_encoder (the request body per encoding), this file (transport).
 #pragma once
 
 #include <atomic>

@@ -13,6 +13,7 @@
 #include "collectors/logs/log_tailer.h"
 #include "exporters/file/file_log_exporter.h"
 #include "exporters/loki/loki_exporter.h"
+#include "exporters/loki/loki_push_body.h"
 #include "pipeline/log_batcher.h"
 #include "pipeline/log_shipper.h"
 #include "pipeline/spool.h"
@@ -44,6 +45,10 @@ class LogPipeline::Impl {
   ErrorReporter* errors = nullptr;
   std::unique_ptr<Spool> spool;
   std::unique_ptr<LogExporter> exporter;
+  // Reads the bodies of spooled batches back into entries (splitting a batch, a destination that
+  // takes none). They are Loki push bodies: Loki's is the only batch encoder there is, and a spool
+  // record does not say which encoder wrote its body, so this holds whatever the destination is.
+  std::shared_ptr<const LogBatchEncoder> spooled_bodies = std::make_shared<LokiBatchEncoder>();
   std::unique_ptr<LogBatcher> batcher;
   std::unique_ptr<LogShipper> shipper;
   std::unique_ptr<logs::LogTailer> tailer;
@@ -140,16 +145,17 @@ LogPipeline::~LogPipeline() { stop(std::chrono::milliseconds(1500)); }
 std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
     const Config& config, SelfMetrics& self, ErrorReporter& errors, ContainerMetadata* metadata) {
   std::unique_ptr<LogPipeline> p(new LogPipeline());
-  Impl& i = *p->impl_;
+  Impl& pipeline = *p->impl_;
   auto& reg = self.registry();
-  i.config = config;
-  i.registry = &reg;
-  i.errors = &errors;
+  pipeline.config = config;
+  pipeline.registry = &reg;
+  pipeline.errors = &errors;
 
   if (config.loki_url.empty()) {
     const auto file = config.state_dir / "logs" / "nodewarden-logs.jsonl";
     spdlog::info("no Loki URL configured: logs go to {}", file.string());
-    i.exporter = std::make_unique<FileLogExporter>(file, config.local_log_file_max_bytes);
+    pipeline.exporter = std::make_unique<FileLogExporter>(file, config.local_log_file_max_bytes,
+                                                          pipeline.spooled_bodies);
   } else {
     LokiExporterOptions lo;
     lo.url = config.loki_url;
@@ -167,103 +173,108 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
     lo.timeout = config.loki_timeout;
     auto e = LokiExporter::create(lo);
     if (!e) return std::unexpected("loki: " + e.error());
-    i.exporter = std::move(*e);
+    pipeline.exporter = std::move(*e);
   }
-  i.metadata = metadata;
+  pipeline.metadata = metadata;
 
-  i.spool_bytes = &prometheus::BuildGauge()
-                       .Name("nodewarden_log_spool_bytes")
-                       .Help("Bytes of log batches in the on-disk spool.")
-                       .Register(reg)
-                       .Add({});
-  i.spool_batches = &prometheus::BuildGauge()
-                         .Name("nodewarden_log_spool_batches")
-                         .Help("Log batches in the spool not yet accepted by the destination.")
-                         .Register(reg)
-                         .Add({});
-  i.oldest_unsent = &prometheus::BuildGauge()
-                         .Name("nodewarden_log_oldest_unsent_seconds")
-                         .Help("Age of the oldest log batch not yet accepted (0 when none).")
-                         .Register(reg)
-                         .Add({});
-  i.spool_lost = &prometheus::BuildGauge()
-                      .Name("nodewarden_log_spool_lost_lines")
-                      .Help("Log lines the spool lost since start (dropped when full or corrupt).")
-                      .Register(reg)
-                      .Add({});
-  i.spool_damage =
+  pipeline.spool_bytes = &prometheus::BuildGauge()
+                              .Name("nodewarden_log_spool_bytes")
+                              .Help("Bytes of log batches in the on-disk spool.")
+                              .Register(reg)
+                              .Add({});
+  pipeline.spool_batches =
+      &prometheus::BuildGauge()
+           .Name("nodewarden_log_spool_batches")
+           .Help("Log batches in the spool not yet accepted by the destination.")
+           .Register(reg)
+           .Add({});
+  pipeline.oldest_unsent = &prometheus::BuildGauge()
+                                .Name("nodewarden_log_oldest_unsent_seconds")
+                                .Help("Age of the oldest log batch not yet accepted (0 when none).")
+                                .Register(reg)
+                                .Add({});
+  pipeline.spool_lost =
+      &prometheus::BuildGauge()
+           .Name("nodewarden_log_spool_lost_lines")
+           .Help("Log lines the spool lost since start (dropped when full or corrupt).")
+           .Register(reg)
+           .Add({});
+  pipeline.spool_damage =
       std::make_unique<SpoolDamageCounters>(prometheus::BuildCounter()
                                                 .Name("nodewarden_log_lines_dropped_total")
                                                 .Help("Log lines dropped, by reason.")
                                                 .Register(reg),
                                             reg, "logs");
-  i.spool_written = &prometheus::BuildCounter()
-                         .Name("nodewarden_log_spool_written_bytes_total")
-                         .Help(
-                             "Bytes of log batches written to the spool's files. A batch the "
-                             "destination accepted before the next positions commit is never "
-                             "written, so with a healthy destination this stays far below the "
-                             "bytes sent.")
-                         .Register(reg)
-                         .Add({});
-  i.open_files = &prometheus::BuildGauge()
-                      .Name("nodewarden_log_open_files")
-                      .Help("Container log files held open by the tailer.")
-                      .Register(reg)
-                      .Add({});
-  i.files_deferred = &prometheus::BuildGauge()
-                          .Name("nodewarden_log_files_deferred")
-                          .Help(
-                              "Container log files waiting for a descriptor now "
-                              "(collectors.logs.max_open_files are in use).")
-                          .Register(reg)
-                          .Add({});
-  i.files_parked = &prometheus::BuildGauge()
-                        .Name("nodewarden_log_files_parked")
-                        .Help(
-                            "Container log files followed without a descriptor (idle, or "
-                            "waiting their turn); their positions are kept.")
-                        .Register(reg)
-                        .Add({});
-  i.file_wait = &prometheus::BuildGauge()
-                     .Name("nodewarden_log_file_wait_seconds")
-                     .Help(
-                         "The longest current wait of a container log file for a descriptor "
-                         "(0 when none waits).")
-                     .Register(reg)
-                     .Add({});
-  i.deferrals = &prometheus::BuildCounter()
-                     .Name("nodewarden_log_file_deferrals_total")
-                     .Help("Times a container log file had to wait for a descriptor.")
-                     .Register(reg)
-                     .Add({});
-  i.fd_yields = &prometheus::BuildCounter()
-                     .Name("nodewarden_log_file_descriptor_yields_total")
-                     .Help(
-                         "Descriptors an idle file, or one that had its slice, gave back to a "
-                         "waiting file.")
-                     .Register(reg)
-                     .Add({});
-  i.partials_flushed = &prometheus::BuildCounter()
-                            .Name("nodewarden_log_partial_lines_flushed_total")
+  pipeline.spool_written =
+      &prometheus::BuildCounter()
+           .Name("nodewarden_log_spool_written_bytes_total")
+           .Help(
+               "Bytes of log batches written to the spool's files. A batch the "
+               "destination accepted before the next positions commit is never "
+               "written, so with a healthy destination this stays far below the "
+               "bytes sent.")
+           .Register(reg)
+           .Add({});
+  pipeline.open_files = &prometheus::BuildGauge()
+                             .Name("nodewarden_log_open_files")
+                             .Help("Container log files held open by the tailer.")
+                             .Register(reg)
+                             .Add({});
+  pipeline.files_deferred = &prometheus::BuildGauge()
+                                 .Name("nodewarden_log_files_deferred")
+                                 .Help(
+                                     "Container log files waiting for a descriptor now "
+                                     "(collectors.logs.max_open_files are in use).")
+                                 .Register(reg)
+                                 .Add({});
+  pipeline.files_parked = &prometheus::BuildGauge()
+                               .Name("nodewarden_log_files_parked")
+                               .Help(
+                                   "Container log files followed without a descriptor (idle, or "
+                                   "waiting their turn); their positions are kept.")
+                               .Register(reg)
+                               .Add({});
+  pipeline.file_wait = &prometheus::BuildGauge()
+                            .Name("nodewarden_log_file_wait_seconds")
                             .Help(
-                                "Unfinished lines (CRI P records, Docker records without their "
-                                "newline) handed out as they were because their file ended "
-                                "for good: deleted, compressed, or rotated and still for the "
-                                "grace period.")
+                                "The longest current wait of a container log file for a descriptor "
+                                "(0 when none waits).")
                             .Register(reg)
                             .Add({});
-  i.lag = &prometheus::BuildGauge()
-               .Name("nodewarden_log_file_lag_bytes")
-               .Help("Bytes of a followed log file not read yet.")
-               .Register(reg);
+  pipeline.deferrals = &prometheus::BuildCounter()
+                            .Name("nodewarden_log_file_deferrals_total")
+                            .Help("Times a container log file had to wait for a descriptor.")
+                            .Register(reg)
+                            .Add({});
+  pipeline.fd_yields =
+      &prometheus::BuildCounter()
+           .Name("nodewarden_log_file_descriptor_yields_total")
+           .Help(
+               "Descriptors an idle file, or one that had its slice, gave back to a "
+               "waiting file.")
+           .Register(reg)
+           .Add({});
+  pipeline.partials_flushed =
+      &prometheus::BuildCounter()
+           .Name("nodewarden_log_partial_lines_flushed_total")
+           .Help(
+               "Unfinished lines (CRI P records, Docker records without their "
+               "newline) handed out as they were because their file ended "
+               "for good: deleted, compressed, or rotated and still for the "
+               "grace period.")
+           .Register(reg)
+           .Add({});
+  pipeline.lag = &prometheus::BuildGauge()
+                      .Name("nodewarden_log_file_lag_bytes")
+                      .Help("Bytes of a followed log file not read yet.")
+                      .Register(reg);
   return p;
 }
 
 std::expected<void, std::string> LogPipeline::open() {
-  Impl& i = *impl_;
-  if (i.shipper) return {};
-  const Config& config = i.config;
+  Impl& pipeline = *impl_;
+  if (pipeline.shipper) return {};
+  const Config& config = pipeline.config;
   const auto checkpoints = config.state_dir / "checkpoints";
   // The files the tailer and the journal reader commit their positions to: a store that cannot be
   // written would ship lines whose positions are never saved (all sent again after a restart).
@@ -287,37 +298,40 @@ std::expected<void, std::string> LogPipeline::open() {
   so.segment_bytes = config.spool_segment_bytes;
   // The spool creates its directory, reads `ack` and its segments; the probe then finds a
   // read-only directory that already existed (the spool only writes at its first append).
-  auto spool = Spool::open(so, *i.errors);
+  auto spool = Spool::open(so, *pipeline.errors);
   if (!spool) return std::unexpected("cannot open the spool: " + spool.error());
   if (auto r = checkStateDir(so.dir); !r)
     return std::unexpected("cannot open the spool: " + r.error());
-  i.spool = std::move(*spool);
+  pipeline.spool = std::move(*spool);
 
-  auto& reg = *i.registry;
-  ErrorReporter& errors = *i.errors;
+  auto& reg = *pipeline.registry;
+  ErrorReporter& errors = *pipeline.errors;
   LogBatcherOptions bo;
   bo.batch_bytes = config.logs_batch_bytes;
   bo.batch_wait = config.logs_batch_wait;
   bo.max_streams = static_cast<std::size_t>(config.logs_max_streams);
   bo.spool_max_bytes = config.spool_max_bytes;
   bo.spool_headroom_bytes = 2 * config.logs_batch_bytes;
-  // Loki's protobuf API: each batch is encoded once, spooled as that body and sent as it is.
-  bo.encode_loki_body = !config.loki_url.empty() && config.loki_encoding != "json";
+  // The destination's own encoding (Loki's protobuf API): each batch is encoded once, spooled as
+  // that body and sent as it is.
+  bo.encoder = pipeline.exporter->batchEncoder();
   // One positions file per second, not per batch: the acknowledged batches' positions without a
   // sync, the rest after one spool sync once they waited kLogCommitGrace (the spool is opened with
   // sync_each_append off for this). A kill -9 then repeats at most a second of lines plus the
   // batch in flight (bench_kill9_duplicates).
   bo.commit_interval = kLogCommitInterval;
   bo.commit_grace = kLogCommitGrace;
-  Impl* ip = &i;
-  i.batcher = std::make_unique<LogBatcher>(
-      bo, *i.spool, [ip](const std::vector<LogCheckpoint>& cps) { ip->onDurable(cps); }, reg,
-      errors);
+  Impl* self = &pipeline;
+  pipeline.batcher = std::make_unique<LogBatcher>(
+      bo, *pipeline.spool, [self](const std::vector<LogCheckpoint>& cps) { self->onDurable(cps); },
+      reg, errors);
   LogShipperOptions sho;
-  sho.on_batch_done = [ip] {
-    if (ip->shipped_listener) ip->shipped_listener();
+  sho.body_decoder = pipeline.spooled_bodies;
+  sho.on_batch_done = [self] {
+    if (self->shipped_listener) self->shipped_listener();
   };
-  i.shipper = std::make_unique<LogShipper>(sho, *i.spool, *i.exporter, reg, errors);
+  pipeline.shipper =
+      std::make_unique<LogShipper>(sho, *pipeline.spool, *pipeline.exporter, reg, errors);
 
   if (config.logs_enabled) {
     logs::LogTailerOptions to;
@@ -327,10 +341,10 @@ std::expected<void, std::string> LogPipeline::open() {
     to.max_line_bytes = config.logs_max_line_bytes;
     to.max_open_files = static_cast<std::size_t>(config.logs_max_open_files);
     to.rescan_interval = config.logs_rescan_interval;
-    to.metadata = i.metadata;
+    to.metadata = pipeline.metadata;
     to.pod_labels = config.pod_labels;
     to.read_compressed = config.logs_read_compressed;
-    i.tailer = std::make_unique<logs::LogTailer>(to, errors);
+    pipeline.tailer = std::make_unique<logs::LogTailer>(to, errors);
   }
   if (config.journal_enabled) {
     journal::JournalOptions jo;
@@ -338,10 +352,10 @@ std::expected<void, std::string> LogPipeline::open() {
     jo.units = config.journal_units;
     jo.cursor_file = checkpoints / "journal.cursor";
     jo.node_name = config.node_name;
-    i.journal = std::make_unique<journal::JournalReader>(jo, errors);
+    pipeline.journal = std::make_unique<journal::JournalReader>(jo, errors);
   }
   // Container logs wait for the pod metadata from here (filesMayBeRead), not from create().
-  i.created = std::chrono::steady_clock::now();
+  pipeline.created = std::chrono::steady_clock::now();
   return {};
 }
 
@@ -359,8 +373,8 @@ std::vector<int> LogPipeline::watchFds() const {
 }
 
 bool LogPipeline::tick() {
-  Impl& i = *impl_;
-  if (!i.shipper) return false;
+  Impl& pipeline = *impl_;
+  if (!pipeline.shipper) return false;
   // Readers stop when the open batch is full (hasRoom()), so one read fills at most one batch:
   // read and spool in turns until the budget is used, the sources are drained, or the spool is
   // near its bound. Otherwise a backlog would move one batch per tick.
@@ -369,23 +383,25 @@ bool LogPipeline::tick() {
   bool more = false;
   for (;;) {
     std::size_t n = 0;
-    if (i.tailer && i.filesMayBeRead()) n += i.tailer->poll(*i.batcher, kTickReadBudget - read);
+    if (pipeline.tailer && pipeline.filesMayBeRead())
+      n += pipeline.tailer->poll(*pipeline.batcher, kTickReadBudget - read);
     std::size_t m = 0;
-    if (i.journal) m = i.journal->poll(*i.batcher, kTickJournalEntries - entries);
+    if (pipeline.journal)
+      m = pipeline.journal->poll(*pipeline.batcher, kTickJournalEntries - entries);
     read += n;
     entries += m;
     // Spools the batch when it is full or old enough. Never forced: with the spool near its
     // bound, a forced append could make it drop its oldest batch.
-    const bool spooled = i.batcher->flush();
-    if (spooled) i.shipper->notify();
+    const bool spooled = pipeline.batcher->flush();
+    if (spooled) pipeline.shipper->notify();
     if (read >= kTickReadBudget || entries >= kTickJournalEntries) {
       more = true;
       break;
     }
-    if (!spooled || (n == 0 && m == 0) || !i.batcher->hasRoom()) break;
+    if (!spooled || (n == 0 && m == 0) || !pipeline.batcher->hasRoom()) break;
   }
-  i.updateGauges();
-  return more && i.batcher->hasRoom();
+  pipeline.updateGauges();
+  return more && pipeline.batcher->hasRoom();
 }
 
 bool LogPipeline::waitingForShipper() const {
@@ -393,11 +409,11 @@ bool LogPipeline::waitingForShipper() const {
 }
 
 bool LogPipeline::submitEvent(const Labels& labels, LogEntry entry, const std::string& key) {
-  Impl& i = *impl_;
-  if (!i.shipper || !i.batcher->hasRoom()) return false;
+  Impl& pipeline = *impl_;
+  if (!pipeline.shipper || !pipeline.batcher->hasRoom()) return false;
   LogCheckpoint cp;
   cp.source = std::string(Impl::kEventPrefix) + key;
-  return i.batcher->accept(labels, std::move(entry), cp);
+  return pipeline.batcher->accept(labels, std::move(entry), cp);
 }
 
 void LogPipeline::onShipped(std::function<void()> listener) {
@@ -409,11 +425,11 @@ void LogPipeline::onEventDurable(std::function<void(std::string_view)> listener)
 }
 
 void LogPipeline::stop(std::chrono::milliseconds grace) {
-  Impl& i = *impl_;
-  if (!i.shipper) return;
-  i.batcher->flush(true);
-  i.shipper->stop(grace);
-  i.shipper.reset();
+  Impl& pipeline = *impl_;
+  if (!pipeline.shipper) return;
+  pipeline.batcher->flush(true);
+  pipeline.shipper->stop(grace);
+  pipeline.shipper.reset();
 }
 
 }  // namespace nodewarden

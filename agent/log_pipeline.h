@@ -11,6 +11,11 @@
 // What a reader gets wrong: the order of shutdown. The open batch is spooled and its positions
 // committed first, then the shipper is stopped (a send in flight is cancelled; its batch stays in
 // the spool), so a restart loses and repeats nothing Loki would not deduplicate.
+//
+// What a reader gets wrong about encoding: this is where the batcher gets its encoder, from the
+// destination (LogExporter::batchEncoder(): Loki's protobuf API has one), and where the shipper
+// and the file destination get Loki's decoder for spooled bodies, whatever the destination is now:
+// a body in the spool may have been written for Loki before a restart with another config.
 #pragma once
 
 #include <chrono>

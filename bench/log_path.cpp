@@ -310,7 +310,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   p.exporter = std::move(*exporter);
   nodewarden::LogBatcherOptions bo;
   bo.spool_headroom_bytes = 2 * bo.batch_bytes;  // as the agent sets it
-  bo.encode_loki_body = true;                    // as the agent sets it for Loki's protobuf API
+  bo.encoder = p.exporter->batchEncoder();       // as the agent sets it (Loki's protobuf API)
   bo.commit_interval = nodewarden::kLogCommitInterval;  // as the agent sets it
   bo.commit_grace = nodewarden::kLogCommitGrace;        // as the agent sets it
   FullPath* pp = &p;

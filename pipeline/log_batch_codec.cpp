@@ -8,7 +8,8 @@
 //                journal_cursor }
 //   bytes, lines
 // Counts and integers are LEB128 varints; strings are a varint length then the bytes.
-// Version 2, for a batch that carries its Loki push body instead of streams:
+// Version 2, for a batch that carries its encoded body (LogBatch::loki_body, a Loki push body
+// today: exporters/loki) instead of streams:
 //   checkpoints (as in version 1), bytes, lines, then the push body (the rest of the payload).
 //
 // What a reader gets wrong: the sequence is not in the payload (the spool assigns it and keeps it

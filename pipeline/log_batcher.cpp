@@ -102,7 +102,7 @@ bool LogBatcher::acceptStream(const Labels& labels, const LogEntry& entry,
       }
       it = stream_index_.emplace(labels, batch_.streams.size()).first;
       batch_.streams.push_back(LogBatch::Stream{labels, {}});
-      if (options_.encode_loki_body) encoded_.emplace_back();
+      if (options_.encoder) encoded_.emplace_back();
     }
     stream = it->second;
   }
@@ -118,7 +118,7 @@ bool LogBatcher::acceptStream(const Labels& labels, const LogEntry& entry,
   batch_.lines += 1;
   ++unpublished_lines_;
   unpublished_bytes_ += entry.line.size();
-  if (options_.encode_loki_body) {
+  if (options_.encoder) {
     encode(encoded_[stream], entry);
   } else {
     batch_.streams[stream].entries.push_back(entry);
@@ -149,20 +149,20 @@ std::unique_ptr<char[]> LogBatcher::takeChunk() {
 }
 
 void LogBatcher::encode(EncodedStream& stream, const LogEntry& entry) {
-  const LokiEntryField field(entry);
   if (stream.chunks.empty() || stream.last_used == kChunkBytes) {
     stream.chunks.push_back(takeChunk());
     stream.last_used = 0;
   }
-  if (field.size() <= kChunkBytes - stream.last_used) {
-    field.write(stream.chunks.back().get() + stream.last_used);
-    stream.last_used += field.size();
+  const std::span<char> room(stream.chunks.back().get() + stream.last_used,
+                             kChunkBytes - stream.last_used);
+  const std::size_t size = options_.encoder->encodeEntry(entry, room, field_scratch_);
+  if (size <= room.size()) {
+    stream.last_used += size;
     return;
   }
-  // Across chunks: written whole once, then copied (one entry per chunk at most, or a long line).
-  if (field_scratch_.size() < field.size()) field_scratch_.resize(field.size());
-  field.write(field_scratch_.data());
-  std::string_view rest(field_scratch_.data(), field.size());
+  // Across chunks: written whole once (into field_scratch_), then copied (one entry per chunk at
+  // most, or a long line).
+  std::string_view rest(field_scratch_.data(), size);
   while (!rest.empty()) {
     if (stream.last_used == kChunkBytes) {
       stream.chunks.push_back(takeChunk());
@@ -249,9 +249,9 @@ bool LogBatcher::appendToSpool() {
   // checkpoints are copied first: they are committed after the batch is gone from here.
   std::vector<LogCheckpoint> checkpoints = batch_.checkpoints;
   std::expected<std::uint64_t, std::string> seq;
-  if (options_.encode_loki_body && !batch_.streams.empty()) {
-    // The entries go to the spool as the body Loki receives; batch_ stays as it is until the
-    // append succeeded.
+  if (options_.encoder && !batch_.streams.empty()) {
+    // The entries go to the spool as the body the destination receives; batch_ stays as it is
+    // until the append succeeded.
     chunk_views_.clear();
     for (const auto& es : encoded_) {
       for (std::size_t c = 0; c < es.chunks.size(); ++c) {
@@ -259,13 +259,13 @@ bool LogBatcher::appendToSpool() {
                                   c + 1 == es.chunks.size() ? es.last_used : kChunkBytes);
       }
     }
-    std::vector<EncodedLokiStream> streams;
-    streams.reserve(batch_.streams.size());
+    encoded_streams_.clear();
     std::size_t first = 0;
     for (std::size_t i = 0; i < batch_.streams.size(); ++i) {
       const std::size_t n = encoded_[i].chunks.size();
-      streams.push_back({&batch_.streams[i].labels,
-                         std::span<const std::string_view>(chunk_views_).subspan(first, n)});
+      encoded_streams_.push_back(
+          {&batch_.streams[i].labels,
+           std::span<const std::string_view>(chunk_views_).subspan(first, n)});
       first += n;
     }
     LogBatch encoded;
@@ -276,7 +276,7 @@ bool LogBatcher::appendToSpool() {
     encoded.loki_body = spare_body_.capacity() > std::string().capacity() ? std::move(spare_body_)
                                                                           : spool_.takeSpareBody();
     spare_body_ = std::string();
-    writer_.body(streams, encoded.loki_body);
+    options_.encoder->encodeBody(encoded_streams_, encoded.loki_body);
     seq = spool_.append(std::move(encoded));
     // The spool moves a batch it keeps in memory and leaves one it does not (or could not take)
     // as it was: then the body's buffer serves the next batch.

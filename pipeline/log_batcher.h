@@ -15,8 +15,9 @@
 // the log files themselves are the buffer. A full batch also waits while the destination is
 // taking batches but the spool's memory is full (waitingForConsumer()): written to disk, it would
 // only be read back a moment later. Nothing is dropped here except entries of a stream
-// past the per-node stream cap, which are counted. With encode_loki_body a closed batch is spooled
-// as its Loki push body (pipeline/loki_push_body.h), encoded here once for the whole path.
+// past the per-node stream cap, which are counted. With an encoder (the destination's
+// LogBatchEncoder) a closed batch is spooled as the body it wrote, encoded here once for the whole
+// path.
 #pragma once
 
 #include <array>
@@ -30,8 +31,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "pipeline/log_batch_encoder.h"
 #include "pipeline/log_record.h"
-#include "pipeline/loki_push_body.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
 
@@ -48,7 +49,9 @@ struct LogBatcherOptions {
   std::size_t max_streams = 10000;                  // distinct label sets per batch window
   std::uint64_t spool_headroom_bytes = 4ULL << 20;  // keep this much of the spool free
   std::uint64_t spool_max_bytes = 512ULL << 20;     // the spool's bound (SpoolOptions::max_bytes)
-  bool encode_loki_body = false;                    // the destination is Loki's protobuf API
+  // The destination's own encoding (LogExporter::batchEncoder()): entries are encoded as they
+  // are accepted and a batch is spooled as its body. Empty: batches keep their entries.
+  std::shared_ptr<LogBatchEncoder> encoder;
   // Sources' positions are committed (on_durable) at most this often, and at flush(true); 0:
   // after every batch. A commit covers every batch the spool has acknowledged (no sync needed),
   // and every batch appended when it syncs the spool. What a crash takes back is read again from
@@ -110,8 +113,7 @@ class LogBatcher final : public LogSink {
   Spool& spool_;
   OnDurable on_durable_;
   ErrorReporter& errors_;
-  LogBatch
-      batch_;  // with encode_loki_body its streams hold labels only, the entries are in encoded_
+  LogBatch batch_;  // with an encoder its streams hold labels only, the entries are in encoded_
   // A stream's entries encoded for the body, in chunks of kChunkBytes (all full but the last):
   // no buffer ever grows, and the chunks go back to free_chunks_ when the batch is spooled.
   struct EncodedStream {
@@ -122,13 +124,13 @@ class LogBatcher final : public LogSink {
   std::unique_ptr<char[]> takeChunk();
   std::vector<EncodedStream> encoded_;  // per stream of batch_
   std::vector<std::unique_ptr<char[]>> free_chunks_;
-  std::string field_scratch_;                  // an entry that does not fit its chunk's rest
-  std::vector<std::string_view> chunk_views_;  // the pieces of the body being written
+  std::string field_scratch_;                      // an entry that does not fit its chunk's rest
+  std::vector<std::string_view> chunk_views_;      // the pieces of the body being written
+  std::vector<EncodedLogStream> encoded_streams_;  // what the encoder makes the body of
   // The last batch's push body when the spool did not keep it in memory: the next body is written
   // into its capacity (no fresh allocation and page faults per batch). Else the spool gives one
   // back (Spool::takeSpareBody).
   std::string spare_body_;
-  LokiPushWriter writer_;
   std::map<Labels, std::size_t> stream_index_;           // labels -> index in batch_.streams
   std::map<std::string, std::size_t> checkpoint_index_;  // source -> index in batch_.checkpoints
   // The stream and the checkpoint of the previous entry: the next one is most often the same.

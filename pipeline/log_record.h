@@ -6,6 +6,12 @@
 // What a reader gets wrong: a LogBatch carries the positions (checkpoints) of every source it
 // covers. They are committed only after the batch is durably in the spool, so a crash replays from
 // the spool (exactly the same entries, which Loki deduplicates) and never skips a line.
+//
+// What a reader gets wrong about the layout: pipeline/ (this header, the batcher, the spool, the
+// shipper) knows no destination's wire format. A destination that wants its batches encoded as
+// they are made provides a LogBatchEncoder (pipeline/log_batch_encoder.h, from
+// LogExporter::batchEncoder()); the batch then carries that encoder's body as opaque bytes.
+// Loki's push format lives in exporters/loki/ alone.
 #pragma once
 
 #include <cstddef>
@@ -57,9 +63,10 @@ struct LogBatch {
   std::size_t bytes = 0;                   // sum of line sizes
   std::size_t lines = 0;
   std::uint64_t sequence = 0;  // assigned by the spool on append
-  // When not empty, the entries encoded as a Loki push body (pipeline/loki_push_body.h) and
-  // `streams` is empty: the batcher encodes a batch once when the destination is Loki's protobuf
-  // API, and the spool and the exporter pass these bytes on as they are.
+  // When not empty, the entries as the destination's LogBatchEncoder wrote them, and `streams`
+  // is empty: the batcher encodes a batch once when the destination provides an encoder (Loki's
+  // protobuf API: a push body, exporters/loki/loki_push_body.h), and the spool and the exporter
+  // pass these bytes on as they are. Opaque here; only the encoder's decodeBody() reads them.
   std::string loki_body;
   bool operator==(const LogBatch&) const = default;
 };

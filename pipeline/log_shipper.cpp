@@ -4,21 +4,22 @@
 
 #include <algorithm>
 
-#include "pipeline/loki_push_body.h"
 #include "pipeline/retry_backoff.h"
 
 namespace nodewarden {
 namespace {
 
 // Halves a batch by entries, keeping each stream's order; checkpoints go with the second half so
-// nothing is committed by a half that was sent before the other. A batch that carries its push body
-// is decoded first (the halves carry streams; the exporter encodes them again).
-std::expected<std::pair<LogBatch, LogBatch>, std::string> split(const LogBatch& encoded) {
+// nothing is committed by a half that was sent before the other. A batch that carries its body is
+// decoded first (the halves carry streams; the exporter encodes them again).
+std::expected<std::pair<LogBatch, LogBatch>, std::string> split(const LogBatch& encoded,
+                                                                const LogBatchEncoder* decoder) {
   LogBatch expanded;
   const LogBatch* source = &encoded;
   if (!encoded.loki_body.empty()) {
+    if (decoder == nullptr) return std::unexpected("no decoder for its body");
     expanded.loki_body = encoded.loki_body;
-    if (auto ok = expandLokiBody(expanded); !ok) return std::unexpected(ok.error());
+    if (auto ok = expandEncodedBody(expanded, *decoder); !ok) return std::unexpected(ok.error());
     expanded.lines = encoded.lines;
     source = &expanded;
   }
@@ -143,8 +144,8 @@ bool LogShipper::deliver(const LogBatch& batch) {
   for (;;) {
     if (signal_.stopping()) return false;
     const SendResult r = exporter_.send(batch);
-    requests_
-        ->Add({{"destination", std::string(exporter_.name())}, {"outcome", statusName(r.status)}})
+    const std::string_view destination = exporter_.name();
+    requests_->Add({{"destination", std::string(destination)}, {"outcome", statusName(r.status)}})
         .Increment();
     switch (r.status) {
       case SendStatus::kOk:
@@ -156,27 +157,28 @@ bool LogShipper::deliver(const LogBatch& batch) {
       case SendStatus::kDrop:
         backoff_seconds_->Set(0);
         dropped_rejected_->Increment(static_cast<double>(batch.lines));
-        errors_.report("loki", "rejected",
+        errors_.report(destination, "rejected",
                        "HTTP " + std::to_string(r.http_status) + ": " + r.message +
                            " (batch dropped, never resent)");
         return true;
       case SendStatus::kTooLarge: {
         if (batch.lines <= 1) {
           dropped_too_large_->Increment(static_cast<double>(batch.lines));
-          errors_.report("loki", "too_large", "a single entry was refused with 413: " + r.message);
+          errors_.report(destination, "too_large",
+                         "a single entry was refused with 413: " + r.message);
           return true;
         }
-        auto halves = split(batch);
+        auto halves = split(batch, options_.body_decoder.get());
         if (!halves) {
           dropped_too_large_->Increment(static_cast<double>(batch.lines));
-          errors_.report("loki", "too_large",
+          errors_.report(destination, "too_large",
                          "refused with 413 and cannot be split: " + halves.error());
           return true;
         }
         return deliver(halves->first) && deliver(halves->second);
       }
       case SendStatus::kRetry: {
-        errors_.report("loki", r.http_status == 0 ? "unreachable" : "retry",
+        errors_.report(destination, r.http_status == 0 ? "unreachable" : "retry",
                        (r.http_status == 0 ? std::string("no response")
                                            : "HTTP " + std::to_string(r.http_status)) +
                            ": " + r.message);

@@ -6,15 +6,18 @@
 // What a reader gets wrong: order. Batches leave the spool strictly in order and a batch is
 // never skipped while it is being retried, so each stream reaches Loki in order even across
 // outages and restarts; the price is that one poisoned batch delays the rest until it is
-// answered, which is why a 4xx other than 413/429 is dropped rather than retried.
+// answered, which is why a 4xx other than 413/429 is dropped rather than retried. Errors are
+// counted under the exporter's name (nodewarden_errors_total{component="loki"} or "file").
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <random>
 #include <thread>
 
+#include "pipeline/log_batch_encoder.h"
 #include "pipeline/log_exporter.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
@@ -29,6 +32,9 @@ struct LogShipperOptions {
   // Called on the shipper's thread each time a batch has left the spool (acknowledged, dropped):
   // a producer waiting for the spool's consumer (Spool::waitForConsumer) can go on.
   std::function<void()> on_batch_done;
+  // Reads the bodies of spooled batches (LogBatch::loki_body) back into entries, to split a batch
+  // the destination refused as too large. Empty: such a batch cannot be split and is dropped.
+  std::shared_ptr<const LogBatchEncoder> body_decoder;
 };
 
 class LogShipper {

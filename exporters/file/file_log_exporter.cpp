@@ -5,12 +5,11 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
-#include "pipeline/loki_push_body.h"
-
 namespace nodewarden {
 
-FileLogExporter::FileLogExporter(std::filesystem::path file, std::uint64_t max_bytes)
-    : file_(std::move(file)), max_bytes_(max_bytes) {}
+FileLogExporter::FileLogExporter(std::filesystem::path file, std::uint64_t max_bytes,
+                                 std::shared_ptr<const LogBatchEncoder> body_decoder)
+    : file_(std::move(file)), max_bytes_(max_bytes), body_decoder_(std::move(body_decoder)) {}
 
 SendResult FileLogExporter::send(const LogBatch& batch) {
   std::lock_guard lock(mu_);
@@ -25,8 +24,9 @@ SendResult FileLogExporter::send(const LogBatch& batch) {
   // A batch spooled for Loki (before a restart with another destination) carries a push body.
   LogBatch expanded;
   if (!batch.loki_body.empty()) {
+    if (!body_decoder_) return {SendStatus::kDrop, 0, "undecodable push body: no decoder", {}};
     expanded.loki_body = batch.loki_body;
-    if (auto ok = expandLokiBody(expanded); !ok) {
+    if (auto ok = expandEncodedBody(expanded, *body_decoder_); !ok) {
       return {SendStatus::kDrop, 0, "undecodable push body: " + ok.error(), {}};
     }
   }

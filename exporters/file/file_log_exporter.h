@@ -4,12 +4,15 @@
 //
 // What a reader gets wrong: this is a convenience sink, not an archive: once both files are full
 // the oldest lines are overwritten by design. The spool still sits in front of it, so a full disk
-// or unwritable path is a RETRY, not a loss.
+// or unwritable path is a RETRY, not a loss. It encodes nothing ahead (no batchEncoder()): a
+// batch that carries a body was spooled for another destination before a restart, and is read
+// back with the decoder it is given.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 
 #include "pipeline/log_exporter.h"
@@ -18,7 +21,10 @@ namespace nodewarden {
 
 class FileLogExporter final : public LogExporter {
  public:
-  FileLogExporter(std::filesystem::path file, std::uint64_t max_bytes);
+  // body_decoder reads the bodies of batches spooled for another destination (LogBatch::loki_body);
+  // without it such a batch is dropped as undecodable.
+  FileLogExporter(std::filesystem::path file, std::uint64_t max_bytes,
+                  std::shared_ptr<const LogBatchEncoder> body_decoder = nullptr);
 
   [[nodiscard]] std::string_view name() const override { return "file"; }
   SendResult send(const LogBatch& batch) override;
@@ -26,6 +32,7 @@ class FileLogExporter final : public LogExporter {
  private:
   std::filesystem::path file_;
   std::uint64_t max_bytes_;
+  std::shared_ptr<const LogBatchEncoder> body_decoder_;
   std::mutex mu_;  // guards out_ and size_
   std::ofstream out_;
   std::uint64_t size_ = 0;

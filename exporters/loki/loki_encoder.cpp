@@ -1,6 +1,6 @@
 // LokiPushEncoder: LogBatch → PushRequest (protobuf + snappy) or JSON (+ gzip).
 //
-// The protobuf form is pipeline/loki_push_body's writer; a batch that already carries its push
+// The protobuf form is loki_push_body's writer; a batch that already carries its push
 // body (encoded by the batcher) is sent as it is, and decoded only for the JSON form.
 #include "exporters/loki/loki_encoder.h"
 

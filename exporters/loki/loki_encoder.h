@@ -7,9 +7,10 @@
 // `\` or control character in a value must be escaped or Loki rejects the whole request with
 // 400); JSON carries them as an object. Timestamps are nanoseconds since the epoch in both, as a
 // Timestamp message in protobuf and as a decimal string in JSON. The protobuf body is written
-// directly in the wire format by pipeline/loki_push_body (the same bytes the generated
+// directly in the wire format by exporters/loki/loki_push_body (the same bytes the generated
 // SerializeToString writes; the tests check it against the generated classes), usually once, by
-// the batcher: a batch that carries its push body (LogBatch::loki_body) is sent as it is.
+// the batcher through the exporter's LokiBatchEncoder: a batch that carries its push body
+// (LogBatch::loki_body) is sent as it is.
 #pragma once
 
 #include <cstdint>
@@ -18,8 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "exporters/loki/loki_push_body.h"
 #include "pipeline/log_record.h"
-#include "pipeline/loki_push_body.h"
 
 namespace nodewarden {
 

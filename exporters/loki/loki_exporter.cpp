@@ -43,6 +43,11 @@ LokiExporter::LokiExporter(LokiExporterOptions options)
 
 LokiExporter::~LokiExporter() = default;
 
+std::unique_ptr<LogBatchEncoder> LokiExporter::batchEncoder() const {
+  if (options_.encoding != LokiEncoding::kProtobuf) return nullptr;
+  return std::make_unique<LokiBatchEncoder>();
+}
+
 std::expected<std::unique_ptr<LokiExporter>, std::string> LokiExporter::create(
     LokiExporterOptions options) {
   const auto bad = [](const std::string& what) {

@@ -6,6 +6,13 @@
 // no answer, timeout), kTooLarge (413) or kDrop (any other 4xx) and the shipper decides. A
 // missing or unreadable bearer token file is kRetry, not kDrop: a projected service-account token
 // is rewritten in place and may be briefly absent, and dropping logs over it would lose them.
+//
+// What a reader gets wrong about where the body is made: with the protobuf encoding send() rarely
+// encodes. The exporter gives the batcher a LokiBatchEncoder (batchEncoder()), so each batch is
+// encoded into its push body once, as its lines come, before the spool; send() posts those bytes.
+// It encodes only batches that carry entries (halves of a split batch, batches spooled for the
+// JSON API or the file) and every JSON body. The folder: loki_push_body (the protobuf wire format
+// and the batcher's encoder), loki_encoder (the request body per encoding), this file (transport).
 #pragma once
 
 #include <atomic>
@@ -50,6 +57,9 @@ class LokiExporter final : public LogExporter {
   LokiExporter& operator=(const LokiExporter&) = delete;
 
   [[nodiscard]] std::string_view name() const override { return "loki"; }
+  // With the protobuf encoding, a LokiBatchEncoder: the batcher writes the push body once and
+  // send() posts it as it is. JSON bodies are made at send time.
+  [[nodiscard]] std::unique_ptr<LogBatchEncoder> batchEncoder() const override;
   SendResult send(const LogBatch& batch) override;
   // Aborts a send in flight within about a second (libcurl's progress callback) and makes later
   // sends answer kRetry at once.

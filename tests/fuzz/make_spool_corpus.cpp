@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pipeline/loki_push_body.h"
+#include "exporters/loki/loki_push_body.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
 #include "pipeline/spool_format.h"

@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "pipeline/loki_push_body.h"
+#include "exporters/loki/loki_push_body.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {
@@ -99,7 +99,7 @@ class LogBatcherTest : public ::testing::Test {
 
 TEST_F(LogBatcherTest, ClosedBatchIsThePushBodyOfItsEntriesAndTheLatestPositionOfEachSource) {
   LogBatcherOptions o;
-  o.encode_loki_body = true;
+  o.encoder = std::make_shared<LokiBatchEncoder>();
   start(o);
   const Labels app = {{"container", "app"}, {"namespace", "ns"}, {"pod", "a"}};
   const Labels kubelet = {{"unit", "kubelet.service"}};
@@ -178,7 +178,7 @@ TEST_F(LogBatcherTest, StopsTakingLinesWhileTheSpoolIsFullAndResumesWhenItDrains
 TEST_F(LogBatcherTest, AFullBatchWaitsForAConsumerThatTakesBatchesInsteadOfBeingWritten) {
   LogBatcherOptions o;
   o.batch_bytes = 200;
-  o.encode_loki_body = true;
+  o.encoder = std::make_shared<LokiBatchEncoder>();
   // Positions, and so the spool's sync that writes what it holds, once an hour after the first.
   o.commit_interval = std::chrono::hours(1);
   const Labels app = {{"pod", "a"}};
@@ -245,7 +245,7 @@ TEST_F(LogBatcherTest, AcknowledgedBatchesAreCommittedWithinOneIntervalWhileYoun
   using std::chrono::milliseconds;
   Clock::time_point now = Clock::now();
   LogBatcherOptions o;
-  o.encode_loki_body = true;
+  o.encoder = std::make_shared<LokiBatchEncoder>();
   o.batch_wait = milliseconds(0);  // every flush closes the open batch
   o.commit_interval = milliseconds(1000);
   o.commit_grace = milliseconds(250);
@@ -321,7 +321,7 @@ TEST_F(LogBatcherTest, ABatchOnDiskIsCommittedAtTheNextDueCommitWithoutGrace) {
   using std::chrono::milliseconds;
   Clock::time_point now = Clock::now();
   LogBatcherOptions o;
-  o.encode_loki_body = true;
+  o.encoder = std::make_shared<LokiBatchEncoder>();
   o.batch_wait = milliseconds(0);
   o.commit_interval = milliseconds(1000);
   o.commit_grace = std::chrono::hours(1);
@@ -363,7 +363,7 @@ TEST_F(LogBatcherTest, EveryBodyIsItsOwnBatchWhenBuffersAreReused) {
     ASSERT_TRUE(spool.has_value()) << spool.error();
     spool_ = std::move(*spool);
     LogBatcherOptions o;
-    o.encode_loki_body = true;
+    o.encoder = std::make_shared<LokiBatchEncoder>();
     batcher_ = std::make_unique<LogBatcher>(
         o, *spool_, [](const std::vector<LogCheckpoint>&) {}, registry_, errors_);
     const Labels app = {{"pod", "a"}};
@@ -412,7 +412,7 @@ TEST_F(LogBatcherTest, EveryBodyIsItsOwnBatchWhenBuffersAreReused) {
 // numbers of the last batch, which mean nothing in the next.
 TEST_F(LogBatcherTest, StreamNumbersFindTheStreamOfTheirLabels) {
   LogBatcherOptions o;
-  o.encode_loki_body = true;
+  o.encoder = std::make_shared<LokiBatchEncoder>();
   start(o);
   const Labels out = {{"pod", "a"}, {"stream", "stdout"}};
   const Labels err = {{"pod", "a"}, {"stream", "stderr"}};
@@ -518,7 +518,7 @@ TEST_F(LogBatcherTest, PositionsAreCommittedAfterASyncAtMostOncePerInterval) {
   std::vector<std::string> events;
   SyncRecordingSpool spool(**real, events);
   LogBatcherOptions o;
-  o.encode_loki_body = true;
+  o.encoder = std::make_shared<LokiBatchEncoder>();
   o.batch_bytes = 1;  // every line closes its batch at the next flush()
   o.commit_interval = std::chrono::hours(1);
   LogBatcher batcher(

@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/loki_push_body.h"
+#include "exporters/loki/loki_push_body.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
 #include "tests/support/temp_dir.h"

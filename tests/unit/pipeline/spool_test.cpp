@@ -30,7 +30,7 @@
 #include <thread>
 #include <vector>
 
-#include "pipeline/loki_push_body.h"
+#include "exporters/loki/loki_push_body.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {

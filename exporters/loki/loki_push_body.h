@@ -1,16 +1,18 @@
 // The Loki push body: a LogBatch's streams as Loki's PushRequest protobuf (grafana/loki
 // pkg/push/push.proto, see exporters/loki/push.proto) compressed with snappy's block format, the
 // exact body of POST /loki/api/v1/push with Content-Type application/x-protobuf. When the
-// destination is Loki's protobuf API the batcher encodes each batch into it once
-// (LogBatch::loki_body); the spool stores those bytes as they are and the exporter sends them as
+// destination is Loki's protobuf API, the Loki exporter hands the batcher a LokiBatchEncoder
+// (pipeline/log_batch_encoder.h): each batch is encoded into this body once, as its lines come;
+// the spool stores those bytes as they are (LogBatch::loki_body) and the exporter sends them as
 // they are, so no stage after the batcher decodes, copies or compresses the entries again.
 //
 // What a reader gets wrong: the body is the batch's only copy of its entries (`streams` is empty
 // then). Whatever needs the entries one by one (splitting a batch Loki refused as too large, a
 // JSON or file destination after a restart found such batches in the spool, tests) decodes it with
-// expandLokiBody(); that is a cold path. The protobuf is written by hand in the wire format
-// (fields in number order, proto3 rules: scalars and strings omitted when 0 or empty, the
-// timestamp message always present), byte for byte what the generated SerializeToString writes.
+// LokiBatchEncoder::decodeBody() or expandLokiBody(); that is a cold path. The protobuf is written
+// by hand in the wire format (fields in number order, proto3 rules: scalars and strings omitted
+// when 0 or empty, the timestamp message always present), byte for byte what the generated
+// SerializeToString writes. pipeline/ never sees this format: only this folder and the tests do.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pipeline/log_batch_encoder.h"
 #include "pipeline/log_record.h"
 
 namespace nodewarden {
@@ -52,13 +55,6 @@ class LokiEntryField {
 // Appends entry's field to out.
 void appendLokiEntryField(std::string& out, const LogEntry& entry);
 
-// A stream whose entries are encoded already (LokiEntryField, back to back), in pieces: the
-// entries' bytes are the pieces joined (a field may be cut anywhere between two pieces).
-struct EncodedLokiStream {
-  const Labels* labels = nullptr;
-  std::span<const std::string_view> entries;
-};
-
 // Writes push bodies; its buffers are reused, so a steady stream of batches allocates nothing here
 // but each body itself (of exactly its size) and snappy's working memory per piece.
 //
@@ -73,8 +69,8 @@ class LokiPushWriter {
   std::string_view protobuf(const LogBatch& batch);
   // The snappy-compressed PushRequest of batch.streams into out (replacing it).
   void body(const LogBatch& batch, std::string& out);
-  // The same for streams encoded already.
-  void body(std::span<const EncodedLokiStream> streams, std::string& out);
+  // The same for streams whose entries are encoded already (LokiEntryField, back to back).
+  void body(std::span<const EncodedLogStream> streams, std::string& out);
 
  private:
   void compress(std::size_t total, std::string& out);  // pieces_ (total bytes) into out
@@ -93,5 +89,19 @@ std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushBody(std
 
 // Moves batch.loki_body back into batch.streams (nothing happens without a body).
 std::expected<void, std::string> expandLokiBody(LogBatch& batch);
+
+// The batcher's hook for Loki's protobuf API (LokiExporter::batchEncoder): entries as
+// LokiEntryField, bodies by LokiPushWriter. One per batcher (its buffers are reused, so it is not
+// for two threads); decodeBody() has no state and serves any thread.
+class LokiBatchEncoder final : public LogBatchEncoder {
+ public:
+  std::size_t encodeEntry(const LogEntry& entry, std::span<char> room, std::string& spill) override;
+  void encodeBody(std::span<const EncodedLogStream> streams, std::string& out) override;
+  [[nodiscard]] std::expected<std::vector<LogBatch::Stream>, std::string> decodeBody(
+      std::string_view body) const override;
+
+ private:
+  LokiPushWriter writer_;
+};
 
 }  // namespace nodewarden

@@ -1,4 +1,5 @@
-// Loki push body: LogBatch streams <-> PushRequest protobuf (+ snappy).
+// Loki push body: LogBatch streams <-> PushRequest protobuf (+ snappy), and the batcher's
+// LokiBatchEncoder made of them.
 //
 // The protobuf is written by hand in the wire format (protobuf encoding spec, "Message
 // Structure"): every message is a length-delimited field of its parent, so a first pass computes
@@ -7,7 +8,7 @@
 // What a reader gets wrong: the decoder skips fields it does not know (of any valid wire type), as
 // generated code does, but every length it reads is checked against the bytes left before it is
 // used; a body from the spool passed its record checksum, so a failure here is a bug, not damage.
-#include "pipeline/loki_push_body.h"
+#include "exporters/loki/loki_push_body.h"
 
 #include <snappy.h>
 
@@ -467,7 +468,7 @@ void LokiPushWriter::body(const LogBatch& batch, std::string& out) {
   compress(whole.size(), out);
 }
 
-void LokiPushWriter::body(std::span<const EncodedLokiStream> streams, std::string& out) {
+void LokiPushWriter::body(std::span<const EncodedLogStream> streams, std::string& out) {
   if (labels_.size() < streams.size()) labels_.resize(streams.size());
   sizes_.resize(streams.size());
   std::size_t heads = 0;
@@ -555,13 +556,28 @@ std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushBody(
 }
 
 std::expected<void, std::string> expandLokiBody(LogBatch& batch) {
-  if (batch.loki_body.empty()) return {};
-  auto streams = decodeLokiPushBody(batch.loki_body);
-  if (!streams) return std::unexpected(streams.error());
-  batch.streams = std::move(*streams);
-  batch.loki_body.clear();
-  batch.loki_body.shrink_to_fit();
-  return {};
+  return expandEncodedBody(batch, LokiBatchEncoder());
+}
+
+std::size_t LokiBatchEncoder::encodeEntry(const LogEntry& entry, std::span<char> room,
+                                          std::string& spill) {
+  const LokiEntryField field(entry);
+  if (field.size() <= room.size()) {
+    field.write(room.data());
+    return field.size();
+  }
+  if (spill.size() < field.size()) spill.resize(field.size());
+  field.write(spill.data());
+  return field.size();
+}
+
+void LokiBatchEncoder::encodeBody(std::span<const EncodedLogStream> streams, std::string& out) {
+  writer_.body(streams, out);
+}
+
+std::expected<std::vector<LogBatch::Stream>, std::string> LokiBatchEncoder::decodeBody(
+    std::string_view body) const {
+  return decodeLokiPushBody(body);
 }
 
 }  // namespace nodewarden

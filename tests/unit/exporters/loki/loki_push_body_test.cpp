@@ -5,7 +5,7 @@
 //
 // What a reader gets wrong: the decoder serves the cold paths (413 splits, another destination
 // after a restart), so a mismatch here is a silent change of what Loki receives after a replay.
-#include "pipeline/loki_push_body.h"
+#include "exporters/loki/loki_push_body.h"
 
 #include <gtest/gtest.h>
 #include <snappy.h>
@@ -100,7 +100,7 @@ TEST(LokiPushBody, EncodedStreamsInPiecesGiveThePushRequestOfTheWholeBatch) {
                                 std::size_t{65536}, std::size_t{70001}}) {
     SCOPED_TRACE(cut);
     std::vector<std::vector<std::string_view>> pieces(encoded.size());
-    std::vector<EncodedLokiStream> streams;
+    std::vector<EncodedLogStream> streams;
     for (std::size_t i = 0; i < encoded.size(); ++i) {
       std::string_view rest = encoded[i];
       if (i == 0) pieces[i].emplace_back();  // an empty piece
@@ -134,14 +134,14 @@ TEST(LokiPushBody, EncodedStreamsInPiecesGiveThePushRequestOfTheWholeBatch) {
   std::string one_encoded;
   appendLokiEntryField(one_encoded, one.streams[0].entries[0]);
   const std::vector<std::string_view> one_pieces{one_encoded};
-  const EncodedLokiStream one_stream{&one.streams[0].labels, one_pieces};
+  const EncodedLogStream one_stream{&one.streams[0].labels, one_pieces};
   std::string body;
   writer.body(std::span(&one_stream, 1), body);
   auto decoded = decodeLokiPushBody(body);
   ASSERT_TRUE(decoded.has_value()) << decoded.error();
   EXPECT_EQ(*decoded, one.streams);
   // No stream at all: an empty PushRequest.
-  writer.body(std::span<const EncodedLokiStream>(), body);
+  writer.body(std::span<const EncodedLogStream>(), body);
   decoded = decodeLokiPushBody(body);
   ASSERT_TRUE(decoded.has_value()) << decoded.error();
   EXPECT_TRUE(decoded->empty());

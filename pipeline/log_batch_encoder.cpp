@@ -1,0 +1,19 @@
+// expandEncodedBody: a batch's body back into its streams, with the encoder that can read it.
+#include "pipeline/log_batch_encoder.h"
+
+#include <utility>
+
+namespace nodewarden {
+
+std::expected<void, std::string> expandEncodedBody(LogBatch& batch,
+                                                   const LogBatchEncoder& decoder) {
+  if (batch.loki_body.empty()) return {};
+  auto streams = decoder.decodeBody(batch.loki_body);
+  if (!streams) return std::unexpected(streams.error());
+  batch.streams = std::move(*streams);
+  batch.loki_body.clear();
+  batch.loki_body.shrink_to_fit();
+  return {};
+}
+
+}  // namespace nodewarden

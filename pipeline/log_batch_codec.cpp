@@ -8,7 +8,7 @@
 //                journal_cursor }
 //   bytes, lines
 // Counts and integers are LEB128 varints; strings are a varint length then the bytes.
-// Version 2, for a batch that carries its encoded body (LogBatch::loki_body, a Loki push body
+// Version 2, for a batch that carries its encoded body (LogBatch::encoded_body, a Loki push body
 // today: exporters/loki) instead of streams:
 //   checkpoints (as in version 1), bytes, lines, then the push body (the rest of the payload).
 //
@@ -242,9 +242,9 @@ std::string encodeLogBatchHead(const LogBatch& batch) {
 
 std::string encodeLogBatch(const LogBatch& batch) {
   std::string out;
-  if (!batch.loki_body.empty()) {
+  if (!batch.encoded_body.empty()) {
     out = encodeLogBatchHead(batch);
-    out.append(batch.loki_body);
+    out.append(batch.encoded_body);
     return out;
   }
   std::size_t estimate = 16;
@@ -314,10 +314,10 @@ std::expected<LogBatch, std::string> decodeLogBatch(std::string_view bytes,
   }
   if (version == kCodecVersionLokiBody) {
     if (in.left() == 0) return std::unexpected("malformed log batch: no push body");
-    batch.loki_body = std::move(body_buffer);
+    batch.encoded_body = std::move(body_buffer);
     // With room for a somewhat bigger body next time (see LokiPushWriter::compress).
-    if (batch.loki_body.capacity() < in.left()) batch.loki_body.reserve(in.left() + in.left() / 4);
-    batch.loki_body.assign(in.rest());
+    if (batch.encoded_body.capacity() < in.left()) batch.encoded_body.reserve(in.left() + in.left() / 4);
+    batch.encoded_body.assign(in.rest());
   } else if (in.left() != 0) {
     return std::unexpected("malformed log batch: " + std::to_string(in.left()) + " trailing bytes");
   }

@@ -7,12 +7,12 @@ namespace nodewarden {
 
 std::expected<void, std::string> expandEncodedBody(LogBatch& batch,
                                                    const LogBatchEncoder& decoder) {
-  if (batch.loki_body.empty()) return {};
-  auto streams = decoder.decodeBody(batch.loki_body);
+  if (batch.encoded_body.empty()) return {};
+  auto streams = decoder.decodeBody(batch.encoded_body);
   if (!streams) return std::unexpected(streams.error());
   batch.streams = std::move(*streams);
-  batch.loki_body.clear();
-  batch.loki_body.shrink_to_fit();
+  batch.encoded_body.clear();
+  batch.encoded_body.shrink_to_fit();
   return {};
 }
 

@@ -1,7 +1,7 @@
 // LogBatchEncoder: a log destination's own encoding of a batch, applied once by the batcher. A
 // destination whose request body can be built entry by entry as lines come (Loki's protobuf push
 // body, exporters/loki/loki_push_body.h) provides one (LogExporter::batchEncoder()); the batcher
-// then encodes every entry as it accepts it, closes the batch as one body (LogBatch::loki_body),
+// then encodes every entry as it accepts it, closes the batch as one body (LogBatch::encoded_body),
 // the spool stores those bytes as they are and the exporter sends them as they are. Without an
 // encoder the batch keeps its entries in `streams` and the exporter encodes at send time.
 //
@@ -46,7 +46,7 @@ class LogBatchEncoder {
       std::string_view body) const = 0;
 };
 
-// Moves batch.loki_body back into batch.streams with decoder (nothing happens without a body).
+// Moves batch.encoded_body back into batch.streams with decoder (nothing happens without a body).
 std::expected<void, std::string> expandEncodedBody(LogBatch& batch, const LogBatchEncoder& decoder);
 
 }  // namespace nodewarden

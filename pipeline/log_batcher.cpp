@@ -273,15 +273,15 @@ bool LogBatcher::appendToSpool() {
     encoded.bytes = batch_.bytes;
     encoded.lines = batch_.lines;
     // A buffer of an earlier body: the one the spool did not keep, or one it has let go of.
-    encoded.loki_body = spare_body_.capacity() > std::string().capacity() ? std::move(spare_body_)
+    encoded.encoded_body = spare_body_.capacity() > std::string().capacity() ? std::move(spare_body_)
                                                                           : spool_.takeSpareBody();
     spare_body_ = std::string();
-    options_.encoder->encodeBody(encoded_streams_, encoded.loki_body);
+    options_.encoder->encodeBody(encoded_streams_, encoded.encoded_body);
     seq = spool_.append(std::move(encoded));
     // The spool moves a batch it keeps in memory and leaves one it does not (or could not take)
     // as it was: then the body's buffer serves the next batch.
-    if (encoded.loki_body.capacity() > spare_body_.capacity()) {
-      spare_body_ = std::move(encoded.loki_body);
+    if (encoded.encoded_body.capacity() > spare_body_.capacity()) {
+      spare_body_ = std::move(encoded.encoded_body);
     }
   } else {
     seq = spool_.append(std::move(batch_));

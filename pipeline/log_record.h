@@ -67,7 +67,7 @@ struct LogBatch {
   // is empty: the batcher encodes a batch once when the destination provides an encoder (Loki's
   // protobuf API: a push body, exporters/loki/loki_push_body.h), and the spool and the exporter
   // pass these bytes on as they are. Opaque here; only the encoder's decodeBody() reads them.
-  std::string loki_body;
+  std::string encoded_body;
   bool operator==(const LogBatch&) const = default;
 };
 

@@ -16,9 +16,9 @@ std::expected<std::pair<LogBatch, LogBatch>, std::string> split(const LogBatch& 
                                                                 const LogBatchEncoder* decoder) {
   LogBatch expanded;
   const LogBatch* source = &encoded;
-  if (!encoded.loki_body.empty()) {
+  if (!encoded.encoded_body.empty()) {
     if (decoder == nullptr) return std::unexpected("no decoder for its body");
-    expanded.loki_body = encoded.loki_body;
+    expanded.encoded_body = encoded.encoded_body;
     if (auto ok = expandEncodedBody(expanded, *decoder); !ok) return std::unexpected(ok.error());
     expanded.lines = encoded.lines;
     source = &expanded;

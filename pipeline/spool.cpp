@@ -116,14 +116,14 @@ struct SpoolCodec<LogBatch> {
   static std::string encode(const LogBatch& b) { return encodeLogBatch(b); }
   // A stored record's payload is head + body; the body is written from the batch itself.
   static std::string storedHead(const LogBatch& b) { return encodeLogBatchHead(b); }
-  static std::string_view storedBody(const LogBatch& b) { return b.loki_body; }
+  static std::string_view storedBody(const LogBatch& b) { return b.encoded_body; }
   // spare: a recycled buffer for a stored body (see takeSpareBody).
   static std::expected<LogBatch, std::string> decode(std::string_view p, std::string spare) {
     return decodeLogBatch(p, std::move(spare));
   }
-  static std::string takeBody(LogBatch& b) { return std::move(b.loki_body); }
+  static std::string takeBody(LogBatch& b) { return std::move(b.encoded_body); }
   // A Loki push body is snappy-compressed already: stored as it is.
-  static bool stored(const LogBatch& b) { return !b.loki_body.empty(); }
+  static bool stored(const LogBatch& b) { return !b.encoded_body.empty(); }
   // A push body's entries are not counted one by one: the batch's own count stands for them.
   static std::uint64_t units(const LogBatch& b) {
     std::uint64_t lines = stored(b) ? b.lines : 0;

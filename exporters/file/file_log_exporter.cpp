@@ -23,15 +23,15 @@ SendResult FileLogExporter::send(const LogBatch& batch) {
   }
   // A batch spooled for Loki (before a restart with another destination) carries a push body.
   LogBatch expanded;
-  if (!batch.loki_body.empty()) {
+  if (!batch.encoded_body.empty()) {
     if (!body_decoder_) return {SendStatus::kDrop, 0, "undecodable push body: no decoder", {}};
-    expanded.loki_body = batch.loki_body;
+    expanded.encoded_body = batch.encoded_body;
     if (auto ok = expandEncodedBody(expanded, *body_decoder_); !ok) {
       return {SendStatus::kDrop, 0, "undecodable push body: " + ok.error(), {}};
     }
   }
   std::string text;
-  for (const auto& stream : batch.loki_body.empty() ? batch.streams : expanded.streams) {
+  for (const auto& stream : batch.encoded_body.empty() ? batch.streams : expanded.streams) {
     nlohmann::json labels = nlohmann::json::object();
     for (const auto& [k, v] : stream.labels) labels[k] = v;
     for (const auto& e : stream.entries) {

@@ -63,17 +63,17 @@ std::expected<LokiPushBody, std::string> LokiPushEncoder::encode(const LogBatch&
   LokiPushBody body;
   if (encoding_ == LokiEncoding::kProtobuf) {
     body.content_type = "application/x-protobuf";
-    if (!batch.loki_body.empty()) {
-      body.bytes = batch.loki_body;
+    if (!batch.encoded_body.empty()) {
+      body.bytes = batch.encoded_body;
       return body;
     }
     writer_.body(batch, compressed_);
     body.bytes = compressed_;
     return body;
   }
-  if (!batch.loki_body.empty()) {
+  if (!batch.encoded_body.empty()) {
     LogBatch expanded;
-    expanded.loki_body = batch.loki_body;
+    expanded.encoded_body = batch.encoded_body;
     if (auto ok = expandLokiBody(expanded); !ok) return std::unexpected(ok.error());
     scratch_ = jsonText(expanded);
   } else {

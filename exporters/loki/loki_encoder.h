@@ -10,7 +10,7 @@
 // directly in the wire format by exporters/loki/loki_push_body (the same bytes the generated
 // SerializeToString writes; the tests check it against the generated classes), usually once, by
 // the batcher through the exporter's LokiBatchEncoder: a batch that carries its push body
-// (LogBatch::loki_body) is sent as it is.
+// (LogBatch::encoded_body) is sent as it is.
 #pragma once
 
 #include <cstdint>

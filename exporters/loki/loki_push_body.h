@@ -3,7 +3,7 @@
 // exact body of POST /loki/api/v1/push with Content-Type application/x-protobuf. When the
 // destination is Loki's protobuf API, the Loki exporter hands the batcher a LokiBatchEncoder
 // (pipeline/log_batch_encoder.h): each batch is encoded into this body once, as its lines come;
-// the spool stores those bytes as they are (LogBatch::loki_body) and the exporter sends them as
+// the spool stores those bytes as they are (LogBatch::encoded_body) and the exporter sends them as
 // they are, so no stage after the batcher decodes, copies or compresses the entries again.
 //
 // What a reader gets wrong: the body is the batch's only copy of its entries (`streams` is empty
@@ -87,7 +87,7 @@ std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushRequest(
     std::string_view protobuf);
 std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushBody(std::string_view body);
 
-// Moves batch.loki_body back into batch.streams (nothing happens without a body).
+// Moves batch.encoded_body back into batch.streams (nothing happens without a body).
 std::expected<void, std::string> expandLokiBody(LogBatch& batch);
 
 // The batcher's hook for Loki's protobuf API (LokiExporter::batchEncoder): entries as

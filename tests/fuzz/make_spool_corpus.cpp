@@ -47,7 +47,7 @@ LogBatch makeBatch(int id, int lines, bool body) {
   cp.offset = 99;
   batch.checkpoints.push_back(std::move(cp));
   if (body) {
-    LokiPushWriter().body(batch, batch.loki_body);
+    LokiPushWriter().body(batch, batch.encoded_body);
     batch.streams.clear();
   }
   return batch;

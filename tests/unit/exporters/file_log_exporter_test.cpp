@@ -46,7 +46,7 @@ TEST(FileLogExporter, ASpooledLokiBodyIsWrittenAsTheSameLinesAsItsEntries) {
 
   ASSERT_EQ(plain.send(twoLines()).status, SendStatus::kOk);
   LogBatch spooled = twoLines();
-  LokiPushWriter().body(spooled, spooled.loki_body);
+  LokiPushWriter().body(spooled, spooled.encoded_body);
   spooled.streams.clear();
   ASSERT_EQ(from_body.send(spooled).status, SendStatus::kOk);
 
@@ -60,7 +60,7 @@ TEST(FileLogExporter, ABodyWithoutADecoderIsDroppedAndNothingIsWritten) {
   const auto file = dir.path() / "out.jsonl";
   FileLogExporter exporter(file, 1 << 20);
   LogBatch spooled = twoLines();
-  LokiPushWriter().body(spooled, spooled.loki_body);
+  LokiPushWriter().body(spooled, spooled.encoded_body);
   spooled.streams.clear();
   const SendResult r = exporter.send(spooled);
   EXPECT_EQ(r.status, SendStatus::kDrop);
@@ -73,7 +73,7 @@ TEST(FileLogExporter, AGarbledBodyIsDroppedWithTheDecodersReason) {
   FileLogExporter exporter(dir.path() / "out.jsonl", 1 << 20, std::make_shared<LokiBatchEncoder>());
   LogBatch spooled;
   spooled.lines = 1;
-  spooled.loki_body = "not snappy at all";
+  spooled.encoded_body = "not snappy at all";
   const SendResult r = exporter.send(spooled);
   EXPECT_EQ(r.status, SendStatus::kDrop);
   EXPECT_NE(r.message.find("snappy"), std::string::npos) << r.message;

@@ -55,15 +55,15 @@ TEST(LogBatchCodec, RoundTripsEveryField) {
 TEST(LogBatchCodec, RoundTripsABatchThatCarriesItsPushBody) {
   LogBatch batch = richBatch();
   batch.streams.clear();
-  batch.loki_body = std::string("\xff\0 opaque push body", 20);
+  batch.encoded_body = std::string("\xff\0 opaque push body", 20);
   const std::string bytes = encodeLogBatch(batch);
   EXPECT_EQ(bytes[0], '\x02');
-  EXPECT_EQ(bytes.substr(bytes.size() - batch.loki_body.size()), batch.loki_body);  // as it is
+  EXPECT_EQ(bytes.substr(bytes.size() - batch.encoded_body.size()), batch.encoded_body);  // as it is
   auto decoded = decodeLogBatch(bytes);
   ASSERT_TRUE(decoded.has_value()) << decoded.error();
   EXPECT_EQ(*decoded, batch);
   // Without the body it is malformed; every shorter cut of the fields before it too.
-  const std::size_t fields = bytes.size() - batch.loki_body.size();
+  const std::size_t fields = bytes.size() - batch.encoded_body.size();
   for (std::size_t n = 0; n <= fields; ++n) {
     EXPECT_FALSE(decodeLogBatch(std::string_view(bytes).substr(0, n)).has_value()) << n;
   }

@@ -119,7 +119,7 @@ TEST_F(LogBatcherTest, ClosedBatchIsThePushBodyOfItsEntriesAndTheLatestPositionO
   EXPECT_EQ(batch->checkpoints, latest);
   EXPECT_EQ(batch->lines, 5U);
   EXPECT_EQ(batch->bytes, 5U + 11 + 6 + 11 + 5);
-  auto streams = decodeLokiPushBody(batch->loki_body);
+  auto streams = decodeLokiPushBody(batch->encoded_body);
   ASSERT_TRUE(streams.has_value()) << streams.error();
   ASSERT_EQ(streams->size(), 2U);
   EXPECT_EQ((*streams)[0].labels, app);
@@ -382,7 +382,7 @@ TEST_F(LogBatcherTest, EveryBodyIsItsOwnBatchWhenBuffersAreReused) {
       // Sent at once when b is even; else left queued for one more batch.
       if (b % 2 == 1) continue;
       while (auto batch = spool_->front()) {
-        auto streams = decodeLokiPushBody(batch->loki_body);
+        auto streams = decodeLokiPushBody(batch->encoded_body);
         ASSERT_TRUE(streams.has_value()) << streams.error();
         ASSERT_EQ(streams->size(), 1U);
         const auto& got = (*streams)[0].entries;
@@ -392,7 +392,7 @@ TEST_F(LogBatcherTest, EveryBodyIsItsOwnBatchWhenBuffersAreReused) {
         const std::size_t index = std::stoul(name.substr(6));
         ASSERT_EQ(index, next);
         ++next;
-        if (sizes[index] < 100 && batch->loki_body.capacity() > 10 * batch->loki_body.size()) {
+        if (sizes[index] < 100 && batch->encoded_body.capacity() > 10 * batch->encoded_body.size()) {
           ++reused;
         }
         EXPECT_EQ(got.size(), static_cast<std::size_t>(sizes[index]));
@@ -441,7 +441,7 @@ TEST_F(LogBatcherTest, StreamNumbersFindTheStreamOfTheirLabels) {
 
   const auto first = spool_->front();
   ASSERT_NE(first, nullptr);
-  auto streams = decodeLokiPushBody(first->loki_body);
+  auto streams = decodeLokiPushBody(first->encoded_body);
   ASSERT_TRUE(streams.has_value()) << streams.error();
   ASSERT_EQ(streams->size(), 3U);
   EXPECT_EQ((*streams)[0].labels, out);
@@ -455,7 +455,7 @@ TEST_F(LogBatcherTest, StreamNumbersFindTheStreamOfTheirLabels) {
   spool_->acknowledge(first->sequence);
   const auto second = spool_->front();
   ASSERT_NE(second, nullptr);
-  streams = decodeLokiPushBody(second->loki_body);
+  streams = decodeLokiPushBody(second->encoded_body);
   ASSERT_TRUE(streams.has_value()) << streams.error();
   ASSERT_EQ(streams->size(), 2U);
   EXPECT_EQ((*streams)[0].labels, other);

@@ -48,7 +48,7 @@ LogBatch fourLines() {
 
 // The batch as the batcher spools it for Loki's protobuf API: its entries only in the body.
 LogBatch withLokiBody(LogBatch batch) {
-  LokiPushWriter().body(batch, batch.loki_body);
+  LokiPushWriter().body(batch, batch.encoded_body);
   batch.streams.clear();
   return batch;
 }
@@ -113,7 +113,7 @@ TEST_F(LogShipperTest, TheFileExportersErrorsAreCountedAsTheFileExporters) {
   FileLogExporter file(dir_.path() / "logs" / "out.jsonl", 1 << 20);
   LogBatch garbled = fourLines();
   garbled.streams.clear();
-  garbled.loki_body = "not a push body";
+  garbled.encoded_body = "not a push body";
   shipOne(garbled, file);
   EXPECT_EQ(errors_.count("file", "rejected"), 1);
   EXPECT_EQ(errors_.count("loki", "rejected"), 0);

@@ -78,7 +78,7 @@ struct LogSpoolKind {
     }
     batch.lines = units;
     batch.streams.push_back(std::move(s));
-    LokiPushWriter().body(batch, batch.loki_body);
+    LokiPushWriter().body(batch, batch.encoded_body);
     batch.streams.clear();
     return batch;
   }

@@ -68,7 +68,7 @@ LogBatch makeBatch(int id, int lines = 3) {
 
 // The batch as the batcher spools it for Loki's protobuf API: entries only as the push body.
 LogBatch withBody(LogBatch batch) {
-  LokiPushWriter().body(batch, batch.loki_body);
+  LokiPushWriter().body(batch, batch.encoded_body);
   batch.streams.clear();
   return batch;
 }
@@ -740,7 +740,7 @@ TEST_F(SpoolTest, PushBodiesAreStoredAsTheyAreAndReplayedIdentically) {
     for (auto batch : batches) ASSERT_TRUE(spool->append(std::move(batch)).has_value());
     const std::string segment = readFile(segmentFiles(o.dir).at(0));
     EXPECT_EQ(segment[4], '\x06');  // record version 6: stored, XXH3, units before it
-    EXPECT_NE(segment.find(batches[0].loki_body), std::string::npos);
+    EXPECT_NE(segment.find(batches[0].encoded_body), std::string::npos);
     cached = drain(*spool);
   }
   ASSERT_EQ(cached.size(), batches.size());
@@ -1144,9 +1144,9 @@ TEST_F(SpoolTest, MovedBatchIsUntouchedWhenAppendFails) {
 LogBatch bodyBatch(int id, std::size_t kib) {
   LogBatch batch = makeBatch(id);
   batch.streams.clear();
-  batch.loki_body.resize(kib * 1024);
+  batch.encoded_body.resize(kib * 1024);
   std::mt19937 rng(static_cast<unsigned>(id));
-  for (char& c : batch.loki_body) c = static_cast<char>(rng());
+  for (char& c : batch.encoded_body) c = static_cast<char>(rng());
   return batch;
 }
 
@@ -1161,7 +1161,7 @@ TEST_F(SpoolTest, SpareBodyComesFromABatchNobodyHoldsAnyMore) {
   spool->acknowledge(sent->sequence);
   // The sender still holds the batch: its body must not be taken from under it.
   EXPECT_LT(spool->takeSpareBody().capacity(), 1024U);
-  EXPECT_EQ(sent->loki_body, bodyBatch(1, 300).loki_body);
+  EXPECT_EQ(sent->encoded_body, bodyBatch(1, 300).encoded_body);
   sent.reset();
 
   std::string spare = spool->takeSpareBody();
@@ -1172,7 +1172,7 @@ TEST_F(SpoolTest, SpareBodyComesFromABatchNobodyHoldsAnyMore) {
   // The batch still queued is untouched.
   auto next = spool->front();
   ASSERT_NE(next, nullptr);
-  EXPECT_EQ(next->loki_body, bodyBatch(2, 200).loki_body);
+  EXPECT_EQ(next->encoded_body, bodyBatch(2, 200).encoded_body);
 }
 
 TEST_F(SpoolTest, BodiesReadBackIntoRecycledBuffersAreExact) {
@@ -1191,7 +1191,7 @@ TEST_F(SpoolTest, BodiesReadBackIntoRecycledBuffersAreExact) {
     const LogBatch want = withSequence(bodyBatch(static_cast<int>(i) + 10, sizes[i]), i + 1);
     EXPECT_EQ(*batch, want) << i;
     // A body read into a recycled buffer of the 400 KiB one keeps that capacity.
-    if (i > 0 && batch->loki_body.capacity() >= 400U * 1024U) ++reused;
+    if (i > 0 && batch->encoded_body.capacity() >= 400U * 1024U) ++reused;
     spool->acknowledge(batch->sequence);
   }
   EXPECT_GT(reused, 0U);
@@ -1305,8 +1305,8 @@ TEST_F(SpoolTest, ConcurrentAppendWithRecycledBodies) {
         LogBatch batch = want(i);
         std::string buffer = spool->takeSpareBody();
         if (buffer.capacity() >= 8 * 1024) ++reused;
-        buffer.assign(batch.loki_body);
-        batch.loki_body = std::move(buffer);
+        buffer.assign(batch.encoded_body);
+        batch.encoded_body = std::move(buffer);
         EXPECT_TRUE(spool->append(std::move(batch)).has_value());
       }
     });

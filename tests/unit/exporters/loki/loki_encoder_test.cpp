@@ -219,11 +219,11 @@ TEST(LokiPushEncoder, JsonReplacesInvalidUtf8InsteadOfFailing) {
 
 TEST(LokiPushEncoder, BatchWithItsPushBodyIsSentAsItIs) {
   LogBatch spooled;
-  LokiPushWriter().body(twoStreams(), spooled.loki_body);
+  LokiPushWriter().body(twoStreams(), spooled.encoded_body);
   LokiPushEncoder protobuf(LokiEncoding::kProtobuf);
   const auto body = protobuf.encode(spooled);
   ASSERT_TRUE(body.has_value());
-  EXPECT_EQ(body->bytes.data(), spooled.loki_body.data());  // the batch's bytes, not a copy
+  EXPECT_EQ(body->bytes.data(), spooled.encoded_body.data());  // the batch's bytes, not a copy
   EXPECT_EQ(body->content_type, "application/x-protobuf");
   std::string raw;
   ASSERT_TRUE(snappy::Uncompress(body->bytes.data(), body->bytes.size(), &raw));

@@ -48,10 +48,10 @@ TEST(LokiPushBody, RoundTripsEveryShape) {
 TEST(LokiPushBody, ExpandMovesTheBodyBackIntoStreams) {
   const LogBatch original = variedStreams();
   LogBatch batch;
-  LokiPushWriter().body(original, batch.loki_body);
+  LokiPushWriter().body(original, batch.encoded_body);
   batch.lines = 6;
   ASSERT_TRUE(expandLokiBody(batch).has_value());
-  EXPECT_TRUE(batch.loki_body.empty());
+  EXPECT_TRUE(batch.encoded_body.empty());
   EXPECT_EQ(batch.streams, original.streams);
   EXPECT_EQ(batch.lines, 6U);
   EXPECT_TRUE(expandLokiBody(batch).has_value());  // nothing to do

@@ -1,4 +1,6 @@
-// Config loading: YAML (yaml-cpp) over the embedded defaults, strict about keys, types and units.
+// Config loading: YAML (yaml-cpp) over the embedded defaults, strict about keys, types and units;
+// and the YAML written back (--print-config, `nodewarden config`, deploy/config/nodewarden.yaml),
+// all from one schema table: a row per key with its member, type, range and doc.
 //
 // What a reader gets wrong: yaml-cpp reports problems by throwing and is lenient where we must not
 // be (duplicate keys are kept, quoted "8" converts to an int, a missing value is null). So the file

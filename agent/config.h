@@ -2,7 +2,7 @@
 //
 // Layout: Config is a composition of sections, one per config file section. Where a component's
 // options struct holds exactly what its section configures, the section IS that struct (the
-// detector's DetectorOptions, the placement feed's PlacementOptions) and the agent hands it on,
+// detector's, the placement feed's and the journal reader's options) and the agent hands it on,
 // setting only what is known at run time (the node name, the interval) on top; the other sections
 // are small structs here, named after the file's sections. A default is written once, in a member
 // initializer; the schema table in config.cpp binds each key to its member with its type, range
@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "collectors/journal/journal_reader.h"
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
 
@@ -80,12 +81,10 @@ struct LogsConfig {
   std::chrono::milliseconds batch_wait{1000};
 };
 
-// collectors.journal.*
-struct JournalConfig {
+// collectors.journal.*: the journal reader's own options; the cursor file and the node are the
+// agent's.
+struct JournalConfig : journal::JournalOptions {
   bool enabled = true;
-  std::filesystem::path dir = "/var/log/journal";
-  std::vector<std::string> units = {"kubelet.service", "containerd.service", "crio.service",
-                                    "docker.service"};
 };
 
 // collectors.jobs.*: Job outcomes.

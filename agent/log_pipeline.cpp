@@ -333,9 +333,7 @@ std::expected<void, std::string> LogPipeline::open() {
     i.tailer = std::make_unique<logs::LogTailer>(to, errors);
   }
   if (config.journal.enabled) {
-    journal::JournalOptions jo;
-    jo.dir = config.journal.dir;
-    jo.units = config.journal.units;
+    journal::JournalOptions jo = config.journal;
     jo.cursor_file = checkpoints / "journal.cursor";
     jo.node_name = config.node_name;
     i.journal = std::make_unique<journal::JournalReader>(jo, errors);

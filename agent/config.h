@@ -107,28 +107,26 @@ struct KubernetesConfig {
   std::vector<std::string> pod_labels;  // label keys; names sanitized (pipeline/pod_labels.h)
 };
 
-// loki.*: with no url, logs go to the spool and a rolling local file under paths.state_dir.
-struct LokiConfig {
+// What the two HTTP destinations (loki.*, remote_write.*) share: where, and how to authenticate.
+struct HttpDestinationConfig {
   std::string url;
-  std::string tenant;
-  std::string encoding = "protobuf";  // protobuf (snappy) or json (gzip)
   std::filesystem::path bearer_token_file;
-  std::string username;
+  std::string username;  // basic auth, with password_file
   std::filesystem::path password_file;
   std::filesystem::path ca_file;
   bool insecure_skip_verify = false;
+};
+
+// loki.*: with no url, logs go to the spool and a rolling local file under paths.state_dir.
+struct LokiConfig : HttpDestinationConfig {
+  std::string tenant;
+  std::string encoding = "protobuf";  // protobuf (snappy) or json (gzip)
   std::chrono::milliseconds timeout{10000};
   std::uint64_t local_file_max_bytes = 64ULL << 20;
 };
 
 // remote_write.*: every cycle's series (the same as /metrics). Off with no url.
-struct RemoteWriteConfig {
-  std::string url;
-  std::filesystem::path bearer_token_file;
-  std::string username;
-  std::filesystem::path password_file;
-  std::filesystem::path ca_file;
-  bool insecure_skip_verify = false;
+struct RemoteWriteConfig : HttpDestinationConfig {
   std::chrono::milliseconds timeout{30000};
   std::vector<std::string> headers;  // "Name: value", e.g. "X-Scope-OrgID: team-a"
   int max_samples_per_send = 2000;

@@ -99,7 +99,7 @@ class Agent::Impl {
   explicit Impl(Config config)
       : config_(std::move(config)),
         errors_(self_.registry(), std::chrono::seconds(60)),
-        renderer_(config_.proc_root),
+        renderer_(config_.paths.proc_root),
         timer_(io_),
         signals_(io_) {
     // Caught from here on: a stray SIGHUP or SIGUSR1 during start-up must not end the agent
@@ -183,40 +183,40 @@ class Agent::Impl {
     metadata_ = buildMetadata();
     if (metadata_) {
       source_metrics_ = std::make_unique<MetadataSourceMetrics>(reg);
-      pod_metrics_ = std::make_unique<PodMetadataMetrics>(workload_.registry(), config_.pod_labels);
+      pod_metrics_ = std::make_unique<PodMetadataMetrics>(workload_.registry(), config_.kubernetes.pod_labels);
       pod_stage_ = std::make_unique<PodSeriesStage>(*pod_metrics_, metadata_.get(), workload_);
     }
-    if (config_.cgroup_enabled) {
+    if (config_.cgroup.enabled) {
       CgroupCollectorOptions o;
       o.metadata = metadata_.get();
       // A new pod's cgroups wait for its names rather than being exported anonymous and renamed
       // (each series split in two): at least one kubelet refresh interval and until two kubelet
       // fetches asked for after the cgroup was found are in, at most namingHold().
       if (metadata_) {
-        o.hold_unnamed = namingHold(config_.interval, config_.pods_kubelet_refresh_interval);
+        o.hold_unnamed = namingHold(config_.interval, config_.pods.kubelet_refresh_interval);
       }
       if (kubelet_source_ != nullptr) {
         o.listings_since = [k = kubelet_source_](std::chrono::steady_clock::time_point t) {
           return k->listingsSince(t);
         };
-        o.hold_at_least = config_.pods_kubelet_refresh_interval;
+        o.hold_at_least = config_.pods.kubelet_refresh_interval;
       }
-      o.cgroup_root = config_.cgroup_root;
-      o.proc_root = config_.proc_root;
-      o.log_root = config_.log_root;
-      o.max_depth = config_.cgroup_max_depth;
-      o.run_delay = config_.cgroup_run_delay;
+      o.cgroup_root = config_.paths.cgroup_root;
+      o.proc_root = config_.paths.proc_root;
+      o.log_root = config_.paths.log_root;
+      o.max_depth = config_.cgroup.max_depth;
+      o.run_delay = config_.cgroup.run_delay;
       o.root_search_interval =
-          std::chrono::duration_cast<std::chrono::seconds>(config_.cgroup_root_search_interval);
+          std::chrono::duration_cast<std::chrono::seconds>(config_.cgroup.root_search_interval);
       if (o.root_search_interval.count() < 1) o.root_search_interval = std::chrono::seconds(1);
       auto c = std::make_unique<CgroupCollector>(std::move(o), errors_);
       cgroup_ = c.get();
       addCollector(std::move(c), duration);
     }
-    if (config_.node_enabled) {
-      addCollector(std::make_unique<NodeCollector>(config_.proc_root, errors_), duration);
+    if (config_.node.enabled) {
+      addCollector(std::make_unique<NodeCollector>(config_.paths.proc_root, errors_), duration);
     }
-    if (config_.detector_enabled) {
+    if (config_.detector.enabled) {
       detector_ = std::make_unique<detector::Detector>(detectorOptions(config_));
       DetectorStageGauges gauges;
       gauges.duration = &duration.Add({{"collector", "detector"}});
@@ -248,9 +248,9 @@ class Agent::Impl {
 
   int run() {
     HttpServerOptions http;
-    http.tls_cert_file = config_.tls_cert_file.string();
-    http.tls_key_file = config_.tls_key_file.string();
-    http.tls_client_ca_file = config_.tls_client_ca_file.string();
+    http.tls_cert_file = config_.tls.cert_file.string();
+    http.tls_key_file = config_.tls.key_file.string();
+    http.tls_client_ca_file = config_.tls.client_ca_file.string();
     http.errors = &errors_;
     auto server = HttpServer::start(config_.listen, http);
     if (!server) {
@@ -259,7 +259,7 @@ class Agent::Impl {
     }
     http_ = std::move(*server);
     // Only config errors stop the start here; what needs the state dir starts below, or retries.
-    if (config_.logs_enabled || config_.journal_enabled) {
+    if (config_.logs.enabled || config_.journal.enabled) {
       auto logs = LogPipeline::create(config_, self_, errors_, metadata_.get());
       if (!logs) {
         spdlog::error("cannot start the log pipeline: {}", logs.error());
@@ -268,7 +268,7 @@ class Agent::Impl {
       }
       logs_ = std::move(*logs);
     }
-    if (!config_.remote_write_url.empty()) {
+    if (!config_.remote_write.url.empty()) {
       auto rw = RemoteWritePipeline::create(config_, self_, errors_);
       if (!rw) {
         spdlog::error("cannot start remote write: {}", rw.error());
@@ -278,10 +278,10 @@ class Agent::Impl {
       remote_write_ = std::move(*rw);
       remote_write_stage_ = std::make_unique<RemoteWriteStage>(*publication_, *remote_write_);
     }
-    if (config_.jobs_enabled) {
+    if (config_.jobs.enabled) {
       http_->handle("/jobs", [this](const HttpRequest& r) { return jobsJson(r); });
     }
-    if (detector_ && config_.placement_enabled) {
+    if (detector_ && config_.placement.enabled) {
       auto feed = buildPlacement();
       if (!feed) {
         spdlog::error("cannot start the placement feed: {}", feed.error());
@@ -306,8 +306,8 @@ class Agent::Impl {
     });
     spdlog::info("nodewarden {} listening on {} (port {}{}), collecting every {} ms from {}",
                  NODEWARDEN_VERSION, config_.listen, http_->port(),
-                 config_.tls_cert_file.empty() ? "" : ", TLS", config_.interval.count(),
-                 config_.cgroup_root.string());
+                 config_.tls.cert_file.empty() ? "" : ", TLS", config_.interval.count(),
+                 config_.paths.cgroup_root.string());
 
     waitForSignal();
     // The state dir's users, in this order (Job outcomes submit their events to the log path):
@@ -321,11 +321,11 @@ class Agent::Impl {
           "remote_write", [this] { return remote_write_->open(); },
           [this] { remote_write_->start(); });
     }
-    if (config_.jobs_enabled) {
+    if (config_.jobs.enabled) {
       addStateUser(
           "jobs",
           [this]() -> std::expected<void, std::string> {
-            const auto file = config_.state_dir / "jobs" / "outcomes.jsonl";
+            const auto file = config_.paths.state_dir / "jobs" / "outcomes.jsonl";
             if (auto r = checkStateFile(file); !r) return std::unexpected(r.error());
             return {};
           },
@@ -502,11 +502,11 @@ class Agent::Impl {
     if (detector_ && changed("detector.")) detector_->retune(detectorOptions(plan->result));
     if (placement_ && changed("placement.")) {
       placement_->setThresholds(kube::PlacementThresholds{
-          .on_score = plan->result.placement_on_score,
-          .off_score = plan->result.placement_off_score,
-          .on_hold = plan->result.placement_on_hold,
-          .off_hold = plan->result.placement_off_hold,
-          .min_taint_duration = plan->result.placement_min_taint_duration});
+          .on_score = plan->result.placement.on_score,
+          .off_score = plan->result.placement.off_score,
+          .on_hold = plan->result.placement.on_hold,
+          .off_hold = plan->result.placement.off_hold,
+          .min_taint_duration = plan->result.placement.min_taint_duration});
     }
     // Key by key: other threads read other fields of config_ (JobOutcomes the node name).
     applyLiveConfigKeys(config_, plan->result, applied);
@@ -534,9 +534,9 @@ class Agent::Impl {
   // account's files, KUBERNETES_SERVICE_HOST/_PORT). For the pod watch and the placement feed.
   std::expected<pods::ApiServerPodsOptions, std::string> apiServer() const {
     pods::ApiServerPodsOptions ao;
-    ao.url = config_.apiserver_url;
-    ao.token_file = config_.token_file.string();
-    ao.ca_file = config_.ca_file.string();
+    ao.url = config_.kubernetes.apiserver_url;
+    ao.token_file = config_.kubernetes.token_file.string();
+    ao.ca_file = config_.kubernetes.ca_file.string();
     ao.node_name = config_.node_name;
     auto env = [](const char* name) -> std::optional<std::string> {
       const char* v = std::getenv(name);
@@ -562,7 +562,7 @@ class Agent::Impl {
     // The API server first: its endpoint is also where the kubelet source's Jobs are looked up.
     std::unique_ptr<pods::ApiServerPodWatcher> watcher;
     std::shared_ptr<pods::CronJobLookup> cronjobs;
-    if (config_.pods_apiserver) {
+    if (config_.pods.apiserver) {
       auto resolved = apiServer();
       if (!resolved || resolved->url.empty()) {
         spdlog::info("pod metadata: API server source off ({})",
@@ -589,15 +589,15 @@ class Agent::Impl {
     }
 
     auto chain = std::make_unique<pods::MetadataChain>();
-    if (config_.pods_runtime_state) {
-      std::vector<std::filesystem::path> roots(config_.runtime_state_dirs.begin(),
-                                               config_.runtime_state_dirs.end());
+    if (config_.pods.runtime_state) {
+      std::vector<std::filesystem::path> roots(config_.paths.runtime_state_dirs.begin(),
+                                               config_.paths.runtime_state_dirs.end());
       auto runtime = std::make_unique<pods::RuntimeStateMetadata>(std::move(roots), errors_);
       runtime_source_ = runtime.get();
       chain->add(std::move(runtime));
     }
-    if (config_.pods_kubelet) {
-      std::string url = config_.kubelet_url;
+    if (config_.pods.kubelet) {
+      std::string url = config_.kubernetes.kubelet_url;
       if (const char* ip = std::getenv("NODE_IP"); url.empty() && ip != nullptr && *ip != '\0') {
         const std::string host(ip);
         url =
@@ -608,12 +608,12 @@ class Agent::Impl {
       } else {
         pods::KubeletPodsOptions ko;
         ko.url = url;
-        ko.token_file = in_cluster_file(config_.token_file, "token");
-        ko.ca_file = config_.ca_file.string();
-        ko.insecure_skip_verify = config_.kubelet_insecure_skip_verify;
+        ko.token_file = in_cluster_file(config_.kubernetes.token_file, "token");
+        ko.ca_file = config_.kubernetes.ca_file.string();
+        ko.insecure_skip_verify = config_.kubernetes.kubelet_insecure_skip_verify;
         if (auto client = pods::KubeletPodsClient::create(ko)) {
           pods::KubeletPodsMetadataOptions mo;
-          mo.refresh_interval = config_.pods_kubelet_refresh_interval;
+          mo.refresh_interval = config_.pods.kubelet_refresh_interval;
           mo.cronjobs = cronjobs;
           auto kubelet =
               std::make_unique<pods::KubeletPodsMetadata>(std::move(*client), errors_, mo);
@@ -750,7 +750,7 @@ class Agent::Impl {
     // within a poll of the fetch that brought it, not at the next collection cycle.
     if (kubelet_source_ != nullptr) kubelet_source_->refresh();
     jobs_->poll();
-    jobs_timer_.expires_after(config_.jobs_poll_interval);
+    jobs_timer_.expires_after(config_.jobs.poll_interval);
     jobs_timer_.async_wait([this](const asio::error_code& ec) {
       if (!ec) jobTick();
     });
@@ -773,52 +773,18 @@ class Agent::Impl {
   }
 
   static detector::DetectorOptions detectorOptions(const Config& c) {
-    detector::DetectorOptions o;
+    detector::DetectorOptions o = c.detector;
     o.node = c.node_name;
     o.interval = c.interval;
-    o.windows = {c.detector_short_window, c.detector_mid_window, c.detector_long_window};
-    o.max_containers = c.detector_max_containers;
-    for (std::size_t i = 0; i < detector::kWindows; ++i) {
-      static constexpr const char* kNames[] = {"short", "mid", "long"};
-      o.metrics_windows[i] = std::ranges::find(c.detector_metrics_windows, kNames[i]) !=
-                             c.detector_metrics_windows.end();
-    }
-    o.half_life = c.detector_half_life;
-    o.memory_peak_interval = c.detector_memory_peak_interval;
-    o.cpu_percentile = c.detector_cpu_percentile;
-    o.memory_percentile = c.detector_memory_percentile;
-    o.margin = c.detector_margin;
-    o.baseline_half_life = c.detector_baseline_half_life;
-    o.victim_z = c.detector_victim_z;
-    o.victim_min_stall = c.detector_victim_min_stall;
-    o.memory_victim_min_stall = c.detector_memory_victim_min_stall;
-    o.self_throttle_ratio = c.detector_self_throttle_ratio;
-    o.victim_k = c.detector_victim_k;
-    o.victim_n = c.detector_victim_n;
-    o.onset_min_stall = {c.detector_onset_min_stall_cpu, c.detector_onset_min_stall_memory,
-                         c.detector_onset_min_stall_io};
-    o.correlation_window = c.detector_correlation_window;
-    o.episode_lead = c.detector_episode_lead;
-    o.antagonist_threshold = c.detector_antagonist_threshold;
     return o;
   }
 
   // The API server as the pod sources find it (in-cluster defaults unless configured); dry run
   // needs none.
   std::expected<std::unique_ptr<kube::PlacementFeed>, std::string> buildPlacement() {
-    kube::PlacementOptions o;
+    // The placement section is the feed's options; the node and the API server are the agent's.
+    kube::PlacementOptions o = config_.placement;
     o.node_name = config_.node_name;
-    o.dry_run = config_.placement_dry_run;
-    o.condition_type = config_.placement_condition_type;
-    o.annotation_key = config_.placement_annotation_key;
-    o.taint_key = config_.placement_taint_key;
-    o.on_score = config_.placement_on_score;
-    o.off_score = config_.placement_off_score;
-    o.on_hold = config_.placement_on_hold;
-    o.off_hold = config_.placement_off_hold;
-    o.min_taint_duration = config_.placement_min_taint_duration;
-    o.max_backoff = config_.placement_max_backoff;
-    o.timeout = config_.placement_timeout;
     if (!o.dry_run) {
       auto resolved = apiServer();
       if (!resolved) return std::unexpected("placement: " + resolved.error());
@@ -834,7 +800,7 @@ class Agent::Impl {
     auto feed = kube::PlacementFeed::create(std::move(o), errors_, self_.registry());
     if (feed) {
       spdlog::info("placement feed on for node {}{}", config_.node_name,
-                   config_.placement_dry_run ? " (dry run: patches are logged, not sent)" : "");
+                   config_.placement.dry_run ? " (dry run: patches are logged, not sent)" : "");
     }
     return feed;
   }

@@ -1,4 +1,6 @@
-// Config loading: YAML (yaml-cpp) over the embedded defaults, strict about keys, types and units.
+// Config loading: YAML (yaml-cpp) over the embedded defaults, strict about keys, types and units;
+// and the YAML written back (--print-config, `nodewarden config`, deploy/config/nodewarden.yaml),
+// all from one schema table: a row per key with its member, type, range and doc.
 //
 // What a reader gets wrong: yaml-cpp reports problems by throwing and is lenient where we must not
 // be (duplicate keys are kept, quoted "8" converts to an int, a missing value is null). So the file
@@ -14,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -34,187 +37,383 @@ namespace {
 
 using Duration = std::chrono::milliseconds;
 
-constexpr Duration kMinInterval = std::chrono::seconds(1);
-constexpr Duration kMaxInterval = std::chrono::hours(1);
-constexpr Duration kMinRootSearchInterval = std::chrono::seconds(1);
-constexpr int kMinMaxDepth = 1;
-constexpr int kMaxMaxDepth = 32;
 constexpr std::size_t kMaxConfigBytes = 1
                                         << 20;  // a config is a few hundred bytes; refuse /dev/zero
 constexpr std::size_t kMaxSuggestionDistance = 2;
 
 // --- Schema
-// ---------------------------------------------------------------------------------------
+// --------------------------------------------------------------------------------------- One row
+// per key: where it lives in Config, its type (the alternative of Target), one line of doc and,
+// where it has one, its range. The default is never written here: it is read from a
+// default-constructed Config.
 
 struct Field;
 using Section = std::span<const Field>;
+constexpr std::string_view kWindowNames[detector::kWindows] = {"short", "mid", "long"};
+template <class T>
+using Member = T& (*)(Config&);
 struct ByteSize {
-  std::uint64_t Config::*member;
+  Member<std::uint64_t> get;
 };
-using Target = std::variant<std::string Config::*, std::filesystem::path Config::*,
-                            Duration Config::*, bool Config::*, int Config::*, double Config::*,
-                            ByteSize, std::vector<std::string> Config::*, Section>;
+// detector.metrics_windows: a list of window names in the file, a flag per window in the options.
+struct WindowSet {
+  Member<std::array<bool, detector::kWindows>> get;
+};
+using Target = std::variant<Member<std::string>, Member<std::filesystem::path>, Member<Duration>,
+                            Member<bool>, Member<int>, Member<double>, ByteSize,
+                            Member<std::vector<std::string>>, WindowSet, Section>;
+
+// Bounds, inclusive: milliseconds for durations, bytes for sizes.
+struct Range {
+  std::optional<double> min;
+  std::optional<double> max;
+};
 
 struct Field {
   std::string_view key;
   Target target;
+  std::string_view doc;
+  Range range{};
 };
 
+// A member of Config as a function, so one row can reach into a nested options struct or one
+// element of an array. Reads of a const Config go through the same function (see read()).
+#define NODEWARDEN_AT(member) \
+  +[](Config & c) -> auto& {  \
+    return c.member;          \
+  }
+
+constexpr double kMs = 1;
+constexpr double kS = 1000;
+constexpr double kMin = 60 * kS;
+constexpr double kH = 60 * kMin;
+constexpr double kDay = 24 * kH;
+constexpr double kKiB = 1024;
+constexpr double kMiB = 1024 * kKiB;
+constexpr double kGiB = 1024 * kMiB;
+constexpr double kTiB = 1024 * kGiB;
+
+constexpr Field kTlsFields[] = {
+    {"cert_file", NODEWARDEN_AT(tls.cert_file),
+     "PEM certificate (chain); with key_file, or neither"},
+    {"key_file", NODEWARDEN_AT(tls.key_file), "PEM private key of cert_file"},
+    {"client_ca_file", NODEWARDEN_AT(tls.client_ca_file),
+     "PEM CA bundle: clients must present a certificate it signed"},
+};
 constexpr Field kPathsFields[] = {
-    {"cgroup_root", &Config::cgroup_root},
-    {"proc_root", &Config::proc_root},
-    {"log_root", &Config::log_root},
-    {"state_dir", &Config::state_dir},
-    {"runtime_state_dirs", &Config::runtime_state_dirs},
+    {"cgroup_root", NODEWARDEN_AT(paths.cgroup_root), "cgroup v2, v1 or hybrid hierarchy"},
+    {"proc_root", NODEWARDEN_AT(paths.proc_root), "node readings (/proc/stat, /proc/meminfo, ...)"},
+    {"log_root", NODEWARDEN_AT(paths.log_root), "kubelet's container log files"},
+    {"state_dir", NODEWARDEN_AT(paths.state_dir),
+     "checkpoints and the spool; must survive restarts (hostPath)"},
+    {"runtime_state_dirs", NODEWARDEN_AT(paths.runtime_state_dirs),
+     "containerd's and CRI-O's state (per-container config.json with kubelet's annotations)"},
 };
 constexpr Field kCgroupFields[] = {
-    {"enabled", &Config::cgroup_enabled},
-    {"max_depth", &Config::cgroup_max_depth},
-    {"root_search_interval", &Config::cgroup_root_search_interval},
-    {"run_delay", &Config::cgroup_run_delay},
+    {"enabled", NODEWARDEN_AT(cgroup.enabled), "container and pod series from cgroups"},
+    {"max_depth",
+     NODEWARDEN_AT(cgroup.max_depth),
+     "how deep under the cgroup root to look for kubepods",
+     {1, 32}},
+    {"root_search_interval",
+     NODEWARDEN_AT(cgroup.root_search_interval),
+     "how often the hierarchies are searched again for kubepods once it was found",
+     {1 * kS, {}}},
+    {"run_delay", NODEWARDEN_AT(cgroup.run_delay),
+     "threads' run-queue wait from /proc/<tid>/schedstat"},
 };
 constexpr Field kNodeFields[] = {
-    {"enabled", &Config::node_enabled},
-};
-constexpr Field kLogsFields[] = {
-    {"enabled", &Config::logs_enabled},
-    {"max_line_bytes", ByteSize{&Config::logs_max_line_bytes}},
-    {"max_open_files", &Config::logs_max_open_files},
-    {"rescan_interval", &Config::logs_rescan_interval},
-    {"read_compressed", &Config::logs_read_compressed},
-    {"max_streams", &Config::logs_max_streams},
-    {"batch_bytes", ByteSize{&Config::logs_batch_bytes}},
-    {"batch_wait", &Config::logs_batch_wait},
-};
-constexpr Field kJournalFields[] = {
-    {"enabled", &Config::journal_enabled},
-    {"dir", &Config::journal_dir},
-    {"units", &Config::journal_units},
-};
-constexpr Field kJobsFields[] = {
-    {"enabled", &Config::jobs_enabled},         {"poll_interval", &Config::jobs_poll_interval},
-    {"status_wait", &Config::jobs_status_wait}, {"retention", &Config::jobs_retention},
-    {"max_recent", &Config::jobs_max_recent},
+    {"enabled", NODEWARDEN_AT(node.enabled), "node series from /proc"},
 };
 constexpr Field kPodsFields[] = {
-    {"runtime_state", &Config::pods_runtime_state},
-    {"kubelet", &Config::pods_kubelet},
-    {"kubelet_refresh_interval", &Config::pods_kubelet_refresh_interval},
-    {"apiserver", &Config::pods_apiserver},
+    {"runtime_state", NODEWARDEN_AT(pods.runtime_state),
+     "names and images from the runtime's state on the node: needs no API access"},
+    {"kubelet", NODEWARDEN_AT(pods.kubelet),
+     "the kubelet's /pods (RBAC nodes/pods or nodes/proxy), when its URL is known"},
+    {"kubelet_refresh_interval",
+     NODEWARDEN_AT(pods.kubelet_refresh_interval),
+     "at most one GET /pods per interval",
+     {1 * kS, 10 * kMin}},
+    {"apiserver", NODEWARDEN_AT(pods.apiserver),
+     "list+watch of this node's pods (RBAC: list, watch pods; get jobs.batch)"},
 };
-constexpr Field kKubernetesFields[] = {
-    {"kubelet_url", &Config::kubelet_url},
-    {"apiserver_url", &Config::apiserver_url},
-    {"token_file", &Config::token_file},
-    {"ca_file", &Config::ca_file},
-    {"kubelet_insecure_skip_verify", &Config::kubelet_insecure_skip_verify},
-    {"pod_labels", &Config::pod_labels},
+constexpr Field kLogsFields[] = {
+    {"enabled", NODEWARDEN_AT(logs.enabled),
+     "tail the container log files (CRI, Docker json-file)"},
+    {"max_line_bytes",
+     ByteSize{NODEWARDEN_AT(logs.max_line_bytes)},
+     "a longer line is cut here and marked truncated=\"true\"",
+     {1 * kKiB, 64 * kMiB}},
+    {"max_open_files",
+     NODEWARDEN_AT(logs.max_open_files),
+     "files held open at once; more wait their turn (none is dropped)",
+     {4, 1 << 20}},
+    {"rescan_interval",
+     NODEWARDEN_AT(logs.rescan_interval),
+     "a full rescan of the log root catches anything inotify missed",
+     {100 * kMs, {}}},
+    {"read_compressed", NODEWARDEN_AT(logs.read_compressed),
+     "also read rotated .gz files, from where their plain predecessor was left"},
+    {"max_streams",
+     NODEWARDEN_AT(logs.max_streams),
+     "label sets per batch; entries of streams past it are dropped and counted",
+     {1, 1 << 20}},
+    {"batch_bytes",
+     ByteSize{NODEWARDEN_AT(logs.batch_bytes)},
+     "a batch is closed and spooled at this many bytes of lines ...",
+     {1 * kKiB, 64 * kMiB}},
+    {"batch_wait",
+     NODEWARDEN_AT(logs.batch_wait),
+     "... or when its first line is this old",
+     {10 * kMs, 1 * kMin}},
+};
+constexpr Field kJournalFields[] = {
+    {"enabled", NODEWARDEN_AT(journal.enabled),
+     "the node's systemd journal, resumed from a cursor"},
+    {"dir", NODEWARDEN_AT(journal.dir), "or /run/log/journal on nodes with a volatile journal"},
+    {"units", NODEWARDEN_AT(journal.units), "the units whose entries are read"},
+};
+constexpr Field kJobsFields[] = {
+    {"enabled", NODEWARDEN_AT(jobs.enabled),
+     "every Job pod on this node that ends: GET /jobs, series and a log entry"},
+    {"poll_interval",
+     NODEWARDEN_AT(jobs.poll_interval),
+     "Job pods' statuses checked and their cgroups read between cycles",
+     {100 * kMs, 1 * kMin}},
+    {"status_wait",
+     NODEWARDEN_AT(jobs.status_wait),
+     "after a pod's cgroups are gone, how long its final status is awaited",
+     {1 * kS, 1 * kH}},
+    {"retention",
+     NODEWARDEN_AT(jobs.retention),
+     "outcomes kept for /jobs, the per-job series and deduplication",
+     {1 * kMin, 30 * kDay}},
+    {"max_recent", NODEWARDEN_AT(jobs.max_recent), "outcomes kept at most", {1, 100000}},
 };
 constexpr Field kCollectorsFields[] = {
-    {"cgroup", Section(kCgroupFields)},   {"node", Section(kNodeFields)},
-    {"pods", Section(kPodsFields)},       {"logs", Section(kLogsFields)},
-    {"journal", Section(kJournalFields)}, {"jobs", Section(kJobsFields)},
+    {"cgroup", Section(kCgroupFields), "containers and pods from cgroups"},
+    {"node", Section(kNodeFields), "the node itself"},
+    {"pods", Section(kPodsFields), "where pod and container names, images and sandboxes come from"},
+    {"logs", Section(kLogsFields), "container logs under paths.log_root"},
+    {"journal", Section(kJournalFields), "the node's journal (kubelet and the container runtime)"},
+    {"jobs", Section(kJobsFields), "Job outcomes (needs the kubelet or API server source)"},
 };
 constexpr Field kLokiFields[] = {
-    {"url", &Config::loki_url},
-    {"tenant", &Config::loki_tenant},
-    {"encoding", &Config::loki_encoding},
-    {"bearer_token_file", &Config::loki_bearer_token_file},
-    {"username", &Config::loki_username},
-    {"password_file", &Config::loki_password_file},
-    {"ca_file", &Config::loki_ca_file},
-    {"insecure_skip_verify", &Config::loki_insecure_skip_verify},
-    {"timeout", &Config::loki_timeout},
-    {"local_file_max_bytes", ByteSize{&Config::local_log_file_max_bytes}},
+    {"url", NODEWARDEN_AT(loki.url), "push URL, e.g. https://loki.example:3100/loki/api/v1/push"},
+    {"tenant", NODEWARDEN_AT(loki.tenant), "sent as X-Scope-OrgID"},
+    {"encoding", NODEWARDEN_AT(loki.encoding), "protobuf (snappy) or json (gzip)"},
+    {"bearer_token_file", NODEWARDEN_AT(loki.bearer_token_file),
+     "re-read on every push, so a rotated token is picked up"},
+    {"username", NODEWARDEN_AT(loki.username),
+     "basic auth (with password_file); not with a bearer token"},
+    {"password_file", NODEWARDEN_AT(loki.password_file), "the basic auth password"},
+    {"ca_file", NODEWARDEN_AT(loki.ca_file), "PEM bundle for a private CA"},
+    {"insecure_skip_verify", NODEWARDEN_AT(loki.insecure_skip_verify),
+     "do not verify the server's certificate"},
+    {"timeout", NODEWARDEN_AT(loki.timeout), "each push", {100 * kMs, 10 * kMin}},
+    {"local_file_max_bytes",
+     ByteSize{NODEWARDEN_AT(loki.local_file_max_bytes)},
+     "with no url: <state_dir>/logs/nodewarden-logs.jsonl rolls at this size",
+     {1 * kMiB, kTiB}},
 };
 constexpr Field kRemoteWriteFields[] = {
-    {"url", &Config::remote_write_url},
-    {"bearer_token_file", &Config::remote_write_bearer_token_file},
-    {"username", &Config::remote_write_username},
-    {"password_file", &Config::remote_write_password_file},
-    {"ca_file", &Config::remote_write_ca_file},
-    {"insecure_skip_verify", &Config::remote_write_insecure_skip_verify},
-    {"timeout", &Config::remote_write_timeout},
-    {"headers", &Config::remote_write_headers},
-    {"max_samples_per_send", &Config::remote_write_max_samples_per_send},
-    {"spool_max_bytes", ByteSize{&Config::remote_write_spool_max_bytes}},
+    {"url", NODEWARDEN_AT(remote_write.url), "e.g. http://prometheus:9090/api/v1/write"},
+    {"bearer_token_file", NODEWARDEN_AT(remote_write.bearer_token_file),
+     "re-read on every request, so a rotated token is picked up"},
+    {"username", NODEWARDEN_AT(remote_write.username),
+     "basic auth (with password_file); not with a bearer token"},
+    {"password_file", NODEWARDEN_AT(remote_write.password_file), "the basic auth password"},
+    {"ca_file", NODEWARDEN_AT(remote_write.ca_file), "PEM bundle for a private CA"},
+    {"insecure_skip_verify", NODEWARDEN_AT(remote_write.insecure_skip_verify),
+     "do not verify the server's certificate"},
+    {"timeout", NODEWARDEN_AT(remote_write.timeout), "each request", {100 * kMs, 10 * kMin}},
+    {"headers", NODEWARDEN_AT(remote_write.headers),
+     "extra headers, e.g. [\"X-Scope-OrgID: team-a\"]"},
+    {"max_samples_per_send",
+     NODEWARDEN_AT(remote_write.max_samples_per_send),
+     "samples per request, like Prometheus' max_samples_per_send",
+     {1, 1000000}},
+    {"spool_max_bytes",
+     ByteSize{NODEWARDEN_AT(remote_write.spool_max_bytes)},
+     "requests wait in <state_dir>/spool/remote_write; when full the oldest go",
+     {1 * kMiB, kTiB}},
 };
 constexpr Field kSpoolFields[] = {
-    {"max_bytes", ByteSize{&Config::spool_max_bytes}},
-    {"segment_bytes", ByteSize{&Config::spool_segment_bytes}},
+    {"max_bytes",
+     ByteSize{NODEWARDEN_AT(spool.max_bytes)},
+     "when full, reading pauses (the log files are the buffer); at least 4 x batch_bytes",
+     {{}, kTiB}},
+    {"segment_bytes",
+     ByteSize{NODEWARDEN_AT(spool.segment_bytes)},
+     "a file of the spool; at most max_bytes / 4 (lowered to it)",
+     {64 * kKiB, kGiB}},
+};
+constexpr Field kKubernetesFields[] = {
+    {"kubelet_url", NODEWARDEN_AT(kubernetes.kubelet_url),
+     "empty: https://$NODE_IP:10250 (set NODE_IP from status.hostIP)"},
+    {"apiserver_url", NODEWARDEN_AT(kubernetes.apiserver_url),
+     "empty: KUBERNETES_SERVICE_HOST/_PORT"},
+    {"token_file", NODEWARDEN_AT(kubernetes.token_file), "empty: the service account's token"},
+    {"ca_file", NODEWARDEN_AT(kubernetes.ca_file), "empty: the service account's CA"},
+    {"kubelet_insecure_skip_verify", NODEWARDEN_AT(kubernetes.kubelet_insecure_skip_verify),
+     "many kubelets serve a self-signed certificate no CA in the pod can verify"},
+    {"pod_labels", NODEWARDEN_AT(kubernetes.pod_labels),
+     "pod label keys exported on log streams and nodewarden_pod_labels; keep it short"},
 };
 constexpr Field kDetectorWindowFields[] = {
-    {"short", &Config::detector_short_window},
-    {"mid", &Config::detector_mid_window},
-    {"long", &Config::detector_long_window},
+    {"short", NODEWARDEN_AT(detector.windows[0]), "", {1 * kS, 1 * kH}},
+    {"mid",
+     NODEWARDEN_AT(detector.windows[1]),
+     "also the window of the throttle ratio",
+     {1 * kS, 1 * kH}},
+    {"long",
+     NODEWARDEN_AT(detector.windows[2]),
+     "also sizes each container's ring",
+     {1 * kS, 1 * kH}},
 };
 constexpr Field kRecommendationFields[] = {
-    {"half_life", &Config::detector_half_life},
-    {"memory_peak_interval", &Config::detector_memory_peak_interval},
-    {"cpu_percentile", &Config::detector_cpu_percentile},
-    {"memory_percentile", &Config::detector_memory_percentile},
-    {"margin", &Config::detector_margin},
+    {"half_life",
+     NODEWARDEN_AT(detector.half_life),
+     "a sample's weight halves every half-life (VPA's default)",
+     {1 * kMin, 30 * kDay}},
+    {"memory_peak_interval",
+     NODEWARDEN_AT(detector.memory_peak_interval),
+     "memory is sized from the peak of each such interval",
+     {1 * kS, 7 * kDay}},
+    {"cpu_percentile",
+     NODEWARDEN_AT(detector.cpu_percentile),
+     "of per-interval CPU usage",
+     {0.01, 1}},
+    {"memory_percentile",
+     NODEWARDEN_AT(detector.memory_percentile),
+     "of the per-interval working-set peaks",
+     {0.01, 1}},
+    {"margin",
+     NODEWARDEN_AT(detector.margin),
+     "added on top of both (VPA's safety margin)",
+     {0, 10}},
 };
 constexpr Field kOnsetMinStallFields[] = {
-    {"cpu", &Config::detector_onset_min_stall_cpu},
-    {"memory", &Config::detector_onset_min_stall_memory},
-    {"io", &Config::detector_onset_min_stall_io},
+    {"cpu",
+     NODEWARDEN_AT(detector.onset_min_stall[0]),
+     "cpu stall is noisy (a light neighbour leaves 0.11-0.14)",
+     {0, 1}},
+    {"memory",
+     NODEWARDEN_AT(detector.onset_min_stall[1]),
+     "memory stall is 0 at baseline and rises only under reclaim",
+     {0, 1}},
+    {"io", NODEWARDEN_AT(detector.onset_min_stall[2]), "", {0, 1}},
 };
 constexpr Field kNoisyNeighborFields[] = {
-    {"baseline_half_life", &Config::detector_baseline_half_life},
-    {"victim_z", &Config::detector_victim_z},
-    {"victim_min_stall", &Config::detector_victim_min_stall},
-    {"memory_victim_min_stall", &Config::detector_memory_victim_min_stall},
-    {"self_throttle_ratio", &Config::detector_self_throttle_ratio},
-    {"victim_k", &Config::detector_victim_k},
-    {"victim_n", &Config::detector_victim_n},
-    {"onset_min_stall", Section(kOnsetMinStallFields)},
-    {"correlation_window", &Config::detector_correlation_window},
-    {"episode_lead", &Config::detector_episode_lead},
-    {"antagonist_threshold", &Config::detector_antagonist_threshold},
+    {"baseline_half_life",
+     NODEWARDEN_AT(detector.baseline_half_life),
+     "each pod's usual stall; learnt only from quiet intervals",
+     {1 * kS, 1 * kDay}},
+    {"victim_z",
+     NODEWARDEN_AT(detector.victim_z),
+     "standard deviations above the baseline ...",
+     {0, 100}},
+    {"victim_min_stall",
+     NODEWARDEN_AT(detector.victim_min_stall),
+     "... and at least this share of wall time above it (cpu, io)",
+     {0, 1}},
+    {"memory_victim_min_stall",
+     NODEWARDEN_AT(detector.memory_victim_min_stall),
+     "memory's: 0 at baseline, and 0.12 already halves a victim",
+     {0, 1}},
+    {"self_throttle_ratio",
+     NODEWARDEN_AT(detector.self_throttle_ratio),
+     "throttled share of periods from which cpu stall is its own",
+     {0, 1}},
+    {"victim_k", NODEWARDEN_AT(detector.victim_k),
+     "high in k of the last n intervals (and the last one); 1..victim_n"},
+    {"victim_n", NODEWARDEN_AT(detector.victim_n), "", {1, 64}},
+    {"onset_min_stall", Section(kOnsetMinStallFields),
+     "one interval is a verdict on its own at 2 x victim_z and this share of wall time"},
+    {"correlation_window",
+     NODEWARDEN_AT(detector.correlation_window),
+     "antagonists are ranked over this window at most ...",
+     {1 * kS, 1 * kH}},
+    {"episode_lead",
+     NODEWARDEN_AT(detector.episode_lead),
+     "... the victim's episode and this much quiet before it",
+     {1 * kS, 1 * kH}},
+    {"antagonist_threshold",
+     NODEWARDEN_AT(detector.antagonist_threshold),
+     "correlation needed to name an antagonist",
+     {-1, 1}},
 };
 constexpr Field kDetectorFields[] = {
-    {"enabled", &Config::detector_enabled},
-    {"windows", Section(kDetectorWindowFields)},
-    {"metrics_windows", &Config::detector_metrics_windows},
-    {"max_containers", &Config::detector_max_containers},
-    {"recommendation", Section(kRecommendationFields)},
-    {"noisy_neighbor", Section(kNoisyNeighborFields)},
+    {"enabled", NODEWARDEN_AT(detector.enabled),
+     "usage windows, right-sizing and noisy-neighbor verdicts (README \"Detector\")"},
+    {"windows", Section(kDetectorWindowFields),
+     "usage quantiles over these, in order short <= mid <= long (at most 3600 intervals)"},
+    {"metrics_windows", WindowSet{NODEWARDEN_AT(detector.metrics_windows)},
+     "windows whose quantiles are also on /metrics (8 series each per container)"},
+    {"max_containers",
+     NODEWARDEN_AT(detector.max_containers),
+     "pods + containers tracked; the rest is counted, not kept",
+     {1, 100000}},
+    {"recommendation", Section(kRecommendationFields), "right-sizing: decaying histograms"},
+    {"noisy_neighbor", Section(kNoisyNeighborFields), "victims and their antagonists"},
 };
 constexpr Field kPlacementFields[] = {
-    {"enabled", &Config::placement_enabled},
-    {"dry_run", &Config::placement_dry_run},
-    {"condition_type", &Config::placement_condition_type},
-    {"annotation_key", &Config::placement_annotation_key},
-    {"taint_key", &Config::placement_taint_key},
-    {"on_score", &Config::placement_on_score},
-    {"off_score", &Config::placement_off_score},
-    {"on_hold", &Config::placement_on_hold},
-    {"off_hold", &Config::placement_off_hold},
-    {"min_taint_duration", &Config::placement_min_taint_duration},
-    {"max_backoff", &Config::placement_max_backoff},
-    {"timeout", &Config::placement_timeout},
-};
-constexpr Field kTlsFields[] = {
-    {"cert_file", &Config::tls_cert_file},
-    {"key_file", &Config::tls_key_file},
-    {"client_ca_file", &Config::tls_client_ca_file},
+    {"enabled", NODEWARDEN_AT(placement.enabled),
+     "needs detector.enabled and RBAC patch on nodes and nodes/status"},
+    {"dry_run", NODEWARDEN_AT(placement.dry_run), "log the patches instead of sending them"},
+    {"condition_type", NODEWARDEN_AT(placement.condition_type), "the node condition's type"},
+    {"annotation_key", NODEWARDEN_AT(placement.annotation_key),
+     "the annotation with the node's scores"},
+    {"taint_key", NODEWARDEN_AT(placement.taint_key), "the PreferNoSchedule taint's key"},
+    {"on_score",
+     NODEWARDEN_AT(placement.on_score),
+     "node interference score that turns the taint on ...",
+     {0, 1}},
+    {"off_score",
+     NODEWARDEN_AT(placement.off_score),
+     "... and the one it must fall under to come off",
+     {0, 1}},
+    {"on_hold",
+     NODEWARDEN_AT(placement.on_hold),
+     "above on_score this long before tainting",
+     {0, 1 * kDay}},
+    {"off_hold",
+     NODEWARDEN_AT(placement.off_hold),
+     "under off_score this long before untainting",
+     {0, 1 * kDay}},
+    {"min_taint_duration",
+     NODEWARDEN_AT(placement.min_taint_duration),
+     "a taint stays at least this long",
+     {0, 1 * kDay}},
+    {"max_backoff",
+     NODEWARDEN_AT(placement.max_backoff),
+     "retries of failed API calls back off up to this",
+     {100 * kMs, 1 * kH}},
+    {"timeout", NODEWARDEN_AT(placement.timeout), "each request", {100 * kMs, 10 * kMin}},
 };
 constexpr Field kRootFields[] = {
-    {"listen", &Config::listen},
-    {"tls", Section(kTlsFields)},
-    {"node_name", &Config::node_name},
-    {"interval", &Config::interval},
-    {"log_level", &Config::log_level},
-    {"paths", Section(kPathsFields)},
-    {"collectors", Section(kCollectorsFields)},
-    {"loki", Section(kLokiFields)},
-    {"remote_write", Section(kRemoteWriteFields)},
-    {"spool", Section(kSpoolFields)},
-    {"kubernetes", Section(kKubernetesFields)},
-    {"detector", Section(kDetectorFields)},
-    {"placement", Section(kPlacementFields)},
+    {"listen", NODEWARDEN_AT(listen),
+     "host:port of /metrics, /healthz, /readyz, /jobs, /signals (IPv6 as [::1]:9465)"},
+    {"tls", Section(kTlsFields), "TLS on the listener, re-read when the files change"},
+    {"node_name", NODEWARDEN_AT(node_name), "empty: $NODE_NAME, else the host name"},
+    {"interval", NODEWARDEN_AT(interval), "collection period", {1 * kS, 1 * kH}},
+    {"log_level", NODEWARDEN_AT(log_level),
+     "trace, debug, info, warn or error (JSON lines on stderr)"},
+    {"paths", Section(kPathsFields), "where the node is (in the DaemonSet, under /host)"},
+    {"collectors", Section(kCollectorsFields), "what is read"},
+    {"loki", Section(kLokiFields),
+     "where logs go; with no url they stay on the node (the spool, then a local file)"},
+    {"remote_write", Section(kRemoteWriteFields),
+     "Prometheus remote write of every cycle's series; off while url is empty"},
+    {"spool", Section(kSpoolFields), "the durable queue of logs in <state_dir>/spool"},
+    {"kubernetes", Section(kKubernetesFields),
+     "endpoints for the pod metadata sources and the placement feed"},
+    {"detector", Section(kDetectorFields), "signals, right-sizing and noisy neighbors"},
+    {"placement", Section(kPlacementFields),
+     "opt-in: this node's condition, annotation and taint in the API server"},
 };
+
+#undef NODEWARDEN_AT
 
 std::string joinPath(std::string_view parent, std::string_view key) {
   if (parent.empty()) return std::string(key);
@@ -375,35 +574,35 @@ class ConfigParser {
     parseSection(node, line, path, section, config);
   }
 
-  void read(const YAML::Node& node, int line, const std::string& path, std::string Config::*target,
+  void read(const YAML::Node& node, int line, const std::string& path, Member<std::string> target,
             Config& config) {
-    if (auto text = scalarText(node, line, path, "a string")) config.*target = std::move(*text);
+    if (auto text = scalarText(node, line, path, "a string")) target(config) = std::move(*text);
   }
 
   void read(const YAML::Node& node, int line, const std::string& path,
-            std::filesystem::path Config::*target, Config& config) {
-    if (auto text = scalarText(node, line, path, "a path")) config.*target = std::move(*text);
+            Member<std::filesystem::path> target, Config& config) {
+    if (auto text = scalarText(node, line, path, "a path")) target(config) = std::move(*text);
   }
 
-  void read(const YAML::Node& node, int line, const std::string& path, Duration Config::*target,
+  void read(const YAML::Node& node, int line, const std::string& path, Member<Duration> target,
             Config& config) {
     const auto text = scalarText(node, line, path, "a duration such as \"10s\"");
     if (!text) return;
     if (const auto duration = parseDuration(*text)) {
-      config.*target = *duration;
+      target(config) = *duration;
     } else {
       fail(line, path, duration.error());
     }
   }
 
-  void read(const YAML::Node& node, int line, const std::string& path, bool Config::*target,
+  void read(const YAML::Node& node, int line, const std::string& path, Member<bool> target,
             Config& config) {
     bool value = false;
     if (!node.IsScalar() || isQuoted(node) || !YAML::convert<bool>::decode(node, value)) {
       fail(line, path, "expected true or false, found " + describe(node));
       return;
     }
-    config.*target = value;
+    target(config) = value;
   }
 
   void read(const YAML::Node& node, int line, const std::string& path, ByteSize target,
@@ -415,14 +614,14 @@ class ConfigParser {
       return;
     }
     if (const auto size = parseByteSize(*text)) {
-      config.*(target.member) = *size;
+      target.get(config) = *size;
     } else {
       fail(line, path, size.error());
     }
   }
 
   void read(const YAML::Node& node, int line, const std::string& path,
-            std::vector<std::string> Config::*target, Config& config) {
+            Member<std::vector<std::string>> target, Config& config) {
     if (!node.IsSequence()) {
       fail(line, path, "expected a list of strings, found " + describe(node));
       return;
@@ -438,20 +637,47 @@ class ConfigParser {
       lines_[path + "[" + std::to_string(out.size()) + "]"] = lineOf(item);
       out.push_back(item.Scalar());
     }
-    config.*target = std::move(out);
+    target(config) = std::move(out);
   }
 
-  void read(const YAML::Node& node, int line, const std::string& path, int Config::*target,
+  // Window names, each checked here: the options hold a flag per window, not the names.
+  void read(const YAML::Node& node, int line, const std::string& path, WindowSet target,
+            Config& config) {
+    if (!node.IsSequence()) {
+      fail(line, path, "expected a list of strings, found " + describe(node));
+      return;
+    }
+    std::array<bool, detector::kWindows> out{};
+    std::size_t index = 0;
+    for (const auto& item : node) {
+      if (!item.IsScalar()) {
+        fail(lineOf(item), path,
+             "expected a list of strings, found an item that is " + std::string(kindName(item)));
+        return;
+      }
+      const auto window = std::ranges::find(kWindowNames, std::string_view(item.Scalar()));
+      if (window == std::end(kWindowNames)) {
+        fail(lineOf(item), path + "[" + std::to_string(index) + "]",
+             "must be short, mid or long, got " + inQuotes(item.Scalar()));
+        return;
+      }
+      out[static_cast<std::size_t>(window - std::begin(kWindowNames))] = true;
+      ++index;
+    }
+    target.get(config) = out;
+  }
+
+  void read(const YAML::Node& node, int line, const std::string& path, Member<int> target,
             Config& config) {
     int value = 0;
     if (!node.IsScalar() || isQuoted(node) || !YAML::convert<int>::decode(node, value)) {
       fail(line, path, "expected an integer, found " + describe(node));
       return;
     }
-    config.*target = value;
+    target(config) = value;
   }
 
-  void read(const YAML::Node& node, int line, const std::string& path, double Config::*target,
+  void read(const YAML::Node& node, int line, const std::string& path, Member<double> target,
             Config& config) {
     double value = 0;
     if (!node.IsScalar() || isQuoted(node) || !YAML::convert<double>::decode(node, value) ||
@@ -459,7 +685,7 @@ class ConfigParser {
       fail(line, path, "expected a number, found " + describe(node));
       return;
     }
-    config.*target = value;
+    target(config) = value;
   }
 
   std::optional<std::string> scalarText(const YAML::Node& node, int line, const std::string& path,
@@ -576,29 +802,24 @@ std::optional<ConfigError> checkPodLabels(const std::vector<std::string>& keys) 
   return std::nullopt;
 }
 
-// detector.* and placement.*: windows in order, fractions in range, k of n possible, on above off.
 // remote_write.*: a usable URL, one kind of credentials, well-formed extra headers.
 std::optional<ConfigError> checkRemoteWrite(const Config& config) {
   const auto error = [](std::string field, std::string reason) {
     return ConfigError{"", 0, std::move(field), std::move(reason)};
   };
-  const std::string& url = config.remote_write_url;
+  const std::string& url = config.remote_write.url;
   if (!url.empty() && !url.starts_with("http://") && !url.starts_with("https://")) {
     return error("remote_write.url", "must start with http:// or https://, got " + inQuotes(url));
   }
-  if (auto reason = checkDurationRange(config.remote_write_timeout, std::chrono::milliseconds(100),
-                                       std::chrono::minutes(10))) {
-    return error("remote_write.timeout", *reason);
-  }
-  if (!config.remote_write_username.empty() && !config.remote_write_bearer_token_file.empty()) {
+  if (!config.remote_write.username.empty() && !config.remote_write.bearer_token_file.empty()) {
     return error("remote_write.username", "basic auth and a bearer token cannot both be set");
   }
-  if (config.remote_write_username.empty() != config.remote_write_password_file.empty()) {
-    return error(config.remote_write_username.empty() ? "remote_write.username"
+  if (config.remote_write.username.empty() != config.remote_write.password_file.empty()) {
+    return error(config.remote_write.username.empty() ? "remote_write.username"
                                                       : "remote_write.password_file",
                  "username and password_file go together");
   }
-  for (const auto& header : config.remote_write_headers) {
+  for (const auto& header : config.remote_write.headers) {
     const auto colon = header.find(':');
     const bool bad_name =
         colon == 0 || colon == std::string::npos || header.find_first_of(" \t") < colon;
@@ -610,113 +831,108 @@ std::optional<ConfigError> checkRemoteWrite(const Config& config) {
   return std::nullopt;
 }
 
+std::string formatNumber(double v) {
+  std::string s = std::to_string(v);
+  while (s.size() > 1 && s.back() == '0') s.pop_back();
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
+// Every row's range, in the schema's order.
+std::optional<ConfigError> checkRanges(Section section, const std::string& parent,
+                                       const Config& config) {
+  for (const Field& field : section) {
+    const std::string path = joinPath(parent, field.key);
+    const Range& range = field.range;
+    const auto between = [&](auto value, auto lo, auto hi,
+                             auto text) -> std::optional<ConfigError> {
+      if (value >= lo && value <= hi) return std::nullopt;
+      return ConfigError{
+          "", 0, path, "must be between " + text(lo) + " and " + text(hi) + ", got " + text(value)};
+    };
+    std::optional<ConfigError> error = std::visit(
+        [&](const auto& target) -> std::optional<ConfigError> {
+          using T = std::decay_t<decltype(target)>;
+          if constexpr (std::is_same_v<T, Section>) {
+            return checkRanges(target, path, config);
+          } else if constexpr (std::is_same_v<T, WindowSet>) {
+            return std::nullopt;
+          } else {
+            if (!range.min && !range.max) return std::nullopt;
+            if constexpr (std::is_same_v<T, ByteSize>) {
+              const auto to_text = [](std::uint64_t v) { return std::to_string(v); };
+              return between(target.get(const_cast<Config&>(config)),  // NOLINT: read only
+                             static_cast<std::uint64_t>(range.min.value_or(0)),
+                             static_cast<std::uint64_t>(range.max.value_or(0x1p63)), to_text);
+            } else {
+              const auto& value = target(const_cast<Config&>(config));  // NOLINT: read only
+              using V = std::decay_t<decltype(value)>;
+              if constexpr (std::is_same_v<V, Duration>) {
+                const std::optional<Duration> max =
+                    range.max ? std::optional(Duration(static_cast<Duration::rep>(*range.max)))
+                              : std::nullopt;
+                if (auto reason = checkDurationRange(
+                        value, Duration(static_cast<Duration::rep>(range.min.value_or(0))), max)) {
+                  return ConfigError{"", 0, path, std::move(*reason)};
+                }
+              } else if constexpr (std::is_same_v<V, int>) {
+                const auto to_text = [](int v) { return std::to_string(v); };
+                return between(value, static_cast<int>(*range.min), static_cast<int>(*range.max),
+                               to_text);
+              } else if constexpr (std::is_same_v<V, double>) {
+                return between(value, *range.min, *range.max, formatNumber);
+              }
+              return std::nullopt;
+            }
+          }
+        },
+        field.target);
+    if (error) return error;
+  }
+  return std::nullopt;
+}
+
+// detector.*: windows in order and within the ring, k of n possible (ranges are in the schema).
 std::optional<ConfigError> checkDetector(const Config& c) {
   const auto fail = [](std::string field, std::string reason) {
     return ConfigError{"", 0, std::move(field), std::move(reason)};
   };
-  const auto number = [](double v) {
-    std::string s = std::to_string(v);
-    while (s.size() > 1 && s.back() == '0') s.pop_back();
-    if (!s.empty() && s.back() == '.') s.pop_back();
-    return s;
-  };
-  for (const auto& [field, value, lo, hi] :
-       {std::tuple{"detector.windows.short", c.detector_short_window, Duration(1000),
-                   Duration(3'600'000)},
-        std::tuple{"detector.windows.mid", c.detector_mid_window, Duration(1000),
-                   Duration(3'600'000)},
-        std::tuple{"detector.windows.long", c.detector_long_window, Duration(1000),
-                   Duration(3'600'000)},
-        std::tuple{"detector.recommendation.half_life", c.detector_half_life, Duration(60'000),
-                   Duration(30LL * 86'400'000)},
-        std::tuple{"detector.recommendation.memory_peak_interval", c.detector_memory_peak_interval,
-                   Duration(1000), Duration(7LL * 86'400'000)},
-        std::tuple{"detector.noisy_neighbor.baseline_half_life", c.detector_baseline_half_life,
-                   Duration(1000), Duration(86'400'000)},
-        std::tuple{"detector.noisy_neighbor.correlation_window", c.detector_correlation_window,
-                   Duration(1000), Duration(3'600'000)},
-        std::tuple{"detector.noisy_neighbor.episode_lead", c.detector_episode_lead, Duration(1000),
-                   Duration(3'600'000)},
-        std::tuple{"placement.on_hold", c.placement_on_hold, Duration(0), Duration(86'400'000)},
-        std::tuple{"placement.off_hold", c.placement_off_hold, Duration(0), Duration(86'400'000)},
-        std::tuple{"placement.min_taint_duration", c.placement_min_taint_duration, Duration(0),
-                   Duration(86'400'000)},
-        std::tuple{"placement.max_backoff", c.placement_max_backoff, Duration(100),
-                   Duration(3'600'000)},
-        std::tuple{"placement.timeout", c.placement_timeout, Duration(100), Duration(600'000)}}) {
-    if (auto reason = checkDurationRange(value, lo, hi)) return fail(field, *reason);
-  }
-  if (c.detector_short_window > c.detector_mid_window ||
-      c.detector_mid_window > c.detector_long_window) {
+  const auto& w = c.detector.windows;
+  if (w[0] > w[1] || w[1] > w[2]) {
     return fail("detector.windows", "must be in order short <= mid <= long, got " +
-                                        formatDuration(c.detector_short_window) + ", " +
-                                        formatDuration(c.detector_mid_window) + ", " +
-                                        formatDuration(c.detector_long_window));
+                                        formatDuration(w[0]) + ", " + formatDuration(w[1]) + ", " +
+                                        formatDuration(w[2]));
   }
-  if (c.detector_long_window / c.interval > 3600) {
+  if (w[2] / c.interval > 3600) {
     return fail("detector.windows.long", "holds at most 3600 intervals of " +
                                              formatDuration(c.interval) + ", got " +
-                                             formatDuration(c.detector_long_window));
+                                             formatDuration(w[2]));
   }
-  for (std::size_t i = 0; i < c.detector_metrics_windows.size(); ++i) {
-    const std::string& w = c.detector_metrics_windows[i];
-    if (w != "short" && w != "mid" && w != "long") {
-      return fail("detector.metrics_windows[" + std::to_string(i) + "]",
-                  "must be short, mid or long, got " + inQuotes(w));
-    }
-  }
-  if (c.detector_max_containers < 1 || c.detector_max_containers > 100000) {
-    return fail("detector.max_containers",
-                "must be between 1 and 100000, got " + std::to_string(c.detector_max_containers));
-  }
-  for (const auto& [field, value, lo, hi] :
-       {std::tuple{"detector.recommendation.cpu_percentile", c.detector_cpu_percentile, 0.01, 1.0},
-        std::tuple{"detector.recommendation.memory_percentile", c.detector_memory_percentile, 0.01,
-                   1.0},
-        std::tuple{"detector.recommendation.margin", c.detector_margin, 0.0, 10.0},
-        std::tuple{"detector.noisy_neighbor.victim_z", c.detector_victim_z, 0.0, 100.0},
-        std::tuple{"detector.noisy_neighbor.victim_min_stall", c.detector_victim_min_stall, 0.0,
-                   1.0},
-        std::tuple{"detector.noisy_neighbor.memory_victim_min_stall",
-                   c.detector_memory_victim_min_stall, 0.0, 1.0},
-        std::tuple{"detector.noisy_neighbor.self_throttle_ratio", c.detector_self_throttle_ratio,
-                   0.0, 1.0},
-        std::tuple{"detector.noisy_neighbor.onset_min_stall.cpu", c.detector_onset_min_stall_cpu,
-                   0.0, 1.0},
-        std::tuple{"detector.noisy_neighbor.onset_min_stall.memory",
-                   c.detector_onset_min_stall_memory, 0.0, 1.0},
-        std::tuple{"detector.noisy_neighbor.onset_min_stall.io", c.detector_onset_min_stall_io, 0.0,
-                   1.0},
-        std::tuple{"detector.noisy_neighbor.antagonist_threshold", c.detector_antagonist_threshold,
-                   -1.0, 1.0},
-        std::tuple{"placement.on_score", c.placement_on_score, 0.0, 1.0},
-        std::tuple{"placement.off_score", c.placement_off_score, 0.0, 1.0}}) {
-    if (value < lo || value > hi) {
-      return fail(
-          field, "must be between " + number(lo) + " and " + number(hi) + ", got " + number(value));
-    }
-  }
-  if (c.detector_victim_n < 1 || c.detector_victim_n > 64) {
-    return fail("detector.noisy_neighbor.victim_n",
-                "must be between 1 and 64, got " + std::to_string(c.detector_victim_n));
-  }
-  if (c.detector_victim_k < 1 || c.detector_victim_k > c.detector_victim_n) {
+  if (c.detector.victim_k < 1 || c.detector.victim_k > c.detector.victim_n) {
     return fail("detector.noisy_neighbor.victim_k",
-                "must be between 1 and victim_n (" + std::to_string(c.detector_victim_n) +
-                    "), got " + std::to_string(c.detector_victim_k));
+                "must be between 1 and victim_n (" + std::to_string(c.detector.victim_n) +
+                    "), got " + std::to_string(c.detector.victim_k));
   }
-  if (c.placement_enabled && !c.detector_enabled) {
+  return std::nullopt;
+}
+
+// placement.*: it needs the detector, on above off, and keys the API server accepts.
+std::optional<ConfigError> checkPlacement(const Config& c) {
+  const auto fail = [](std::string field, std::string reason) {
+    return ConfigError{"", 0, std::move(field), std::move(reason)};
+  };
+  if (c.placement.enabled && !c.detector.enabled) {
     return fail("placement.enabled", "needs detector.enabled: the feed publishes its verdicts");
   }
-  if (c.placement_off_score > c.placement_on_score) {
+  if (c.placement.off_score > c.placement.on_score) {
     return fail("placement.off_score", "must not be above placement.on_score (" +
-                                           number(c.placement_on_score) + "), got " +
-                                           number(c.placement_off_score));
+                                           formatNumber(c.placement.on_score) + "), got " +
+                                           formatNumber(c.placement.off_score));
   }
   for (const auto& [field, value] :
-       {std::pair{"placement.condition_type", &c.placement_condition_type},
-        std::pair{"placement.annotation_key", &c.placement_annotation_key},
-        std::pair{"placement.taint_key", &c.placement_taint_key}}) {
+       {std::pair{"placement.condition_type", &c.placement.condition_type},
+        std::pair{"placement.annotation_key", &c.placement.annotation_key},
+        std::pair{"placement.taint_key", &c.placement.taint_key}}) {
     if (value->empty()) return fail(field, "must not be empty");
     if (std::string_view(field) != "placement.condition_type") {
       if (auto valid = checkPodLabelKey(*value); !valid) {
@@ -753,17 +969,17 @@ std::optional<ConfigError> checkTls(const Config& config) {
   const auto error = [](std::string field, std::string reason) {
     return ConfigError{"", 0, std::move(field), std::move(reason)};
   };
-  if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
-    return config.tls_cert_file.empty()
+  if (config.tls.cert_file.empty() != config.tls.key_file.empty()) {
+    return config.tls.cert_file.empty()
                ? error("tls.cert_file", "must be set when tls.key_file is (both or neither)")
                : error("tls.key_file", "must be set when tls.cert_file is (both or neither)");
   }
-  if (!config.tls_client_ca_file.empty() && config.tls_cert_file.empty()) {
+  if (!config.tls.client_ca_file.empty() && config.tls.cert_file.empty()) {
     return error("tls.client_ca_file", "needs tls.cert_file and tls.key_file");
   }
-  for (const auto& [field, path] : {std::pair{"tls.cert_file", &config.tls_cert_file},
-                                    std::pair{"tls.key_file", &config.tls_key_file},
-                                    std::pair{"tls.client_ca_file", &config.tls_client_ca_file}}) {
+  for (const auto& [field, path] : {std::pair{"tls.cert_file", &config.tls.cert_file},
+                                    std::pair{"tls.key_file", &config.tls.key_file},
+                                    std::pair{"tls.client_ca_file", &config.tls.client_ca_file}}) {
     if (path->empty()) continue;
     const FileDescriptor fd(::open(path->c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) {
@@ -954,233 +1170,197 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
   };
   if (auto reason = checkListen(config.listen)) return fail("listen", *reason);
   if (auto error = checkTls(config)) return std::unexpected(std::move(*error));
-  if (auto reason = checkDurationRange(config.interval, kMinInterval, kMaxInterval)) {
-    return fail("interval", *reason);
-  }
+  if (auto error = checkRanges(kRootFields, "", config)) return std::unexpected(std::move(*error));
   if (auto level = parseLogLevel(config.log_level); !level) return fail("log_level", level.error());
 
   const std::pair<std::string_view, const std::filesystem::path*> paths[] = {
-      {"paths.cgroup_root", &config.cgroup_root},
-      {"paths.proc_root", &config.proc_root},
-      {"paths.log_root", &config.log_root},
-      {"paths.state_dir", &config.state_dir},
+      {"paths.cgroup_root", &config.paths.cgroup_root},
+      {"paths.proc_root", &config.paths.proc_root},
+      {"paths.log_root", &config.paths.log_root},
+      {"paths.state_dir", &config.paths.state_dir},
   };
   for (const auto& [field, path] : paths) {
     if (path->empty()) return fail(std::string(field), "must not be empty");
   }
-
-  if (config.cgroup_max_depth < kMinMaxDepth || config.cgroup_max_depth > kMaxMaxDepth) {
-    return fail("collectors.cgroup.max_depth", "must be between " + std::to_string(kMinMaxDepth) +
-                                                   " and " + std::to_string(kMaxMaxDepth) +
-                                                   ", got " +
-                                                   std::to_string(config.cgroup_max_depth));
+  // The spool holds at least four batches (the batcher keeps two batches' headroom).
+  const std::uint64_t min_spool = 4 * config.logs.batch_bytes;
+  if (config.spool.max_bytes < min_spool || config.spool.max_bytes > (1ULL << 40)) {
+    return fail("spool.max_bytes", "must be between " + std::to_string(min_spool) + " and " +
+                                       std::to_string(1ULL << 40) + ", got " +
+                                       std::to_string(config.spool.max_bytes));
   }
-  if (auto reason = checkDurationRange(config.cgroup_root_search_interval, kMinRootSearchInterval,
-                                       std::nullopt)) {
-    return fail("collectors.cgroup.root_search_interval", *reason);
+  if (config.loki.encoding != "protobuf" && config.loki.encoding != "json") {
+    return fail("loki.encoding", "must be protobuf or json, got " + inQuotes(config.loki.encoding));
   }
-  const auto between = [&](std::string field, std::uint64_t value, std::uint64_t lo,
-                           std::uint64_t hi) -> std::optional<ConfigError> {
-    if (value >= lo && value <= hi) return std::nullopt;
-    return ConfigError{"", 0, std::move(field),
-                       "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                           ", got " + std::to_string(value)};
-  };
-  const std::optional<ConfigError> ranges[] = {
-      between("collectors.logs.max_line_bytes", config.logs_max_line_bytes, 1024, 64ULL << 20),
-      between("collectors.logs.max_open_files",
-              static_cast<std::uint64_t>(std::max(0, config.logs_max_open_files)), 4, 1 << 20),
-      between("collectors.logs.max_streams",
-              static_cast<std::uint64_t>(std::max(0, config.logs_max_streams)), 1, 1 << 20),
-      between("collectors.logs.batch_bytes", config.logs_batch_bytes, 1024, 64ULL << 20),
-      between("spool.segment_bytes", config.spool_segment_bytes, 64 * 1024, 1ULL << 30),
-      between("spool.max_bytes", config.spool_max_bytes, 4 * config.logs_batch_bytes, 1ULL << 40),
-      between("collectors.jobs.max_recent",
-              static_cast<std::uint64_t>(std::max(0, config.jobs_max_recent)), 1, 100000),
-      between("loki.local_file_max_bytes", config.local_log_file_max_bytes, 1 << 20, 1ULL << 40),
-      between("remote_write.max_samples_per_send",
-              static_cast<std::uint64_t>(std::max(0, config.remote_write_max_samples_per_send)), 1,
-              1000000),
-      between("remote_write.spool_max_bytes", config.remote_write_spool_max_bytes, 1 << 20,
-              1ULL << 40),
-  };
-  for (const auto& r : ranges) {
-    if (r) return std::unexpected(*r);
-  }
-  if (auto reason = checkDurationRange(config.logs_batch_wait, std::chrono::milliseconds(10),
-                                       std::chrono::minutes(1))) {
-    return fail("collectors.logs.batch_wait", *reason);
-  }
-  if (auto reason = checkDurationRange(config.logs_rescan_interval, std::chrono::milliseconds(100),
-                                       std::nullopt)) {
-    return fail("collectors.logs.rescan_interval", *reason);
-  }
-  for (const auto& [field, value, lo, hi] :
-       {std::tuple{"collectors.pods.kubelet_refresh_interval", config.pods_kubelet_refresh_interval,
-                   std::chrono::milliseconds(1000), std::chrono::milliseconds(600'000)},
-        std::tuple{"collectors.jobs.poll_interval", config.jobs_poll_interval,
-                   std::chrono::milliseconds(100), std::chrono::milliseconds(60'000)},
-        std::tuple{"collectors.jobs.status_wait", config.jobs_status_wait,
-                   std::chrono::milliseconds(1000), std::chrono::milliseconds(3'600'000)},
-        std::tuple{"collectors.jobs.retention", config.jobs_retention,
-                   std::chrono::milliseconds(60'000),
-                   std::chrono::milliseconds(30LL * 86'400'000)}}) {
-    if (auto reason = checkDurationRange(value, lo, hi)) return fail(field, *reason);
-  }
-  if (auto reason = checkDurationRange(config.loki_timeout, std::chrono::milliseconds(100),
-                                       std::chrono::minutes(10))) {
-    return fail("loki.timeout", *reason);
-  }
-  if (config.loki_encoding != "protobuf" && config.loki_encoding != "json") {
-    return fail("loki.encoding", "must be protobuf or json, got " + inQuotes(config.loki_encoding));
-  }
-  if (!config.loki_url.empty() && !config.loki_url.starts_with("http://") &&
-      !config.loki_url.starts_with("https://")) {
+  if (!config.loki.url.empty() && !config.loki.url.starts_with("http://") &&
+      !config.loki.url.starts_with("https://")) {
     return fail("loki.url",
-                "must start with http:// or https://, got " + inQuotes(config.loki_url));
+                "must start with http:// or https://, got " + inQuotes(config.loki.url));
   }
-  for (const auto& [field, url] : {std::pair{"kubernetes.kubelet_url", &config.kubelet_url},
-                                   std::pair{"kubernetes.apiserver_url", &config.apiserver_url}}) {
+  for (const auto& [field, url] :
+       {std::pair{"kubernetes.kubelet_url", &config.kubernetes.kubelet_url},
+        std::pair{"kubernetes.apiserver_url", &config.kubernetes.apiserver_url}}) {
     if (!url->empty() && !url->starts_with("https://") && !url->starts_with("http://")) {
       return fail(field, "must start with https:// or http://, got " + inQuotes(*url));
     }
   }
-  if (!config.loki_username.empty() && !config.loki_bearer_token_file.empty()) {
+  if (!config.loki.username.empty() && !config.loki.bearer_token_file.empty()) {
     return fail("loki.username", "basic auth and a bearer token cannot both be set");
   }
   if (auto error = checkRemoteWrite(config)) return std::unexpected(std::move(*error));
-  if (auto error = checkPodLabels(config.pod_labels)) return std::unexpected(std::move(*error));
+  if (auto error = checkPodLabels(config.kubernetes.pod_labels)) {
+    return std::unexpected(std::move(*error));
+  }
   if (auto error = checkDetector(config)) return std::unexpected(std::move(*error));
+  if (auto error = checkPlacement(config)) return std::unexpected(std::move(*error));
   return {};
 }
 
-std::string defaultConfigYaml() {
-  return R"(listen: 0.0.0.0:9465
-tls:
-  cert_file: ""
-  key_file: ""
-  client_ca_file: ""
-node_name: ""
-interval: 10s
-log_level: info
-paths:
-  cgroup_root: /sys/fs/cgroup
-  proc_root: /proc
-  log_root: /var/log/pods
-  state_dir: /var/lib/nodewarden
-  runtime_state_dirs: [/run/containerd, /run/containers/storage]
-collectors:
-  cgroup:
-    enabled: true
-    max_depth: 8
-    root_search_interval: 60s
-    run_delay: true
-  node:
-    enabled: true
-  pods:
-    runtime_state: true
-    kubelet: true
-    kubelet_refresh_interval: 10s
-    apiserver: true
-  logs:
-    enabled: true
-    max_line_bytes: 256KiB
-    max_open_files: 1024
-    rescan_interval: 10s
-    read_compressed: false
-    max_streams: 10000
-    batch_bytes: 1MiB
-    batch_wait: 1s
-  journal:
-    enabled: true
-    dir: /var/log/journal
-    units: [kubelet.service, containerd.service, crio.service, docker.service]
-  jobs:
-    enabled: true
-    poll_interval: 1s
-    status_wait: 30s
-    retention: 6h
-    max_recent: 1000
-loki:
-  url: ""
-  tenant: ""
-  encoding: protobuf
-  bearer_token_file: ""
-  username: ""
-  password_file: ""
-  ca_file: ""
-  insecure_skip_verify: false
-  timeout: 10s
-  local_file_max_bytes: 64MiB
-remote_write:
-  url: ""
-  bearer_token_file: ""
-  username: ""
-  password_file: ""
-  ca_file: ""
-  insecure_skip_verify: false
-  timeout: 30s
-  headers: []
-  max_samples_per_send: 2000
-  spool_max_bytes: 256MiB
-spool:
-  max_bytes: 512MiB
-  segment_bytes: 16MiB
-kubernetes:
-  kubelet_url: ""
-  apiserver_url: ""
-  token_file: ""
-  ca_file: ""
-  kubelet_insecure_skip_verify: false
-  pod_labels: []
-detector:
-  enabled: true
-  windows:
-    short: 10s
-    mid: 1m
-    long: 5m
-  metrics_windows: [mid]
-  max_containers: 2000
-  recommendation:
-    half_life: 24h
-    memory_peak_interval: 1h
-    cpu_percentile: 0.9
-    memory_percentile: 0.95
-    margin: 0.15
-  noisy_neighbor:
-    baseline_half_life: 10m
-    victim_z: 3
-    victim_min_stall: 0.15
-    memory_victim_min_stall: 0.1
-    self_throttle_ratio: 0.2
-    victim_k: 2
-    victim_n: 3
-    onset_min_stall:
-      cpu: 0.3
-      memory: 0.1
-      io: 0.3
-    correlation_window: 2m
-    episode_lead: 30s
-    antagonist_threshold: 0.6
-placement:
-  enabled: false
-  dry_run: false
-  condition_type: NoisyNeighbor
-  annotation_key: nodewarden.io/signals
-  taint_key: nodewarden.io/noisy-neighbor
-  on_score: 0.3
-  off_score: 0.1
-  on_hold: 30s
-  off_hold: 2m
-  min_taint_duration: 5m
-  max_backoff: 1m
-  timeout: 10s
-)";
+// --- Writing YAML -------------------------------------------------------------------------------
+
+namespace {
+
+std::string formatByteSize(std::uint64_t bytes) {
+  constexpr std::pair<std::uint64_t, std::string_view> kUnits[] = {
+      {1ULL << 40, "TiB"}, {1ULL << 30, "GiB"}, {1ULL << 20, "MiB"}, {1ULL << 10, "KiB"}};
+  for (const auto& [size, name] : kUnits) {
+    if (bytes != 0 && bytes % size == 0) return std::to_string(bytes / size) + std::string(name);
+  }
+  return std::to_string(bytes);
 }
+
+// A plain scalar when it reads back as the same string in a block or a flow list, else quoted.
+std::string yamlScalar(std::string_view text) {
+  const auto plain_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '/' || c == '-' || c == ':' || c == '@';
+  };
+  const bool plain = !text.empty() && std::ranges::all_of(text, plain_char) &&
+                     text.front() != '-' && text.front() != ':' && text.back() != ':';
+  if (plain) return std::string(text);
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[(c >> 4) & 0xf];
+      out += kHex[c & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// The shortest text that reads back as the same double: 3 for 3.0, 0.15 for 0.15.
+std::string shortestNumber(double value) {
+  std::array<char, 32> buffer{};
+  const auto [end, ec] = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+  return ec == std::errc() ? std::string(buffer.data(), end) : std::to_string(value);
+}
+
+std::string yamlList(const auto& items) {
+  std::string out = "[";
+  for (const auto& item : items) {
+    if (out.size() > 1) out += ", ";
+    out += yamlScalar(item);
+  }
+  return out + "]";
+}
+
+// Reads go through the rows' accessors, which take a mutable Config; nothing is written.
+template <class Getter>
+const auto& valueOf(Getter get, const Config& config) {
+  return get(const_cast<Config&>(config));  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+}
+
+std::string valueText(const Target& target, const Config& config) {
+  return std::visit(
+      [&](const auto& t) -> std::string {
+        using T = std::decay_t<decltype(t)>;
+        if constexpr (std::is_same_v<T, Section>) {
+          return "";
+        } else if constexpr (std::is_same_v<T, ByteSize>) {
+          return formatByteSize(valueOf(t.get, config));
+        } else if constexpr (std::is_same_v<T, WindowSet>) {
+          std::vector<std::string_view> names;
+          const auto& flags = valueOf(t.get, config);
+          for (std::size_t i = 0; i < flags.size(); ++i) {
+            if (flags[i]) names.push_back(kWindowNames[i]);
+          }
+          return yamlList(names);
+        } else {
+          const auto& value = valueOf(t, config);
+          using V = std::decay_t<decltype(value)>;
+          if constexpr (std::is_same_v<V, std::string>) return yamlScalar(value);
+          if constexpr (std::is_same_v<V, std::filesystem::path>) return yamlScalar(value.string());
+          if constexpr (std::is_same_v<V, Duration>) return formatDuration(value);
+          if constexpr (std::is_same_v<V, bool>) return value ? "true" : "false";
+          if constexpr (std::is_same_v<V, int>) return std::to_string(value);
+          if constexpr (std::is_same_v<V, double>) return shortestNumber(value);
+          if constexpr (std::is_same_v<V, std::vector<std::string>>) return yamlList(value);
+        }
+      },
+      target);
+}
+
+// A key that a rendering sets apart from the defaults, and why (a comment above it).
+struct Marked {
+  std::string_view key;
+  std::string_view why;
+};
+
+void writeSection(Section section, const std::string& parent, int depth, const Config& config,
+                  std::span<const Marked> marked, std::string& out) {
+  const std::string indent(static_cast<std::size_t>(depth) * 2, ' ');
+  for (const Field& field : section) {
+    const std::string path = joinPath(parent, field.key);
+    if (depth == 0 && !out.empty()) out += '\n';
+    if (!field.doc.empty()) out += indent + "# " + std::string(field.doc) + "\n";
+    for (const Marked& m : marked) {
+      if (m.key == path) out += indent + "# " + std::string(m.why) + "\n";
+    }
+    out += indent + std::string(field.key) + ":";
+    if (const auto* child = std::get_if<Section>(&field.target)) {
+      out += '\n';
+      writeSection(*child, path, depth + 1, config, marked, out);
+    } else {
+      out += " " + valueText(field.target, config) + "\n";
+    }
+  }
+}
+
+constexpr std::string_view kYamlHeader =
+    "# Every key is optional. Strict on purpose: an unknown key, a value of the wrong type or a\n"
+    "# duration without a unit stops the agent at start-up with \"FILE:LINE: FIELD: REASON\";\n"
+    "# `nodewarden check-config FILE` checks a file without starting the agent.\n"
+    "# Durations are written with units, largest first: 500ms, 10s, 1m30s, 2h, 1.5s; sizes as\n"
+    "# 65536, 256KiB, 1MiB, 2GiB.\n";
+
+std::string renderYaml(const Config& config, std::string_view intro,
+                       std::span<const Marked> marked) {
+  std::string body;
+  writeSection(kRootFields, "", 0, config, marked, body);
+  return std::string(intro) + std::string(kYamlHeader) + "\n" + body;
+}
+
+// What the DaemonSet's config sets apart from the built-in defaults.
+struct DeployOverride {
+  Marked mark;
+  void (*apply)(Config&);
+};
+constexpr DeployOverride kDeployOverrides[] = {
+    {{"collectors.pods.kubelet",
+      "Deploy: false (default true): the base RBAC grants no kubelet access; overlays/kubelet "
+      "adds both"},
+     [](Config& c) { c.pods.kubelet = false; }},
+};
 
 // The schema's leaves whose values differ, by their dotted paths: a reload says by these names what
 // it applied and what needs a restart.
-namespace {
 void collectChanged(Section section, const std::string& parent, const Config& a, const Config& b,
                     std::vector<std::string>& out) {
   for (const Field& field : section) {
@@ -1190,21 +1370,49 @@ void collectChanged(Section section, const std::string& parent, const Config& a,
           using T = std::decay_t<decltype(target)>;
           if constexpr (std::is_same_v<T, Section>) {
             collectChanged(target, path, a, b, out);
-          } else if constexpr (std::is_same_v<T, ByteSize>) {
-            if (a.*(target.member) != b.*(target.member)) out.push_back(path);
+          } else if constexpr (std::is_same_v<T, ByteSize> || std::is_same_v<T, WindowSet>) {
+            if (valueOf(target.get, a) != valueOf(target.get, b)) out.push_back(path);
           } else {
-            if (a.*target != b.*target) out.push_back(path);
+            if (valueOf(target, a) != valueOf(target, b)) out.push_back(path);
           }
         },
         field.target);
   }
 }
+
 }  // namespace
+
+std::string configYaml(const Config& config) {
+  return renderYaml(config, "# nodewarden configuration.\n", {});
+}
+
+std::string defaultConfigYaml() {
+  return renderYaml(Config{}, "# nodewarden configuration: the built-in defaults.\n", {});
+}
+
+std::string deployConfigYaml() {
+  Config config;
+  std::vector<Marked> marked;
+  for (const DeployOverride& o : kDeployOverrides) {
+    o.apply(config);
+    marked.push_back(o.mark);
+  }
+  return renderYaml(
+      config,
+      "# nodewarden configuration of the DaemonSet (deploy/kubernetes/base/nodewarden.yaml is a\n"
+      "# copy). Generated: `nodewarden config --deploy > deploy/config/nodewarden.yaml` (the\n"
+      "# schema in agent/config.cpp); deploy/check.sh fails when it is stale. The values are the\n"
+      "# built-in defaults except the keys marked \"Deploy:\". The DaemonSet's flags set listen\n"
+      "# (127.0.0.1, behind kube-rbac-proxy) and the node's paths (under /host).\n",
+      marked);
+}
 
 std::vector<std::string> changedConfigKeys(const Config& a, const Config& b) {
   std::vector<std::string> out;
   collectChanged(kRootFields, "", a, b, out);
   return out;
 }
+
+bool operator==(const Config& a, const Config& b) { return changedConfigKeys(a, b).empty(); }
 
 }  // namespace nodewarden

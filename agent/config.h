@@ -1,8 +1,19 @@
 // Config: the agent's settings, from embedded defaults, then a YAML file, then flags.
 //
+// Layout: Config is a composition of sections, one per config file section. Where a component's
+// options struct holds exactly what its section configures, the section IS that struct (the
+// detector's, the placement feed's and the journal reader's options) and the agent hands it on,
+// setting only what is known at run time (the node name, the interval) on top; the other sections
+// are small structs here, named after the file's sections. A default is written once, in a member
+// initializer; the schema table in config.cpp binds each key to its member with its type, range
+// and one line of doc, and parsing, range checks, --print-config, the embedded default YAML,
+// changedConfigKeys and deploy/config/nodewarden.yaml all come from that table.
+//
 // What a reader gets wrong: validation is strict on purpose. An unknown key, a wrong type or a bad
 // duration stops start-up with one message naming the file, line and field, because a typo that
-// silently falls back to a default is found at 3 a.m., not at deploy time.
+// silently falls back to a default is found at 3 a.m., not at deploy time. And Config's operator==
+// compares the schema's keys only: members of a component's options struct that no key sets (a
+// clock, the node name the agent fills in) are not part of a config.
 #pragma once
 
 #include <chrono>
@@ -13,149 +24,154 @@
 #include <string_view>
 #include <vector>
 
+#include "collectors/journal/journal_reader.h"
+#include "exporters/kube/placement_feed.h"
+#include "pipeline/detector/detector.h"
+
 namespace nodewarden {
 
-struct Config {
-  std::string listen = "0.0.0.0:9465";  // host:port of the HTTP server
-  // TLS on that listener (PEM files, reloaded when they change): both or neither. With a client CA
-  // bundle, clients must present a certificate it signed.
-  std::filesystem::path tls_cert_file;
-  std::filesystem::path tls_key_file;
-  std::filesystem::path tls_client_ca_file;
-  std::string node_name;                      // default: $NODE_NAME, else the host name
-  std::chrono::milliseconds interval{10000};  // collection period, 1s..1h
-  std::string log_level = "info";             // trace, debug, info, warn, error
+// tls.*: TLS on the HTTP listener (PEM files, reloaded when they change): both or neither. With a
+// client CA bundle, clients must present a certificate it signed.
+struct TlsConfig {
+  std::filesystem::path cert_file;
+  std::filesystem::path key_file;
+  std::filesystem::path client_ca_file;
+};
 
+// paths.*: where the node is (in the DaemonSet, under /host).
+struct PathsConfig {
   std::filesystem::path cgroup_root = "/sys/fs/cgroup";
   std::filesystem::path proc_root = "/proc";
   std::filesystem::path log_root = "/var/log/pods";
   std::filesystem::path state_dir = "/var/lib/nodewarden";
   // containerd's and CRI-O's state roots (their per-container OCI config.json files name pods).
   std::vector<std::string> runtime_state_dirs = {"/run/containerd", "/run/containers/storage"};
+};
 
-  bool cgroup_enabled = true;
-  int cgroup_max_depth = 8;      // 1..32
-  bool cgroup_run_delay = true;  // threads' run-queue delay from /proc/<tid>/schedstat
-  std::chrono::milliseconds cgroup_root_search_interval{60000};
-  bool node_enabled = true;
-  bool pods_runtime_state = true;  // names and images from the runtime's state on the node
-  bool pods_kubelet = true;        // the kubelet's /pods, when its URL is known
-  std::chrono::milliseconds pods_kubelet_refresh_interval{10000};  // at most one GET /pods per
-  bool pods_apiserver = true;  // the API server's watch of this node's pods, when in a cluster
+// collectors.cgroup.*
+struct CgroupConfig {
+  bool enabled = true;
+  int max_depth = 8;
+  std::chrono::milliseconds root_search_interval{60000};
+  bool run_delay = true;  // threads' run-queue delay from /proc/<tid>/schedstat
+};
 
-  // Kubernetes endpoints; empty: the in-cluster defaults (https://$NODE_IP:10250 for the kubelet,
-  // KUBERNETES_SERVICE_HOST/_PORT and the service account's token and CA for the API server).
+// collectors.node.*
+struct NodeConfig {
+  bool enabled = true;
+};
+
+// collectors.pods.*: the pod metadata sources, in their order.
+struct PodsConfig {
+  bool runtime_state = true;  // names and images from the runtime's state on the node
+  bool kubelet = true;        // the kubelet's /pods, when its URL is known
+  std::chrono::milliseconds kubelet_refresh_interval{10000};  // at most one GET /pods per
+  bool apiserver = true;  // the API server's watch of this node's pods, when in a cluster
+};
+
+// collectors.logs.*: container logs under paths.log_root (the tailer and the batcher).
+struct LogsConfig {
+  bool enabled = true;
+  std::uint64_t max_line_bytes = 256 * 1024;  // Loki's default line limit
+  int max_open_files = 1024;
+  std::chrono::milliseconds rescan_interval{10000};
+  bool read_compressed = false;
+  int max_streams = 10000;
+  std::uint64_t batch_bytes = 1 << 20;
+  std::chrono::milliseconds batch_wait{1000};
+};
+
+// collectors.journal.*: the journal reader's own options; the cursor file and the node are the
+// agent's.
+struct JournalConfig : journal::JournalOptions {
+  bool enabled = true;
+};
+
+// collectors.jobs.*: Job outcomes.
+struct JobsConfig {
+  bool enabled = true;
+  std::chrono::milliseconds poll_interval{1000};
+  std::chrono::milliseconds status_wait{30000};
+  std::chrono::milliseconds retention{6 * 3600 * 1000};
+  int max_recent = 1000;
+};
+
+// kubernetes.*: endpoints; empty: the in-cluster defaults (https://$NODE_IP:10250 for the kubelet,
+// KUBERNETES_SERVICE_HOST/_PORT and the service account's token and CA for the API server).
+struct KubernetesConfig {
   std::string kubelet_url;
   std::string apiserver_url;
   std::filesystem::path token_file;
   std::filesystem::path ca_file;
   bool kubelet_insecure_skip_verify = false;
-  // Pod label keys (exact, e.g. app.kubernetes.io/name) exported as Loki stream labels of the
-  // pod's container logs and on nodewarden_pod_labels; names sanitized (pipeline/pod_labels.h).
-  std::vector<std::string> pod_labels;
-
-  // Container logs under log_root.
-  bool logs_enabled = true;
-  std::uint64_t logs_max_line_bytes = 256 * 1024;  // Loki's default line limit
-  int logs_max_open_files = 1024;
-  std::chrono::milliseconds logs_rescan_interval{10000};
-  // Rotated files kubelet compressed (.gz) are read, from where their plain predecessor was left.
-  bool logs_read_compressed = false;
-  int logs_max_streams = 10000;
-  std::uint64_t logs_batch_bytes = 1 << 20;
-  std::chrono::milliseconds logs_batch_wait{1000};
-
-  // The node's journal.
-  bool journal_enabled = true;
-  std::filesystem::path journal_dir = "/var/log/journal";
-  std::vector<std::string> journal_units = {"kubelet.service", "containerd.service", "crio.service",
-                                            "docker.service"};
-
-  // Job outcomes: every Job pod on this node that ends, from its status and its cgroups.
-  bool jobs_enabled = true;
-  // How often Job pods' statuses are checked and their cgroups read between collection cycles.
-  std::chrono::milliseconds jobs_poll_interval{1000};
-  // After a Job pod's cgroups are gone, how long its final status is waited for.
-  std::chrono::milliseconds jobs_status_wait{30000};
-  // How long outcomes are kept (for /jobs, the per-job series, and against counting twice).
-  std::chrono::milliseconds jobs_retention{6 * 3600 * 1000};
-  int jobs_max_recent = 1000;
-
-  // The detector: signals, right-sizing and noisy-neighbor verdicts from the same snapshots.
-  bool detector_enabled = true;
-  // The sliding windows of the usage quantiles (the long one also bounds each container's ring).
-  std::chrono::milliseconds detector_short_window{10000};
-  std::chrono::milliseconds detector_mid_window{60000};
-  std::chrono::milliseconds detector_long_window{300000};
-  // Which windows' quantiles are also series on /metrics (all are in /signals): 8 series per
-  // container and window.
-  std::vector<std::string> detector_metrics_windows = {"mid"};
-  int detector_max_containers = 2000;  // containers (and pods) tracked; fixed memory per entry
-  // Right-sizing: VPA-style decaying histograms.
-  std::chrono::milliseconds detector_half_life{24LL * 3600 * 1000};
-  std::chrono::milliseconds detector_memory_peak_interval{3600 * 1000};
-  double detector_cpu_percentile = 0.9;
-  double detector_memory_percentile = 0.95;
-  double detector_margin = 0.15;
-  // Noisy neighbors.
-  std::chrono::milliseconds detector_baseline_half_life{600 * 1000};
-  double detector_victim_z = 3.0;
-  double detector_victim_min_stall = 0.15;
-  double detector_memory_victim_min_stall = 0.1;
-  double detector_self_throttle_ratio = 0.2;
-  int detector_victim_k = 2;
-  int detector_victim_n = 3;
-  double detector_onset_min_stall_cpu = 0.3;
-  double detector_onset_min_stall_memory = 0.1;
-  double detector_onset_min_stall_io = 0.3;
-  std::chrono::milliseconds detector_correlation_window{120 * 1000};
-  std::chrono::milliseconds detector_episode_lead{30 * 1000};
-  double detector_antagonist_threshold = 0.6;
-
-  // The placement feed: this node's condition, annotation and taint in the API server (opt-in).
-  bool placement_enabled = false;
-  bool placement_dry_run = false;
-  std::string placement_condition_type = "NoisyNeighbor";
-  std::string placement_annotation_key = "nodewarden.io/signals";
-  std::string placement_taint_key = "nodewarden.io/noisy-neighbor";
-  double placement_on_score = 0.3;   // interference score that turns the taint on ...
-  double placement_off_score = 0.1;  // ... and the one it must fall under to come off
-  std::chrono::milliseconds placement_on_hold{30000};    // above on_score this long first
-  std::chrono::milliseconds placement_off_hold{120000};  // under off_score this long first
-  std::chrono::milliseconds placement_min_taint_duration{300000};
-  std::chrono::milliseconds placement_max_backoff{60000};
-  std::chrono::milliseconds placement_timeout{10000};
-
-  // Loki. With no url, logs go to the spool and a rolling local file under state_dir.
-  std::string loki_url;
-  std::string loki_tenant;
-  std::string loki_encoding = "protobuf";  // protobuf (snappy) or json (gzip)
-  std::filesystem::path loki_bearer_token_file;
-  std::string loki_username;
-  std::filesystem::path loki_password_file;
-  std::filesystem::path loki_ca_file;
-  bool loki_insecure_skip_verify = false;
-  std::chrono::milliseconds loki_timeout{10000};
-  std::uint64_t local_log_file_max_bytes = 64ULL << 20;
-
-  // Prometheus remote write of every cycle's series (the same as /metrics). Off with no url.
-  std::string remote_write_url;
-  std::filesystem::path remote_write_bearer_token_file;
-  std::string remote_write_username;
-  std::filesystem::path remote_write_password_file;
-  std::filesystem::path remote_write_ca_file;
-  bool remote_write_insecure_skip_verify = false;
-  std::chrono::milliseconds remote_write_timeout{30000};
-  std::vector<std::string> remote_write_headers;  // "Name: value", e.g. "X-Scope-OrgID: team-a"
-  int remote_write_max_samples_per_send = 2000;
-  std::uint64_t remote_write_spool_max_bytes = 256ULL << 20;
-
-  // The durable spool in state_dir.
-  std::uint64_t spool_max_bytes = 512ULL << 20;
-  std::uint64_t spool_segment_bytes = 16ULL << 20;
-
-  bool operator==(const Config&) const = default;
+  std::vector<std::string> pod_labels;  // label keys; names sanitized (pipeline/pod_labels.h)
 };
+
+// What the two HTTP destinations (loki.*, remote_write.*) share: where, and how to authenticate.
+struct HttpDestinationConfig {
+  std::string url;
+  std::filesystem::path bearer_token_file;
+  std::string username;  // basic auth, with password_file
+  std::filesystem::path password_file;
+  std::filesystem::path ca_file;
+  bool insecure_skip_verify = false;
+};
+
+// loki.*: with no url, logs go to the spool and a rolling local file under paths.state_dir.
+struct LokiConfig : HttpDestinationConfig {
+  std::string tenant;
+  std::string encoding = "protobuf";  // protobuf (snappy) or json (gzip)
+  std::chrono::milliseconds timeout{10000};
+  std::uint64_t local_file_max_bytes = 64ULL << 20;
+};
+
+// remote_write.*: every cycle's series (the same as /metrics). Off with no url.
+struct RemoteWriteConfig : HttpDestinationConfig {
+  std::chrono::milliseconds timeout{30000};
+  std::vector<std::string> headers;  // "Name: value", e.g. "X-Scope-OrgID: team-a"
+  int max_samples_per_send = 2000;
+  std::uint64_t spool_max_bytes = 256ULL << 20;
+};
+
+// spool.*: the durable spool of logs in paths.state_dir.
+struct SpoolConfig {
+  std::uint64_t max_bytes = 512ULL << 20;
+  std::uint64_t segment_bytes = 16ULL << 20;
+};
+
+// detector.*: the detector's own options; node and interval are the agent's, set at start.
+struct DetectorConfig : detector::DetectorOptions {
+  bool enabled = true;
+};
+
+// placement.*: the placement feed's own options; the node and the API server are the agent's.
+struct PlacementConfig : kube::PlacementOptions {
+  bool enabled = false;
+};
+
+struct Config {
+  std::string listen = "0.0.0.0:9465";  // host:port of the HTTP server
+  TlsConfig tls;
+  std::string node_name;                      // default: $NODE_NAME, else the host name
+  std::chrono::milliseconds interval{10000};  // collection period
+  std::string log_level = "info";             // trace, debug, info, warn, error
+  PathsConfig paths;
+  CgroupConfig cgroup;
+  NodeConfig node;
+  PodsConfig pods;
+  LogsConfig logs;
+  JournalConfig journal;
+  JobsConfig jobs;
+  LokiConfig loki;
+  RemoteWriteConfig remote_write;
+  SpoolConfig spool;
+  KubernetesConfig kubernetes;
+  DetectorConfig detector;
+  PlacementConfig placement;
+};
+
+// Equal when every key of the schema has the same value (changedConfigKeys is empty).
+bool operator==(const Config& a, const Config& b);
 
 struct ConfigError {
   std::string file;   // empty for flags and defaults
@@ -182,12 +198,21 @@ std::expected<Config, ConfigError> parseConfig(const std::string& yaml_text,
 // Reads and parses a file; an unreadable file is a ConfigError too.
 std::expected<Config, ConfigError> loadConfigFile(const std::filesystem::path& path);
 
-// Checks cross-field rules and ranges (also for values that came from flags).
+// Checks each key's range (from the schema) and the cross-field rules (also for values that came
+// from flags).
 std::expected<void, ConfigError> validateConfig(const Config& config);
 
-// The embedded defaults as the YAML a user would write (printed by `nodewarden run --print-config`
-// and documented in the README).
+// config as the YAML a user would write, every key with its one line of doc as a comment above
+// it; parsing it gives config back. `nodewarden run --print-config` prints the config in effect.
+std::string configYaml(const Config& config);
+
+// configYaml of the built-in defaults (documented in the README).
 std::string defaultConfigYaml();
+
+// The DaemonSet's config (deploy/config/nodewarden.yaml and its copy in deploy/kubernetes/base/):
+// the defaults with the few deploy overrides, each marked in a comment. `nodewarden config
+// --deploy` prints it; deploy/check.sh fails when the committed files differ.
+std::string deployConfigYaml();
 
 // The config keys (dotted paths as in the file, e.g. "detector.noisy_neighbor.victim_z") whose
 // values differ between a and b, in the file's order.

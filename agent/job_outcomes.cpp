@@ -31,12 +31,12 @@ JobOutcomes::JobOutcomes(const Config& config, JobOutcomeSources sources, Worklo
       tracker_(
           [&] {
             jobs::JobTrackerOptions o;
-            o.status_wait = config.jobs_status_wait;
+            o.status_wait = config.jobs.status_wait;
             // A pod shorter than a cycle: its cgroup gets two collections to be found.
-            o.cgroup_wait = std::min(config.jobs_status_wait, 2 * config.interval);
-            o.retention = config.jobs_retention;
-            o.max_recent = static_cast<std::size_t>(config.jobs_max_recent);
-            o.state_file = config.state_dir / "jobs" / "outcomes.jsonl";
+            o.cgroup_wait = std::min(config.jobs.status_wait, 2 * config.interval);
+            o.retention = config.jobs.retention;
+            o.max_recent = static_cast<std::size_t>(config.jobs.max_recent);
+            o.state_file = config.paths.state_dir / "jobs" / "outcomes.jsonl";
             o.cronjob_of = [metadata = sources.metadata](std::string_view uid) {
               if (metadata == nullptr) return std::string();
               auto p = metadata->pod(uid);
@@ -46,7 +46,7 @@ JobOutcomes::JobOutcomes(const Config& config, JobOutcomeSources sources, Worklo
           }(),
           errors),
       series_(series),
-      metrics_(series.registry(), config.jobs_retention) {
+      metrics_(series.registry(), config.jobs.retention) {
   for (const auto& o : tracker_.recent()) metrics_.restore(o);
   // Even with nothing restored: the families' HELP and TYPE are on /metrics from the start.
   publishSeries();

@@ -151,26 +151,26 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
   pipeline.registry = &reg;
   pipeline.errors = &errors;
 
-  if (config.loki_url.empty()) {
-    const auto file = config.state_dir / "logs" / "nodewarden-logs.jsonl";
+  if (config.loki.url.empty()) {
+    const auto file = config.paths.state_dir / "logs" / "nodewarden-logs.jsonl";
     spdlog::info("no Loki URL configured: logs go to {}", file.string());
-    pipeline.exporter = std::make_unique<FileLogExporter>(file, config.local_log_file_max_bytes,
+    pipeline.exporter = std::make_unique<FileLogExporter>(file, config.loki.local_file_max_bytes,
                                                           pipeline.spooled_bodies);
   } else {
     LokiExporterOptions lo;
-    lo.url = config.loki_url;
-    lo.encoding = config.loki_encoding == "json" ? LokiEncoding::kJson : LokiEncoding::kProtobuf;
-    lo.tenant = config.loki_tenant;
-    lo.bearer_token_file = config.loki_bearer_token_file.string();
-    lo.basic_user = config.loki_username;
-    if (!config.loki_password_file.empty()) {
-      auto pw = readSecretFile(config.loki_password_file);
+    lo.url = config.loki.url;
+    lo.encoding = config.loki.encoding == "json" ? LokiEncoding::kJson : LokiEncoding::kProtobuf;
+    lo.tenant = config.loki.tenant;
+    lo.bearer_token_file = config.loki.bearer_token_file.string();
+    lo.basic_user = config.loki.username;
+    if (!config.loki.password_file.empty()) {
+      auto pw = readSecretFile(config.loki.password_file);
       if (!pw) return std::unexpected("loki.password_file: " + pw.error());
       lo.basic_password = *pw;
     }
-    lo.ca_file = config.loki_ca_file.string();
-    lo.insecure_skip_verify = config.loki_insecure_skip_verify;
-    lo.timeout = config.loki_timeout;
+    lo.ca_file = config.loki.ca_file.string();
+    lo.insecure_skip_verify = config.loki.insecure_skip_verify;
+    lo.timeout = config.loki.timeout;
     auto e = LokiExporter::create(lo);
     if (!e) return std::unexpected("loki: " + e.error());
     pipeline.exporter = std::move(*e);
@@ -275,27 +275,27 @@ std::expected<void, std::string> LogPipeline::open() {
   Impl& pipeline = *impl_;
   if (pipeline.shipper) return {};
   const Config& config = pipeline.config;
-  const auto checkpoints = config.state_dir / "checkpoints";
+  const auto checkpoints = config.paths.state_dir / "checkpoints";
   // The files the tailer and the journal reader commit their positions to: a store that cannot be
   // written would ship lines whose positions are never saved (all sent again after a restart).
-  if (config.logs_enabled) {
+  if (config.logs.enabled) {
     if (auto r = checkStateFile(checkpoints / "logs.json"); !r) {
       return std::unexpected("cannot keep positions: " + r.error());
     }
   }
-  if (config.journal_enabled) {
+  if (config.journal.enabled) {
     if (auto r = checkStateFile(checkpoints / "journal.cursor"); !r) {
       return std::unexpected("cannot keep positions: " + r.error());
     }
   }
-  if (config.loki_url.empty()) {
-    if (auto r = checkStateFile(config.state_dir / "logs" / "nodewarden-logs.jsonl"); !r) {
+  if (config.loki.url.empty()) {
+    if (auto r = checkStateFile(config.paths.state_dir / "logs" / "nodewarden-logs.jsonl"); !r) {
       return std::unexpected("cannot write the local log file: " + r.error());
     }
   }
-  SpoolOptions so = logSpoolOptions(config.state_dir / "spool" / "logs");
-  so.max_bytes = config.spool_max_bytes;
-  so.segment_bytes = config.spool_segment_bytes;
+  SpoolOptions so = logSpoolOptions(config.paths.state_dir / "spool" / "logs");
+  so.max_bytes = config.spool.max_bytes;
+  so.segment_bytes = config.spool.segment_bytes;
   // The spool creates its directory, reads `ack` and its segments; the probe then finds a
   // read-only directory that already existed (the spool only writes at its first append).
   auto spool = Spool::open(so, *pipeline.errors);
@@ -307,11 +307,11 @@ std::expected<void, std::string> LogPipeline::open() {
   auto& reg = *pipeline.registry;
   ErrorReporter& errors = *pipeline.errors;
   LogBatcherOptions bo;
-  bo.batch_bytes = config.logs_batch_bytes;
-  bo.batch_wait = config.logs_batch_wait;
-  bo.max_streams = static_cast<std::size_t>(config.logs_max_streams);
-  bo.spool_max_bytes = config.spool_max_bytes;
-  bo.spool_headroom_bytes = 2 * config.logs_batch_bytes;
+  bo.batch_bytes = config.logs.batch_bytes;
+  bo.batch_wait = config.logs.batch_wait;
+  bo.max_streams = static_cast<std::size_t>(config.logs.max_streams);
+  bo.spool_max_bytes = config.spool.max_bytes;
+  bo.spool_headroom_bytes = 2 * config.logs.batch_bytes;
   // The destination's own encoding (Loki's protobuf API): each batch is encoded once, spooled as
   // that body and sent as it is.
   bo.encoder = pipeline.exporter->batchEncoder();
@@ -333,23 +333,21 @@ std::expected<void, std::string> LogPipeline::open() {
   pipeline.shipper =
       std::make_unique<LogShipper>(sho, *pipeline.spool, *pipeline.exporter, reg, errors);
 
-  if (config.logs_enabled) {
+  if (config.logs.enabled) {
     logs::LogTailerOptions to;
-    to.log_root = config.log_root;
+    to.paths.log_root = config.paths.log_root;
     to.checkpoint_file = checkpoints / "logs.json";
     to.node_name = config.node_name;
-    to.max_line_bytes = config.logs_max_line_bytes;
-    to.max_open_files = static_cast<std::size_t>(config.logs_max_open_files);
-    to.rescan_interval = config.logs_rescan_interval;
+    to.max_line_bytes = config.logs.max_line_bytes;
+    to.max_open_files = static_cast<std::size_t>(config.logs.max_open_files);
+    to.rescan_interval = config.logs.rescan_interval;
     to.metadata = pipeline.metadata;
-    to.pod_labels = config.pod_labels;
-    to.read_compressed = config.logs_read_compressed;
+    to.kubernetes.pod_labels = config.kubernetes.pod_labels;
+    to.read_compressed = config.logs.read_compressed;
     pipeline.tailer = std::make_unique<logs::LogTailer>(to, errors);
   }
-  if (config.journal_enabled) {
-    journal::JournalOptions jo;
-    jo.dir = config.journal_dir;
-    jo.units = config.journal_units;
+  if (config.journal.enabled) {
+    journal::JournalOptions jo = config.journal;
     jo.cursor_file = checkpoints / "journal.cursor";
     jo.node_name = config.node_name;
     pipeline.journal = std::make_unique<journal::JournalReader>(jo, errors);

@@ -1,5 +1,6 @@
 // nodewarden: the per-node agent. `run` collects and serves; `check-config FILE` validates a
-// config the way `run` would; `version` prints the version.
+// config the way `run` would; `config` prints the documented defaults (`--deploy`: the
+// DaemonSet's config, deploy/config/nodewarden.yaml); `version` prints the version.
 //
 // Signals: the agent handles SIGTERM/SIGINT (stop, with the flush), SIGHUP (reload) and SIGUSR1,
 // SIGUSR2, SIGALRM (ignored) from the moment it is built; before that they are ignored here, so no
@@ -43,25 +44,25 @@ std::string defaultNodeName() {
 std::expected<void, nodewarden::ConfigError> applyOverrides(const Overrides& o,
                                                             nodewarden::Config& c) {
   if (o.listen) c.listen = *o.listen;
-  if (o.cgroup_root) c.cgroup_root = *o.cgroup_root;
-  if (o.proc_root) c.proc_root = *o.proc_root;
-  if (o.log_root) c.log_root = *o.log_root;
-  if (o.state_dir) c.state_dir = *o.state_dir;
+  if (o.cgroup_root) c.paths.cgroup_root = *o.cgroup_root;
+  if (o.proc_root) c.paths.proc_root = *o.proc_root;
+  if (o.log_root) c.paths.log_root = *o.log_root;
+  if (o.state_dir) c.paths.state_dir = *o.state_dir;
   if (o.node_name) c.node_name = *o.node_name;
   if (o.log_level) c.log_level = *o.log_level;
-  if (o.loki_url) c.loki_url = *o.loki_url;
-  if (o.loki_tenant) c.loki_tenant = *o.loki_tenant;
-  if (o.remote_write_url) c.remote_write_url = *o.remote_write_url;
-  if (o.journal_dir) c.journal_dir = *o.journal_dir;
-  if (!o.runtime_state_dirs.empty()) c.runtime_state_dirs = o.runtime_state_dirs;
-  if (!o.pod_labels.empty()) c.pod_labels = o.pod_labels;
-  if (o.kubelet_url) c.kubelet_url = *o.kubelet_url;
-  if (o.apiserver_url) c.apiserver_url = *o.apiserver_url;
-  if (o.token_file) c.token_file = *o.token_file;
-  if (o.ca_file) c.ca_file = *o.ca_file;
-  if (o.tls_cert_file) c.tls_cert_file = *o.tls_cert_file;
-  if (o.tls_key_file) c.tls_key_file = *o.tls_key_file;
-  if (o.tls_client_ca_file) c.tls_client_ca_file = *o.tls_client_ca_file;
+  if (o.loki_url) c.loki.url = *o.loki_url;
+  if (o.loki_tenant) c.loki.tenant = *o.loki_tenant;
+  if (o.remote_write_url) c.remote_write.url = *o.remote_write_url;
+  if (o.journal_dir) c.journal.dir = *o.journal_dir;
+  if (!o.runtime_state_dirs.empty()) c.paths.runtime_state_dirs = o.runtime_state_dirs;
+  if (!o.pod_labels.empty()) c.kubernetes.pod_labels = o.pod_labels;
+  if (o.kubelet_url) c.kubernetes.kubelet_url = *o.kubelet_url;
+  if (o.apiserver_url) c.kubernetes.apiserver_url = *o.apiserver_url;
+  if (o.token_file) c.kubernetes.token_file = *o.token_file;
+  if (o.ca_file) c.kubernetes.ca_file = *o.ca_file;
+  if (o.tls_cert_file) c.tls.cert_file = *o.tls_cert_file;
+  if (o.tls_key_file) c.tls.key_file = *o.tls_key_file;
+  if (o.tls_client_ca_file) c.tls.client_ca_file = *o.tls_client_ca_file;
   if (o.interval) {
     auto d = nodewarden::parseDuration(*o.interval);
     if (!d) return std::unexpected(nodewarden::ConfigError{"", 0, "--interval", d.error()});
@@ -142,6 +143,12 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "Validate a config file and exit");
   check->add_option("file", check_file, "YAML config file")->required();
 
+  bool deploy = false;
+  auto* defaults =
+      app.add_subcommand("config", "Print the built-in defaults as a documented config");
+  defaults->add_flag("--deploy", deploy,
+                     "print the DaemonSet's config (deploy/config/nodewarden.yaml) instead");
+
   auto* version = app.add_subcommand("version", "Print the version");
 
   try {
@@ -152,6 +159,10 @@ int main(int argc, char** argv) {
 
   if (version->parsed()) {
     std::cout << "nodewarden " << NODEWARDEN_VERSION << "\n";
+    return 0;
+  }
+  if (defaults->parsed()) {
+    std::cout << (deploy ? nodewarden::deployConfigYaml() : nodewarden::defaultConfigYaml());
     return 0;
   }
   if (check->parsed()) {
@@ -171,7 +182,7 @@ int main(int argc, char** argv) {
     return kExitConfig;
   }
   if (print_config) {
-    std::cout << nodewarden::defaultConfigYaml();
+    std::cout << nodewarden::configYaml(*config);
     return 0;
   }
   // Two malloc arenas and fixed mmap/trim thresholds (pipeline/allocator.h says why).

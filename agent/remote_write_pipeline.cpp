@@ -113,37 +113,37 @@ std::expected<std::unique_ptr<RemoteWritePipeline>, std::string> RemoteWritePipe
     const Config& config, SelfMetrics& self, ErrorReporter& errors) {
   std::unique_ptr<RemoteWritePipeline> created(new RemoteWritePipeline());
   created->impl_ =
-      std::make_unique<Impl>(static_cast<std::size_t>(config.remote_write_max_samples_per_send));
+      std::make_unique<Impl>(static_cast<std::size_t>(config.remote_write.max_samples_per_send));
   Impl& pipeline = *created->impl_;
   pipeline.errors = &errors;
   auto& reg = self.registry();
 
   pipeline.registry = &reg;
-  pipeline.spool_options.dir = config.state_dir / "spool" / "remote_write";
-  pipeline.spool_options.max_bytes = config.remote_write_spool_max_bytes;
+  pipeline.spool_options.dir = config.paths.state_dir / "spool" / "remote_write";
+  pipeline.spool_options.max_bytes = config.remote_write.spool_max_bytes;
   // MetricSpool::open lowers it to max_bytes / 4.
-  pipeline.spool_options.segment_bytes = config.spool_segment_bytes;
+  pipeline.spool_options.segment_bytes = config.spool.segment_bytes;
   pipeline.spool_options.zstd_level = 1;
   // A few cycles of a large node, so sending rarely reads the disk.
   pipeline.spool_options.cache_bytes = 8ULL << 20;
-  pipeline.url = config.remote_write_url;
+  pipeline.url = config.remote_write.url;
 
   RemoteWriteOptions ro;
-  ro.http.url = config.remote_write_url;
-  ro.bearer_token_file = config.remote_write_bearer_token_file.string();
-  ro.http.basic_user = config.remote_write_username;
-  if (!config.remote_write_password_file.empty()) {
-    const auto password = readBearerToken(config.remote_write_password_file.string());
+  ro.http.url = config.remote_write.url;
+  ro.bearer_token_file = config.remote_write.bearer_token_file.string();
+  ro.http.basic_user = config.remote_write.username;
+  if (!config.remote_write.password_file.empty()) {
+    const auto password = readBearerToken(config.remote_write.password_file.string());
     if (!password) {
       return std::unexpected("remote_write.password_file: cannot read " +
-                             config.remote_write_password_file.string() + " (or it is empty)");
+                             config.remote_write.password_file.string() + " (or it is empty)");
     }
     ro.http.basic_password = *password;
   }
-  ro.http.ca_file = config.remote_write_ca_file.string();
-  ro.http.insecure_skip_verify = config.remote_write_insecure_skip_verify;
-  ro.http.timeout = config.remote_write_timeout;
-  for (const auto& header : config.remote_write_headers) {
+  ro.http.ca_file = config.remote_write.ca_file.string();
+  ro.http.insecure_skip_verify = config.remote_write.insecure_skip_verify;
+  ro.http.timeout = config.remote_write.timeout;
+  for (const auto& header : config.remote_write.headers) {
     const auto colon = header.find(':');
     std::string value = header.substr(colon + 1);
     value.erase(0, value.find_first_not_of(" \t"));

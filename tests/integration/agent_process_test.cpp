@@ -125,6 +125,32 @@ TEST(AgentCli, CheckConfigNamesFileLineAndFieldOfAnUnknownKey) {
   EXPECT_NE(r.output.find("max_dept"), std::string::npos) << r.output;
 }
 
+// --print-config prints the configuration in effect: the file's values and the flags' over the
+// defaults, not the built-in defaults.
+TEST(AgentCli, PrintConfigPrintsTheConfigInEffect) {
+  const auto file = tempPath("print-config.yaml");
+  std::ofstream(file) << "interval: 30s\ndetector:\n  noisy_neighbor:\n    victim_z: 4.5\n";
+  auto r = runAgent({"run", "--config", file.string(), "--listen", "127.0.0.1:9", "--node-name",
+                     "print-node", "--print-config"});
+  fs::remove(file);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\ninterval: 30s\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\n    victim_z: 4.5\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\nlisten: 127.0.0.1:9\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\nnode_name: print-node\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("\ninterval: 10s"), std::string::npos) << r.output;
+}
+
+// `config` prints the documented defaults; `config --deploy` the DaemonSet's committed config.
+TEST(AgentCli, ConfigPrintsTheDefaultsAndTheDeployFile) {
+  auto r = runAgent({"config"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\ninterval: 10s\n"), std::string::npos) << r.output;
+  r = runAgent({"config", "--deploy"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, slurp(kFixtures / "../../deploy/config/nodewarden.yaml"));
+}
+
 TEST(AgentCli, CheckConfigOfAMissingFileSaysWhy) {
   auto r = runAgent({"check-config", "/nonexistent/nodewarden.yaml"});
   EXPECT_EQ(r.exit_code, 2);

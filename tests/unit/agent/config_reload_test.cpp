@@ -52,9 +52,9 @@ TEST(PlanReload, AppliesLiveKeysAndListsTheRestAsNeedingARestart) {
                                          "detector.noisy_neighbor.victim_z", "placement.on_score"));
   EXPECT_THAT(plan->needs_restart, ElementsAre("listen", "interval"));
   EXPECT_EQ(plan->result.log_level, "warn");
-  EXPECT_DOUBLE_EQ(plan->result.detector_margin, 0.5);
-  EXPECT_DOUBLE_EQ(plan->result.detector_victim_z, 4);
-  EXPECT_DOUBLE_EQ(plan->result.placement_on_score, 0.5);
+  EXPECT_DOUBLE_EQ(plan->result.detector.margin, 0.5);
+  EXPECT_DOUBLE_EQ(plan->result.detector.victim_z, 4);
+  EXPECT_DOUBLE_EQ(plan->result.placement.on_score, 0.5);
   EXPECT_EQ(plan->result.listen, running.listen) << "kept until the restart";
   EXPECT_EQ(plan->result.interval, running.interval);
 }
@@ -84,7 +84,7 @@ TEST(ApplyLiveConfigKeys, WritesOnlyTheNamedLiveFields) {
   applyLiveConfigKeys(to, from, {"log_level", "listen"});
   EXPECT_EQ(to.log_level, "error");
   EXPECT_EQ(to.listen, Config{}.listen) << "not a live key";
-  EXPECT_DOUBLE_EQ(to.detector_margin, Config{}.detector_margin) << "not named";
+  EXPECT_DOUBLE_EQ(to.detector.margin, Config{}.detector.margin) << "not named";
 }
 
 TEST(IsLiveConfigKey, EveryLiveKeyIsAKeyOfTheFile) {

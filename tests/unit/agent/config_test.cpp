@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <set>
 #include <string>
@@ -57,6 +58,30 @@ TEST(ConfigDefaults, DefaultConfigYamlParsesToDefaults) {
   const auto config = parseConfig(defaultConfigYaml(), "<defaults>");
   ASSERT_TRUE(config.has_value()) << config.error().message();
   EXPECT_EQ(*config, Config{});
+}
+
+// configYaml writes what parses back to the same config: every field of the fixture that sets
+// them all, and strings that need quotes (an IPv6 listen address, a header with ": ").
+TEST(ConfigYaml, RoundTripsAConfigThatDiffersEverywhere) {
+  auto config = loadConfigFile(kFixtures / "valid.yaml");
+  ASSERT_TRUE(config.has_value()) << config.error().message();
+  config->remote_write.headers = {"X-Scope-OrgID: team-a", "X-Quote: \"q\" \\ back"};
+  config->kubernetes.pod_labels = {"app.kubernetes.io/name", "team"};
+  const std::string yaml = configYaml(*config);
+  const auto parsed = parseConfig(yaml, "<printed>");
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().message() << "\n" << yaml;
+  EXPECT_EQ(changedConfigKeys(*parsed, *config), std::vector<std::string>{}) << yaml;
+  EXPECT_NE(changedConfigKeys(*config, Config{}).size(), 0U);
+}
+
+// The DaemonSet's file is generated: the committed copy is what deployConfigYaml() writes.
+TEST(ConfigYaml, DeployFileIsGenerated) {
+  const auto path =
+      std::filesystem::path(NODEWARDEN_FIXTURES) / "../../deploy/config/nodewarden.yaml";
+  std::ifstream in(path);
+  const std::string committed((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(committed, deployConfigYaml())
+      << "regenerate: build/ci/agent/nodewarden config --deploy > deploy/config/nodewarden.yaml";
 }
 
 // The embedded YAML documents every setting: its leaves are exactly the schema's fields.
@@ -188,14 +213,14 @@ placement: {enabled: true, on_score: 0.4, off_score: 0.2}
 )",
                              "t.yaml");
   ASSERT_TRUE(c.has_value()) << c.error().message();
-  EXPECT_EQ(c->detector_short_window, std::chrono::seconds(5));
-  EXPECT_EQ(c->detector_long_window, std::chrono::minutes(10));
-  EXPECT_DOUBLE_EQ(c->detector_cpu_percentile, 0.95);
-  EXPECT_DOUBLE_EQ(c->detector_margin, 0.2);
-  EXPECT_EQ(c->detector_victim_k, 2);
-  EXPECT_DOUBLE_EQ(c->detector_antagonist_threshold, 0.5);
-  EXPECT_TRUE(c->placement_enabled);
-  EXPECT_DOUBLE_EQ(c->placement_on_score, 0.4);
+  EXPECT_EQ(c->detector.windows[0], std::chrono::seconds(5));
+  EXPECT_EQ(c->detector.windows[2], std::chrono::minutes(10));
+  EXPECT_DOUBLE_EQ(c->detector.cpu_percentile, 0.95);
+  EXPECT_DOUBLE_EQ(c->detector.margin, 0.2);
+  EXPECT_EQ(c->detector.victim_k, 2);
+  EXPECT_DOUBLE_EQ(c->detector.antagonist_threshold, 0.5);
+  EXPECT_TRUE(c->placement.enabled);
+  EXPECT_DOUBLE_EQ(c->placement.on_score, 0.4);
   EXPECT_TRUE(validateConfig(*c).has_value());
 }
 
@@ -246,10 +271,10 @@ TEST(ConfigSizes, LogSettingsParseAndAreChecked) {
       "loki:\n  url: http://127.0.0.1:3100/loki/api/v1/push\n  encoding: json\n",
       "t.yaml");
   ASSERT_TRUE(c.has_value()) << c.error().message();
-  EXPECT_EQ(c->logs_batch_bytes, 2U << 20);
-  EXPECT_TRUE(c->logs_read_compressed);
-  EXPECT_EQ(c->journal_units, std::vector<std::string>{"a.service"});
-  EXPECT_EQ(c->loki_encoding, "json");
+  EXPECT_EQ(c->logs.batch_bytes, 2U << 20);
+  EXPECT_TRUE(c->logs.read_compressed);
+  EXPECT_EQ(c->journal.units, std::vector<std::string>{"a.service"});
+  EXPECT_EQ(c->loki.encoding, "json");
   auto bad = parseConfig("loki:\n  encoding: xml\n", "t.yaml");
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().field, "loki.encoding");
@@ -279,18 +304,18 @@ TEST(ConfigRemoteWrite, ParsesEveryKey) {
       "  spool_max_bytes: 64MiB\n",
       "t.yaml");
   ASSERT_TRUE(c.has_value()) << c.error().message();
-  EXPECT_EQ(c->remote_write_url, "https://mimir.example:443/api/v1/push");
-  EXPECT_EQ(c->remote_write_username, "agent");
-  EXPECT_EQ(c->remote_write_password_file, "/etc/nodewarden/rw-password");
-  EXPECT_EQ(c->remote_write_ca_file, "/etc/ssl/rw-ca.pem");
-  EXPECT_TRUE(c->remote_write_insecure_skip_verify);
-  EXPECT_EQ(c->remote_write_timeout, seconds(5));
-  EXPECT_EQ(c->remote_write_headers, std::vector<std::string>{"X-Scope-OrgID: team-a"});
-  EXPECT_EQ(c->remote_write_max_samples_per_send, 500);
-  EXPECT_EQ(c->remote_write_spool_max_bytes, 64ULL << 20);
+  EXPECT_EQ(c->remote_write.url, "https://mimir.example:443/api/v1/push");
+  EXPECT_EQ(c->remote_write.username, "agent");
+  EXPECT_EQ(c->remote_write.password_file, "/etc/nodewarden/rw-password");
+  EXPECT_EQ(c->remote_write.ca_file, "/etc/ssl/rw-ca.pem");
+  EXPECT_TRUE(c->remote_write.insecure_skip_verify);
+  EXPECT_EQ(c->remote_write.timeout, seconds(5));
+  EXPECT_EQ(c->remote_write.headers, std::vector<std::string>{"X-Scope-OrgID: team-a"});
+  EXPECT_EQ(c->remote_write.max_samples_per_send, 500);
+  EXPECT_EQ(c->remote_write.spool_max_bytes, 64ULL << 20);
   // Off by default.
-  EXPECT_TRUE(Config{}.remote_write_url.empty());
-  EXPECT_EQ(Config{}.remote_write_max_samples_per_send, 2000);
+  EXPECT_TRUE(Config{}.remote_write.url.empty());
+  EXPECT_EQ(Config{}.remote_write.max_samples_per_send, 2000);
 }
 
 TEST(ConfigRemoteWrite, RejectsBadValuesNamingTheField) {
@@ -321,7 +346,7 @@ TEST(ConfigDefaults, DeployExampleParsesToDefaults) {
                                      "../../deploy/config/nodewarden.yaml");
   ASSERT_TRUE(config.has_value()) << config.error().message();
   Config expected;
-  expected.pods_kubelet = false;
+  expected.pods.kubelet = false;
   EXPECT_EQ(*config, expected);
 }
 
@@ -332,21 +357,21 @@ TEST(ConfigFile, ValidFixtureSetsEveryField) {
   EXPECT_EQ(config->node_name, "worker-1");
   EXPECT_EQ(config->interval, milliseconds(90'000));
   EXPECT_EQ(config->log_level, "debug");
-  EXPECT_EQ(config->cgroup_root, "/host/sys/fs/cgroup");
-  EXPECT_EQ(config->proc_root, "/host/proc");
-  EXPECT_EQ(config->log_root, "/host/var/log/pods");
-  EXPECT_EQ(config->state_dir, "/tmp/nodewarden-state");
-  EXPECT_TRUE(config->cgroup_enabled);  // written as "yes", which yaml-cpp reads as a bool
-  EXPECT_EQ(config->cgroup_max_depth, 12);
-  EXPECT_EQ(config->cgroup_root_search_interval, minutes(2));
-  EXPECT_FALSE(config->node_enabled);
+  EXPECT_EQ(config->paths.cgroup_root, "/host/sys/fs/cgroup");
+  EXPECT_EQ(config->paths.proc_root, "/host/proc");
+  EXPECT_EQ(config->paths.log_root, "/host/var/log/pods");
+  EXPECT_EQ(config->paths.state_dir, "/tmp/nodewarden-state");
+  EXPECT_TRUE(config->cgroup.enabled);  // written as "yes", which yaml-cpp reads as a bool
+  EXPECT_EQ(config->cgroup.max_depth, 12);
+  EXPECT_EQ(config->cgroup.root_search_interval, minutes(2));
+  EXPECT_FALSE(config->node.enabled);
 }
 
 TEST(ConfigFile, PartialFileKeepsOtherDefaults) {
   const auto config = parseConfig("collectors:\n  node:\n    enabled: off\n", "t.yaml");
   ASSERT_TRUE(config.has_value()) << config.error().message();
   Config expected;
-  expected.node_enabled = false;
+  expected.node.enabled = false;
   EXPECT_EQ(*config, expected);
 }
 
@@ -551,12 +576,12 @@ TEST(ConfigTypesAccepted, YamlBoolSpellings) {
   for (const std::string word : {"true", "True", "yes", "on", "y"}) {
     const auto config = parseConfig("collectors:\n  node:\n    enabled: " + word + "\n", "t");
     ASSERT_TRUE(config.has_value()) << word << ": " << config.error().message();
-    EXPECT_TRUE(config->node_enabled) << word;
+    EXPECT_TRUE(config->node.enabled) << word;
   }
   for (const std::string word : {"false", "no", "off", "n"}) {
     const auto config = parseConfig("collectors:\n  node:\n    enabled: " + word + "\n", "t");
     ASSERT_TRUE(config.has_value()) << word << ": " << config.error().message();
-    EXPECT_FALSE(config->node_enabled) << word;
+    EXPECT_FALSE(config->node.enabled) << word;
   }
 }
 
@@ -605,11 +630,12 @@ TEST(ConfigPodLabels, AListOfLabelKeys) {
   auto config = parseConfig(
       "kubernetes:\n  pod_labels:\n    - app.kubernetes.io/name\n    - team\n", "t.yaml");
   ASSERT_TRUE(config.has_value()) << config.error().message();
-  EXPECT_EQ(config->pod_labels, (std::vector<std::string>{"app.kubernetes.io/name", "team"}));
+  EXPECT_EQ(config->kubernetes.pod_labels,
+            (std::vector<std::string>{"app.kubernetes.io/name", "team"}));
   config = parseConfig("kubernetes:\n  pod_labels: [app, \"example.com/tier\"]\n", "t.yaml");
   ASSERT_TRUE(config.has_value()) << config.error().message();
-  EXPECT_EQ(config->pod_labels, (std::vector<std::string>{"app", "example.com/tier"}));
-  EXPECT_TRUE(Config{}.pod_labels.empty());
+  EXPECT_EQ(config->kubernetes.pod_labels, (std::vector<std::string>{"app", "example.com/tier"}));
+  EXPECT_TRUE(Config{}.kubernetes.pod_labels.empty());
 }
 
 TEST(ConfigPodLabels, ABadKeyIsNamedAtItsOwnLine) {
@@ -651,12 +677,12 @@ TEST(ConfigPodLabels, NotAListIsAnError) {
 
 TEST(ConfigPodLabels, ValidateChecksKeysSetByFlags) {
   Config config;
-  config.pod_labels = {"app", "bad key"};
+  config.kubernetes.pod_labels = {"app", "bad key"};
   const auto result = validateConfig(config);
   ASSERT_FALSE(result.has_value());
   EXPECT_EQ(result.error().field, "kubernetes.pod_labels[1]");
   EXPECT_EQ(result.error().line, 0);
-  config.pod_labels = {"app", "app.kubernetes.io/name"};
+  config.kubernetes.pod_labels = {"app", "app.kubernetes.io/name"};
   EXPECT_TRUE(validateConfig(config).has_value());
 }
 
@@ -776,18 +802,18 @@ INSTANTIATE_TEST_SUITE_P(
         listenCase("ListenIpv6Unterminated", "[::1:9465", false),
         listenCase("ListenIpv6EmptyHost", "[]:9465", false),
         listenCase("ListenSpace", "local host:9465", false),
-        ValidateCase{"MaxDepthOne", [](Config& c) { c.cgroup_max_depth = 1; }, ""},
-        ValidateCase{"MaxDepth32", [](Config& c) { c.cgroup_max_depth = 32; }, ""},
-        ValidateCase{"MaxDepthZero", [](Config& c) { c.cgroup_max_depth = 0; },
+        ValidateCase{"MaxDepthOne", [](Config& c) { c.cgroup.max_depth = 1; }, ""},
+        ValidateCase{"MaxDepth32", [](Config& c) { c.cgroup.max_depth = 32; }, ""},
+        ValidateCase{"MaxDepthZero", [](Config& c) { c.cgroup.max_depth = 0; },
                      "collectors.cgroup.max_depth"},
-        ValidateCase{"MaxDepth33", [](Config& c) { c.cgroup_max_depth = 33; },
+        ValidateCase{"MaxDepth33", [](Config& c) { c.cgroup.max_depth = 33; },
                      "collectors.cgroup.max_depth"},
         ValidateCase{"RootSearchOneSecond",
-                     [](Config& c) { c.cgroup_root_search_interval = seconds(1); }, ""},
-        ValidateCase{"RootSearchLong", [](Config& c) { c.cgroup_root_search_interval = hours(24); },
+                     [](Config& c) { c.cgroup.root_search_interval = seconds(1); }, ""},
+        ValidateCase{"RootSearchLong", [](Config& c) { c.cgroup.root_search_interval = hours(24); },
                      ""},
         ValidateCase{"RootSearchBelow",
-                     [](Config& c) { c.cgroup_root_search_interval = milliseconds(999); },
+                     [](Config& c) { c.cgroup.root_search_interval = milliseconds(999); },
                      "collectors.cgroup.root_search_interval"},
         ValidateCase{"LogLevelTrace", [](Config& c) { c.log_level = "trace"; }, ""},
         ValidateCase{"LogLevelDebug", [](Config& c) { c.log_level = "debug"; }, ""},
@@ -796,25 +822,27 @@ INSTANTIATE_TEST_SUITE_P(
         ValidateCase{"LogLevelWarning", [](Config& c) { c.log_level = "warning"; }, "log_level"},
         ValidateCase{"LogLevelUpper", [](Config& c) { c.log_level = "INFO"; }, "log_level"},
         ValidateCase{"LogLevelEmpty", [](Config& c) { c.log_level = ""; }, "log_level"},
-        ValidateCase{"CgroupRootEmpty", [](Config& c) { c.cgroup_root.clear(); },
+        ValidateCase{"CgroupRootEmpty", [](Config& c) { c.paths.cgroup_root.clear(); },
                      "paths.cgroup_root"},
-        ValidateCase{"ProcRootEmpty", [](Config& c) { c.proc_root.clear(); }, "paths.proc_root"},
-        ValidateCase{"LogRootEmpty", [](Config& c) { c.log_root.clear(); }, "paths.log_root"},
-        ValidateCase{"StateDirEmpty", [](Config& c) { c.state_dir.clear(); }, "paths.state_dir"},
-        ValidateCase{"JobsPollFast", [](Config& c) { c.jobs_poll_interval = milliseconds(100); },
+        ValidateCase{"ProcRootEmpty", [](Config& c) { c.paths.proc_root.clear(); },
+                     "paths.proc_root"},
+        ValidateCase{"LogRootEmpty", [](Config& c) { c.paths.log_root.clear(); }, "paths.log_root"},
+        ValidateCase{"StateDirEmpty", [](Config& c) { c.paths.state_dir.clear(); },
+                     "paths.state_dir"},
+        ValidateCase{"JobsPollFast", [](Config& c) { c.jobs.poll_interval = milliseconds(100); },
                      ""},
-        ValidateCase{"JobsPollTooFast", [](Config& c) { c.jobs_poll_interval = milliseconds(99); },
+        ValidateCase{"JobsPollTooFast", [](Config& c) { c.jobs.poll_interval = milliseconds(99); },
                      "collectors.jobs.poll_interval"},
-        ValidateCase{"JobsStatusWaitZero", [](Config& c) { c.jobs_status_wait = seconds(0); },
+        ValidateCase{"JobsStatusWaitZero", [](Config& c) { c.jobs.status_wait = seconds(0); },
                      "collectors.jobs.status_wait"},
-        ValidateCase{"JobsRetentionDays", [](Config& c) { c.jobs_retention = hours(24 * 30); }, ""},
+        ValidateCase{"JobsRetentionDays", [](Config& c) { c.jobs.retention = hours(24 * 30); }, ""},
         ValidateCase{"JobsRetentionTooLong",
-                     [](Config& c) { c.jobs_retention = hours(24 * 30) + seconds(1); },
+                     [](Config& c) { c.jobs.retention = hours(24 * 30) + seconds(1); },
                      "collectors.jobs.retention"},
-        ValidateCase{"JobsMaxRecentZero", [](Config& c) { c.jobs_max_recent = 0; },
+        ValidateCase{"JobsMaxRecentZero", [](Config& c) { c.jobs.max_recent = 0; },
                      "collectors.jobs.max_recent"},
         ValidateCase{"KubeletRefreshTooFast",
-                     [](Config& c) { c.pods_kubelet_refresh_interval = milliseconds(500); },
+                     [](Config& c) { c.pods.kubelet_refresh_interval = milliseconds(500); },
                      "collectors.pods.kubelet_refresh_interval"}),
     [](const ::testing::TestParamInfo<ValidateCase>& param) { return param.param.name; });
 
@@ -856,9 +884,9 @@ TEST(ConfigTls, BothReadableFilesAreAccepted) {
   const auto c =
       parseConfig("tls:\n  cert_file: /etc/hostname\n  key_file: /etc/hostname\n", "t.yaml");
   ASSERT_TRUE(c.has_value()) << c.error().message();
-  EXPECT_EQ(c->tls_cert_file, "/etc/hostname");
-  EXPECT_EQ(c->tls_key_file, "/etc/hostname");
-  EXPECT_TRUE(c->tls_client_ca_file.empty());
+  EXPECT_EQ(c->tls.cert_file, "/etc/hostname");
+  EXPECT_EQ(c->tls.key_file, "/etc/hostname");
+  EXPECT_TRUE(c->tls.client_ca_file.empty());
 }
 
 TEST(ConfigTls, OneFileWithoutTheOtherNamesTheMissingOneAndItsLine) {

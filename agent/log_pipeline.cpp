@@ -335,14 +335,14 @@ std::expected<void, std::string> LogPipeline::open() {
 
   if (config.logs.enabled) {
     logs::LogTailerOptions to;
-    to.paths.log_root = config.paths.log_root;
+    to.log_root = config.paths.log_root;
     to.checkpoint_file = checkpoints / "logs.json";
     to.node_name = config.node_name;
     to.max_line_bytes = config.logs.max_line_bytes;
     to.max_open_files = static_cast<std::size_t>(config.logs.max_open_files);
     to.rescan_interval = config.logs.rescan_interval;
     to.metadata = pipeline.metadata;
-    to.kubernetes.pod_labels = config.kubernetes.pod_labels;
+    to.pod_labels = config.kubernetes.pod_labels;
     to.read_compressed = config.logs.read_compressed;
     pipeline.tailer = std::make_unique<logs::LogTailer>(to, errors);
   }

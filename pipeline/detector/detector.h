@@ -26,8 +26,9 @@
 // recommendations), noisy_neighbor.h (per pod: stall by cause, baselines, victims, onsets,
 // antagonists; the method above) and node_score.h (saturation, pressure, interference score and
 // summary). Every counter they turn into a rate goes through rate_tracker.h, which alone knows the
-// first reading, a missing one, a reset and a clock that did not advance; detector_parts.h is
-// what the parts share. max_containers bounds pods and containers together, so the admission is
+// first reading, a missing one, a reset and a clock that did not advance; cgroup_table.h keeps
+// their per-cgroup entries (admitted, forgotten after three cycles unseen); detector_parts.h is
+// what else they share. max_containers bounds pods and containers together, so the admission is
 // the Detector's, not a part's.
 #pragma once
 

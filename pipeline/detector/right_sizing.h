@@ -9,7 +9,6 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 #include <vector>
 
 #include "pipeline/detector/cgroup_table.h"  // and detector_parts.h
@@ -19,11 +18,12 @@ namespace nodewarden::detector::detail {
 
 class RightSizing {
  public:
-  // Holds options by reference (see detector_parts.h); what sizes the rings is read here once.
+  // options is held by reference (see detector_parts.h); the windows and interval, which size
+  // each container's ring, are read here once.
   explicit RightSizing(const DetectorOptions& options);
   ~RightSizing();
-
   void beginCycle() { containers_.beginCycle(); }
+
   // A container's cgroup this cycle (s.isPod() is false). nullptr when it is not tracked: new,
   // and admit is false (the Detector's max_containers).
   const ContainerInterval* update(const CgroupSample& s, double now, bool admit);

@@ -21,7 +21,15 @@
 //
 // What a reader gets wrong: everything here runs on the collection thread, once per cycle, and
 // update() never reads a file: all inputs are in the Snapshot. State() copies are what other
-// threads read.
+// threads read. Detector itself decides nothing: detector.cpp runs three parts in a fixed order
+// and publishes what they wrote. right_sizing.h (per container: usage windows, throttle ratio,
+// recommendations), noisy_neighbor.h (per pod: stall by cause, baselines, victims, onsets,
+// antagonists; the method above) and node_score.h (saturation, pressure, interference score and
+// summary). Every counter they turn into a rate goes through rate_tracker.h, which alone knows the
+// first reading, a missing one, a reset and a clock that did not advance; cgroup_table.h keeps
+// their per-cgroup entries (admitted, forgotten after three cycles unseen); detector_parts.h is
+// what else they share. max_containers bounds pods and containers together, so the admission is
+// the Detector's, not a part's.
 #pragma once
 
 #include <array>

@@ -78,7 +78,8 @@ struct LastSecond {
 };
 
 // YYYY-MM-DD(T|t)hh:mm:ss of text (at least 19 bytes) into seconds since the epoch, local time.
-inline bool parseDateTime(std::string_view text, std::int64_t& seconds, bool& leap) {
+[[gnu::always_inline]] inline bool parseDateTime(std::string_view text, std::int64_t& seconds,
+                                                 bool& leap) {
   thread_local LastSecond last;
   if (last.valid && std::memcmp(last.text.data(), text.data(), last.text.size()) == 0) {
     seconds = last.seconds;
@@ -115,7 +116,7 @@ inline bool parseDateTime(std::string_view text, std::int64_t& seconds, bool& le
 
 // The fields of an RFC 3339 date-time, or nullopt when text is not one (a field out of range,
 // e.g. April 31 or hour 24, included; the whole text must be the date-time).
-inline std::optional<Fields> parse(std::string_view text) {
+[[gnu::always_inline]] inline std::optional<Fields> parse(std::string_view text) {
   using detail::isDigit;
   if (text.size() < 20) return std::nullopt;
   Fields out;

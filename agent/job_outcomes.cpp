@@ -76,15 +76,15 @@ void JobOutcomes::observeStatuses() {
     kubelet_fetches_ = sources_.kubelet->stats().fetches;
     for (const auto& p : sources_.kubelet->pods()) {
       if (!isJobPod(p.owner.kind, p.labels)) continue;
-      tracker_.observeStatus(jobs::fromKubelet(p), cronjobOf(p.uid));
+      tracker_.observeStatus(jobs::fromPod(p), cronjobOf(p.uid));
     }
   }
   if (sources_.apiserver != nullptr &&
       sources_.apiserver->resourceVersion() != apiserver_version_) {
     apiserver_version_ = sources_.apiserver->resourceVersion();
     for (const auto& p : sources_.apiserver->pods()) {
-      if (!isJobPod(p.owner_kind, p.labels)) continue;
-      tracker_.observeStatus(jobs::fromApiServer(p), cronjobOf(p.uid));
+      if (!isJobPod(p.owner.kind, p.labels)) continue;
+      tracker_.observeStatus(jobs::fromPod(p), cronjobOf(p.uid));
     }
   }
 }

@@ -11,27 +11,13 @@ using json = nlohmann::json;
 
 std::string cut(std::string_view s) { return std::string(s.substr(0, kMaxReasonBytes)); }
 
-int derivedSignal(int reported, int exit_code) {
-  if (reported != 0) return reported;
-  return exit_code > 128 && exit_code <= 192 ? exit_code - 128 : 0;
-}
-
-void fromKubeletState(const pods::ContainerState& s, ContainerEnd& c) {
+void fromState(const pods::ContainerState& s, ContainerEnd& c) {
   c.terminated = true;
   c.exit_code = s.exit_code;
   c.signal = s.signal;
   c.reason = cut(s.reason);
   c.started_at = s.started_at;
   c.finished_at = s.finished_at;
-}
-
-void fromApiTermination(const pods::ApiContainerTermination& t, ContainerEnd& c) {
-  c.terminated = true;
-  c.exit_code = t.exit_code;
-  c.signal = derivedSignal(t.signal, t.exit_code);
-  c.reason = cut(t.reason);
-  c.started_at = pods::parseRfc3339(t.started_at);
-  c.finished_at = pods::parseRfc3339(t.finished_at);
 }
 
 std::string jobOf(std::string_view owner_kind, std::string_view owner_name,
@@ -81,7 +67,7 @@ json timeOrNull(const std::optional<Timestamp>& t) {
 
 }  // namespace
 
-PodStatus fromKubelet(const pods::PodInfo& pod) {
+PodStatus fromPod(const pods::PodInfo& pod) {
   PodStatus s;
   s.uid = pod.uid;
   s.namespace_name = pod.namespace_name;
@@ -97,39 +83,15 @@ PodStatus fromKubelet(const pods::PodInfo& pod) {
       c.init = list == &pod.init_containers;
       c.restart_count = cs.restart_count;
       if (cs.state.kind == pods::ContainerStateKind::kTerminated) {
-        fromKubeletState(cs.state, c);
+        fromState(cs.state, c);
       } else {
         if (cs.state.kind == pods::ContainerStateKind::kWaiting) c.waiting = cut(cs.state.reason);
         if (cs.last_state.kind == pods::ContainerStateKind::kTerminated) {
-          fromKubeletState(cs.last_state, c);
+          fromState(cs.last_state, c);
         }
       }
       s.containers.push_back(std::move(c));
     }
-  }
-  return s;
-}
-
-PodStatus fromApiServer(const pods::ApiPod& pod) {
-  PodStatus s;
-  s.uid = pod.uid;
-  s.namespace_name = pod.namespace_name;
-  s.name = pod.name;
-  s.job = jobOf(pod.owner_kind, pod.owner_name, pod.labels);
-  s.phase = pod.phase;
-  s.reason = cut(pod.reason);
-  s.start_time = pods::parseRfc3339(pod.start_time);
-  for (const auto& cs : pod.containers) {
-    ContainerEnd c;
-    c.name = cs.name;
-    c.init = cs.init;
-    c.restart_count = cs.restart_count;
-    if (cs.terminated) {
-      fromApiTermination(*cs.terminated, c);
-    } else if (cs.last_terminated) {
-      fromApiTermination(*cs.last_terminated, c);
-    }
-    s.containers.push_back(std::move(c));
   }
   return s;
 }

@@ -21,8 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "collectors/pods/apiserver_pods.h"
-#include "collectors/pods/kubelet_pods.h"
+#include "collectors/pods/pod.h"
 
 namespace nodewarden::jobs {
 
@@ -54,8 +53,8 @@ struct PodStatus {
   std::vector<ContainerEnd> containers;  // init containers first
 };
 
-[[nodiscard]] PodStatus fromKubelet(const pods::PodInfo& pod);
-[[nodiscard]] PodStatus fromApiServer(const pods::ApiPod& pod);
+// The same for a pod from either source: both decode into the one model (pods::PodInfo).
+[[nodiscard]] PodStatus fromPod(const pods::PodInfo& pod);
 
 // Phase Succeeded or Failed: the pod has ended and will not run again.
 [[nodiscard]] bool isTerminal(const PodStatus& status);

@@ -17,54 +17,19 @@
 #include <cstring>
 #include <optional>
 
+#include "collectors/common/rfc3339.h"
+
 namespace nodewarden::logs {
 
 namespace {
 
 constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
-constexpr std::int64_t kSecondsPerDay = 86'400;
 // Nesting of skipped members ("attrs":{...}) is tracked in one 64-bit word, one bit per level.
 constexpr int kMaxJsonDepth = 64;
 // The longest escaped spelling of "stream": six \uXXXX escapes.
 constexpr std::size_t kMaxEscapedKeyBytes = 36;
 
 bool isDigit(char c) { return c >= '0' && c <= '9'; }
-
-// Reads exactly `count` decimal digits at text[pos]; false if any is not a digit.
-bool readDigits(std::string_view text, std::size_t pos, std::size_t count, int& value) {
-  if (pos + count > text.size()) {
-    return false;
-  }
-  int v = 0;
-  for (std::size_t i = 0; i < count; ++i) {
-    const char c = text[pos + i];
-    if (!isDigit(c)) {
-      return false;
-    }
-    v = v * 10 + (c - '0');
-  }
-  value = v;
-  return true;
-}
-
-bool isLeapYear(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-int daysInMonth(int y, int m) {
-  constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && isLeapYear(y) ? 29 : kDays[m - 1];
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant, "chrono-Compatible
-// Low-Level Date Algorithms", days_from_civil).
-std::int64_t daysFromCivil(int y, int m, int d) {
-  const std::int64_t year = y - (m <= 2 ? 1 : 0);
-  const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
-  const std::int64_t yoe = year - era * 400;
-  const std::int64_t mp = m > 2 ? m - 3 : m + 9;
-  const std::int64_t doy = (153 * mp + 2) / 5 + d - 1;
-  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
 
 bool isJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -443,99 +408,17 @@ const char* lineErrorName(LineError e) {
   return "unknown";
 }
 
-// YYYY-MM-DD(T|t)hh:mm:ss[.f{1,9}](Z|z|(+|-)hh:mm), RFC 3339 section 5.6. Stricter than the RFC
-// in two ways Go's time.Parse (and so kubelet) is as well: a leap second (:60) is rejected, and the
-// result must fit int64 nanoseconds (1677-09-21 .. 2262-04-11 UTC).
-namespace {
-
-// The date and time to the second (the first 19 bytes) of the last valid timestamp this thread
-// parsed, and their seconds: lines come many per second, so most timestamps only differ after it.
-struct LastSecond {
-  std::array<char, 19> text{};
-  std::int64_t seconds = 0;
-  bool valid = false;
-};
-thread_local LastSecond t_last_second;
-
-// Seconds since the epoch of YYYY-MM-DD(T|t)hh:mm:ss (local time, before any offset).
-std::optional<std::int64_t> parseDateTime(std::string_view text) {
-  LastSecond& last = t_last_second;
-  if (last.valid && std::memcmp(last.text.data(), text.data(), last.text.size()) == 0) {
-    return last.seconds;
-  }
-  int year = 0;
-  int month = 0;
-  int day = 0;
-  int hour = 0;
-  int minute = 0;
-  int second = 0;
-  if (!readDigits(text, 0, 4, year) || text[4] != '-' || !readDigits(text, 5, 2, month) ||
-      text[7] != '-' || !readDigits(text, 8, 2, day) || (text[10] != 'T' && text[10] != 't') ||
-      !readDigits(text, 11, 2, hour) || text[13] != ':' || !readDigits(text, 14, 2, minute) ||
-      text[16] != ':' || !readDigits(text, 17, 2, second)) {
-    return std::nullopt;
-  }
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 ||
-      minute > 59 || second > 59) {
-    return std::nullopt;
-  }
-  last.seconds =
-      daysFromCivil(year, month, day) * kSecondsPerDay + hour * 3600 + minute * 60 + second;
-  std::memcpy(last.text.data(), text.data(), last.text.size());
-  last.valid = true;
-  return last.seconds;
-}
-
-}  // namespace
-
+// RFC 3339 section 5.6 through the agent's one parser (collectors/common/rfc3339.h), with the
+// fraction at most nine digits. Stricter than the RFC in two ways Go's time.Parse (and so kubelet)
+// is as well: a leap second (:60) is rejected, and the result must fit int64 nanoseconds
+// (1677-09-21 .. 2262-04-11 UTC).
 std::expected<std::int64_t, LineError> parseRfc3339Nano(std::string_view text) {
   const auto bad = std::unexpected(LineError::kBadTimestamp);
-  if (text.size() < 20) return bad;
-  const std::optional<std::int64_t> local = parseDateTime(text);
-  if (!local) return bad;
-  std::size_t pos = 19;
-  std::int64_t fraction = 0;
-  if (text[pos] == '.') {
-    ++pos;
-    std::size_t digits = 0;
-    while (pos < text.size() && isDigit(text[pos])) {
-      if (++digits > 9) {
-        return bad;
-      }
-      fraction = fraction * 10 + (text[pos] - '0');
-      ++pos;
-    }
-    if (digits == 0) {
-      return bad;
-    }
-    for (std::size_t d = digits; d < 9; ++d) {
-      fraction *= 10;
-    }
-  }
-  std::int64_t offset_seconds = 0;
-  if (pos >= text.size()) {
-    return bad;
-  }
-  if (text[pos] == 'Z' || text[pos] == 'z') {
-    ++pos;
-  } else if (text[pos] == '+' || text[pos] == '-') {
-    int offset_hour = 0;
-    int offset_minute = 0;
-    if (!readDigits(text, pos + 1, 2, offset_hour) || pos + 3 >= text.size() ||
-        text[pos + 3] != ':' || !readDigits(text, pos + 4, 2, offset_minute) || offset_hour > 23 ||
-        offset_minute > 59) {
-      return bad;
-    }
-    offset_seconds = (offset_hour * 3600 + offset_minute * 60) * (text[pos] == '-' ? -1 : 1);
-    pos += 6;
-  } else {
-    return bad;
-  }
-  if (pos != text.size()) {
-    return bad;
-  }
+  const std::optional<rfc3339::Fields> fields = rfc3339::parse(text);
+  if (!fields || fields->leap_second || fields->fraction_digits > 9) return bad;
   // Local time minus its offset is UTC.
-  std::int64_t seconds = *local - offset_seconds;
+  std::int64_t seconds = fields->local_seconds - fields->offset_seconds;
+  std::int64_t fraction = fields->nanos;
   // Before the epoch, borrow a second into the fraction so that the earliest representable
   // instant (1677-09-21T00:12:43.145224192Z) does not overflow in the multiplication.
   if (seconds < 0 && fraction > 0) {

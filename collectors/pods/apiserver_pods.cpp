@@ -59,109 +59,27 @@ const json* readNested(const json& object, const char* key, bool& ok, bool want_
   return &*it;
 }
 
-std::expected<std::optional<ApiContainerTermination>, ApiPodError> readTermination(
-    const json& status, const char* state_key) {
-  bool ok = true;
-  const json* state = readNested(status, state_key, ok);
-  if (!ok) return std::unexpected(ApiPodError::kBadValue);
-  if (state == nullptr) return std::nullopt;
-  const json* terminated = readNested(*state, "terminated", ok);
-  if (!ok) return std::unexpected(ApiPodError::kBadValue);
-  if (terminated == nullptr) return std::nullopt;
-  ApiContainerTermination t;
-  ok = readInt(*terminated, "exitCode", t.exit_code) && readInt(*terminated, "signal", t.signal) &&
-       readString(*terminated, "reason", t.reason) &&
-       readString(*terminated, "startedAt", t.started_at) &&
-       readString(*terminated, "finishedAt", t.finished_at);
-  if (!ok) return std::unexpected(ApiPodError::kBadValue);
-  return t;
-}
-
-std::expected<ApiContainerStatus, ApiPodError> readContainerStatus(const json& status, bool init) {
-  if (!status.is_object()) return std::unexpected(ApiPodError::kBadValue);
-  ApiContainerStatus c;
-  c.init = init;
-  std::string id;
-  if (!readString(status, "name", c.name) || !readString(status, "containerID", id) ||
-      !readString(status, "image", c.image) || !readInt(status, "restartCount", c.restart_count)) {
+// The one decoder (pod.h), strict: any field it had to leave empty rejects the pod.
+std::expected<PodInfo, ApiPodError> podFromJson(const json& object) {
+  PodFieldProblems problems;
+  auto pod = decodePod(object, problems);
+  if (!pod) {
+    switch (pod.error().kind) {
+      case PodRejection::Kind::kNotObject:
+        return std::unexpected(ApiPodError::kMalformedJson);
+      case PodRejection::Kind::kMissingField:
+        return std::unexpected(ApiPodError::kMissingField);
+      case PodRejection::Kind::kBadValue:
+        break;
+    }
     return std::unexpected(ApiPodError::kBadValue);
   }
-  if (c.name.empty()) return std::unexpected(ApiPodError::kMissingField);
-  // "containerd://<id>", "cri-o://<id>", "docker://<id>" (kubelet's kubecontainer.ContainerID).
-  if (const auto sep = id.find("://"); sep != std::string::npos) {
-    c.runtime = id.substr(0, sep);
-    c.container_id = id.substr(sep + 3);
-  } else {
-    c.container_id = std::move(id);
+  if (problems.count > 0) {
+    return std::unexpected(problems.first_kind == PodFieldProblem::kMissingName
+                               ? ApiPodError::kMissingField
+                               : ApiPodError::kBadValue);
   }
-  auto terminated = readTermination(status, "state");
-  if (!terminated) return std::unexpected(terminated.error());
-  c.terminated = std::move(*terminated);
-  auto last = readTermination(status, "lastState");
-  if (!last) return std::unexpected(last.error());
-  c.last_terminated = std::move(*last);
-  return c;
-}
-
-std::expected<ApiPod, ApiPodError> podFromJson(const json& object) {
-  if (!object.is_object()) return std::unexpected(ApiPodError::kMalformedJson);
-  bool ok = true;
-  const json* meta = readNested(object, "metadata", ok);
-  if (!ok) return std::unexpected(ApiPodError::kBadValue);
-  if (meta == nullptr) return std::unexpected(ApiPodError::kMissingField);
-  ApiPod pod;
-  if (!readString(*meta, "uid", pod.uid) || !readString(*meta, "name", pod.name) ||
-      !readString(*meta, "namespace", pod.namespace_name) ||
-      !readString(*meta, "resourceVersion", pod.resource_version)) {
-    return std::unexpected(ApiPodError::kBadValue);
-  }
-  if (pod.uid.empty() || pod.name.empty() || pod.namespace_name.empty()) {
-    return std::unexpected(ApiPodError::kMissingField);
-  }
-  if (const json* labels = readNested(*meta, "labels", ok); labels != nullptr) {
-    for (const auto& [key, value] : labels->items()) {
-      if (!value.is_string()) return std::unexpected(ApiPodError::kBadValue);
-      pod.labels.emplace(key, value.get<std::string>());
-    }
-  }
-  if (const json* owners = readNested(*meta, "ownerReferences", ok, true); owners != nullptr) {
-    const json* chosen = nullptr;
-    for (const json& owner : *owners) {
-      if (!owner.is_object()) return std::unexpected(ApiPodError::kBadValue);
-      const auto controller = owner.find("controller");
-      const bool is_controller =
-          controller != owner.end() && controller->is_boolean() && controller->get<bool>();
-      if (chosen == nullptr || is_controller) chosen = &owner;
-      if (is_controller) break;
-    }
-    if (chosen != nullptr && (!readString(*chosen, "kind", pod.owner_kind) ||
-                              !readString(*chosen, "name", pod.owner_name))) {
-      return std::unexpected(ApiPodError::kBadValue);
-    }
-  }
-  if (!ok) return std::unexpected(ApiPodError::kBadValue);
-  const json* status = readNested(object, "status", ok);
-  if (!ok) return std::unexpected(ApiPodError::kBadValue);
-  if (status != nullptr) {
-    if (!readString(*status, "phase", pod.phase) ||
-        !readString(*status, "qosClass", pod.qos_class) ||
-        !readString(*status, "reason", pod.reason) ||
-        !readString(*status, "startTime", pod.start_time)) {
-      return std::unexpected(ApiPodError::kBadValue);
-    }
-    for (const auto& [key, init] :
-         {std::pair{"initContainerStatuses", true}, std::pair{"containerStatuses", false}}) {
-      const json* list = readNested(*status, key, ok, true);
-      if (!ok) return std::unexpected(ApiPodError::kBadValue);
-      if (list == nullptr) continue;
-      for (const json& item : *list) {
-        auto c = readContainerStatus(item, init);
-        if (!c) return std::unexpected(c.error());
-        pod.containers.push_back(std::move(*c));
-      }
-    }
-  }
-  return pod;
+  return std::move(*pod);
 }
 
 std::string_view trim(std::string_view s) {
@@ -185,7 +103,7 @@ std::string_view apiPodErrorReason(ApiPodError error) {
   return "apiserver_bad_value";
 }
 
-std::expected<ApiPod, ApiPodError> parseApiPod(std::string_view text) {
+std::expected<PodInfo, ApiPodError> parseApiPod(std::string_view text) {
   const json object = json::parse(text.begin(), text.end(), nullptr, false);
   if (object.is_discarded()) return std::unexpected(ApiPodError::kMalformedJson);
   return podFromJson(object);
@@ -526,7 +444,7 @@ void ApiServerPodWatcher::applyEvent(WatchEvent event) {
     return;
   }
   ++stats_.events;
-  ApiPod& incoming = *event.pod;
+  PodInfo& incoming = *event.pod;
   const auto it = pods_.find(incoming.uid);
   if (it != pods_.end()) indexContainersLocked(it->second, false);
   if (event.type == WatchEventType::kDeleted) {
@@ -552,19 +470,21 @@ void ApiServerPodWatcher::applyEvent(WatchEvent event) {
   generation_.fetch_add(1, std::memory_order_release);
 }
 
-void ApiServerPodWatcher::indexContainersLocked(const ApiPod& pod, bool add) {
-  for (const ApiContainerStatus& c : pod.containers) {
-    if (c.container_id.empty()) continue;
-    if (add) {
-      uid_by_container_.insert_or_assign(c.container_id, pod.uid);
-    } else if (const auto it = uid_by_container_.find(c.container_id);
-               it != uid_by_container_.end() && it->second == pod.uid) {
-      uid_by_container_.erase(it);
+void ApiServerPodWatcher::indexContainersLocked(const PodInfo& pod, bool add) {
+  for (const auto* list : {&pod.init_containers, &pod.containers}) {
+    for (const ContainerStatus& c : *list) {
+      if (c.container_id.empty()) continue;
+      if (add) {
+        uid_by_container_.insert_or_assign(c.container_id, pod.uid);
+      } else if (const auto it = uid_by_container_.find(c.container_id);
+                 it != uid_by_container_.end() && it->second == pod.uid) {
+        uid_by_container_.erase(it);
+      }
     }
   }
 }
 
-void ApiServerPodWatcher::departLocked(ApiPod pod, Clock::time_point t) {
+void ApiServerPodWatcher::departLocked(PodInfo pod, Clock::time_point t) {
   const auto it = departed_.find(pod.uid);
   if (it != departed_.end()) {  // deleted twice (a replayed event): the first grace period holds
     indexContainersLocked(it->second.pod, false);
@@ -588,7 +508,7 @@ void ApiServerPodWatcher::forgetExpiredLocked(Clock::time_point t) {
   }
 }
 
-const ApiPod* ApiServerPodWatcher::findLocked(std::string_view uid) const {
+const PodInfo* ApiServerPodWatcher::findLocked(std::string_view uid) const {
   if (const auto it = pods_.find(uid); it != pods_.end()) return &it->second;
   // The clock is read only for a departed pod: live lookups cost what they did.
   if (const auto it = departed_.find(uid); it != departed_.end() && now() < it->second.forget_at) {
@@ -629,21 +549,21 @@ bool ApiServerPodWatcher::waitBackoff(unsigned failures) {
   return !wake_.wait_for(lock, delay, [this] { return stopping_.load(); });
 }
 
-std::optional<ApiPod> ApiServerPodWatcher::findPod(std::string_view uid) const {
+std::optional<PodInfo> ApiServerPodWatcher::findPod(std::string_view uid) const {
   const std::lock_guard lock(mu_);
-  const ApiPod* pod = findLocked(uid);
+  const PodInfo* pod = findLocked(uid);
   if (pod == nullptr) return std::nullopt;
   return *pod;
 }
 
-std::vector<ApiPod> ApiServerPodWatcher::pods() const {
-  std::vector<ApiPod> out;
+std::vector<PodInfo> ApiServerPodWatcher::pods() const {
+  std::vector<PodInfo> out;
   {
     const std::lock_guard lock(mu_);
     out.reserve(pods_.size());
     for (const auto& [uid, pod] : pods_) out.push_back(pod);
   }
-  std::sort(out.begin(), out.end(), [](const ApiPod& a, const ApiPod& b) {
+  std::sort(out.begin(), out.end(), [](const PodInfo& a, const PodInfo& b) {
     return std::tie(a.namespace_name, a.name, a.uid) < std::tie(b.namespace_name, b.name, b.uid);
   });
   return out;
@@ -683,28 +603,20 @@ std::optional<ContainerIdentity> ApiServerPodWatcher::container(std::string_view
   const std::lock_guard lock(mu_);
   const auto uid = uid_by_container_.find(id);
   if (uid == uid_by_container_.end()) return std::nullopt;
-  const ApiPod* pod = findLocked(uid->second);
+  const PodInfo* pod = findLocked(uid->second);
   if (pod == nullptr) return std::nullopt;
-  for (const ApiContainerStatus& c : pod->containers) {
-    if (c.container_id != id) continue;
-    return ContainerIdentity{pod->uid, pod->namespace_name, pod->name, c.name, c.image, false};
-  }
-  return std::nullopt;
+  const ContainerStatus* c = findContainer(*pod, id);
+  if (c == nullptr) return std::nullopt;
+  return ContainerIdentity{pod->uid, pod->namespace_name, pod->name, c->name, c->image, false};
 }
 
 std::optional<PodIdentity> ApiServerPodWatcher::pod(std::string_view uid) const {
   PodIdentity id;
   {
     const std::lock_guard lock(mu_);
-    const ApiPod* found = findLocked(uid);
+    const PodInfo* found = findLocked(uid);
     if (found == nullptr) return std::nullopt;
-    const ApiPod& p = *found;
-    id.namespace_name = p.namespace_name;
-    id.pod_name = p.name;
-    id.owner_kind = p.owner_kind;
-    id.owner_name = p.owner_name;
-    id.qos_class = p.qos_class;
-    id.labels = p.labels;
+    id = podIdentity(*found);
   }
   resolveOwnerChain(id, options_.cronjobs.get());  // outside the lock: the lookup has its own
   return id;

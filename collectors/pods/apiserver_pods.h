@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "collectors/pods/owner_chain.h"
+#include "collectors/pods/pod.h"
 #include "kubeapi/api_client.h"
 #include "pipeline/container_metadata.h"
 #include "pipeline/retry_backoff.h"  // the wait between failed requests
@@ -43,63 +44,26 @@
 
 namespace nodewarden::pods {
 
-// A container's state.terminated or lastState.terminated (core/v1 ContainerStateTerminated).
-struct ApiContainerTermination {
-  int exit_code = 0;
-  int signal = 0;
-  std::string reason;       // Completed, Error, OOMKilled, ContainerCannotRun, ... (free text)
-  std::string started_at;   // RFC 3339, as the API wrote it; empty when absent
-  std::string finished_at;  // RFC 3339, as the API wrote it; empty when absent
-  bool operator==(const ApiContainerTermination&) const = default;
-};
-
-struct ApiContainerStatus {
-  std::string name;
-  std::string runtime;       // the containerID's scheme: containerd, cri-o, docker; empty if none
-  std::string container_id;  // the containerID without "<runtime>://"; empty before it started
-  std::string image;
-  int restart_count = 0;
-  bool init = false;                                       // from status.initContainerStatuses
-  std::optional<ApiContainerTermination> terminated;       // state.terminated
-  std::optional<ApiContainerTermination> last_terminated;  // lastState.terminated
-  bool operator==(const ApiContainerStatus&) const = default;
-};
-
-// What this source keeps of a Pod. Self-contained on purpose: the kubelet source has its own, and
-// the two are to be unified above both.
-struct ApiPod {
-  std::string uid;
-  std::string namespace_name;
-  std::string name;
-  std::map<std::string, std::string> labels;
-  std::string owner_kind;  // the controlling ownerReference (controller: true), else the first
-  std::string owner_name;
-  std::string qos_class;   // status.qosClass: Guaranteed, Burstable, BestEffort; empty if unset
-  std::string phase;       // status.phase: Pending, Running, Succeeded, Failed, Unknown
-  std::string reason;      // status.reason: Evicted, DeadlineExceeded, ...; empty if unset
-  std::string start_time;  // status.startTime, RFC 3339 as the API wrote it; empty if unset
-  std::string resource_version;
-  std::vector<ApiContainerStatus> containers;  // init containers first, then the others
-  bool operator==(const ApiPod&) const = default;
-};
-
 enum class ApiPodError : std::uint8_t {
   kMalformedJson,  // not JSON, or not an object
   kMissingField,   // no metadata.uid, .name or .namespace
-  kBadValue,       // a field of the wrong type
+  kBadValue,       // a field of the wrong type or form
 };
 // The ErrorReporter reason: apiserver_bad_json, apiserver_missing_field, apiserver_bad_value.
 [[nodiscard]] std::string_view apiPodErrorReason(ApiPodError error);
 
-// One Pod object (JSON), as in a PodList's items or a watch event's object. Throws nothing.
-[[nodiscard]] std::expected<ApiPod, ApiPodError> parseApiPod(std::string_view json);
+// One Pod object (JSON), as in a PodList's items or a watch event's object, through the one
+// decoder (pod.h). A pod with any field the decoder had to leave empty is an error here: the API
+// server validated the object, so such a field means the object is not what this code reads.
+// Throws nothing.
+[[nodiscard]] std::expected<PodInfo, ApiPodError> parseApiPod(std::string_view json);
 
 enum class WatchEventType : std::uint8_t { kAdded, kModified, kDeleted, kBookmark, kError };
 
 struct WatchEvent {
   WatchEventType type = WatchEventType::kAdded;
   std::string resource_version;  // the object's metadata.resourceVersion (not for kError)
-  std::optional<ApiPod> pod;     // kAdded, kModified, kDeleted
+  std::optional<PodInfo> pod;    // kAdded, kModified, kDeleted
   int error_code = 0;            // kError: the Status's code (410 when the position is gone)
   std::string error_message;     // kError: the Status's reason and message
 };
@@ -157,8 +121,8 @@ class ApiServerPodWatcher final : public ContainerMetadata {
 
   // Snapshots, safe from any thread. findPod() also answers a deleted pod (its last state) within
   // deleted_grace; pods() and size() are the live pods only.
-  [[nodiscard]] std::optional<ApiPod> findPod(std::string_view uid) const;
-  [[nodiscard]] std::vector<ApiPod> pods() const;
+  [[nodiscard]] std::optional<PodInfo> findPod(std::string_view uid) const;
+  [[nodiscard]] std::vector<PodInfo> pods() const;
   [[nodiscard]] std::size_t size() const;
   // Deleted pods still kept for their grace period (until an event or refresh() forgets them).
   [[nodiscard]] std::size_t departedCount() const;
@@ -198,10 +162,10 @@ class ApiServerPodWatcher final : public ContainerMetadata {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  using PodMap = std::unordered_map<std::string, ApiPod, StringHash, std::equal_to<>>;
+  using PodMap = std::unordered_map<std::string, PodInfo, StringHash, std::equal_to<>>;
   // A deleted pod: its last state, answered until forget_at.
   struct Departed {
-    ApiPod pod;
+    PodInfo pod;
     Clock::time_point forget_at;
   };
 
@@ -221,11 +185,11 @@ class ApiServerPodWatcher final : public ContainerMetadata {
   // come (the list or the watch broke off).
   Outcome requestFailed(const kubeapi::ApiError& error, std::string_view after_ok);
   bool waitBackoff(unsigned failures);  // false when stopping
-  void indexContainersLocked(const ApiPod& pod, bool add);
+  void indexContainersLocked(const PodInfo& pod, bool add);
   [[nodiscard]] Clock::time_point now() const;
   // A live pod, or a deleted one within its grace period; nullptr otherwise.
-  [[nodiscard]] const ApiPod* findLocked(std::string_view uid) const;
-  void departLocked(ApiPod pod, Clock::time_point t);
+  [[nodiscard]] const PodInfo* findLocked(std::string_view uid) const;
+  void departLocked(PodInfo pod, Clock::time_point t);
   void forgetExpiredLocked(Clock::time_point t);
 
   ApiServerPodsOptions options_;

@@ -3,8 +3,6 @@
 #include "collectors/pods/kubelet_pods.h"
 
 #include <algorithm>
-#include <array>
-#include <charconv>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -21,224 +19,7 @@ constexpr std::string_view kRbacHint =
     "cluster enables KubeletFineGrainedAuthz), e.g. a ClusterRole with apiGroups [\"\"], "
     "resources [\"nodes/proxy\", \"nodes/pods\"], verbs [\"get\"]";
 
-std::string cut(std::string text) {
-  if (text.size() > ContainerState::kMaxMessageBytes) text.resize(ContainerState::kMaxMessageBytes);
-  return text;
-}
-
-// Reads one field; any JSON type problem is noted in the list and leaves the default.
-class FieldReader {
- public:
-  explicit FieldReader(PodList& list) : list_(list) {}
-
-  void bad(std::string_view what) {
-    if (list_.first_bad_field.empty()) list_.first_bad_field = std::string(what);
-    ++list_.bad_fields;
-  }
-
-  // obj[key] if obj is an object holding key with a non-null value, else nullptr.
-  static const json* member(const json& obj, const char* key) {
-    if (!obj.is_object()) return nullptr;
-    const auto it = obj.find(key);
-    if (it == obj.end() || it->is_null()) return nullptr;
-    return &*it;
-  }
-
-  std::string string(const json& obj, const char* key) {
-    const json* v = member(obj, key);
-    if (v == nullptr) return {};
-    if (!v->is_string()) {
-      bad(std::string(key) + " is not a string");
-      return {};
-    }
-    return v->get<std::string>();
-  }
-
-  int integer(const json& obj, const char* key) {
-    const json* v = member(obj, key);
-    if (v == nullptr) return 0;
-    if (!v->is_number_integer() || v->get<std::int64_t>() < INT32_MIN ||
-        v->get<std::int64_t>() > INT32_MAX) {
-      bad(std::string(key) + " is not a 32-bit integer");
-      return 0;
-    }
-    return static_cast<int>(v->get<std::int64_t>());
-  }
-
-  const json* object(const json& obj, const char* key) {
-    const json* v = member(obj, key);
-    if (v != nullptr && !v->is_object()) {
-      bad(std::string(key) + " is not an object");
-      return nullptr;
-    }
-    return v;
-  }
-
-  const json* array(const json& obj, const char* key) {
-    const json* v = member(obj, key);
-    if (v != nullptr && !v->is_array()) {
-      bad(std::string(key) + " is not an array");
-      return nullptr;
-    }
-    return v;
-  }
-
-  std::optional<Timestamp> time(const json& obj, const char* key) {
-    const std::string text = string(obj, key);
-    if (text.empty()) return std::nullopt;
-    auto t = parseRfc3339(text);
-    if (!t) bad(std::string(key) + " '" + text + "' is not an RFC 3339 time");
-    return t;
-  }
-
- private:
-  PodList& list_;
-};
-
-ContainerState parseState(FieldReader& in, const json* state) {
-  ContainerState out;
-  if (state == nullptr) return out;
-  const json* running = in.object(*state, "running");
-  const json* waiting = in.object(*state, "waiting");
-  const json* terminated = in.object(*state, "terminated");
-  if (terminated != nullptr) {
-    out.kind = ContainerStateKind::kTerminated;
-    out.reason = in.string(*terminated, "reason");
-    out.message = cut(in.string(*terminated, "message"));
-    out.exit_code = in.integer(*terminated, "exitCode");
-    out.signal = in.integer(*terminated, "signal");
-    if (out.signal == 0 && out.exit_code > 128 && out.exit_code <= 128 + 64) {
-      out.signal = out.exit_code - 128;
-    }
-    out.started_at = in.time(*terminated, "startedAt");
-    out.finished_at = in.time(*terminated, "finishedAt");
-  } else if (running != nullptr) {
-    out.kind = ContainerStateKind::kRunning;
-    out.started_at = in.time(*running, "startedAt");
-  } else if (waiting != nullptr) {
-    out.kind = ContainerStateKind::kWaiting;
-    out.reason = in.string(*waiting, "reason");
-    out.message = cut(in.string(*waiting, "message"));
-  }
-  return out;
-}
-
-void parseStatuses(FieldReader& in, const json& status, const char* key,
-                   std::vector<ContainerStatus>& out) {
-  const json* statuses = in.array(status, key);
-  if (statuses == nullptr) return;
-  for (const json& s : *statuses) {
-    ContainerStatus c;
-    c.name = in.string(s, "name");
-    if (c.name.empty()) {
-      in.bad(std::string(key) + ": a status without a name");
-      continue;
-    }
-    c.container_id = std::string(stripContainerIdScheme(in.string(s, "containerID")));
-    c.image = in.string(s, "image");
-    c.restart_count = in.integer(s, "restartCount");
-    c.state = parseState(in, in.object(s, "state"));
-    c.last_state = parseState(in, in.object(s, "lastState"));
-    out.push_back(std::move(c));
-  }
-}
-
-PodPhase parsePhase(std::string_view s) {
-  if (s == "Pending") return PodPhase::kPending;
-  if (s == "Running") return PodPhase::kRunning;
-  if (s == "Succeeded") return PodPhase::kSucceeded;
-  if (s == "Failed") return PodPhase::kFailed;
-  return PodPhase::kUnknown;
-}
-
-QosClass parseQos(std::string_view s) {
-  if (s == "Guaranteed") return QosClass::kGuaranteed;
-  if (s == "Burstable") return QosClass::kBurstable;
-  if (s == "BestEffort") return QosClass::kBestEffort;
-  return QosClass::kUnknown;
-}
-
-std::optional<PodInfo> parsePod(FieldReader& in, PodList& list, const json& item) {
-  const auto skip = [&](std::string_view why) -> std::optional<PodInfo> {
-    if (list.first_skipped.empty()) list.first_skipped = std::string(why);
-    ++list.skipped;
-    return std::nullopt;
-  };
-  if (!item.is_object()) return skip("an item is not an object");
-  const json* meta = FieldReader::member(item, "metadata");
-  if (meta == nullptr || !meta->is_object()) return skip("an item has no metadata");
-  const auto required = [&](const char* key) -> std::string {
-    const json* v = FieldReader::member(*meta, key);
-    return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
-  };
-  PodInfo pod;
-  pod.uid = required("uid");
-  pod.namespace_name = required("namespace");
-  pod.name = required("name");
-  if (pod.uid.empty() || pod.namespace_name.empty() || pod.name.empty()) {
-    return skip("an item lacks metadata.uid, .namespace or .name");
-  }
-  if (const json* labels = in.object(*meta, "labels")) {
-    for (const auto& [key, value] : labels->items()) {
-      if (value.is_string()) {
-        pod.labels.emplace(key, value.get<std::string>());
-      } else {
-        in.bad("label " + key + " is not a string");
-      }
-    }
-  }
-  if (const json* owners = in.array(*meta, "ownerReferences")) {
-    for (const json& owner : *owners) {
-      const json* controller = FieldReader::member(owner, "controller");
-      if (controller == nullptr || !controller->is_boolean() || !controller->get<bool>()) continue;
-      pod.owner = {in.string(owner, "kind"), in.string(owner, "name")};
-      break;
-    }
-  }
-  if (const json* spec = in.object(item, "spec")) pod.node_name = in.string(*spec, "nodeName");
-  if (const json* status = in.object(item, "status")) {
-    pod.phase = parsePhase(in.string(*status, "phase"));
-    pod.qos_class = parseQos(in.string(*status, "qosClass"));
-    pod.reason = in.string(*status, "reason");
-    pod.message = cut(in.string(*status, "message"));
-    pod.start_time = in.time(*status, "startTime");
-    parseStatuses(in, *status, "initContainerStatuses", pod.init_containers);
-    parseStatuses(in, *status, "containerStatuses", pod.containers);
-  }
-  return pod;
-}
-
 }  // namespace
-
-std::string_view podPhaseName(PodPhase phase) {
-  switch (phase) {
-    case PodPhase::kPending:
-      return "Pending";
-    case PodPhase::kRunning:
-      return "Running";
-    case PodPhase::kSucceeded:
-      return "Succeeded";
-    case PodPhase::kFailed:
-      return "Failed";
-    case PodPhase::kUnknown:
-      break;
-  }
-  return "Unknown";
-}
-
-std::string_view qosClassName(QosClass qos) {
-  switch (qos) {
-    case QosClass::kGuaranteed:
-      return "Guaranteed";
-    case QosClass::kBurstable:
-      return "Burstable";
-    case QosClass::kBestEffort:
-      return "BestEffort";
-    case QosClass::kUnknown:
-      break;
-  }
-  return "";
-}
 
 std::string_view kubeletErrorReason(KubeletError error) {
   switch (error) {
@@ -268,11 +49,6 @@ std::string_view kubeletErrorReason(KubeletError error) {
   return "transport";
 }
 
-std::string_view stripContainerIdScheme(std::string_view id) {
-  const auto at = id.find("://");
-  return at == std::string_view::npos ? id : id.substr(at + 3);
-}
-
 std::expected<PodList, KubeletFailure> parsePodList(std::string_view text) {
   const json doc = json::parse(text, nullptr, false);
   if (doc.is_discarded())
@@ -280,8 +56,9 @@ std::expected<PodList, KubeletFailure> parsePodList(std::string_view text) {
   if (!doc.is_object()) {
     return std::unexpected(KubeletFailure{KubeletError::kNotPodList, "not a JSON object"});
   }
-  const json* kind = FieldReader::member(doc, "kind");
-  if (kind != nullptr && (!kind->is_string() || kind->get<std::string>() != "PodList")) {
+  const auto kind = doc.find("kind");
+  if (kind != doc.end() && !kind->is_null() &&
+      (!kind->is_string() || kind->get<std::string>() != "PodList")) {
     return std::unexpected(KubeletFailure{KubeletError::kNotPodList, "kind is not PodList"});
   }
   const auto items = doc.find("items");
@@ -289,13 +66,22 @@ std::expected<PodList, KubeletFailure> parsePodList(std::string_view text) {
     return std::unexpected(KubeletFailure{KubeletError::kNotPodList, "no items array"});
   }
   PodList list;
-  FieldReader in(list);
+  // The kubelet source keeps a pod with bad fields (pod.h): only unusable items are skipped.
+  PodFieldProblems problems;
   if (items->is_array()) {
     list.pods.reserve(items->size());
     for (const json& item : *items) {
-      if (auto pod = parsePod(in, list, item)) list.pods.push_back(std::move(*pod));
+      auto pod = decodePod(item, problems);
+      if (pod) {
+        list.pods.push_back(std::move(*pod));
+        continue;
+      }
+      if (list.first_skipped.empty()) list.first_skipped = std::move(pod.error().why);
+      ++list.skipped;
     }
   }
+  list.bad_fields = problems.count;
+  list.first_bad_field = std::move(problems.first);
   return list;
 }
 
@@ -566,13 +352,7 @@ std::optional<ContainerIdentity> KubeletPodsMetadata::container(std::string_view
 std::optional<PodIdentity> KubeletPodsMetadata::pod(std::string_view uid) const {
   const PodInfo* p = findPod(uid);
   if (p == nullptr) return std::nullopt;
-  PodIdentity id;
-  id.namespace_name = p->namespace_name;
-  id.pod_name = p->name;
-  id.owner_kind = p->owner.kind;
-  id.owner_name = p->owner.name;
-  id.qos_class = std::string(qosClassName(p->qos_class));
-  id.labels = p->labels;
+  PodIdentity id = podIdentity(*p);
   resolveOwnerChain(id, options_.cronjobs.get());
   return id;
 }
@@ -585,47 +365,6 @@ const PodInfo* KubeletPodsMetadata::findPod(std::string_view uid) const {
 std::optional<KubeletPodsMetadata::Clock::duration> KubeletPodsMetadata::staleness() const {
   if (!last_good_) return std::nullopt;
   return now() - *last_good_;
-}
-
-std::optional<Timestamp> parseRfc3339(std::string_view s) {
-  const auto number = [&](std::size_t at, std::size_t n, int& out) {
-    if (at + n > s.size()) return false;
-    const auto r = std::from_chars(s.data() + at, s.data() + at + n, out);
-    return r.ec == std::errc() && r.ptr == s.data() + at + n;
-  };
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
-      s[13] != ':' || s[16] != ':' || !number(0, 4, y) || !number(5, 2, mo) || !number(8, 2, d) ||
-      !number(11, 2, h) || !number(14, 2, mi) || !number(17, 2, sec)) {
-    return std::nullopt;
-  }
-  std::size_t i = 19;
-  if (s[i] == '.') {
-    ++i;
-    const std::size_t digits = i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-    if (i == digits) return std::nullopt;
-  }
-  int offset_minutes = 0;
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-    ++i;
-  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
-    int oh = 0, om = 0;
-    if (i + 6 != s.size() || s[i + 3] != ':' || !number(i + 1, 2, oh) || !number(i + 4, 2, om) ||
-        oh > 23 || om > 59) {
-      return std::nullopt;
-    }
-    offset_minutes = (s[i] == '+' ? 1 : -1) * (oh * 60 + om);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  const std::chrono::year_month_day date{std::chrono::year(y),
-                                         std::chrono::month(static_cast<unsigned>(mo)),
-                                         std::chrono::day(static_cast<unsigned>(d))};
-  if (i != s.size() || !date.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
-  return std::chrono::sys_days(date) + std::chrono::hours(h) + std::chrono::minutes(mi) +
-         std::chrono::seconds(sec) - std::chrono::minutes(offset_minutes);
 }
 
 }  // namespace nodewarden::pods

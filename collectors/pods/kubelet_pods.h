@@ -1,22 +1,19 @@
 // KubeletPodsClient: the kubelet's own list of the pods bound to this node, GET /pods on
 // https://<node>:10250, read with the service-account token the way the kubelet authorizes it
 // (webhook authz: "get" on nodes/proxy, or nodes/pods where KubeletFineGrainedAuthz is on), and
-// parsed into PodInfo. KubeletPodsMetadata serves it as a ContainerMetadata source (the second
-// source, after the runtime's state on the node).
+// decoded by the one Pod decoder (pod.h) into PodInfo. KubeletPodsMetadata serves it as a
+// ContainerMetadata source (the second source, after the runtime's state on the node).
 //
 // The PodList is the core/v1 JSON the API server would give (kubernetes pkg/kubelet/server
-// server.go getPods encodes kubelet.GetPods()). Fields read: metadata.{uid, name, namespace,
-// labels, ownerReferences}, spec.nodeName, status.{phase, reason, message, qosClass, startTime,
-// initContainerStatuses, containerStatuses} (k8s.io/api/core/v1 types.go).
+// server.go getPods encodes kubelet.GetPods()); pod.h lists the fields read.
 //
 // What a reader gets wrong:
 //  - The statuses in /pods are the API server's copy as the kubelet last received it (only static
 //    pods carry the kubelet's own), so they lag the runtime by a round trip; a pod deleted from
 //    the API leaves /pods soon after. Names and owners are safe to take from here; an outcome's
 //    exact moment is not.
-//  - The runtime rarely fills `signal` in a terminated state: an OOM kill is exit 137 without it.
-//    ContainerState::signal is the reported one, else exit_code - 128 for 129..192 (the shell's
-//    convention), else 0. A process may also exit(137) by itself; only the cgroup can tell.
+//  - A pod with a bad field is kept (the field left empty) and counted in PodList::bad_fields;
+//    the API server source rejects such a pod instead (pod.h says why).
 //  - The kubelet's serving certificate is often self-signed and not signed by the cluster CA (it
 //    is only with serverTLSBootstrap); then verification needs its own CA file, or the explicit
 //    insecure_skip_verify that metrics-server calls --kubelet-insecure-tls.
@@ -46,72 +43,12 @@
 #include <vector>
 
 #include "collectors/pods/owner_chain.h"
+#include "collectors/pods/pod.h"
 #include "kubeapi/api_client.h"
 #include "pipeline/container_metadata.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden::pods {
-
-// metav1.Time: RFC 3339 at second precision.
-using Timestamp = std::chrono::sys_seconds;
-
-enum class PodPhase : std::uint8_t { kUnknown, kPending, kRunning, kSucceeded, kFailed };
-enum class QosClass : std::uint8_t { kUnknown, kGuaranteed, kBurstable, kBestEffort };
-enum class ContainerStateKind : std::uint8_t { kUnknown, kWaiting, kRunning, kTerminated };
-
-[[nodiscard]] std::string_view podPhaseName(PodPhase phase);  // "Running", ..., "Unknown"
-[[nodiscard]] std::string_view qosClassName(QosClass qos);    // "Guaranteed", ..., "" when unknown
-
-// One of v1.ContainerState's three members. reason and message: waiting and terminated only;
-// exit_code, signal and finished_at: terminated only; started_at: running and terminated.
-struct ContainerState {
-  ContainerStateKind kind = ContainerStateKind::kUnknown;
-  std::string reason;   // e.g. ContainerCreating, CrashLoopBackOff, Completed, Error, OOMKilled
-  std::string message;  // as the runtime or kubelet wrote it, cut at kMaxMessageBytes
-  int exit_code = 0;
-  int signal = 0;  // see the header comment: derived from exit_code when not reported
-  std::optional<Timestamp> started_at;
-  std::optional<Timestamp> finished_at;
-
-  static constexpr std::size_t kMaxMessageBytes = 1024;
-  bool operator==(const ContainerState&) const = default;
-};
-
-struct ContainerStatus {
-  std::string name;
-  std::string container_id;  // without the "containerd://", "cri-o://", "docker://" scheme
-  std::string image;
-  int restart_count = 0;
-  ContainerState state;
-  ContainerState last_state;  // the previous run's end (terminated), kUnknown when none
-  bool operator==(const ContainerStatus&) const = default;
-};
-
-// The owner reference with controller: true (Job, ReplicaSet, StatefulSet, DaemonSet, Node for
-// static pods' mirrors ...); empty when the pod has none. A CronJob is the Job's owner, not the
-// pod's: it is not in /pods.
-struct OwnerRef {
-  std::string kind;
-  std::string name;
-  bool operator==(const OwnerRef&) const = default;
-};
-
-struct PodInfo {
-  std::string uid;
-  std::string namespace_name;
-  std::string name;
-  std::map<std::string, std::string> labels;
-  QosClass qos_class = QosClass::kUnknown;
-  PodPhase phase = PodPhase::kUnknown;
-  std::string reason;   // status.reason: Evicted, DeadlineExceeded, NodeLost, ...
-  std::string message;  // status.message, cut at ContainerState::kMaxMessageBytes
-  std::string node_name;
-  OwnerRef owner;
-  std::optional<Timestamp> start_time;
-  std::vector<ContainerStatus> init_containers;
-  std::vector<ContainerStatus> containers;
-  bool operator==(const PodInfo&) const = default;
-};
 
 struct PodList {
   std::vector<PodInfo> pods;
@@ -148,13 +85,6 @@ struct KubeletFailure {
 // Parses a PodList body. Fails only when the whole body is unusable (not JSON, not a PodList);
 // bad items are counted and skipped, bad fields counted and left empty. Throws nothing.
 [[nodiscard]] std::expected<PodList, KubeletFailure> parsePodList(std::string_view json);
-
-// metav1.Time as RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM), the fraction dropped; nullopt
-// when it is not one.
-[[nodiscard]] std::optional<Timestamp> parseRfc3339(std::string_view text);
-
-// Strips a CRI container id's runtime scheme: "containerd://<id>" → "<id>".
-[[nodiscard]] std::string_view stripContainerIdScheme(std::string_view id);
 
 struct KubeletPodsOptions {
   std::string url;         // the kubelet's base URL, https://<node>:10250; /pods is appended

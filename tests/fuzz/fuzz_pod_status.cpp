@@ -1,6 +1,7 @@
-// libFuzzer target for the pod status parsers the Job outcomes rest on: the kubelet's PodList
-// (parsePodList), one API server Pod (parseApiPod) and one watch line (parseWatchEvent), then
-// everything they accept through fromKubelet/fromApiServer, decide() and the outcome's JSON and
+// libFuzzer target for the one Pod decoder (collectors/pods/pod.h) and the Job outcomes resting
+// on it: the kubelet's PodList (parsePodList), one API server Pod (parseApiPod) and one watch line
+// (parseWatchEvent), which all decode through decodePod, then everything they accept through
+// fromPod, decide() and the outcome's JSON and
 // back (fromJson, which also reads the agent's own state file). Seeds are tests/fixtures/kubelet
 // and tests/fixtures/apiserver.
 //
@@ -10,9 +11,12 @@
 // its times are years a state file can hold.
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "collectors/jobs/job_outcome.h"
+#include "collectors/pods/apiserver_pods.h"
+#include "collectors/pods/kubelet_pods.h"
 
 namespace {
 
@@ -55,11 +59,24 @@ void decideAll(const jobs::PodStatus& s) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   if (auto list = pods::parsePodList(input)) {
-    for (const auto& p : list->pods) decideAll(jobs::fromKubelet(p));
+    for (const auto& p : list->pods) decideAll(jobs::fromPod(p));
   }
-  if (auto pod = pods::parseApiPod(input)) decideAll(jobs::fromApiServer(*pod));
+  // One decoder: the API server's strict reading of a Pod accepts exactly what the lenient one
+  // reads without a problem, and both give the same pod.
+  const nlohmann::json doc = nlohmann::json::parse(input, nullptr, false);
+  pods::PodFieldProblems problems;
+  const auto lenient = doc.is_discarded()
+                           ? std::expected<pods::PodInfo, pods::PodRejection>(std::unexpected(
+                                 pods::PodRejection{pods::PodRejection::Kind::kNotObject, ""}))
+                           : pods::decodePod(doc, problems);
+  const auto strict = pods::parseApiPod(input);
+  check(strict.has_value() == (lenient.has_value() && problems.count == 0));
+  if (strict) {
+    check(*strict == *lenient);
+    decideAll(jobs::fromPod(*strict));
+  }
   if (auto event = pods::parseWatchEvent(input); event && event->pod) {
-    decideAll(jobs::fromApiServer(*event->pod));
+    decideAll(jobs::fromPod(*event->pod));
   }
   (void)jobs::fromJson(input);
   return 0;

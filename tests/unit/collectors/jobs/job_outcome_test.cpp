@@ -8,6 +8,9 @@
 #include <map>
 #include <sstream>
 
+#include "collectors/pods/apiserver_pods.h"
+#include "collectors/pods/kubelet_pods.h"
+
 namespace nodewarden::jobs {
 namespace {
 
@@ -23,7 +26,7 @@ std::map<std::string, PodStatus> kubeletStatuses(const std::string& file) {
   EXPECT_TRUE(list.has_value());
   std::map<std::string, PodStatus> out;
   if (!list) return out;
-  for (const auto& p : list->pods) out[p.name] = fromKubelet(p);
+  for (const auto& p : list->pods) out[p.name] = fromPod(p);
   return out;
 }
 
@@ -150,7 +153,7 @@ TEST(JobOutcome, WithoutAFinalStatusTheCgroupDecides) {
 TEST(JobOutcome, ApiServerPodsDecideAlike) {
   auto pod = pods::parseApiPod(slurp("apiserver/pod_job_failed.json"));
   ASSERT_TRUE(pod.has_value());
-  const PodStatus s = fromApiServer(*pod);
+  const PodStatus s = fromPod(*pod);
   ASSERT_TRUE(isTerminal(s));
   const auto o = decideFromStatus(s);
   EXPECT_EQ(o.outcome, Outcome::kFailed);
@@ -201,7 +204,7 @@ TEST(JobOutcome, LongReasonsAreCut) {
   info.owner = {"Job", "j"};
   info.phase = pods::PodPhase::kFailed;
   info.reason = std::string(500, 'x');
-  const auto o = decideFromStatus(fromKubelet(info));
+  const auto o = decideFromStatus(fromPod(info));
   EXPECT_EQ(o.reason.size(), kMaxReasonBytes);
 }
 

@@ -135,6 +135,33 @@ class ApiServerPodsTest : public ::testing::Test {
   fs::path token_dir_;
 };
 
+// The pod's containers as one list, init containers first, with state.terminated and
+// lastState.terminated as optionals: how these tests read them.
+struct ListedContainer {
+  std::string name;
+  std::string runtime;
+  std::string container_id;
+  std::string image;
+  int restart_count = 0;
+  bool init = false;
+  std::optional<ContainerState> terminated;
+  std::optional<ContainerState> last_terminated;
+};
+std::vector<ListedContainer> listContainers(const PodInfo& pod) {
+  std::vector<ListedContainer> out;
+  for (const auto* list : {&pod.init_containers, &pod.containers}) {
+    for (const ContainerStatus& c : *list) {
+      ListedContainer l{c.name,       c.runtime,       c.container_id,
+                        c.image,      c.restart_count, list == &pod.init_containers,
+                        std::nullopt, std::nullopt};
+      if (c.state.kind == ContainerStateKind::kTerminated) l.terminated = c.state;
+      if (c.last_state.kind == ContainerStateKind::kTerminated) l.last_terminated = c.last_state;
+      out.push_back(std::move(l));
+    }
+  }
+  return out;
+}
+
 // --- parsers -------------------------------------------------------------------------------
 
 TEST(ApiPodParse, DeploymentPodWithInitContainerAndRestart) {
@@ -143,45 +170,46 @@ TEST(ApiPodParse, DeploymentPodWithInitContainerAndRestart) {
   EXPECT_EQ(pod->uid, kWebUid);
   EXPECT_EQ(pod->namespace_name, "shop");
   EXPECT_EQ(pod->name, "web-7d9c6b5f8-x2k4p");
-  EXPECT_EQ(pod->owner_kind, "ReplicaSet");
-  EXPECT_EQ(pod->owner_name, "web-7d9c6b5f8");
-  EXPECT_EQ(pod->qos_class, "Burstable");
-  EXPECT_EQ(pod->phase, "Running");
+  EXPECT_EQ(pod->owner.kind, "ReplicaSet");
+  EXPECT_EQ(pod->owner.name, "web-7d9c6b5f8");
+  EXPECT_EQ(qosClassName(pod->qos_class), "Burstable");
+  EXPECT_EQ(podPhaseName(pod->phase), "Running");
   EXPECT_EQ(pod->labels.at("app.kubernetes.io/name"), "web");
-  ASSERT_EQ(pod->containers.size(), 3U);
-  const ApiContainerStatus& migrate = pod->containers[0];
+  ASSERT_EQ(listContainers(*pod).size(), 3U);
+  const auto listed = listContainers(*pod);
+  const ListedContainer& migrate = listed[0];
   EXPECT_TRUE(migrate.init);
   EXPECT_EQ(migrate.name, "migrate");
   ASSERT_TRUE(migrate.terminated.has_value());
   EXPECT_EQ(migrate.terminated->reason, "Completed");
   EXPECT_EQ(migrate.terminated->exit_code, 0);
-  const ApiContainerStatus& envoy = pod->containers[1];
+  const ListedContainer& envoy = listed[1];
   EXPECT_FALSE(envoy.init);
   EXPECT_EQ(envoy.runtime, "containerd");
   EXPECT_EQ(envoy.container_id, kEnvoyId);
   EXPECT_EQ(envoy.image, "docker.io/envoyproxy/envoy:v1.30.1");
   EXPECT_FALSE(envoy.terminated.has_value());
-  const ApiContainerStatus& web = pod->containers[2];
+  const ListedContainer& web = listed[2];
   EXPECT_EQ(web.restart_count, 1);
   EXPECT_FALSE(web.terminated.has_value());
   ASSERT_TRUE(web.last_terminated.has_value());
   EXPECT_EQ(web.last_terminated->reason, "OOMKilled");
   EXPECT_EQ(web.last_terminated->exit_code, 137);
-  EXPECT_EQ(web.last_terminated->finished_at, "2024-05-02T09:31:42Z");
+  EXPECT_EQ(web.last_terminated->finished_at, parseRfc3339("2024-05-02T09:31:42Z"));
 }
 
 TEST(ApiPodParse, FailedJobPodOnCrio) {
   const auto pod = parseApiPod(fixtureText("pod_job_failed.json"));
   ASSERT_TRUE(pod.has_value());
-  EXPECT_EQ(pod->owner_kind, "Job");
-  EXPECT_EQ(pod->owner_name, "nightly-report-28571040");
-  EXPECT_EQ(pod->phase, "Failed");
-  EXPECT_EQ(pod->qos_class, "Guaranteed");
-  ASSERT_EQ(pod->containers.size(), 1U);
-  EXPECT_EQ(pod->containers[0].runtime, "cri-o");
-  ASSERT_TRUE(pod->containers[0].terminated.has_value());
-  EXPECT_EQ(pod->containers[0].terminated->reason, "OOMKilled");
-  EXPECT_EQ(pod->containers[0].terminated->exit_code, 137);
+  EXPECT_EQ(pod->owner.kind, "Job");
+  EXPECT_EQ(pod->owner.name, "nightly-report-28571040");
+  EXPECT_EQ(podPhaseName(pod->phase), "Failed");
+  EXPECT_EQ(qosClassName(pod->qos_class), "Guaranteed");
+  ASSERT_EQ(listContainers(*pod).size(), 1U);
+  EXPECT_EQ(listContainers(*pod)[0].runtime, "cri-o");
+  ASSERT_TRUE(listContainers(*pod)[0].terminated.has_value());
+  EXPECT_EQ(listContainers(*pod)[0].terminated->reason, "OOMKilled");
+  EXPECT_EQ(listContainers(*pod)[0].terminated->exit_code, 137);
 }
 
 TEST(ApiPodParse, ControllerOwnerWinsOverTheFirst) {
@@ -189,8 +217,8 @@ TEST(ApiPodParse, ControllerOwnerWinsOverTheFirst) {
       "ownerReferences":[{"kind":"ConfigMap","name":"c"},
                          {"kind":"StatefulSet","name":"db","controller":true}]}})");
   ASSERT_TRUE(pod.has_value());
-  EXPECT_EQ(pod->owner_kind, "StatefulSet");
-  EXPECT_EQ(pod->owner_name, "db");
+  EXPECT_EQ(pod->owner.kind, "StatefulSet");
+  EXPECT_EQ(pod->owner.name, "db");
 }
 
 TEST(ApiPodParse, BadInputIsAnErrorNotACrash) {
@@ -310,7 +338,7 @@ TEST_F(ApiServerPodsTest, ListsThenAppliesAddedModifiedDeleted) {
   json web = fixturePod("pod_web.json");
   web["status"]["phase"] = "Succeeded";
   fake_->putPod(web);
-  ASSERT_TRUE(eventually([&] { return w.findPod(kWebUid)->phase == "Succeeded"; }));
+  ASSERT_TRUE(eventually([&] { return podPhaseName(w.findPod(kWebUid)->phase) == "Succeeded"; }));
 
   const std::string rv = fake_->deletePod(kJobUid);
   ASSERT_TRUE(eventually([&] { return w.size() == 1; }));  // findPod keeps it for a grace period
@@ -558,10 +586,10 @@ TEST_F(ApiServerPodsTest, DeletedPodIsAnsweredUntilItsGracePeriodEnds) {
     const auto p = w.pod(kJobUid);
     const auto info = w.findPod(kJobUid);
     return c && c->pod_uid == kJobUid && p && p->job == "nightly-report-28571040" && info &&
-           info->phase == "Failed";
+           podPhaseName(info->phase) == "Failed";
   };
   EXPECT_TRUE(answered());
-  for (const ApiPod& p : w.pods()) EXPECT_NE(p.uid, kJobUid);  // pods() is the live ones
+  for (const PodInfo& p : w.pods()) EXPECT_NE(p.uid, kJobUid);  // pods() is the live ones
 
   advance(std::chrono::minutes(2) - milliseconds(1));
   w.refresh();
@@ -592,7 +620,7 @@ TEST_F(ApiServerPodsTest, APodBackWithinItsGracePeriodIsLiveAgain) {
   advance(std::chrono::minutes(10));  // far past the first grace period
   w.refresh();
   ASSERT_TRUE(w.findPod(kJobUid).has_value());
-  EXPECT_EQ(w.findPod(kJobUid)->phase, "Running");
+  EXPECT_EQ(podPhaseName(w.findPod(kJobUid)->phase), "Running");
   EXPECT_TRUE(w.container(kJobContainerId).has_value());
 }
 

@@ -98,6 +98,7 @@ TEST(KubeletPodList, CronJobPodCompletedParsesToExactValues) {
   want.uid = "57471fdd-e841-4f2d-a0d1-79af5f0f7ebd";
   want.namespace_name = "analytics";
   want.name = "nightly-report-28504320-7xk2p";
+  want.resource_version = "419839";
   // Both label spellings: job-name (all versions) and batch.kubernetes.io/job-name (1.27+).
   want.labels = jobLabels("nightly-report-28504320", "4f44bfe6-8fa0-4500-ab4a-6409315ed940");
   want.qos_class = QosClass::kBurstable;
@@ -111,7 +112,8 @@ TEST(KubeletPodList, CronJobPodCompletedParsesToExactValues) {
        "registry.example.com/analytics/report:1.8.0",
        0,
        terminated(0, 0, "Completed", at(2024, 3, 1, 2, 0, 5), at(2024, 3, 1, 2, 3, 17)),
-       {}}};
+       {},
+       "containerd"}};
   const PodInfo* got = byName(list, "nightly-report-28504320-7xk2p");
   ASSERT_NE(got, nullptr);
   EXPECT_EQ(got->labels, want.labels);
@@ -176,7 +178,8 @@ TEST(KubeletPodList, InitContainersComeInOrderBesideTheAppContainers) {
                 "docker.io/library/busybox:1.36",
                 0,
                 terminated(0, 0, "Completed", at(2024, 3, 1, 7, 0, 2), at(2024, 3, 1, 7, 0, 14)),
-                {}}));
+                {},
+                "containerd"}));
   EXPECT_EQ(p->init_containers[1].name, "fetch-schema");
   EXPECT_EQ(p->init_containers[1].container_id,
             "b1f176da1006d80f9718321d4067056abab61634bda74fd7bfd2bd4bc9973e9a");
@@ -187,7 +190,8 @@ TEST(KubeletPodList, InitContainersComeInOrderBesideTheAppContainers) {
                              "registry.example.com/shop/seed:1.0.4",
                              0,
                              running(at(2024, 3, 1, 7, 0, 21)),
-                             {}}));
+                             {},
+                             "containerd"}));
 }
 
 TEST(KubeletPodList, RestartsKeepTheLastTerminatedState) {

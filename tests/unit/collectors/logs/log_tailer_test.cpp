@@ -32,6 +32,7 @@
 #include "collectors/logs/checkpoint_store.h"
 #include "collectors/logs/log_discovery.h"
 #include "pipeline/self_metrics.h"
+#include "tests/support/map_metadata.h"
 
 namespace nodewarden::logs {
 namespace {
@@ -286,22 +287,7 @@ TEST_F(LogTailerTest, JobPodsGetAJobStreamLabelFromPodMetadata) {
   }
 }
 
-// A pod metadata source whose answers the test sets, counting the questions.
-class SettableMetadata final : public ContainerMetadata {
- public:
-  void refresh() override {}
-  [[nodiscard]] std::optional<ContainerIdentity> container(std::string_view) const override {
-    return std::nullopt;
-  }
-  [[nodiscard]] std::optional<PodIdentity> pod(std::string_view uid) const override {
-    ++asked;
-    const auto it = pods.find(std::string(uid));
-    if (it == pods.end()) return std::nullopt;
-    return it->second;
-  }
-  std::map<std::string, PodIdentity> pods;
-  mutable int asked = 0;
-};
+using SettableMetadata = nodewarden::testing::MapMetadata;
 
 TEST_F(LogTailerTest, AllowListedPodLabelsBecomeSanitizedStreamLabels) {
   SettableMetadata meta;

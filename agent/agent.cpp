@@ -248,9 +248,7 @@ class Agent::Impl {
 
   int run() {
     HttpServerOptions http;
-    http.tls_cert_file = config_.tls.cert_file.string();
-    http.tls_key_file = config_.tls.key_file.string();
-    http.tls_client_ca_file = config_.tls.client_ca_file.string();
+    http.tls = config_.tls;
     http.errors = &errors_;
     auto server = HttpServer::start(config_.listen, http);
     if (!server) {

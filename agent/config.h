@@ -24,19 +24,12 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/tls_context.h"
 #include "collectors/journal/journal_reader.h"
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
 
 namespace nodewarden {
-
-// tls.*: TLS on the HTTP listener (PEM files, reloaded when they change): both or neither. With a
-// client CA bundle, clients must present a certificate it signed.
-struct TlsConfig {
-  std::filesystem::path cert_file;
-  std::filesystem::path key_file;
-  std::filesystem::path client_ca_file;
-};
 
 // paths.*: where the node is (in the DaemonSet, under /host).
 struct PathsConfig {
@@ -150,8 +143,8 @@ struct PlacementConfig : kube::PlacementOptions {
 };
 
 struct Config {
-  std::string listen = "0.0.0.0:9465";  // host:port of the HTTP server
-  TlsConfig tls;
+  std::string listen = "0.0.0.0:9465";        // host:port of the HTTP server
+  TlsFiles tls;                               // the listener's own (agent/tls_context.h)
   std::string node_name;                      // default: $NODE_NAME, else the host name
   std::chrono::milliseconds interval{10000};  // collection period
   std::string log_level = "info";             // trace, debug, info, warn, error

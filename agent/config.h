@@ -28,6 +28,7 @@
 #include "collectors/journal/journal_reader.h"
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
+#include "pipeline/spool.h"
 
 namespace nodewarden {
 
@@ -126,12 +127,6 @@ struct RemoteWriteConfig : HttpDestinationConfig {
   std::uint64_t spool_max_bytes = 256ULL << 20;
 };
 
-// spool.*: the durable spool of logs in paths.state_dir.
-struct SpoolConfig {
-  std::uint64_t max_bytes = 512ULL << 20;
-  std::uint64_t segment_bytes = 16ULL << 20;
-};
-
 // detector.*: the detector's own options; node and interval are the agent's, set at start.
 struct DetectorConfig : detector::DetectorOptions {
   bool enabled = true;
@@ -157,7 +152,7 @@ struct Config {
   JobsConfig jobs;
   LokiConfig loki;
   RemoteWriteConfig remote_write;
-  SpoolConfig spool;
+  SpoolOptions spool;  // the log spool's own; its dir is under paths.state_dir
   KubernetesConfig kubernetes;
   DetectorConfig detector;
   PlacementConfig placement;

@@ -293,9 +293,7 @@ std::expected<void, std::string> LogPipeline::open() {
       return std::unexpected("cannot write the local log file: " + r.error());
     }
   }
-  SpoolOptions so = logSpoolOptions(config.paths.state_dir / "spool" / "logs");
-  so.max_bytes = config.spool.max_bytes;
-  so.segment_bytes = config.spool.segment_bytes;
+  SpoolOptions so = logSpoolOptions(config.paths.state_dir / "spool" / "logs", config.spool);
   // The spool creates its directory, reads `ack` and its segments; the probe then finds a
   // read-only directory that already existed (the spool only writes at its first append).
   auto spool = Spool::open(so, *pipeline.errors);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "agent/tls_context.h"
+#include "collectors/jobs/job_tracker.h"
 #include "collectors/journal/journal_reader.h"
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
@@ -81,13 +82,10 @@ struct JournalConfig : journal::JournalOptions {
   bool enabled = true;
 };
 
-// collectors.jobs.*: Job outcomes.
-struct JobsConfig {
+// collectors.jobs.*: the Job tracker's own options; the poll is the agent's.
+struct JobsConfig : jobs::JobTrackerOptions {
   bool enabled = true;
   std::chrono::milliseconds poll_interval{1000};
-  std::chrono::milliseconds status_wait{30000};
-  std::chrono::milliseconds retention{6 * 3600 * 1000};
-  int max_recent = 1000;
 };
 
 // kubernetes.*: endpoints; empty: the in-cluster defaults (https://$NODE_IP:10250 for the kubelet,

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "agent/tls_context.h"
+#include "collectors/cgroup/cgroup_collector.h"
 #include "collectors/jobs/job_tracker.h"
 #include "collectors/journal/journal_reader.h"
 #include "exporters/kube/placement_feed.h"
@@ -43,12 +44,9 @@ struct PathsConfig {
   std::vector<std::string> runtime_state_dirs = {"/run/containerd", "/run/containers/storage"};
 };
 
-// collectors.cgroup.*
-struct CgroupConfig {
+// collectors.cgroup.*: the cgroup collector's own options; the roots are paths.*, set at start.
+struct CgroupConfig : CgroupCollectorOptions {
   bool enabled = true;
-  int max_depth = 8;
-  std::chrono::milliseconds root_search_interval{60000};
-  bool run_delay = true;  // threads' run-queue delay from /proc/<tid>/schedstat
 };
 
 // collectors.node.*

@@ -28,8 +28,10 @@
 #include "collectors/cgroup/cgroup_collector.h"
 #include "collectors/jobs/job_tracker.h"
 #include "collectors/journal/journal_reader.h"
+#include "collectors/logs/log_tailer.h"
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
+#include "pipeline/log_batcher.h"
 #include "pipeline/spool.h"
 
 namespace nodewarden {
@@ -62,16 +64,14 @@ struct PodsConfig {
   bool apiserver = true;  // the API server's watch of this node's pods, when in a cluster
 };
 
-// collectors.logs.*: container logs under paths.log_root (the tailer and the batcher).
+// collectors.logs.*: container logs under paths.log_root, the keys of two components: the
+// tailer's (max_line_bytes, max_open_files, rescan_interval, read_compressed) and the batcher's
+// (max_streams, batch_bytes, batch_wait) own options. The agent sets the roots, the node, the
+// metadata, the spool's bound and the commit timing on top.
 struct LogsConfig {
   bool enabled = true;
-  std::uint64_t max_line_bytes = 256 * 1024;  // Loki's default line limit
-  int max_open_files = 1024;
-  std::chrono::milliseconds rescan_interval{10000};
-  bool read_compressed = false;
-  int max_streams = 10000;
-  std::uint64_t batch_bytes = 1 << 20;
-  std::chrono::milliseconds batch_wait{1000};
+  logs::LogTailerOptions tailer;
+  LogBatcherOptions batcher;
 };
 
 // collectors.journal.*: the journal reader's own options; the cursor file and the node are the

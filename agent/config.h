@@ -1,19 +1,25 @@
 // Config: the agent's settings, from embedded defaults, then a YAML file, then flags.
 //
-// Layout: Config is a composition of sections, one per config file section. Where a component's
-// options struct holds exactly what its section configures, the section IS that struct (the
-// detector's, the placement feed's and the journal reader's options) and the agent hands it on,
-// setting only what is known at run time (the node name, the interval) on top; the other sections
-// are small structs here, named after the file's sections. A default is written once, in a member
-// initializer; the schema table in config.cpp binds each key to its member with its type, range
-// and one line of doc, and parsing, range checks, --print-config, the embedded default YAML,
-// changedConfigKeys and deploy/config/nodewarden.yaml all come from that table.
+// Layout: Config is a composition of sections, one per config file section. Where a component has
+// an options struct, the section IS that struct (the listener's TLS files, the cgroup collector's,
+// the log tailer's and batcher's, the journal reader's, the Job tracker's, the log spool's, the
+// detector's and the placement feed's options), at most with an `enabled` or a poll interval
+// added, and the agent hands it on, setting only what is known at run time (the node name, the
+// roots and files under paths.*, the interval, holds computed from it) on top. The other sections
+// are small structs here, named after the file's sections: those of the agent itself (paths,
+// kubernetes, node) and, still copied field by field into their components' options, pods, loki
+// and remote_write. A default is written once, in a member
+// initializer in the component's header or here; the schema table in config.cpp binds each key to
+// its member with its type, range and one line of doc, and parsing, range checks, --print-config,
+// the embedded default YAML, changedConfigKeys and deploy/config/nodewarden.yaml all come from
+// that table.
 //
 // What a reader gets wrong: validation is strict on purpose. An unknown key, a wrong type or a bad
 // duration stops start-up with one message naming the file, line and field, because a typo that
 // silently falls back to a default is found at 3 a.m., not at deploy time. And Config's operator==
 // compares the schema's keys only: members of a component's options struct that no key sets (a
-// clock, the node name the agent fills in) are not part of a config.
+// clock, the node name the agent fills in, the spool's directory) are not part of a config: they
+// keep the component's defaults or the agent sets them before handing the struct on.
 #pragma once
 
 #include <chrono>

@@ -187,7 +187,7 @@ class Agent::Impl {
       pod_stage_ = std::make_unique<PodSeriesStage>(*pod_metrics_, metadata_.get(), workload_);
     }
     if (config_.cgroup.enabled) {
-      CgroupCollectorOptions o;
+      CgroupCollectorOptions o = config_.cgroup;  // max_depth, root_search_interval, run_delay
       o.metadata = metadata_.get();
       // A new pod's cgroups wait for its names rather than being exported anonymous and renamed
       // (each series split in two): at least one kubelet refresh interval and until two kubelet
@@ -204,11 +204,6 @@ class Agent::Impl {
       o.cgroup_root = config_.paths.cgroup_root;
       o.proc_root = config_.paths.proc_root;
       o.log_root = config_.paths.log_root;
-      o.max_depth = config_.cgroup.max_depth;
-      o.run_delay = config_.cgroup.run_delay;
-      o.root_search_interval =
-          std::chrono::duration_cast<std::chrono::seconds>(config_.cgroup.root_search_interval);
-      if (o.root_search_interval.count() < 1) o.root_search_interval = std::chrono::seconds(1);
       auto c = std::make_unique<CgroupCollector>(std::move(o), errors_);
       cgroup_ = c.get();
       addCollector(std::move(c), duration);
@@ -248,9 +243,7 @@ class Agent::Impl {
 
   int run() {
     HttpServerOptions http;
-    http.tls_cert_file = config_.tls.cert_file.string();
-    http.tls_key_file = config_.tls.key_file.string();
-    http.tls_client_ca_file = config_.tls.client_ca_file.string();
+    http.tls = config_.tls;
     http.errors = &errors_;
     auto server = HttpServer::start(config_.listen, http);
     if (!server) {

@@ -55,12 +55,17 @@ using Member = T& (*)(Config&);
 struct ByteSize {
   Member<std::uint64_t> get;
 };
+// A count a component keeps as std::size_t (collectors.logs.max_open_files): written and read as
+// an int key, so its errors read as an int key's do.
+struct Count {
+  Member<std::size_t> get;
+};
 // detector.metrics_windows: a list of window names in the file, a flag per window in the options.
 struct WindowSet {
   Member<std::array<bool, detector::kWindows>> get;
 };
 using Target = std::variant<Member<std::string>, Member<std::filesystem::path>, Member<Duration>,
-                            Member<bool>, Member<int>, Member<double>, ByteSize,
+                            Member<bool>, Member<int>, Member<double>, ByteSize, Count,
                             Member<std::vector<std::string>>, WindowSet, Section>;
 
 // Bounds, inclusive: milliseconds for durations, bytes for sizes.
@@ -141,29 +146,29 @@ constexpr Field kLogsFields[] = {
     {"enabled", NODEWARDEN_AT(logs.enabled),
      "tail the container log files (CRI, Docker json-file)"},
     {"max_line_bytes",
-     ByteSize{NODEWARDEN_AT(logs.max_line_bytes)},
+     ByteSize{NODEWARDEN_AT(logs.tailer.max_line_bytes)},
      "a longer line is cut here and marked truncated=\"true\"",
      {1 * kKiB, 64 * kMiB}},
     {"max_open_files",
-     NODEWARDEN_AT(logs.max_open_files),
+     Count{NODEWARDEN_AT(logs.tailer.max_open_files)},
      "files held open at once; more wait their turn (none is dropped)",
      {4, 1 << 20}},
     {"rescan_interval",
-     NODEWARDEN_AT(logs.rescan_interval),
+     NODEWARDEN_AT(logs.tailer.rescan_interval),
      "a full rescan of the log root catches anything inotify missed",
      {100 * kMs, {}}},
-    {"read_compressed", NODEWARDEN_AT(logs.read_compressed),
+    {"read_compressed", NODEWARDEN_AT(logs.tailer.read_compressed),
      "also read rotated .gz files, from where their plain predecessor was left"},
     {"max_streams",
-     NODEWARDEN_AT(logs.max_streams),
+     Count{NODEWARDEN_AT(logs.batcher.max_streams)},
      "label sets per batch; entries of streams past it are dropped and counted",
      {1, 1 << 20}},
     {"batch_bytes",
-     ByteSize{NODEWARDEN_AT(logs.batch_bytes)},
+     ByteSize{NODEWARDEN_AT(logs.batcher.batch_bytes)},
      "a batch is closed and spooled at this many bytes of lines ...",
      {1 * kKiB, 64 * kMiB}},
     {"batch_wait",
-     NODEWARDEN_AT(logs.batch_wait),
+     NODEWARDEN_AT(logs.batcher.batch_wait),
      "... or when its first line is this old",
      {10 * kMs, 1 * kMin}},
 };
@@ -551,7 +556,13 @@ class ConfigParser {
       // Errors about a value point at its key's line: for a missing value yaml-cpp marks the next
       // token, which may be lines further down.
       std::visit(
-          [&](const auto& target) { read(entry.second, key_line, field_path, target, config); },
+          [&](const auto& target) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(target)>, Count>) {
+              read(entry.second, key_line, field_path, target, field->range, config);
+            } else {
+              read(entry.second, key_line, field_path, target, config);
+            }
+          },
           field->target);
     }
   }
@@ -675,6 +686,24 @@ class ConfigParser {
       return;
     }
     target(config) = value;
+  }
+
+  // A negative count cannot be stored: it fails here with the message the range check gives.
+  void read(const YAML::Node& node, int line, const std::string& path, Count target,
+            const Range& range, Config& config) {
+    int value = 0;
+    if (!node.IsScalar() || isQuoted(node) || !YAML::convert<int>::decode(node, value)) {
+      fail(line, path, "expected an integer, found " + describe(node));
+      return;
+    }
+    if (value < 0) {
+      fail(line, path,
+           "must be between " + std::to_string(static_cast<int>(range.min.value_or(0))) + " and " +
+               std::to_string(static_cast<int>(range.max.value_or(0))) + ", got " +
+               std::to_string(value));
+      return;
+    }
+    target.get(config) = static_cast<std::size_t>(value);
   }
 
   void read(const YAML::Node& node, int line, const std::string& path, Member<double> target,
@@ -859,7 +888,12 @@ std::optional<ConfigError> checkRanges(Section section, const std::string& paren
             return std::nullopt;
           } else {
             if (!range.min && !range.max) return std::nullopt;
-            if constexpr (std::is_same_v<T, ByteSize>) {
+            if constexpr (std::is_same_v<T, Count>) {
+              const auto to_text = [](std::size_t v) { return std::to_string(v); };
+              return between(target.get(const_cast<Config&>(config)),  // NOLINT: read only
+                             static_cast<std::size_t>(range.min.value_or(0)),
+                             static_cast<std::size_t>(range.max.value_or(0x1p63)), to_text);
+            } else if constexpr (std::is_same_v<T, ByteSize>) {
               const auto to_text = [](std::uint64_t v) { return std::to_string(v); };
               return between(target.get(const_cast<Config&>(config)),  // NOLINT: read only
                              static_cast<std::uint64_t>(range.min.value_or(0)),
@@ -1183,7 +1217,7 @@ std::expected<void, ConfigError> validateConfig(const Config& config) {
     if (path->empty()) return fail(std::string(field), "must not be empty");
   }
   // The spool holds at least four batches (the batcher keeps two batches' headroom).
-  const std::uint64_t min_spool = 4 * config.logs.batch_bytes;
+  const std::uint64_t min_spool = 4 * config.logs.batcher.batch_bytes;
   if (config.spool.max_bytes < min_spool || config.spool.max_bytes > (1ULL << 40)) {
     return fail("spool.max_bytes", "must be between " + std::to_string(min_spool) + " and " +
                                        std::to_string(1ULL << 40) + ", got " +
@@ -1285,6 +1319,8 @@ std::string valueText(const Target& target, const Config& config) {
           return "";
         } else if constexpr (std::is_same_v<T, ByteSize>) {
           return formatByteSize(valueOf(t.get, config));
+        } else if constexpr (std::is_same_v<T, Count>) {
+          return std::to_string(valueOf(t.get, config));
         } else if constexpr (std::is_same_v<T, WindowSet>) {
           std::vector<std::string_view> names;
           const auto& flags = valueOf(t.get, config);
@@ -1370,7 +1406,8 @@ void collectChanged(Section section, const std::string& parent, const Config& a,
           using T = std::decay_t<decltype(target)>;
           if constexpr (std::is_same_v<T, Section>) {
             collectChanged(target, path, a, b, out);
-          } else if constexpr (std::is_same_v<T, ByteSize> || std::is_same_v<T, WindowSet>) {
+          } else if constexpr (std::is_same_v<T, ByteSize> || std::is_same_v<T, Count> ||
+                               std::is_same_v<T, WindowSet>) {
             if (valueOf(target.get, a) != valueOf(target.get, b)) out.push_back(path);
           } else {
             if (valueOf(target, a) != valueOf(target, b)) out.push_back(path);

@@ -1,19 +1,25 @@
 // Config: the agent's settings, from embedded defaults, then a YAML file, then flags.
 //
-// Layout: Config is a composition of sections, one per config file section. Where a component's
-// options struct holds exactly what its section configures, the section IS that struct (the
-// detector's, the placement feed's and the journal reader's options) and the agent hands it on,
-// setting only what is known at run time (the node name, the interval) on top; the other sections
-// are small structs here, named after the file's sections. A default is written once, in a member
-// initializer; the schema table in config.cpp binds each key to its member with its type, range
-// and one line of doc, and parsing, range checks, --print-config, the embedded default YAML,
-// changedConfigKeys and deploy/config/nodewarden.yaml all come from that table.
+// Layout: Config is a composition of sections, one per config file section. Where a component has
+// an options struct, the section IS that struct (the listener's TLS files, the cgroup collector's,
+// the log tailer's and batcher's, the journal reader's, the Job tracker's, the log spool's, the
+// detector's and the placement feed's options), at most with an `enabled` or a poll interval
+// added, and the agent hands it on, setting only what is known at run time (the node name, the
+// roots and files under paths.*, the interval, holds computed from it) on top. The other sections
+// are small structs here, named after the file's sections: those of the agent itself (paths,
+// kubernetes, node) and, still copied field by field into their components' options, pods, loki
+// and remote_write. A default is written once, in a member
+// initializer in the component's header or here; the schema table in config.cpp binds each key to
+// its member with its type, range and one line of doc, and parsing, range checks, --print-config,
+// the embedded default YAML, changedConfigKeys and deploy/config/nodewarden.yaml all come from
+// that table.
 //
 // What a reader gets wrong: validation is strict on purpose. An unknown key, a wrong type or a bad
 // duration stops start-up with one message naming the file, line and field, because a typo that
 // silently falls back to a default is found at 3 a.m., not at deploy time. And Config's operator==
 // compares the schema's keys only: members of a component's options struct that no key sets (a
-// clock, the node name the agent fills in) are not part of a config.
+// clock, the node name the agent fills in, the spool's directory) are not part of a config: they
+// keep the component's defaults or the agent sets them before handing the struct on.
 #pragma once
 
 #include <chrono>
@@ -24,19 +30,17 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/tls_context.h"
+#include "collectors/cgroup/cgroup_collector.h"
+#include "collectors/jobs/job_tracker.h"
 #include "collectors/journal/journal_reader.h"
+#include "collectors/logs/log_tailer.h"
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
+#include "pipeline/log_batcher.h"
+#include "pipeline/spool.h"
 
 namespace nodewarden {
-
-// tls.*: TLS on the HTTP listener (PEM files, reloaded when they change): both or neither. With a
-// client CA bundle, clients must present a certificate it signed.
-struct TlsConfig {
-  std::filesystem::path cert_file;
-  std::filesystem::path key_file;
-  std::filesystem::path client_ca_file;
-};
 
 // paths.*: where the node is (in the DaemonSet, under /host).
 struct PathsConfig {
@@ -48,12 +52,9 @@ struct PathsConfig {
   std::vector<std::string> runtime_state_dirs = {"/run/containerd", "/run/containers/storage"};
 };
 
-// collectors.cgroup.*
-struct CgroupConfig {
+// collectors.cgroup.*: the cgroup collector's own options; the roots are paths.*, set at start.
+struct CgroupConfig : CgroupCollectorOptions {
   bool enabled = true;
-  int max_depth = 8;
-  std::chrono::milliseconds root_search_interval{60000};
-  bool run_delay = true;  // threads' run-queue delay from /proc/<tid>/schedstat
 };
 
 // collectors.node.*
@@ -69,16 +70,14 @@ struct PodsConfig {
   bool apiserver = true;  // the API server's watch of this node's pods, when in a cluster
 };
 
-// collectors.logs.*: container logs under paths.log_root (the tailer and the batcher).
+// collectors.logs.*: container logs under paths.log_root, the keys of two components: the
+// tailer's (max_line_bytes, max_open_files, rescan_interval, read_compressed) and the batcher's
+// (max_streams, batch_bytes, batch_wait) own options. The agent sets the roots, the node, the
+// metadata, the spool's bound and the commit timing on top.
 struct LogsConfig {
   bool enabled = true;
-  std::uint64_t max_line_bytes = 256 * 1024;  // Loki's default line limit
-  int max_open_files = 1024;
-  std::chrono::milliseconds rescan_interval{10000};
-  bool read_compressed = false;
-  int max_streams = 10000;
-  std::uint64_t batch_bytes = 1 << 20;
-  std::chrono::milliseconds batch_wait{1000};
+  logs::LogTailerOptions tailer;
+  LogBatcherOptions batcher;
 };
 
 // collectors.journal.*: the journal reader's own options; the cursor file and the node are the
@@ -87,13 +86,10 @@ struct JournalConfig : journal::JournalOptions {
   bool enabled = true;
 };
 
-// collectors.jobs.*: Job outcomes.
-struct JobsConfig {
+// collectors.jobs.*: the Job tracker's own options; the poll is the agent's.
+struct JobsConfig : jobs::JobTrackerOptions {
   bool enabled = true;
   std::chrono::milliseconds poll_interval{1000};
-  std::chrono::milliseconds status_wait{30000};
-  std::chrono::milliseconds retention{6 * 3600 * 1000};
-  int max_recent = 1000;
 };
 
 // kubernetes.*: endpoints; empty: the in-cluster defaults (https://$NODE_IP:10250 for the kubelet,
@@ -133,12 +129,6 @@ struct RemoteWriteConfig : HttpDestinationConfig {
   std::uint64_t spool_max_bytes = 256ULL << 20;
 };
 
-// spool.*: the durable spool of logs in paths.state_dir.
-struct SpoolConfig {
-  std::uint64_t max_bytes = 512ULL << 20;
-  std::uint64_t segment_bytes = 16ULL << 20;
-};
-
 // detector.*: the detector's own options; node and interval are the agent's, set at start.
 struct DetectorConfig : detector::DetectorOptions {
   bool enabled = true;
@@ -150,8 +140,8 @@ struct PlacementConfig : kube::PlacementOptions {
 };
 
 struct Config {
-  std::string listen = "0.0.0.0:9465";  // host:port of the HTTP server
-  TlsConfig tls;
+  std::string listen = "0.0.0.0:9465";        // host:port of the HTTP server
+  TlsFiles tls;                               // the listener's own (agent/tls_context.h)
   std::string node_name;                      // default: $NODE_NAME, else the host name
   std::chrono::milliseconds interval{10000};  // collection period
   std::string log_level = "info";             // trace, debug, info, warn, error
@@ -164,7 +154,7 @@ struct Config {
   JobsConfig jobs;
   LokiConfig loki;
   RemoteWriteConfig remote_write;
-  SpoolConfig spool;
+  SpoolOptions spool;  // the log spool's own; its dir is under paths.state_dir
   KubernetesConfig kubernetes;
   DetectorConfig detector;
   PlacementConfig placement;

@@ -902,17 +902,15 @@ HttpServer::~HttpServer() { stop(); }
 
 std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
     const std::string& listen, HttpServerOptions options) {
-  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+  if (options.tls.cert_file.empty() != options.tls.key_file.empty()) {
     return std::unexpected("TLS needs both a certificate file and a key file");
   }
   if (options.max_head_bytes < 256) options.max_head_bytes = 256;
   if (options.max_connections < 1) options.max_connections = 1;
   if (options.max_stream_queue < 1) options.max_stream_queue = 1;
   auto impl = std::make_unique<Impl>(options);
-  if (!options.tls_cert_file.empty()) {
-    auto tls = ReloadingTlsContext::load(
-        TlsFiles{options.tls_cert_file, options.tls_key_file, options.tls_client_ca_file},
-        options.tls_reload_interval);
+  if (!options.tls.cert_file.empty()) {
+    auto tls = ReloadingTlsContext::load(options.tls, options.tls_reload_interval);
     if (!tls) return std::unexpected("TLS: " + tls.error());
     impl->tls_ = std::move(*tls);
   }

@@ -30,6 +30,8 @@
 #include <utility>
 #include <vector>
 
+#include "agent/tls_context.h"
+
 namespace nodewarden {
 
 class ErrorReporter;
@@ -135,9 +137,7 @@ struct HttpServerOptions {
   // verification. The files' stamps (mtime, size, inode) are looked at on a new connection at most
   // once per tls_reload_interval; a changed pair is loaded for later connections, a bad one is
   // counted and logged and the previous pair kept.
-  std::string tls_cert_file;
-  std::string tls_key_file;
-  std::string tls_client_ca_file;
+  TlsFiles tls;
   std::chrono::milliseconds tls_reload_interval{5000};
   ErrorReporter* errors = nullptr;  // counts component="http" reasons; may be null
 };

@@ -30,12 +30,9 @@ JobOutcomes::JobOutcomes(const Config& config, JobOutcomeSources sources, Worklo
       errors_(errors),
       tracker_(
           [&] {
-            jobs::JobTrackerOptions o;
-            o.status_wait = config.jobs.status_wait;
+            jobs::JobTrackerOptions o = config.jobs;  // status_wait, retention, max_recent
             // A pod shorter than a cycle: its cgroup gets two collections to be found.
             o.cgroup_wait = std::min(config.jobs.status_wait, 2 * config.interval);
-            o.retention = config.jobs.retention;
-            o.max_recent = static_cast<std::size_t>(config.jobs.max_recent);
             o.state_file = config.paths.state_dir / "jobs" / "outcomes.jsonl";
             o.cronjob_of = [metadata = sources.metadata](std::string_view uid) {
               if (metadata == nullptr) return std::string();

@@ -293,9 +293,7 @@ std::expected<void, std::string> LogPipeline::open() {
       return std::unexpected("cannot write the local log file: " + r.error());
     }
   }
-  SpoolOptions so = logSpoolOptions(config.paths.state_dir / "spool" / "logs");
-  so.max_bytes = config.spool.max_bytes;
-  so.segment_bytes = config.spool.segment_bytes;
+  SpoolOptions so = logSpoolOptions(config.paths.state_dir / "spool" / "logs", config.spool);
   // The spool creates its directory, reads `ack` and its segments; the probe then finds a
   // read-only directory that already existed (the spool only writes at its first append).
   auto spool = Spool::open(so, *pipeline.errors);
@@ -306,12 +304,9 @@ std::expected<void, std::string> LogPipeline::open() {
 
   auto& reg = *pipeline.registry;
   ErrorReporter& errors = *pipeline.errors;
-  LogBatcherOptions bo;
-  bo.batch_bytes = config.logs.batch_bytes;
-  bo.batch_wait = config.logs.batch_wait;
-  bo.max_streams = static_cast<std::size_t>(config.logs.max_streams);
+  LogBatcherOptions bo = config.logs.batcher;  // batch_bytes, batch_wait, max_streams
   bo.spool_max_bytes = config.spool.max_bytes;
-  bo.spool_headroom_bytes = 2 * config.logs.batch_bytes;
+  bo.spool_headroom_bytes = 2 * bo.batch_bytes;
   // The destination's own encoding (Loki's protobuf API): each batch is encoded once, spooled as
   // that body and sent as it is.
   bo.encoder = pipeline.exporter->batchEncoder();
@@ -334,16 +329,13 @@ std::expected<void, std::string> LogPipeline::open() {
       std::make_unique<LogShipper>(sho, *pipeline.spool, *pipeline.exporter, reg, errors);
 
   if (config.logs.enabled) {
-    logs::LogTailerOptions to;
+    // max_line_bytes, max_open_files, rescan_interval, read_compressed
+    logs::LogTailerOptions to = config.logs.tailer;
     to.log_root = config.paths.log_root;
     to.checkpoint_file = checkpoints / "logs.json";
     to.node_name = config.node_name;
-    to.max_line_bytes = config.logs.max_line_bytes;
-    to.max_open_files = static_cast<std::size_t>(config.logs.max_open_files);
-    to.rescan_interval = config.logs.rescan_interval;
     to.metadata = pipeline.metadata;
     to.pod_labels = config.kubernetes.pod_labels;
-    to.read_compressed = config.logs.read_compressed;
     pipeline.tailer = std::make_unique<logs::LogTailer>(to, errors);
   }
   if (config.journal.enabled) {

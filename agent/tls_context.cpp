@@ -41,7 +41,7 @@ std::expected<std::shared_ptr<asio::ssl::context>, std::string> makeServerTlsCon
   SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_RENEGOTIATION);
   ctx->use_certificate_chain_file(files.cert_file, ec);
   if (ec) {
-    return std::unexpected("certificate file " + files.cert_file +
+    return std::unexpected("certificate file " + files.cert_file.string() +
                            ": cannot load a PEM certificate chain: " + lastOpenSslError(ec));
   }
   ctx->use_private_key_file(files.key_file, asio::ssl::context::pem, ec);
@@ -49,20 +49,21 @@ std::expected<std::shared_ptr<asio::ssl::context>, std::string> makeServerTlsCon
     const std::string why = lastOpenSslError(ec);
     // OpenSSL compares the key with the certificate while loading it.
     if (why.find("key values mismatch") != std::string::npos) {
-      return std::unexpected("key file " + files.key_file + " does not match certificate file " +
-                             files.cert_file);
+      return std::unexpected("key file " + files.key_file.string() +
+                             " does not match certificate file " + files.cert_file.string());
     }
-    return std::unexpected("key file " + files.key_file +
+    return std::unexpected("key file " + files.key_file.string() +
                            ": cannot load a PEM private key: " + why);
   }
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
-    return std::unexpected("key file " + files.key_file + " does not match certificate file " +
-                           files.cert_file + ": " + lastOpenSslError({}));
+    return std::unexpected("key file " + files.key_file.string() +
+                           " does not match certificate file " + files.cert_file.string() + ": " +
+                           lastOpenSslError({}));
   }
   if (!files.client_ca_file.empty()) {
     ctx->load_verify_file(files.client_ca_file, ec);
     if (ec) {
-      return std::unexpected("client CA file " + files.client_ca_file +
+      return std::unexpected("client CA file " + files.client_ca_file.string() +
                              ": cannot load PEM certificates: " + lastOpenSslError(ec));
     }
     ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert, ec);
@@ -88,7 +89,8 @@ std::expected<std::unique_ptr<ReloadingTlsContext>, std::string> ReloadingTlsCon
 ReloadingTlsContext::Stamp ReloadingTlsContext::stamp() const {
   Stamp s{};
   std::size_t i = 0;
-  for (const std::string* path : {&files_.cert_file, &files_.key_file, &files_.client_ca_file}) {
+  for (const std::filesystem::path* path :
+       {&files_.cert_file, &files_.key_file, &files_.client_ca_file}) {
     struct stat st {};
     if (!path->empty() && ::stat(path->c_str(), &st) == 0) {
       s[i] = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;

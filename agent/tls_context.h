@@ -14,6 +14,7 @@
 #include <array>
 #include <chrono>
 #include <expected>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -23,10 +24,11 @@ class context;
 
 namespace nodewarden {
 
+// Also the config's tls.* section (agent/config.h): both of cert_file and key_file or neither.
 struct TlsFiles {
-  std::string cert_file;       // PEM chain, leaf first
-  std::string key_file;        // PEM private key of the leaf
-  std::string client_ca_file;  // PEM bundle; empty: no client certificates asked for
+  std::filesystem::path cert_file;       // PEM chain, leaf first
+  std::filesystem::path key_file;        // PEM private key of the leaf
+  std::filesystem::path client_ca_file;  // PEM bundle; empty: no client certificates asked for
 };
 
 // A server context from the files, or a message naming the file and what is wrong with it.

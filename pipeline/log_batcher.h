@@ -43,6 +43,8 @@ inline constexpr std::chrono::milliseconds kLogCommitInterval{1000};
 // The agent's commit_grace: a push is usually answered well within it.
 inline constexpr std::chrono::milliseconds kLogCommitGrace{250};
 
+// Also part of the config's collectors.logs.* section (agent/config.h): batch_bytes, batch_wait
+// and max_streams are keys; the agent sets the spool's bound, the encoder and the commit timing.
 struct LogBatcherOptions {
   std::size_t batch_bytes = 1 << 20;                // close a batch at this many line bytes
   std::chrono::milliseconds batch_wait{1000};       // or when its first entry is this old

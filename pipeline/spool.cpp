@@ -1263,8 +1263,8 @@ void SpoolDamageCounters::update(const SpoolDamage& now) {
   seen_ = now;
 }
 
-SpoolOptions logSpoolOptions(std::filesystem::path dir) {
-  SpoolOptions so;
+SpoolOptions logSpoolOptions(std::filesystem::path dir, SpoolOptions base) {
+  SpoolOptions so = std::move(base);
   so.dir = std::move(dir);
   // zstd's fastest level: the spool is written once and usually read back from memory, and log
   // text still shrinks 4-8x (level 3 cost 18% of the log path's CPU for little more).

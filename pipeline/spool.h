@@ -38,6 +38,7 @@
 
 namespace nodewarden {
 
+// Also the config's spool.* section (agent/config.h), which sets max_bytes and segment_bytes.
 struct SpoolOptions {
   std::filesystem::path dir;               // e.g. <state-dir>/spool/loki
   std::uint64_t max_bytes = 512ULL << 20;  // bound on the segment files' total size
@@ -96,8 +97,9 @@ class SpoolDamageCounters {
   SpoolDamage seen_;
 };
 
-// The options of the log spool (<state-dir>/spool/logs), shared by the agent and its benchmarks.
-SpoolOptions logSpoolOptions(std::filesystem::path dir);
+// The options of the log spool (<state-dir>/spool/logs), shared by the agent and its benchmarks:
+// base (the config's spool.* section, whose sizes are kept) with dir and the log path's tuning.
+SpoolOptions logSpoolOptions(std::filesystem::path dir, SpoolOptions base = {});
 
 // Record: LogBatch or MetricWriteBatch (the instantiations in spool.cpp); "batch" below is one
 // record, and its units are a log batch's lines or a write request's samples.

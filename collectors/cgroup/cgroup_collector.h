@@ -36,6 +36,8 @@
 
 namespace nodewarden {
 
+// Also the config's collectors.cgroup.* section (agent/config.h): max_depth, root_search_interval
+// and run_delay are keys; the agent sets the roots (paths.*), the metadata and the hold on top.
 struct CgroupCollectorOptions {
   std::filesystem::path cgroup_root = "/sys/fs/cgroup";
   std::filesystem::path proc_root = "/proc";         // for /proc/partitions (device names)
@@ -43,7 +45,7 @@ struct CgroupCollectorOptions {
   int max_depth = 8;  // how deep below a hierarchy root kubelet's tree may sit
   // How often the hierarchies are searched again for kubelet's tree once one was found (every
   // cycle until then). Pods and containers inside a found tree are listed every cycle.
-  std::chrono::seconds root_search_interval{60};
+  std::chrono::milliseconds root_search_interval{60000};
   // Descriptors the collector may keep open; 0 = RLIMIT_NOFILE's soft limit less 1024. Past it,
   // files are opened per read instead (slower, never unread).
   std::size_t max_open_files = 0;

@@ -187,7 +187,7 @@ void JobTracker::prune() {
           (options_.wall ? options_.wall() : std::chrono::system_clock::now()).time_since_epoch())
           .count();
   const auto keep_ms = options_.retention.count();
-  while (!recent_.empty() && (recent_.size() > options_.max_recent ||
+  while (!recent_.empty() && (recent_.size() > static_cast<std::size_t>(options_.max_recent) ||
                               wall_ms - recent_.front().recorded_at_ms > keep_ms)) {
     recorded_.erase(recent_.front().pod_uid);
     pending_events_.erase(recent_.front().pod_uid);

@@ -38,6 +38,8 @@
 
 namespace nodewarden::jobs {
 
+// Also the config's collectors.jobs.* section (agent/config.h): status_wait, retention and
+// max_recent are keys; the agent sets cgroup_wait, state_file and cronjob_of on top.
 struct JobTrackerOptions {
   using Clock = std::chrono::steady_clock;
   // After a pod's cgroups are gone, how long a terminal status is waited for.
@@ -47,7 +49,7 @@ struct JobTrackerOptions {
   std::chrono::milliseconds cgroup_wait{30'000};
   // How long recorded outcomes are kept (for /jobs and against counting a pod twice).
   std::chrono::milliseconds retention{std::chrono::hours(6)};
-  std::size_t max_recent = 1000;     // outcomes kept at most, newest kept
+  int max_recent = 1000;             // outcomes kept at most, newest kept (at least 1)
   std::filesystem::path state_file;  // empty: nothing survives a restart
   // Asked at the decision for a pod whose CronJob was not known from observeStatus() (the
   // API server's answer about the Job's owner may come after the pod's last status change).

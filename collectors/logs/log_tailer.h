@@ -34,6 +34,8 @@
 
 namespace nodewarden::logs {
 
+// Also part of the config's collectors.logs.* section (agent/config.h): max_line_bytes,
+// max_open_files, rescan_interval and read_compressed are keys; the agent sets the rest.
 struct LogTailerOptions {
   std::filesystem::path log_root = "/var/log/pods";
   std::filesystem::path checkpoint_file;  // e.g. <state-dir>/checkpoints/logs.json

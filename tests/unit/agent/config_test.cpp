@@ -271,8 +271,8 @@ TEST(ConfigSizes, LogSettingsParseAndAreChecked) {
       "loki:\n  url: http://127.0.0.1:3100/loki/api/v1/push\n  encoding: json\n",
       "t.yaml");
   ASSERT_TRUE(c.has_value()) << c.error().message();
-  EXPECT_EQ(c->logs.batch_bytes, 2U << 20);
-  EXPECT_TRUE(c->logs.read_compressed);
+  EXPECT_EQ(c->logs.batcher.batch_bytes, 2U << 20);
+  EXPECT_TRUE(c->logs.tailer.read_compressed);
   EXPECT_EQ(c->journal.units, std::vector<std::string>{"a.service"});
   EXPECT_EQ(c->loki.encoding, "json");
   auto bad = parseConfig("loki:\n  encoding: xml\n", "t.yaml");
@@ -622,6 +622,29 @@ TEST(ConfigRangesInFile, PointAtTheirLine) {
     EXPECT_EQ(error.field, test.field) << test.yaml;
     EXPECT_EQ(error.reason, test.reason) << test.yaml;
   }
+}
+
+// The tailer's and the batcher's counts are std::size_t in their options; the file still reads
+// them as integers, and a negative one is a range error like any other, at its line.
+TEST(ConfigRangesInFile, CountsKeptUnsignedReadAsIntegers) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"max_open_files: -1", "must be between 4 and 1048576, got -1"},
+      {"max_open_files: 3", "must be between 4 and 1048576, got 3"},
+      {"max_streams: -5", "must be between 1 and 1048576, got -5"},
+      {"max_streams: 0", "must be between 1 and 1048576, got 0"},
+      {"max_streams: many", "expected an integer, found \"many\""},
+      {"max_open_files: 99999999999", "expected an integer, found \"99999999999\""},
+  };
+  for (const auto& [line, reason] : cases) {
+    const std::string yaml = "collectors:\n  logs:\n\n    " + line + "\n";
+    const ConfigError error = parseError(yaml, "f.yaml");
+    EXPECT_EQ(error.line, 4) << line;
+    EXPECT_EQ(error.field, "collectors.logs." + line.substr(0, line.find(':'))) << line;
+    EXPECT_EQ(error.reason, reason) << line;
+  }
+  const auto config = parseConfig("collectors:\n  logs:\n    max_open_files: 4\n", "f.yaml");
+  ASSERT_TRUE(config.has_value()) << config.error().message();
+  EXPECT_EQ(config->logs.tailer.max_open_files, 4U);
 }
 
 // --- kubernetes.pod_labels ---------------------------------------------------------------------

@@ -51,8 +51,8 @@ class HttpServerTlsTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
   void start(HttpServerOptions o = {}) {
-    o.tls_cert_file = cert().string();
-    o.tls_key_file = key().string();
+    o.tls.cert_file = cert().string();
+    o.tls.key_file = key().string();
     o.tls_reload_interval = 0ms;
     o.errors = &errors_;
     auto s = HttpServer::start("127.0.0.1:0", o);
@@ -177,7 +177,7 @@ TEST_F(HttpServerTlsTest, WithAClientCaOnlyClientsWithACertificateGetIn) {
   auto client = testing::makeLoopbackCertificate(dir_ / "client");
   ASSERT_TRUE(client.has_value()) << client.error();
   HttpServerOptions o;
-  o.tls_client_ca_file = (dir_ / "client/cert.pem").string();
+  o.tls.client_ca_file = (dir_ / "client/cert.pem").string();
   start(o);
   RawClient with(server_->port());
   auto e = with.startTls(cert().string(), client->certificate, client->key);
@@ -195,19 +195,19 @@ TEST_F(HttpServerTlsTest, WithAClientCaOnlyClientsWithACertificateGetIn) {
 
 TEST_F(HttpServerTlsTest, UnreadableHalfOrMismatchedFilesFailAtStartWithTheFileNamed) {
   HttpServerOptions o;
-  o.tls_cert_file = "/nonexistent/cert.pem";
-  o.tls_key_file = "/nonexistent/key.pem";
+  o.tls.cert_file = "/nonexistent/cert.pem";
+  o.tls.key_file = "/nonexistent/key.pem";
   auto missing = HttpServer::start("127.0.0.1:0", o);
   ASSERT_FALSE(missing.has_value());
   EXPECT_NE(missing.error().find("/nonexistent/cert.pem"), std::string::npos) << missing.error();
 
-  o.tls_key_file.clear();
+  o.tls.key_file.clear();
   EXPECT_FALSE(HttpServer::start("127.0.0.1:0", o).has_value());
 
   auto other = testing::makeLoopbackCertificate(dir_ / "b");
   ASSERT_TRUE(other.has_value()) << other.error();
-  o.tls_cert_file = cert().string();
-  o.tls_key_file = other->key;
+  o.tls.cert_file = cert().string();
+  o.tls.key_file = other->key;
   auto mismatched = HttpServer::start("127.0.0.1:0", o);
   ASSERT_FALSE(mismatched.has_value());
   EXPECT_NE(mismatched.error().find("does not match"), std::string::npos) << mismatched.error();

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/config.h"
 #include "agent/state_dir.h"
 #include "exporters/remote_write/remote_write_exporter.h"
 #include "exporters/remote_write/write_request_encoder.h"

@@ -18,11 +18,24 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
-#include "agent/config.h"
+#include "pipeline/http_destination.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {
+
+struct Config;
+
+// remote_write.*: every cycle's series (the same as /metrics). Off with no url. The config
+// section binds to this struct (agent/config.cpp's schema table); create() turns it into the
+// exporter's options (reading the password file), the encoder's batch size and the spool's bound.
+struct RemoteWriteConfig : HttpDestinationConfig {
+  std::chrono::milliseconds timeout{30000};
+  std::vector<std::string> headers;  // "Name: value", e.g. "X-Scope-OrgID: team-a"
+  int max_samples_per_send = 2000;
+  std::uint64_t spool_max_bytes = 256ULL << 20;
+};
 
 struct MetricCycle {
   std::int64_t timestamp_ms = 0;  // the collection time: every sample's timestamp

@@ -7,10 +7,11 @@
 // added, and the agent hands it on, setting only what is known at run time (the node name, the
 // roots and files under paths.*, the interval, holds computed from it) on top. The other sections
 // are small structs here, named after the file's sections: those of the agent itself (paths,
-// kubernetes, node) and, still copied field by field into their components' options, pods and
-// loki. remote_write.* is the remote write pipeline's own config (agent/remote_write_pipeline.h),
-// which turns it into the exporter's options; its destination members (url, credentials, CA) are
-// pipeline/http_destination.h's, shared with loki.*. A default is written once, in a member
+// kubernetes, node) and, still copied field by field into their components' options, pods.
+// loki.* and remote_write.* are the log and remote write pipelines' own config structs
+// (agent/log_pipeline.h, agent/remote_write_pipeline.h), which turn them into their exporters'
+// options; their shared destination members (url, credentials, CA) are
+// pipeline/http_destination.h's. A default is written once, in a member
 // initializer in the component's header or here; the schema table in config.cpp binds each key to
 // its member with its type, range and one line of doc, and parsing, range checks, --print-config,
 // the embedded default YAML, changedConfigKeys and deploy/config/nodewarden.yaml all come from
@@ -32,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/log_pipeline.h"
 #include "agent/remote_write_pipeline.h"
 #include "agent/tls_context.h"
 #include "collectors/cgroup/cgroup_collector.h"
@@ -40,7 +42,6 @@
 #include "collectors/logs/log_tailer.h"
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
-#include "pipeline/http_destination.h"
 #include "pipeline/log_batcher.h"
 #include "pipeline/spool.h"
 
@@ -105,14 +106,6 @@ struct KubernetesConfig {
   std::filesystem::path ca_file;
   bool kubelet_insecure_skip_verify = false;
   std::vector<std::string> pod_labels;  // label keys; names sanitized (pipeline/pod_labels.h)
-};
-
-// loki.*: with no url, logs go to the spool and a rolling local file under paths.state_dir.
-struct LokiConfig : HttpDestinationConfig {
-  std::string tenant;
-  std::string encoding = "protobuf";  // protobuf (snappy) or json (gzip)
-  std::chrono::milliseconds timeout{10000};
-  std::uint64_t local_file_max_bytes = 64ULL << 20;
 };
 
 // detector.*: the detector's own options; node and interval are the agent's, set at start.

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/config.h"
 #include "agent/state_dir.h"
 #include "collectors/journal/journal_reader.h"
 #include "collectors/logs/log_tailer.h"

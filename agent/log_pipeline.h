@@ -19,6 +19,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <expected>
 #include <functional>
 #include <memory>
@@ -26,12 +27,26 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/config.h"
 #include "pipeline/container_metadata.h"
+#include "pipeline/http_destination.h"
 #include "pipeline/log_record.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {
+
+struct Config;
+
+// loki.*: the log path's destination, as the config file says it. With no url, logs go to the
+// spool and a rolling local file under paths.state_dir. Here, not next to LokiExporterOptions,
+// because it configures two exporters and the choice between them: local_file_max_bytes is the
+// file exporter's, the rest Loki's (encoding a string, as in the file; create() turns it into the
+// LokiEncoding and the password file into the password).
+struct LokiConfig : HttpDestinationConfig {
+  std::string tenant;
+  std::string encoding = "protobuf";  // protobuf (snappy) or json (gzip)
+  std::chrono::milliseconds timeout{10000};
+  std::uint64_t local_file_max_bytes = 64ULL << 20;
+};
 
 class LogPipeline {
  public:

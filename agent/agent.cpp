@@ -193,13 +193,13 @@ class Agent::Impl {
       // (each series split in two): at least one kubelet refresh interval and until two kubelet
       // fetches asked for after the cgroup was found are in, at most namingHold().
       if (metadata_) {
-        o.hold_unnamed = namingHold(config_.interval, config_.pods.kubelet_refresh_interval);
+        o.hold_unnamed = namingHold(config_.interval, config_.pods.kubelet_source.refresh_interval);
       }
       if (kubelet_source_ != nullptr) {
         o.listings_since = [k = kubelet_source_](std::chrono::steady_clock::time_point t) {
           return k->listingsSince(t);
         };
-        o.hold_at_least = config_.pods.kubelet_refresh_interval;
+        o.hold_at_least = config_.pods.kubelet_source.refresh_interval;
       }
       o.cgroup_root = config_.paths.cgroup_root;
       o.proc_root = config_.paths.proc_root;
@@ -605,8 +605,7 @@ class Agent::Impl {
         ko.ca_file = config_.kubernetes.ca_file.string();
         ko.insecure_skip_verify = config_.kubernetes.kubelet_insecure_skip_verify;
         if (auto client = pods::KubeletPodsClient::create(ko)) {
-          pods::KubeletPodsMetadataOptions mo;
-          mo.refresh_interval = config_.pods.kubelet_refresh_interval;
+          pods::KubeletPodsMetadataOptions mo = config_.pods.kubelet_source;
           mo.cronjobs = cronjobs;
           auto kubelet =
               std::make_unique<pods::KubeletPodsMetadata>(std::move(*client), errors_, mo);

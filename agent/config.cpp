@@ -136,7 +136,7 @@ constexpr Field kPodsFields[] = {
     {"kubelet", NODEWARDEN_AT(pods.kubelet),
      "the kubelet's /pods (RBAC nodes/pods or nodes/proxy), when its URL is known"},
     {"kubelet_refresh_interval",
-     NODEWARDEN_AT(pods.kubelet_refresh_interval),
+     NODEWARDEN_AT(pods.kubelet_source.refresh_interval),
      "at most one GET /pods per interval",
      {1 * kS, 10 * kMin}},
     {"apiserver", NODEWARDEN_AT(pods.apiserver),

@@ -3,19 +3,19 @@
 // Layout: Config is a composition of sections, one per config file section. Where a component has
 // an options struct, the section IS that struct (the listener's TLS files, the cgroup collector's,
 // the log tailer's and batcher's, the journal reader's, the Job tracker's, the log spool's, the
-// detector's and the placement feed's options), at most with an `enabled` or a poll interval
-// added, and the agent hands it on, setting only what is known at run time (the node name, the
-// roots and files under paths.*, the interval, holds computed from it) on top. The other sections
-// are small structs here, named after the file's sections: those of the agent itself (paths,
-// kubernetes, node) and, still copied field by field into their components' options, pods.
-// loki.* and remote_write.* are the log and remote write pipelines' own config structs
-// (agent/log_pipeline.h, agent/remote_write_pipeline.h), which turn them into their exporters'
-// options; their shared destination members (url, credentials, CA) are
-// pipeline/http_destination.h's. A default is written once, in a member
-// initializer in the component's header or here; the schema table in config.cpp binds each key to
-// its member with its type, range and one line of doc, and parsing, range checks, --print-config,
-// the embedded default YAML, changedConfigKeys and deploy/config/nodewarden.yaml all come from
-// that table.
+// detector's and the placement feed's options, and the kubelet pod source's inside pods.*), at
+// most with an `enabled` or a poll interval added, and the agent hands it on, setting only what
+// is known at run time (the node name, the roots and files under paths.*, the interval, holds
+// computed from it) on top. loki.* and remote_write.* are the log and remote write pipelines' own
+// config structs (agent/log_pipeline.h, agent/remote_write_pipeline.h), which turn them into
+// their exporters' options (a password file read, Loki's encoding named); their shared
+// destination members (url, credentials, CA) are pipeline/http_destination.h's. The other
+// sections are small structs here, named after the file's sections, those of the agent itself
+// (paths, kubernetes, node, and pods.*'s switches choosing the metadata sources). A default is
+// written once, in a member initializer in the component's header or here; the schema table in
+// config.cpp binds each key to its member with its type, range and one line of doc, and parsing,
+// range checks, --print-config, the embedded default YAML, changedConfigKeys and
+// deploy/config/nodewarden.yaml all come from that table.
 //
 // What a reader gets wrong: validation is strict on purpose. An unknown key, a wrong type or a bad
 // duration stops start-up with one message naming the file, line and field, because a typo that
@@ -40,6 +40,7 @@
 #include "collectors/jobs/job_tracker.h"
 #include "collectors/journal/journal_reader.h"
 #include "collectors/logs/log_tailer.h"
+#include "collectors/pods/kubelet_pods.h"
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
 #include "pipeline/log_batcher.h"
@@ -67,11 +68,14 @@ struct NodeConfig {
   bool enabled = true;
 };
 
-// collectors.pods.*: the pod metadata sources, in their order.
+// collectors.pods.*: the pod metadata sources, in their order. The three switches choose which
+// sources run and configure none, so they are the agent's own; kubelet_refresh_interval is the
+// kubelet source's option (KubeletPodsMetadataOptions::refresh_interval), kept in kubelet_source
+// and handed on with the cronjob lookup set on top.
 struct PodsConfig {
   bool runtime_state = true;  // names and images from the runtime's state on the node
   bool kubelet = true;        // the kubelet's /pods, when its URL is known
-  std::chrono::milliseconds kubelet_refresh_interval{10000};  // at most one GET /pods per
+  pods::KubeletPodsMetadataOptions kubelet_source;
   bool apiserver = true;  // the API server's watch of this node's pods, when in a cluster
 };
 

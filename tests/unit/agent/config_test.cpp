@@ -865,7 +865,7 @@ INSTANTIATE_TEST_SUITE_P(
         ValidateCase{"JobsMaxRecentZero", [](Config& c) { c.jobs.max_recent = 0; },
                      "collectors.jobs.max_recent"},
         ValidateCase{"KubeletRefreshTooFast",
-                     [](Config& c) { c.pods.kubelet_refresh_interval = milliseconds(500); },
+                     [](Config& c) { c.pods.kubelet_source.refresh_interval = milliseconds(500); },
                      "collectors.pods.kubelet_refresh_interval"}),
     [](const ::testing::TestParamInfo<ValidateCase>& param) { return param.param.name; });
 

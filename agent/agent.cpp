@@ -183,7 +183,8 @@ class Agent::Impl {
     metadata_ = buildMetadata();
     if (metadata_) {
       source_metrics_ = std::make_unique<MetadataSourceMetrics>(reg);
-      pod_metrics_ = std::make_unique<PodMetadataMetrics>(workload_.registry(), config_.kubernetes.pod_labels);
+      pod_metrics_ =
+          std::make_unique<PodMetadataMetrics>(workload_.registry(), config_.kubernetes.pod_labels);
       pod_stage_ = std::make_unique<PodSeriesStage>(*pod_metrics_, metadata_.get(), workload_);
     }
     if (config_.cgroup.enabled) {

@@ -316,7 +316,8 @@ std::expected<LogBatch, std::string> decodeLogBatch(std::string_view bytes,
     if (in.left() == 0) return std::unexpected("malformed log batch: no push body");
     batch.encoded_body = std::move(body_buffer);
     // With room for a somewhat bigger body next time (see LokiPushWriter::compress).
-    if (batch.encoded_body.capacity() < in.left()) batch.encoded_body.reserve(in.left() + in.left() / 4);
+    if (batch.encoded_body.capacity() < in.left())
+      batch.encoded_body.reserve(in.left() + in.left() / 4);
     batch.encoded_body.assign(in.rest());
   } else if (in.left() != 0) {
     return std::unexpected("malformed log batch: " + std::to_string(in.left()) + " trailing bytes");

@@ -273,8 +273,9 @@ bool LogBatcher::appendToSpool() {
     encoded.bytes = batch_.bytes;
     encoded.lines = batch_.lines;
     // A buffer of an earlier body: the one the spool did not keep, or one it has let go of.
-    encoded.encoded_body = spare_body_.capacity() > std::string().capacity() ? std::move(spare_body_)
-                                                                          : spool_.takeSpareBody();
+    encoded.encoded_body = spare_body_.capacity() > std::string().capacity()
+                               ? std::move(spare_body_)
+                               : spool_.takeSpareBody();
     spare_body_ = std::string();
     options_.encoder->encodeBody(encoded_streams_, encoded.encoded_body);
     seq = spool_.append(std::move(encoded));

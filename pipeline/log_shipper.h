@@ -32,8 +32,8 @@ struct LogShipperOptions {
   // Called on the shipper's thread each time a batch has left the spool (acknowledged, dropped):
   // a producer waiting for the spool's consumer (Spool::waitForConsumer) can go on.
   std::function<void()> on_batch_done;
-  // Reads the bodies of spooled batches (LogBatch::encoded_body) back into entries, to split a batch
-  // the destination refused as too large. Empty: such a batch cannot be split and is dropped.
+  // Reads the bodies of spooled batches (LogBatch::encoded_body) back into entries, to split a
+  // batch the destination refused as too large. Empty: such a batch cannot be split and is dropped.
   std::shared_ptr<const LogBatchEncoder> body_decoder;
 };
 

@@ -21,8 +21,8 @@ namespace nodewarden {
 
 class FileLogExporter final : public LogExporter {
  public:
-  // body_decoder reads the bodies of batches spooled for another destination (LogBatch::encoded_body);
-  // without it such a batch is dropped as undecodable.
+  // body_decoder reads the bodies of batches spooled for another destination
+  // (LogBatch::encoded_body); without it such a batch is dropped as undecodable.
   FileLogExporter(std::filesystem::path file, std::uint64_t max_bytes,
                   std::shared_ptr<const LogBatchEncoder> body_decoder = nullptr);
 

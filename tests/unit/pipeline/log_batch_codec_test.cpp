@@ -58,7 +58,8 @@ TEST(LogBatchCodec, RoundTripsABatchThatCarriesItsPushBody) {
   batch.encoded_body = std::string("\xff\0 opaque push body", 20);
   const std::string bytes = encodeLogBatch(batch);
   EXPECT_EQ(bytes[0], '\x02');
-  EXPECT_EQ(bytes.substr(bytes.size() - batch.encoded_body.size()), batch.encoded_body);  // as it is
+  EXPECT_EQ(bytes.substr(bytes.size() - batch.encoded_body.size()),
+            batch.encoded_body);  // as it is
   auto decoded = decodeLogBatch(bytes);
   ASSERT_TRUE(decoded.has_value()) << decoded.error();
   EXPECT_EQ(*decoded, batch);

@@ -392,7 +392,8 @@ TEST_F(LogBatcherTest, EveryBodyIsItsOwnBatchWhenBuffersAreReused) {
         const std::size_t index = std::stoul(name.substr(6));
         ASSERT_EQ(index, next);
         ++next;
-        if (sizes[index] < 100 && batch->encoded_body.capacity() > 10 * batch->encoded_body.size()) {
+        if (sizes[index] < 100 &&
+            batch->encoded_body.capacity() > 10 * batch->encoded_body.size()) {
           ++reused;
         }
         EXPECT_EQ(got.size(), static_cast<std::size_t>(sizes[index]));

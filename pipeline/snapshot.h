@@ -65,6 +65,23 @@ struct IoDeviceStat {
 };
 inline constexpr std::size_t kMaxIoDevices = 16;
 
+// Network counters of one interface of a pod's network namespace (/proc/<pid>/net/dev), as
+// cAdvisor reads them. name is NUL-terminated (IFNAMSIZ is 16 with the NUL).
+struct NetInterfaceStat {
+  std::array<char, 16> name{};
+  std::uint64_t rx_bytes = 0;
+  std::uint64_t rx_packets = 0;
+  std::uint64_t rx_errors = 0;
+  std::uint64_t rx_dropped = 0;
+  std::uint64_t tx_bytes = 0;
+  std::uint64_t tx_packets = 0;
+  std::uint64_t tx_errors = 0;
+  std::uint64_t tx_dropped = 0;
+};
+// A pod has eth0 and seldom more (a second network attached by a meta-plugin); interfaces past
+// the bound are skipped and counted, never stored in a growing buffer.
+inline constexpr std::size_t kMaxNetInterfaces = 8;
+
 // One pod's or container's readings. Pod-level samples have an empty container_id.
 struct CgroupSample {
   // Identity. pod_uid uses dashes as the API does; container_id is the runtime's 64-hex id.
@@ -100,10 +117,18 @@ struct CgroupSample {
     present.reset();
     io_devices = 0;
     io_present = false;
+    net_interfaces = 0;
+    net_present = false;
   }
   [[nodiscard]] bool isPod() const { return container_id.empty(); }
 
   static constexpr std::size_t index(CgroupField f) { return static_cast<std::size_t>(f); }
+
+  // The pod's network namespace, per interface (loopback and the other names cAdvisor ignores
+  // left out). Pod-level samples only, and never for a pod in the node's network namespace.
+  std::array<NetInterfaceStat, kMaxNetInterfaces> net{};
+  std::uint8_t net_interfaces = 0;
+  bool net_present = false;
 };
 
 // PSI totals of one resource (Documentation/accounting/psi.rst): microseconds stalled.

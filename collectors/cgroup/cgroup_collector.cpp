@@ -13,6 +13,7 @@
 #include "collectors/cgroup/cgroup_hierarchies.h"
 #include "collectors/cgroup/cgroup_naming.h"
 #include "collectors/cgroup/cgroup_tracker.h"
+#include "collectors/cgroup/pod_network.h"
 #include "collectors/cgroup/run_delay.h"
 
 namespace nodewarden {
@@ -27,7 +28,8 @@ class CgroupCollector::Impl {
         hierarchies_(options_.cgroup_root, options_.max_depth, errors),
         tracker_(hierarchies_, errors),
         namer_(options_),
-        run_delay_(options_.proc_root, options_.max_run_delay_threads, errors) {
+        run_delay_(options_.proc_root, options_.max_run_delay_threads, errors),
+        network_(options_.proc_root, errors) {
     read_buf_.resize(64 * 1024);
   }
 
@@ -56,6 +58,7 @@ class CgroupCollector::Impl {
       read(*t);
       if (!t->gone) into.cgroups.push_back(&t->sample);
     }
+    if (options_.pod_network) readNetwork();
   }
 
   void readPods(const std::function<bool(std::string_view)>& want,
@@ -127,12 +130,41 @@ class CgroupCollector::Impl {
     if (delay) t.sample.set(CgroupField::kRunDelayNs, *delay);
   }
 
+  // Each pod's network counters, after its cgroup files were read (which cleared them). A steady
+  // cycle is one fstatat and one pread per pod; the pods whose process is gone or not found yet
+  // look for one in their containers' cgroup.procs (any container: all share the sandbox's
+  // namespace), with a backoff.
+  void readNetwork() {
+    bool wanted = false;
+    for (auto& [key, t] : tracker_.cgroups()) {
+      if (!t->sample.isPod() || t->gone) continue;
+      if (!network_.read(t->net, t->sample, read_buf_))
+        wanted |= cgroup::PodNetworkReader::wantsProcess(t->net, cycle_);
+    }
+    if (!wanted) return;
+    for (auto& [key, t] : tracker_.cgroups()) {
+      TrackedCgroup* pod = t->pod;
+      if (pod == nullptr || pod->gone || !cgroup::PodNetworkReader::wantsProcess(pod->net, cycle_))
+        continue;
+      for (std::size_t i = 0; i < t->slots.size(); ++i) {
+        if (!t->slots[i].files.located()) continue;
+        if (network_.find(pod->net, hierarchies_[i], t->slots[i].files.dir(), cycle_, read_buf_))
+          network_.read(pod->net, pod->sample, read_buf_);
+        break;
+      }
+    }
+    for (auto& [key, t] : tracker_.cgroups()) {
+      if (t->sample.isPod()) cgroup::PodNetworkReader::backOff(t->net, cycle_);
+    }
+  }
+
   CgroupCollectorOptions options_;
   ErrorReporter& errors_;
   cgroup::CgroupHierarchies hierarchies_;
   cgroup::CgroupTracker tracker_;
   cgroup::CgroupNamer namer_;
   cgroup::RunDelayReader run_delay_;
+  cgroup::PodNetworkReader network_;
   bool need_search_ = true;
   std::chrono::steady_clock::time_point next_search_{};
   std::uint64_t cycle_ = 0;

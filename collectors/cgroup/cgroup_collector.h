@@ -19,6 +19,7 @@
 //                       read into its sample; the descriptor budget
 //   cgroup_naming       naming: LogDirNames and CgroupNamer (metadata lookups, the hold)
 //   run_delay           run-queue delay: the threads' /proc/<tid>/schedstat
+//   pod_network         network per pod: /proc/<pid>/net/dev of a process in the pod's namespace
 //   cgroup_layout, cgroup_parsers, dir_lister  kubelet's directory names, the files' formats, the
 //                       allocation-free directory walk
 // A reader looking for "where is X read" wants cgroup_files.cpp's kFileSpecs table, not this file.
@@ -40,7 +41,8 @@ namespace nodewarden {
 // and run_delay are keys; the agent sets the roots (paths.*), the metadata and the hold on top.
 struct CgroupCollectorOptions {
   std::filesystem::path cgroup_root = "/sys/fs/cgroup";
-  std::filesystem::path proc_root = "/proc";         // for /proc/partitions (device names)
+  // For /proc/partitions (device names), /proc/<tid>/schedstat and /proc/<pid>/net/dev.
+  std::filesystem::path proc_root = "/proc";
   std::filesystem::path log_root = "/var/log/pods";  // names from directory names; may be absent
   int max_depth = 8;  // how deep below a hierarchy root kubelet's tree may sit
   // How often the hierarchies are searched again for kubelet's tree once one was found (every
@@ -76,6 +78,9 @@ struct CgroupCollectorOptions {
   // counted.
   bool run_delay = true;
   std::size_t max_run_delay_threads = 2048;
+  // Read each pod's network counters from /proc/<pid>/net/dev of one of its processes (one
+  // fstatat and one pread per pod per cycle). Host-network pods are never read.
+  bool pod_network = true;
 };
 
 // The hold_unnamed the agent gives: one collection interval plus two kubelet refresh intervals.

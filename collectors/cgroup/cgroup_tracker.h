@@ -27,6 +27,7 @@
 #include "collectors/cgroup/cgroup_layout.h"
 #include "collectors/cgroup/cgroup_naming.h"
 #include "collectors/cgroup/dir_lister.h"
+#include "collectors/cgroup/pod_network.h"
 #include "collectors/cgroup/run_delay.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/snapshot.h"
@@ -57,6 +58,8 @@ struct TrackedCgroup {
   nlink_t listed_nlink = 0;
   std::uint64_t listed_generation = 0;
   bool relist = true;  // set when a container vanished under it
+
+  PodNetwork net;  // PodNetworkReader's; pods only
 
   TrackedCgroup() = default;
   TrackedCgroup(const TrackedCgroup&) = delete;

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -123,6 +124,53 @@ void appendLabels(std::string& out, const CgroupSample& s, const std::string* de
   appendLabelValue(out, s.id);
   out.append("\",image=\"");
   appendLabelValue(out, s.image);
+  out.append("\",namespace=\"");
+  appendLabelValue(out, s.namespace_name);
+  out.append("\",pod=\"");
+  appendLabelValue(out, s.pod_name);
+  out.append("\"} ");
+}
+
+// Network per pod: cAdvisor's eight families (metrics/prometheus.go), one series per interface.
+using NetCounter = std::uint64_t NetInterfaceStat::*;
+struct NetFamily {
+  const char* name;
+  const char* help;
+  NetCounter value;
+};
+constexpr std::array kNetFamilies = {
+    NetFamily{"container_network_receive_bytes_total", "Cumulative count of bytes received",
+              &NetInterfaceStat::rx_bytes},
+    NetFamily{"container_network_receive_packets_total", "Cumulative count of packets received",
+              &NetInterfaceStat::rx_packets},
+    NetFamily{"container_network_receive_packets_dropped_total",
+              "Cumulative count of packets dropped while receiving", &NetInterfaceStat::rx_dropped},
+    NetFamily{"container_network_receive_errors_total",
+              "Cumulative count of errors encountered while receiving",
+              &NetInterfaceStat::rx_errors},
+    NetFamily{"container_network_transmit_bytes_total", "Cumulative count of bytes transmitted",
+              &NetInterfaceStat::tx_bytes},
+    NetFamily{"container_network_transmit_packets_total", "Cumulative count of packets transmitted",
+              &NetInterfaceStat::tx_packets},
+    NetFamily{"container_network_transmit_packets_dropped_total",
+              "Cumulative count of packets dropped while transmitting",
+              &NetInterfaceStat::tx_dropped},
+    NetFamily{"container_network_transmit_errors_total",
+              "Cumulative count of errors encountered while transmitting",
+              &NetInterfaceStat::tx_errors},
+};
+
+// Labels sorted by name as client_golang writes them: `interface` comes after `image`.
+void appendNetLabels(std::string& out, const CgroupSample& s, const NetInterfaceStat& iface) {
+  out.append("{container=\"");
+  appendLabelValue(out, s.container_name);
+  out.append("\",id=\"");
+  appendLabelValue(out, s.id);
+  out.append("\",image=\"");
+  appendLabelValue(out, s.image);
+  out.append("\",interface=\"");
+  appendLabelValue(
+      out, std::string_view(iface.name.data(), ::strnlen(iface.name.data(), iface.name.size())));
   out.append("\",namespace=\"");
   appendLabelValue(out, s.namespace_name);
   out.append("\",pod=\"");
@@ -283,6 +331,28 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush) {
             appendU64(out, d.writes);
             break;
         }
+        out.push_back('\n');
+        ++series;
+        maybeFlush();
+      }
+    }
+  }
+  // Network: on the pod-level series only (container="", the pod's id). cAdvisor on containerd
+  // reports the namespace's counters on the pod's sandbox container and removes them from every
+  // other container (container/containerd/handler.go, needNet), so that they are not multiplied
+  // per container; nodewarden exports no sandbox series, and the pod's is where one copy belongs.
+  for (const auto& fam : kNetFamilies) {
+    bool header = false;
+    for (const CgroupSample* s : snapshot.cgroups) {
+      if (s->names_pending || !s->net_present) continue;
+      for (std::uint8_t i = 0; i < s->net_interfaces; ++i) {
+        if (!header) {
+          appendHeader(out, fam.name, fam.help, "counter");
+          header = true;
+        }
+        out.append(fam.name);
+        appendNetLabels(out, *s, s->net[i]);
+        appendU64(out, s->net[i].*fam.value);
         out.push_back('\n');
         ++series;
         maybeFlush();

@@ -164,10 +164,14 @@ std::size_t fdLimit() {
 std::size_t printFdCheck(const SyntheticTree& tree, const std::vector<std::string>& held_all,
                          const Ownership& own) {
   const std::string prefix = tree.root.string() + "/";
+  const std::string proc_prefix = tree.proc_root.empty() ? prefix : tree.proc_root.string() + "/";
   std::set<std::string> held;
   for (const auto& t : held_all) {
     std::error_code ec;
-    if (t.starts_with(prefix) && own.owns(t) && !fs::is_directory(t, ec)) held.insert(t);
+    if ((t.starts_with(prefix) || t.starts_with(proc_prefix)) && own.owns(t) &&
+        !fs::is_directory(t, ec)) {
+      held.insert(t);
+    }
   }
   std::map<std::string, std::size_t> read_not_held, held_not_read;
   std::set<std::string> listed;
@@ -237,7 +241,9 @@ std::expected<Row, std::string> measure(const SyntheticTree& tree, const Ownersh
   ErrorReporter errors(metrics.registry());
   CgroupCollectorOptions copt;
   copt.cgroup_root = tree.root;
-  copt.proc_root = "/proc";
+  // A tmpfs tree brings its own /proc with each pod's net/dev; real cgroups use the host's (their
+  // cgroups hold no process, so no pod network is read there).
+  copt.proc_root = tree.proc_root.empty() ? fs::path("/proc") : tree.proc_root;
   copt.log_root = log_root;
   BenchMetadata metadata;
   if (args.metadata) copt.metadata = &metadata;
@@ -260,7 +266,7 @@ std::expected<Row, std::string> measure(const SyntheticTree& tree, const Ownersh
       collector->collect(snapshot);
     }
     row.heap_kib = static_cast<double>(heapInUse() - std::min(heap0, heapInUse())) / 1024.0;
-    std::size_t with_cpu = 0, with_ws = 0, with_psi = 0, with_io = 0, foreign = 0;
+    std::size_t with_cpu = 0, with_ws = 0, with_psi = 0, with_io = 0, with_net = 0, foreign = 0;
     for (const CgroupSample* s : snapshot.cgroups) {
       if (!own.owns(s->id)) {
         ++foreign;
@@ -271,14 +277,15 @@ std::expected<Row, std::string> measure(const SyntheticTree& tree, const Ownersh
       with_ws += s->has(CgroupField::kMemWorkingSetBytes) ? 1 : 0;
       with_psi += s->has(CgroupField::kPsiCpuSomeUs) ? 1 : 0;
       with_io += s->io_present ? 1 : 0;
+      with_net += s->net_present ? 1 : 0;
     }
     const CgroupCollectorStats st = collector->stats();
     std::printf(
         "    collector: %zu samples (expected %zu); cpu usage in %zu, working set in %zu, "
-        "cpu PSI in %zu, io in %zu; stats: pods %zu containers %zu hierarchies %zu "
-        "kubepods roots %zu open files %zu\n",
-        row.samples, tree.pods + tree.containers, with_cpu, with_ws, with_psi, with_io, st.pods,
-        st.containers, st.hierarchies, st.kubepods_roots, st.open_files);
+        "cpu PSI in %zu, io in %zu, network in %zu; stats: pods %zu containers %zu hierarchies "
+        "%zu kubepods roots %zu open files %zu\n",
+        row.samples, tree.pods + tree.containers, with_cpu, with_ws, with_psi, with_io, with_net,
+        st.pods, st.containers, st.hierarchies, st.kubepods_roots, st.open_files);
     if (foreign > 0) {
       std::printf(
           "    WARNING: the collector also reads %zu cgroups of other kubepods trees on this host; "
@@ -363,6 +370,7 @@ std::expected<Row, std::string> runTmpfs(TreeLayout layout, std::size_t containe
 
   SyntheticTreeOptions topt;
   topt.root = *dir / "cgroup";
+  topt.proc_root = *dir / "proc";
   topt.containers = containers;
   topt.layout = layout;
   const CostMeter build_meter;

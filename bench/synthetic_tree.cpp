@@ -430,6 +430,21 @@ bool writeV2(Writer& w, const fs::path& root, const Node& n, bool listed) {
   return w.write(root / "kubepods" / n.rel, files, listed);
 }
 
+// A pod's /proc/<pid>/net/dev as the kernel prints it: loopback (which the collector leaves out)
+// and eth0.
+std::string netDev(Rng& rng) {
+  std::string t =
+      "Inter-|   Receive                                                |  Transmit\n"
+      " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs "
+      "drop fifo colls carrier compressed\n";
+  for (const char* name : {"    lo:", "  eth0:"}) {
+    t += name;
+    for (int i = 0; i < 16; ++i) t += " " + std::to_string(i % 8 < 2 ? rng.next() % 1000000000 : 0);
+    t += "\n";
+  }
+  return t;
+}
+
 std::string hex(Rng& rng, std::size_t digits) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string s;
@@ -459,6 +474,7 @@ const char* layoutName(TreeLayout layout) {
 std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTreeOptions& options) {
   SyntheticTree tree;
   tree.root = options.root;
+  tree.proc_root = options.proc_root;
   tree.layout = options.layout;
   Writer w(tree);
   Rng rng(options.seed);
@@ -480,6 +496,13 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
   } else if (!w.writeFile(root / "cgroup.controllers",
                           "cpuset cpu io memory hugetlb pids rdma misc\n")) {
     return std::unexpected(w.error());
+  }
+  if (!options.proc_root.empty()) {
+    // The node's own namespace, which the collector tells host-network pods by.
+    if (!w.mkdirs(options.proc_root / "1" / "net") ||
+        !w.writeFile(options.proc_root / "1" / "net" / "dev", netDev(rng))) {
+      return std::unexpected(w.error());
+    }
   }
   const std::vector<fs::path> hierarchies =
       hybrid ? std::vector<fs::path>{root / "cpu", root / "cpuacct", root / "memory",
@@ -523,6 +546,22 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
     if (!writeNode(pod_node, true)) return std::unexpected(w.error());
     for (const Node& cn : containers) {
       if (!writeNode(cn, true)) return std::unexpected(w.error());
+    }
+    if (!options.proc_root.empty()) {
+      // The pod's network: a process of its first container, in the pod's own namespace.
+      const std::string pid = std::to_string(100000 + pod);
+      const fs::path dev_dir = options.proc_root / pid / "net";
+      if (!w.mkdirs(dev_dir) || !w.writeFile(dev_dir / "dev", netDev(rng))) {
+        return std::unexpected(w.error());
+      }
+      tree.read_files.push_back(dev_dir / "dev");
+      ++tree.files_written;
+      for (const fs::path& h : hierarchies) {
+        if (!w.writeFile(h / "kubepods" / containers.front().rel / "cgroup.procs", pid + "\n")) {
+          return std::unexpected(w.error());
+        }
+        ++tree.files_written;
+      }
     }
     for (const fs::path& h : hierarchies) tree.list_dirs.push_back(h / "kubepods" / pod_rel);
     kubepods_total.add(pod_node.r);

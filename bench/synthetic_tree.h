@@ -29,16 +29,21 @@ struct SyntheticTreeOptions {
   std::size_t containers = 100;
   TreeLayout layout = TreeLayout::kV2;
   std::uint64_t seed = 1;
+  // Given: a /proc for the pods' network (created; outside root): <pid>/net/dev per pod, the pid
+  // in the cgroup.procs of the pod's first container, and 1/net/dev for the node's namespace.
+  std::filesystem::path proc_root;
 };
 
 struct SyntheticTree {
   std::filesystem::path root;
+  std::filesystem::path proc_root;  // as given in the options; empty: no per-pod network
   TreeLayout layout = TreeLayout::kV2;
   std::size_t pods = 0;
   std::size_t containers = 0;
   std::size_t files_written = 0;
   // Every file in a pod or container directory that the collector reads each cycle (per the
-  // CgroupField sources in pipeline/snapshot.h). Files written only for realism are not listed.
+  // CgroupField sources in pipeline/snapshot.h), and each pod's <proc_root>/<pid>/net/dev. Files
+  // written only for realism are not listed.
   std::vector<std::filesystem::path> read_files;
   // Directories whose entries a collector lists each cycle to find pods and containers: kubepods,
   // the QoS directories and the pod directories, in every hierarchy.

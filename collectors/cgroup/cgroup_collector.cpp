@@ -29,7 +29,7 @@ class CgroupCollector::Impl {
         tracker_(hierarchies_, errors),
         namer_(options_),
         run_delay_(options_.proc_root, options_.max_run_delay_threads, errors),
-        network_(options_.proc_root, errors) {
+        network_(options_.proc_root, tracker_.budget(), errors) {
     read_buf_.resize(64 * 1024);
   }
 

@@ -148,6 +148,8 @@ void CgroupTracker::visitPod(int parent_fd, std::string_view dir_name, const Pod
 CgroupTracker::Map::iterator CgroupTracker::untrack(Map::iterator it) {
   TrackedCgroup& t = *it->second;
   for (auto& slot : t.slots) slot.files.close(budget_);
+  // The pod network's, closed by ~PodNetwork.
+  budget_.open -= std::min(budget_.open, t.net.keptDescriptors());
   if (t.dir_fd >= 0) --budget_.open;  // closed by ~TrackedCgroup
   return tracked_.erase(it);
 }

@@ -109,10 +109,32 @@ void PodNetwork::close() {
   dev.close();
   if (pid_dir_fd >= 0) ::close(pid_dir_fd);
   pid_dir_fd = -1;
+  pid = 0;
+  ino = 0;
 }
 
-PodNetworkReader::PodNetworkReader(std::filesystem::path proc_root, ErrorReporter& errors)
-    : proc_root_(std::move(proc_root)), errors_(errors) {}
+PodNetworkReader::PodNetworkReader(std::filesystem::path proc_root, DescriptorBudget& budget,
+                                   ErrorReporter& errors)
+    : proc_root_(std::move(proc_root)), budget_(budget), errors_(errors) {}
+
+void PodNetworkReader::release(PodNetwork& pod) {
+  budget_.open -= std::min(budget_.open, pod.keptDescriptors());
+  pod.close();
+}
+
+std::expected<std::string_view, int> PodNetworkReader::readByPid(PodNetwork& pod,
+                                                                 std::span<char> buf) {
+  std::array<char, 32> name{};
+  std::snprintf(name.data(), name.size(), "%d/net/dev", static_cast<int>(pod.pid));
+  PreadFile dev;
+  if (auto r = dev.openAt(proc_fd_, name.data()); !r) return std::unexpected(r.error());
+  struct stat st {};
+  // The pid may have been reused: the same namespace still has the same entry, another not.
+  if (::fstatat(proc_fd_, name.data(), &st, 0) != 0 || st.st_ino != pod.ino) {
+    return std::unexpected(ESRCH);
+  }
+  return dev.read(buf);
+}
 
 PodNetworkReader::~PodNetworkReader() {
   if (proc_fd_ >= 0) ::close(proc_fd_);
@@ -147,15 +169,20 @@ bool PodNetworkReader::read(PodNetwork& pod, CgroupSample& s, std::span<char> bu
   s.net_present = false;
   if (pod.host_network) return true;
   if (!pod.open()) return false;
-  // The process still there? Its directory answers ESRCH (procfs) or ENOENT once it is gone.
-  struct stat st {};
-  if (::fstatat(pod.pid_dir_fd, "net/dev", &st, 0) != 0) {
-    pod.close();
-    return false;
+  std::expected<std::string_view, int> text;
+  if (pod.dev.isOpen()) {
+    // The process still there? Its directory answers ESRCH (procfs) or ENOENT once it is gone.
+    struct stat st {};
+    if (::fstatat(pod.pid_dir_fd, "net/dev", &st, 0) != 0) {
+      release(pod);
+      return false;
+    }
+    text = pod.dev.read(buf);
+  } else {
+    text = readByPid(pod, buf);
   }
-  const auto text = pod.dev.read(buf);
   if (!text || text->empty()) {
-    pod.close();
+    release(pod);
     return false;
   }
   const NetDevResult r = parseNetDev(*text, s.net);
@@ -236,9 +263,16 @@ bool PodNetworkReader::adopt(PodNetwork& pod, pid_t pid) {
     ::close(pid_dir);
     return true;
   }
-  pod.close();
-  pod.pid_dir_fd = pid_dir;
-  pod.dev = std::move(dev);
+  release(pod);
+  if (budget_.open + 2 <= budget_.limit) {
+    budget_.open += 2;
+    pod.pid_dir_fd = pid_dir;
+    pod.dev = std::move(dev);
+  } else {
+    ::close(pid_dir);
+    pod.pid = pid;
+    pod.ino = st.st_ino;
+  }
   return true;
 }
 

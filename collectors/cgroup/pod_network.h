@@ -9,7 +9,9 @@
 // namespace lost its last process (the kernel keeps it alive for the descriptor), so a failed or
 // empty read never says that the pod's sandbox was replaced. The process's /proc/<pid> directory
 // is therefore kept open too and looked at every cycle; once it is gone both are closed (which
-// lets the old namespace go) and a process is found again.
+// lets the old namespace go) and a process is found again. The two descriptors come out of the
+// collector's descriptor budget; past it, the pod keeps its pid and its namespace's net/dev inode
+// instead and opens net/dev each cycle: a pid reused by a process elsewhere shows another inode.
 //
 // A pod in the node's network namespace (hostNetwork) is not read at all: its counters are the
 // node's, and summing them once per such pod would count the node's traffic many times over.
@@ -28,11 +30,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <expected>
 #include <filesystem>
 #include <span>
 #include <string>
 #include <string_view>
 
+#include "collectors/cgroup/cgroup_files.h"
 #include "collectors/cgroup/cgroup_hierarchies.h"
 #include "collectors/common/pread_file.h"
 #include "pipeline/self_metrics.h"
@@ -61,6 +65,9 @@ bool isIgnoredNetInterface(std::string_view name);
 struct PodNetwork {
   int pid_dir_fd = -1;  // <proc_root>/<pid>, to tell when the process is gone
   PreadFile dev;        // <proc_root>/<pid>/net/dev
+  // Past the descriptor budget nothing is kept open: the process and its namespace's inode.
+  pid_t pid = 0;
+  ino_t ino = 0;
   bool host_network = false;
   std::uint32_t attempts = 0;      // finds in a row that found no process
   std::uint64_t next_attempt = 0;  // cycle of the next find
@@ -70,13 +77,17 @@ struct PodNetwork {
   PodNetwork(const PodNetwork&) = delete;
   PodNetwork& operator=(const PodNetwork&) = delete;
   ~PodNetwork() { close(); }
+  // Closes what is open; the caller gives back keptDescriptors() to the budget first.
   void close();
-  [[nodiscard]] bool open() const { return dev.isOpen(); }
+  [[nodiscard]] bool open() const { return dev.isOpen() || pid > 0; }
+  [[nodiscard]] std::size_t keptDescriptors() const { return dev.isOpen() ? 2 : 0; }
 };
 
 class PodNetworkReader {
  public:
-  PodNetworkReader(std::filesystem::path proc_root, ErrorReporter& errors);
+  // budget: the collector's descriptor budget (not owned), charged 2 per pod kept open.
+  PodNetworkReader(std::filesystem::path proc_root, DescriptorBudget& budget,
+                   ErrorReporter& errors);
   ~PodNetworkReader();
   PodNetworkReader(const PodNetworkReader&) = delete;
   PodNetworkReader& operator=(const PodNetworkReader&) = delete;
@@ -101,8 +112,11 @@ class PodNetworkReader {
  private:
   bool available();
   bool adopt(PodNetwork& pod, pid_t pid);
+  void release(PodNetwork& pod);
+  std::expected<std::string_view, int> readByPid(PodNetwork& pod, std::span<char> buf);
 
   std::filesystem::path proc_root_;
+  DescriptorBudget& budget_;
   ErrorReporter& errors_;
   int proc_fd_ = -1;  // -2: could not be opened (said once)
   bool host_known_ = false;

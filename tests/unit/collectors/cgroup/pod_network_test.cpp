@@ -110,7 +110,9 @@ TEST(NetDev, InterfacesPastTheBoundAreSkippedAndCounted) {
 // A /proc (with the host's init, pid 1) and one container cgroup whose cgroup.procs the test
 // writes.
 struct ProcFixture {
-  ProcFixture() : tmp("nodewarden-pod-network"), reader(tmp.path() / "proc", errors) {
+  explicit ProcFixture(std::size_t descriptors = 1000)
+      : tmp("nodewarden-pod-network"), reader(tmp.path() / "proc", budget, errors) {
+    budget.limit = descriptors;
     writeFile(tmp.path() / "proc/1/net/dev", std::string(kHeader) + devLine("eth0", 9000000));
     fs::create_directories(tmp.path() / "cg" / dir);
     h.path = (tmp.path() / "cg").string();
@@ -145,6 +147,7 @@ struct ProcFixture {
   const std::string dir = "kubepods/pod/c";
   SelfMetrics self;
   ErrorReporter errors{self.registry()};
+  DescriptorBudget budget;
   PodNetworkReader reader;
   Hierarchy h;
   PodNetwork pod;
@@ -181,6 +184,42 @@ TEST(PodNetwork, AProcessGoneIsReplacedByOneFoundAgain) {
   ASSERT_TRUE(f.cycle()) << "found again in the same cycle";
   ASSERT_EQ(f.sample.net_interfaces, 1);
   EXPECT_EQ(f.sample.net[0].rx_bytes, 5U);
+}
+
+TEST(PodNetwork, PastTheDescriptorBudgetThePidIsKeptAndAReusedPidNoticed) {
+  ProcFixture f(/*descriptors=*/1);
+  f.process(42, std::string(kHeader) + devLine("eth0", 100));
+  f.procs({42});
+  ASSERT_TRUE(f.cycle());
+  EXPECT_EQ(f.pod.keptDescriptors(), 0U);
+  EXPECT_EQ(f.budget.open, 0U);
+  EXPECT_EQ(f.sample.net[0].rx_bytes, 100U);
+  f.process(42, std::string(kHeader) + devLine("eth0", 150));
+  ASSERT_TRUE(f.cycle());
+  EXPECT_EQ(f.sample.net[0].rx_bytes, 150U) << "opened and read again each cycle";
+  // 42 exits and the pid is taken by a process of another namespace (another net/dev inode)
+  // that is not the pod's; the pod's process is now 77.
+  f.process(900, std::string(kHeader) + devLine("eth0", 999999));  // the other namespace
+  fs::remove_all(f.tmp.path() / "proc/42");
+  fs::create_directories(f.tmp.path() / "proc/42/net");
+  fs::create_hard_link(f.tmp.path() / "proc/900/net/dev", f.tmp.path() / "proc/42/net/dev");
+  f.process(77, std::string(kHeader) + devLine("eth0", 7));
+  f.procs({77});
+  ASSERT_TRUE(f.cycle());
+  EXPECT_EQ(f.sample.net[0].rx_bytes, 7U);
+}
+
+TEST(PodNetwork, KeptDescriptorsAreChargedToTheBudgetAndGivenBack) {
+  ProcFixture f;
+  f.process(42, std::string(kHeader) + devLine("eth0", 100));
+  f.procs({42});
+  ASSERT_TRUE(f.cycle());
+  EXPECT_EQ(f.pod.keptDescriptors(), 2U);
+  EXPECT_EQ(f.budget.open, 2U);
+  fs::remove_all(f.tmp.path() / "proc/42");
+  f.procs({});
+  EXPECT_FALSE(f.cycle());
+  EXPECT_EQ(f.budget.open, 0U);
 }
 
 TEST(PodNetwork, AnEmptyReadIsAProcessGone) {

@@ -5,9 +5,11 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -379,6 +381,56 @@ TEST(PodNetwork, TheCollectorPutsThePodsCountersOnThePodSample) {
       ASSERT_EQ(s->net_interfaces, 1);
       EXPECT_EQ(s->net[0].rx_bytes, 5000U);
     }
+  }
+}
+
+// The renderer alone: one series per interface and family, none for a sample held for names, and
+// an exposition promtool accepts.
+TEST(PodNetwork, RenderedPerInterfaceAndNeverForAHeldPod) {
+  auto pod = [](const std::string& uid) {
+    CgroupSample s;
+    s.pod_uid = uid;
+    s.id = "/kubepods/burstable/pod" + uid;
+    s.namespace_name = "shop";
+    s.pod_name = "web-" + uid;
+    s.net_present = true;
+    s.net_interfaces = 2;
+    std::memcpy(s.net[0].name.data(), "eth0", 4);
+    std::memcpy(s.net[1].name.data(), "net1", 4);
+    s.net[0].rx_bytes = 11;
+    s.net[1].tx_dropped = 22;
+    return s;
+  };
+  CgroupSample a = pod("a");
+  CgroupSample held = pod("held");
+  held.names_pending = true;
+  CgroupSample none = pod("none");
+  none.net_present = false;
+  Snapshot snap;
+  snap.cgroups = {&a, &held, &none};
+  test_support::TempDir tmp("nodewarden-pod-network-render");
+  TextRenderer renderer(tmp.path());
+  std::string text;
+  const std::size_t series = renderer.renderToString(snap, text);
+  EXPECT_EQ(series, 8U * 2U) << text;
+  EXPECT_NE(text.find("container_network_receive_bytes_total{container=\"\",id=\"/kubepods/"
+                      "burstable/poda\",image=\"\",interface=\"eth0\",namespace=\"shop\",pod="
+                      "\"web-a\"} 11\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("container_network_transmit_packets_dropped_total{container=\"\",id=\"/"
+                      "kubepods/burstable/poda\",image=\"\",interface=\"net1\",namespace="
+                      "\"shop\",pod=\"web-a\"} 22\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("web-held"), std::string::npos);
+  EXPECT_EQ(text.find("web-none"), std::string::npos);
+  if (fs::exists("/usr/bin/promtool")) {
+    const fs::path in = tmp.path() / "exposition.txt";
+    writeFile(in, text);
+    const std::string cmd = "/usr/bin/promtool check metrics < " + in.string() + " >/dev/null 2>&1";
+    const int rc = std::system(cmd.c_str());
+    EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << text;
   }
 }
 

@@ -27,6 +27,13 @@ std::string_view trimBlanks(std::string_view s) {
   return s;
 }
 
+// What dev_valid_name lets through, less the control bytes no kernel prints (a NUL would end
+// the stored name early).
+bool validNameChar(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u > ' ' && u != 0x7f && c != '/' && c != ':';
+}
+
 bool parseCounter(std::string_view field, std::uint64_t& v) {
   const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), v);
   return ec == std::errc() && end == field.data() + field.size();
@@ -71,7 +78,7 @@ NetDevResult parseNetDev(std::string_view text, std::span<NetInterfaceStat> out)
     std::array<std::uint64_t, kNetDevCounters> c{};
     std::size_t n = 0;
     bool ok = !name.empty() && name.size() < NetInterfaceStat{}.name.size() &&
-              name.find_first_of(" \t") == std::string_view::npos;
+              std::ranges::all_of(name, validNameChar);
     FieldReader fields(line.substr(colon + 1));
     std::string_view field;
     while (ok && fields.next(field)) {

@@ -82,21 +82,25 @@ TEST(NetDev, OldKernelsWithoutABlankAfterTheColonParse) {
 }
 
 TEST(NetDev, GarbledLinesAreCountedAndTheRestStillRead) {
-  const std::string text = std::string(kHeader) + "  eth0: 1 2 3\n" +            // too few counters
-                           devLine("eth1", 10) +                                 // fine
-                           "  eth2: 1 2 3 4 5 6 7 8 x 10 11 12 13 14 15 16\n" +  // not a number
-                           "no colon at all\n" +                                 //
-                           "   : 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n" +     // no name
-                           "  eth3: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n" +  // too many
-                           "  waytoolonginterfacename: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n" +
-                           "  eth4: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 99999999999999999999999\n" +
-                           devLine("eth5", 20);
+  const std::string text =
+      std::string(kHeader) + "  eth0: 1 2 3\n" +               // too few counters
+      devLine("eth1", 10) +                                    // fine
+      "  eth2: 1 2 3 4 5 6 7 8 x 10 11 12 13 14 15 16\n" +     // not a number
+      "no colon at all\n" +                                    //
+      "   : 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n" +        // no name
+      "  eth3: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n" +  // too many
+      "  waytoolonginterfacename: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n" +
+      "  eth4: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 99999999999999999999999\n" +
+      std::string("  e\0h:", 7) +  // a NUL in the name
+      " 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n" +
+      "\x01\x08lo: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n" +  // control bytes
+      devLine("eth5", 20);
   std::array<NetInterfaceStat, kMaxNetInterfaces> out{};
   const NetDevResult r = parseNetDev(text, out);
   ASSERT_EQ(r.interfaces, 2);
   EXPECT_EQ(nameOf(out[0]), "eth1");
   EXPECT_EQ(nameOf(out[1]), "eth5");
-  EXPECT_EQ(r.garbled, 7U);
+  EXPECT_EQ(r.garbled, 9U);
 }
 
 TEST(NetDev, InterfacesPastTheBoundAreSkippedAndCounted) {

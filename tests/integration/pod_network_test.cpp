@@ -142,7 +142,7 @@ auto inNetns(const std::string& ns, F f) {
   return result;
 }
 
-struct Fixture : ::testing::Test {
+struct PodNetworkRealKernel : ::testing::Test {
   void SetUp() override {
     ASSERT_EQ(::geteuid(), 0) << "network namespaces and cgroups need root";
     const std::string failed = netns.create();
@@ -219,7 +219,7 @@ void expectSame(const NetInterfaceStat& got, const Counters& proc) {
   EXPECT_EQ(got.tx_dropped, proc.v[11]);
 }
 
-TEST_F(Fixture, PodCountersFollowRealTrafficAndMatchProc) {
+TEST_F(PodNetworkRealKernel, PodCountersFollowRealTrafficAndMatchProc) {
   auto pod = node->addPod("shop", "web-0", "", PodQos::kBurstable);
   ASSERT_TRUE(pod.has_value()) << pod.error();
   auto c = (*pod)->addContainer(testing::containerSpec("web"));

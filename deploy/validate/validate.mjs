@@ -134,10 +134,12 @@ const daemonSetChecks = {
     (ds.spec.template.spec.tolerations ?? []).some((t) => t.operator === "Exists" && !t.key && !t.effect)
       ? null
       : "tolerations must include {operator: Exists} (no key, no effect)",
-  "no host namespaces": (ds) => {
+  "host namespaces": (ds) => {
     const s = ds.spec.template.spec;
-    const on = ["hostNetwork", "hostPID", "hostIPC"].filter((k) => s[k] === true);
-    return on.length ? `${on.join(", ")} must not be true` : null;
+    const on = ["hostNetwork", "hostIPC"].filter((k) => s[k] === true);
+    if (on.length) return `${on.join(", ")} must not be true`;
+    // cgroup.procs / tasks list pids of the reader's PID namespace: the agent needs the host's.
+    return s.hostPID === true ? null : "hostPID must be true (cgroup pid lists are per PID namespace)";
   },
   "service account": (ds) => (ds.spec.template.spec.serviceAccountName === "nodewarden" ? null : "serviceAccountName must be nodewarden"),
   "termination grace": (ds) => {
@@ -513,7 +515,8 @@ const mutations = [
   { name: "privilege escalation allowed", expect: "[not privileged]", apply: (o) => { delete c0(o).securityContext.allowPrivilegeEscalation; } },
   { name: "writable root filesystem (misspelt field)", expect: "[not privileged]", apply: (o) => { const sc = c0(o).securityContext; sc.readOnlyRootFileSystem = true; delete sc.readOnlyRootFilesystem; } },
   { name: "no seccomp profile", expect: "[seccomp]", apply: (o) => { delete c0(o).securityContext.seccompProfile; delete ds0(o).spec.template.spec.securityContext.seccompProfile; } },
-  { name: "hostPID", expect: "[no host namespaces]", apply: (o) => { ds0(o).spec.template.spec.hostPID = true; } },
+  { name: "hostNetwork", expect: "[host namespaces]", apply: (o) => { ds0(o).spec.template.spec.hostNetwork = true; } },
+  { name: "no hostPID", expect: "[host namespaces]", apply: (o) => { ds0(o).spec.template.spec.hostPID = false; } },
   { name: "no liveness probe", expect: "[probes]", apply: (o) => { delete c0(o).livenessProbe; } },
   { name: "readiness on /healthz", expect: "[probes]", apply: (o) => { c0(o).readinessProbe.httpGet.path = "/healthz"; } },
   { name: "no memory limit", expect: "[resources]", apply: (o) => { delete c0(o).resources.limits.memory; } },

@@ -19,6 +19,7 @@
 //                       read into its sample; the descriptor budget
 //   cgroup_naming       naming: LogDirNames and CgroupNamer (metadata lookups, the hold)
 //   run_delay           run-queue delay: the threads' /proc/<tid>/schedstat
+//   aggregate_cgroups   the root, kubepods and QoS cgroups (no pod uid): Snapshot::aggregates
 //   cgroup_layout, cgroup_parsers, dir_lister  kubelet's directory names, the files' formats, the
 //                       allocation-free directory walk
 // A reader looking for "where is X read" wants cgroup_files.cpp's kFileSpecs table, not this file.
@@ -76,6 +77,10 @@ struct CgroupCollectorOptions {
   // counted.
   bool run_delay = true;
   std::size_t max_run_delay_threads = 2048;
+  // Also read the cgroups above the pods as cAdvisor reports them (the hierarchy root "/", the
+  // kubepods root and its QoS cgroups) into Snapshot::aggregates (aggregate_cgroups.h). The
+  // config's collectors.cgroup.aggregates.
+  bool aggregates = false;
 };
 
 // The hold_unnamed the agent gives: one collection interval plus two kubelet refresh intervals.

@@ -21,20 +21,33 @@ constexpr const char* kComponent = "cgroup";
 constexpr std::uint64_t kBytesPerKiB = 1024;
 
 // The root kubelet's tree hangs from in hierarchy h that matches the primary's root `primary`:
-// the same path, else the first with the same last component (a controller may nest it under
-// another parent: memory at machine.slice/node1/kubepods while cpu has it at the top).
+// the one whose path shares the most trailing components with it (a controller may nest it under
+// another parent: memory at machine.slice/node1/kubepods while cpu has it at the top, or below
+// the agent's own cgroup), at least the last ("kubepods" or "kubepods.slice").
 const std::string* matchingRoot(const Hierarchy& h, const std::string& primary) {
-  for (const auto& r : h.roots) {
-    if (r == primary) return &r;
-  }
-  const auto base = [](std::string_view p) {
-    const auto slash = p.rfind('/');
-    return slash == std::string_view::npos ? p : p.substr(slash + 1);
+  const auto shared = [](std::string_view a, std::string_view b) {
+    int n = 0;
+    for (;;) {
+      const auto sa = a.rfind('/'), sb = b.rfind('/');
+      const auto la = sa == std::string_view::npos ? a : a.substr(sa + 1);
+      const auto lb = sb == std::string_view::npos ? b : b.substr(sb + 1);
+      if (la != lb) return n;
+      ++n;
+      if (sa == std::string_view::npos || sb == std::string_view::npos) return n;
+      a = a.substr(0, sa);
+      b = b.substr(0, sb);
+    }
   };
+  const std::string* best = nullptr;
+  int best_n = 0;
   for (const auto& r : h.roots) {
-    if (base(r) == base(primary)) return &r;
+    const int n = shared(r, primary);
+    if (n > best_n) {
+      best = &r;
+      best_n = n;
+    }
   }
-  return nullptr;
+  return best;
 }
 
 }  // namespace
@@ -140,7 +153,7 @@ void AggregateCgroups::add(std::string id, QosClass qos, bool root,
     const Hierarchy& h = hierarchies_[i];
     const int fd = ::openat(h.fd, rel[i].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) continue;  // this hierarchy has no such cgroup (yet)
-    e->files[i].open(h, fd, rel[i], e->sample.id, budget_, errors_);
+    e->files[i].open(h, fd, rel[i], rel[i], budget_, errors_);
     ::close(fd);
   }
   entries_.push_back(std::move(e));

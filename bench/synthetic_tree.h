@@ -29,6 +29,10 @@ struct SyntheticTreeOptions {
   std::size_t containers = 100;
   TreeLayout layout = TreeLayout::kV2;
   std::uint64_t seed = 1;
+  // Also for the aggregate cgroups (collectors.cgroup.aggregates): the hierarchy root gets the
+  // files the kernel has there, and the root's, kubepods' and the QoS directories' files are in
+  // read_files with /proc/meminfo (the root's memory limit, and its usage on v2).
+  bool aggregates = false;
 };
 
 struct SyntheticTree {

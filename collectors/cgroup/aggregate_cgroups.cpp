@@ -135,7 +135,10 @@ void AggregateCgroups::afterSearch(std::size_t descriptor_limit, bool layout_cha
   std::vector<std::string> ids;
   ids.reserve(found.size());
   for (const auto& f : found) ids.push_back(f.id);
-  if (!layout_changed && ids == found_) return;  // the same cgroups, files already open
+  // The same cgroups, files already open, none of them removed since (one removed and made
+  // again under the same name is a new cgroup: its files are opened anew).
+  if (!layout_changed && !stale_ && ids == found_) return;
+  stale_ = false;
   clear();
   found_ = std::move(ids);
   for (auto& f : found) add(std::move(f.id), f.qos, f.root, f.rel);
@@ -159,10 +162,17 @@ void AggregateCgroups::add(std::string id, QosClass qos, bool root,
   entries_.push_back(std::move(e));
 }
 
-void AggregateCgroups::collect(Snapshot& into, std::span<char> buf) {
+bool AggregateCgroups::collect(Snapshot& into, std::span<char> buf) {
+  bool all = true;
   for (auto& e : entries_) {
-    if (read(*e, buf)) into.aggregates.push_back(&e->sample);
+    if (read(*e, buf)) {
+      into.aggregates.push_back(&e->sample);
+    } else {
+      all = false;
+      stale_ = true;
+    }
   }
+  return all;
 }
 
 bool AggregateCgroups::read(Entry& e, std::span<char> buf) {
@@ -171,8 +181,8 @@ bool AggregateCgroups::read(Entry& e, std::span<char> buf) {
   ReadScratch scratch;
   for (std::size_t i = 0; i < e.files.size(); ++i) {
     if (!e.files[i].located()) continue;
-    // Removed (kubelet went away with its tree): out of this snapshot; the next search finds
-    // what is there then.
+    // Removed (kubelet went away with its tree): out of this snapshot, and the collector
+    // searches again next cycle.
     if (!e.files[i].read(hierarchies_[i], buf, s, scratch, errors_)) return false;
   }
   if (e.root) readMeminfo(e, buf);

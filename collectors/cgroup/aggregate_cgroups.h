@@ -54,8 +54,8 @@ class AggregateCgroups {
   void afterSearch(std::size_t descriptor_limit, bool layout_changed);
 
   // Reads every aggregate cgroup into its sample and appends those still there to
-  // into.aggregates. Allocates nothing.
-  void collect(Snapshot& into, std::span<char> buf);
+  // into.aggregates. Allocates nothing. False when one was removed: search again.
+  [[nodiscard]] bool collect(Snapshot& into, std::span<char> buf);
 
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
   [[nodiscard]] std::size_t openFiles() const { return budget_.open; }
@@ -77,6 +77,7 @@ class AggregateCgroups {
   PreadFile meminfo_;
   std::vector<std::unique_ptr<Entry>> entries_;  // stable addresses: the snapshot points at them
   std::vector<std::string> found_;               // the ids found by the last search
+  bool stale_ = false;                           // one was removed since: open them all again
   DescriptorBudget budget_;
   DirLister lister_;
 };

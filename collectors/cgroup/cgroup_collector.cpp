@@ -62,7 +62,7 @@ class CgroupCollector::Impl {
       read(*t);
       if (!t->gone) into.cgroups.push_back(&t->sample);
     }
-    if (aggregates_) aggregates_->collect(into, read_buf_);
+    if (aggregates_ && !aggregates_->collect(into, read_buf_)) need_search_ = true;
   }
 
   void readPods(const std::function<bool(std::string_view)>& want,

@@ -20,6 +20,7 @@
 
 #include "collectors/cgroup/cgroup_collector.h"
 #include "exporters/prometheus/text_renderer.h"
+#include "pipeline/detector/detector.h"
 
 namespace nodewarden {
 namespace {
@@ -282,6 +283,25 @@ TEST(AggregateCgroups, SwitchOffGivesTheExpositionWithoutThem) {
   EXPECT_EQ(filtered, text_off);
 }
 
+// The detector counts every sample without a container id as a pod: had the aggregates gone into
+// Snapshot::cgroups, its pod table would grow by four with the switch on.
+TEST(AggregateCgroups, TheDetectorsPodTableIsTheSameWithTheSwitchOn) {
+  TempTree t("v1-cgroupfs-containerd");
+  writeV1Hybrid(t);
+  Harness off(t.root(), false);
+  Harness on(t.root(), true);
+  off.collect();
+  on.collect();
+  ASSERT_EQ(on.snap.aggregates.size(), 4U);
+  detector::Detector d_off{detector::DetectorOptions{}};
+  detector::Detector d_on{detector::DetectorOptions{}};
+  d_off.update(off.snap, 100);
+  d_on.update(on.snap, 100);
+  EXPECT_EQ(d_off.stats().pods, 3U);
+  EXPECT_EQ(d_on.stats().pods, d_off.stats().pods);
+  EXPECT_EQ(d_on.stats().containers, d_off.stats().containers);
+}
+
 TEST(AggregateCgroups, OwnedSnapshotCopiesThem) {
   TempTree t("v2-cgroupfs-docker");
   Harness h(t.root(), true);
@@ -440,6 +460,53 @@ TEST(AggregateCgroupsRealKernel, RootAndABuiltKubepodsTreeMatchTheirFiles) {
   }
   EXPECT_TRUE(pod_seen);
   for (const CgroupSample* s : snap.aggregates) EXPECT_TRUE(s->pod_uid.empty());
+}
+
+// A QoS cgroup removed leaves the next snapshot; made again, it is found by the search that its
+// removal asked for and read from its new files (the old ones answer ENODEV for ever).
+TEST(AggregateCgroupsRealKernel, ARemovedQosCgroupLeavesAndComesBackWhenMadeAgain) {
+  const fs::path cg = "/sys/fs/cgroup";
+  const std::string own = ownMemoryCgroup();
+  if (own.empty() || !fs::exists(cg / "cpuacct/cpuacct.usage")) {
+    GTEST_SKIP() << "needs a v1 memory and cpuacct hierarchy (hybrid host)";
+  }
+  const std::string parent = "nodewarden-agg-rm-" + std::to_string(getpid());
+  const std::vector<fs::path> bases = {cg / "memory" / own.substr(1) / parent,
+                                       cg / "cpuacct" / parent};
+  struct Cleanup {
+    std::vector<fs::path> bases;
+    ~Cleanup() {
+      for (const auto& b : bases) {
+        for (const char* d : {"kubepods/burstable", "kubepods", ""}) ::rmdir((b / d).c_str());
+      }
+    }
+  } cleanup{bases};
+  for (const auto& b : bases) {
+    std::error_code ec;
+    if (!fs::create_directories(b / "kubepods/burstable", ec)) GTEST_SKIP() << ec.message();
+  }
+  SelfMetrics self;
+  ErrorReporter errors(self.registry());
+  CgroupCollectorOptions o;
+  o.aggregates = true;
+  CgroupCollector collector(o, errors);
+  const std::string id = "/" + parent + "/kubepods/burstable";
+  const auto has = [&](Snapshot& snap) {
+    snap.reset();
+    collector.collect(snap);
+    for (const CgroupSample* s : snap.aggregates) {
+      if (s->id == id) return s->has(F::kMemUsageBytes);
+    }
+    return false;
+  };
+  Snapshot snap;
+  ASSERT_TRUE(has(snap));
+  for (const auto& b : bases) ASSERT_EQ(::rmdir((b / "kubepods/burstable").c_str()), 0);
+  EXPECT_FALSE(has(snap));
+  EXPECT_GE(errors.count("cgroup", "vanished_mid_read"), 1.0);
+  for (const auto& b : bases) ASSERT_EQ(::mkdir((b / "kubepods/burstable").c_str(), 0755), 0);
+  EXPECT_TRUE(has(snap));  // searched again, since one was gone: the new cgroup's files
+  EXPECT_TRUE(has(snap));
 }
 
 }  // namespace

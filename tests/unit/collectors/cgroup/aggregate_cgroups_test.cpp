@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/config.h"
 #include "collectors/cgroup/cgroup_collector.h"
 #include "exporters/prometheus/text_renderer.h"
 #include "pipeline/detector/detector.h"
@@ -292,7 +293,7 @@ TEST(AggregateCgroups, TheDetectorsPodTableIsTheSameWithTheSwitchOn) {
   Harness on(t.root(), true);
   off.collect();
   on.collect();
-  ASSERT_EQ(on.snap.aggregates.size(), 4U);
+  EXPECT_EQ(on.snap.aggregates.size(), 4U);
   detector::Detector d_off{detector::DetectorOptions{}};
   detector::Detector d_on{detector::DetectorOptions{}};
   d_off.update(off.snap, 100);
@@ -322,6 +323,17 @@ TEST(AggregateCgroups, GarbledMeminfoIsCountedAndLeavesTheRootsMemoryAsTheFilesS
   EXPECT_FALSE(a["/"]->has(F::kMemUsageBytes));
   EXPECT_FALSE(a["/"]->has(F::kMemLimitBytes));
   EXPECT_EQ(h.errors.count("cgroup", "parse_error"), 1U);
+}
+
+// The agent's default (the benchmark kept the collector inside its budget with them) and the
+// key that turns them off.
+TEST(AggregatesConfig, OnInTheAgentAndSwitchable) {
+  EXPECT_TRUE(Config{}.cgroup.aggregates);
+  EXPECT_FALSE(CgroupCollectorOptions{}.aggregates);
+  auto off = parseConfig("collectors:\n  cgroup:\n    aggregates: false\n", "test.yaml");
+  ASSERT_TRUE(off) << off.error().message();
+  EXPECT_FALSE(off->cgroup.aggregates);
+  EXPECT_FALSE(parseConfig("collectors:\n  cgroup:\n    aggregates: maybe\n", "test.yaml"));
 }
 
 TEST(MeminfoTotals, Parses) {

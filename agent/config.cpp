@@ -126,6 +126,8 @@ constexpr Field kCgroupFields[] = {
      {1 * kS, {}}},
     {"run_delay", NODEWARDEN_AT(cgroup.run_delay),
      "threads' run-queue wait from /proc/<tid>/schedstat"},
+    {"aggregates", NODEWARDEN_AT(cgroup.aggregates),
+     "also the root (id \"/\"), kubepods and QoS cgroups, as cAdvisor reports them"},
 };
 constexpr Field kNodeFields[] = {
     {"enabled", NODEWARDEN_AT(node.enabled), "node series from /proc"},

@@ -53,6 +53,7 @@ struct Args {
   int warmup = 3;
   double real_build_budget_s = 120;  // skip a real size whose mkdirs would take longer
   bool metadata = false;             // --metadata: names from a metadata source (BenchMetadata)
+  bool aggregates = false;  // --aggregates: also the root, kubepods and QoS cgroups, both sides
 };
 
 // --metadata: a source that names every pod and container from its uid or id, except the pods
@@ -245,6 +246,7 @@ std::expected<Row, std::string> measure(const SyntheticTree& tree, const Ownersh
   // cgroups hold no process, so no pod network is read there).
   copt.proc_root = tree.proc_root.empty() ? fs::path("/proc") : tree.proc_root;
   copt.log_root = log_root;
+  copt.aggregates = args.aggregates;
   BenchMetadata metadata;
   if (args.metadata) copt.metadata = &metadata;
   const std::size_t heap0 = heapInUse();
@@ -373,6 +375,7 @@ std::expected<Row, std::string> runTmpfs(TreeLayout layout, std::size_t containe
   topt.proc_root = *dir / "proc";
   topt.containers = containers;
   topt.layout = layout;
+  topt.aggregates = args.aggregates;
   const CostMeter build_meter;
   auto tree = buildSyntheticTree(topt);
   if (!tree) return std::unexpected(tree.error());
@@ -389,6 +392,7 @@ std::expected<Row, std::string> runReal(std::size_t containers, const Args& args
   RealCgroupTree real;
   RealTreeOptions ropt;
   ropt.containers = containers;
+  ropt.aggregates = args.aggregates;
   const CostMeter build_meter;
   if (auto r = real.build(ropt); !r) return std::unexpected("real cgroups: " + r.error());
   const CycleCost build = build_meter.stop();
@@ -481,7 +485,7 @@ bool usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--tree=tmpfs|real|both] [--sizes=100,1000,5000] [--layouts=v1,v2] "
                "[--only=collector|floor] [--cycles=N] [--warmup=N] [--real-build-budget=SECONDS] "
-               "[--metadata]\n"
+               "[--metadata] [--aggregates]\n"
                "  tmpfs: synthetic trees of regular files; v1 is the hybrid layout (v1 controllers "
                "+ unified/), --layouts applies to tmpfs only\n"
                "  real: real cgroups below this process's own cgroups in cpu, cpuacct, memory, "
@@ -489,7 +493,9 @@ bool usage(const char* argv0) {
                "than the budget (120 s), extrapolated from the previous size, is skipped\n"
                "  --only: run the collector or the floor alone (to profile one side)\n"
                "  --metadata: names from a metadata source that knows all pods but about one in "
-               "16\n",
+               "16\n"
+               "  --aggregates: the collector also reads the root, kubepods and QoS cgroups "
+               "(collectors.cgroup.aggregates) and the floor reads their files too\n",
                argv0);
   return false;
 }
@@ -525,6 +531,8 @@ bool parseArgs(int argc, char** argv, Args& args) {
       }
     } else if (auto b = value("--real-build-budget="); !b.empty()) {
       args.real_build_budget_s = std::atof(std::string(b).c_str());
+    } else if (a == "--aggregates") {
+      args.aggregates = true;
     } else if (a == "--metadata") {
       args.metadata = true;
     } else if (auto c = value("--cycles="); !c.empty()) {

@@ -270,7 +270,7 @@ std::expected<void, std::string> RealCgroupTree::build(const RealTreeOptions& op
           ++write_failures;
         }
       }
-      if (c.listed) {
+      if (c.listed || (options.aggregates && !c.pod && c.rel.find('/') == std::string::npos)) {
         for (const char* f : hierarchySpecs()[h].files) {
           fs::path p = d / f;
           struct stat st {};
@@ -281,6 +281,16 @@ std::expected<void, std::string> RealCgroupTree::build(const RealTreeOptions& op
         tree_.list_dirs.push_back(d);
       }
     }
+  }
+  if (options.aggregates) {
+    for (const HierarchySpec& h : hierarchySpecs()) {
+      for (const char* f : h.files) {
+        fs::path p = options.cgroup_root / h.dir / f;
+        struct stat st {};
+        if (::stat(p.c_str(), &st) == 0) tree_.read_files.push_back(std::move(p));
+      }
+    }
+    tree_.read_files.emplace_back("/proc/meminfo");
   }
   (void)write_failures;  // limits are realism only; a kernel refusing one changes no read path
   tree_.files_written = created_;

@@ -25,6 +25,9 @@ struct RealTreeOptions {
   std::filesystem::path cgroup_root = "/sys/fs/cgroup";
   std::size_t containers = 100;
   std::uint64_t seed = 1;
+  // Also list the files of the aggregate cgroups as read: kubepods and its QoS cgroups here, the
+  // real hierarchy roots, and /proc/meminfo (collectors.cgroup.aggregates).
+  bool aggregates = false;
 };
 
 class RealCgroupTree {

@@ -321,6 +321,7 @@ struct Node {
   std::string rel;  // e.g. "burstable/pod<uid>/<id>" or "pod<uid>" (Guaranteed)
   Readings r;
   Readings local;
+  bool root = false;  // the hierarchy root itself (rel unused)
 };
 
 bool writeHybrid(Writer& w, const fs::path& root, const Node& n, bool listed) {
@@ -330,7 +331,7 @@ bool writeHybrid(Writer& w, const fs::path& root, const Node& n, bool listed) {
   const std::uint64_t limit = r.limit_bytes != 0 ? r.limit_bytes : kV1Unlimited;
   const std::string oom =
       "oom_kill_disable 0\nunder_oom 0\noom_kill " + std::to_string(r.oom_kills) + "\n";
-  const fs::path rel = fs::path("kubepods") / n.rel;
+  const fs::path rel = n.root ? fs::path() : fs::path("kubepods") / n.rel;
   const File cpu[] = {
       {"cpu.stat", v1CpuStat(r), true},
       {"cpu.cfs_quota_us", quota + "\n", true},
@@ -427,7 +428,18 @@ bool writeV2(Writer& w, const fs::path& root, const Node& n, bool listed) {
       {"memory.pressure", psiText(r.psi_us[2], r.psi_us[3]), true},
       {"io.pressure", psiText(r.psi_us[4], r.psi_us[5]), true},
   };
-  return w.write(root / "kubepods" / n.rel, files, listed);
+  if (!n.root) return w.write(root / "kubepods" / n.rel, files, listed);
+  // The v2 root has none of the files the kernel marks CFTYPE_NOT_ON_ROOT.
+  std::vector<File> at_root;
+  for (const File& f : files) {
+    const std::string_view name = f.name;
+    if (name != "cpu.max" && name != "cpu.weight" && !name.starts_with("memory.current") &&
+        name != "memory.max" && name != "memory.events" && name != "memory.peak" &&
+        name != "memory.swap.current") {
+      at_root.push_back(f);
+    }
+  }
+  return w.write(root, at_root, listed);
 }
 
 // A pod's /proc/<pid>/net/dev as the kernel prints it: loopback (which the collector leaves out)
@@ -572,12 +584,18 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
   }
   tree.containers = made;
 
-  // kubepods and the QoS directories carry the same files, as on a node; nobody reads them here.
+  // kubepods and the QoS directories carry the same files, as on a node; read only for the
+  // aggregates.
   const Node upper[] = {{"", kubepods_total, kubepods_total},
                         {"burstable", burstable_total, {}},
                         {"besteffort", besteffort_total, {}}};
   for (const Node& n : upper) {
-    if (!writeNode(n, false)) return std::unexpected(w.error());
+    if (!writeNode(n, options.aggregates)) return std::unexpected(w.error());
+  }
+  if (options.aggregates) {
+    Node top{"", kubepods_total, kubepods_total, true};
+    if (!writeNode(top, true)) return std::unexpected(w.error());
+    tree.read_files.emplace_back("/proc/meminfo");
   }
   return tree;
 }

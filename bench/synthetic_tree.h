@@ -32,6 +32,10 @@ struct SyntheticTreeOptions {
   // Given: a /proc for the pods' network (created; outside root): <pid>/net/dev per pod, the pid
   // in the cgroup.procs of the pod's first container, and 1/net/dev for the node's namespace.
   std::filesystem::path proc_root;
+  // Also for the aggregate cgroups (collectors.cgroup.aggregates): the hierarchy root gets the
+  // files the kernel has there, and the root's, kubepods' and the QoS directories' files are in
+  // read_files with /proc/meminfo (the root's memory limit, and its usage on v2).
+  bool aggregates = false;
 };
 
 struct SyntheticTree {

@@ -170,11 +170,16 @@ struct Snapshot {
   // Samples are owned by the collector that produced them and stay valid until its next collect().
   std::vector<const CgroupSample*> cgroups;
   NodeSample node;
+  // The cgroups above the pods (collectors.cgroup.aggregates): the hierarchy root (id "/"), the
+  // kubepods root and its QoS cgroups, with no pod uid or names. Only the exposition reads them;
+  // consumers keyed by pod uid never see them. Owned like cgroups.
+  std::vector<const CgroupSample*> aggregates;
 
   // Empties the snapshot for the next cycle, keeping every buffer's capacity.
   void reset() {
     timestamp_ms = 0;
     cgroups.clear();
+    aggregates.clear();
   }
 };
 
@@ -190,12 +195,19 @@ class OwnedSnapshot {
     for (const auto& s : samples_) view_.cgroups.push_back(&s);
     view_.node = from.node;
     view_.timestamp_ms = from.timestamp_ms;
+    aggregate_samples_.resize(from.aggregates.size());
+    for (std::size_t i = 0; i < from.aggregates.size(); ++i) {
+      aggregate_samples_[i] = *from.aggregates[i];
+    }
+    view_.aggregates.clear();
+    for (const auto& s : aggregate_samples_) view_.aggregates.push_back(&s);
   }
   [[nodiscard]] const Snapshot& view() const { return view_; }
 
  private:
   std::vector<CgroupSample> samples_;
   Snapshot view_;
+  std::vector<CgroupSample> aggregate_samples_;
 };
 
 }  // namespace nodewarden

@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "collectors/cgroup/aggregate_cgroups.h"
 #include "collectors/cgroup/cgroup_files.h"
 #include "collectors/cgroup/cgroup_hierarchies.h"
 #include "collectors/cgroup/cgroup_naming.h"
@@ -31,6 +32,10 @@ class CgroupCollector::Impl {
         run_delay_(options_.proc_root, options_.max_run_delay_threads, errors),
         network_(options_.proc_root, tracker_.budget(), errors) {
     read_buf_.resize(64 * 1024);
+    if (options_.aggregates) {
+      aggregates_ =
+          std::make_unique<cgroup::AggregateCgroups>(hierarchies_, options_.proc_root, errors_);
+    }
   }
 
   void collect(Snapshot& into) {
@@ -41,6 +46,7 @@ class CgroupCollector::Impl {
       const std::size_t limit = cgroup::descriptorLimit(options_.max_open_files);
       const bool changed = hierarchies_.search();
       tracker_.afterSearch(limit, changed);
+      if (aggregates_) aggregates_->afterSearch(limit, changed);
       need_search_ = hierarchies_.primary() < 0;
       next_search_ = now + options_.root_search_interval;
     }
@@ -59,6 +65,7 @@ class CgroupCollector::Impl {
       if (!t->gone) into.cgroups.push_back(&t->sample);
     }
     if (options_.pod_network) readNetwork();
+    if (aggregates_ && !aggregates_->collect(into, read_buf_)) need_search_ = true;
   }
 
   void readPods(const std::function<bool(std::string_view)>& want,
@@ -78,7 +85,7 @@ class CgroupCollector::Impl {
       if (cgroup::CgroupNamer::awaitsNames(t->sample, t->name, images))
         (t->sample.names_pending ? s.unnamed_held : s.unnamed_exported)++;
     }
-    s.open_files = tracker_.openFiles();
+    s.open_files = tracker_.openFiles() + (aggregates_ ? aggregates_->openFiles() : 0);
     s.hierarchies = hierarchies_.size();
     s.kubepods_roots = hierarchies_.rootCount();
     return s;
@@ -169,6 +176,7 @@ class CgroupCollector::Impl {
   std::chrono::steady_clock::time_point next_search_{};
   std::uint64_t cycle_ = 0;
   std::vector<char> read_buf_;  // reused: the per-cycle reads allocate nothing
+  std::unique_ptr<cgroup::AggregateCgroups> aggregates_;  // collectors.cgroup.aggregates
 };
 
 CgroupCollector::CgroupCollector(CgroupCollectorOptions options, ErrorReporter& errors)

@@ -20,6 +20,7 @@
 //   cgroup_naming       naming: LogDirNames and CgroupNamer (metadata lookups, the hold)
 //   run_delay           run-queue delay: the threads' /proc/<tid>/schedstat
 //   pod_network         network per pod: /proc/<pid>/net/dev of a process in the pod's namespace
+//   aggregate_cgroups   the root, kubepods and QoS cgroups (no pod uid): Snapshot::aggregates
 //   cgroup_layout, cgroup_parsers, dir_lister  kubelet's directory names, the files' formats, the
 //                       allocation-free directory walk
 // A reader looking for "where is X read" wants cgroup_files.cpp's kFileSpecs table, not this file.
@@ -81,6 +82,10 @@ struct CgroupCollectorOptions {
   // Read each pod's network counters from /proc/<pid>/net/dev of one of its processes (one
   // fstatat and one pread per pod per cycle). Host-network pods are never read.
   bool pod_network = true;
+  // Also read the cgroups above the pods as cAdvisor reports them (the hierarchy root "/", the
+  // kubepods root and its QoS cgroups) into Snapshot::aggregates (aggregate_cgroups.h). The
+  // config's collectors.cgroup.aggregates.
+  bool aggregates = false;
 };
 
 // The hold_unnamed the agent gives: one collection interval plus two kubelet refresh intervals.

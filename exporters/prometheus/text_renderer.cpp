@@ -178,6 +178,36 @@ void appendNetLabels(std::string& out, const CgroupSample& s, const NetInterface
   out.append("\"} ");
 }
 
+// The samples of a family in exposition order: pods and containers, then the cgroups above them
+// (Snapshot::aggregates: id "/", the kubepods root, the QoS cgroups), whose series belong to the
+// same families and so must follow in the same block.
+class AllSamples {
+ public:
+  explicit AllSamples(const Snapshot& s) : a_(s.cgroups), b_(s.aggregates) {}
+  class Iter {
+   public:
+    Iter(const AllSamples* all, std::size_t i) : all_(all), i_(i) {}
+    const CgroupSample* operator*() const {
+      return i_ < all_->a_.size() ? all_->a_[i_] : all_->b_[i_ - all_->a_.size()];
+    }
+    Iter& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator!=(const Iter& o) const { return i_ != o.i_; }
+
+   private:
+    const AllSamples* all_;
+    std::size_t i_;
+  };
+  [[nodiscard]] Iter begin() const { return {this, 0}; }
+  [[nodiscard]] Iter end() const { return {this, a_.size() + b_.size()}; }
+
+ private:
+  const std::vector<const CgroupSample*>& a_;
+  const std::vector<const CgroupSample*>& b_;
+};
+
 std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -276,7 +306,7 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush) {
     const bool needs_quota = fam.field == F::kCfsPeriods || fam.field == F::kCfsThrottledPeriods ||
                              fam.field == F::kCfsThrottledNs;
     bool header = false;
-    for (const CgroupSample* s : snapshot.cgroups) {
+    for (const CgroupSample* s : AllSamples(snapshot)) {
       if (s->names_pending || !s->has(fam.field)) continue;
       if (needs_quota && !s->has(F::kCpuQuotaUs)) continue;
       if (!header) {
@@ -305,7 +335,7 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush) {
   std::string device;
   for (const auto& fam : kIoFamilies) {
     bool header = false;
-    for (const CgroupSample* s : snapshot.cgroups) {
+    for (const CgroupSample* s : AllSamples(snapshot)) {
       if (s->names_pending || !s->io_present) continue;
       for (std::uint8_t i = 0; i < s->io_devices; ++i) {
         const IoDeviceStat& d = s->io[i];

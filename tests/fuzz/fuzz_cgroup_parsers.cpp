@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "collectors/cgroup/aggregate_cgroups.h"
 #include "collectors/cgroup/cgroup_layout.h"
 #include "collectors/cgroup/cgroup_parsers.h"
 
@@ -40,5 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (normalizePodUid(pod->uid_raw, uid) && uid.size() != 36) __builtin_trap();
   }
   if (auto id = parseContainerDir(in); id && id->size() != 64) __builtin_trap();
+  // The root's usage is total - free: a success never has more free than total.
+  if (auto m = parseMeminfoTotals(in); m && m->free_bytes > m->total_bytes) __builtin_trap();
   return 0;
 }

@@ -115,6 +115,7 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
                                           "collectors.cgroup.max_depth",
                                           "collectors.cgroup.root_search_interval",
                                           "collectors.cgroup.run_delay",
+                                          "collectors.cgroup.aggregates",
                                           "collectors.node.enabled",
                                           "collectors.pods.runtime_state",
                                           "collectors.pods.kubelet",

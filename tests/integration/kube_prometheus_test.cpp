@@ -506,8 +506,11 @@ class Stack {
 
 class KubePrometheusCompatibility : public ::testing::Test {
  protected:
+  static bool runnable() {
+    return ::geteuid() == 0 && fs::exists(NODEWARDEN_PROMETHEUS) && fs::exists("/usr/bin/promtool");
+  }
   static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;  // each test skips
+    if (!runnable()) return;  // each test skips
     auto stack = Stack::start();
     if (!stack) {
       start_error_ = new std::string(stack.error());
@@ -538,6 +541,7 @@ class KubePrometheusCompatibility : public ::testing::Test {
   }
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+    if (!runnable()) GTEST_SKIP() << "prometheus or promtool not installed (scripts/setup.sh)";
     ASSERT_EQ(start_error_, nullptr) << *start_error_ << (stack_ ? "\n" + stack_->logs() : "");
   }
 

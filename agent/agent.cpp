@@ -158,6 +158,14 @@ class Agent::Impl {
                         .Register(reg);
     unnamed_held_ = &unnamed.Add({{"state", "held"}});
     unnamed_exported_ = &unnamed.Add({{"state", "exported"}});
+    unknown_images_ = &prometheus::BuildGauge()
+                           .Name("nodewarden_metadata_unknown_image_containers")
+                           .Help(
+                               "Containers exported past the naming hold whose image no metadata "
+                               "source knows: their series carry image=<collectors.pods."
+                               "unknown_image> (last cycle).")
+                           .Register(reg)
+                           .Add({});
     open_files_ = &prometheus::BuildGauge()
                        .Name("nodewarden_cgroup_open_files")
                        .Help("Cgroup interface files held open for reading.")
@@ -231,8 +239,9 @@ class Agent::Impl {
                               .Add({});
       detector_stage_ = std::make_unique<DetectorStage>(*detector_, gauges);
     }
-    publication_ = std::make_unique<MetricsPublication>(renderer_, reg, workload_,
-                                                        detector_stage_.get(), cycles_);
+    publication_ =
+        std::make_unique<MetricsPublication>(renderer_, reg, workload_, detector_stage_.get(),
+                                             cycles_, config_.pods.unknown_image, unknown_images_);
   }
 
   void setReloader(Agent::Reloader reloader, std::string source) {
@@ -289,7 +298,13 @@ class Agent::Impl {
       http_->handle("/signals", [this](const HttpRequest& r) { return signals(r); });
     }
     wireConsumers();
-    http_->handleStream("/metrics", [this](const HttpRequest&, ResponseWriter& w) { metrics(w); });
+    http_->handleStream("/metrics", [this](const HttpRequest&, ResponseWriter& w) {
+      metrics(w, Exposition::kFull);
+    });
+    // The kubelet's cAdvisor path, for a scrape that stands in for it (job="kubelet").
+    http_->handleStream("/metrics/cadvisor", [this](const HttpRequest&, ResponseWriter& w) {
+      metrics(w, Exposition::kCadvisor);
+    });
     // On the io thread: probes never queue behind /signals or /jobs on the pool.
     http_->handleInline("/healthz", [](const HttpRequest&) {
       return HttpResponse{200, "text/plain", "ok\n", false};
@@ -816,7 +831,7 @@ class Agent::Impl {
 
   // Streams the exposition of the latest published cycle in 64 KiB chunks: the text of a large
   // node is never held whole.
-  void metrics(ResponseWriter& w) {
+  void metrics(ResponseWriter& w, Exposition exposition) {
     const PublishedCycle cycle = publication_->latest();
     w.begin(200, "text/plain; version=0.0.4; charset=utf-8", true);
     const auto start = std::chrono::steady_clock::now();
@@ -825,14 +840,17 @@ class Agent::Impl {
     struct ClientGone {};
     std::size_t n = 0;
     try {
-      n = publication_->render(cycle, [&](std::string_view chunk) {
-        if (w.gone()) throw ClientGone{};
-        w.write(chunk);
-      });
+      n = publication_->render(
+          cycle,
+          [&](std::string_view chunk) {
+            if (w.gone()) throw ClientGone{};
+            w.write(chunk);
+          },
+          exposition);
     } catch (const ClientGone&) {
       return;
     }
-    if (cycle.snapshot) {
+    if (cycle.snapshot && exposition == Exposition::kFull) {
       render_duration_->Set(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       series_->Set(static_cast<double>(n));
@@ -897,6 +915,7 @@ class Agent::Impl {
   prometheus::Gauge* open_files_ = nullptr;
   prometheus::Gauge* unnamed_held_ = nullptr;
   prometheus::Gauge* unnamed_exported_ = nullptr;
+  prometheus::Gauge* unknown_images_ = nullptr;
   prometheus::Gauge* series_ = nullptr;
   prometheus::Gauge* render_duration_ = nullptr;
   prometheus::Gauge* http_connections_ = nullptr;

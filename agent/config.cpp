@@ -143,6 +143,8 @@ constexpr Field kPodsFields[] = {
      {1 * kS, 10 * kMin}},
     {"apiserver", NODEWARDEN_AT(pods.apiserver),
      "list+watch of this node's pods (RBAC: list, watch pods; get jobs.batch)"},
+    {"unknown_image", NODEWARDEN_AT(pods.unknown_image),
+     "image label of a container no source knows the image of, past the hold (\"\": empty)"},
 };
 constexpr Field kLogsFields[] = {
     {"enabled", NODEWARDEN_AT(logs.enabled),

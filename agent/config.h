@@ -80,6 +80,9 @@ struct PodsConfig {
   bool kubelet = true;        // the kubelet's /pods, when its URL is known
   pods::KubeletPodsMetadataOptions kubelet_source;
   bool apiserver = true;  // the API server's watch of this node's pods, when in a cluster
+  // The image label of a container exported past the naming hold without a known image (README
+  // "kube-prometheus": kube-prometheus' rules drop image=""). Empty: image="" as cAdvisor would.
+  std::string unknown_image = "unknown";
 };
 
 // collectors.logs.*: container logs under paths.log_root, the keys of two components: the

@@ -3,6 +3,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <string>
+#include <utility>
 
 #include "exporters/prometheus/signal_renderer.h"
 
@@ -10,11 +11,25 @@ namespace nodewarden {
 
 MetricsPublication::MetricsPublication(TextRenderer& renderer, prometheus::Registry& self,
                                        const WorkloadSeries& workload,
-                                       const DetectorStage* detector, prometheus::Counter* cycles)
-    : renderer_(renderer), self_(self), workload_(workload), detector_(detector), cycles_(cycles) {}
+                                       const DetectorStage* detector, prometheus::Counter* cycles,
+                                       std::string unknown_image, prometheus::Gauge* unknown_images)
+    : renderer_(renderer),
+      self_(self),
+      workload_(workload),
+      detector_(detector),
+      cycles_(cycles),
+      unknown_image_(std::move(unknown_image)),
+      unknown_images_(unknown_images) {}
 
 void MetricsPublication::consume(const Snapshot& snapshot) {
-  snapshots_.publish([&](OwnedSnapshot& owned) { owned.copyFrom(snapshot); });
+  // The placeholder goes into the published copy only: the collector's samples (and the detector,
+  // /signals, Job outcomes that read them) keep image="" for "not known".
+  std::size_t unknown = 0;
+  snapshots_.publish([&](OwnedSnapshot& owned) {
+    owned.copyFrom(snapshot);
+    unknown = owned.fillUnknownImages(unknown_image_);
+  });
+  if (unknown_images_ != nullptr) unknown_images_->Set(static_cast<double>(unknown));
   if (cycles_ != nullptr) cycles_->Increment();
 }
 
@@ -24,9 +39,11 @@ PublishedCycle MetricsPublication::latest() const {
 }
 
 std::size_t MetricsPublication::render(const PublishedCycle& cycle,
-                                       const std::function<void(std::string_view)>& sink) const {
+                                       const std::function<void(std::string_view)>& sink,
+                                       Exposition exposition) const {
   std::size_t n = 0;
-  if (cycle.snapshot) n = renderer_.render(cycle.snapshot->view(), sink);
+  if (cycle.snapshot) n = renderer_.render(cycle.snapshot->view(), sink, exposition);
+  if (exposition == Exposition::kCadvisor) return n;
   if (cycle.detector && detector_ != nullptr) {
     std::string chunk;
     renderDetectorState(*cycle.detector, detector_->options(), chunk,

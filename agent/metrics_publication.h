@@ -4,6 +4,9 @@
 // the pod and Job series) and render() writes it: a scrape renders the latest, remote write the
 // one of its cycle, through the same function, so both carry the same series.
 //
+// /metrics/cadvisor renders the same published cycle with Exposition::kCadvisor and nothing else:
+// cAdvisor's series without the node_*, detector, pod, Job and nodewarden_* ones.
+//
 // What a reader gets wrong: only the agent's own nodewarden_* series (SelfMetrics' registry) are
 // read live, at render time, not from the published cycle. They describe the agent (requests
 // served, bytes spooled, errors) rather than the node, a scrape wants them current, and many are
@@ -11,11 +14,13 @@
 #pragma once
 
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "agent/detector_stage.h"
@@ -38,10 +43,13 @@ struct PublishedCycle {
 class MetricsPublication final : public SnapshotConsumer {
  public:
   // detector may be null (detector off); cycles (nodewarden_collection_cycles_total) may be null.
-  // All must outlive this.
+  // All must outlive this. unknown_image is the image label of a container exported without a
+  // known one (collectors.pods.unknown_image); unknown_images, when not null, is set to how many
+  // containers of each published cycle got it.
   MetricsPublication(TextRenderer& renderer, prometheus::Registry& self,
                      const WorkloadSeries& workload, const DetectorStage* detector,
-                     prometheus::Counter* cycles);
+                     prometheus::Counter* cycles, std::string unknown_image = {},
+                     prometheus::Gauge* unknown_images = nullptr);
 
   // Makes a copy of the snapshot the latest, then counts the cycle: a reader that sees the count N
   // sees cycle N or a later one, and remote write's render of cycle N (after this) shows N.
@@ -53,9 +61,10 @@ class MetricsPublication final : public SnapshotConsumer {
 
   // Writes the exposition of `cycle` through sink, in chunks: the snapshot's series, the
   // detector's, the pod and Job series, then the agent's own. Returns the snapshot's series
-  // count. Any thread; concurrent renders are independent.
-  std::size_t render(const PublishedCycle& cycle,
-                     const std::function<void(std::string_view)>& sink) const;
+  // count. Any thread; concurrent renders are independent. Exposition::kCadvisor writes only the
+  // snapshot's cAdvisor series (/metrics/cadvisor).
+  std::size_t render(const PublishedCycle& cycle, const std::function<void(std::string_view)>& sink,
+                     Exposition exposition = Exposition::kFull) const;
 
  private:
   TextRenderer& renderer_;
@@ -63,6 +72,8 @@ class MetricsPublication final : public SnapshotConsumer {
   const WorkloadSeries& workload_;
   const DetectorStage* detector_;
   prometheus::Counter* cycles_;
+  std::string unknown_image_;
+  prometheus::Gauge* unknown_images_;
   Publication<OwnedSnapshot> snapshots_;
 };
 

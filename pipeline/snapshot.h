@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -203,6 +204,18 @@ class OwnedSnapshot {
     for (const auto& s : aggregate_samples_) view_.aggregates.push_back(&s);
   }
   [[nodiscard]] const Snapshot& view() const { return view_; }
+  // Gives `image` to every container sample exported without one (past the naming hold, no
+  // source knows its image); pod-level samples keep image="" as cAdvisor's do. Returns how many.
+  // Allocates nothing while `image` fits the strings' capacity.
+  std::size_t fillUnknownImages(std::string_view image) {
+    std::size_t n = 0;
+    for (auto& s : samples_) {
+      if (s.isPod() || s.names_pending || !s.image.empty()) continue;
+      s.image.assign(image);
+      ++n;
+    }
+    return n;
+  }
 
  private:
   std::vector<CgroupSample> samples_;

@@ -395,7 +395,7 @@ function protectionErrors(objects, variant) {
     if (!role.rules.every((r) => r.apiGroups?.length === 1 && ok(r))) errors.push("[kube-rbac-proxy] nodewarden-kube-rbac-proxy may only create tokenreviews and subjectaccessreviews");
   }
   for (const role of byKind("ClusterRole").filter((r) => r.metadata.name === "nodewarden-metrics-reader")) {
-    if (JSON.stringify(role.rules) !== JSON.stringify([{ nonResourceURLs: ["/metrics"], verbs: ["get"] }])) errors.push("[kube-rbac-proxy] nodewarden-metrics-reader must allow get on /metrics and nothing else");
+    if (JSON.stringify(role.rules) !== JSON.stringify([{ nonResourceURLs: ["/metrics", "/metrics/cadvisor"], verbs: ["get"] }])) errors.push("[kube-rbac-proxy] nodewarden-metrics-reader must allow get on /metrics and /metrics/cadvisor and nothing else");
   }
 
   // [monitor] Every scrape over HTTPS; through the proxy with a token of an identity allowed to
@@ -407,6 +407,7 @@ function protectionErrors(objects, variant) {
     }
     for (const e of eps) {
       const id = `[monitor] ${m.kind} ${m.metadata.name}`;
+      if (!["/metrics", "/metrics/cadvisor"].includes(e.path ?? "/metrics")) errors.push(`${id}: scrapes ${e.path}, which the agent does not serve as metrics`);
       if (e.scheme !== "https" || !e.tlsConfig) errors.push(`${id}: must scrape with scheme https and a tlsConfig`);
       const tokenFile = e.bearerTokenFile;
       const secretRef = e.authorization?.credentials ?? e.bearerTokenSecret;
@@ -426,6 +427,27 @@ function protectionErrors(objects, variant) {
     }
   }
   if (byKind("ServiceMonitor").length && byKind("PodMonitor").length) errors.push("[monitor] a ServiceMonitor and a PodMonitor would scrape every agent twice");
+
+  // [kube-prometheus] A scrape of /metrics/cadvisor stands in for the kubelet's cAdvisor endpoint:
+  // it must carry the labels every kubernetes-mixin rule selects (job="kubelet", metrics_path,
+  // node), and the agent's /metrics scrape must not store the same container_* series again.
+  const endpointsOf = (m) => m.spec.endpoints ?? m.spec.podMetricsEndpoints ?? [];
+  const allEndpoints = [...byKind("ServiceMonitor"), ...byKind("PodMonitor")].flatMap(endpointsOf);
+  const cadvisor = allEndpoints.filter((e) => e.path === "/metrics/cadvisor");
+  for (const e of cadvisor) {
+    const r = e.relabelings ?? [];
+    const sets = (target, pred) => r.some((x) => x.targetLabel === target && (x.action ?? "replace") === "replace" && pred(x));
+    if (!sets("job", (x) => x.replacement === "kubelet" && !x.sourceLabels)) errors.push('[kube-prometheus] the /metrics/cadvisor scrape must set job="kubelet"');
+    if (!sets("metrics_path", (x) => JSON.stringify(x.sourceLabels) === '["__metrics_path__"]')) errors.push("[kube-prometheus] the /metrics/cadvisor scrape must set metrics_path from __metrics_path__");
+    if (!sets("node", (x) => JSON.stringify(x.sourceLabels) === '["__meta_kubernetes_pod_node_name"]')) errors.push("[kube-prometheus] the /metrics/cadvisor scrape must set node from the pod's node");
+  }
+  if (cadvisor.length) {
+    for (const e of allEndpoints.filter((x) => (x.path ?? "/metrics") === "/metrics")) {
+      if (!(e.metricRelabelings ?? []).some((x) => x.action === "drop" && JSON.stringify(x.sourceLabels) === '["__name__"]' && x.regex === "(container|machine)_.*")) {
+        errors.push("[kube-prometheus] the /metrics scrape must drop (container|machine)_.* when /metrics/cadvisor is scraped too (each series stored once)");
+      }
+    }
+  }
 
   // [least privilege] No kubelet access in the agent's own role; nodes/proxy (every kubelet path,
   // /exec and /run included) only in the overlay that exists to grant it.
@@ -562,6 +584,10 @@ const mutations = [
   { name: "a writing verb in the agent's role", expect: "[rbac]", apply: (o) => { o.find((x) => x.kind === "ClusterRole" && x.metadata.name === "nodewarden").rules[0].verbs.push("delete"); } },
   { name: "a Service with a cluster IP", expect: "[service]", apply: (o) => { o.find((x) => x.kind === "Service").spec.clusterIP = "10.0.0.10"; } },
   { name: "a ServiceMonitor without honorLabels", expect: "[monitor]", variant: "metrics-only", apply: (o) => { o.find((x) => x.kind === "ServiceMonitor").spec.endpoints[0].honorLabels = false; } },
+  { name: "a monitor scraping a path the agent does not serve", expect: "[monitor]", variant: "metrics-only", apply: (o) => { o.find((x) => x.kind === "ServiceMonitor").spec.endpoints[0].path = "/signals"; } },
+  { name: "the cAdvisor scrape without job=kubelet", expect: "[kube-prometheus]", variant: "kube-prometheus", apply: (o) => { const e = o.find((x) => x.kind === "ServiceMonitor" && x.metadata.name === "nodewarden-cadvisor").spec.endpoints[0]; e.relabelings = e.relabelings.filter((x) => x.targetLabel !== "job"); } },
+  { name: "the cAdvisor scrape without node", expect: "[kube-prometheus]", variant: "kube-prometheus", apply: (o) => { const e = o.find((x) => x.kind === "ServiceMonitor" && x.metadata.name === "nodewarden-cadvisor").spec.endpoints[0]; e.relabelings = e.relabelings.filter((x) => x.targetLabel !== "node"); } },
+  { name: "container_* stored twice beside the cAdvisor scrape", expect: "[kube-prometheus]", variant: "kube-prometheus", apply: (o) => { delete o.find((x) => x.kind === "ServiceMonitor" && x.metadata.name === "nodewarden").spec.endpoints[0].metricRelabelings; } },
   { name: "a PrometheusRule that lost an alert", expect: "[prometheusrule]", variant: "metrics-only", apply: (o) => { o.find((x) => x.kind === "PrometheusRule").spec.groups[0].rules.pop(); } },
 ];
 

@@ -197,6 +197,22 @@ void appendLoad(const NodeSample& node, std::string& out) {
 
 }  // namespace
 
+void appendMachineMetrics(const NodeSample& node, std::string& out) {
+  // Names and help texts: cadvisor/metrics/prometheus_machine.go.
+  if (node.has_stat && !node.cpus.empty()) {
+    appendFamily(out, "machine_cpu_cores", "Number of logical CPU cores.", "gauge",
+                 static_cast<double>(node.cpus.size()));
+  }
+  if (node.has_meminfo) {
+    for (const auto& [key, value] : node.meminfo) {
+      if (key != "MemTotal") continue;
+      appendFamily(out, "machine_memory_bytes", "Amount of memory installed on the machine.",
+                   "gauge", static_cast<double>(value));
+      break;
+    }
+  }
+}
+
 void appendNodeMetrics(const NodeSample& node, std::string& out) {
   if (node.has_stat) {
     appendStat(node, out);

@@ -16,4 +16,9 @@ namespace nodewarden {
 // Allocates nothing beyond growing out.
 void appendNodeMetrics(const NodeSample& node, std::string& out);
 
+// Appends cAdvisor's machine_cpu_cores (the per-cpu lines of /proc/stat: the online logical CPUs)
+// and machine_memory_bytes (MemTotal), when the sample has them. cAdvisor's boot_id, machine_id
+// and system_uuid labels are not written (README, differences from cAdvisor).
+void appendMachineMetrics(const NodeSample& node, std::string& out);
+
 }  // namespace nodewarden

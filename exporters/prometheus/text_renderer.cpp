@@ -290,7 +290,8 @@ void TextRenderer::appendDevice(std::uint32_t major, std::uint32_t minor, std::s
   }
 }
 
-std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush) {
+std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush,
+                                 Exposition exposition) {
   std::string out;
   out.reserve(kChunkBytes + 4096);
   auto maybeFlush = [&] {
@@ -389,7 +390,8 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush) {
       }
     }
   }
-  appendNodeMetrics(snapshot.node, out);
+  appendMachineMetrics(snapshot.node, out);
+  if (exposition == Exposition::kFull) appendNodeMetrics(snapshot.node, out);
   if (!out.empty()) flush(out);
   return series;
 }

@@ -7,7 +7,9 @@
 // triple the agent's memory if it were held (and copied) per cycle. The caller keeps the Snapshot
 // still while rendering. A field the collector could not read is left out, never written as 0,
 // and so is a sample whose names are still pending (CgroupSample::names_pending): its series
-// appear once, named, instead of anonymous first and renamed after.
+// appear once, named, instead of anonymous first and renamed after. Exposition::kCadvisor is the
+// same text without the node_exporter part: what /metrics/cadvisor serves, scraped as the kubelet's
+// cAdvisor endpoint (job="kubelet"), where node_* series would be misfiled.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,13 @@
 
 namespace nodewarden {
 
+// Which series render() writes. Every container_* and machine_* family is cAdvisor's and goes into
+// both: a family added to the renderer shows on /metrics/cadvisor by itself.
+enum class Exposition : std::uint8_t {
+  kFull,      // /metrics and remote write: cAdvisor's series and node_exporter's node_* series
+  kCadvisor,  // /metrics/cadvisor: cAdvisor's series only
+};
+
 class TextRenderer {
  public:
   using Flush = std::function<void(std::string_view chunk)>;
@@ -32,7 +41,8 @@ class TextRenderer {
 
   // Renders the snapshot, calling flush with each chunk (and the last, shorter one). Returns the
   // number of series. Thread-safe; concurrent scrapes render independently.
-  std::size_t render(const Snapshot& snapshot, const Flush& flush);
+  std::size_t render(const Snapshot& snapshot, const Flush& flush,
+                     Exposition exposition = Exposition::kFull);
 
   // Renders into one string: for tests and small trees.
   std::size_t renderToString(const Snapshot& snapshot, std::string& out);

@@ -315,7 +315,7 @@ TEST_F(AgentOnFixtureNode, ServesHealthAndMetricsUnderCadvisorNames) {
   const std::string want =
       "container_cpu_usage_seconds_total{container=\"spark-driver\",id=\"/kubepods/burstable/"
       "pod11111111-2222-3333-4444-555555555551/" +
-      std::string(63, 'a') + "1\",image=\"\",namespace=\"spark\",pod=\"driver-0\"} 20.123456\n";
+      std::string(63, 'a') + "1\",image=\"unknown\",namespace=\"spark\",pod=\"driver-0\"} 20.123456\n";
   EXPECT_NE(m->body.find(want), std::string::npos) << m->body.substr(0, 2000);
   EXPECT_NE(m->body.find("container_memory_working_set_bytes{container=\"spark-driver\""),
             std::string::npos);
@@ -327,6 +327,16 @@ TEST_F(AgentOnFixtureNode, ServesHealthAndMetricsUnderCadvisorNames) {
             std::string::npos);
   EXPECT_NE(m->body.find("nodewarden_cgroups{kind=\"container\"} 3"), std::string::npos);
   EXPECT_NE(m->body.find("node_cpu_seconds_total{"), std::string::npos);
+  // /metrics/cadvisor: the same container series and cAdvisor's machine_* gauges, without the
+  // node_* and the agent's own series (a scrape filed under job="kubelet" reads it).
+  auto c = httpGet(base_ + "/metrics/cadvisor");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->status, 200);
+  EXPECT_NE(c->body.find(want), std::string::npos) << c->body.substr(0, 2000);
+  EXPECT_NE(c->body.find("\nmachine_cpu_cores "), std::string::npos);
+  EXPECT_NE(c->body.find("\nmachine_memory_bytes "), std::string::npos);
+  EXPECT_EQ(c->body.find("node_cpu_seconds_total{"), std::string::npos);
+  EXPECT_EQ(c->body.find("nodewarden_"), std::string::npos);
   auto missing = httpGet(base_ + "/nothing");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
@@ -606,7 +616,7 @@ TEST_F(AgentWithApiServer, PodInfoLabelsAndSourceHealthBesideUnchangedContainerS
   const std::string spark_driver =
       "container_cpu_usage_seconds_total{container=\"spark-driver\",id=\"/"
       "kubepods/burstable/pod11111111-2222-3333-4444-555555555551/" +
-      std::string(63, 'a') + "1\",image=\"\",namespace=\"spark\",pod=\"driver-0\"}";
+      std::string(63, 'a') + "1\",image=\"unknown\",namespace=\"spark\",pod=\"driver-0\"}";
   EXPECT_EQ(sample(metricsWith(spark_driver), spark_driver), 20.123456);
 
   if (fs::exists("/usr/bin/promtool")) {

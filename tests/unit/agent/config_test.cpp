@@ -144,6 +144,7 @@ TEST(ConfigDefaults, DefaultConfigYamlNamesEveryField) {
                                           "collectors.jobs.retention",
                                           "collectors.jobs.max_recent",
                                           "collectors.pods.kubelet_refresh_interval",
+                                          "collectors.pods.unknown_image",
                                           "loki.url",
                                           "loki.tenant",
                                           "loki.encoding",

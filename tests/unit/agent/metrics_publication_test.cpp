@@ -10,6 +10,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -158,6 +159,84 @@ TEST_F(MetricsPublicationTest, ASteadyCycleDoesNotRepublishThePodSeries) {
   std::string text;
   WorkloadSeries::render(*workload_.latest(), [&](std::string_view c) { text.append(c); });
   EXPECT_THAT(text, HasSubstr("qos_class=\"Burstable\""));
+}
+
+// collectors.pods.unknown_image: a container past the hold whose image no source knows is exported
+// with the placeholder (kube-prometheus' rules keep only image!=""); a pod-level sample keeps
+// image="" as cAdvisor's do (its rules rely on that to leave pod cgroups out of the sums), a known
+// image is kept, and a held sample is not exported at all. The gauge counts the placeholders.
+TEST(MetricsPublicationUnknownImage, ContainersWithoutAnImageGetThePlaceholderPodsDoNot) {
+  prometheus::Registry self;
+  WorkloadSeries workload;
+  TextRenderer renderer("/proc");
+  auto& gauge = prometheus::BuildGauge().Name("g").Register(self).Add({});
+  MetricsPublication publication(renderer, self, workload, nullptr, nullptr, "unknown", &gauge);
+  std::vector<CgroupSample> samples(4);
+  for (auto& s : samples) {
+    s.pod_uid = kUid;
+    s.namespace_name = "shop";
+    s.pod_name = "checkout-1";
+    s.set(CgroupField::kCpuUsageNs, 1000000000);
+  }
+  samples[0].id = "/kubepods/pod1";  // the pod's own cgroup
+  samples[1].container_id = std::string(64, 'a');
+  samples[1].id = "/kubepods/pod1/a";
+  samples[1].container_name = "app";  // named from the log directories: no image
+  samples[2].container_id = std::string(64, 'b');
+  samples[2].id = "/kubepods/pod1/b";
+  samples[2].container_name = "sidecar";
+  samples[2].image = "registry.example/sidecar:1.2";
+  samples[3].container_id = std::string(64, 'c');
+  samples[3].id = "/kubepods/pod1/c";
+  samples[3].names_pending = true;  // within the hold
+  Snapshot snapshot;
+  for (const auto& s : samples) snapshot.cgroups.push_back(&s);
+  publication.consume(snapshot);
+  std::string text;
+  publication.render(
+      publication.latest(), [&](std::string_view c) { text.append(c); }, Exposition::kCadvisor);
+  EXPECT_THAT(text, HasSubstr("container_cpu_usage_seconds_total{container=\"\",id=\"/kubepods/"
+                              "pod1\",image=\"\",namespace"));
+  EXPECT_THAT(text, HasSubstr("container_cpu_usage_seconds_total{container=\"app\",id=\"/kubepods/"
+                              "pod1/a\",image=\"unknown\",namespace"));
+  EXPECT_THAT(text, HasSubstr("image=\"registry.example/sidecar:1.2\""));
+  EXPECT_THAT(text, Not(HasSubstr("pod1/c")));
+  EXPECT_EQ(gauge.Value(), 1.0);
+  EXPECT_TRUE(samples[1].image.empty()) << "the collector's own sample keeps \"not known\"";
+
+  // The image becomes known: the series carries it and the gauge falls.
+  samples[1].image = "registry.example/app:3";
+  publication.consume(snapshot);
+  text.clear();
+  publication.render(publication.latest(), [&](std::string_view c) { text.append(c); });
+  EXPECT_THAT(text, Not(HasSubstr("image=\"unknown\"")));
+  EXPECT_EQ(gauge.Value(), 0.0);
+}
+
+// /metrics/cadvisor is the snapshot's cAdvisor series alone: no node_*, pod/Job or nodewarden_*
+// series, which a scrape filed under job="kubelet" would misfile.
+TEST_F(MetricsPublicationTest, TheCadvisorExpositionHoldsOnlyTheSnapshotsCadvisorSeries) {
+  meta_.pods[kUid] = shopPod();
+  samples_.assign(1, CgroupSample{});
+  samples_[0].pod_uid = kUid;
+  samples_[0].set(CgroupField::kCpuUsageNs, 5);
+  snapshot_.reset();
+  snapshot_.cgroups.push_back(&samples_[0]);
+  snapshot_.node.has_loadavg = true;
+  snapshot_.node.load1 = 0.5;
+  stage_.consume(snapshot_);
+  publication_.consume(snapshot_);
+  const std::string full = render(publication_.latest());
+  std::string cadvisor;
+  publication_.render(
+      publication_.latest(), [&](std::string_view c) { cadvisor.append(c); },
+      Exposition::kCadvisor);
+  for (const char* s :
+       {"nodewarden_pod_info{", "nodewarden_collection_cycles_total", "node_load1"}) {
+    EXPECT_THAT(full, HasSubstr(s));
+    EXPECT_THAT(cadvisor, Not(HasSubstr(s)));
+  }
+  EXPECT_THAT(cadvisor, HasSubstr("container_cpu_usage_seconds_total{"));
 }
 
 }  // namespace

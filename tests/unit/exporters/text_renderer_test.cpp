@@ -163,5 +163,38 @@ TEST(TextRenderer, PromtoolAcceptsTheExposition) {
   fs::remove(said);
 }
 
+// Exposition::kCadvisor (/metrics/cadvisor) is the full text without node_exporter's node_*
+// families; cAdvisor's machine_* gauges are in both.
+TEST(TextRenderer, CadvisorExpositionLeavesOutTheNodeSeriesOnly) {
+  const auto s = containerSample();
+  Snapshot snap;
+  snap.cgroups = {&s};
+  snap.node.has_stat = true;
+  snap.node.cpus.resize(3);
+  for (int i = 0; i < 3; ++i) {
+    snap.node.cpus[i].cpu = i;
+    snap.node.cpus[i].columns = 8;
+  }
+  snap.node.has_meminfo = true;
+  snap.node.meminfo = {{"MemFree", 1024}, {"MemTotal", 8589934592}};
+  snap.node.has_loadavg = true;
+  TextRenderer r(fs::path(NODEWARDEN_FIXTURES) / "proc");
+  std::string full;
+  std::string cadvisor;
+  const auto n_full = r.renderToString(snap, full);
+  const auto n_cadvisor = r.render(
+      snap, [&](std::string_view c) { cadvisor.append(c); }, Exposition::kCadvisor);
+  EXPECT_EQ(n_full, n_cadvisor);
+  for (const std::string& text : {full, cadvisor}) {
+    EXPECT_TRUE(has(text, "container_cpu_usage_seconds_total{container=\"spark-driver\""));
+    EXPECT_TRUE(has(text, "# TYPE machine_cpu_cores gauge\nmachine_cpu_cores 3\n")) << text;
+    EXPECT_TRUE(has(text, "machine_memory_bytes 8589934592\n")) << text;
+  }
+  EXPECT_TRUE(has(full, "\nnode_load1 "));
+  EXPECT_TRUE(has(full, "node_cpu_seconds_total{"));
+  EXPECT_FALSE(has(cadvisor, "\nnode_")) << cadvisor;
+  EXPECT_FALSE(has(cadvisor, "# HELP node_")) << cadvisor;
+}
+
 }  // namespace
 }  // namespace nodewarden

@@ -19,6 +19,7 @@
 //                       read into its sample; the descriptor budget
 //   cgroup_naming       naming: LogDirNames and CgroupNamer (metadata lookups, the hold)
 //   run_delay           run-queue delay: the threads' /proc/<tid>/schedstat
+//   process_stats       processes, threads without pids, descriptors and sockets (/proc/<pid>/fd)
 //   cgroup_layout, cgroup_parsers, dir_lister  kubelet's directory names, the files' formats, the
 //                       allocation-free directory walk
 // A reader looking for "where is X read" wants cgroup_files.cpp's kFileSpecs table, not this file.
@@ -76,6 +77,15 @@ struct CgroupCollectorOptions {
   // counted.
   bool run_delay = true;
   std::size_t max_run_delay_threads = 2048;
+  // cAdvisor's process series: container_processes (cgroup.procs), container_threads where no
+  // pids controller gives it (the thread list), container_file_descriptors and container_sockets
+  // (/proc/<pid>/fd of each process: a getdents per process, a readlink per descriptor). The
+  // descriptors of a cgroup are counted again once fd_scan_interval has passed, at most
+  // max_fd_scan_processes processes per cycle (the rest wait for the next); the last count is
+  // exported in between.
+  bool process_stats = true;
+  std::chrono::milliseconds fd_scan_interval{30000};
+  std::size_t max_fd_scan_processes = 500;
 };
 
 // The hold_unnamed the agent gives: one collection interval plus two kubelet refresh intervals.

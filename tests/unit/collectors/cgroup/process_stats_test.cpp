@@ -194,8 +194,9 @@ bool keepOnlyDacReadSearch() {
   return ::syscall(SYS_capset, &hdr, data.data()) == 0;
 }
 
-// A child that opens a socket, becomes `uid`, and waits to be killed.
-pid_t targetProcess(uid_t uid, int& ready_fd) {
+// A child that opens a socket, becomes `uid` (with no capabilities when drop_caps), and waits to
+// be killed.
+pid_t targetProcess(uid_t uid, bool drop_caps, int& ready_fd) {
   int p[2];
   if (::pipe(p) != 0) return -1;
   const pid_t pid = ::fork();
@@ -203,6 +204,11 @@ pid_t targetProcess(uid_t uid, int& ready_fd) {
     ::close(p[0]);
     const int sock = ::socket(AF_INET, SOCK_DGRAM, 0);
     if (sock < 0 || ::setresgid(uid, uid, uid) != 0 || ::setresuid(uid, uid, uid) != 0) _exit(1);
+    if (drop_caps) {
+      __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+      std::array<__user_cap_data_struct, 2> none{};
+      if (::syscall(SYS_capset, &hdr, none.data()) != 0) _exit(1);
+    }
     // setuid clears "dumpable", which would make /proc/<pid>/fd root's: a container's process
     // that exec'd its program is dumpable again, so the test makes it so.
     ::prctl(PR_SET_DUMPABLE, 1);
@@ -222,15 +228,21 @@ std::size_t entries(const fs::path& dir) {
   return n;
 }
 
-TEST(RealKernelProcessStats, TheDefaultDeployListsAnotherUsersFdsButCannotReadTheirLinks) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a process of another user";
+// What the default deploy's agent (uid 0, CAP_DAC_READ_SEARCH alone) counts of a target process:
+// {listed, links_read, fds, sockets, errno}, and the target's entries as root with every
+// capability sees them.
+struct DeployView {
+  std::array<long, 5> got{-1, -1, -1, -1, -1};
+  std::size_t expected_fds = 0;
+};
+DeployView scanAsTheDeploy(uid_t uid, bool drop_caps) {
+  DeployView v;
   int ready = -1;
-  const pid_t target = targetProcess(65534, ready);
-  ASSERT_GT(target, 0);
-  const std::size_t expected_fds = entries("/proc/" + std::to_string(target) + "/fd");
-  // The scan runs in a child with the deploy's capabilities; it reports through a pipe.
+  const pid_t target = targetProcess(uid, drop_caps, ready);
+  if (target <= 0) return v;
+  v.expected_fds = entries("/proc/" + std::to_string(target) + "/fd");
   int p[2];
-  ASSERT_EQ(::pipe(p), 0);
+  if (::pipe(p) != 0) return v;
   const pid_t scanner = ::fork();
   if (scanner == 0) {
     ::close(p[0]);
@@ -247,19 +259,42 @@ TEST(RealKernelProcessStats, TheDefaultDeployListsAnotherUsersFdsButCannotReadTh
     _exit(0);
   }
   ::close(p[1]);
-  std::array<long, 5> got{};
-  const bool read_ok = ::read(p[0], got.data(), sizeof got) == sizeof got;
+  if (::read(p[0], v.got.data(), sizeof v.got) != sizeof v.got) v.got[0] = -1;
   ::close(p[0]);
   ::waitpid(scanner, nullptr, 0);
   ::kill(target, SIGKILL);
   ::waitpid(target, nullptr, 0);
   ::close(ready);
-  ASSERT_TRUE(read_ok);
-  ASSERT_NE(got[0], -1) << "capset failed";
-  EXPECT_EQ(got[0], 1) << "CAP_DAC_READ_SEARCH lists the directory";
-  EXPECT_EQ(static_cast<std::size_t>(got[2]), expected_fds);
-  EXPECT_EQ(got[1], 0) << "readlink needs ptrace access, which the deploy does not have";
-  EXPECT_TRUE(got[4] == EACCES || got[4] == EPERM) << got[4];
+  return v;
+}
+
+TEST(RealKernelProcessStats, TheDefaultDeployListsAnotherUsersFdsButCannotReadTheirLinks) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a process of another user";
+  const DeployView v = scanAsTheDeploy(65534, false);
+  ASSERT_NE(v.got[0], -1) << "the target or the scanner could not be made";
+  EXPECT_EQ(v.got[0], 1) << "CAP_DAC_READ_SEARCH lists the directory";
+  EXPECT_EQ(static_cast<std::size_t>(v.got[2]), v.expected_fds);
+  EXPECT_EQ(v.got[1], 0) << "readlink needs ptrace access, which the deploy does not have";
+  EXPECT_TRUE(v.got[4] == EACCES || v.got[4] == EPERM) << v.got[4];
+}
+
+TEST(RealKernelProcessStats, TheDefaultDeployCannotReadTheLinksOfARootProcessWithCapabilities) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  // A container's root keeps capabilities (CHOWN, DAC_OVERRIDE, ...) the agent has not got.
+  const DeployView v = scanAsTheDeploy(0, false);
+  ASSERT_NE(v.got[0], -1);
+  EXPECT_EQ(v.got[0], 1);
+  EXPECT_EQ(static_cast<std::size_t>(v.got[2]), v.expected_fds);
+  EXPECT_EQ(v.got[1], 0);
+}
+
+TEST(RealKernelProcessStats, TheDefaultDeployReadsTheLinksOfARootProcessWithoutCapabilities) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  const DeployView v = scanAsTheDeploy(0, true);
+  ASSERT_NE(v.got[0], -1);
+  EXPECT_EQ(v.got[0], 1);
+  EXPECT_EQ(v.got[1], 1) << "same uid, no capability the agent lacks: ptrace read is allowed";
+  EXPECT_EQ(v.got[3], 1) << "its one socket";
 }
 
 TEST(RealKernelProcessStats, OwnProcessesDescriptorsAndSocketsMatchProc) {

@@ -64,7 +64,8 @@ class CgroupCollector::Impl {
 
   void readPods(const std::function<bool(std::string_view)>& want,
                 const std::function<void(const CgroupSample&, bool)>& seen) {
-    beginReads(options_.now ? options_.now() : std::chrono::steady_clock::now());
+    // Between cycles: last seen moves, the cycle's descriptor budget does not start again.
+    last_seen_s_ = unixSeconds();
     for (auto& [key, t] : tracker_.cgroups()) {
       if (t->name.sandbox || !want(t->sample.pod_uid)) continue;
       read(*t);
@@ -136,10 +137,13 @@ class CgroupCollector::Impl {
   // The clocks of the cycle's reads: last seen is the wall clock in seconds (cAdvisor's
   // container_last_seen); the descriptor counts' cadence follows the steady one.
   void beginReads(std::chrono::steady_clock::time_point now) {
-    last_seen_s_ = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+    last_seen_s_ = unixSeconds();
     process_stats_.beginCycle(now);
+  }
+  static std::int64_t unixSeconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
   }
 
   // Start time, last seen, and the process series from the hierarchy cAdvisor reads them in (the

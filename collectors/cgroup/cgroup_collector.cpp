@@ -163,7 +163,7 @@ class CgroupCollector::Impl {
         const char* threads = nullptr;
         if (!s.has(CgroupField::kThreads)) threads = roles == kV2 ? "cgroup.threads" : "tasks";
         process_stats_.read(hierarchies_[i], t.slots[i].files.dir(), threads, t.processes, s,
-                            read_buf_);
+                            read_buf_, tracker_.budget());
         return;
       }
     }

@@ -148,6 +148,7 @@ void CgroupTracker::visitPod(int parent_fd, std::string_view dir_name, const Pod
 CgroupTracker::Map::iterator CgroupTracker::untrack(Map::iterator it) {
   TrackedCgroup& t = *it->second;
   for (auto& slot : t.slots) slot.files.close(budget_);
+  t.processes.close(budget_);
   if (t.dir_fd >= 0) --budget_.open;  // closed by ~TrackedCgroup
   return tracked_.erase(it);
 }

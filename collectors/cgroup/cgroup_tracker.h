@@ -96,6 +96,8 @@ class CgroupTracker {
   [[nodiscard]] Map& cgroups() { return tracked_; }
   [[nodiscard]] const Map& cgroups() const { return tracked_; }
   [[nodiscard]] std::size_t openFiles() const { return budget_.open; }
+  // The descriptor budget, for the units that keep files of a tracked cgroup open.
+  [[nodiscard]] DescriptorBudget& budget() { return budget_; }
 
  private:
   void visitPod(int parent_fd, std::string_view dir_name, const PodDir& pod, QosClass qos);

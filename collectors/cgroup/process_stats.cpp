@@ -57,15 +57,39 @@ void ProcessStatsReader::beginCycle(std::chrono::steady_clock::time_point now) {
   scanned_ = 0;
 }
 
+void ProcessCounts::close(DescriptorBudget& budget) {
+  for (PreadFile* f : {&procs, &threads}) {
+    if (f->isOpen()) {
+      f->close();
+      --budget.open;
+    }
+  }
+  opened = false;
+}
+
 void ProcessStatsReader::read(const Hierarchy& h, const std::string& dir, const char* thread_list,
-                              ProcessCounts& pc, CgroupSample& s, std::span<char> buf) {
+                              ProcessCounts& pc, CgroupSample& s, std::span<char> buf,
+                              DescriptorBudget& budget) {
   // Built only for an error: the cycle allocates nothing.
   const auto where = [&](const char* file) { return h.path + "/" + dir + "/" + file; };
   TransientDir d;
-  d.fd = ::openat(h.fd, dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d.fd < 0) return;  // gone: the next listing notices
+  const bool by_path = !pc.procs.isOpen() || (thread_list != nullptr && !pc.threads.isOpen());
+  if (by_path) {
+    d.fd = ::openat(h.fd, dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d.fd < 0) return;  // gone: the next listing notices
+    if (!pc.opened) {
+      // Kept open like the interface files, within the same descriptor budget.
+      pc.opened = true;
+      const std::size_t wanted = thread_list != nullptr ? 2 : 1;
+      if (budget.open + wanted <= budget.limit && pc.procs.openAt(d.fd, "cgroup.procs")) {
+        ++budget.open;
+        if (thread_list != nullptr && pc.threads.openAt(d.fd, thread_list)) ++budget.open;
+      }
+    }
+  }
   const auto list = [&](const char* file) -> std::optional<std::string_view> {
-    const auto content = readFileAt(d.fd, file, buf);
+    const PreadFile& kept = file == thread_list ? pc.threads : pc.procs;
+    const auto content = kept.isOpen() ? kept.read(buf) : readFileAt(d.fd, file, buf);
     if (content) return *content;
     if (content.error() != ENOENT && content.error() != ENODEV) {
       errors_.report(kComponent, content.error() == EFBIG ? "file_too_large" : "read_error",

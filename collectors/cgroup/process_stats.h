@@ -26,13 +26,15 @@
 #include <string>
 #include <string_view>
 
+#include "collectors/cgroup/cgroup_files.h"
 #include "collectors/cgroup/cgroup_hierarchies.h"
+#include "collectors/common/pread_file.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/snapshot.h"
 
 namespace nodewarden::cgroup {
 
-// One cgroup's last descriptor count.
+// One cgroup's pid lists, kept open within the descriptor budget, and its last descriptor count.
 struct ProcessCounts {
   std::uint64_t fds = 0;
   std::uint64_t sockets = 0;
@@ -40,6 +42,14 @@ struct ProcessCounts {
   bool has_sockets = false;
   bool counted_once = false;
   std::chrono::steady_clock::time_point counted_at{};
+  // cgroup.procs and the thread list, opened on the first read when the budget allows (then read
+  // with one pread a cycle, as the interface files are); closed otherwise and read by path.
+  PreadFile procs;
+  PreadFile threads;
+  bool opened = false;  // the open was tried (a closed file then means "by path")
+
+  // Gives the kept descriptors back to the budget.
+  void close(DescriptorBudget& budget);
 };
 
 // What one process's /proc/<pid>/fd gave.
@@ -81,7 +91,7 @@ class ProcessStatsReader {
   // null that list's length into kThreads, and when due its descriptors into pc; pc's last count
   // goes into kFileDescriptors / kSockets. buf holds the lists.
   void read(const Hierarchy& h, const std::string& dir, const char* thread_list, ProcessCounts& pc,
-            CgroupSample& s, std::span<char> buf);
+            CgroupSample& s, std::span<char> buf, DescriptorBudget& budget);
 
   // Counts /proc/<pid>/fd, for the reader and the tests.
   FdCount countFds(pid_t pid);

@@ -60,7 +60,7 @@ struct Fixture {
   const CgroupSample& read(std::chrono::milliseconds at, const char* threads = nullptr) {
     reader.beginCycle(t0 + at);
     s.clearReadings();
-    reader.read(h, dir, threads, pc, s, buf);
+    reader.read(h, dir, threads, pc, s, buf, budget);
     return s;
   }
 
@@ -71,6 +71,7 @@ struct Fixture {
   ProcessStatsReader reader;
   Hierarchy h;
   ProcessCounts pc;
+  DescriptorBudget budget{0, 1000, false};
   CgroupSample s;
   std::chrono::steady_clock::time_point t0{std::chrono::hours(1)};
   std::array<char, 4096> buf{};
@@ -87,6 +88,30 @@ TEST(ProcessStats, CountsProcessesDescriptorsAndSockets) {
   EXPECT_EQ(s.get(F::kThreads), 4U) << "the thread list's length when asked for";
   EXPECT_EQ(s.get(F::kFileDescriptors), 6U);
   EXPECT_EQ(s.get(F::kSockets), 2U) << "links reading socket:[...]";
+}
+
+TEST(ProcessStats, ThePidListsAreKeptOpenWithinTheDescriptorBudget) {
+  Fixture f;
+  f.list("cgroup.procs", "10\n");
+  f.list("cgroup.threads", "10\n11\n");
+  EXPECT_EQ(f.read(0ms, "cgroup.threads").get(F::kThreads), 2U);
+  EXPECT_EQ(f.budget.open, 2U) << "both lists held";
+  f.list("cgroup.procs", "10\n12\n");  // rewritten in place: the kept descriptor sees it
+  f.list("cgroup.threads", "10\n11\n12\n");
+  const auto& s = f.read(1ms, "cgroup.threads");
+  EXPECT_EQ(s.get(F::kProcesses), 2U);
+  EXPECT_EQ(s.get(F::kThreads), 3U);
+  f.pc.close(f.budget);
+  EXPECT_EQ(f.budget.open, 0U) << "closing gives them back";
+
+  Fixture g;
+  g.budget.limit = 0;  // past the budget: read by path every cycle, never unread
+  g.list("cgroup.procs", "10\n");
+  EXPECT_EQ(g.read(0ms).get(F::kProcesses), 1U);
+  g.list("cgroup.procs", "10\n11\n");
+  EXPECT_EQ(g.read(1ms).get(F::kProcesses), 2U);
+  EXPECT_EQ(g.budget.open, 0U);
+  EXPECT_FALSE(g.pc.procs.isOpen());
 }
 
 TEST(ProcessStats, WithoutAThreadListThreadsAreLeftToPids) {
@@ -122,9 +147,9 @@ TEST(ProcessStats, ACycleCountsAtMostItsBudgetOfProcessesAndTheRestWait) {
   ProcessCounts other;
   CgroupSample other_sample;
   f.reader.beginCycle(f.t0);
-  f.reader.read(f.h, f.dir, nullptr, other, other_sample, f.buf);  // 2 of the 3 spent
+  f.reader.read(f.h, f.dir, nullptr, other, other_sample, f.buf, f.budget);  // 2 of the 3 spent
   f.s.clearReadings();
-  f.reader.read(f.h, f.dir, nullptr, f.pc, f.s, f.buf);
+  f.reader.read(f.h, f.dir, nullptr, f.pc, f.s, f.buf, f.budget);
   EXPECT_TRUE(other_sample.has(F::kFileDescriptors));
   EXPECT_FALSE(f.s.has(F::kFileDescriptors)) << "over the budget: waits, never a 0";
   EXPECT_TRUE(f.s.has(F::kProcesses));

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -320,6 +321,81 @@ TEST(RealKernelSeries, AProcessInATestCgroupIsCountedAsProcShowsIt) {
   EXPECT_NE(text.find("container_memory_failures_total{container=\"\",failure_type=\"pgfault\""),
             std::string::npos);
   for (const auto& base : made) EXPECT_FALSE(fs::exists(base));
+}
+
+// ---- the real kernel, cgroup v2 ----
+
+std::optional<fs::path> cgroupV2Mount() {
+  std::ifstream in("/proc/self/mounts");
+  std::string device, dir, type, rest;
+  while (in >> device >> dir >> type && std::getline(in, rest)) {
+    if (type == "cgroup2") return fs::path(dir);
+  }
+  return std::nullopt;
+}
+
+// The same process in a test cgroup of the v2 tree (below this process's own v2 cgroup), the
+// collector pointed at the v2 mount: processes, threads (pids.current where the pids controller
+// is on, else cgroup.threads), descriptors and sockets as /proc shows them.
+TEST(RealKernelSeriesV2, AProcessInATestCgroupIsCountedAsProcShowsIt) {
+  const auto mount = cgroupV2Mount();
+  if (::geteuid() != 0 || !mount) GTEST_SKIP() << "needs root and cgroup v2 mounted";
+  const fs::path base =
+      *mount / ownCgroup("").substr(1) / ("nodewarden-series-v2-" + std::to_string(::getpid()));
+  const std::string rel = "kubepods/burstable/pod" + kU1;
+  fs::create_directories(base / rel / kId1);
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::close(ready[0]);
+    const int sock = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+    std::thread a([] { ::pause(); });
+    if (sock < 0 || ::write(ready[1], "x", 1) != 1) _exit(1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  std::ofstream(base / rel / kId1 / "cgroup.procs") << child << "\n";
+  std::size_t fds = 0;
+  std::size_t sockets = 0;
+  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(child) + "/fd")) {
+    ++fds;
+    std::error_code ec;
+    if (fs::read_symlink(e.path(), ec).string().starts_with("socket:[")) ++sockets;
+  }
+  CgroupCollectorOptions o;
+  o.cgroup_root = *mount;
+  o.log_root = "/nonexistent";
+  SelfMetrics self;
+  ErrorReporter errors(self.registry());
+  std::optional<CgroupCollector> collector;
+  collector.emplace(o, errors);
+  Snapshot snap;
+  collector->collect(snap);
+  std::optional<CgroupSample> mine;
+  for (const auto* s : snap.cgroups) {
+    if (s->container_id == kId1 && s->id.find(base.filename().string()) != std::string::npos) {
+      mine = *s;
+    }
+  }
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  collector.reset();
+  for (const auto& p :
+       {base / rel / kId1, base / rel, base / "kubepods/burstable", base / "kubepods", base}) {
+    ::rmdir(p.c_str());
+  }
+  EXPECT_FALSE(fs::exists(base));
+  ASSERT_TRUE(mine.has_value());
+  EXPECT_EQ(mine->get(F::kProcesses), 1U);
+  EXPECT_EQ(mine->get(F::kThreads), 2U);
+  EXPECT_EQ(mine->get(F::kFileDescriptors), fds);
+  EXPECT_EQ(mine->get(F::kSockets), sockets);
+  EXPECT_GE(sockets, 1U);
+  EXPECT_TRUE(mine->has(F::kStartTimeS));
 }
 
 }  // namespace

@@ -158,8 +158,18 @@ bool ProcessStatsReader::countDue(std::string_view procs, ProcessCounts& pc, con
       link_err = c.error;
     }
   });
+  if (!pc.counted_once && limits_.fd_scan_interval.count() > 0) {
+    // Cgroups first counted together (all of them at start) are spread over the interval from
+    // their second count on, by the golden ratio, rather than all due again in one cycle.
+    const double phase = static_cast<double>(spread_++) * 0.6180339887498949;
+    const auto offset = static_cast<std::chrono::milliseconds::rep>(
+        (phase - static_cast<double>(static_cast<std::uint64_t>(phase))) *
+        static_cast<double>(limits_.fd_scan_interval.count()));
+    pc.counted_at = now_ - std::chrono::milliseconds(offset);
+  } else {
+    pc.counted_at = now_;
+  }
   pc.counted_once = true;
-  pc.counted_at = now_;
   pc.has_fds = all_listed;
   pc.has_sockets = all_listed && all_links;
   pc.fds = fds;

@@ -8,7 +8,8 @@
 // readlink per descriptor), so it is not taken every cycle. A cgroup is counted again once
 // fd_scan_interval has passed since its last count, and a cycle counts at most
 // max_fd_scan_processes processes: what is due past that waits for the next cycle, and the last
-// count is exported meanwhile. Reading another user's /proc/<pid>/fd needs
+// count is exported meanwhile; cgroups first counted in the same cycle (all of them when the agent
+// starts) are spread over the interval from then on. Reading another user's /proc/<pid>/fd needs
 // CAP_DAC_READ_SEARCH to list it and ptrace read access (same uid and no more capabilities, or
 // CAP_SYS_PTRACE) to readlink its entries: a process whose directory cannot be listed leaves both
 // series absent, one whose links cannot be read leaves container_sockets absent; each is counted
@@ -105,7 +106,8 @@ class ProcessStatsReader {
   ErrorReporter& errors_;
   int proc_fd_ = -1;  // -2: could not be opened (said once)
   std::chrono::steady_clock::time_point now_{};
-  std::size_t scanned_ = 0;  // processes whose fds were counted this cycle
+  std::size_t scanned_ = 0;   // processes whose fds were counted this cycle
+  std::uint64_t spread_ = 0;  // cgroups counted for the first time so far
   alignas(8) std::array<char, 16 * 1024> dents_{};
 };
 

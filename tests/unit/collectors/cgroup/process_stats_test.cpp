@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -137,6 +138,36 @@ TEST(ProcessStats, DescriptorsAreCountedAgainOnlyOnceTheIntervalHasPassed) {
   EXPECT_EQ(s.get(F::kSockets), 1U);
   f.list("cgroup.procs", "10\n");
   EXPECT_EQ(f.read(30s).get(F::kSockets), 2U);
+}
+
+TEST(ProcessStats, CgroupsCountedTogetherAreDueAgainInDifferentCycles) {
+  Fixture f({.fd_scan_interval = 30s, .max_fd_scan_processes = 100});
+  f.process(10, {"/a"});
+  f.list("cgroup.procs", "10\n");
+  std::array<ProcessCounts, 10> pcs;
+  std::array<CgroupSample, 10> samples;
+  f.reader.beginCycle(f.t0);
+  for (std::size_t i = 0; i < pcs.size(); ++i) {
+    f.reader.read(f.h, f.dir, nullptr, pcs[i], samples[i], f.buf, f.budget);
+  }
+  f.process(10, {"/a", "/b"});
+  // Cycles of 3 s over the next 30 s: each cgroup is counted again once, not all in one cycle.
+  std::size_t most_in_a_cycle = 0;
+  std::size_t recounted = 0;
+  for (int cycle = 1; cycle <= 10; ++cycle) {
+    f.reader.beginCycle(f.t0 + std::chrono::seconds(3 * cycle));
+    std::size_t now_counted = 0;
+    for (std::size_t i = 0; i < pcs.size(); ++i) {
+      const bool before = samples[i].get(F::kFileDescriptors) == 2;
+      samples[i].clearReadings();
+      f.reader.read(f.h, f.dir, nullptr, pcs[i], samples[i], f.buf, f.budget);
+      if (!before && samples[i].get(F::kFileDescriptors) == 2) ++now_counted;
+    }
+    most_in_a_cycle = std::max(most_in_a_cycle, now_counted);
+    recounted += now_counted;
+  }
+  EXPECT_EQ(recounted, pcs.size()) << "every one within the interval";
+  EXPECT_LE(most_in_a_cycle, 3U) << "spread, not a burst";
 }
 
 TEST(ProcessStats, ACycleCountsAtMostItsBudgetOfProcessesAndTheRestWait) {

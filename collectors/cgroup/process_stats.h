@@ -73,8 +73,8 @@ std::size_t countPids(std::string_view content, std::size_t& bad);
 class ProcessStatsReader {
  public:
   struct Limits {
-    std::chrono::milliseconds fd_scan_interval{30000};
-    std::size_t max_fd_scan_processes = 500;
+    std::chrono::milliseconds fd_scan_interval{120000};
+    std::size_t max_fd_scan_processes = 100;
   };
   ProcessStatsReader(std::filesystem::path proc_root, Limits limits, ErrorReporter& errors);
   ~ProcessStatsReader();

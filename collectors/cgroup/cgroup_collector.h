@@ -83,11 +83,12 @@ struct CgroupCollectorOptions {
   // descriptors of a cgroup are counted again once fd_scan_interval has passed, at most
   // max_fd_scan_processes processes per cycle (the rest wait for the next); the last count is
   // exported in between. The defaults keep the cycle inside 1.5x the read floor
-  // (bench_collect_cycle): a process of 32 descriptors costs ~110 µs to count, a cgroup's files
-  // ~70 µs to read, so counting each every 2 minutes adds ~0.1x the floor at a 10 s interval, and
-  // the cap bounds a cycle where many are due (the first ones after start) at ~11 ms.
+  // (bench_collect_cycle): a process of 32 descriptors costs 110-170 µs to count (a readlink per
+  // descriptor), a cgroup's files 35-70 µs to read, so counting each every 5 minutes adds <0.1x
+  // the floor at a 10 s interval; the cap bounds a cycle in which many are due (those found at
+  // start) at ~15 ms.
   bool process_stats = true;
-  std::chrono::milliseconds fd_scan_interval{120000};
+  std::chrono::milliseconds fd_scan_interval{300000};
   std::size_t max_fd_scan_processes = 100;
 };
 

@@ -73,7 +73,7 @@ std::size_t countPids(std::string_view content, std::size_t& bad);
 class ProcessStatsReader {
  public:
   struct Limits {
-    std::chrono::milliseconds fd_scan_interval{120000};
+    std::chrono::milliseconds fd_scan_interval{300000};
     std::size_t max_fd_scan_processes = 100;
   };
   ProcessStatsReader(std::filesystem::path proc_root, Limits limits, ErrorReporter& errors);

@@ -1,6 +1,7 @@
-// libFuzzer target: every cgroup interface-file parser (pid lists included) and kubelet's directory-name parsers on
-// arbitrary bytes. They read files a container's owner can influence (a container can fill its
-// own memory.stat keys) and names anyone with mkdir rights on the tree can choose.
+// libFuzzer target: every cgroup interface-file parser (pid lists included) and kubelet's
+// directory-name parsers on arbitrary bytes. They read files a container's owner can influence (a
+// container can fill its own memory.stat keys) and names anyone with mkdir rights on the tree can
+// choose.
 #include <array>
 #include <cstddef>
 #include <cstdint>

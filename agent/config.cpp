@@ -128,6 +128,17 @@ constexpr Field kCgroupFields[] = {
      "threads' run-queue wait from /proc/<tid>/schedstat"},
     {"aggregates", NODEWARDEN_AT(cgroup.aggregates),
      "also the root (id \"/\"), kubepods and QoS cgroups, as cAdvisor reports them"},
+    {"process_stats", NODEWARDEN_AT(cgroup.process_stats),
+     "container_processes, _threads, _file_descriptors, _sockets from cgroup.procs and "
+     "/proc/<pid>/fd"},
+    {"fd_scan_interval",
+     NODEWARDEN_AT(cgroup.fd_scan_interval),
+     "how often a container's /proc/<pid>/fd entries are counted again (the last count in between)",
+     {0, {}}},
+    {"max_fd_scan_processes",
+     Count{NODEWARDEN_AT(cgroup.max_fd_scan_processes)},
+     "processes whose descriptors one cycle counts at most; the rest wait for the next cycle",
+     {1, 1000000}},
 };
 constexpr Field kNodeFields[] = {
     {"enabled", NODEWARDEN_AT(node.enabled), "node series from /proc"},

@@ -8,12 +8,17 @@
 // interleaved (and their order flipped every round) so machine noise falls on both; compare the
 // ratio and the growth per container, not the absolute microseconds, which depend on the host.
 // On tmpfs a read is a page-cache copy, so only the real-cgroup ratio says what a node pays.
+#include <fcntl.h>
 #include <malloc.h>
 #include <prometheus/text_serializer.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -54,6 +59,11 @@ struct Args {
   double real_build_budget_s = 120;  // skip a real size whose mkdirs would take longer
   bool metadata = false;             // --metadata: names from a metadata source (BenchMetadata)
   bool aggregates = false;  // --aggregates: also the root, kubepods and QoS cgroups, both sides
+  // --fd-scan-interval=MS, --max-fd-scan=N: the descriptor count's cadence and per-cycle budget
+  // (the agent's defaults unless given; 0 ms counts every due container every cycle).
+  std::optional<long> fd_scan_interval_ms;
+  std::optional<std::size_t> max_fd_scan;
+  int process = 0;  // the process every synthetic container's cgroup.procs lists
 };
 
 // --metadata: a source that names every pod and container from its uid or id, except the pods
@@ -247,6 +257,10 @@ std::expected<Row, std::string> measure(const SyntheticTree& tree, const Ownersh
   copt.proc_root = tree.proc_root.empty() ? fs::path("/proc") : tree.proc_root;
   copt.log_root = log_root;
   copt.aggregates = args.aggregates;
+  if (args.fd_scan_interval_ms) {
+    copt.fd_scan_interval = std::chrono::milliseconds(*args.fd_scan_interval_ms);
+  }
+  if (args.max_fd_scan) copt.max_fd_scan_processes = *args.max_fd_scan;
   BenchMetadata metadata;
   if (args.metadata) copt.metadata = &metadata;
   const std::size_t heap0 = heapInUse();
@@ -376,6 +390,7 @@ std::expected<Row, std::string> runTmpfs(TreeLayout layout, std::size_t containe
   topt.containers = containers;
   topt.layout = layout;
   topt.aggregates = args.aggregates;
+  topt.process = args.process;
   const CostMeter build_meter;
   auto tree = buildSyntheticTree(topt);
   if (!tree) return std::unexpected(tree.error());
@@ -481,11 +496,34 @@ void printTable(const std::string& title, const std::vector<Row>& rows) {
   }
 }
 
+// The process every synthetic container lists in its cgroup.procs: 32 descriptors (stdio, 21 of
+// /dev/null, 8 sockets), the size of a small service, so that the descriptor count reads a real
+// /proc/<pid>/fd. Killed by ~ContainerProcess.
+struct ContainerProcess {
+  pid_t pid = -1;
+  ContainerProcess() {
+    pid = ::fork();
+    if (pid != 0) return;
+    ::close_range(3, ~0U, 0);
+    for (int i = 0; i < 21; ++i) (void)!::open("/dev/null", O_RDONLY);
+    for (int i = 0; i < 8; ++i) (void)!::socket(AF_UNIX, SOCK_STREAM, 0);
+    for (;;) ::pause();
+  }
+  ~ContainerProcess() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  ContainerProcess(const ContainerProcess&) = delete;
+  ContainerProcess& operator=(const ContainerProcess&) = delete;
+};
+
 bool usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--tree=tmpfs|real|both] [--sizes=100,1000,5000] [--layouts=v1,v2] "
                "[--only=collector|floor] [--cycles=N] [--warmup=N] [--real-build-budget=SECONDS] "
-               "[--metadata] [--aggregates]\n"
+               "[--metadata] [--aggregates] [--fd-scan-interval=MS] [--max-fd-scan=N]\n"
                "  tmpfs: synthetic trees of regular files; v1 is the hybrid layout (v1 controllers "
                "+ unified/), --layouts applies to tmpfs only\n"
                "  real: real cgroups below this process's own cgroups in cpu, cpuacct, memory, "
@@ -495,7 +533,10 @@ bool usage(const char* argv0) {
                "  --metadata: names from a metadata source that knows all pods but about one in "
                "16\n"
                "  --aggregates: the collector also reads the root, kubepods and QoS cgroups "
-               "(collectors.cgroup.aggregates) and the floor reads their files too\n",
+               "(collectors.cgroup.aggregates) and the floor reads their files too\n"
+               "  --fd-scan-interval, --max-fd-scan: collectors.cgroup.fd_scan_interval and "
+               "max_fd_scan_processes (default: the agent's); every tmpfs container lists one "
+               "process of the benchmark (32 descriptors, 8 of them sockets)\n",
                argv0);
   return false;
 }
@@ -533,6 +574,10 @@ bool parseArgs(int argc, char** argv, Args& args) {
       args.real_build_budget_s = std::atof(std::string(b).c_str());
     } else if (a == "--aggregates") {
       args.aggregates = true;
+    } else if (auto f = value("--fd-scan-interval="); !f.empty()) {
+      args.fd_scan_interval_ms = std::atol(std::string(f).c_str());
+    } else if (auto m = value("--max-fd-scan="); !m.empty()) {
+      args.max_fd_scan = std::strtoul(std::string(m).c_str(), nullptr, 10);
     } else if (a == "--metadata") {
       args.metadata = true;
     } else if (auto c = value("--cycles="); !c.empty()) {
@@ -554,6 +599,8 @@ int main(int argc, char** argv) {
   Args args;
   if (!parseArgs(argc, argv, args)) return 2;
   raiseFdLimit();
+  const ContainerProcess process;
+  args.process = process.pid;
   std::printf("bench_collect_cycle: %ld CPUs online, RLIMIT_NOFILE %zu\n",
               ::sysconf(_SC_NPROCESSORS_ONLN), fdLimit());
   if (args.tmpfs) {

@@ -101,8 +101,8 @@ struct HierarchySpec {
   std::vector<const char*> files;
 };
 
-const std::array<HierarchySpec, 5>& hierarchySpecs() {
-  static const std::array<HierarchySpec, 5> specs = {
+const std::array<HierarchySpec, 6>& hierarchySpecs() {
+  static const std::array<HierarchySpec, 6> specs = {
       HierarchySpec{
           "cpu", "cpu", {"cpu.stat", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares"}},
       HierarchySpec{
@@ -110,12 +110,16 @@ const std::array<HierarchySpec, 5>& hierarchySpecs() {
       HierarchySpec{"memory",
                     "memory",
                     {"memory.usage_in_bytes", "memory.limit_in_bytes", "memory.stat",
-                     "memory.oom_control", "memory.max_usage_in_bytes"}},
+                     "memory.oom_control", "memory.max_usage_in_bytes", "memory.failcnt",
+                     "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes"}},
       HierarchySpec{
           "blkio",
           "blkio",
           {"blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_serviced_recursive"}},
-      HierarchySpec{"unified", "", {"cpu.pressure", "memory.pressure", "io.pressure"}},
+      HierarchySpec{"pids", "pids", {"pids.current", "pids.max"}},
+      // cgroup.procs: the process series are read in the v2 tree on a hybrid host.
+      HierarchySpec{
+          "unified", "", {"cpu.pressure", "memory.pressure", "io.pressure", "cgroup.procs"}},
   };
   return specs;
 }

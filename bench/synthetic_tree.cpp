@@ -322,9 +322,15 @@ struct Node {
   Readings r;
   Readings local;
   bool root = false;  // the hierarchy root itself (rel unused)
+  bool container = false;
 };
 
-bool writeHybrid(Writer& w, const fs::path& root, const Node& n, bool listed) {
+// cgroup.procs: the benchmark's process in containers, nothing in pods and above.
+std::string procsText(const Node& n, int process) {
+  return n.container && process > 0 ? std::to_string(process) + "\n" : std::string();
+}
+
+bool writeHybrid(Writer& w, const fs::path& root, const Node& n, bool listed, int process) {
   const Readings& r = n.r;
   const std::uint64_t user = r.cpu_user_ns, sys = r.cpu_sys_ns;
   const std::string quota = std::to_string(r.quota_us);
@@ -351,6 +357,13 @@ bool writeHybrid(Writer& w, const fs::path& root, const Node& n, bool listed) {
       {"memory.stat", v1MemoryStat(r, n.local), true},
       {"memory.oom_control", oom, true},
       {"memory.max_usage_in_bytes", std::to_string(r.max_usage) + "\n", true},
+      {"memory.failcnt", std::to_string(r.oom_kills * 7) + "\n", true},
+      {"memory.soft_limit_in_bytes", std::to_string(kV1Unlimited) + "\n", true},
+      {"memory.memsw.limit_in_bytes", std::to_string(limit) + "\n", true},
+  };
+  const File pids[] = {
+      {"pids.current", std::string(n.container ? "3" : "9") + "\n", true},
+      {"pids.max", "max\n", true},
   };
   // Kernels have both the local and the _recursive files; collectors read the _recursive ones
   // (this cgroup and its children, as cAdvisor does). A leaf's two are equal.
@@ -365,6 +378,7 @@ bool writeHybrid(Writer& w, const fs::path& root, const Node& n, bool listed) {
   // The unified mount of a hybrid host carries no controllers, hence cpu.stat without CFS lines.
   const File unified[] = {
       {"cgroup.controllers", "", false},
+      {"cgroup.procs", procsText(n, process), true},
       {"cpu.pressure", psiText(r.psi_us[0], r.psi_us[1]), true},
       {"memory.pressure", psiText(r.psi_us[2], r.psi_us[3]), true},
       {"io.pressure", psiText(r.psi_us[4], r.psi_us[5]), true},
@@ -381,10 +395,11 @@ bool writeHybrid(Writer& w, const fs::path& root, const Node& n, bool listed) {
          w.write(root / "cpuacct" / rel, cpuacct, listed) &&
          w.write(root / "memory" / rel, memory, listed) &&
          w.write(root / "blkio" / rel, blkio, listed) &&
+         w.write(root / "pids" / rel, pids, listed) &&
          w.write(root / "unified" / rel, unified, listed);
 }
 
-bool writeV2(Writer& w, const fs::path& root, const Node& n, bool listed) {
+bool writeV2(Writer& w, const fs::path& root, const Node& n, bool listed, int process) {
   const Readings& r = n.r;
   const std::uint64_t user_us = r.cpu_user_ns / 1000, sys_us = r.cpu_sys_ns / 1000;
   const std::string cpu_max = (r.quota_us < 0 ? std::string("max") : std::to_string(r.quota_us)) +
@@ -423,6 +438,11 @@ bool writeV2(Writer& w, const fs::path& root, const Node& n, bool listed) {
        true},
       {"memory.peak", std::to_string(r.max_usage) + "\n", true},
       {"memory.swap.current", "0\n", true},
+      {"memory.min", "0\n", true},
+      {"memory.swap.max", "max\n", true},
+      {"pids.current", std::string(n.container ? "3" : "9") + "\n", true},
+      {"pids.max", "max\n", true},
+      {"cgroup.procs", procsText(n, process), true},
       {"io.stat", ioStat(r), true},
       {"cpu.pressure", psiText(r.psi_us[0], r.psi_us[1]), true},
       {"memory.pressure", psiText(r.psi_us[2], r.psi_us[3]), true},
@@ -493,13 +513,14 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
   const fs::path& root = options.root;
   const bool hybrid = options.layout == TreeLayout::kHybrid;
   const auto writeNode = [&](const Node& n, bool listed) {
-    return hybrid ? writeHybrid(w, root, n, listed) : writeV2(w, root, n, listed);
+    return hybrid ? writeHybrid(w, root, n, listed, options.process)
+                  : writeV2(w, root, n, listed, options.process);
   };
 
   // Hierarchy markers the collector detects the layout by.
   if (!w.mkdirs(root)) return std::unexpected(w.error());
   if (hybrid) {
-    for (const char* c : {"cpu", "cpuacct", "memory", "blkio", "unified"}) {
+    for (const char* c : {"cpu", "cpuacct", "memory", "blkio", "pids", "unified"}) {
       if (!w.mkdirs(root / c)) return std::unexpected(w.error());
     }
     if (!w.writeFile(root / "unified" / "cgroup.controllers", "hugetlb\n")) {
@@ -509,6 +530,14 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
                           "cpuset cpu io memory hugetlb pids rdma misc\n")) {
     return std::unexpected(w.error());
   }
+  if (!options.proc_root.empty() && options.process > 0) {
+    // The benchmark's process, listed by the other containers, as the collector sees it.
+    std::error_code ec;
+    if (!w.mkdirs(options.proc_root)) return std::unexpected(w.error());
+    fs::create_directory_symlink(fs::path("/proc") / std::to_string(options.process),
+                                 options.proc_root / std::to_string(options.process), ec);
+    if (ec) return std::unexpected("symlink to /proc/" + std::to_string(options.process) + ": " + ec.message());
+  }
   if (!options.proc_root.empty()) {
     // The node's own namespace, which the collector tells host-network pods by.
     if (!w.mkdirs(options.proc_root / "1" / "net") ||
@@ -517,8 +546,8 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
     }
   }
   const std::vector<fs::path> hierarchies =
-      hybrid ? std::vector<fs::path>{root / "cpu", root / "cpuacct", root / "memory",
-                                     root / "blkio", root / "unified"}
+      hybrid ? std::vector<fs::path>{root / "cpu",   root / "cpuacct", root / "memory",
+                                     root / "blkio", root / "pids",    root / "unified"}
              : std::vector<fs::path>{root};
   for (const fs::path& h : hierarchies) {
     tree.list_dirs.push_back(h / "kubepods");
@@ -540,7 +569,7 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
     pod_node.r.quota_us = qos == Qos::kGuaranteed ? 0 : -1;
     std::vector<Node> containers;
     for (std::size_t c = 0; c < want; ++c) {
-      Node cn{pod_rel + "/" + hex(rng, 64), containerReadings(rng, qos), {}};
+      Node cn{pod_rel + "/" + hex(rng, 64), containerReadings(rng, qos), {}, true};
       cn.local = cn.r;
       pod_node.r.add(cn.r);
       pod_node.r.shares += cn.r.shares;
@@ -568,6 +597,14 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
       }
       tree.read_files.push_back(dev_dir / "dev");
       ++tree.files_written;
+      // The first container lists this pid instead of the benchmark's process: its descriptors
+      // are that process's, so that the descriptor count reads the same as the others'.
+      if (options.process > 0) {
+        std::error_code ec;
+        fs::create_directory_symlink(fs::path("/proc") / std::to_string(options.process) / "fd",
+                                     options.proc_root / pid / "fd", ec);
+        if (ec) return std::unexpected("symlink " + (options.proc_root / pid).string() + ": " + ec.message());
+      }
       for (const fs::path& h : hierarchies) {
         if (!w.writeFile(h / "kubepods" / containers.front().rel / "cgroup.procs", pid + "\n")) {
           return std::unexpected(w.error());

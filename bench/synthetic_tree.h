@@ -18,7 +18,7 @@
 namespace nodewarden::bench {
 
 enum class TreeLayout : std::uint8_t {
-  kHybrid,  // v1 controllers cpu, cpuacct, memory, blkio plus a v2 mount at unified/ (PSI only)
+  kHybrid,  // v1 controllers cpu, cpuacct, memory, blkio, pids plus a v2 mount at unified/ (PSI)
   kV2,      // one cgroup2 hierarchy
 };
 
@@ -36,6 +36,9 @@ struct SyntheticTreeOptions {
   // files the kernel has there, and the root's, kubepods' and the QoS directories' files are in
   // read_files with /proc/meminfo (the root's memory limit, and its usage on v2).
   bool aggregates = false;
+  // Listed in every container's cgroup.procs (pods' are empty, as on a node), so that the
+  // collector counts a real process's /proc/<pid>/fd; 0: every cgroup.procs is empty.
+  int process = 0;
 };
 
 struct SyntheticTree {

@@ -51,6 +51,20 @@ enum class CgroupField : std::uint8_t {
   // Run-queue wait of the cgroup's threads (/proc/<tid>/schedstat run_delay), summed over the
   // intervals each thread was seen in: a counter that threads leaving never lower.
   kRunDelayNs,
+  kMemFailcnt,           // memory.failcnt / memory.events max (as runc's fs2 sets Failcnt)
+  kMemPgfault,           // memory.stat pgfault (v2: the cgroup's subtree, as cAdvisor reads it)
+  kMemPgmajfault,        // memory.stat pgmajfault
+  kMemHierPgfault,       // memory.stat total_pgfault / pgfault
+  kMemHierPgmajfault,    // memory.stat total_pgmajfault / pgmajfault
+  kMemReservationBytes,  // memory.soft_limit_in_bytes / memory.min; 0 when unlimited (cAdvisor)
+  kMemSwapLimitBytes,    // memory.memsw.limit_in_bytes / memory.swap.max; 0 when unlimited
+  kStartTimeS,           // the cgroup's directory mtime, earliest across hierarchies (unix s)
+  kLastSeenS,            // the collection's wall-clock time (unix s)
+  kThreads,              // pids.current, else the lines of cgroup.threads / tasks
+  kThreadsMax,           // pids.max; 0 for "max"
+  kProcesses,            // the lines of cgroup.procs
+  kFileDescriptors,      // /proc/<pid>/fd entries of the cgroup.procs processes
+  kSockets,              // of those, the ones whose link reads "socket:[...]"
   kCount
 };
 inline constexpr std::size_t kCgroupFieldCount = static_cast<std::size_t>(CgroupField::kCount);

@@ -15,6 +15,7 @@
 #include "collectors/cgroup/cgroup_naming.h"
 #include "collectors/cgroup/cgroup_tracker.h"
 #include "collectors/cgroup/pod_network.h"
+#include "collectors/cgroup/process_stats.h"
 #include "collectors/cgroup/run_delay.h"
 
 namespace nodewarden {
@@ -30,7 +31,9 @@ class CgroupCollector::Impl {
         tracker_(hierarchies_, errors),
         namer_(options_),
         run_delay_(options_.proc_root, options_.max_run_delay_threads, errors),
-        network_(options_.proc_root, tracker_.budget(), errors) {
+        network_(options_.proc_root, tracker_.budget(), errors),
+        process_stats_(options_.proc_root,
+                       {options_.fd_scan_interval, options_.max_fd_scan_processes}, errors) {
     read_buf_.resize(64 * 1024);
     if (options_.aggregates) {
       aggregates_ =
@@ -41,6 +44,7 @@ class CgroupCollector::Impl {
   void collect(Snapshot& into) {
     ++cycle_;
     const auto now = options_.now ? options_.now() : std::chrono::steady_clock::now();
+    beginReads(now);
     if (need_search_ || now >= next_search_) {
       // The budget is taken again each search: RLIMIT_NOFILE may have been raised.
       const std::size_t limit = cgroup::descriptorLimit(options_.max_open_files);
@@ -70,6 +74,8 @@ class CgroupCollector::Impl {
 
   void readPods(const std::function<bool(std::string_view)>& want,
                 const std::function<void(const CgroupSample&, bool)>& seen) {
+    // Between cycles: last seen moves, the cycle's descriptor budget does not start again.
+    last_seen_s_ = unixSeconds();
     for (auto& [key, t] : tracker_.cgroups()) {
       if (t->name.sandbox || !want(t->sample.pod_uid)) continue;
       read(*t);
@@ -107,6 +113,7 @@ class CgroupCollector::Impl {
       }
     }
     if (options_.run_delay && t.pod != nullptr) readRunDelay(t);
+    readProcessSeries(t);
     if (s.has(CgroupField::kMemUsageBytes) && scratch.has_inactive_file) {
       const auto usage = s.get(CgroupField::kMemUsageBytes);
       s.set(CgroupField::kMemWorkingSetBytes,
@@ -165,6 +172,41 @@ class CgroupCollector::Impl {
     }
   }
 
+  // The clocks of the cycle's reads: last seen is the wall clock in seconds (cAdvisor's
+  // container_last_seen); the descriptor counts' cadence follows the steady one.
+  void beginReads(std::chrono::steady_clock::time_point now) {
+    last_seen_s_ = unixSeconds();
+    process_stats_.beginCycle(now);
+  }
+  static std::int64_t unixSeconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Start time, last seen, and the process series from the hierarchy cAdvisor reads them in (the
+  // v2 tree, else the v1 cpu one; memory or pids when cpu has not got it).
+  void readProcessSeries(TrackedCgroup& t) {
+    CgroupSample& s = t.sample;
+    if (t.start_time_s > 0)
+      s.set(CgroupField::kStartTimeS, static_cast<std::uint64_t>(t.start_time_s));
+    if (last_seen_s_ > 0) s.set(CgroupField::kLastSeenS, static_cast<std::uint64_t>(last_seen_s_));
+    if (!options_.process_stats) return;
+    constexpr unsigned kV2 = cgroup::kRoleCpuV2 | cgroup::kRolePsi | cgroup::kRolePidsV2;
+    constexpr unsigned kOrder[] = {kV2, cgroup::kRoleCpuV1, cgroup::kRoleMemV1,
+                                   cgroup::kRolePidsV1};
+    for (unsigned roles : kOrder) {
+      for (std::size_t i = 0; i < t.slots.size(); ++i) {
+        if (!t.slots[i].files.located() || (hierarchies_[i].roles & roles) == 0) continue;
+        const char* threads = nullptr;
+        if (!s.has(CgroupField::kThreads)) threads = roles == kV2 ? "cgroup.threads" : "tasks";
+        process_stats_.read(hierarchies_[i], t.slots[i].files.dir(), threads, t.processes, s,
+                            read_buf_, tracker_.budget());
+        return;
+      }
+    }
+  }
+
   CgroupCollectorOptions options_;
   ErrorReporter& errors_;
   cgroup::CgroupHierarchies hierarchies_;
@@ -172,6 +214,8 @@ class CgroupCollector::Impl {
   cgroup::CgroupNamer namer_;
   cgroup::RunDelayReader run_delay_;
   cgroup::PodNetworkReader network_;
+  cgroup::ProcessStatsReader process_stats_;
+  std::int64_t last_seen_s_ = 0;
   bool need_search_ = true;
   std::chrono::steady_clock::time_point next_search_{};
   std::uint64_t cycle_ = 0;

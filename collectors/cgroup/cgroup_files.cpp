@@ -61,6 +61,17 @@ constexpr std::array kFileSpecs = {
     FileSpec{kRolePsi, FileKind::kPsiCpu, "cpu.pressure", nullptr, false},
     FileSpec{kRolePsi, FileKind::kPsiMem, "memory.pressure", nullptr, false},
     FileSpec{kRolePsi, FileKind::kPsiIo, "io.pressure", nullptr, false},
+    // cAdvisor's failcnt, reservation and swap limit (its container/common/helpers.go reads the
+    // spec files; runc's fs/fs2 memory stats the failcnt). memsw.* exists only with swap
+    // accounting, memory.swap.max only with swap: absent then, never 0.
+    FileSpec{kRoleMemV1, FileKind::kMemFailcntV1, "memory.failcnt", nullptr, false},
+    FileSpec{kRoleMemV1, FileKind::kMemSoftLimitV1, "memory.soft_limit_in_bytes", nullptr, false},
+    FileSpec{kRoleMemV1, FileKind::kMemswLimitV1, "memory.memsw.limit_in_bytes", nullptr, false},
+    FileSpec{kRoleMemV2, FileKind::kMemMinV2, "memory.min", nullptr, false},
+    FileSpec{kRoleMemV2, FileKind::kSwapMaxV2, "memory.swap.max", nullptr, false},
+    // The pids controller, v1 hierarchy or v2 tree: container_threads and container_threads_max.
+    FileSpec{kRolePidsV1 | kRolePidsV2, FileKind::kPidsCurrent, "pids.current", nullptr, false},
+    FileSpec{kRolePidsV1 | kRolePidsV2, FileKind::kPidsMax, "pids.max", nullptr, false},
 };
 
 // The keys of the flat-keyed files that fill fields (value * scale gives the field's unit).
@@ -95,15 +106,29 @@ constexpr KeyedField kMemStatV1Keys[] = {
     {"total_swap", CgroupField::kMemSwapBytes, 1},
     {"total_mapped_file", CgroupField::kMemMappedFileBytes, 1},
     {"total_inactive_file", CgroupField::kCount, 1},
+    // container_memory_failures_total: scope="container" from the cgroup's own counters,
+    // scope="hierarchy" from the total_* ones (cAdvisor's ContainerData / HierarchicalData).
+    {"pgfault", CgroupField::kMemPgfault, 1},
+    {"pgmajfault", CgroupField::kMemPgmajfault, 1},
+    {"total_pgfault", CgroupField::kMemHierPgfault, 1},
+    {"total_pgmajfault", CgroupField::kMemHierPgmajfault, 1},
 };
 constexpr KeyedField kMemStatV2Keys[] = {
     {"anon", CgroupField::kMemRssBytes, 1},
     {"file", CgroupField::kMemCacheBytes, 1},
     {"file_mapped", CgroupField::kMemMappedFileBytes, 1},
     {"inactive_file", CgroupField::kCount, 1},
+    // v2 has one pair of fault counters (the subtree's); cAdvisor gives it as both scopes.
+    {"pgfault", CgroupField::kMemPgfault, 1},
+    {"pgfault", CgroupField::kMemHierPgfault, 1},
+    {"pgmajfault", CgroupField::kMemPgmajfault, 1},
+    {"pgmajfault", CgroupField::kMemHierPgmajfault, 1},
 };
 // memory.oom_control (v1; oom_kill since 4.13) and memory.events (v2) count kills alike.
 constexpr KeyedField kOomKeys[] = {{"oom_kill", CgroupField::kOomKills, 1}};
+// memory.events' "max" counts the times usage hit memory.max: runc's fs2 gives it as Failcnt.
+constexpr KeyedField kMemEventsKeys[] = {{"oom_kill", CgroupField::kOomKills, 1},
+                                         {"max", CgroupField::kMemFailcnt, 1}};
 
 std::span<const KeyedField> keyedFields(FileKind kind) {
   switch (kind) {
@@ -118,8 +143,9 @@ std::span<const KeyedField> keyedFields(FileKind kind) {
     case FileKind::kMemStatV2:
       return kMemStatV2Keys;
     case FileKind::kOomControl:
-    case FileKind::kMemEvents:
       return kOomKeys;
+    case FileKind::kMemEvents:
+      return kMemEventsKeys;
     default:
       return {};
   }
@@ -142,6 +168,8 @@ constexpr SingleField kSingleFields[] = {
     {FileKind::kSwapCurrent, CgroupField::kMemSwapBytes, 1},
     {FileKind::kMemMaxUsageV1, CgroupField::kMemMaxUsageBytes, 1},
     {FileKind::kMemPeak, CgroupField::kMemMaxUsageBytes, 1},
+    {FileKind::kMemFailcntV1, CgroupField::kMemFailcnt, 1},
+    {FileKind::kPidsCurrent, CgroupField::kThreads, 1},
 };
 
 const SingleField* singleField(FileKind kind) {
@@ -268,6 +296,7 @@ void CgroupFiles::parseInto(const OpenFile& of, std::string_view c, CgroupSample
     // memory.stat has some 50 keys and we want 4 or 5: stop once every wanted key was seen
     // (a key the kernel does not print, such as total_swap without swap accounting, just
     // means reading to the end).
+    // A key may fill two fields (v2's pgfault is both scopes): every row of it is counted.
     std::size_t found = 0;
     const int bad = parseFlatKeyed(c, [&](std::string_view k, std::uint64_t v) {
       for (const auto& kf : keys) {
@@ -278,9 +307,9 @@ void CgroupFiles::parseInto(const OpenFile& of, std::string_view c, CgroupSample
         } else {
           s.set(kf.field, v * kf.scale);
         }
-        return ++found < keys.size();
+        ++found;
       }
-      return true;
+      return found < keys.size();
     });
     if (bad > 0) parseFailed(h, of.name, parseErrorName(ParseError::kMalformed), errors);
     return;
@@ -307,6 +336,29 @@ void CgroupFiles::parseInto(const OpenFile& of, std::string_view c, CgroupSample
       auto r = of.kind == FileKind::kMemMax ? parseV2MemoryMax(c) : parseV1MemoryLimit(c);
       if (!r) return fail(r.error());
       s.set(F::kMemLimitBytes, *r);
+      return;
+    }
+    case FileKind::kMemSoftLimitV1:
+    case FileKind::kMemswLimitV1: {
+      // The same "unlimited" as memory.limit_in_bytes, reported as 0 (cAdvisor's
+      // specMemoryValue).
+      auto r = parseV1MemoryLimit(c);
+      if (!r) return fail(r.error());
+      s.set(of.kind == FileKind::kMemSoftLimitV1 ? F::kMemReservationBytes : F::kMemSwapLimitBytes,
+            *r);
+      return;
+    }
+    case FileKind::kMemMinV2:
+    case FileKind::kSwapMaxV2:
+    case FileKind::kPidsMax: {
+      // "max" or a number; "max" is 0, as cAdvisor reports no limit (and container_threads_max
+      // says "infinity if value is zero").
+      auto r = parseV2MemoryMax(c);
+      if (!r) return fail(r.error());
+      s.set(of.kind == FileKind::kMemMinV2    ? F::kMemReservationBytes
+            : of.kind == FileKind::kSwapMaxV2 ? F::kMemSwapLimitBytes
+                                              : F::kThreadsMax,
+            *r);
       return;
     }
     case FileKind::kCpuMax: {

@@ -70,6 +70,13 @@ enum class FileKind : std::uint8_t {
   kPsiCpu,
   kPsiMem,
   kPsiIo,
+  kMemFailcntV1,
+  kMemSoftLimitV1,
+  kMemswLimitV1,
+  kMemMinV2,
+  kSwapMaxV2,
+  kPidsCurrent,
+  kPidsMax,
 };
 
 class CgroupFiles {

@@ -78,7 +78,7 @@ void CgroupHierarchies::detect() {
   close();
   const auto& root = cgroup_root_;
   if (pathExists(root / "cgroup.controllers")) {
-    add("v2", root, kRoleCpuV2 | kRoleMemV2 | kRoleIoV2 | kRolePsi);
+    add("v2", root, kRoleCpuV2 | kRoleMemV2 | kRoleIoV2 | kRolePsi | kRolePidsV2);
     return;
   }
   if (pathExists(root / "cpu")) add("cpu", root / "cpu", kRoleCpuV1);
@@ -88,6 +88,7 @@ void CgroupHierarchies::detect() {
   }
   if (pathExists(root / "memory")) add("memory", root / "memory", kRoleMemV1);
   if (pathExists(root / "blkio")) add("blkio", root / "blkio", kRoleBlkioV1);
+  if (pathExists(root / "pids")) add("pids", root / "pids", kRolePidsV1);
   if (pathExists(root / "unified" / "cgroup.controllers")) {
     add("unified", root / "unified", kRolePsi);
   }

@@ -32,10 +32,12 @@ enum Role : unsigned {
   kRoleMemV2 = 1U << 5,
   kRoleIoV2 = 1U << 6,
   kRolePsi = 1U << 7,
+  kRolePidsV1 = 1U << 8,  // the v1 pids hierarchy: pids.current, pids.max
+  kRolePidsV2 = 1U << 9,  // the same files in the v2 tree (where the pids controller is on)
 };
 
 struct Hierarchy {
-  std::string label;  // "v2", "cpu", "cpuacct", "memory", "blkio", "unified"
+  std::string label;  // "v2", "cpu", "cpuacct", "memory", "blkio", "pids", "unified"
   std::string path;
   int fd = -1;  // the hierarchy's root directory, open while it is known
   unsigned roles = 0;

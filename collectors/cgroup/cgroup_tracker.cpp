@@ -150,6 +150,7 @@ CgroupTracker::Map::iterator CgroupTracker::untrack(Map::iterator it) {
   for (auto& slot : t.slots) slot.files.close(budget_);
   // The pod network's, closed by ~PodNetwork.
   budget_.open -= std::min(budget_.open, t.net.keptDescriptors());
+  t.processes.close(budget_);
   if (t.dir_fd >= 0) --budget_.open;  // closed by ~TrackedCgroup
   return tracked_.erase(it);
 }
@@ -202,8 +203,24 @@ void CgroupTracker::locate(TrackedCgroup& t, std::size_t i) {
     const int dir_fd = ::openat(h.fd, path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0) continue;
     slot.files.open(h, dir_fd, path_, t.rel, budget_, errors_);
+    noteStartTime(t, dir_fd);
     ::close(dir_fd);
     return;
+  }
+}
+
+// cAdvisor's container/common GetSpec: the lowest mtime of the cgroup directory and of
+// cgroup.clone_children (v1) or cgroup.events (v2) across the hierarchies, since a directory's own
+// mtime moves when a child is made in it.
+void CgroupTracker::noteStartTime(TrackedCgroup& t, int dir_fd) {
+  struct stat st {};
+  const auto note = [&] {
+    const std::int64_t s = st.st_mtim.tv_sec;
+    if (s > 0 && (t.start_time_s == 0 || s < t.start_time_s)) t.start_time_s = s;
+  };
+  if (::fstat(dir_fd, &st) == 0) note();
+  for (const char* name : {"cgroup.clone_children", "cgroup.events"}) {
+    if (::fstatat(dir_fd, name, &st, 0) == 0) note();
   }
 }
 

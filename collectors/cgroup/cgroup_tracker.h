@@ -28,6 +28,7 @@
 #include "collectors/cgroup/cgroup_naming.h"
 #include "collectors/cgroup/dir_lister.h"
 #include "collectors/cgroup/pod_network.h"
+#include "collectors/cgroup/process_stats.h"
 #include "collectors/cgroup/run_delay.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/snapshot.h"
@@ -37,8 +38,13 @@ namespace nodewarden::cgroup {
 // One pod or container cgroup: its sample and what each unit keeps about it.
 struct TrackedCgroup {
   CgroupSample sample;
-  NameState name;                // CgroupNamer's
-  RunDelay run_delay;            // RunDelayReader's; containers only
+  NameState name;           // CgroupNamer's
+  RunDelay run_delay;       // RunDelayReader's; containers only
+  ProcessCounts processes;  // ProcessStatsReader's
+  // cAdvisor's creation time: the earliest mtime of the cgroup's directory (or of its
+  // cgroup.clone_children / cgroup.events, which later children do not touch) in the hierarchies
+  // it was found in so far, in unix seconds; 0 until found. Taken when located, not per cycle.
+  std::int64_t start_time_s = 0;
   bool gone = false;             // its last read found it removed: not in the snapshot
   TrackedCgroup* pod = nullptr;  // containers: their pod (a pod outlives its containers here)
 
@@ -94,6 +100,7 @@ class CgroupTracker {
   [[nodiscard]] const Map& cgroups() const { return tracked_; }
   [[nodiscard]] std::size_t openFiles() const { return budget_.open; }
   // What other units keeping descriptors per cgroup charge (PodNetworkReader).
+  // The descriptor budget, for the units that keep files of a tracked cgroup open.
   [[nodiscard]] DescriptorBudget& budget() { return budget_; }
 
  private:
@@ -103,6 +110,7 @@ class CgroupTracker {
   void listFailed(const Hierarchy& h, std::string_view what, int err);
   TrackedCgroup* track(QosClass qos, std::string_view container_id, TrackedCgroup* pod);
   void locate(TrackedCgroup& t, std::size_t i);
+  static void noteStartTime(TrackedCgroup& t, int dir_fd);
   void locateMissing(std::uint64_t cycle);
 
   const CgroupHierarchies& hierarchies_;

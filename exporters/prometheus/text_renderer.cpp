@@ -88,6 +88,41 @@ constexpr std::array kFamilies = {
            "Total time duration no tasks in the container could make progress due to IO "
            "congestion.",
            F::kPsiIoFullUs, Scale::kUsToSeconds},
+    Family{"container_memory_failcnt", "counter", "Number of memory usage hits limits",
+           F::kMemFailcnt, Scale::kNone},
+    Family{"container_spec_memory_reservation_limit_bytes", "gauge",
+           "Memory reservation limit for the container.", F::kMemReservationBytes, Scale::kNone},
+    Family{"container_spec_memory_swap_limit_bytes", "gauge",
+           "Memory swap limit for the container.", F::kMemSwapLimitBytes, Scale::kNone},
+    Family{"container_start_time_seconds", "gauge",
+           "Start time of the container since unix epoch in seconds.", F::kStartTimeS,
+           Scale::kNone},
+    Family{"container_last_seen", "gauge", "Last time a container was seen by the exporter",
+           F::kLastSeenS, Scale::kNone},
+    Family{"container_threads", "gauge", "Number of threads running inside the container",
+           F::kThreads, Scale::kNone},
+    Family{"container_threads_max", "gauge",
+           "Maximum number of threads allowed inside the container, infinity if value is zero",
+           F::kThreadsMax, Scale::kNone},
+    Family{"container_processes", "gauge", "Number of processes running inside the container.",
+           F::kProcesses, Scale::kNone},
+    Family{"container_file_descriptors", "gauge",
+           "Number of open file descriptors for the container.", F::kFileDescriptors, Scale::kNone},
+    Family{"container_sockets", "gauge", "Number of open sockets for the container.", F::kSockets,
+           Scale::kNone},
+};
+
+// container_memory_failures_total: one series per (failure_type, scope), as cAdvisor gives them.
+struct FailureSeries {
+  const char* failure_type;
+  const char* scope;
+  F field;
+};
+constexpr std::array kFailureSeries = {
+    FailureSeries{"pgfault", "container", F::kMemPgfault},
+    FailureSeries{"pgmajfault", "container", F::kMemPgmajfault},
+    FailureSeries{"pgfault", "hierarchy", F::kMemHierPgfault},
+    FailureSeries{"pgmajfault", "hierarchy", F::kMemHierPgmajfault},
 };
 
 enum class IoValue : std::uint8_t { kReadBytes, kWriteBytes, kReads, kWrites };
@@ -384,6 +419,38 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush,
         out.append(fam.name);
         appendNetLabels(out, *s, s->net[i]);
         appendU64(out, s->net[i].*fam.value);
+        out.push_back('\n');
+        ++series;
+        maybeFlush();
+      }
+    }
+  }
+  // container_memory_failures_total: labels in cAdvisor's sorted order, failure_type after
+  // container and scope after pod.
+  {
+    bool header = false;
+    for (const CgroupSample* s : AllSamples(snapshot)) {
+      if (s->names_pending) continue;
+      for (const auto& fs : kFailureSeries) {
+        if (!s->has(fs.field)) continue;
+        if (!header) {
+          appendHeader(out, "container_memory_failures_total",
+                       "Cumulative count of memory allocation failures.", "counter");
+          header = true;
+        }
+        out.append("container_memory_failures_total{container=\"");
+        appendLabelValue(out, s->container_name);
+        out.append("\",failure_type=\"").append(fs.failure_type);
+        out.append("\",id=\"");
+        appendLabelValue(out, s->id);
+        out.append("\",image=\"");
+        appendLabelValue(out, s->image);
+        out.append("\",namespace=\"");
+        appendLabelValue(out, s->namespace_name);
+        out.append("\",pod=\"");
+        appendLabelValue(out, s->pod_name);
+        out.append("\",scope=\"").append(fs.scope).append("\"} ");
+        appendU64(out, s->get(fs.field));
         out.push_back('\n');
         ++series;
         maybeFlush();

@@ -1,6 +1,7 @@
-// libFuzzer target: every cgroup interface-file parser and kubelet's directory-name parsers on
-// arbitrary bytes. They read files a container's owner can influence (a container can fill its
-// own memory.stat keys) and names anyone with mkdir rights on the tree can choose.
+// libFuzzer target: every cgroup interface-file parser (pid lists included) and kubelet's
+// directory-name parsers on arbitrary bytes. They read files a container's owner can influence (a
+// container can fill its own memory.stat keys) and names anyone with mkdir rights on the tree can
+// choose.
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include "collectors/cgroup/aggregate_cgroups.h"
 #include "collectors/cgroup/cgroup_layout.h"
 #include "collectors/cgroup/cgroup_parsers.h"
+#include "collectors/cgroup/process_stats.h"
 
 using namespace nodewarden;
 using namespace nodewarden::cgroup;
@@ -33,6 +35,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (n) n = parseBlkioThrottle(in, false, io, *n);
   if (n && *n > io.size()) __builtin_trap();
   (void)parseSchedstatRunDelay(in);
+  // cgroup.procs / cgroup.threads / tasks: every pid handed on is a positive pid_t.
+  std::size_t bad = 0;
+  std::size_t pids = 0;
+  const std::size_t counted = countPids(in, bad);
+  bad = forEachPid(in, [&](pid_t pid) {
+    if (pid <= 0) __builtin_trap();
+    ++pids;
+  });
+  if (pids != counted) __builtin_trap();
   (void)cpuWeightToShares(sum);
   (void)isKubepodsRootName(in);
   (void)parseQosDir(in);

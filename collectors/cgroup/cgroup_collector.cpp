@@ -7,6 +7,10 @@
 // again next cycle; a run-queue delay or a working set is never derived from half a read.
 #include "collectors/cgroup/cgroup_collector.h"
 
+#include <unistd.h>
+
+#include <array>
+#include <charconv>
 #include <vector>
 
 #include "collectors/cgroup/aggregate_cgroups.h"
@@ -22,6 +26,27 @@ namespace nodewarden {
 
 using cgroup::TrackedCgroup;
 
+namespace {
+
+// Whether pids in cgroup files mean what they mean under proc_root. The kernel lists the pids of
+// cgroup.procs, tasks and cgroup.threads in the reader's PID namespace, while <proc_root>/self
+// names the reader in the namespace that procfs was mounted for: they differ when the agent runs
+// in a PID namespace of its own beside the host's /proc (a pod without hostPID), and then every
+// pid it lists is 0 or missing. False only when it can tell (a proc root without "self", as a
+// fixture, is taken as matching).
+bool pidsMatchProcRoot(const std::filesystem::path& proc_root) {
+  std::array<char, 32> buf{};
+  const std::string self = (proc_root / "self").string();
+  const ssize_t n = ::readlink(self.c_str(), buf.data(), buf.size());
+  if (n <= 0) return true;
+  long pid = 0;
+  const auto [end, ec] = std::from_chars(buf.data(), buf.data() + n, pid);
+  if (ec != std::errc{} || end != buf.data() + n) return true;
+  return pid == ::getpid();
+}
+
+}  // namespace
+
 class CgroupCollector::Impl {
  public:
   Impl(CgroupCollectorOptions options, ErrorReporter& errors)
@@ -35,6 +60,12 @@ class CgroupCollector::Impl {
         process_stats_(options_.proc_root,
                        {options_.fd_scan_interval, options_.max_fd_scan_processes}, errors) {
     read_buf_.resize(64 * 1024);
+    if (!pidsMatchProcRoot(options_.proc_root)) {
+      errors_.report("cgroup", "pid_namespace_not_host",
+                     "this process is not in the PID namespace of " + options_.proc_root.string() +
+                         ": the pids cgroups list are 0 or missing, so pod network, processes, "
+                         "descriptors and run-queue delay stay empty (run with hostPID: true)");
+    }
     if (options_.aggregates) {
       aggregates_ =
           std::make_unique<cgroup::AggregateCgroups>(hierarchies_, options_.proc_root, errors_);

@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -876,6 +878,53 @@ TEST(RealKernelV2, CollectorFollowsARealTreeAndDropsARemovedCgroup) {
   snap.reset();
   c.collect(snap);
   EXPECT_EQ(mine(id2), nullptr);
+}
+
+// The kernel lists the pids of cgroup.procs in the reader's PID namespace: an agent in a pod of
+// its own PID namespace beside the host's /proc reads only 0s, which it must say once at start.
+int pidNamespaceErrors(const fs::path& proc_root) {
+  auto o = Harness::options(fixture("v2-systemd-containerd"));
+  o.proc_root = proc_root;
+  SelfMetrics self;
+  ErrorReporter errors(self.registry());
+  CgroupCollector c(o, errors);
+  return static_cast<int>(errors.count("cgroup", "pid_namespace_not_host"));
+}
+
+TEST(CgroupCollectorPidNamespace, TheHostsOwnProcIsQuiet) {
+  EXPECT_EQ(pidNamespaceErrors("/proc"), 0);
+}
+
+TEST(CgroupCollectorPidNamespace, AProcRootWhoseSelfIsAnotherPidIsReported) {
+  const fs::path dir = fs::temp_directory_path() / ("nw-pidns-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::create_symlink(std::to_string(::getpid() + 100000), dir / "self");
+  EXPECT_EQ(pidNamespaceErrors(dir), 1);
+  fs::remove(dir / "self");
+  fs::create_symlink(std::to_string(::getpid()), dir / "self");
+  EXPECT_EQ(pidNamespaceErrors(dir), 0);
+  fs::remove_all(dir);
+}
+
+// On the real kernel: a child in a new PID namespace (as a pod without hostPID) with the host's
+// /proc.
+TEST(CgroupCollectorPidNamespace, AChildPidNamespaceWithTheHostsProcIsReported) {
+  const pid_t outer = ::fork();
+  ASSERT_GE(outer, 0);
+  if (outer == 0) {
+    if (::unshare(CLONE_NEWPID) != 0) ::_exit(90);
+    const pid_t inner = ::fork();
+    if (inner < 0) ::_exit(91);
+    if (inner == 0) ::_exit(pidNamespaceErrors("/proc") == 1 ? 0 : 92);
+    int st = 0;
+    if (::waitpid(inner, &st, 0) != inner || !WIFEXITED(st)) ::_exit(93);
+    ::_exit(WEXITSTATUS(st));
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(outer, &status, 0), outer);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "90: unshare failed, 92: not reported";
 }
 
 }  // namespace

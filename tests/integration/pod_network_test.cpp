@@ -9,24 +9,19 @@
 // arrive), and IPv6 is off in both namespaces so that no router solicitation moves a counter
 // between the collector's read and the test's.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -34,6 +29,7 @@
 
 #include "collectors/cgroup/cgroup_collector.h"
 #include "pipeline/self_metrics.h"
+#include "tests/support/net_namespace.h"
 #include "tests/support/node_builder.h"
 
 namespace nodewarden {
@@ -42,10 +38,11 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using testing::ContainerSpec;
+using testing::inNetns;
+using testing::netDevInode;
+using testing::NetnsPair;
 using testing::NodeBuilder;
 using testing::PodQos;
-
-int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
 
 // One interface's line of net/dev, parsed here independently of the collector's parser.
 struct Counters {
@@ -66,80 +63,6 @@ std::map<std::string, Counters> procNetDev(pid_t pid) {
     out[name] = c;
   }
   return out;
-}
-
-ino_t netDevInode(pid_t pid) {
-  struct stat st {};
-  const std::string p = "/proc/" + std::to_string(pid) + "/net/dev";
-  return ::stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
-}
-
-// Two namespaces and the veth pair between them, removed in every case (deleting a namespace
-// destroys its end of the pair, and with it the other end).
-class NetnsPair {
- public:
-  NetnsPair()
-      : a_("nwnet" + std::to_string(::getpid()) + "a"),
-        b_("nwnet" + std::to_string(::getpid()) + "b"),
-        if_a_("nwa" + std::to_string(::getpid())),
-        if_b_("nwb" + std::to_string(::getpid())) {}
-  ~NetnsPair() {
-    if (made_a_) sh("ip netns del " + a_ + " 2>/dev/null");
-    if (made_b_) sh("ip netns del " + b_ + " 2>/dev/null");
-  }
-  NetnsPair(const NetnsPair&) = delete;
-  NetnsPair& operator=(const NetnsPair&) = delete;
-
-  // Empty on success, else what failed.
-  std::string create() {
-    made_a_ = sh("ip netns add " + a_) == 0;
-    if (!made_a_) return "ip netns add " + a_;
-    made_b_ = sh("ip netns add " + b_) == 0;
-    if (!made_b_) return "ip netns add " + b_;
-    for (const auto& ns : {a_, b_}) {
-      const std::string off = "ip netns exec " + ns +
-                              " sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && "
-                              "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'";
-      if (sh(off) != 0) return off;
-    }
-    const std::vector<std::string> steps = {
-        "ip link add " + if_a_ + " netns " + a_ + " type veth peer name " + if_b_ + " netns " + b_,
-        "ip -n " + a_ + " addr add 192.0.2.1/24 dev " + if_a_,
-        "ip -n " + b_ + " addr add 192.0.2.2/24 dev " + if_b_,
-        "ip -n " + a_ + " link set " + if_a_ + " up",
-        "ip -n " + b_ + " link set " + if_b_ + " up",
-        "ip -n " + a_ + " link set lo up",
-    };
-    for (const auto& step : steps) {
-      if (sh(step) != 0) return step;
-    }
-    return {};
-  }
-  [[nodiscard]] const std::string& a() const { return a_; }
-  [[nodiscard]] const std::string& b() const { return b_; }
-  [[nodiscard]] const std::string& ifA() const { return if_a_; }
-  [[nodiscard]] const std::string& ifB() const { return if_b_; }
-
- private:
-  std::string a_, b_, if_a_, if_b_;
-  bool made_a_ = false, made_b_ = false;
-};
-
-// Runs f on a thread that entered the named network namespace (setns is per thread for it).
-template <typename F>
-auto inNetns(const std::string& ns, F f) {
-  std::optional<decltype(f())> result;
-  std::thread t([&] {
-    const int fd = ::open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
-      if (fd >= 0) ::close(fd);
-      return;
-    }
-    ::close(fd);
-    result = f();
-  });
-  t.join();
-  return result;
 }
 
 struct PodNetworkRealKernel : ::testing::Test {

@@ -60,11 +60,12 @@ class CgroupCollector::Impl {
         process_stats_(options_.proc_root,
                        {options_.fd_scan_interval, options_.max_fd_scan_processes}, errors) {
     read_buf_.resize(64 * 1024);
-    if (!pidsMatchProcRoot(options_.proc_root)) {
+    pids_match_ = pidsMatchProcRoot(options_.proc_root);
+    if (!pids_match_) {
       errors_.report("cgroup", "pid_namespace_not_host",
                      "this process is not in the PID namespace of " + options_.proc_root.string() +
                          ": the pids cgroups list are 0 or missing, so pod network, processes, "
-                         "descriptors and run-queue delay stay empty (run with hostPID: true)");
+                         "descriptors and run-queue delay are not read (run with hostPID: true)");
     }
     if (options_.aggregates) {
       aggregates_ =
@@ -99,7 +100,9 @@ class CgroupCollector::Impl {
       read(*t);
       if (!t->gone) into.cgroups.push_back(&t->sample);
     }
-    if (options_.pod_network) readNetwork();
+    // Pids that do not name the proc root's processes would give zeros for counts that are
+    // not zero: those series are left absent instead (said once at start).
+    if (options_.pod_network && pids_match_) readNetwork();
     if (aggregates_ && !aggregates_->collect(into, read_buf_)) need_search_ = true;
   }
 
@@ -143,7 +146,7 @@ class CgroupCollector::Impl {
         return;
       }
     }
-    if (options_.run_delay && t.pod != nullptr) readRunDelay(t);
+    if (options_.run_delay && pids_match_ && t.pod != nullptr) readRunDelay(t);
     readProcessSeries(t);
     if (s.has(CgroupField::kMemUsageBytes) && scratch.has_inactive_file) {
       const auto usage = s.get(CgroupField::kMemUsageBytes);
@@ -183,7 +186,9 @@ class CgroupCollector::Impl {
     bool wanted = false;
     for (auto& [key, t] : tracker_.cgroups()) {
       if (!t->sample.isPod() || t->gone) continue;
-      if (!network_.read(t->net, t->sample, read_buf_))
+      // A host-network verdict is looked at again too (after its backoff): it may have come
+      // from a process that had not joined the sandbox's namespace yet.
+      if (!network_.read(t->net, t->sample, read_buf_) || t->net.host_network)
         wanted |= cgroup::PodNetworkReader::wantsProcess(t->net, cycle_);
     }
     if (!wanted) return;
@@ -222,7 +227,7 @@ class CgroupCollector::Impl {
     if (t.start_time_s > 0)
       s.set(CgroupField::kStartTimeS, static_cast<std::uint64_t>(t.start_time_s));
     if (last_seen_s_ > 0) s.set(CgroupField::kLastSeenS, static_cast<std::uint64_t>(last_seen_s_));
-    if (!options_.process_stats) return;
+    if (!options_.process_stats || !pids_match_) return;
     constexpr unsigned kV2 = cgroup::kRoleCpuV2 | cgroup::kRolePsi | cgroup::kRolePidsV2;
     constexpr unsigned kOrder[] = {kV2, cgroup::kRoleCpuV1, cgroup::kRoleMemV1,
                                    cgroup::kRolePidsV1};
@@ -244,6 +249,7 @@ class CgroupCollector::Impl {
   cgroup::CgroupTracker tracker_;
   cgroup::CgroupNamer namer_;
   cgroup::RunDelayReader run_delay_;
+  bool pids_match_ = true;  // pids in cgroup files are the proc root's (pidsMatchProcRoot)
   cgroup::PodNetworkReader network_;
   cgroup::ProcessStatsReader process_stats_;
   std::int64_t last_seen_s_ = 0;

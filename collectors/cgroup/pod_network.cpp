@@ -29,9 +29,12 @@ std::string_view trimBlanks(std::string_view s) {
 
 // What dev_valid_name lets through, less the control bytes no kernel prints (a NUL would end
 // the stored name early).
+// Bytes past ASCII are refused too: the kernel takes them, but a label value that is not UTF-8
+// makes Prometheus reject the whole scrape, so one pod renaming its interface would blank the
+// node's every series.
 bool validNameChar(char c) {
   const auto u = static_cast<unsigned char>(c);
-  return u > ' ' && u != 0x7f && c != '/' && c != ':';
+  return u > ' ' && u < 0x7f && c != '/' && c != ':';
 }
 
 bool parseCounter(std::string_view field, std::uint64_t& v) {
@@ -189,6 +192,12 @@ bool PodNetworkReader::read(PodNetwork& pod, CgroupSample& s, std::span<char> bu
     text = readByPid(pod, buf);
   }
   if (!text || text->empty()) {
+    // Gone (ESRCH, ENOENT) is the normal end of a process; anything else (a file past the
+    // buffer, EIO) is said before the pod looks for another.
+    if (!text && text.error() != ESRCH && text.error() != ENOENT) {
+      errors_.report(kComponent, "read_error",
+                     "net/dev of pod " + s.pod_uid + ": " + errnoText(text.error()));
+    }
     release(pod);
     return false;
   }
@@ -209,7 +218,7 @@ bool PodNetworkReader::read(PodNetwork& pod, CgroupSample& s, std::span<char> bu
 }
 
 bool PodNetworkReader::wantsProcess(const PodNetwork& pod, std::uint64_t cycle) {
-  return !pod.host_network && !pod.open() && cycle >= pod.next_attempt;
+  return !pod.open() && cycle >= pod.next_attempt;
 }
 
 bool PodNetworkReader::find(PodNetwork& pod, const Hierarchy& h, const std::string& dir,
@@ -229,6 +238,7 @@ bool PodNetworkReader::find(PodNetwork& pod, const Hierarchy& h, const std::stri
   LineReader lines(*procs);
   std::string_view line;
   bool hidden = false;
+  bool host = false;
   while (lines.next(line)) {
     pid_t pid = 0;
     if (std::from_chars(line.data(), line.data() + line.size(), pid).ec != std::errc()) continue;
@@ -239,11 +249,23 @@ bool PodNetworkReader::find(PodNetwork& pod, const Hierarchy& h, const std::stri
       continue;
     }
     if (!available()) return false;
-    if (adopt(pod, pid)) {
+    if (!adopt(pod, pid)) continue;
+    if (!pod.host_network) {
       pod.attempts = 0;
       pod.next_attempt = 0;
       return true;
     }
+    // A process in the node's namespace: the pod's may be host network, or this one has not
+    // joined the sandbox's namespace yet (runc's first stage, an exec on its way in). Another
+    // process of the cgroup decides; failing one, the verdict is looked at again after a backoff.
+    pod.host_network = false;
+    host = true;
+  }
+  if (host) {
+    pod.host_network = true;
+    ++pod.attempts;
+    pod.next_attempt = cycle + (std::uint64_t{1} << std::min<std::uint32_t>(pod.attempts, 6));
+    return true;
   }
   if (hidden) {
     errors_.report(kComponent, "net_pids_hidden",
@@ -266,11 +288,12 @@ bool PodNetworkReader::adopt(PodNetwork& pod, pid_t pid) {
     return false;
   }
   if (st.st_dev == host_dev_ && st.st_ino == host_ino_) {
-    pod.host_network = true;  // for the pod's life: its sandbox's namespace does not change
+    pod.host_network = true;
     ::close(pid_dir);
     return true;
   }
   release(pod);
+  pod.host_network = false;
   if (budget_.open + 2 <= budget_.limit) {
     budget_.open += 2;
     pod.pid_dir_fd = pid_dir;

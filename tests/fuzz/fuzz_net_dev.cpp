@@ -22,6 +22,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // A stored name is NUL-terminated, non-empty and not one cAdvisor ignores.
     if (len == 0 || len >= out[i].name.size()) __builtin_trap();
     if (isIgnoredNetInterface(std::string_view(out[i].name.data(), len))) __builtin_trap();
+    // Printable ASCII only: a label value that is not UTF-8 fails the whole scrape.
+    for (std::size_t k = 0; k < len; ++k) {
+      const auto c = static_cast<unsigned char>(out[i].name[k]);
+      if (c <= ' ' || c >= 0x7f) __builtin_trap();
+    }
   }
   // A smaller bound keeps the first interfaces and counts the rest.
   std::array<NetInterfaceStat, 1> one{};

@@ -668,7 +668,7 @@ TEST_F(KubePrometheusCompatibility, DashboardAndAlertQueriesReturnData) {
 // accounting): each failure names the series it needs.
 TEST_F(KubePrometheusCompatibility, QueriesOnTheNewCadvisorSeriesReturnData) {
   std::size_t checked = 0;
-  const auto failures = failing(true, 500ms, &checked);
+  const auto failures = failing(true, 10s, &checked);
   std::string text;
   for (const auto& f : failures) text += f + "\n";
   EXPECT_TRUE(failures.empty()) << failures.size() << " of " << checked

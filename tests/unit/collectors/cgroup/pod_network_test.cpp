@@ -103,6 +103,18 @@ TEST(NetDev, GarbledLinesAreCountedAndTheRestStillRead) {
   EXPECT_EQ(r.garbled, 9U);
 }
 
+// Prometheus refuses a whole scrape with a label value that is not UTF-8: names past ASCII are
+// garbled lines, never labels.
+TEST(NetDev, NamesPastAsciiAreGarbled) {
+  const std::string text =
+      std::string(kHeader) + devLine("eth\xff", 1) + devLine("\xc3\xa9th0", 2) + devLine("eth0", 3);
+  std::array<NetInterfaceStat, kMaxNetInterfaces> out{};
+  const NetDevResult r = parseNetDev(text, out);
+  ASSERT_EQ(r.interfaces, 1);
+  EXPECT_EQ(nameOf(out[0]), "eth0");
+  EXPECT_EQ(r.garbled, 2U);
+}
+
 TEST(NetDev, InterfacesPastTheBoundAreSkippedAndCounted) {
   std::string text = kHeader;
   for (int i = 0; i < 11; ++i) text += devLine("net" + std::to_string(i), 10U * i);
@@ -141,7 +153,7 @@ struct ProcFixture {
   // One cycle as the collector runs it: read, find when wanted, back off.
   bool cycle() {
     ++n;
-    if (reader.read(pod, sample, buf)) return sample.net_present;
+    if (reader.read(pod, sample, buf) && !pod.host_network) return sample.net_present;
     if (PodNetworkReader::wantsProcess(pod, n) && reader.find(pod, h, dir, n, buf)) {
       reader.read(pod, sample, buf);
     }
@@ -251,10 +263,39 @@ TEST(PodNetwork, AHostNetworkPodIsNotRead) {
   EXPECT_TRUE(f.pod.host_network);
   EXPECT_FALSE(f.pod.open());
   EXPECT_FALSE(f.sample.net_present);
-  // Never looked for again.
+  // Looked at again only after a backoff, and still the node's.
   f.procs({});
   EXPECT_FALSE(f.cycle());
   EXPECT_TRUE(f.pod.host_network);
+}
+
+// A process still in the node's namespace (runc's first stage, an exec on its way in) must not
+// decide for the pod while another of its processes is in the pod's own namespace, nor for good.
+TEST(PodNetwork, AProcessNotYetInThePodsNamespaceDoesNotMakeItHostNetwork) {
+  ProcFixture f;
+  fs::create_directories(f.tmp.path() / "proc/42/net");
+  fs::create_hard_link(f.tmp.path() / "proc/1/net/dev", f.tmp.path() / "proc/42/net/dev");
+  f.process(43, std::string(kHeader) + devLine("eth0", 500));
+  f.procs({42, 43});
+  EXPECT_TRUE(f.cycle()) << "the pod's own process decides";
+  EXPECT_FALSE(f.pod.host_network);
+  EXPECT_EQ(f.sample.net[0].rx_bytes, 500U);
+
+  // Only the host process listed: host network for now, then the pod's process appears and
+  // the verdict is replaced after the backoff.
+  ProcFixture g;
+  fs::create_directories(g.tmp.path() / "proc/42/net");
+  fs::create_hard_link(g.tmp.path() / "proc/1/net/dev", g.tmp.path() / "proc/42/net/dev");
+  g.procs({42});
+  EXPECT_FALSE(g.cycle());
+  EXPECT_TRUE(g.pod.host_network);
+  g.process(43, std::string(kHeader) + devLine("eth0", 700));
+  g.procs({43});
+  bool seen = false;
+  for (int i = 0; i < 4 && !seen; ++i) seen = g.cycle();
+  EXPECT_TRUE(seen) << "a host-network verdict is looked at again within its backoff";
+  EXPECT_FALSE(g.pod.host_network);
+  EXPECT_EQ(g.sample.net[0].rx_bytes, 700U);
 }
 
 TEST(PodNetwork, WithoutTheHostsNamespaceNoPodIsRead) {

@@ -536,7 +536,9 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
     if (!w.mkdirs(options.proc_root)) return std::unexpected(w.error());
     fs::create_directory_symlink(fs::path("/proc") / std::to_string(options.process),
                                  options.proc_root / std::to_string(options.process), ec);
-    if (ec) return std::unexpected("symlink to /proc/" + std::to_string(options.process) + ": " + ec.message());
+    if (ec)
+      return std::unexpected("symlink to /proc/" + std::to_string(options.process) + ": " +
+                             ec.message());
   }
   if (!options.proc_root.empty()) {
     // The node's own namespace, which the collector tells host-network pods by.
@@ -544,6 +546,8 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
         !w.writeFile(options.proc_root / "1" / "net" / "dev", netDev(rng))) {
       return std::unexpected(w.error());
     }
+    // The root's network, read each cycle with the aggregates.
+    if (options.aggregates) tree.read_files.push_back(options.proc_root / "1" / "net" / "dev");
   }
   const std::vector<fs::path> hierarchies =
       hybrid ? std::vector<fs::path>{root / "cpu",   root / "cpuacct", root / "memory",
@@ -603,7 +607,9 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
         std::error_code ec;
         fs::create_directory_symlink(fs::path("/proc") / std::to_string(options.process) / "fd",
                                      options.proc_root / pid / "fd", ec);
-        if (ec) return std::unexpected("symlink " + (options.proc_root / pid).string() + ": " + ec.message());
+        if (ec)
+          return std::unexpected("symlink " + (options.proc_root / pid).string() + ": " +
+                                 ec.message());
       }
       for (const fs::path& h : hierarchies) {
         if (!w.writeFile(h / "kubepods" / containers.front().rel / "cgroup.procs", pid + "\n")) {

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "collectors/cgroup/cgroup_layout.h"
+#include "collectors/cgroup/pod_network.h"
 #include "collectors/common/line_reader.h"
 
 namespace nodewarden::cgroup {
@@ -80,7 +81,10 @@ std::expected<MeminfoTotals, ParseError> parseMeminfoTotals(std::string_view tex
 
 AggregateCgroups::AggregateCgroups(const CgroupHierarchies& hierarchies,
                                    const std::filesystem::path& proc_root, ErrorReporter& errors)
-    : hierarchies_(hierarchies), errors_(errors), meminfo_path_(proc_root / "meminfo") {}
+    : hierarchies_(hierarchies),
+      errors_(errors),
+      meminfo_path_(proc_root / "meminfo"),
+      net_dev_path_(proc_root / "1" / "net" / "dev") {}
 
 AggregateCgroups::~AggregateCgroups() { clear(); }
 
@@ -175,6 +179,37 @@ bool AggregateCgroups::collect(Snapshot& into, std::span<char> buf) {
   return all;
 }
 
+void AggregateCgroups::readNetDev(Entry& e, std::span<char> buf) {
+  if (!net_dev_.isOpen()) {
+    if (auto r = net_dev_.openAt(AT_FDCWD, net_dev_path_.c_str()); !r) {
+      errors_.report(kComponent, "read_error",
+                     net_dev_path_.string() + ": " + std::strerror(r.error()));
+      return;
+    }
+  }
+  auto content = net_dev_.read(buf);
+  if (!content) {
+    errors_.report(kComponent, "read_error",
+                   net_dev_path_.string() + ": " + std::strerror(content.error()));
+    net_dev_.close();
+    return;
+  }
+  CgroupSample& s = e.sample;
+  const NetDevResult r = parseNetDev(*content, s.net);
+  if (r.garbled > 0) {
+    errors_.report(kComponent, "net_dev_parse_error",
+                   net_dev_path_.string() + ": " + std::to_string(r.garbled) +
+                       " lines not in the kernel's format");
+  }
+  if (r.over_bound > 0) {
+    errors_.report(kComponent, "net_too_many_interfaces",
+                   net_dev_path_.string() + ": " + std::to_string(r.over_bound) +
+                       " interfaces past " + std::to_string(kMaxNetInterfaces) + " not read");
+  }
+  s.net_interfaces = r.interfaces;
+  s.net_present = true;
+}
+
 bool AggregateCgroups::read(Entry& e, std::span<char> buf) {
   CgroupSample& s = e.sample;
   s.clearReadings();
@@ -185,7 +220,10 @@ bool AggregateCgroups::read(Entry& e, std::span<char> buf) {
     // searches again next cycle.
     if (!e.files[i].read(hierarchies_[i], buf, s, scratch, errors_)) return false;
   }
-  if (e.root) readMeminfo(e, buf);
+  if (e.root) {
+    readMeminfo(e, buf);
+    readNetDev(e, buf);
+  }
   // cAdvisor's working set: usage less inactive_file (v1: total_inactive_file), floored at 0.
   if (s.has(CgroupField::kMemUsageBytes) && scratch.has_inactive_file) {
     const auto usage = s.get(CgroupField::kMemUsageBytes);

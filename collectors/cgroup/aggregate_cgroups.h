@@ -70,11 +70,16 @@ class AggregateCgroups {
   void add(std::string id, QosClass qos, bool root, const std::vector<std::string>& rel);
   [[nodiscard]] bool read(Entry& e, std::span<char> buf);
   void readMeminfo(Entry& e, std::span<char> buf);
+  void readNetDev(Entry& e, std::span<char> buf);
 
   const CgroupHierarchies& hierarchies_;
   ErrorReporter& errors_;
   std::filesystem::path meminfo_path_;
   PreadFile meminfo_;
+  // The node's network, on the root's series as cAdvisor's raw handler reads it (pid 1's
+  // namespace): the one place host-network pods' traffic is counted, once.
+  std::filesystem::path net_dev_path_;
+  PreadFile net_dev_;
   std::vector<std::unique_ptr<Entry>> entries_;  // stable addresses: the snapshot points at them
   std::vector<std::string> found_;               // the ids found by the last search
   bool stale_ = false;                           // one was removed since: open them all again

@@ -407,9 +407,11 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush,
   // reports the namespace's counters on the pod's sandbox container and removes them from every
   // other container (container/containerd/handler.go, needNet), so that they are not multiplied
   // per container; nodewarden exports no sandbox series, and the pod's is where one copy belongs.
+  // The root (id "/", Snapshot::aggregates) carries the node's own interfaces, as cAdvisor's
+  // root does: host-network pods' traffic is counted there, once.
   for (const auto& fam : kNetFamilies) {
     bool header = false;
-    for (const CgroupSample* s : snapshot.cgroups) {
+    for (const CgroupSample* s : AllSamples(snapshot)) {
       if (s->names_pending || !s->net_present) continue;
       for (std::uint8_t i = 0; i < s->net_interfaces; ++i) {
         if (!header) {

@@ -637,10 +637,18 @@ TEST_F(KubePrometheusCompatibility, TheCadvisorScrapeCarriesTheKubeletsLabelsOnl
   EXPECT_EQ(stack_->seriesOf("container_memory_working_set_bytes{job=\"kubelet\", "
                              "container=\"sidecar\", image=\"unknown\"}"),
             1U);
-  // Network per pod, each pod with its own end of the veth pair and the datagrams it sent.
+  // Network per pod, each pod with its own end of the veth pair and the datagrams it sent; the
+  // node's own interfaces once, on the root (id="/", no pod).
   EXPECT_EQ(stack_->seriesOf("count by (namespace, pod) (container_network_transmit_packets_total{"
-                             "job=\"kubelet\", metrics_path=\"/metrics/cadvisor\"})"),
+                             "job=\"kubelet\", metrics_path=\"/metrics/cadvisor\", pod!=\"\"})"),
             2U);
+  EXPECT_GE(stack_->seriesOf("container_network_transmit_packets_total{job=\"kubelet\", "
+                             "metrics_path=\"/metrics/cadvisor\", id=\"/\", pod=\"\"}"),
+            1U);
+  EXPECT_EQ(stack_->seriesOf("count by (id) (container_network_transmit_packets_total{"
+                             "job=\"kubelet\", pod=\"\"})"),
+            1U)
+      << "no QoS or kubepods cgroup carries the node's interfaces again";
   EXPECT_EQ(stack_->seriesOf("container_network_transmit_packets_total{job=\"kubelet\", "
                              "namespace=\"shop\", interface=\"" +
                              stack_->netns().ifA() + "\"} >= 20"),

@@ -44,6 +44,12 @@ class TempTree {
     write("proc/meminfo", "MemTotal:       " + std::to_string(kMemTotalKiB) +
                               " kB\nMemFree:        " + std::to_string(kMemFreeKiB) +
                               " kB\nMemAvailable:   22000000 kB\n");
+    write("proc/1/net/dev",
+          "Inter-|   Receive                                                |  Transmit\n"
+          " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets "
+          "errs drop fifo colls carrier compressed\n"
+          "    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n"
+          "  eth0: 5000 40 1 2 0 0 0 0 7000 50 3 4 0 0 0 0\n");
   }
   ~TempTree() {
     std::error_code ec;
@@ -229,6 +235,18 @@ TEST(AggregateCgroups, ExpositionLabelsAndOneBlockPerFamily) {
                       "namespace=\"\",pod=\"\"} " +
                       std::to_string(kMemTotalKiB * 1024) + "\n"),
             std::string::npos);
+  // The node's own interfaces on the root, as cAdvisor's root reports them (lo left out).
+  EXPECT_NE(text.find("container_network_receive_bytes_total{container=\"\",id=\"/\",image=\"\","
+                      "interface=\"eth0\",namespace=\"\",pod=\"\"} 5000\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("container_network_transmit_errors_total{container=\"\",id=\"/\",image=\"\","
+                      "interface=\"eth0\",namespace=\"\",pod=\"\"} 3\n"),
+            std::string::npos);
+  EXPECT_EQ(text.find("interface=\"lo\""), std::string::npos);
+  EXPECT_EQ(text.find("container_network_receive_bytes_total{container=\"\",id=\"/kubepods"),
+            std::string::npos)
+      << "the node's interfaces on the root alone";
   // The aggregates' series are in their family's block: one HELP per family.
   std::istringstream lines(text);
   std::map<std::string, int> helps;

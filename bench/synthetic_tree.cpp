@@ -573,7 +573,11 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
     pod_node.r.quota_us = qos == Qos::kGuaranteed ? 0 : -1;
     std::vector<Node> containers;
     for (std::size_t c = 0; c < want; ++c) {
-      Node cn{pod_rel + "/" + hex(rng, 64), containerReadings(rng, qos), {}, true};
+      Node cn{pod_rel + "/" + hex(rng, 64),
+              containerReadings(rng, qos),
+              {},
+              /*root=*/false,
+              /*container=*/true};
       cn.local = cn.r;
       pod_node.r.add(cn.r);
       pod_node.r.shares += cn.r.shares;

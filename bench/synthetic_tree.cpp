@@ -642,6 +642,15 @@ std::expected<SyntheticTree, std::string> buildSyntheticTree(const SyntheticTree
   if (options.aggregates) {
     Node top{"", kubepods_total, kubepods_total, true};
     if (!writeNode(top, true)) return std::unexpected(w.error());
+    // The root's memory: the node's /proc/meminfo, seen through the tree's own /proc when it has
+    // one (the collector's proc root then).
+    if (!options.proc_root.empty()) {
+      std::error_code ec;
+      fs::create_symlink("/proc/meminfo", options.proc_root / "meminfo", ec);
+      if (ec)
+        return std::unexpected("symlink " + (options.proc_root / "meminfo").string() + ": " +
+                               ec.message());
+    }
     tree.read_files.emplace_back("/proc/meminfo");
   }
   return tree;

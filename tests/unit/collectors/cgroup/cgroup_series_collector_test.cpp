@@ -282,14 +282,15 @@ TEST(RealKernelSeries, AProcessInATestCgroupIsCountedAsProcShowsIt) {
   Snapshot snap;
   const std::int64_t before = unixNow();
   collector->collect(snap);
-  const CgroupSample* mine = nullptr;
+  // A copy: the collector's samples go with it, and it is gone before the checks.
+  std::optional<CgroupSample> mine;
   for (const auto* s : snap.cgroups) {
-    if (s->container_id == kId1 && s->id.find(parent) != std::string::npos) mine = s;
+    if (s->container_id == kId1 && s->id.find(parent) != std::string::npos) mine = *s;
   }
   std::string text;
-  if (mine != nullptr) {
+  if (mine) {
     Snapshot one;
-    one.cgroups.push_back(mine);
+    one.cgroups.push_back(&*mine);
     TextRenderer renderer("/proc");
     renderer.renderToString(one, text);
   }
@@ -302,7 +303,7 @@ TEST(RealKernelSeries, AProcessInATestCgroupIsCountedAsProcShowsIt) {
       ::rmdir(p.c_str());
     }
   }
-  ASSERT_NE(mine, nullptr);
+  ASSERT_TRUE(mine.has_value());
   EXPECT_EQ(threads, 3U);
   EXPECT_EQ(mine->get(F::kProcesses), 1U);
   EXPECT_EQ(mine->get(F::kThreads), threads) << "pids.current";

@@ -315,7 +315,8 @@ TEST_F(AgentOnFixtureNode, ServesHealthAndMetricsUnderCadvisorNames) {
   const std::string want =
       "container_cpu_usage_seconds_total{container=\"spark-driver\",id=\"/kubepods/burstable/"
       "pod11111111-2222-3333-4444-555555555551/" +
-      std::string(63, 'a') + "1\",image=\"unknown\",namespace=\"spark\",pod=\"driver-0\"} 20.123456\n";
+      std::string(63, 'a') +
+      "1\",image=\"unknown\",namespace=\"spark\",pod=\"driver-0\"} 20.123456\n";
   EXPECT_NE(m->body.find(want), std::string::npos) << m->body.substr(0, 2000);
   EXPECT_NE(m->body.find("container_memory_working_set_bytes{container=\"spark-driver\""),
             std::string::npos);

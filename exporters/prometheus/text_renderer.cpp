@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <span>
 #include <sstream>
+#include <string_view>
 
 #include "exporters/prometheus/node_text.h"
 
@@ -147,23 +149,38 @@ void appendHeader(std::string& out, const char* name, const char* help, const ch
   out.append(type).push_back('\n');
 }
 
-// Labels in cAdvisor's order; `device` (when given) sorts between container and id.
-void appendLabels(std::string& out, const CgroupSample& s, const std::string* device) {
-  out.append("{container=\"");
-  appendLabelValue(out, s.container_name);
-  if (device != nullptr) {
-    out.append("\",device=\"");
-    out.append(*device);
+// A label a family adds to the sample's own five (device, interface, failure_type, scope).
+struct ExtraLabel {
+  const char* name;
+  std::string_view value;
+};
+
+// The sample's labels (container, id, image, namespace, pod) with a family's extra ones, all in
+// sorted order as client_golang writes them; `extra` is sorted by name.
+void appendLabels(std::string& out, const CgroupSample& s, std::span<const ExtraLabel> extra = {}) {
+  const std::array<ExtraLabel, 5> own = {{{"container", s.container_name},
+                                          {"id", s.id},
+                                          {"image", s.image},
+                                          {"namespace", s.namespace_name},
+                                          {"pod", s.pod_name}}};
+  char sep = '{';
+  const auto put = [&](const ExtraLabel& l) {
+    out.push_back(sep);
+    sep = ',';
+    out.append(l.name).append("=\"");
+    appendLabelValue(out, l.value);
+    out.push_back('"');
+  };
+  std::size_t i = 0;
+  std::size_t j = 0;
+  while (i < own.size() || j < extra.size()) {
+    if (j < extra.size() && (i == own.size() || std::strcmp(extra[j].name, own[i].name) < 0)) {
+      put(extra[j++]);
+    } else {
+      put(own[i++]);
+    }
   }
-  out.append("\",id=\"");
-  appendLabelValue(out, s.id);
-  out.append("\",image=\"");
-  appendLabelValue(out, s.image);
-  out.append("\",namespace=\"");
-  appendLabelValue(out, s.namespace_name);
-  out.append("\",pod=\"");
-  appendLabelValue(out, s.pod_name);
-  out.append("\"} ");
+  out.append("} ");
 }
 
 // Network per pod: cAdvisor's eight families (metrics/prometheus.go), one series per interface.
@@ -194,24 +211,6 @@ constexpr std::array kNetFamilies = {
               "Cumulative count of errors encountered while transmitting",
               &NetInterfaceStat::tx_errors},
 };
-
-// Labels sorted by name as client_golang writes them: `interface` comes after `image`.
-void appendNetLabels(std::string& out, const CgroupSample& s, const NetInterfaceStat& iface) {
-  out.append("{container=\"");
-  appendLabelValue(out, s.container_name);
-  out.append("\",id=\"");
-  appendLabelValue(out, s.id);
-  out.append("\",image=\"");
-  appendLabelValue(out, s.image);
-  out.append("\",interface=\"");
-  appendLabelValue(
-      out, std::string_view(iface.name.data(), ::strnlen(iface.name.data(), iface.name.size())));
-  out.append("\",namespace=\"");
-  appendLabelValue(out, s.namespace_name);
-  out.append("\",pod=\"");
-  appendLabelValue(out, s.pod_name);
-  out.append("\"} ");
-}
 
 // The samples of a family in exposition order: pods and containers, then the cgroups above them
 // (Snapshot::aggregates: id "/", the kubepods root, the QoS cgroups), whose series belong to the
@@ -350,7 +349,7 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush,
         header = true;
       }
       out.append(fam.name);
-      appendLabels(out, *s, nullptr);
+      appendLabels(out, *s);
       const std::uint64_t v = s->get(fam.field);
       switch (fam.scale) {
         case Scale::kNone:
@@ -382,7 +381,8 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush,
         device.clear();
         appendDevice(d.major, d.minor, device);
         out.append(fam.name);
-        appendLabels(out, *s, &device);
+        const ExtraLabel by_device[] = {{"device", device}};
+        appendLabels(out, *s, by_device);
         switch (fam.value) {
           case IoValue::kReadBytes:
             appendU64(out, d.read_bytes);
@@ -419,7 +419,11 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush,
           header = true;
         }
         out.append(fam.name);
-        appendNetLabels(out, *s, s->net[i]);
+        const NetInterfaceStat& iface = s->net[i];
+        const ExtraLabel by_interface[] = {
+            {"interface",
+             std::string_view(iface.name.data(), ::strnlen(iface.name.data(), iface.name.size()))}};
+        appendLabels(out, *s, by_interface);
         appendU64(out, s->net[i].*fam.value);
         out.push_back('\n');
         ++series;
@@ -440,18 +444,9 @@ std::size_t TextRenderer::render(const Snapshot& snapshot, const Flush& flush,
                        "Cumulative count of memory allocation failures.", "counter");
           header = true;
         }
-        out.append("container_memory_failures_total{container=\"");
-        appendLabelValue(out, s->container_name);
-        out.append("\",failure_type=\"").append(fs.failure_type);
-        out.append("\",id=\"");
-        appendLabelValue(out, s->id);
-        out.append("\",image=\"");
-        appendLabelValue(out, s->image);
-        out.append("\",namespace=\"");
-        appendLabelValue(out, s->namespace_name);
-        out.append("\",pod=\"");
-        appendLabelValue(out, s->pod_name);
-        out.append("\",scope=\"").append(fs.scope).append("\"} ");
+        out.append("container_memory_failures_total");
+        const ExtraLabel by_failure[] = {{"failure_type", fs.failure_type}, {"scope", fs.scope}};
+        appendLabels(out, *s, by_failure);
         appendU64(out, s->get(fs.field));
         out.push_back('\n');
         ++series;

@@ -13,7 +13,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config ca-certificates \
       prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev libasio-dev libzstd-dev libsystemd-dev \
-      libxxhash-dev libcurl4-openssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev \
+      libxxhash-dev libre2-dev libcurl4-openssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev \
       libsnappy-dev libssl-dev libprotobuf-dev protobuf-compiler \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -41,6 +41,7 @@ RUN apt-get update \
       libgcc-s1 \
       libprometheus-cpp-core1.0 \
       libprotobuf-lite32 \
+      libre2-9 \
       libsnappy1v5 \
       libspdlog1.10 \
       libssl3 \

@@ -29,6 +29,7 @@
 #include <variant>
 #include <vector>
 
+#include "agent/config_custom.h"
 #include "agent/json_log.h"
 #include "pipeline/pod_labels.h"
 
@@ -66,7 +67,7 @@ struct WindowSet {
 };
 using Target = std::variant<Member<std::string>, Member<std::filesystem::path>, Member<Duration>,
                             Member<bool>, Member<int>, Member<double>, ByteSize, Count,
-                            Member<std::vector<std::string>>, WindowSet, Section>;
+                            Member<std::vector<std::string>>, WindowSet, Section, Custom>;
 
 // Bounds, inclusive: milliseconds for durations, bytes for sizes.
 struct Range {
@@ -531,9 +532,14 @@ std::string inQuotes(std::string_view text) { return "\"" + std::string(text) + 
 
 // Walks one document into a Config. The first error wins: once error_ is set, later reads do
 // nothing, so nested reads need not pass results back up.
-class ConfigParser {
+class ConfigParser final : public CustomReader {
  public:
   explicit ConfigParser(const std::string& file) : file_(file) {}
+
+  void fail(int line, const std::string& field, std::string reason) override {
+    if (!error_) error_ = ConfigError{file_, line, field, std::move(reason)};
+  }
+  [[nodiscard]] bool failed() const override { return error_.has_value(); }
 
   void parseSection(const YAML::Node& node, int line, const std::string& path, Section section,
                     Config& config) {
@@ -591,13 +597,14 @@ class ConfigParser {
   }
 
  private:
-  void fail(int line, const std::string& field, std::string reason) {
-    if (!error_) error_ = ConfigError{file_, line, field, std::move(reason)};
-  }
-
   void read(const YAML::Node& node, int line, const std::string& path, Section section,
             Config& config) {
     parseSection(node, line, path, section, config);
+  }
+
+  void read(const YAML::Node& node, int line, const std::string& path, Custom target,
+            Config& config) {
+    target.read(node, line, path, config, *this);
   }
 
   void read(const YAML::Node& node, int line, const std::string& path, Member<std::string> target,
@@ -899,8 +906,8 @@ std::optional<ConfigError> checkRanges(Section section, const std::string& paren
           using T = std::decay_t<decltype(target)>;
           if constexpr (std::is_same_v<T, Section>) {
             return checkRanges(target, path, config);
-          } else if constexpr (std::is_same_v<T, WindowSet>) {
-            return std::nullopt;
+          } else if constexpr (std::is_same_v<T, WindowSet> || std::is_same_v<T, Custom>) {
+            return std::nullopt;  // a custom row's reader checks its own values
           } else {
             if (!range.min && !range.max) return std::nullopt;
             if constexpr (std::is_same_v<T, Count>) {
@@ -1332,6 +1339,8 @@ std::string valueText(const Target& target, const Config& config) {
         using T = std::decay_t<decltype(t)>;
         if constexpr (std::is_same_v<T, Section>) {
           return "";
+        } else if constexpr (std::is_same_v<T, Custom>) {
+          return t.write(config, 0);
         } else if constexpr (std::is_same_v<T, ByteSize>) {
           return formatByteSize(valueOf(t.get, config));
         } else if constexpr (std::is_same_v<T, Count>) {
@@ -1378,6 +1387,8 @@ void writeSection(Section section, const std::string& parent, int depth, const C
     if (const auto* child = std::get_if<Section>(&field.target)) {
       out += '\n';
       writeSection(*child, path, depth + 1, config, marked, out);
+    } else if (const auto* custom = std::get_if<Custom>(&field.target)) {
+      out += custom->write(config, (depth + 1) * 2) + "\n";
     } else {
       out += " " + valueText(field.target, config) + "\n";
     }
@@ -1421,6 +1432,8 @@ void collectChanged(Section section, const std::string& parent, const Config& a,
           using T = std::decay_t<decltype(target)>;
           if constexpr (std::is_same_v<T, Section>) {
             collectChanged(target, path, a, b, out);
+          } else if constexpr (std::is_same_v<T, Custom>) {
+            if (!target.equal(a, b)) out.push_back(path);
           } else if constexpr (std::is_same_v<T, ByteSize> || std::is_same_v<T, Count> ||
                                std::is_same_v<T, WindowSet>) {
             if (valueOf(target.get, a) != valueOf(target.get, b)) out.push_back(path);
@@ -1433,6 +1446,11 @@ void collectChanged(Section section, const std::string& parent, const Config& a,
 }
 
 }  // namespace
+
+namespace config_write {
+std::string scalar(std::string_view value) { return yamlScalar(value); }
+std::string duration(std::chrono::milliseconds value) { return formatDuration(value); }
+}  // namespace config_write
 
 std::string configYaml(const Config& config) {
   return renderYaml(config, "# nodewarden configuration.\n", {});

@@ -17,6 +17,7 @@
 #include "exporters/loki/loki_push_body.h"
 #include "pipeline/log_batcher.h"
 #include "pipeline/log_shipper.h"
+#include "pipeline/log_stage.h"
 #include "pipeline/spool.h"
 
 namespace nodewarden {
@@ -37,6 +38,18 @@ std::expected<std::string, std::string> readSecretFile(const std::filesystem::pa
   return s;
 }
 
+// The log path's steps between the readers and the batcher, in order: each part of the config's
+// collectors.logs rules adds its stage here (multiline joins before anything looks at a line;
+// filters and rate limits drop before redaction spends time on a line; redaction last, on what is
+// sent). Empty parts add nothing.
+std::vector<std::unique_ptr<LogStage>> makeLogStages(const Config& /*config*/,
+                                                     ContainerMetadata* /*metadata*/,
+                                                     prometheus::Registry& /*registry*/,
+                                                     ErrorReporter& /*errors*/) {
+  std::vector<std::unique_ptr<LogStage>> stages;
+  return stages;
+}
+
 }  // namespace
 
 class LogPipeline::Impl {
@@ -51,6 +64,8 @@ class LogPipeline::Impl {
   // record does not say which encoder wrote its body, so this holds whatever the destination is.
   std::shared_ptr<const LogBatchEncoder> spooled_bodies = std::make_shared<LokiBatchEncoder>();
   std::unique_ptr<LogBatcher> batcher;
+  // The readers write into stages->head(); the agent's own events go to the batcher directly.
+  std::unique_ptr<LogStageChain> stages;
   std::unique_ptr<LogShipper> shipper;
   std::unique_ptr<logs::LogTailer> tailer;
   std::unique_ptr<journal::JournalReader> journal;
@@ -328,6 +343,8 @@ std::expected<void, std::string> LogPipeline::open() {
   };
   pipeline.shipper =
       std::make_unique<LogShipper>(sho, *pipeline.spool, *pipeline.exporter, reg, errors);
+  pipeline.stages = std::make_unique<LogStageChain>(
+      makeLogStages(config, pipeline.metadata, reg, errors), *pipeline.batcher);
 
   if (config.logs.enabled) {
     // max_line_bytes, max_open_files, rescan_interval, read_compressed
@@ -374,13 +391,15 @@ bool LogPipeline::tick() {
   bool more = false;
   for (;;) {
     std::size_t n = 0;
+    LogSink& sink = pipeline.stages->head();
     if (pipeline.tailer && pipeline.filesMayBeRead())
-      n += pipeline.tailer->poll(*pipeline.batcher, kTickReadBudget - read);
+      n += pipeline.tailer->poll(sink, kTickReadBudget - read);
     std::size_t m = 0;
-    if (pipeline.journal)
-      m = pipeline.journal->poll(*pipeline.batcher, kTickJournalEntries - entries);
+    if (pipeline.journal) m = pipeline.journal->poll(sink, kTickJournalEntries - entries);
     read += n;
     entries += m;
+    // What the stages hold past its time (a multiline group, a count of dropped lines).
+    pipeline.stages->flushDue(LogStage::Clock::now(), false);
     // Spools the batch when it is full or old enough. Never forced: with the spool near its
     // bound, a forced append could make it drop its oldest batch.
     const bool spooled = pipeline.batcher->flush();
@@ -418,6 +437,7 @@ void LogPipeline::onEventDurable(std::function<void(std::string_view)> listener)
 void LogPipeline::stop(std::chrono::milliseconds grace) {
   Impl& pipeline = *impl_;
   if (!pipeline.shipper) return;
+  pipeline.stages->flushDue(LogStage::Clock::now(), true);
   pipeline.batcher->flush(true);
   pipeline.shipper->stop(grace);
   pipeline.shipper.reset();

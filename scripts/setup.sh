@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
   clang libclang-rt-14-dev clang-16 libclang-rt-16-dev clang-format clang-tidy
   prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev libasio-dev libzstd-dev libsystemd-dev
-  libxxhash-dev
+  libxxhash-dev libre2-dev
   libcurl4-openssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsnappy-dev libprotobuf-dev protobuf-compiler
   stress-ng prometheus procps systemd-journal-remote

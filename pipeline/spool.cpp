@@ -905,6 +905,13 @@ std::expected<std::uint64_t, std::string> DiskSpool<Record>::appendRecord(const 
   if (next_sequence_ > kMaxSequence) {
     return std::unexpected("spool: sequence numbers exhausted");
   }
+  // Unit numbers (RecordHeader::units_before) past kMaxUnits would not read back. A writer
+  // starting at 0 needs 2^62 lines to get here; only files that claimed such numbers (crafted or
+  // damaged yet checking out) bring a spool this far, and it then refuses like a spool out of
+  // sequences instead of writing records its next open would drop.
+  if (written_units_ >= kMaxUnits / 2) {
+    return std::unexpected("spool: unit numbers exhausted");
+  }
   const std::uint64_t sequence = next_sequence_;
   const std::int64_t append_ms = nowMs();
   const auto keep = [&](std::uint32_t uncompressed) {

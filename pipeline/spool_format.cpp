@@ -101,7 +101,7 @@ std::optional<RecordHeader> parseHeader(const char* p, std::size_t n) {
   if (h.sequence == 0 || h.sequence > kMaxSequence || h.uncompressed > kMaxPayloadBytes ||
       h.uncompressed > std::uint64_t{h.compressed} * kMaxZstdRatio ||
       (h.stored() && h.uncompressed != h.compressed) ||
-      (h.units_before && *h.units_before > kMaxUnits)) {
+      (h.units_before && *h.units_before > kMaxUnits - h.units)) {
     return std::nullopt;
   }
   return h;

@@ -145,6 +145,9 @@ TEST(SpoolFormat, ImplausibleHeadersAreRefusedThoughTheirCrcChecksOut) {
   EXPECT_TRUE(refused(too_big));
   std::string units_past = handRecord(kRecordVersion, 1, "abc", 1, 0, kMaxUnits + 1);
   EXPECT_TRUE(refused(units_past));
+  // A record must also end within the bound: the spool counts on from its end.
+  EXPECT_FALSE(refused(handRecord(kRecordVersion, 1, "abc", 1, 0, kMaxUnits - 1)));
+  EXPECT_TRUE(refused(handRecord(kRecordVersion, 1, "abc", 2, 0, kMaxUnits - 1)));
 }
 
 TEST(SpoolFormat, AckRoundTripsWithItsRanges) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "pipeline/spool_format.h"
 #include "tests/support/temp_dir.h"
 // Header-only: the tests write records of older versions, which need XXH3 like the spool.
 #define XXH_INLINE_ALL
@@ -509,6 +510,33 @@ TEST_F(SpoolTest, RestartContinuesSequenceNumbers) {
   EXPECT_TRUE(segmentFiles(options().dir).empty());
   EXPECT_EQ(spool->batches(), 0U);
   EXPECT_EQ(spool->append(makeBatch(5)).value(), 5U);
+}
+
+// An ack that checks out but claims unit numbers near the format's bound (only damage or a crafted
+// file does): the spool opens, and refuses appends rather than writing records whose unit numbers
+// would not read back (a batch appended then would vanish at the next open, uncounted).
+TEST_F(SpoolTest, UnitNumbersNearTheBoundRefuseAppendsInsteadOfLosingThem) {
+  const SpoolOptions o = options();
+  fs::create_directories(o.dir);
+  spool_format::AckState state;
+  state.acked_sequence = 4;
+  state.acked_units_known = true;
+  state.acked_units = spool_format::kMaxUnits - 1;
+  state.synced_sequence = 4;
+  state.synced_units = spool_format::kMaxUnits - 1;
+  std::array<char, spool_format::kMaxAckBytes> ack{};
+  writeFile(o.dir / "ack", std::string(ack.data(), spool_format::writeAck(state, ack)));
+  {
+    auto spool = open(o);
+    ASSERT_NE(spool, nullptr);
+    const auto appended = spool->append(makeBatch(1));
+    ASSERT_FALSE(appended.has_value());
+    EXPECT_NE(appended.error().find("exhausted"), std::string::npos) << appended.error();
+  }
+  auto spool = open(o);
+  ASSERT_NE(spool, nullptr);
+  EXPECT_EQ(spool->lostUnits(), 0U);
+  EXPECT_EQ(spool->batches(), 0U);
 }
 
 TEST_F(SpoolTest, OldestAgeComesFromTheAppendTime) {

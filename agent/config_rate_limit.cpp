@@ -132,10 +132,10 @@ std::string burstText(const RateLimitBurst& burst) {
 void readRateLimitConfig(const YAML::Node& node, int line, const std::string& path, Config& config,
                          CustomReader& reader) {
   if (node.IsNull()) return;  // "rate_limit:" with everything below commented out
-  if (!config_read::checkKeys(node, line, path,
-                              {"enabled", "lines_per_second", "bytes_per_second", "burst",
-                               "max_streams", "overrides"},
-                              reader)) {
+  if (!config_read::checkKeys(
+          node, line, path,
+          {"enabled", "lines_per_second", "bytes_per_second", "burst", "max_streams", "overrides"},
+          reader)) {
     return;
   }
   RateLimitOptions out = config.logs.rate_limit;
@@ -168,7 +168,8 @@ void readRateLimitConfig(const YAML::Node& node, int line, const std::string& pa
       out.overrides.clear();
       if (value.IsNull()) continue;
       if (!value.IsSequence()) {
-        reader.fail(key_line, field, "expected a list of overrides ({match: ..., lines_per_second: ...})");
+        reader.fail(key_line, field,
+                    "expected a list of overrides ({match: ..., lines_per_second: ...})");
         return;
       }
       for (const auto& item : value) {
@@ -200,8 +201,9 @@ std::string writeRateLimitConfig(const Config& config, int indent) {
   key("seconds of the rates, or {lines: N, bytes: SIZE}", "burst", burstText(o.burst));
   key("streams limited at once; more are passed and counted in nodewarden_errors_total",
       "max_streams", std::to_string(o.max_streams));
-  out += "\n" + pad + "# the first whose match (namespaces, pods, containers, streams, pod_labels) "
-                      "selects a stream sets its limits";
+  out += "\n" + pad +
+         "# the first whose match (namespaces, pods, containers, streams, pod_labels) "
+         "selects a stream sets its limits";
   out += "\n" + pad + "overrides:";
   if (o.overrides.empty()) return out + " []";
   for (const auto& item : o.overrides) {

@@ -1,5 +1,6 @@
-// collectors.logs.rate_limit: the per-stream rate limits of the log path (pipeline/log_rate_limit.h),
-// a `Custom` row of the config schema because its overrides are a list of selectors with limits:
+// collectors.logs.rate_limit: the per-stream rate limits of the log path
+// (pipeline/log_rate_limit.h), a `Custom` row of the config schema because its overrides are a list
+// of selectors with limits:
 //
 //   rate_limit:
 //     enabled: true

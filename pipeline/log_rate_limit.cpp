@@ -36,7 +36,10 @@ std::string sizeText(double bytes) {
 }
 
 std::string periodText(std::int64_t ns) {
-  if (ns < 1'000'000'000) return std::to_string(std::max<std::int64_t>(ns, 0) / 1'000'000) + "ms";
+  if (ns < 1'000'000'000) {
+    const double ms = static_cast<double>(std::max<std::int64_t>(ns, 0)) / 1e6;
+    return shortNumber(ms < 10 ? std::round(ms * 10) / 10 : std::round(ms)) + "ms";
+  }
   if (ns < 60'000'000'000) {
     std::string s = shortNumber(std::round(static_cast<double>(ns) / 1e8) / 10);
     return s + "s";
@@ -93,7 +96,7 @@ struct RateLimitStage::Bucket {
   std::uint64_t stream_id = 0;  // a number of these labels, for the marker's acceptStream
   PodSeries* pod = nullptr;     // set at the first drop
   std::string pod_key;
-  std::uint64_t configured_generation = 0;
+  std::uint64_t configured_epoch = 0;
   // Limits; a rate of 0 is no limit of that kind.
   double lines_per_second = 0;
   double bytes_per_second = 0;
@@ -139,10 +142,9 @@ RateLimitStage::RateLimitStage(RateLimitOptions options, const ContainerMetadata
       resolver_(metadata),
       lines_family_(prometheus::BuildCounter()
                         .Name("nodewarden_log_lines_rate_limited_total")
-                        .Help(
-                            "Log lines dropped by collectors.logs.rate_limit, by pod (the "
-                            "journal's with empty labels). A marker line in the stream says how "
-                            "many and when.")
+                        .Help("Log lines dropped by collectors.logs.rate_limit, by pod (the "
+                              "journal's with empty labels). A marker line in the stream says how "
+                              "many and when.")
                         .Register(registry)),
       bytes_family_(prometheus::BuildCounter()
                         .Name("nodewarden_log_bytes_rate_limited_total")
@@ -154,6 +156,8 @@ RateLimitStage::RateLimitStage(RateLimitOptions options, const ContainerMetadata
       last_sweep_(tick_now_) {
   wall_cache_ns_ = wallNow();
   generation_ = resolver_.generation();
+  selects_pod_labels_ = std::ranges::any_of(
+      options_.overrides, [](const RateLimitOverride& o) { return !o.match.pod_labels.empty(); });
   marker_.line.reserve(160);
 }
 
@@ -196,8 +200,8 @@ void RateLimitStage::configure(Bucket& bucket, const Labels& labels, const LogEn
   bucket.lines_per_second = lines_per_second;
   bucket.bytes_per_second = bytes_per_second;
   bucket.cap_lines = std::max(1.0, burst.lines > 0 ? burst.lines : lines_per_second * seconds);
-  bucket.cap_bytes = std::max(1.0, burst.bytes > 0 ? static_cast<double>(burst.bytes)
-                                                   : bytes_per_second * seconds);
+  bucket.cap_bytes = std::max(
+      1.0, burst.bytes > 0 ? static_cast<double>(burst.bytes) : bytes_per_second * seconds);
   if (fresh) {
     bucket.lines = bucket.cap_lines;
     bucket.bytes = bucket.cap_bytes;
@@ -205,30 +209,38 @@ void RateLimitStage::configure(Bucket& bucket, const Labels& labels, const LogEn
     bucket.lines = std::min(bucket.lines, bucket.cap_lines);
     bucket.bytes = std::min(bucket.bytes, bucket.cap_bytes);
   }
-  // 0 is "never configured"; generations start at 0 too, so keep them apart.
-  bucket.configured_generation = generation_ + 1;
+  bucket.configured_epoch = config_epoch_;
+  // A pod the metadata does not know yet may have labels an override selects on: looked at again
+  // after the next tick.
+  if (info.pod_labels == nullptr && selects_pod_labels_ &&
+      !labelValue(entry.metadata, "pod_uid").empty()) {
+    unresolved_ = true;
+  }
 }
 
 RateLimitStage::Bucket* RateLimitStage::create(const Labels& labels, const LogEntry& entry,
                                                std::string key) {
-  if (buckets_.size() >= options_.max_streams) {
-    // Idle ones go first; a bucket that is full anyway is no loss.
+  if (buckets_.size() >= options_.max_streams && !cap_swept_) {
+    // Streams idle since the last sweep go first (once per sweep: not a scan per new stream).
+    cap_swept_ = true;
+    bool removed = false;
     for (auto it = buckets_.begin(); it != buckets_.end();) {
       Bucket& b = *it->second;
       if (!b.touched && !b.pending && !b.episode && !b.listed) {
         releasePod(b);
         it = buckets_.erase(it);
+        removed = true;
       } else {
         ++it;
       }
     }
-    forgetIds();
-    if (buckets_.size() >= options_.max_streams) {
-      errors_.report("logs", "rate_limit_streams",
-                     "more than " + std::to_string(options_.max_streams) +
-                         " log streams at once: new streams are not rate limited");
-      return nullptr;
-    }
+    if (removed) forgetIds();
+  }
+  if (buckets_.size() >= options_.max_streams) {
+    errors_.report("logs", "rate_limit_streams",
+                   "more than " + std::to_string(options_.max_streams) +
+                       " log streams at once: new streams are not rate limited");
+    return nullptr;
   }
   auto bucket = std::make_unique<Bucket>();
   bucket->key = std::move(key);
@@ -261,7 +273,7 @@ RateLimitStage::Bucket* RateLimitStage::find(const Labels& labels, const LogEntr
     appendKey(key_scratch_, labels);
     if (const auto it = buckets_.find(key_scratch_); it != buckets_.end()) {
       bucket = it->second.get();
-      if (bucket->configured_generation != generation_ + 1) configure(*bucket, labels, entry, false);
+      if (bucket->configured_epoch != config_epoch_) configure(*bucket, labels, entry, false);
     } else {
       bucket = create(labels, entry, key_scratch_);
     }
@@ -396,8 +408,8 @@ bool RateLimitStage::acceptStream(const Labels& labels, const LogEntry& entry,
 
 bool RateLimitStage::emitMarker(Bucket& b) {
   marker_.timestamp_ns = b.last_ns;
-  marker_.line = rateLimitMarkerText(b.dropped_lines, b.dropped_bytes, b.last_ns - b.first_ns,
-                                     b.limitsText());
+  marker_.line =
+      rateLimitMarkerText(b.dropped_lines, b.dropped_bytes, b.last_ns - b.first_ns, b.limitsText());
   marker_.metadata = b.metadata;
   marker_.metadata.emplace_back("dropped_bytes", std::to_string(b.dropped_bytes));
   marker_.metadata.emplace_back("dropped_lines", std::to_string(b.dropped_lines));
@@ -432,6 +444,7 @@ void RateLimitStage::releasePod(Bucket& b) {
 
 void RateLimitStage::sweep() {
   last_sweep_ = tick_now_;
+  cap_swept_ = false;
   bool removed = false;
   for (auto it = buckets_.begin(); it != buckets_.end();) {
     Bucket& b = *it->second;
@@ -455,9 +468,11 @@ void RateLimitStage::sweep() {
 bool RateLimitStage::flushDue(Clock::time_point now, bool force) {
   tick_now_ = now;
   wall_cache_ns_ = wallNow();
-  if (const std::uint64_t g = resolver_.generation(); g != generation_) {
+  if (const std::uint64_t g = resolver_.generation(); g != generation_ || unresolved_) {
     // Pod labels may select other overrides now: each stream is configured again at its next line.
     generation_ = g;
+    unresolved_ = false;
+    ++config_epoch_;
     forgetIds();
   }
   publish();

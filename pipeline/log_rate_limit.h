@@ -152,7 +152,11 @@ class RateLimitStage final : public LogStage {
   std::unordered_map<std::string, std::unique_ptr<Bucket>> buckets_;
   // Stream number -> bucket; cleared whenever a bucket is removed or the metadata moves.
   std::unordered_map<std::uint64_t, Bucket*> by_id_;
-  std::uint64_t generation_ = 0;
+  std::uint64_t generation_ = 0;    // the metadata's, at the last flushDue()
+  std::uint64_t config_epoch_ = 1;  // moves when streams must look at the overrides again
+  bool unresolved_ = false;         // a stream's pod was not known to the metadata
+  bool selects_pod_labels_ = false;
+  bool cap_swept_ = false;  // at max_streams, idle streams were looked for since the last sweep
   std::uint64_t recent_ids_[2] = {0, 0};
   Bucket* recent_buckets_[2] = {nullptr, nullptr};
   std::string key_scratch_;

@@ -191,19 +191,16 @@ std::string writeRateLimitConfig(const Config& config, int indent) {
     out += "\n" + pad + "# " + std::string(comment);
     out += "\n" + pad + std::string(name) + ": " + value;
   };
-  key("per stream (a container's stdout or stderr, a journal unit); lines beyond are dropped, "
-      "counted and told by a marker line",
+  key("per stream (a container's stdout or stderr, a journal unit); what is dropped is counted "
+      "and told by a marker line",
       "enabled", o.enabled ? "true" : "false");
-  key("refilled on the lines' own timestamps, so a backlog written at this rate passes whole; 0: "
-      "no limit",
+  key("refilled on the lines' own timestamps (a backlog written at this rate passes); 0: no limit",
       "lines_per_second", number(o.lines_per_second));
   key("0: no limit", "bytes_per_second", size(o.bytes_per_second));
   key("seconds of the rates, or {lines: N, bytes: SIZE}", "burst", burstText(o.burst));
-  key("streams limited at once; more are passed and counted in nodewarden_errors_total",
-      "max_streams", std::to_string(o.max_streams));
-  out += "\n" + pad +
-         "# the first whose match (namespaces, pods, containers, streams, pod_labels) "
-         "selects a stream sets its limits";
+  key("streams limited at once; more pass unlimited (nodewarden_errors_total)", "max_streams",
+      std::to_string(o.max_streams));
+  out += "\n" + pad + "# the first whose match (a selector) selects a stream sets its limits";
   out += "\n" + pad + "overrides:";
   if (o.overrides.empty()) return out + " []";
   for (const auto& item : o.overrides) {

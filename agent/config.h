@@ -44,6 +44,7 @@
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
 #include "pipeline/log_batcher.h"
+#include "pipeline/log_rate_limit.h"
 #include "pipeline/spool.h"
 
 namespace nodewarden {
@@ -93,6 +94,7 @@ struct LogsConfig {
   bool enabled = true;
   logs::LogTailerOptions tailer;
   LogBatcherOptions batcher;
+  RateLimitOptions rate_limit;  // collectors.logs.rate_limit (agent/config_rate_limit.h)
 };
 
 // collectors.journal.*: the journal reader's own options; the cursor file and the node are the

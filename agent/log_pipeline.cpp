@@ -16,6 +16,7 @@
 #include "exporters/loki/loki_exporter.h"
 #include "exporters/loki/loki_push_body.h"
 #include "pipeline/log_batcher.h"
+#include "pipeline/log_rate_limit.h"
 #include "pipeline/log_shipper.h"
 #include "pipeline/log_stage.h"
 #include "pipeline/spool.h"
@@ -42,11 +43,16 @@ std::expected<std::string, std::string> readSecretFile(const std::filesystem::pa
 // collectors.logs rules adds its stage here (multiline joins before anything looks at a line;
 // filters and rate limits drop before redaction spends time on a line; redaction last, on what is
 // sent). Empty parts add nothing.
-std::vector<std::unique_ptr<LogStage>> makeLogStages(const Config& /*config*/,
-                                                     ContainerMetadata* /*metadata*/,
-                                                     prometheus::Registry& /*registry*/,
-                                                     ErrorReporter& /*errors*/) {
+std::vector<std::unique_ptr<LogStage>> makeLogStages(const Config& config,
+                                                     ContainerMetadata* metadata,
+                                                     prometheus::Registry& registry,
+                                                     ErrorReporter& errors) {
   std::vector<std::unique_ptr<LogStage>> stages;
+  // Rate limit: after multiline and filters, before redaction.
+  if (config.logs.rate_limit.enabled) {
+    stages.push_back(
+        std::make_unique<RateLimitStage>(config.logs.rate_limit, metadata, registry, errors));
+  }
   return stages;
 }
 

@@ -4,10 +4,13 @@
 //   floor         pread() every file in 64 KiB chunks + snappy-compress the bytes
 //   parse         LogTailer::poll into a sink that only counts (discovery, reading, CRI parsing,
 //                 joining partial records, building entries; no batching)
-//   full          LogTailer -> LogBatcher (push body) -> Spool -> LogShipper -> LokiExporter
-//                 (protobuf + snappy over HTTP) -> FakeLoki, until every line is acknowledged; the
-//                 spool, the batcher and the positions file set as the agent sets them
-//                 (logSpoolOptions, kLogCommitInterval: fdatasync and positions once a second)
+//   full          LogTailer -> the agent's default stages (RateLimitStage) -> LogBatcher (push
+//                 body) -> Spool -> LogShipper -> LokiExporter (protobuf + snappy over HTTP) ->
+//                 FakeLoki, until every line is acknowledged; the spool, the batcher and the
+//                 positions file set as the agent sets them (logSpoolOptions, kLogCommitInterval:
+//                 fdatasync and positions once a second). A line the rate limit drops marks the
+//                 run incomplete: the defaults must let the whole corpus through.
+//   parse+ratelimit  parse with a RateLimitStage (the defaults) before the counting sink
 //   full-nofsync  the same with SpoolOptions::fsync = false (the spool's fsync cost)
 //   fluent-bit    only when env FLUENT_BIT names a binary: tail + cri multiline parser + loki
 //   output
@@ -22,7 +25,7 @@
 // with glibc's dynamic thresholds the full path costs less than it does in the agent.
 //
 // usage: bench_log_path [--mib=300] [--pods=8] [--rounds=3] [--tmp=DIR] [--malloc=agent|glibc]
-//                       [--only=floor,parse,full,full-nofsync,fluent-bit]
+//                       [--only=floor,parse,parse+ratelimit,full,full-nofsync,fluent-bit]
 #include <fcntl.h>
 #include <signal.h>
 #include <snappy.h>
@@ -56,8 +59,10 @@
 #include "exporters/loki/loki_exporter.h"
 #include "pipeline/allocator.h"
 #include "pipeline/log_batcher.h"
+#include "pipeline/log_rate_limit.h"
 #include "pipeline/log_record.h"
 #include "pipeline/log_shipper.h"
+#include "pipeline/log_stage.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
 #include "tests/fakes/fake_loki.h"
@@ -115,12 +120,13 @@ struct Cost {
   double user_s = 0;
   double sys_s = 0;
   double wall_s = 0;
-  double reader_s = -1;           // full runs: the reading thread's share of cpu_s (tail, batch,
-                                  // encode, compress, spool append); the rest is the shipper's
-  std::uint64_t lines = 0;        // lines delivered / acknowledged / received
-  double spool_written_mib = -1;  // full runs: bytes the spool wrote to its files
-  double sent_mib = -1;           // full runs: line bytes acknowledged
-  std::string note;               // empty when the run did all its work
+  double reader_s = -1;            // full runs: the reading thread's share of cpu_s (tail, batch,
+                                   // encode, compress, spool append); the rest is the shipper's
+  std::uint64_t lines = 0;         // lines delivered / acknowledged / received
+  double spool_written_mib = -1;   // full runs: bytes the spool wrote to its files
+  double sent_mib = -1;            // full runs: line bytes acknowledged
+  std::uint64_t rate_limited = 0;  // full runs: lines the default rate limit dropped (must be 0)
+  std::string note;                // empty when the run did all its work
 };
 
 class Meter {
@@ -236,15 +242,26 @@ nodewarden::logs::LogTailerOptions tailerOptions(const Corpus& corpus) {
   return to;
 }
 
-Cost runParse(const Corpus& corpus) {
+// with_rate_limit: the lines go through a RateLimitStage with the defaults before the counting
+// sink (parse+ratelimit): the difference to parse is the stage's cost per line.
+Cost runParse(const Corpus& corpus, bool with_rate_limit = false) {
   SelfMetrics self;
   ErrorReporter errors(self.registry());
   CountingSink sink;
+  std::unique_ptr<nodewarden::RateLimitStage> stage;
+  nodewarden::LogSink* head = &sink;
+  if (with_rate_limit) {
+    stage = std::make_unique<nodewarden::RateLimitStage>(nodewarden::RateLimitOptions{}, nullptr,
+                                                         self.registry(), errors);
+    stage->setNext(sink);
+    head = stage.get();
+  }
   const Meter meter;
   nodewarden::logs::LogTailer tailer(tailerOptions(corpus), errors);
   int idle = 0;
   while (sink.lines < corpus.stats.lines && idle < 50) {
-    if (tailer.poll(sink, kTickReadBudget) == 0) {
+    if (stage) stage->flushDue(nodewarden::LogStage::Clock::now(), false);
+    if (tailer.poll(*head, kTickReadBudget) == 0) {
       ++idle;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     } else {
@@ -253,6 +270,7 @@ Cost runParse(const Corpus& corpus) {
   }
   Cost c = meter.stop();
   c.lines = sink.lines;
+  if (stage) c.rate_limited = stage->droppedLines();
   if (sink.lines != corpus.stats.lines) {
     c.note = "delivered " + std::to_string(sink.lines) + " of " +
              std::to_string(corpus.stats.lines) + " lines";
@@ -277,6 +295,8 @@ struct FullPath {
   std::unique_ptr<nodewarden::LogBatcher> batcher;
   std::unique_ptr<nodewarden::LogShipper> shipper;
   std::unique_ptr<nodewarden::logs::LogTailer> tailer;
+  // The stages the agent puts before the batcher by default (agent/log_pipeline.cpp).
+  std::unique_ptr<nodewarden::LogStageChain> stages;
 };
 
 Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std::string& url,
@@ -325,6 +345,13 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   auto to = tailerOptions(corpus);
   to.checkpoint_file = state / "checkpoints" / "logs.json";
   p.tailer = std::make_unique<nodewarden::logs::LogTailer>(to, errors);
+  std::vector<std::unique_ptr<nodewarden::LogStage>> stages;
+  auto rate_limit_stage = std::make_unique<nodewarden::RateLimitStage>(
+      nodewarden::RateLimitOptions{}, nullptr, reg, errors);
+  const nodewarden::RateLimitStage* rate_limit = rate_limit_stage.get();
+  stages.push_back(std::move(rate_limit_stage));
+  p.stages = std::make_unique<nodewarden::LogStageChain>(std::move(stages), *p.batcher);
+  nodewarden::LogSink& head = p.stages->head();
   p.shipper->start();
 
   const double deadline = monotonicSeconds() + timeout_s;
@@ -332,9 +359,10 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   for (;;) {
     // Once every line is read the files are left alone while the shipper drains the spool: the
     // agent looks at them again on its next tick (200 ms), not every 2 ms as this loop waits.
-    const std::size_t n = all_read ? 0 : p.tailer->poll(*p.batcher, kTickReadBudget);
-    bool spooled = p.batcher->flush();
+    const std::size_t n = all_read ? 0 : p.tailer->poll(head, kTickReadBudget);
     all_read = p.tailer->stats().lines_read >= expected;
+    p.stages->flushDue(nodewarden::LogStage::Clock::now(), all_read);
+    bool spooled = p.batcher->flush();
     if (all_read) spooled = p.batcher->flush(true) || spooled;
     if (spooled) p.shipper->notify();
     if (all_read && p.batcher->pendingBytes() == 0 && p.spool->batches() == 0) break;
@@ -345,6 +373,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
     if (n == 0 || all_read) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   const double reader_s = threadCpuSeconds() - reader0;
+  c.rate_limited = rate_limit->droppedLines();
   p.shipper->stop(std::chrono::milliseconds(2000));
   const Cost m = meter.stop();
   const double sent = counterValue(reg, "nodewarden_log_lines_sent_total");
@@ -352,6 +381,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   c.spool_written_mib = static_cast<double>(p.spool->writtenBytes()) / (1 << 20);
   p.shipper.reset();
   p.tailer.reset();
+  p.stages.reset();
   p.batcher.reset();
   p.exporter.reset();
   p.spool.reset();
@@ -364,6 +394,9 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   c.lines = sent < 0 ? 0 : static_cast<std::uint64_t>(sent);
   // Every acknowledged entry was counted by the receiver before it answered.
   const std::uint64_t got = receiver.entries.load() - received0;
+  if (c.note.empty() && c.rate_limited != 0) {
+    c.note = "the default rate limit dropped " + std::to_string(c.rate_limited) + " lines";
+  }
   if (c.note.empty() && (c.lines != expected || got != expected)) {
     c.note = "sent " + std::to_string(c.lines) + ", receiver got " + std::to_string(got) + " of " +
              std::to_string(expected) + " lines";
@@ -549,7 +582,8 @@ int usage() {
   std::fprintf(stderr,
                "usage: bench_log_path [--mib=300] [--pods=8] [--rounds=3] [--tmp=DIR]\n"
                "                      [--malloc=agent|glibc]\n"
-               "                      [--only=floor,parse,full,full-nofsync,fluent-bit]\n"
+               "                      [--only=floor,parse,parse+ratelimit,full,full-nofsync,"
+               "fluent-bit]\n"
                "  env FLUENT_BIT=/path/to/fluent-bit adds a Fluent Bit run\n");
   return 2;
 }
@@ -561,7 +595,8 @@ int main(int argc, char** argv) {
   std::size_t pods = 8;
   int rounds = 3;
   fs::path tmp_base = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
-  std::vector<std::string> modes = {"floor", "parse", "full", "full-nofsync", "fluent-bit"};
+  std::vector<std::string> modes = {"floor", "parse",        "parse+ratelimit",
+                                    "full",  "full-nofsync", "fluent-bit"};
   std::string malloc_mode = "agent";
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
@@ -702,7 +737,8 @@ int main(int argc, char** argv) {
   }
 
   const double timeout_s = std::max(120.0, static_cast<double>(mib) * 2.0);
-  const std::vector<std::string> order = {"floor", "parse", "full", "full-nofsync", "fluent-bit"};
+  const std::vector<std::string> order = {"floor", "parse",        "parse+ratelimit",
+                                          "full",  "full-nofsync", "fluent-bit"};
   std::map<std::string, std::vector<Cost>> results;
   std::uint64_t compressed = 0;
   for (int r = 1; r <= rounds; ++r) {
@@ -714,6 +750,8 @@ int main(int argc, char** argv) {
         c = runFloor(corpus, compressed);
       } else if (mode == "parse") {
         c = runParse(corpus);
+      } else if (mode == "parse+ratelimit") {
+        c = runParse(corpus, true);
       } else if (mode == "full") {
         c = runFull(corpus, state, true, url, *receiver, timeout_s);
       } else if (mode == "full-nofsync") {
@@ -780,6 +818,21 @@ int main(int argc, char** argv) {
           "lines were sent\n",
           m, s.spool_written_mib, s.sent_mib);
     }
+  }
+  if (sums.contains("parse") && sums.contains("parse+ratelimit")) {
+    const double d = sums["parse+ratelimit"].cpu_s - sums["parse"].cpu_s;
+    std::printf(
+        "rate limit stage (parse+ratelimit - parse): %+.3f CPU s per run, %+.1f ns per line\n", d,
+        d * 1e9 / lines);
+  }
+  for (const char* m : {"parse+ratelimit", "full", "full-nofsync"}) {
+    const auto it = results.find(m);
+    if (it == results.end()) continue;
+    std::uint64_t limited = 0;
+    for (const auto& c : it->second) limited += c.rate_limited;
+    std::printf("%s: the default rate limit (collectors.logs.rate_limit) dropped %llu lines%s\n", m,
+                static_cast<unsigned long long>(limited),
+                limited == 0 ? " (none, as it must)" : "");
   }
   if (sums.contains("full") && sums.contains("full-nofsync")) {
     const auto& a = sums["full"];

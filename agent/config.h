@@ -44,6 +44,7 @@
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
 #include "pipeline/log_batcher.h"
+#include "pipeline/log_multiline.h"
 #include "pipeline/spool.h"
 
 namespace nodewarden {
@@ -93,6 +94,7 @@ struct LogsConfig {
   bool enabled = true;
   logs::LogTailerOptions tailer;
   LogBatcherOptions batcher;
+  MultilineOptions multiline;  // collectors.logs.multiline (agent/config_multiline.cpp)
 };
 
 // collectors.journal.*: the journal reader's own options; the cursor file and the node are the

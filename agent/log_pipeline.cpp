@@ -16,6 +16,7 @@
 #include "exporters/loki/loki_exporter.h"
 #include "exporters/loki/loki_push_body.h"
 #include "pipeline/log_batcher.h"
+#include "pipeline/log_multiline.h"
 #include "pipeline/log_shipper.h"
 #include "pipeline/log_stage.h"
 #include "pipeline/spool.h"
@@ -42,11 +43,21 @@ std::expected<std::string, std::string> readSecretFile(const std::filesystem::pa
 // collectors.logs rules adds its stage here (multiline joins before anything looks at a line;
 // filters and rate limits drop before redaction spends time on a line; redaction last, on what is
 // sent). Empty parts add nothing.
-std::vector<std::unique_ptr<LogStage>> makeLogStages(const Config& /*config*/,
-                                                     ContainerMetadata* /*metadata*/,
-                                                     prometheus::Registry& /*registry*/,
-                                                     ErrorReporter& /*errors*/) {
+std::vector<std::unique_ptr<LogStage>> makeLogStages(const Config& config,
+                                                     ContainerMetadata* metadata,
+                                                     prometheus::Registry& registry,
+                                                     ErrorReporter& errors) {
   std::vector<std::unique_ptr<LogStage>> stages;
+  if (config.logs.multiline.enabled) {
+    MultilineOptions mo = config.logs.multiline;
+    mo.max_bytes = config.logs.tailer.max_line_bytes;
+    // The config reader compiled every pattern already: a failure here is reported, not fatal.
+    if (auto stage = MultilineStage::create(std::move(mo), metadata, registry)) {
+      stages.push_back(std::move(*stage));
+    } else {
+      errors.report("logs", "multiline_rule", stage.error());
+    }
+  }
   return stages;
 }
 

@@ -375,7 +375,13 @@ void MultilineStage::appendLine(Stream& stream, Source& source, std::string_view
 }
 
 bool MultilineStage::passGroup(Stream& stream) {
-  const LogCheckpoint& cp = clamp(*stream.source, &stream, stream.cp);
+  // Once no other stream holds lines of the source, everything of it read so far has been passed
+  // on with this group: its latest position (a file's last line may be another stream's, passed
+  // earlier with a lowered position) may be committed with it.
+  const Source& source = *stream.source;
+  const LogCheckpoint& own =
+      source.has_last && source.last_in.file == stream.cp.file ? source.last_in : stream.cp;
+  const LogCheckpoint& cp = clamp(source, &stream, own);
   if (!next_->acceptStream(stream.labels, stream.group, cp, stream.id)) return false;
   release(stream);
   if (stream.group.line.capacity() > (64 << 10)) stream.group.line = std::string();
@@ -522,6 +528,7 @@ bool MultilineStage::acceptStream(const Labels& labels, const LogEntry& entry,
         if (stream.has_blank) {
           stream.has_blank = false;
           appendLine(stream, *stream.blank_source, stream.blank.line, stream.blank_cp);
+          ++joined_[static_cast<int>(kind)];
         }
         appendLine(stream, source, line, checkpoint);
         ++joined_[static_cast<int>(kind)];
@@ -577,7 +584,12 @@ bool MultilineStage::acceptStream(const Labels& labels, const LogEntry& entry,
 }
 
 bool MultilineStage::flushDue(Clock::time_point now, bool force) {
+  const bool done = flushHeld(now, force);
   publish();
+  return done;
+}
+
+bool MultilineStage::flushHeld(Clock::time_point now, bool force) {
   if (last_sweep_ == Clock::time_point{}) last_sweep_ = now;
   if (now - last_sweep_ >= kSweepInterval) sweep(now);
   for (std::size_t i = 0; i < held_.size();) {

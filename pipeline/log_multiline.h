@@ -134,6 +134,7 @@ class MultilineStage final : public LogStage {
   void release(Stream& stream);
   // Forgets streams and sources idle since the last sweep (labels change, files come and go).
   void sweep(Clock::time_point now);
+  bool flushHeld(Clock::time_point now, bool force);
   void publish();
 
   MultilineOptions options_;

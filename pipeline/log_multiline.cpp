@@ -378,9 +378,12 @@ bool MultilineStage::passGroup(Stream& stream) {
   // Once no other stream holds lines of the source, everything of it read so far has been passed
   // on with this group: its latest position (a file's last line may be another stream's, passed
   // earlier with a lowered position) may be committed with it.
+  // A blank line the stream keeps waiting is a later line of its source: not past it.
   const Source& source = *stream.source;
+  const bool blank_after = stream.has_blank && stream.blank_source == stream.source;
   const LogCheckpoint& own =
-      source.has_last && source.last_in.file == stream.cp.file ? source.last_in : stream.cp;
+      !blank_after && source.has_last && source.last_in.file == stream.cp.file ? source.last_in
+                                                                               : stream.cp;
   const LogCheckpoint& cp = clamp(source, &stream, own);
   if (!next_->acceptStream(stream.labels, stream.group, cp, stream.id)) return false;
   release(stream);
@@ -507,23 +510,12 @@ bool MultilineStage::acceptStream(const Labels& labels, const LogEntry& entry,
       const bool too_long = stream.group.line.size() + extra + 1 + line.size() > options_.max_bytes;
       const bool too_many = lines > options_.max_lines;
       if (too_long || too_many) {
-        // The group so far goes on its own; the rest of the trace starts the next entry.
-        const bool had_blank = stream.has_blank;
-        stream.has_blank = false;
-        if (!passGroup(stream)) {
-          stream.has_blank = had_blank;
-          return false;
-        }
+        // The group so far goes on its own (a blank line it kept waiting goes alone after it);
+        // the rest of the trace starts the next entry.
+        if (!passGroup(stream)) return false;
         ++(too_long ? by_bytes_ : by_lines_);
-        if (had_blank) {
-          stream.has_blank = false;
-          startGroup(stream, *stream.blank_source, stream.blank, stream.blank_cp, stream.id);
-          stream.holds[0].known = stream.blank_start_known;
-          if (stream.blank_start_known) stream.holds[0].start = stream.blank_start;
-          appendLine(stream, source, line, checkpoint);
-        } else {
-          startGroup(stream, source, entry, checkpoint, stream_id);
-        }
+        if (stream.held && !passGroup(stream)) return false;  // the blank line, now held alone
+        startGroup(stream, source, entry, checkpoint, stream_id);
       } else {
         if (stream.has_blank) {
           stream.has_blank = false;

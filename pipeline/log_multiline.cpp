@@ -191,6 +191,14 @@ const char* kindName(MultilineStage::Kind kind) {
 
 constexpr auto kSweepInterval = std::chrono::minutes(1);
 
+// to = from, line after line of one source: its key is the same, only the position moves.
+void moveTo(LogCheckpoint& to, const LogCheckpoint& from) {
+  if (to.source != from.source) to.source = from.source;
+  to.file = from.file;
+  to.offset = from.offset;
+  if (to.journal_cursor != from.journal_cursor) to.journal_cursor = from.journal_cursor;
+}
+
 }  // namespace
 
 std::expected<std::unique_ptr<MultilineStage>, std::string> MultilineStage::create(
@@ -326,7 +334,7 @@ void MultilineStage::hold(Stream& stream, Source& source) {
   Hold& h = stream.holds[stream.hold_count++];
   h.source = &source;
   h.known = source.has_last;
-  if (h.known) h.start = source.last_in;
+  if (h.known) moveTo(h.start, source.last_in);
   source.holders.push_back(&stream);
 }
 
@@ -351,7 +359,7 @@ void MultilineStage::startGroup(Stream& stream, Source& source, const LogEntry& 
   stream.group.metadata = entry.metadata;
   stream.lines = 1;
   stream.source = &source;
-  stream.cp = checkpoint;
+  moveTo(stream.cp, checkpoint);
   stream.id = stream_id;
   stream.stamp = {};
   hold(stream, source);
@@ -368,7 +376,7 @@ void MultilineStage::appendLine(Stream& stream, Source& source, std::string_view
   stream.group.line.append(line);
   ++stream.lines;
   if (&source == stream.source) {
-    stream.cp = checkpoint;
+    moveTo(stream.cp, checkpoint);
   } else {
     hold(stream, source);  // a group that a rotation split: see the header
   }
@@ -498,9 +506,9 @@ bool MultilineStage::acceptStream(const Labels& labels, const LogEntry& entry,
       stream.blank_cp = checkpoint;
       stream.blank_source = &source;
       stream.blank_start_known = source.has_last;
-      if (source.has_last) stream.blank_start = source.last_in;
+      if (source.has_last) moveTo(stream.blank_start, source.last_in);
       hold(stream, source);
-      source.last_in = checkpoint;
+      moveTo(source.last_in, checkpoint);
       source.has_last = true;
       return true;
     }
@@ -527,7 +535,7 @@ bool MultilineStage::acceptStream(const Labels& labels, const LogEntry& entry,
       }
       stream.kind = kind;
       stream.phase = phase;
-      source.last_in = checkpoint;
+      moveTo(source.last_in, checkpoint);
       source.has_last = true;
       return true;
     }
@@ -570,7 +578,7 @@ bool MultilineStage::acceptStream(const Labels& labels, const LogEntry& entry,
     stream.kind = kind;
     stream.phase = phase;
   }
-  source.last_in = checkpoint;
+  moveTo(source.last_in, checkpoint);
   source.has_last = true;
   return true;
 }

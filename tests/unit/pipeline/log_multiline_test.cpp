@@ -37,7 +37,8 @@ class RecordingSink final : public LogSink {
   }
   bool acceptStream(const Labels& labels, const LogEntry& entry, const LogCheckpoint& cp,
                     std::uint64_t id) override {
-    if (refuse) return false;
+    if (refuse || refuse_after == 0) return false;
+    if (refuse_after > 0) --refuse_after;
     passed.push_back(Passed{labels, entry, cp, id});
     return true;
   }
@@ -48,6 +49,7 @@ class RecordingSink final : public LogSink {
     return out;
   }
   bool refuse = false;
+  int refuse_after = -1;  // >= 0: takes this many more, then refuses
   std::vector<Passed> passed;
 };
 
@@ -395,6 +397,30 @@ TEST_F(MultilineTest, ATraceSplitByRotationIsJoinedAndKeepsTheOlderFilesPosition
   EXPECT_EQ(sink_.passed[1].checkpoint.source, "/old");
   EXPECT_EQ(sink_.passed[1].checkpoint.offset, old_end);
   EXPECT_EQ(sink_.passed[2].checkpoint.source, "/new");
+}
+
+// A blank line after a traceback's last line waits to see whether a chained traceback follows;
+// when it does not, the traceback goes on with its own last line's position, not the blank line's
+// (which is still held, now alone: a crash must read it again).
+TEST_F(MultilineTest, ATracebackPassedBeforeAHeldBlankLineDoesNotCarryItsPosition) {
+  make();
+  ASSERT_TRUE(feed("Traceback (most recent call last):"));
+  ASSERT_TRUE(feed("  File \"a.py\", line 1, in <module>"));
+  ASSERT_TRUE(feed("ValueError: x"));
+  const std::uint64_t blank_start = offsets_["/var/log/pods/a/0.log"];
+  ASSERT_TRUE(feed(""));
+  sink_.refuse_after = 1;  // takes the traceback, then refuses the blank line
+  EXPECT_FALSE(feed("next"));
+  ASSERT_EQ(sink_.passed.size(), 1U);
+  EXPECT_EQ(
+      sink_.passed[0].entry.line,
+      "Traceback (most recent call last):\n  File \"a.py\", line 1, in <module>\nValueError: x");
+  EXPECT_LE(sink_.passed[0].checkpoint.offset, blank_start);
+  sink_.refuse_after = -1;
+  ASSERT_TRUE(feed("next"));
+  flushAll();
+  EXPECT_EQ(sink_.lines().back(), "next");
+  EXPECT_EQ(sink_.passed.size(), 3U);
 }
 
 TEST_F(MultilineTest, WithoutTheJvmRuleOrdinaryLinesAreNotHeld) {

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -217,6 +218,19 @@ class LogsEndToEnd : public ::testing::Test {
   void expectAll(const std::vector<ContainerLog*>& logs, int count) {
     const std::size_t want = logs.size() * static_cast<std::size_t>(count);
     loki_->waitForEntries(want, 60s);
+    // The count above includes what Loki would drop as duplicates (lines read again after a
+    // kill), and the multiline stage holds each stream's last line for its flush_timeout: wait
+    // until every stream is whole, or the deadline.
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    for (;;) {
+      bool whole = true;
+      for (auto* log : logs) {
+        const auto labels = log->stream("test-node");
+        whole = whole && verifyStream(loki_->entries(labels), labels[0].second, count).ok;
+      }
+      if (whole || std::chrono::steady_clock::now() > deadline) break;
+      loki_->waitForEntries(std::numeric_limits<std::size_t>::max(), 100ms);
+    }
     for (auto* log : logs) {
       const auto labels = log->stream("test-node");
       const auto got = loki_->entries(labels);

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "agent/config_custom.h"
+#include "agent/config_multiline.h"
 #include "agent/config_rate_limit.h"
 #include "agent/json_log.h"
 #include "pipeline/pod_labels.h"
@@ -188,6 +189,8 @@ constexpr Field kLogsFields[] = {
      NODEWARDEN_AT(logs.batcher.batch_wait),
      "... or when its first line is this old",
      {10 * kMs, 1 * kMin}},
+    {"multiline", Custom{readMultiline, writeMultiline, equalMultiline},
+     "multi-line entries (stack traces) joined per stream before any other step"},
     {"rate_limit", Custom{&readRateLimitConfig, &writeRateLimitConfig, &equalRateLimitConfig},
      "per-stream limits so one pod cannot starve the log path (agent/config_rate_limit.h)"},
 };

@@ -45,6 +45,7 @@
 #include "pipeline/detector/detector.h"
 #include "pipeline/log_batcher.h"
 #include "pipeline/log_rate_limit.h"
+#include "pipeline/log_multiline.h"
 #include "pipeline/spool.h"
 
 namespace nodewarden {
@@ -95,6 +96,7 @@ struct LogsConfig {
   logs::LogTailerOptions tailer;
   LogBatcherOptions batcher;
   RateLimitOptions rate_limit;  // collectors.logs.rate_limit (agent/config_rate_limit.h)
+  MultilineOptions multiline;  // collectors.logs.multiline (agent/config_multiline.cpp)
 };
 
 // collectors.journal.*: the journal reader's own options; the cursor file and the node are the

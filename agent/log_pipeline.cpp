@@ -16,6 +16,7 @@
 #include "exporters/loki/loki_exporter.h"
 #include "exporters/loki/loki_push_body.h"
 #include "pipeline/log_batcher.h"
+#include "pipeline/log_multiline.h"
 #include "pipeline/log_rate_limit.h"
 #include "pipeline/log_shipper.h"
 #include "pipeline/log_stage.h"
@@ -48,6 +49,16 @@ std::vector<std::unique_ptr<LogStage>> makeLogStages(const Config& config,
                                                      prometheus::Registry& registry,
                                                      ErrorReporter& errors) {
   std::vector<std::unique_ptr<LogStage>> stages;
+  if (config.logs.multiline.enabled) {
+    MultilineOptions mo = config.logs.multiline;
+    mo.max_bytes = config.logs.tailer.max_line_bytes;
+    // The config reader compiled every pattern already: a failure here is reported, not fatal.
+    if (auto stage = MultilineStage::create(std::move(mo), metadata, registry)) {
+      stages.push_back(std::move(*stage));
+    } else {
+      errors.report("logs", "multiline_rule", stage.error());
+    }
+  }
   // Rate limit: after multiline and filters, before redaction.
   if (config.logs.rate_limit.enabled) {
     stages.push_back(

@@ -24,8 +24,16 @@
 // The process uses the agent's malloc settings (pipeline/allocator.h) unless --malloc=glibc:
 // with glibc's dynamic thresholds the full path costs less than it does in the agent.
 //
+//   parse-multiline  the same into the multiline stage (agent defaults) into a sink that checks
+//                 its joins: the corpus's stack traces one entry each, every other line alone
+//
+// The full modes run the multiline stage between the tailer and the batcher, as the agent does,
+// unless --multiline=off.
+//
 // usage: bench_log_path [--mib=300] [--pods=8] [--rounds=3] [--tmp=DIR] [--malloc=agent|glibc]
-//                       [--only=floor,parse,parse+ratelimit,full,full-nofsync,fluent-bit]
+//                       [--multiline=on|off]
+//                       [--only=floor,parse,parse+ratelimit,parse-multiline,full,full-nofsync,
+//                              fluent-bit]
 #include <fcntl.h>
 #include <signal.h>
 #include <snappy.h>
@@ -59,6 +67,7 @@
 #include "exporters/loki/loki_exporter.h"
 #include "pipeline/allocator.h"
 #include "pipeline/log_batcher.h"
+#include "pipeline/log_multiline.h"
 #include "pipeline/log_rate_limit.h"
 #include "pipeline/log_record.h"
 #include "pipeline/log_shipper.h"
@@ -189,6 +198,18 @@ pid_t startReceiver(ReceiverShared* shared) {
 
 // ---- the runs -------------------------------------------------------------------------------
 
+// --multiline=off: the full path without the multiline stage (as with collectors.logs.multiline
+// disabled); on by default, as in the agent.
+bool g_multiline = true;
+
+// The stage as the agent builds it (agent/log_pipeline.cpp: the defaults, max_line_bytes).
+std::unique_ptr<nodewarden::MultilineStage> makeMultiline(prometheus::Registry& registry) {
+  nodewarden::MultilineOptions mo;
+  mo.max_bytes = nodewarden::logs::LogTailerOptions{}.max_line_bytes;
+  auto stage = nodewarden::MultilineStage::create(mo, nullptr, registry);
+  return stage ? std::move(*stage) : nullptr;
+}
+
 struct Corpus {
   fs::path dir;
   nodewarden::bench::LogCorpusStats stats;
@@ -235,6 +256,44 @@ class CountingSink final : public nodewarden::LogSink {
   std::uint64_t bytes = 0;
 };
 
+// What the multiline stage made of the corpus: its stack traces ("Exception in thread ..." and
+// 4-12 "\tat" frames on stderr) must come out as one entry each, every other line alone.
+class JoinCheckingSink final : public nodewarden::LogSink {
+ public:
+  bool accept(const Labels&, const LogEntry& entry, const LogCheckpoint&) override {
+    ++entries;
+    const std::string_view line = entry.line;
+    const bool trace = line.starts_with("Exception in thread ");
+    if (line.starts_with("\tat ")) ++frames_alone;
+    if (line.find('\n') == std::string_view::npos) {
+      if (trace) ++traces_unjoined;
+      if (!trace && !line.starts_with("\tat ")) ++plain;
+      return true;
+    }
+    if (!trace) {
+      ++false_joins;  // a line that is no trace header got a neighbour
+      return true;
+    }
+    ++traces;
+    std::size_t at = line.find('\n');
+    while (at != std::string_view::npos) {
+      const std::size_t next = line.find('\n', at + 1);
+      const std::string_view part = line.substr(
+          at + 1, next == std::string_view::npos ? std::string_view::npos : next - at - 1);
+      if (part.starts_with("\tat ")) {
+        ++frames_joined;
+      } else {
+        ++false_joins;  // a plain line joined to a trace
+      }
+      at = next;
+    }
+    return true;
+  }
+  [[nodiscard]] bool hasRoom() const override { return true; }
+  std::uint64_t entries = 0, plain = 0, traces = 0, frames_joined = 0, false_joins = 0,
+                frames_alone = 0, traces_unjoined = 0;
+};
+
 nodewarden::logs::LogTailerOptions tailerOptions(const Corpus& corpus) {
   nodewarden::logs::LogTailerOptions to;
   to.log_root = corpus.dir;
@@ -274,6 +333,57 @@ Cost runParse(const Corpus& corpus, bool with_rate_limit = false) {
   if (sink.lines != corpus.stats.lines) {
     c.note = "delivered " + std::to_string(sink.lines) + " of " +
              std::to_string(corpus.stats.lines) + " lines";
+  }
+  return c;
+}
+
+// The tailer into the multiline stage into JoinCheckingSink: the stage's own cost is this run's
+// CPU minus parse's, and the join counts say whether plain lines stayed alone.
+Cost runParseMultiline(const Corpus& corpus) {
+  SelfMetrics self;
+  ErrorReporter errors(self.registry());
+  JoinCheckingSink sink;
+  auto stage = makeMultiline(self.registry());
+  Cost c;
+  if (!stage) {
+    c.note = "no multiline stage";
+    return c;
+  }
+  stage->setNext(sink);
+  const Meter meter;
+  nodewarden::logs::LogTailer tailer(tailerOptions(corpus), errors);
+  int idle = 0;
+  std::uint64_t read = 0;
+  while (read < corpus.stats.lines && idle < 50) {
+    const std::size_t n = tailer.poll(*stage, kTickReadBudget);
+    stage->flushDue(nodewarden::LogStage::Clock::now(), false);
+    read = tailer.stats().lines_read;
+    if (n == 0) {
+      ++idle;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } else {
+      idle = 0;
+    }
+  }
+  stage->flushDue(nodewarden::LogStage::Clock::now(), true);
+  c = meter.stop();
+  c.lines = sink.entries;
+  const std::uint64_t in = tailer.stats().lines_read;
+  const std::uint64_t trace_lines = sink.traces + sink.frames_joined;
+  std::printf(
+      "multiline: %llu lines in, %llu entries out; plain lines in %llu, out alone %llu; %llu "
+      "traces joined (%llu frames), false joins %llu, frames left alone %llu, traces not joined "
+      "%llu\n",
+      static_cast<unsigned long long>(in), static_cast<unsigned long long>(sink.entries),
+      static_cast<unsigned long long>(in - trace_lines - sink.frames_alone - sink.traces_unjoined),
+      static_cast<unsigned long long>(sink.plain), static_cast<unsigned long long>(sink.traces),
+      static_cast<unsigned long long>(sink.frames_joined),
+      static_cast<unsigned long long>(sink.false_joins),
+      static_cast<unsigned long long>(sink.frames_alone),
+      static_cast<unsigned long long>(sink.traces_unjoined));
+  if (in != corpus.stats.lines || sink.false_joins != 0 || sink.frames_alone != 0 ||
+      sink.traces_unjoined != 0) {
+    c.note = "joins wrong or lines missing";
   }
   return c;
 }
@@ -345,7 +455,18 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   auto to = tailerOptions(corpus);
   to.checkpoint_file = state / "checkpoints" / "logs.json";
   p.tailer = std::make_unique<nodewarden::logs::LogTailer>(to, errors);
+  // The stages the agent puts before the batcher by default (agent/log_pipeline.cpp).
   std::vector<std::unique_ptr<nodewarden::LogStage>> stages;
+  nodewarden::MultilineStage* stage = nullptr;
+  if (g_multiline) {
+    auto multiline = makeMultiline(reg);
+    if (!multiline) {
+      c.note = "no multiline stage";
+      return c;
+    }
+    stage = multiline.get();
+    stages.push_back(std::move(multiline));
+  }
   auto rate_limit_stage = std::make_unique<nodewarden::RateLimitStage>(
       nodewarden::RateLimitOptions{}, nullptr, reg, errors);
   const nodewarden::RateLimitStage* rate_limit = rate_limit_stage.get();
@@ -360,12 +481,17 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
     // Once every line is read the files are left alone while the shipper drains the spool: the
     // agent looks at them again on its next tick (200 ms), not every 2 ms as this loop waits.
     const std::size_t n = all_read ? 0 : p.tailer->poll(head, kTickReadBudget);
-    all_read = p.tailer->stats().lines_read >= expected;
-    p.stages->flushDue(nodewarden::LogStage::Clock::now(), all_read);
+    const auto now = nodewarden::LogStage::Clock::now();
+    p.stages->flushDue(now, false);
     bool spooled = p.batcher->flush();
-    if (all_read) spooled = p.batcher->flush(true) || spooled;
+    all_read = p.tailer->stats().lines_read >= expected;
+    bool held = false;
+    if (all_read) {
+      held = !p.stages->flushDue(now, true) || (stage != nullptr && stage->heldStreams() != 0);
+      spooled = p.batcher->flush(true) || spooled;
+    }
     if (spooled) p.shipper->notify();
-    if (all_read && p.batcher->pendingBytes() == 0 && p.spool->batches() == 0) break;
+    if (all_read && !held && p.batcher->pendingBytes() == 0 && p.spool->batches() == 0) break;
     if (monotonicSeconds() > deadline) {
       c.note = "timed out";
       break;
@@ -377,6 +503,10 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   p.shipper->stop(std::chrono::milliseconds(2000));
   const Cost m = meter.stop();
   const double sent = counterValue(reg, "nodewarden_log_lines_sent_total");
+  // Joined lines arrive as part of one entry.
+  const double joined =
+      stage != nullptr ? counterValue(reg, "nodewarden_log_multiline_joined_lines_total") : 0;
+  const std::uint64_t expected_entries = expected - static_cast<std::uint64_t>(joined);
   c.sent_mib = counterValue(reg, "nodewarden_log_bytes_sent_total") / (1 << 20);
   c.spool_written_mib = static_cast<double>(p.spool->writtenBytes()) / (1 << 20);
   p.shipper.reset();
@@ -397,9 +527,9 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   if (c.note.empty() && c.rate_limited != 0) {
     c.note = "the default rate limit dropped " + std::to_string(c.rate_limited) + " lines";
   }
-  if (c.note.empty() && (c.lines != expected || got != expected)) {
+  if (c.note.empty() && (c.lines != expected_entries || got != expected_entries)) {
     c.note = "sent " + std::to_string(c.lines) + ", receiver got " + std::to_string(got) + " of " +
-             std::to_string(expected) + " lines";
+             std::to_string(expected_entries) + " entries";
   }
   std::error_code ec;
   fs::remove_all(state, ec);
@@ -581,9 +711,9 @@ void signalThread(sigset_t set) {
 int usage() {
   std::fprintf(stderr,
                "usage: bench_log_path [--mib=300] [--pods=8] [--rounds=3] [--tmp=DIR]\n"
-               "                      [--malloc=agent|glibc]\n"
-               "                      [--only=floor,parse,parse+ratelimit,full,full-nofsync,"
-               "fluent-bit]\n"
+               "                      [--malloc=agent|glibc] [--multiline=on|off]\n"
+               "                      [--only=floor,parse,parse+ratelimit,parse-multiline,full,"
+               "full-nofsync,fluent-bit]\n"
                "  env FLUENT_BIT=/path/to/fluent-bit adds a Fluent Bit run\n");
   return 2;
 }
@@ -595,7 +725,7 @@ int main(int argc, char** argv) {
   std::size_t pods = 8;
   int rounds = 3;
   fs::path tmp_base = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
-  std::vector<std::string> modes = {"floor", "parse",        "parse+ratelimit",
+  std::vector<std::string> modes = {"floor", "parse",        "parse+ratelimit", "parse-multiline",
                                     "full",  "full-nofsync", "fluent-bit"};
   std::string malloc_mode = "agent";
   for (int i = 1; i < argc; ++i) {
@@ -610,6 +740,9 @@ int main(int argc, char** argv) {
       pods = std::strtoul(v2->c_str(), nullptr, 10);
     } else if (auto v3 = value("--rounds=")) {
       rounds = std::atoi(v3->c_str());
+    } else if (auto v7 = value("--multiline=")) {
+      if (*v7 != "on" && *v7 != "off") return usage();
+      g_multiline = *v7 == "on";
     } else if (auto v6 = value("--malloc=")) {
       malloc_mode = *v6;
     } else if (auto v4 = value("--tmp=")) {
@@ -737,8 +870,8 @@ int main(int argc, char** argv) {
   }
 
   const double timeout_s = std::max(120.0, static_cast<double>(mib) * 2.0);
-  const std::vector<std::string> order = {"floor", "parse",        "parse+ratelimit",
-                                          "full",  "full-nofsync", "fluent-bit"};
+  const std::vector<std::string> order = {
+      "floor", "parse", "parse+ratelimit", "parse-multiline", "full", "full-nofsync", "fluent-bit"};
   std::map<std::string, std::vector<Cost>> results;
   std::uint64_t compressed = 0;
   for (int r = 1; r <= rounds; ++r) {
@@ -752,6 +885,8 @@ int main(int argc, char** argv) {
         c = runParse(corpus);
       } else if (mode == "parse+ratelimit") {
         c = runParse(corpus, true);
+      } else if (mode == "parse-multiline") {
+        c = runParseMultiline(corpus);
       } else if (mode == "full") {
         c = runFull(corpus, state, true, url, *receiver, timeout_s);
       } else if (mode == "full-nofsync") {
@@ -796,12 +931,18 @@ int main(int argc, char** argv) {
   std::printf("\n");
   if (sums.contains("floor")) {
     const double f = sums["floor"].cpu_s;
-    for (const char* m : {"parse", "full", "full-nofsync", "fluent-bit"}) {
+    for (const char* m : {"parse", "parse-multiline", "full", "full-nofsync", "fluent-bit"}) {
       if (sums.contains(m)) {
         std::printf("%s / floor: %.2f x CPU (target for full: <= 2.00)\n", m, sums[m].cpu_s / f);
       }
     }
   }
+  if (sums.contains("parse") && sums.contains("parse-multiline")) {
+    const double stage_s = sums["parse-multiline"].cpu_s - sums["parse"].cpu_s;
+    std::printf("multiline stage: %+.3f CPU s per run = %+.3f CPU s/GiB = %+.1f ns per line\n",
+                stage_s, stage_s / gib_total, stage_s / lines * 1e9);
+  }
+  std::printf("full path: multiline stage %s (--multiline=)\n", g_multiline ? "on" : "off");
   for (const char* m : {"full", "full-nofsync"}) {
     if (!sums.contains(m) || sums[m].reader_s < 0) continue;
     const auto& s = sums[m];

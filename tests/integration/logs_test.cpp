@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -74,6 +75,19 @@ class ContainerLog {
       out_ << ts << " stdout F " << msg.substr(half) << "\n";
     } else {
       out_ << ts << " stdout F " << msg << "\n";
+    }
+    out_.flush();
+  }
+
+  // Appends msg as record n of `stream`, split into a P and an F record at split_at (0: whole).
+  void writeText(int n, const std::string& msg, const std::string& stream = "stdout",
+                 std::size_t split_at = 0) {
+    const std::string ts = timestamp(n);
+    if (split_at > 0 && split_at < msg.size()) {
+      out_ << ts << " " << stream << " P " << msg.substr(0, split_at) << "\n";
+      out_ << ts << " " << stream << " F " << msg.substr(split_at) << "\n";
+    } else {
+      out_ << ts << " " << stream << " F " << msg << "\n";
     }
     out_.flush();
   }
@@ -204,6 +218,19 @@ class LogsEndToEnd : public ::testing::Test {
   void expectAll(const std::vector<ContainerLog*>& logs, int count) {
     const std::size_t want = logs.size() * static_cast<std::size_t>(count);
     loki_->waitForEntries(want, 60s);
+    // The count above includes what Loki would drop as duplicates (lines read again after a
+    // kill), and the multiline stage holds each stream's last line for its flush_timeout: wait
+    // until every stream is whole, or the deadline.
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    for (;;) {
+      bool whole = true;
+      for (auto* log : logs) {
+        const auto labels = log->stream("test-node");
+        whole = whole && verifyStream(loki_->entries(labels), labels[0].second, count).ok;
+      }
+      if (whole || std::chrono::steady_clock::now() > deadline) break;
+      loki_->waitForEntries(std::numeric_limits<std::size_t>::max(), 100ms);
+    }
     for (auto* log : logs) {
       const auto labels = log->stream("test-node");
       const auto got = loki_->entries(labels);
@@ -532,3 +559,87 @@ TEST_F(LogsEndToEnd, TooLargeIsSplitAndEverythingArrives) {
 }
 
 }  // namespace
+
+namespace {
+
+std::vector<std::string> fixtureLines(const std::string& name) {
+  std::ifstream in(std::string(NODEWARDEN_FIXTURES) + "/logs/multiline/" + name);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+std::string joinLines(const std::vector<std::string>& lines, std::size_t first, std::size_t last) {
+  std::string out;
+  for (std::size_t i = first; i <= last; ++i) out += (i > first ? "\n" : "") + lines[i];
+  return out;
+}
+
+// A stream's entries in arrival order without Loki's exact duplicates.
+std::vector<std::string> uniqueLines(const std::vector<LogEntry>& got) {
+  std::set<std::pair<std::int64_t, std::string>> seen;
+  std::vector<std::string> out;
+  for (const auto& e : got) {
+    if (seen.insert({e.timestamp_ns, e.line}).second) out.push_back(e.line);
+  }
+  return out;
+}
+
+}  // namespace
+
+// Real JVM and Python traces (tests/fixtures/logs/multiline) written by a "runtime" into a CRI
+// file: frames split into P/F records, the JVM trace cut by a kubelet rotation in its middle,
+// the Python traceback on stderr of the same file interleaved with it. Loki must get each trace
+// as one entry with its first line's timestamp, and every plain line alone.
+TEST_F(LogsEndToEnd, StackTracesAreJoinedAcrossPartialsAndRotation) {
+  writeConfig("    multiline:\n      flush_timeout: 5s\n");
+  ContainerLog log(log_root_, "spark", "driver-0", "uid-ml", "driver");
+  startAgent();
+  ASSERT_TRUE(waitReady());
+  const auto jvm = fixtureLines("jvm_trace.txt");
+  const auto py = fixtureLines("python_traceback.txt");
+  ASSERT_EQ(jvm.size(), 29U);
+  ASSERT_GT(py.size(), 20U);
+  int n = 0;
+  int header_record = 0;
+  std::size_t p = 0;
+  for (std::size_t i = 0; i < jvm.size(); ++i) {
+    // Every third line of the JVM trace as two partial records.
+    log.writeText(++n, jvm[i], "stdout", i % 3 == 0 ? jvm[i].size() / 2 : 0);
+    if (i == 2) header_record = n;
+    if (i == 8) log.rotateRename();   // inside the first trace, after a frame
+    if (i == 20) log.rotateRename();  // inside the second
+    // The other stream of the same file, interleaved (its partials too).
+    for (int k = 0; k < 2 && p < py.size(); ++k, ++p) {
+      log.writeText(++n, py[p], "stderr", p % 4 == 1 ? 3 : 0);
+    }
+  }
+  for (; p < py.size(); ++p) log.writeText(++n, py[p], "stderr");
+  log.writeText(++n, "stdout done");
+  log.writeText(++n, "stderr done", "stderr");
+
+  const std::vector<std::string> want_out = {
+      jvm[0], jvm[1], joinLines(jvm, 2, 14), jvm[15], joinLines(jvm, 16, 28), "stdout done"};
+  const std::vector<std::string> want_err = {py[0], py[1], joinLines(py, 2, py.size() - 1),
+                                             "stderr done"};
+  Labels out = log.stream("test-node");
+  Labels err = out;
+  err.back().second = "stderr";
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         (uniqueLines(loki_->entries(out)).size() < want_out.size() ||
+          uniqueLines(loki_->entries(err)).size() < want_err.size())) {
+    loki_->waitForEntries(1000000, 100ms);
+  }
+  EXPECT_EQ(uniqueLines(loki_->entries(out)), want_out);
+  EXPECT_EQ(uniqueLines(loki_->entries(err)), want_err);
+  // The joined entry carries its first line's timestamp (record n: 10:00:00.<n microseconds>).
+  for (const auto& e : loki_->entries(out)) {
+    if (e.line.starts_with("java.lang.RuntimeException")) {
+      EXPECT_EQ(e.timestamp_ns % 1000000000, header_record * 1000);
+    }
+  }
+  EXPECT_GE(agentMetric("nodewarden_log_multiline_joined_lines_total{rule=\"jvm\"}"), 24);
+  EXPECT_GE(agentMetric("nodewarden_log_multiline_joined_lines_total{rule=\"python\"}"),
+            static_cast<double>(py.size() - 3));
+}

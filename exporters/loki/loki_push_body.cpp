@@ -19,6 +19,8 @@
 #include <cstring>
 #include <utility>
 
+#include "exporters/loki/loki_json_body.h"
+
 namespace nodewarden {
 namespace {
 
@@ -577,7 +579,8 @@ void LokiBatchEncoder::encodeBody(std::span<const EncodedLogStream> streams, std
 
 std::expected<std::vector<LogBatch::Stream>, std::string> LokiBatchEncoder::decodeBody(
     std::string_view body) const {
-  return decodeLokiPushBody(body);
+  // Either kind: a spool written with the JSON encoding is read by this decoder too.
+  return decodeLokiBody(body);
 }
 
 }  // namespace nodewarden

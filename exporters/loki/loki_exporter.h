@@ -11,10 +11,10 @@
 // the batcher a LokiBatchEncoder or, for the JSON API, a LokiJsonBatchEncoder (batchEncoder()),
 // so each batch is encoded into its push body once, as its lines come, before the spool; send()
 // posts those bytes. It encodes only batches that carry entries (halves of a split batch, batches
-// spooled by an older agent for the file) and bodies of the other encoding (spooled before a
-// restart with the other config). The folder: loki_push_body (the protobuf wire format and its
-// batch encoder), loki_json_body (the JSON form and its batch encoder), loki_encoder (the request
-// body per encoding), this file (transport).
+// the local file destination spooled before a restart) and bodies of the other encoding (spooled
+// before a restart with the other config). The folder: loki_push_body (the protobuf wire format and
+// its batch encoder), loki_json_body (the JSON form and its batch encoder), loki_encoder (the
+// request body per encoding), this file (transport).
 #pragma once
 
 #include <atomic>

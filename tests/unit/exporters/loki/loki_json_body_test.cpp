@@ -238,6 +238,47 @@ TEST(LokiJsonDecoder, RejectsDamagedGzip) {
   EXPECT_FALSE(decodeLokiJsonBody("\x1f\x8b").has_value());
 }
 
+// Whatever a damaged body holds (bytes flipped, cut, repeated; in the JSON text and in the gzip),
+// the decoder either refuses it with a reason or returns streams that the writer writes back to
+// the same streams. Deterministic (a fixed seed); tests/fuzz/fuzz_loki_body explores further.
+TEST(LokiJsonDecoder, DamagedBodiesAreRefusedOrDecodeToWhatTheWriterTakesBack) {
+  const std::string text(LokiPushEncoder::jsonText(twoStreams()));
+  std::string gz;
+  LokiJsonWriter writer;
+  writer.body(twoStreams(), gz);
+  std::mt19937 rng(3);
+  int decoded = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string damaged = round % 2 == 0 ? text : gz;
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !damaged.empty(); ++e) {
+      const std::size_t at = rng() % damaged.size();
+      switch (rng() % 3) {
+        case 0:
+          damaged[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          damaged.erase(at, 1 + rng() % 8);
+          break;
+        default:
+          damaged.insert(at, damaged.substr(at, 1 + rng() % 8));
+      }
+    }
+    const auto streams = round % 2 == 0 ? decodeLokiJsonText(damaged) : decodeLokiJsonBody(damaged);
+    if (!streams) {
+      EXPECT_FALSE(streams.error().empty());
+      continue;
+    }
+    ++decoded;
+    LogBatch again;
+    again.streams = *streams;
+    std::string body;
+    writer.body(again, body);
+    EXPECT_EQ(decodeLokiJsonBody(body).value(), *streams) << damaged;
+  }
+  EXPECT_GT(decoded, 0);  // some damage (inside a line) still decodes
+}
+
 TEST(LokiPushBodyKinds, NoProtobufBodyLooksLikeJson) {
   std::string protobuf;
   LokiPushWriter().body(twoStreams(), protobuf);

@@ -294,6 +294,16 @@ TEST(LokiPushBodyKinds, NoProtobufBodyLooksLikeJson) {
   }
 }
 
+// A protobuf body whose snappy length says gigabytes (found by fuzz_loki_body): refused before
+// snappy allocates it.
+TEST(LokiPushBodyKinds, ProtobufBodyWithAnImplausibleLengthIsRefused) {
+  const std::string body("\xff\xff\xff\xff\x09\x00\x5d\xcc\x5d\x5d\x5d\x5d\x5d\x5d\x5d\x00\x16\x7d",
+                         18);
+  const auto r = decodeLokiBody(body);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("implausible"), std::string::npos) << r.error();
+}
+
 TEST(LokiPushEncoder, BodyOfTheOtherEncodingIsDecodedAndSentInThisOne) {
   LogBatch json_spooled;
   LokiJsonWriter().body(twoStreams(), json_spooled.encoded_body);

@@ -14,7 +14,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config ca-certificates \
       prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev libasio-dev libzstd-dev libsystemd-dev \
       libxxhash-dev libre2-dev libcurl4-openssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev \
-      libsnappy-dev libssl-dev libprotobuf-dev protobuf-compiler \
+      libsnappy-dev libssl-dev libprotobuf-dev protobuf-compiler libdeflate-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt CMakePresets.json ./
@@ -37,6 +37,7 @@ RUN apt-get update \
       ca-certificates \
       libc6 \
       libcurl4 \
+      libdeflate0 \
       libfmt9 \
       libgcc-s1 \
       libprometheus-cpp-core1.0 \

@@ -12,7 +12,8 @@
 #
 # usage: bench/log_rss.sh [nodewarden binary] [bench_make_log_corpus binary] [fake-loki binary]
 #   env: CORPUS_MIB (1024), PODS (8), TIMEOUT (seconds to wait for the last line, 1800),
-#        TMPDIR (where the corpus, state dir and spool go; on disk, not tmpfs, by default /tmp)
+#        TMPDIR (where the corpus, state dir and spool go; on disk, not tmpfs, by default /tmp),
+#        ENCODING (the agent's loki.encoding: protobuf, the default, or json)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -24,6 +25,8 @@ fake_loki=${3:-$(dirname "$agent")/../tests/fakes/fake-loki}
 corpus_mib=${CORPUS_MIB:-1024}
 pods=${PODS:-8}
 timeout_s=${TIMEOUT:-1800}
+encoding=${ENCODING:-protobuf}
+[[ $encoding == protobuf || $encoding == json ]] || { echo "log_rss.sh: ENCODING must be protobuf or json" >&2; exit 2; }
 
 for bin in "$agent" "$make_corpus" "$fake_loki"; do
   [[ -x $bin ]] || { echo "log_rss.sh: $bin is not an executable (build it first)" >&2; exit 2; }
@@ -52,7 +55,7 @@ metric() { metric_in "$work/metrics.txt" "$1"; }
 
 hz=$(getconf CLK_TCK)
 work=$(mktemp -d "${TMPDIR:-/tmp}/nodewarden-logrss.XXXXXX")
-echo "log_rss.sh: $agent, corpus $corpus_mib MiB, $pods pods, work dir $work ($(stat -f -c %T "$work"))"
+echo "log_rss.sh: $agent, corpus $corpus_mib MiB, $pods pods, loki.encoding $encoding, work dir $work ($(stat -f -c %T "$work"))"
 
 t0=$(now)
 read -r corpus_line < <("$make_corpus" "$work/pods" "$corpus_mib" "$pods")
@@ -85,6 +88,7 @@ collectors:
   journal:
     enabled: false
 EOF
+printf 'loki:\n  encoding: %s\n' "$encoding" >>"$work/config.yaml"
 "$agent" check-config "$work/config.yaml" >/dev/null
 
 mkdir -p "$work/state"

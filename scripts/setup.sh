@@ -9,6 +9,7 @@ PKGS=(
   libxxhash-dev libre2-dev
   libcurl4-openssl-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsnappy-dev libprotobuf-dev protobuf-compiler
+  libdeflate-dev  # the Loki JSON body's gzip (exporters/loki/loki_json_body)
   stress-ng prometheus procps systemd-journal-remote
   yamllint nodejs  # deploy/check.sh: YAML lint; the manifests' schema checks (npm packages)
   openssl libssl-dev  # HTTPS tests: the CLI makes a throwaway CA; FakeLoki terminates TLS

@@ -1,6 +1,6 @@
 // LokiPushEncoder: turns a LogBatch into the body of one POST /loki/api/v1/push, either as
 // Loki's protobuf PushRequest compressed with snappy (the block format, as Promtail and Alloy
-// send it) or as its JSON form compressed with gzip.
+// send it) or as its JSON form compressed with gzip (exporters/loki/loki_json_body).
 //
 // What a reader gets wrong: the two encodings spell stream labels differently. Protobuf carries
 // them as one LogQL selector string, {a="b", c="d"}, whose values are quoted Go-style (a `"` or
@@ -9,8 +9,10 @@
 // Timestamp message in protobuf and as a decimal string in JSON. The protobuf body is written
 // directly in the wire format by exporters/loki/loki_push_body (the same bytes the generated
 // SerializeToString writes; the tests check it against the generated classes), usually once, by
-// the batcher through the exporter's LokiBatchEncoder: a batch that carries its push body
-// (LogBatch::encoded_body) is sent as it is.
+// the batcher through the exporter's LokiBatchEncoder (LokiJsonBatchEncoder for JSON): a batch
+// that carries its push body (LogBatch::encoded_body) is sent as it is when the body is of this
+// encoding, and decoded and encoded again when it is of the other (a spool written before a
+// restart with the other config).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "exporters/loki/loki_json_body.h"
 #include "exporters/loki/loki_push_body.h"
 #include "pipeline/log_record.h"
 
@@ -40,7 +43,7 @@ class LokiPushEncoder {
 
   [[nodiscard]] LokiEncoding encoding() const { return encoding_; }
   // The compressed body, valid until the next encode() (or, when it is the batch's own push body,
-  // while the batch lives). Fails only when the compressor does, or a push body does not decode.
+  // while the batch lives). Fails only when a push body of the other encoding does not decode.
   std::expected<LokiPushBody, std::string> encode(const LogBatch& batch);
 
   // The uncompressed forms, for tests and the fake receiver's round trips.
@@ -51,11 +54,8 @@ class LokiPushEncoder {
   LokiEncoding encoding_;
   // Reused across batches, so that a steady stream of batches allocates nothing here.
   LokiPushWriter writer_;
-  std::string scratch_;     // the uncompressed JSON body
+  LokiJsonWriter json_writer_;
   std::string compressed_;  // the body handed out
 };
-
-// gzip (RFC 1952) of `data`, with zlib.
-std::expected<std::string, std::string> gzipCompress(std::string_view data);
 
 }  // namespace nodewarden

@@ -44,7 +44,7 @@ LokiExporter::LokiExporter(LokiExporterOptions options)
 LokiExporter::~LokiExporter() = default;
 
 std::unique_ptr<LogBatchEncoder> LokiExporter::batchEncoder() const {
-  if (options_.encoding != LokiEncoding::kProtobuf) return nullptr;
+  if (options_.encoding == LokiEncoding::kJson) return std::make_unique<LokiJsonBatchEncoder>();
   return std::make_unique<LokiBatchEncoder>();
 }
 

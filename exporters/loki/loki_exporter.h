@@ -7,12 +7,14 @@
 // missing or unreadable bearer token file is kRetry, not kDrop: a projected service-account token
 // is rewritten in place and may be briefly absent, and dropping logs over it would lose them.
 //
-// What a reader gets wrong about where the body is made: with the protobuf encoding send() rarely
-// encodes. The exporter gives the batcher a LokiBatchEncoder (batchEncoder()), so each batch is
-// encoded into its push body once, as its lines come, before the spool; send() posts those bytes.
-// It encodes only batches that carry entries (halves of a split batch, batches spooled for the
-// JSON API or the file) and every JSON body. The folder: loki_push_body (the protobuf wire format
-// and the batcher's encoder), loki_encoder (the request body per encoding), this file (transport).
+// What a reader gets wrong about where the body is made: send() rarely encodes. The exporter gives
+// the batcher a LokiBatchEncoder or, for the JSON API, a LokiJsonBatchEncoder (batchEncoder()),
+// so each batch is encoded into its push body once, as its lines come, before the spool; send()
+// posts those bytes. It encodes only batches that carry entries (halves of a split batch, batches
+// the local file destination spooled before a restart) and bodies of the other encoding (spooled
+// before a restart with the other config). The folder: loki_push_body (the protobuf wire format and
+// its batch encoder), loki_json_body (the JSON form and its batch encoder), loki_encoder (the
+// request body per encoding), this file (transport).
 #pragma once
 
 #include <atomic>
@@ -57,8 +59,8 @@ class LokiExporter final : public LogExporter {
   LokiExporter& operator=(const LokiExporter&) = delete;
 
   [[nodiscard]] std::string_view name() const override { return "loki"; }
-  // With the protobuf encoding, a LokiBatchEncoder: the batcher writes the push body once and
-  // send() posts it as it is. JSON bodies are made at send time.
+  // A LokiBatchEncoder (protobuf) or a LokiJsonBatchEncoder (json): the batcher writes the push
+  // body once and send() posts it as it is.
   [[nodiscard]] std::unique_ptr<LogBatchEncoder> batchEncoder() const override;
   SendResult send(const LogBatch& batch) override;
   // Aborts a send in flight within about a second (libcurl's progress callback) and makes later

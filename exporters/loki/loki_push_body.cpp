@@ -19,6 +19,8 @@
 #include <cstring>
 #include <utility>
 
+#include "exporters/loki/loki_json_body.h"
+
 namespace nodewarden {
 namespace {
 
@@ -548,6 +550,14 @@ std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushRequest(
 
 std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushBody(
     std::string_view body) {
+  // snappy::Uncompress allocates the length the body states before it reads an element: a damaged
+  // length would be allocated whole (gigabytes). No element writes more than 64 bytes from 3, so a
+  // length past 32 times the body is damage.
+  std::size_t length = 0;
+  if (!snappy::GetUncompressedLength(body.data(), body.size(), &length)) {
+    return std::unexpected("push body is not snappy");
+  }
+  if (length > body.size() * 32) return std::unexpected("push body states an implausible size");
   std::string raw;
   if (!snappy::Uncompress(body.data(), body.size(), &raw)) {
     return std::unexpected("push body is not snappy");
@@ -577,7 +587,8 @@ void LokiBatchEncoder::encodeBody(std::span<const EncodedLogStream> streams, std
 
 std::expected<std::vector<LogBatch::Stream>, std::string> LokiBatchEncoder::decodeBody(
     std::string_view body) const {
-  return decodeLokiPushBody(body);
+  // Either kind: a spool written with the JSON encoding is read by this decoder too.
+  return decodeLokiBody(body);
 }
 
 }  // namespace nodewarden

@@ -87,12 +87,15 @@ std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushRequest(
     std::string_view protobuf);
 std::expected<std::vector<LogBatch::Stream>, std::string> decodeLokiPushBody(std::string_view body);
 
-// Moves batch.encoded_body back into batch.streams (nothing happens without a body).
+// Moves batch.encoded_body (of either encoding) back into batch.streams (nothing happens without
+// a body).
 std::expected<void, std::string> expandLokiBody(LogBatch& batch);
 
 // The batcher's hook for Loki's protobuf API (LokiExporter::batchEncoder): entries as
 // LokiEntryField, bodies by LokiPushWriter. One per batcher (its buffers are reused, so it is not
-// for two threads); decodeBody() has no state and serves any thread.
+// for two threads); decodeBody() has no state and serves any thread. It reads the JSON API's
+// bodies too (loki_json_body.h, decodeLokiBody): the agent decodes every spooled body with this
+// one, whichever encoding wrote it.
 class LokiBatchEncoder final : public LogBatchEncoder {
  public:
   std::size_t encodeEntry(const LogEntry& entry, std::span<char> room, std::string& spill) override;

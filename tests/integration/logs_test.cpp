@@ -558,6 +558,94 @@ TEST_F(LogsEndToEnd, TooLargeIsSplitAndEverythingArrives) {
   EXPECT_TRUE(saw413);
 }
 
+// loki.encoding: json. Every line arrives exactly as written, JSON's special characters and a
+// line that is not UTF-8 included (Loki's JSON API takes only UTF-8: the byte becomes U+FFFD), in
+// gzipped JSON bodies; batches Loki refuses as too large are split from their JSON bodies.
+TEST_F(LogsEndToEnd, JsonEncodingDeliversEveryLineExactly) {
+  writeConfig("loki:\n  encoding: json\n");
+  ContainerLog a(log_root_, "ns", "pod-j", "11111111-2222-3333-4444-555555555561", "app");
+  const fs::path raw_dir = log_root_ / "ns_pod-r_11111111-2222-3333-4444-555555555562" / "raw";
+  fs::create_directories(raw_dir);
+  loki_->setMaxEntriesPerRequest(50);
+  startAgent();
+  constexpr int kLines = 3000;
+  for (int n = 1; n <= kLines; ++n) a.write(n);
+  // Written by hand: quotes, backslashes, a tab, control bytes, UTF-8, and one split into partials.
+  std::vector<std::string> want;
+  {
+    std::ofstream raw(raw_dir / "0.log");
+    for (int n = 1; n <= 100; ++n) {
+      std::string line = "n=" + std::to_string(n) +
+                         " \"quoted\" back\\slash\ttab \x01\x1f\x7f "
+                         "caf\xc3\xa9 \xf0\x9f\x93\x9c {\"json\":[1,2]}";
+      char ts[64];
+      std::snprintf(ts, sizeof ts, "2026-11-21T11:00:00.%06dZ", n);
+      if (n % 10 == 0) {
+        raw << ts << " stdout P " << line.substr(0, 9) << "\n";
+        raw << ts << " stdout F " << line.substr(9) << "\n";
+      } else {
+        raw << ts << " stdout F " << line << "\n";
+      }
+      want.push_back(line);
+    }
+    raw << "2026-11-21T11:00:01.000000Z stdout F not utf-8: \xff\xfe end\n";
+    want.emplace_back("not utf-8: \xef\xbf\xbd\xef\xbf\xbd end");
+  }
+  expectAll({&a}, kLines);
+  const Labels raw_stream{{"container", "raw"},
+                          {"namespace", "ns"},
+                          {"node", "test-node"},
+                          {"pod", "pod-r"},
+                          {"stream", "stdout"}};
+  ASSERT_TRUE(loki_->waitForEntries(kLines + want.size(), 30s));
+  std::vector<std::string> got;
+  std::set<std::pair<std::int64_t, std::string>> seen;
+  for (const auto& e : loki_->entries(raw_stream)) {
+    if (seen.insert({e.timestamp_ns, e.line}).second) got.push_back(e.line);
+  }
+  EXPECT_EQ(got, want);
+  bool saw413 = false;
+  for (const auto& r : loki_->requests()) {
+    saw413 = saw413 || r.status == 413;
+    EXPECT_EQ(r.content_type, "application/json");
+    EXPECT_EQ(r.content_encoding, "gzip");
+    EXPECT_TRUE(r.error.empty() || r.status == 413) << r.error;
+  }
+  EXPECT_TRUE(saw413);
+}
+
+// A spool written with one encoding, the agent restarted with the other: the batches spooled
+// before are sent in the new encoding, and no line is lost or sent undecodable.
+TEST_F(LogsEndToEnd, EncodingChangedAcrossRestartsLosesNothing) {
+  ContainerLog a(log_root_, "ns", "pod-e", "11111111-2222-3333-4444-555555555563", "app");
+  constexpr int kPerRun = 2000;
+  int written = 0;
+  std::size_t before = 0;
+  for (const std::string encoding : {"protobuf", "json", "protobuf", "json"}) {
+    writeConfig("loki:\n  encoding: " + encoding + "\n");
+    loki_->answer(FakeLokiAnswer::ok());
+    startAgent();
+    // What the last run spooled in the other encoding arrives, sent in this one.
+    if (written > 0) expectAll({&a}, written);
+    if (written < 3 * kPerRun) {
+      // Loki goes down: the next lines are spooled in this encoding when the agent stops.
+      loki_->answer(FakeLokiAnswer::withStatus(503));
+      const auto sent = loki_->requests().size();
+      for (int n = 0; n < kPerRun; ++n) a.write(++written);
+      ASSERT_TRUE(loki_->waitForRequests(sent + 2, 20s)) << "the agent kept retrying";
+    }
+    agent_.stop(5s);
+    const std::string type = encoding == "json" ? "application/json" : "application/x-protobuf";
+    const auto reqs = loki_->requests();
+    for (std::size_t i = before; i < reqs.size(); ++i) {
+      EXPECT_EQ(reqs[i].content_type, type) << encoding << " run, request " << i;
+      EXPECT_NE(reqs[i].status, 400) << reqs[i].error;
+    }
+    before = reqs.size();
+  }
+  EXPECT_EQ(written, 3 * kPerRun);
+}
+
 }  // namespace
 
 namespace {

@@ -43,13 +43,16 @@ void readLokiTenants(const YAML::Node& node, int line, const std::string& path, 
     if (key == "namespaces") {
       auto map = cr::stringMap(entry.second, key_line, field, reader);
       if (!map) return;
-      for (const auto& [ns, tenant] : *map) {
+      // Checked entry by entry, so that an error points at its own line.
+      for (const auto& item : entry.second) {
+        const std::string ns = item.first.Scalar();
+        const int item_line = cr::lineOf(item.first);
         if (ns.empty()) {
-          reader.fail(key_line, field, "a namespace must not be empty");
+          reader.fail(item_line, field, "a namespace must not be empty");
           return;
         }
-        if (auto valid = validateLokiTenant(tenant); !valid) {
-          reader.fail(key_line, cr::join(field, ns), valid.error());
+        if (auto valid = validateLokiTenant(item.second.Scalar()); !valid) {
+          reader.fail(item_line, cr::join(field, ns), valid.error());
           return;
         }
       }

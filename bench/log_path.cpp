@@ -4,7 +4,8 @@
 //   floor         pread() every file in 64 KiB chunks + snappy-compress the bytes
 //   parse         LogTailer::poll into a sink that only counts (discovery, reading, CRI parsing,
 //                 joining partial records, building entries; no batching)
-//   full          LogTailer -> LogBatcher (push body) -> Spool -> LogShipper -> LokiExporter
+//   full          LogTailer -> LogTenantRouter (one tenant) -> LogBatcher (push body) -> Spool
+//                 -> LogShipper -> LokiExporter
 //                 (protobuf + snappy over HTTP) -> FakeLoki, until every line is acknowledged; the
 //                 spool, the batcher and the positions file set as the agent sets them
 //                 (logSpoolOptions, kLogCommitInterval: fdatasync and positions once a second)
@@ -58,6 +59,7 @@
 #include "pipeline/log_batcher.h"
 #include "pipeline/log_record.h"
 #include "pipeline/log_shipper.h"
+#include "pipeline/log_tenant_router.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
 #include "tests/fakes/fake_loki.h"
@@ -270,12 +272,25 @@ double counterValue(const prometheus::Registry& registry, std::string_view name)
   return -1;
 }
 
-// The agent's wiring (agent/log_pipeline.cpp), driven by a loop instead of the event loop.
-struct FullPath {
+// The agent's wiring (agent/log_pipeline.cpp), driven by a loop instead of the event loop: the
+// tailer writes into the tenant router (one tenant, the agent's default without loki.tenants),
+// whose path is the batcher, the spool and the shipper.
+struct TenantParts final : nodewarden::LogTenantPath {
   std::unique_ptr<nodewarden::Spool> spool;
   std::unique_ptr<nodewarden::LokiExporter> exporter;
-  std::unique_ptr<nodewarden::LogBatcher> batcher;
+  std::unique_ptr<nodewarden::LogBatcher> batch;
   std::unique_ptr<nodewarden::LogShipper> shipper;
+  ~TenantParts() override {
+    if (shipper) shipper->stop(std::chrono::milliseconds(2000));
+  }
+  nodewarden::LogBatcher& batcher() override { return *batch; }
+  void notifyShipper() override { shipper->notify(); }
+  [[nodiscard]] bool drained() const override { return spool->batches() == 0; }
+};
+
+struct FullPath {
+  TenantParts* parts = nullptr;  // owned by the router
+  std::unique_ptr<nodewarden::LogTenantRouter> router;
   std::unique_ptr<nodewarden::logs::LogTailer> tailer;
 };
 
@@ -291,53 +306,58 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   Cost c;
 
   FullPath p;
-  nodewarden::SpoolOptions so = nodewarden::logSpoolOptions(state / "spool" / "logs");
-  so.fsync = fsync;
-  auto spool = nodewarden::Spool::open(so, errors);
-  if (!spool) {
-    c.note = "spool: " + spool.error();
-    return c;
-  }
-  p.spool = std::move(*spool);
-  nodewarden::LokiExporterOptions lo;
-  lo.url = url;
-  lo.no_proxy = "*";  // never through a proxy from the environment
-  auto exporter = nodewarden::LokiExporter::create(lo);
-  if (!exporter) {
-    c.note = "loki: " + exporter.error();
-    return c;
-  }
-  p.exporter = std::move(*exporter);
-  nodewarden::LogBatcherOptions bo;
-  bo.spool_headroom_bytes = 2 * bo.batch_bytes;  // as the agent sets it
-  bo.encoder = p.exporter->batchEncoder();       // as the agent sets it (Loki's protobuf API)
-  bo.commit_interval = nodewarden::kLogCommitInterval;  // as the agent sets it
-  bo.commit_grace = nodewarden::kLogCommitGrace;        // as the agent sets it
   FullPath* pp = &p;
-  p.batcher = std::make_unique<nodewarden::LogBatcher>(
-      bo, *p.spool,
+  p.router = std::make_unique<nodewarden::LogTenantRouter>(
+      nodewarden::LogTenantRouterOptions{}, nullptr,
+      [&](const std::string&, nodewarden::LogBatcher::OnDurable on_durable)
+          -> std::expected<std::unique_ptr<nodewarden::LogTenantPath>, std::string> {
+        auto parts = std::make_unique<TenantParts>();
+        nodewarden::SpoolOptions so = nodewarden::logSpoolOptions(state / "spool" / "logs");
+        so.fsync = fsync;
+        auto spool = nodewarden::Spool::open(so, errors);
+        if (!spool) return std::unexpected("spool: " + spool.error());
+        parts->spool = std::move(*spool);
+        nodewarden::LokiExporterOptions lo;
+        lo.url = url;
+        lo.no_proxy = "*";  // never through a proxy from the environment
+        auto exporter = nodewarden::LokiExporter::create(lo);
+        if (!exporter) return std::unexpected("loki: " + exporter.error());
+        parts->exporter = std::move(*exporter);
+        nodewarden::LogBatcherOptions bo;
+        bo.spool_headroom_bytes = 2 * bo.batch_bytes;         // as the agent sets it
+        bo.encoder = parts->exporter->batchEncoder();         // as the agent sets it (protobuf)
+        bo.commit_interval = nodewarden::kLogCommitInterval;  // as the agent sets it
+        bo.commit_grace = nodewarden::kLogCommitGrace;        // as the agent sets it
+        parts->batch = std::make_unique<nodewarden::LogBatcher>(bo, *parts->spool,
+                                                                std::move(on_durable), reg, errors);
+        parts->shipper = std::make_unique<nodewarden::LogShipper>(
+            nodewarden::LogShipperOptions{}, *parts->spool, *parts->exporter, reg, errors);
+        pp->parts = parts.get();
+        return parts;
+      },
       [pp](const std::vector<LogCheckpoint>& cps) {
         if (pp->tailer) pp->tailer->commit(cps);
       },
       reg, errors);
-  p.shipper = std::make_unique<nodewarden::LogShipper>(nodewarden::LogShipperOptions{}, *p.spool,
-                                                       *p.exporter, reg, errors);
+  if (auto opened = p.router->open({}); !opened) {
+    c.note = opened.error();
+    return c;
+  }
   auto to = tailerOptions(corpus);
   to.checkpoint_file = state / "checkpoints" / "logs.json";
   p.tailer = std::make_unique<nodewarden::logs::LogTailer>(to, errors);
-  p.shipper->start();
+  p.parts->shipper->start();
 
   const double deadline = monotonicSeconds() + timeout_s;
   bool all_read = false;
   for (;;) {
     // Once every line is read the files are left alone while the shipper drains the spool: the
     // agent looks at them again on its next tick (200 ms), not every 2 ms as this loop waits.
-    const std::size_t n = all_read ? 0 : p.tailer->poll(*p.batcher, kTickReadBudget);
-    bool spooled = p.batcher->flush();
+    const std::size_t n = all_read ? 0 : p.tailer->poll(*p.router, kTickReadBudget);
+    p.router->flush();  // wakes the shipper when a batch went to the spool
     all_read = p.tailer->stats().lines_read >= expected;
-    if (all_read) spooled = p.batcher->flush(true) || spooled;
-    if (spooled) p.shipper->notify();
-    if (all_read && p.batcher->pendingBytes() == 0 && p.spool->batches() == 0) break;
+    if (all_read) p.router->flush(true);
+    if (all_read && p.parts->batch->pendingBytes() == 0 && p.parts->spool->batches() == 0) break;
     if (monotonicSeconds() > deadline) {
       c.note = "timed out";
       break;
@@ -345,16 +365,13 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
     if (n == 0 || all_read) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   const double reader_s = threadCpuSeconds() - reader0;
-  p.shipper->stop(std::chrono::milliseconds(2000));
+  p.parts->shipper->stop(std::chrono::milliseconds(2000));
   const Cost m = meter.stop();
   const double sent = counterValue(reg, "nodewarden_log_lines_sent_total");
   c.sent_mib = counterValue(reg, "nodewarden_log_bytes_sent_total") / (1 << 20);
-  c.spool_written_mib = static_cast<double>(p.spool->writtenBytes()) / (1 << 20);
-  p.shipper.reset();
+  c.spool_written_mib = static_cast<double>(p.parts->spool->writtenBytes()) / (1 << 20);
   p.tailer.reset();
-  p.batcher.reset();
-  p.exporter.reset();
-  p.spool.reset();
+  p.router.reset();
 
   c.cpu_s = m.cpu_s;
   c.user_s = m.user_s;

@@ -116,8 +116,9 @@ LogTenantRouter::LogTenantRouter(LogTenantRouterOptions options, const Container
   moves_ = &prometheus::BuildCounter()
                 .Name("nodewarden_log_tenant_moves_total")
                 .Help(
-                    "Log sources (files) whose tenant changed while they were read (a pod label "
-                    "changed or arrived late); each waited for its old tenant's batch first.")
+                    "Log streams whose tenant changed while their file's earlier lines were still "
+                    "in the old tenant's batcher (a pod label changed or arrived late): their "
+                    "lines waited until those were committed.")
                 .Register(registry)
                 .Add({});
 }
@@ -238,11 +239,14 @@ bool LogTenantRouter::acceptStream(const Labels& labels, const LogEntry& entry,
   if (tenant != last_source_tenant_ || checkpoint.source != last_source_) {
     const auto [it, added] = sources_.try_emplace(checkpoint.source, tenant);
     if (!added && it->second != tenant) {
+      if (!route.moving) {
+        route.moving = true;
+        moves_->Increment();
+      }
       // The source's earlier entries are in another tenant's batcher, positions not committed:
       // they are committed first (a batch wait and a commit interval), this entry waits.
       if (it->second->path->batcher().holdsSource(checkpoint.source)) return false;
       it->second = tenant;
-      moves_->Increment();
     }
     last_source_ = checkpoint.source;
     last_source_tenant_ = tenant;

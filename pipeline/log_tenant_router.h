@@ -150,6 +150,7 @@ class LogTenantRouter final : public LogSink {
     std::string tenant;
     Tenant* open = nullptr;  // null: not opened (yet): look it up again
     bool over_cap = false;   // wanted another tenant, past max_tenants
+    bool moving = false;     // its source's lines were in another tenant's batcher (counted)
   };
   Clock::time_point now() const { return options_.now ? options_.now() : Clock::now(); }
   // The tenant, opened when needed; the default past the cap (over_cap set); null when its path

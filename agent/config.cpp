@@ -32,6 +32,7 @@
 #include "agent/config_custom.h"
 #include "agent/config_multiline.h"
 #include "agent/config_rate_limit.h"
+#include "agent/config_tenants.h"
 #include "agent/json_log.h"
 #include "pipeline/pod_labels.h"
 
@@ -228,6 +229,8 @@ constexpr Field kCollectorsFields[] = {
 constexpr Field kLokiFields[] = {
     {"url", NODEWARDEN_AT(loki.url), "push URL, e.g. https://loki.example:3100/loki/api/v1/push"},
     {"tenant", NODEWARDEN_AT(loki.tenant), "sent as X-Scope-OrgID"},
+    {"tenants", Custom{readLokiTenants, writeLokiTenants, equalLokiTenants},
+     "X-Scope-OrgID by namespace or pod label; lines no rule claims go to tenant"},
     {"encoding", NODEWARDEN_AT(loki.encoding), "protobuf (snappy) or json (gzip)"},
     {"bearer_token_file", NODEWARDEN_AT(loki.bearer_token_file),
      "re-read on every push, so a rotated token is picked up"},

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "agent/config.h"
 #include "agent/state_dir.h"
@@ -20,6 +21,7 @@
 #include "pipeline/log_rate_limit.h"
 #include "pipeline/log_shipper.h"
 #include "pipeline/log_stage.h"
+#include "pipeline/log_tenant_router.h"
 #include "pipeline/spool.h"
 
 namespace nodewarden {
@@ -69,27 +71,71 @@ std::vector<std::unique_ptr<LogStage>> makeLogStages(const Config& config,
 
 }  // namespace
 
+// One Loki tenant's path after the router: its spool, exporter (the default tenant's is the one
+// create() made; every other tenant's is a LokiExporter of its own, with its own connection and
+// X-Scope-OrgID), batcher and shipper thread.
+class TenantPath final : public LogTenantPath {
+ public:
+  std::string tenant;
+  std::filesystem::path dir;
+  std::unique_ptr<Spool> spool;
+  std::unique_ptr<LogExporter> own_exporter;  // null for the default tenant
+  std::unique_ptr<LogBatcher> batcher_;
+  std::unique_ptr<LogShipper> shipper;
+  std::unique_ptr<SpoolDamageCounters> damage;
+  std::uint64_t written_seen = 0;
+  std::uint64_t* lost_closed = nullptr;  // the pipeline's sum of closed tenants' lost lines
+
+  ~TenantPath() override {
+    if (shipper) shipper->stop(std::chrono::milliseconds(1500));
+    shipper.reset();
+    batcher_.reset();
+  }
+  LogBatcher& batcher() override { return *batcher_; }
+  void notifyShipper() override { shipper->notify(); }
+  [[nodiscard]] bool drained() const override {
+    return spool->batches() == 0 && spool->heldBatches() == 0;
+  }
+  void stop(std::chrono::milliseconds grace) override {
+    if (shipper) shipper->stop(grace);
+  }
+  void discard() override {
+    if (shipper) shipper->stop(std::chrono::milliseconds(1500));
+    shipper.reset();
+    batcher_.reset();
+    if (lost_closed != nullptr) *lost_closed += spool->lostUnits();
+    spool.reset();
+    // Drained: nothing in it is unsent. Its directory goes, so a restart does not open it again.
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
 class LogPipeline::Impl {
  public:
   Config config;  // for open()
   prometheus::Registry* registry = nullptr;
   ErrorReporter* errors = nullptr;
-  std::unique_ptr<Spool> spool;
-  std::unique_ptr<LogExporter> exporter;
+  std::unique_ptr<LogExporter> exporter;  // the default tenant's
+  LokiExporterOptions loki_options;       // for the other tenants' exporters (tenant set there)
+  bool started = false;
+  std::uint64_t lost_closed = 0;
   // Reads the bodies of spooled batches back into entries (splitting a batch, a destination that
   // takes none). They are Loki push bodies: Loki's is the only batch encoder there is, and a spool
   // record does not say which encoder wrote its body, so this holds whatever the destination is.
   std::shared_ptr<const LogBatchEncoder> spooled_bodies = std::make_shared<LokiBatchEncoder>();
-  std::unique_ptr<LogBatcher> batcher;
-  // The readers write into stages->head(); the agent's own events go to the batcher directly.
+  // The last sink, in place of one batcher: each tenant's batcher, spool and shipper.
+  std::unique_ptr<LogTenantRouter> router;
+  // The readers write into stages->head(); the agent's own events go to the router directly.
   std::unique_ptr<LogStageChain> stages;
-  std::unique_ptr<LogShipper> shipper;
   std::unique_ptr<logs::LogTailer> tailer;
   std::unique_ptr<journal::JournalReader> journal;
 
-  prometheus::Gauge* spool_bytes = nullptr;
-  prometheus::Gauge* spool_batches = nullptr;
-  prometheus::Gauge* oldest_unsent = nullptr;
+  // With loki.tenants, one series per open tenant (label tenant); without, one series.
+  prometheus::Family<prometheus::Gauge>* spool_bytes = nullptr;
+  prometheus::Family<prometheus::Gauge>* spool_batches = nullptr;
+  prometheus::Family<prometheus::Gauge>* oldest_unsent = nullptr;
+  std::vector<std::string> gauge_tenants;  // tenants with series, to remove closed ones
   prometheus::Gauge* open_files = nullptr;
   // The tailer's handle budget and its unfinished lines (LogTailerStats), published each tick.
   prometheus::Gauge* files_deferred = nullptr;
@@ -101,8 +147,7 @@ class LogPipeline::Impl {
   logs::LogTailerStats tailer_seen;  // the counters' values already added
   prometheus::Gauge* spool_lost = nullptr;
   prometheus::Counter* spool_written = nullptr;
-  std::uint64_t spool_written_seen = 0;
-  std::unique_ptr<SpoolDamageCounters> spool_damage;
+  prometheus::Family<prometheus::Counter>* dropped = nullptr;  // for each tenant's damage
   prometheus::Family<prometheus::Gauge>* lag = nullptr;
   std::vector<std::string> lag_files;  // files with a lag gauge, to remove stale ones
 
@@ -137,15 +182,108 @@ class LogPipeline::Impl {
     if (journal) journal->commit(checkpoints);
   }
 
+  // A tenant's path (LogTenantRouter's factory): the default tenant's spool is spool/logs, as it
+  // was before tenants, so an upgrade sends what it holds; another's spool/logs/tenants/<name>.
+  std::expected<std::unique_ptr<LogTenantPath>, std::string> openTenant(
+      const std::string& tenant, LogBatcher::OnDurable on_durable) {
+    const bool is_default = tenant == config.loki.tenant;
+    const auto root = config.paths.state_dir / "spool" / "logs";
+    auto path = std::make_unique<TenantPath>();
+    path->tenant = tenant;
+    path->dir = is_default ? root : root / "tenants" / tenantDirName(tenant);
+    path->lost_closed = &lost_closed;
+    SpoolOptions so = logSpoolOptions(path->dir, config.spool);
+    LogBatcherOptions bo = config.logs.batcher;  // batch_bytes, batch_wait, max_streams
+    bo.spool_max_bytes = config.spool.max_bytes;
+    bo.spool_headroom_bytes = 2 * bo.batch_bytes;
+    if (config.loki.tenants.configured() && !config.loki.url.empty()) {
+      // spool.max_bytes is shared evenly by up to loki.tenants.max tenants (create() checked
+      // that a share holds 4 batches): one tenant refused for hours fills its share only.
+      so.max_bytes =
+          config.spool.max_bytes / static_cast<std::uint64_t>(config.loki.tenants.max_tenants);
+      bo.spool_max_bytes = so.max_bytes;
+    }
+    // The spool creates its directory, reads `ack` and its segments; the probe then finds a
+    // read-only directory that already existed (the spool only writes at its first append).
+    auto spool = Spool::open(so, *errors);
+    if (!spool) return std::unexpected("cannot open the spool: " + spool.error());
+    if (auto r = checkStateDir(so.dir); !r)
+      return std::unexpected("cannot open the spool: " + r.error());
+    path->spool = std::move(*spool);
+    LogExporter* destination = exporter.get();
+    if (!is_default) {
+      LokiExporterOptions lo = loki_options;
+      lo.tenant = tenant;
+      auto e = LokiExporter::create(lo);
+      if (!e) return std::unexpected("loki: " + e.error());
+      path->own_exporter = std::move(*e);
+      destination = path->own_exporter.get();
+    }
+    // The destination's own encoding (Loki's protobuf API): each batch is encoded once, spooled
+    // as that body and sent as it is.
+    bo.encoder = destination->batchEncoder();
+    // One positions file per second, not per batch: the acknowledged batches' positions without
+    // a sync, the rest after one spool sync once they waited kLogCommitGrace (the spool is opened
+    // with sync_each_append off for this). A kill -9 then repeats at most a second of lines plus
+    // the batch in flight (bench_kill9_duplicates).
+    bo.commit_interval = kLogCommitInterval;
+    bo.commit_grace = kLogCommitGrace;
+    path->batcher_ =
+        std::make_unique<LogBatcher>(bo, *path->spool, std::move(on_durable), *registry, *errors);
+    LogShipperOptions sho;
+    sho.body_decoder = spooled_bodies;
+    sho.on_batch_done = [this] {
+      if (shipped_listener) shipped_listener();
+    };
+    if (config.loki.tenants.configured() && !config.loki.url.empty()) {
+      sho.metric_labels = {{"tenant", tenant}};
+    }
+    path->shipper =
+        std::make_unique<LogShipper>(sho, *path->spool, *destination, *registry, *errors);
+    path->damage = std::make_unique<SpoolDamageCounters>(*dropped, *registry, "logs");
+    if (started) path->shipper->start();
+    return path;
+  }
+
   void updateGauges() {
-    spool_bytes->Set(static_cast<double>(spool->bytes()));
-    spool_batches->Set(static_cast<double>(spool->batches()));
-    oldest_unsent->Set(std::chrono::duration<double>(spool->oldestAge()).count());
-    spool_lost->Set(static_cast<double>(spool->lostUnits()));
-    spool_damage->update(spool->damage());
-    const std::uint64_t written = spool->writtenBytes();
-    spool_written->Increment(static_cast<double>(written - spool_written_seen));
-    spool_written_seen = written;
+    const bool per_tenant = config.loki.tenants.configured();
+    double total_bytes = 0, total_batches = 0, oldest = 0, lost = static_cast<double>(lost_closed);
+    std::vector<std::string> open_tenants;
+    router->forEach([&](const std::string& tenant, LogTenantPath& p) {
+      auto& path = static_cast<TenantPath&>(p);
+      const Spool& spool = *path.spool;
+      const auto b = static_cast<double>(spool.bytes());
+      const auto n = static_cast<double>(spool.batches());
+      const double age = std::chrono::duration<double>(spool.oldestAge()).count();
+      if (per_tenant) {
+        spool_bytes->Add({{"tenant", tenant}}).Set(b);
+        spool_batches->Add({{"tenant", tenant}}).Set(n);
+        oldest_unsent->Add({{"tenant", tenant}}).Set(age);
+        open_tenants.push_back(tenant);
+      }
+      total_bytes += b;
+      total_batches += n;
+      oldest = std::max(oldest, age);
+      lost += static_cast<double>(spool.lostUnits());
+      path.damage->update(spool.damage());
+      const std::uint64_t written = spool.writtenBytes();
+      spool_written->Increment(static_cast<double>(written - path.written_seen));
+      path.written_seen = written;
+    });
+    if (per_tenant) {
+      for (const auto& old : gauge_tenants) {
+        if (std::ranges::find(open_tenants, old) != open_tenants.end()) continue;
+        spool_bytes->Remove(&spool_bytes->Add({{"tenant", old}}));
+        spool_batches->Remove(&spool_batches->Add({{"tenant", old}}));
+        oldest_unsent->Remove(&oldest_unsent->Add({{"tenant", old}}));
+      }
+      gauge_tenants = std::move(open_tenants);
+    } else {
+      spool_bytes->Add({}).Set(total_bytes);
+      spool_batches->Add({}).Set(total_batches);
+      oldest_unsent->Add({}).Set(oldest);
+    }
+    spool_lost->Set(lost);
     if (tailer) {
       const logs::LogTailerStats ts = tailer->stats();
       open_files->Set(static_cast<double>(ts.open_files));
@@ -207,37 +345,54 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
     auto e = LokiExporter::create(lo);
     if (!e) return std::unexpected("loki: " + e.error());
     pipeline.exporter = std::move(*e);
+    pipeline.loki_options = lo;
   }
   pipeline.metadata = metadata;
+  if (config.loki.tenants.configured()) {
+    if (config.loki.url.empty()) {
+      spdlog::warn("loki.tenants is set but loki.url is not: every line goes to the local file");
+    } else if (!config.loki.tenant.empty()) {
+      if (auto valid = validateLokiTenant(config.loki.tenant); !valid) {
+        return std::unexpected("loki.tenant: " + valid.error());
+      }
+    }
+    // Each tenant's spool may hold max_bytes / max (see open()); a share that cannot hold a few
+    // batches would make tenants stall on their first 429.
+    const std::uint64_t share =
+        config.spool.max_bytes / static_cast<std::uint64_t>(config.loki.tenants.max_tenants);
+    if (share < 4 * static_cast<std::uint64_t>(config.logs.batcher.batch_bytes)) {
+      return std::unexpected(
+          "spool.max_bytes: shared by loki.tenants.max=" +
+          std::to_string(config.loki.tenants.max_tenants) + " tenants, each would have " +
+          std::to_string(share) +
+          " bytes, less than 4 batches (collectors.logs.batch_bytes); raise spool.max_bytes or "
+          "lower loki.tenants.max");
+    }
+  }
 
   pipeline.spool_bytes = &prometheus::BuildGauge()
                               .Name("nodewarden_log_spool_bytes")
                               .Help("Bytes of log batches in the on-disk spool.")
-                              .Register(reg)
-                              .Add({});
+                              .Register(reg);
   pipeline.spool_batches =
       &prometheus::BuildGauge()
            .Name("nodewarden_log_spool_batches")
            .Help("Log batches in the spool not yet accepted by the destination.")
-           .Register(reg)
-           .Add({});
+           .Register(reg);
   pipeline.oldest_unsent = &prometheus::BuildGauge()
                                 .Name("nodewarden_log_oldest_unsent_seconds")
                                 .Help("Age of the oldest log batch not yet accepted (0 when none).")
-                                .Register(reg)
-                                .Add({});
+                                .Register(reg);
   pipeline.spool_lost =
       &prometheus::BuildGauge()
            .Name("nodewarden_log_spool_lost_lines")
            .Help("Log lines the spool lost since start (dropped when full or corrupt).")
            .Register(reg)
            .Add({});
-  pipeline.spool_damage =
-      std::make_unique<SpoolDamageCounters>(prometheus::BuildCounter()
-                                                .Name("nodewarden_log_lines_dropped_total")
-                                                .Help("Log lines dropped, by reason.")
-                                                .Register(reg),
-                                            reg, "logs");
+  pipeline.dropped = &prometheus::BuildCounter()
+                          .Name("nodewarden_log_lines_dropped_total")
+                          .Help("Log lines dropped, by reason.")
+                          .Register(reg);
   pipeline.spool_written =
       &prometheus::BuildCounter()
            .Name("nodewarden_log_spool_written_bytes_total")
@@ -306,7 +461,7 @@ std::expected<std::unique_ptr<LogPipeline>, std::string> LogPipeline::create(
 
 std::expected<void, std::string> LogPipeline::open() {
   Impl& pipeline = *impl_;
-  if (pipeline.shipper) return {};
+  if (pipeline.router) return {};
   const Config& config = pipeline.config;
   const auto checkpoints = config.paths.state_dir / "checkpoints";
   // The files the tailer and the journal reader commit their positions to: a store that cannot be
@@ -326,42 +481,42 @@ std::expected<void, std::string> LogPipeline::open() {
       return std::unexpected("cannot write the local log file: " + r.error());
     }
   }
-  SpoolOptions so = logSpoolOptions(config.paths.state_dir / "spool" / "logs", config.spool);
-  // The spool creates its directory, reads `ack` and its segments; the probe then finds a
-  // read-only directory that already existed (the spool only writes at its first append).
-  auto spool = Spool::open(so, *pipeline.errors);
-  if (!spool) return std::unexpected("cannot open the spool: " + spool.error());
-  if (auto r = checkStateDir(so.dir); !r)
-    return std::unexpected("cannot open the spool: " + r.error());
-  pipeline.spool = std::move(*spool);
-
+  const auto spool_root = config.paths.state_dir / "spool" / "logs";
+  Impl* self = &pipeline;
+  auto router = std::make_unique<LogTenantRouter>(
+      LogTenantRouterOptions{config.loki.url.empty() ? LogTenantOptions{} : config.loki.tenants,
+                             config.loki.tenant,
+                             {}},
+      pipeline.metadata,
+      [self](const std::string& tenant, LogBatcher::OnDurable on_durable) {
+        return self->openTenant(tenant, std::move(on_durable));
+      },
+      [self](const std::vector<LogCheckpoint>& cps) { self->onDurable(cps); }, *pipeline.registry,
+      *pipeline.errors);
+  // Tenants' spools left by an earlier run are opened to be drained, whatever the config says now.
+  std::vector<std::string> recovered;
+  std::error_code ec;
+  const auto tenants_dir = spool_root / "tenants";
+  if (!config.loki.url.empty() && std::filesystem::is_directory(tenants_dir, ec)) {
+    for (const auto& entry : std::filesystem::directory_iterator(tenants_dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      auto tenant = tenantFromDirName(name);
+      if (!tenant || !entry.is_directory(ec)) {
+        pipeline.errors->report("spool", "tenant_dir",
+                                entry.path().string() + ": not a tenant's spool (" +
+                                    (tenant ? std::string("not a directory") : tenant.error()) +
+                                    "), left alone");
+        continue;
+      }
+      recovered.push_back(std::move(*tenant));
+    }
+  }
+  if (auto opened = router->open(recovered); !opened) return std::unexpected(opened.error());
+  pipeline.router = std::move(router);
   auto& reg = *pipeline.registry;
   ErrorReporter& errors = *pipeline.errors;
-  LogBatcherOptions bo = config.logs.batcher;  // batch_bytes, batch_wait, max_streams
-  bo.spool_max_bytes = config.spool.max_bytes;
-  bo.spool_headroom_bytes = 2 * bo.batch_bytes;
-  // The destination's own encoding (Loki's protobuf API): each batch is encoded once, spooled as
-  // that body and sent as it is.
-  bo.encoder = pipeline.exporter->batchEncoder();
-  // One positions file per second, not per batch: the acknowledged batches' positions without a
-  // sync, the rest after one spool sync once they waited kLogCommitGrace (the spool is opened with
-  // sync_each_append off for this). A kill -9 then repeats at most a second of lines plus the
-  // batch in flight (bench_kill9_duplicates).
-  bo.commit_interval = kLogCommitInterval;
-  bo.commit_grace = kLogCommitGrace;
-  Impl* self = &pipeline;
-  pipeline.batcher = std::make_unique<LogBatcher>(
-      bo, *pipeline.spool, [self](const std::vector<LogCheckpoint>& cps) { self->onDurable(cps); },
-      reg, errors);
-  LogShipperOptions sho;
-  sho.body_decoder = pipeline.spooled_bodies;
-  sho.on_batch_done = [self] {
-    if (self->shipped_listener) self->shipped_listener();
-  };
-  pipeline.shipper =
-      std::make_unique<LogShipper>(sho, *pipeline.spool, *pipeline.exporter, reg, errors);
   pipeline.stages = std::make_unique<LogStageChain>(
-      makeLogStages(config, pipeline.metadata, reg, errors), *pipeline.batcher);
+      makeLogStages(config, pipeline.metadata, reg, errors), *pipeline.router);
 
   if (config.logs.enabled) {
     // max_line_bytes, max_open_files, rescan_interval, read_compressed
@@ -384,10 +539,14 @@ std::expected<void, std::string> LogPipeline::open() {
   return {};
 }
 
-bool LogPipeline::isOpen() const { return impl_->shipper != nullptr; }
+bool LogPipeline::isOpen() const { return impl_->router != nullptr; }
 
 void LogPipeline::start() {
-  if (impl_->shipper) impl_->shipper->start();
+  if (!impl_->router || impl_->started) return;
+  impl_->started = true;
+  impl_->router->forEach([](const std::string&, LogTenantPath& path) {
+    static_cast<TenantPath&>(path).shipper->start();
+  });
 }
 
 std::vector<int> LogPipeline::watchFds() const {
@@ -399,7 +558,7 @@ std::vector<int> LogPipeline::watchFds() const {
 
 bool LogPipeline::tick() {
   Impl& pipeline = *impl_;
-  if (!pipeline.shipper) return false;
+  if (!pipeline.router) return false;
   // Readers stop when the open batch is full (hasRoom()), so one read fills at most one batch:
   // read and spool in turns until the budget is used, the sources are drained, or the spool is
   // near its bound. Otherwise a backlog would move one batch per tick.
@@ -417,30 +576,30 @@ bool LogPipeline::tick() {
     entries += m;
     // What the stages hold past its time (a multiline group, a count of dropped lines).
     pipeline.stages->flushDue(LogStage::Clock::now(), false);
-    // Spools the batch when it is full or old enough. Never forced: with the spool near its
-    // bound, a forced append could make it drop its oldest batch.
-    const bool spooled = pipeline.batcher->flush();
-    if (spooled) pipeline.shipper->notify();
+    // Spools each tenant's batch when it is full or old enough (and wakes its shipper). Never
+    // forced: with the spool near its bound, a forced append could make it drop its oldest batch.
+    const bool spooled = pipeline.router->flush();
     if (read >= kTickReadBudget || entries >= kTickJournalEntries) {
       more = true;
       break;
     }
-    if (!spooled || (n == 0 && m == 0) || !pipeline.batcher->hasRoom()) break;
+    if (!spooled || (n == 0 && m == 0) || !pipeline.router->hasRoom()) break;
   }
   pipeline.updateGauges();
-  return more && pipeline.batcher->hasRoom();
+  return more && pipeline.router->hasRoom();
 }
 
 bool LogPipeline::waitingForShipper() const {
-  return impl_->batcher && impl_->batcher->waitingForConsumer();
+  return impl_->router && impl_->router->waitingForConsumer();
 }
 
 bool LogPipeline::submitEvent(const Labels& labels, LogEntry entry, const std::string& key) {
   Impl& pipeline = *impl_;
-  if (!pipeline.shipper || !pipeline.batcher->hasRoom()) return false;
+  // By the event's namespace label (a Job's outcome goes to the Job's namespace's tenant).
+  if (!pipeline.router || !pipeline.router->hasRoomFor(labels)) return false;
   LogCheckpoint cp;
   cp.source = std::string(Impl::kEventPrefix) + key;
-  return pipeline.batcher->accept(labels, std::move(entry), cp);
+  return pipeline.router->accept(labels, std::move(entry), cp);
 }
 
 void LogPipeline::onShipped(std::function<void()> listener) {
@@ -453,11 +612,17 @@ void LogPipeline::onEventDurable(std::function<void(std::string_view)> listener)
 
 void LogPipeline::stop(std::chrono::milliseconds grace) {
   Impl& pipeline = *impl_;
-  if (!pipeline.shipper) return;
+  if (!pipeline.router) return;
   pipeline.stages->flushDue(LogStage::Clock::now(), true);
-  pipeline.batcher->flush(true);
-  pipeline.shipper->stop(grace);
-  pipeline.shipper.reset();
+  pipeline.router->flush(true);
+  // Every tenant's shipper at once: each may wait up to grace for a send in flight.
+  std::vector<std::thread> stopping;
+  pipeline.router->forEach([&](const std::string&, LogTenantPath& path) {
+    stopping.emplace_back([&path, grace] { path.stop(grace); });
+  });
+  for (auto& t : stopping) t.join();
+  pipeline.stages.reset();
+  pipeline.router.reset();
 }
 
 }  // namespace nodewarden

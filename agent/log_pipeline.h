@@ -30,6 +30,7 @@
 #include "pipeline/container_metadata.h"
 #include "pipeline/http_destination.h"
 #include "pipeline/log_record.h"
+#include "pipeline/log_tenant_router.h"
 #include "pipeline/self_metrics.h"
 
 namespace nodewarden {
@@ -42,7 +43,8 @@ struct Config;
 // file exporter's, the rest Loki's (encoding a string, as in the file; create() turns it into the
 // LokiEncoding and the password file into the password).
 struct LokiConfig : HttpDestinationConfig {
-  std::string tenant;
+  std::string tenant;        // X-Scope-OrgID of the default tenant ("" sends none)
+  LogTenantOptions tenants;  // other tenants by namespace or pod label (agent/config_tenants.cpp)
   std::string encoding = "protobuf";  // protobuf (snappy) or json (gzip)
   std::chrono::milliseconds timeout{10000};
   std::uint64_t local_file_max_bytes = 64ULL << 20;

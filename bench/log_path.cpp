@@ -4,12 +4,13 @@
 //   floor         pread() every file in 64 KiB chunks + snappy-compress the bytes
 //   parse         LogTailer::poll into a sink that only counts (discovery, reading, CRI parsing,
 //                 joining partial records, building entries; no batching)
-//   full          LogTailer -> the agent's default stages (RateLimitStage) -> LogBatcher (push
-//                 body) -> Spool -> LogShipper -> LokiExporter (protobuf + snappy over HTTP) ->
-//                 FakeLoki, until every line is acknowledged; the spool, the batcher and the
-//                 positions file set as the agent sets them (logSpoolOptions, kLogCommitInterval:
-//                 fdatasync and positions once a second). A line the rate limit drops marks the
-//                 run incomplete: the defaults must let the whole corpus through.
+//   full          LogTailer -> the agent's default stages (MultilineStage, RateLimitStage) ->
+//                 LogTenantRouter (one tenant) -> LogBatcher (push body) -> Spool -> LogShipper ->
+//                 LokiExporter (protobuf + snappy over HTTP) -> FakeLoki, until every line is
+//                 acknowledged; the spool, the batcher and the positions file set as the agent sets
+//                 them (logSpoolOptions, kLogCommitInterval: fdatasync and positions once a
+//                 second). A line the rate limit drops marks the run incomplete: the defaults must
+//                 let the whole corpus through.
 //   parse+ratelimit  parse with a RateLimitStage (the defaults) before the counting sink
 //   full-nofsync  the same with SpoolOptions::fsync = false (the spool's fsync cost)
 //   full-json     "full" with loki.encoding: json (the batcher writes JSON entries, the body is
@@ -74,6 +75,7 @@
 #include "pipeline/log_record.h"
 #include "pipeline/log_shipper.h"
 #include "pipeline/log_stage.h"
+#include "pipeline/log_tenant_router.h"
 #include "pipeline/self_metrics.h"
 #include "pipeline/spool.h"
 #include "tests/fakes/fake_loki.h"
@@ -404,12 +406,25 @@ double counterValue(const prometheus::Registry& registry, std::string_view name)
   return -1;
 }
 
-// The agent's wiring (agent/log_pipeline.cpp), driven by a loop instead of the event loop.
-struct FullPath {
+// The agent's wiring (agent/log_pipeline.cpp), driven by a loop instead of the event loop: the
+// tailer writes into the tenant router (one tenant, the agent's default without loki.tenants),
+// whose path is the batcher, the spool and the shipper.
+struct TenantParts final : nodewarden::LogTenantPath {
   std::unique_ptr<nodewarden::Spool> spool;
   std::unique_ptr<nodewarden::LokiExporter> exporter;
-  std::unique_ptr<nodewarden::LogBatcher> batcher;
+  std::unique_ptr<nodewarden::LogBatcher> batch;
   std::unique_ptr<nodewarden::LogShipper> shipper;
+  ~TenantParts() override {
+    if (shipper) shipper->stop(std::chrono::milliseconds(2000));
+  }
+  nodewarden::LogBatcher& batcher() override { return *batch; }
+  void notifyShipper() override { shipper->notify(); }
+  [[nodiscard]] bool drained() const override { return spool->batches() == 0; }
+};
+
+struct FullPath {
+  TenantParts* parts = nullptr;  // owned by the router
+  std::unique_ptr<nodewarden::LogTenantRouter> router;
   std::unique_ptr<nodewarden::logs::LogTailer> tailer;
   // The stages the agent puts before the batcher by default (agent/log_pipeline.cpp).
   std::unique_ptr<nodewarden::LogStageChain> stages;
@@ -428,42 +443,48 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   Cost c;
 
   FullPath p;
-  nodewarden::SpoolOptions so = nodewarden::logSpoolOptions(state / "spool" / "logs");
-  so.fsync = fsync;
-  auto spool = nodewarden::Spool::open(so, errors);
-  if (!spool) {
-    c.note = "spool: " + spool.error();
-    return c;
-  }
-  p.spool = std::move(*spool);
-  nodewarden::LokiExporterOptions lo;
-  lo.url = url;
-  lo.no_proxy = "*";  // never through a proxy from the environment
-  lo.encoding = encoding;
-  auto exporter = nodewarden::LokiExporter::create(lo);
-  if (!exporter) {
-    c.note = "loki: " + exporter.error();
-    return c;
-  }
-  p.exporter = std::move(*exporter);
-  nodewarden::LogBatcherOptions bo;
-  bo.spool_headroom_bytes = 2 * bo.batch_bytes;         // as the agent sets it
-  bo.encoder = p.exporter->batchEncoder();              // as the agent sets it (the encoding's own)
-  bo.commit_interval = nodewarden::kLogCommitInterval;  // as the agent sets it
-  bo.commit_grace = nodewarden::kLogCommitGrace;        // as the agent sets it
   FullPath* pp = &p;
-  p.batcher = std::make_unique<nodewarden::LogBatcher>(
-      bo, *p.spool,
+  p.router = std::make_unique<nodewarden::LogTenantRouter>(
+      nodewarden::LogTenantRouterOptions{}, nullptr,
+      [&](const std::string&, nodewarden::LogBatcher::OnDurable on_durable)
+          -> std::expected<std::unique_ptr<nodewarden::LogTenantPath>, std::string> {
+        auto parts = std::make_unique<TenantParts>();
+        nodewarden::SpoolOptions so = nodewarden::logSpoolOptions(state / "spool" / "logs");
+        so.fsync = fsync;
+        auto spool = nodewarden::Spool::open(so, errors);
+        if (!spool) return std::unexpected("spool: " + spool.error());
+        parts->spool = std::move(*spool);
+        nodewarden::LokiExporterOptions lo;
+        lo.url = url;
+        lo.no_proxy = "*";  // never through a proxy from the environment
+        lo.encoding = encoding;
+        auto exporter = nodewarden::LokiExporter::create(lo);
+        if (!exporter) return std::unexpected("loki: " + exporter.error());
+        parts->exporter = std::move(*exporter);
+        nodewarden::LogBatcherOptions bo;
+        bo.spool_headroom_bytes = 2 * bo.batch_bytes;         // as the agent sets it
+        bo.encoder = parts->exporter->batchEncoder();         // as the agent sets it
+        bo.commit_interval = nodewarden::kLogCommitInterval;  // as the agent sets it
+        bo.commit_grace = nodewarden::kLogCommitGrace;        // as the agent sets it
+        parts->batch = std::make_unique<nodewarden::LogBatcher>(bo, *parts->spool,
+                                                                std::move(on_durable), reg, errors);
+        parts->shipper = std::make_unique<nodewarden::LogShipper>(
+            nodewarden::LogShipperOptions{}, *parts->spool, *parts->exporter, reg, errors);
+        pp->parts = parts.get();
+        return parts;
+      },
       [pp](const std::vector<LogCheckpoint>& cps) {
         if (pp->tailer) pp->tailer->commit(cps);
       },
       reg, errors);
-  p.shipper = std::make_unique<nodewarden::LogShipper>(nodewarden::LogShipperOptions{}, *p.spool,
-                                                       *p.exporter, reg, errors);
+  if (auto opened = p.router->open({}); !opened) {
+    c.note = opened.error();
+    return c;
+  }
   auto to = tailerOptions(corpus);
   to.checkpoint_file = state / "checkpoints" / "logs.json";
   p.tailer = std::make_unique<nodewarden::logs::LogTailer>(to, errors);
-  // The stages the agent puts before the batcher by default (agent/log_pipeline.cpp).
+  // The stages the agent puts before the router by default (agent/log_pipeline.cpp).
   std::vector<std::unique_ptr<nodewarden::LogStage>> stages;
   nodewarden::MultilineStage* stage = nullptr;
   if (g_multiline) {
@@ -479,9 +500,9 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
       nodewarden::RateLimitOptions{}, nullptr, reg, errors);
   const nodewarden::RateLimitStage* rate_limit = rate_limit_stage.get();
   stages.push_back(std::move(rate_limit_stage));
-  p.stages = std::make_unique<nodewarden::LogStageChain>(std::move(stages), *p.batcher);
+  p.stages = std::make_unique<nodewarden::LogStageChain>(std::move(stages), *p.router);
   nodewarden::LogSink& head = p.stages->head();
-  p.shipper->start();
+  p.parts->shipper->start();
 
   const double deadline = monotonicSeconds() + timeout_s;
   bool all_read = false;
@@ -491,15 +512,17 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
     const std::size_t n = all_read ? 0 : p.tailer->poll(head, kTickReadBudget);
     const auto now = nodewarden::LogStage::Clock::now();
     p.stages->flushDue(now, false);
-    bool spooled = p.batcher->flush();
+    p.router->flush();  // wakes the shipper when a batch went to the spool
     all_read = p.tailer->stats().lines_read >= expected;
     bool held = false;
     if (all_read) {
       held = !p.stages->flushDue(now, true) || (stage != nullptr && stage->heldStreams() != 0);
-      spooled = p.batcher->flush(true) || spooled;
+      p.router->flush(true);
     }
-    if (spooled) p.shipper->notify();
-    if (all_read && !held && p.batcher->pendingBytes() == 0 && p.spool->batches() == 0) break;
+    if (all_read && !held && p.parts->batch->pendingBytes() == 0 &&
+        p.parts->spool->batches() == 0) {
+      break;
+    }
     if (monotonicSeconds() > deadline) {
       c.note = "timed out";
       break;
@@ -508,7 +531,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   }
   const double reader_s = threadCpuSeconds() - reader0;
   c.rate_limited = rate_limit->droppedLines();
-  p.shipper->stop(std::chrono::milliseconds(2000));
+  p.parts->shipper->stop(std::chrono::milliseconds(2000));
   const Cost m = meter.stop();
   const double sent = counterValue(reg, "nodewarden_log_lines_sent_total");
   // Joined lines arrive as part of one entry.
@@ -516,13 +539,10 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
       stage != nullptr ? counterValue(reg, "nodewarden_log_multiline_joined_lines_total") : 0;
   const std::uint64_t expected_entries = expected - static_cast<std::uint64_t>(joined);
   c.sent_mib = counterValue(reg, "nodewarden_log_bytes_sent_total") / (1 << 20);
-  c.spool_written_mib = static_cast<double>(p.spool->writtenBytes()) / (1 << 20);
-  p.shipper.reset();
+  c.spool_written_mib = static_cast<double>(p.parts->spool->writtenBytes()) / (1 << 20);
   p.tailer.reset();
   p.stages.reset();
-  p.batcher.reset();
-  p.exporter.reset();
-  p.spool.reset();
+  p.router.reset();
 
   c.cpu_s = m.cpu_s;
   c.user_s = m.user_s;

@@ -141,6 +141,15 @@ bool LogBatcher::acceptStream(const Labels& labels, const LogEntry& entry,
   return true;
 }
 
+bool LogBatcher::holdsSource(std::string_view source) const {
+  const auto in = [&](const std::vector<LogCheckpoint>& checkpoints) {
+    return std::ranges::any_of(checkpoints,
+                               [&](const LogCheckpoint& cp) { return cp.source == source; });
+  };
+  if (in(batch_.checkpoints)) return true;
+  return std::ranges::any_of(pending_, [&](const PendingBatch& p) { return in(p.checkpoints); });
+}
+
 std::unique_ptr<char[]> LogBatcher::takeChunk() {
   if (free_chunks_.empty()) return std::make_unique_for_overwrite<char[]>(kChunkBytes);
   auto chunk = std::move(free_chunks_.back());

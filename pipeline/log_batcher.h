@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -93,6 +94,14 @@ class LogBatcher final : public LogSink {
   bool flush(bool force = false);
 
   [[nodiscard]] std::size_t pendingBytes() const { return batch_.bytes; }
+  // A position of this source is in the open batch or in a spooled batch whose positions were
+  // not committed yet: another batcher must not commit positions of it before this one did (the
+  // tenant router moves a source between batchers only once this is false).
+  [[nodiscard]] bool holdsSource(std::string_view source) const;
+  // No open batch and no position waiting to be committed.
+  [[nodiscard]] bool empty() const {
+    return batch_.lines == 0 && batch_.checkpoints.empty() && pending_.empty();
+  }
   // The last flush() kept a batch that was due instead of appending it: the spool holds what fits
   // in memory and its consumer is taking batches (Spool::waitForConsumer), so the lines wait in
   // their files rather than the spool writes them. Callers flush again soon (milliseconds).

@@ -64,21 +64,28 @@ LogShipper::LogShipper(LogShipperOptions options, Spool& spool, LogExporter& exp
                        prometheus::Registry& registry, ErrorReporter& errors)
     : options_(options), spool_(spool), exporter_(exporter), errors_(errors) {
   const std::string dest(exporter_.name());
-  lines_sent_ = &prometheus::BuildCounter()
-                     .Name("nodewarden_log_lines_sent_total")
-                     .Help("Log lines the destination accepted.")
-                     .Register(registry)
-                     .Add({{"destination", dest}});
-  bytes_sent_ = &prometheus::BuildCounter()
-                     .Name("nodewarden_log_bytes_sent_total")
-                     .Help("Bytes of log lines the destination accepted (before compression).")
-                     .Register(registry)
-                     .Add({{"destination", dest}});
-  batches_sent_ = &prometheus::BuildCounter()
-                       .Name("nodewarden_log_batches_sent_total")
-                       .Help("Log batches the destination accepted.")
-                       .Register(registry)
-                       .Add({{"destination", dest}});
+  const auto counter = [&](prometheus::Family<prometheus::Counter>& family,
+                           prometheus::Labels base) {
+    prometheus::Counter* c = &family.Add(labels(std::move(base)));
+    if (!options_.metric_labels.empty()) counters_.emplace_back(&family, c);
+    return c;
+  };
+  lines_sent_ = counter(prometheus::BuildCounter()
+                            .Name("nodewarden_log_lines_sent_total")
+                            .Help("Log lines the destination accepted.")
+                            .Register(registry),
+                        {{"destination", dest}});
+  bytes_sent_ =
+      counter(prometheus::BuildCounter()
+                  .Name("nodewarden_log_bytes_sent_total")
+                  .Help("Bytes of log lines the destination accepted (before compression).")
+                  .Register(registry),
+              {{"destination", dest}});
+  batches_sent_ = counter(prometheus::BuildCounter()
+                              .Name("nodewarden_log_batches_sent_total")
+                              .Help("Log batches the destination accepted.")
+                              .Register(registry),
+                          {{"destination", dest}});
   auto& dropped = prometheus::BuildCounter()
                       .Name("nodewarden_log_lines_dropped_total")
                       .Help("Log lines dropped, by reason.")
@@ -89,14 +96,30 @@ LogShipper::LogShipper(LogShipperOptions options, Spool& spool, LogExporter& exp
                    .Name("nodewarden_log_send_requests_total")
                    .Help("Push requests to the log destination, by outcome.")
                    .Register(registry);
-  backoff_seconds_ = &prometheus::BuildGauge()
-                          .Name("nodewarden_log_send_backoff_seconds")
-                          .Help("Current wait before the next retry (0 when sending normally).")
-                          .Register(registry)
-                          .Add({{"destination", dest}});
+  backoff_family_ = &prometheus::BuildGauge()
+                         .Name("nodewarden_log_send_backoff_seconds")
+                         .Help("Current wait before the next retry (0 when sending normally).")
+                         .Register(registry);
+  backoff_seconds_ = &backoff_family_->Add(labels({{"destination", dest}}));
+  if (!options_.metric_labels.empty()) {
+    // Every outcome's series now, so that they can all be removed at the end.
+    for (const auto status :
+         {SendStatus::kOk, SendStatus::kRetry, SendStatus::kDrop, SendStatus::kTooLarge}) {
+      counter(*requests_, {{"destination", dest}, {"outcome", statusName(status)}});
+    }
+  }
 }
 
-LogShipper::~LogShipper() { stop(std::chrono::milliseconds(1500)); }
+prometheus::Labels LogShipper::labels(prometheus::Labels base) const {
+  base.insert(options_.metric_labels.begin(), options_.metric_labels.end());
+  return base;
+}
+
+LogShipper::~LogShipper() {
+  stop(std::chrono::milliseconds(1500));
+  for (const auto& [family, c] : counters_) family->Remove(c);
+  if (!options_.metric_labels.empty()) backoff_family_->Remove(backoff_seconds_);
+}
 
 void LogShipper::start() {
   signal_.reset();
@@ -145,7 +168,9 @@ bool LogShipper::deliver(const LogBatch& batch) {
     if (signal_.stopping()) return false;
     const SendResult r = exporter_.send(batch);
     const std::string_view destination = exporter_.name();
-    requests_->Add({{"destination", std::string(destination)}, {"outcome", statusName(r.status)}})
+    requests_
+        ->Add(
+            labels({{"destination", std::string(destination)}, {"outcome", statusName(r.status)}}))
         .Increment();
     switch (r.status) {
       case SendStatus::kOk:

@@ -13,9 +13,12 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "pipeline/log_batch_encoder.h"
 #include "pipeline/log_exporter.h"
@@ -35,6 +38,9 @@ struct LogShipperOptions {
   // Reads the bodies of spooled batches (LogBatch::encoded_body) back into entries, to split a
   // batch the destination refused as too large. Empty: such a batch cannot be split and is dropped.
   std::shared_ptr<const LogBatchEncoder> body_decoder;
+  // Labels added to every series of this shipper (a Loki tenant's `tenant`). With any, the series
+  // are removed when the shipper goes (a closed tenant leaves none behind).
+  std::map<std::string, std::string> metric_labels;
 };
 
 class LogShipper {
@@ -75,6 +81,10 @@ class LogShipper {
   prometheus::Counter* dropped_too_large_ = nullptr;
   prometheus::Family<prometheus::Counter>* requests_ = nullptr;
   prometheus::Gauge* backoff_seconds_ = nullptr;
+  // With metric_labels: every series made, to remove at the end.
+  std::vector<std::pair<prometheus::Family<prometheus::Counter>*, prometheus::Counter*>> counters_;
+  prometheus::Family<prometheus::Gauge>* backoff_family_ = nullptr;
+  prometheus::Labels labels(prometheus::Labels base) const;
 };
 
 }  // namespace nodewarden

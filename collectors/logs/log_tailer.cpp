@@ -128,15 +128,27 @@ class LogTailer::Impl {
     }
 
     if (!sink.hasRoom()) return 0;
+    // A refusal while the sink still has room is about that entry's stream (one Loki tenant's
+    // batcher is full, the others are not): the container's files wait for the rest of this poll
+    // and every other container is read on. Only a sink without room stops the poll.
+    blocked_groups_.clear();
     // A line the sink refused last time goes first: it was read before anything still unread.
     for (auto& [key, file] : files_) {
-      if (file->hasHeld() && !file->deliverHeld(ctx)) return 0;
+      if (file->hasHeld() && !file->deliverHeld(ctx)) {
+        if (!sink.hasRoom()) return 0;
+        blocked_groups_.insert(file->containerDir());
+      }
     }
     // Files deleted while they had no descriptor: what was written after their position is gone,
     // and so is the rest of an unfinished line, which is handed out as it is.
     for (auto it = vanished_parked_.begin(); it != vanished_parked_.end();) {
       const auto f = files_.find(*it);
-      if (f != files_.end() && f->second->finish(ctx) == TailedFile::Status::kBlocked) return 0;
+      if (f != files_.end() && f->second->finish(ctx) == TailedFile::Status::kBlocked) {
+        if (!sink.hasRoom()) return 0;
+        blocked_groups_.insert(f->second->containerDir());
+        ++it;
+        continue;
+      }
       it = vanished_parked_.erase(it);
     }
 
@@ -146,9 +158,13 @@ class LogTailer::Impl {
       progressed = false;
       // One chunk per container per round, so a chatty container does not starve the others.
       for (auto& [dir, group] : groups_) {
+        if (blocked_groups_.contains(dir)) continue;
         if (readGroup(ctx, group, byte_budget - total, total, progressed, now)) {
-          blocked = true;
-          break;
+          if (!sink.hasRoom()) {
+            blocked = true;
+            break;
+          }
+          blocked_groups_.insert(dir);
         }
         if (total >= byte_budget) break;
       }
@@ -971,7 +987,9 @@ class LogTailer::Impl {
   // key → followed file, with its descriptor or parked without one (position and lines kept)
   std::map<std::string, std::unique_ptr<TailedFile>> files_;
   std::map<std::string, std::vector<TailedFile*>> groups_;  // container dir → read order
-  std::unordered_map<std::string, Waiting> waiting_;        // key → found, not yet opened
+  // Containers whose line the sink refused in this poll while it had room for others.
+  std::set<std::string> blocked_groups_;
+  std::unordered_map<std::string, Waiting> waiting_;  // key → found, not yet opened
   // Files that want a descriptor (waiting_'s, and parked ones with something to read).
   std::map<std::uint64_t, std::string> queue_;          // ticket → key: oldest first
   std::unordered_map<std::string, Queued> queued_;      // key → its place in queue_

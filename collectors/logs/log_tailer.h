@@ -109,6 +109,8 @@ class LogTailer {
 
   // Handles pending inotify events, rescans when due, and reads new data, giving whole lines to
   // sink until it has no room or byte_budget bytes were read. Returns the bytes read. Never blocks.
+  // A line refused while sink.hasRoom() stays true holds back only its container's files for this
+  // poll (the sink is full for that stream alone: one Loki tenant's batcher); the rest read on.
   std::size_t poll(LogSink& sink, std::size_t byte_budget);
 
   // These positions are durable: persist them (atomically) and release rotated or deleted files

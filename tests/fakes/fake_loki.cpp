@@ -424,6 +424,33 @@ void FakeLoki::answer(FakeLokiAnswer answer, int times) {
   answer_times_ = times;
 }
 
+void FakeLoki::answerTenant(const std::string& tenant, FakeLokiAnswer answer, int times) {
+  const std::scoped_lock lock(mutex_);
+  answer.hang = std::min(answer.hang, kMaxHang);
+  tenant_answers_[tenant] = TenantAnswer{answer, times};
+}
+
+std::map<Labels, std::vector<LogEntry>> FakeLoki::tenantStreams(const std::string& tenant) const {
+  const std::scoped_lock lock(mutex_);
+  const auto it = tenant_streams_.find(tenant);
+  return it == tenant_streams_.end() ? std::map<Labels, std::vector<LogEntry>>{} : it->second;
+}
+
+std::size_t FakeLoki::tenantEntryCount(const std::string& tenant) const {
+  const std::scoped_lock lock(mutex_);
+  const auto it = tenant_entry_counts_.find(tenant);
+  return it == tenant_entry_counts_.end() ? 0 : it->second;
+}
+
+bool FakeLoki::waitForTenantEntries(const std::string& tenant, std::size_t count,
+                                    std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] {
+    const auto it = tenant_entry_counts_.find(tenant);
+    return it != tenant_entry_counts_.end() && it->second >= count;
+  });
+}
+
 void FakeLoki::setMaxEntriesPerRequest(std::size_t max_entries) {
   const std::scoped_lock lock(mutex_);
   options_.max_entries_per_request = max_entries;
@@ -474,6 +501,8 @@ void FakeLoki::clear() {
   const std::scoped_lock lock(mutex_);
   streams_.clear();
   entry_count_ = 0;
+  tenant_streams_.clear();
+  tenant_entry_counts_.clear();
   requests_.clear();
   connections_ = 0;
   hangs_begun_ = 0;
@@ -570,7 +599,11 @@ int FakeLoki::handle(mg_connection* conn) {
   {
     const std::scoped_lock lock(mutex_);
     max_entries = options_.max_entries_per_request;
-    if (answer_times_ != 0) {
+    const auto by_tenant = tenant_answers_.find(request.header("X-Scope-OrgID"));
+    if (by_tenant != tenant_answers_.end() && by_tenant->second.times != 0) {
+      answer = by_tenant->second.answer;
+      if (by_tenant->second.times > 0) --by_tenant->second.times;
+    } else if (answer_times_ != 0) {
       answer = answer_;
       if (answer_times_ > 0) --answer_times_;
     }
@@ -609,10 +642,14 @@ int FakeLoki::handle(mg_connection* conn) {
   }
   {
     const std::scoped_lock lock(mutex_);
+    const std::string tenant = request.header("X-Scope-OrgID");
     for (const auto& [labels, entries] : *decoded) {
       auto& stored = streams_[labels];
       stored.insert(stored.end(), entries.begin(), entries.end());
       entry_count_ += entries.size();
+      auto& of_tenant = tenant_streams_[tenant][labels];
+      of_tenant.insert(of_tenant.end(), entries.begin(), entries.end());
+      tenant_entry_counts_[tenant] += entries.size();
     }
   }
   if (options_.on_entry) {

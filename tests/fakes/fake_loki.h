@@ -97,6 +97,15 @@ class FakeLoki {
 
   // Answer the next `times` requests so (-1: every request until told otherwise), then 204 again.
   void answer(FakeLokiAnswer answer, int times = -1);
+  // The same for the requests of one tenant (X-Scope-OrgID) only, before answer()'s: one tenant
+  // answered 429 while the others are not.
+  void answerTenant(const std::string& tenant, FakeLokiAnswer answer, int times = -1);
+  // Accepted entries of one tenant ("" for requests without X-Scope-OrgID), and a wait for them.
+  [[nodiscard]] std::map<Labels, std::vector<LogEntry>> tenantStreams(
+      const std::string& tenant) const;
+  [[nodiscard]] std::size_t tenantEntryCount(const std::string& tenant) const;
+  bool waitForTenantEntries(const std::string& tenant, std::size_t count,
+                            std::chrono::milliseconds timeout) const;
   void setMaxEntriesPerRequest(std::size_t max_entries);
 
   // Waits until at least `count` entries were accepted; false when `timeout` passed first.
@@ -137,6 +146,13 @@ class FakeLoki {
   bool stopping_ = false;
   std::map<Labels, std::vector<LogEntry>> streams_;
   std::size_t entry_count_ = 0;
+  struct TenantAnswer {
+    FakeLokiAnswer answer;
+    int times = -1;
+  };
+  std::map<std::string, TenantAnswer> tenant_answers_;
+  std::map<std::string, std::map<Labels, std::vector<LogEntry>>> tenant_streams_;
+  std::map<std::string, std::size_t> tenant_entry_counts_;
   std::vector<FakeLokiRequest> requests_;
   std::size_t connections_ = 0;
   std::size_t hangs_begun_ = 0;

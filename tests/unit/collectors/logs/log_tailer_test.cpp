@@ -1738,5 +1738,50 @@ TEST_F(LogTailerBudgetLossTest, CopyListedWhileStillEmptyIsNotReadFromZero) {
   EXPECT_EQ(sink.lines(), (std::vector<std::string>{"a1", "a2", "b1"}));
 }
 
+// A sink that refuses one container's lines while it has room for the others (one Loki tenant's
+// batcher full, another's not): the other container's lines keep coming, and the refused one's
+// come in order, none lost or repeated, once the sink takes them again.
+class RefusingContainerSink : public RecordingSink {
+ public:
+  bool accept(const Labels& labels, const LogEntry& entry,
+              const LogCheckpoint& checkpoint) override {
+    if (labels.front().second == refused_container) {
+      ++refused;
+      return false;
+    }
+    return RecordingSink::accept(labels, entry, checkpoint);
+  }
+  std::string refused_container;
+};
+
+TEST_F(LogTailerTest, ARefusalWithRoomLeftBlocksOnlyThatContainer) {
+  const auto a = containerDir("default_a_uid1", "first") / "0.log";
+  const auto b = containerDir("default_b_uid2", "second") / "0.log";
+  std::string ta, tb;
+  for (int i = 1; i <= 20; ++i) {
+    ta += cri(i, "a" + std::to_string(i));
+    tb += cri(i, "b" + std::to_string(i));
+  }
+  append(a, ta);
+  append(b, tb);
+  auto t = make();
+  RefusingContainerSink sink;
+  sink.refused_container = "first";
+  drain(*t, sink);
+  EXPECT_GT(sink.refused, 0);
+  EXPECT_TRUE(sink.linesOf("first").empty());
+  EXPECT_EQ(sink.linesOf("second"), seq("b", 1, 20));
+  // More for the flowing container while the other is still refused.
+  std::string more;
+  for (int i = 21; i <= 25; ++i) more += cri(i, "b" + std::to_string(i));
+  append(b, more);
+  drain(*t, sink);
+  EXPECT_EQ(sink.linesOf("second"), seq("b", 1, 25));
+  sink.refused_container.clear();
+  drain(*t, sink);
+  EXPECT_EQ(sink.linesOf("first"), seq("a", 1, 20));
+  EXPECT_EQ(sink.linesOf("second"), seq("b", 1, 25));
+}
+
 }  // namespace
 }  // namespace nodewarden::logs

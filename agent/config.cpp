@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "agent/config_custom.h"
+#include "agent/config_rules.h"
 #include "agent/json_log.h"
 #include "pipeline/pod_labels.h"
 
@@ -187,6 +188,10 @@ constexpr Field kLogsFields[] = {
      NODEWARDEN_AT(logs.batcher.batch_wait),
      "... or when its first line is this old",
      {10 * kMs, 1 * kMin}},
+    {"filters", config_rules::kFilters,
+     "drop streams, or their lines that match (drop_lines) or not (keep_lines) an RE2 pattern"},
+    {"redaction", config_rules::kRedaction,
+     "secrets in lines replaced by <redacted:RULE> before they leave the node"},
 };
 constexpr Field kJournalFields[] = {
     {"enabled", NODEWARDEN_AT(journal.enabled),

@@ -44,6 +44,8 @@
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
 #include "pipeline/log_batcher.h"
+#include "pipeline/log_filter.h"
+#include "pipeline/log_redaction.h"
 #include "pipeline/spool.h"
 
 namespace nodewarden {
@@ -93,6 +95,8 @@ struct LogsConfig {
   bool enabled = true;
   logs::LogTailerOptions tailer;
   LogBatcherOptions batcher;
+  std::vector<LogFilterRule> filters;  // collectors.logs.filters (agent/config_rules.cpp)
+  LogRedactionOptions redaction;       // collectors.logs.redaction
 };
 
 // collectors.journal.*: the journal reader's own options; the cursor file and the node are the

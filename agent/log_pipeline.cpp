@@ -16,6 +16,8 @@
 #include "exporters/loki/loki_exporter.h"
 #include "exporters/loki/loki_push_body.h"
 #include "pipeline/log_batcher.h"
+#include "pipeline/log_filter.h"
+#include "pipeline/log_redaction.h"
 #include "pipeline/log_shipper.h"
 #include "pipeline/log_stage.h"
 #include "pipeline/spool.h"
@@ -42,11 +44,27 @@ std::expected<std::string, std::string> readSecretFile(const std::filesystem::pa
 // collectors.logs rules adds its stage here (multiline joins before anything looks at a line;
 // filters and rate limits drop before redaction spends time on a line; redaction last, on what is
 // sent). Empty parts add nothing.
-std::vector<std::unique_ptr<LogStage>> makeLogStages(const Config& /*config*/,
-                                                     ContainerMetadata* /*metadata*/,
-                                                     prometheus::Registry& /*registry*/,
+std::vector<std::unique_ptr<LogStage>> makeLogStages(const Config& config,
+                                                     ContainerMetadata* metadata,
+                                                     prometheus::Registry& registry,
                                                      ErrorReporter& /*errors*/) {
   std::vector<std::unique_ptr<LogStage>> stages;
+  if (!config.logs.filters.empty()) {
+    // The config reader compiled every pattern: create() cannot fail on a config that loaded.
+    if (auto filter = FilterStage::create(config.logs.filters, metadata, registry)) {
+      stages.push_back(std::move(*filter));
+    } else {
+      spdlog::error("collectors.logs.filters: {}", filter.error());
+    }
+  }
+  if (const auto& redaction = config.logs.redaction;
+      redaction.enabled && (!redaction.builtin.empty() || !redaction.rules.empty())) {
+    if (auto stage = RedactionStage::create(redaction, metadata, registry)) {
+      stages.push_back(std::move(*stage));
+    } else {
+      spdlog::error("collectors.logs.redaction: {}", stage.error());
+    }
+  }
   return stages;
 }
 

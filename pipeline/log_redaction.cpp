@@ -31,8 +31,8 @@ constexpr BuiltinRedaction kBuiltinRedactions[kBuiltins] = {
     {"private_key", "PEM private key blocks, BEGIN to END (one entry, or the lines after BEGIN)"},
     {"aws_secret_access_key", "the value after aws_secret_access_key= or : (any case)"},
     {"secret_pair",
-     "the value after a key ending in password, passwd, secret, token, api_key, secret_key, "
-     "private_key, fernet_key or credential(s), and = or :"},
+     "the value of a key ending in password, passwd, secret, token, credential(s), api_key, "
+     "secret_key, private_key or fernet_key (= or :)"},
     {"url_credentials", "the password in scheme://user:password@host, jdbc:oracle:thin:user/pw@"},
     {"basic_auth", "the credentials after Authorization: Basic"},
     {"bearer_token", "the token after Authorization: Bearer, or a token-like word after Bearer"},

@@ -35,7 +35,7 @@ constexpr BuiltinRedaction kBuiltinRedactions[kBuiltins] = {
      "secret_key, private_key or fernet_key (= or :)"},
     {"url_credentials", "the password in scheme://user:password@host, jdbc:oracle:thin:user/pw@"},
     {"basic_auth", "the credentials after Authorization: Basic"},
-    {"bearer_token", "the token after Authorization: Bearer, or a token-like word after Bearer"},
+    {"bearer_token", "the token after Authorization: Bearer, or a token-like word after Bearer "},
     {"jwt", "JSON Web Tokens: eyJ<header>.eyJ<payload>.<signature>"},
     {"aws_access_key_id", "AWS access key ids: AKIA or ASIA and 16 capitals or digits"},
 };
@@ -62,7 +62,7 @@ constexpr std::string_view kBasicAuthPattern =
     R"re((?i)authorization(?:\\?["'])?[ \t]*[:=]\s*(?:\\?["'])?\[?basic\s+([A-Za-z0-9+/=._~\-]+))re";
 constexpr std::string_view kBearerTokenPattern =
     R"re((?i)authorization(?:\\?["'])?[ \t]*[:=]\s*(?:\\?["'])?\[?bearer\s+([A-Za-z0-9._~+/\-]+=*)|)re"
-    R"re((?:^|[^A-Za-z0-9_])bearer\s+([A-Za-z0-9._~+/\-]+=*))re";
+    R"re((?:^|[^A-Za-z0-9_])(?-i:Bearer|BEARER)\s+([A-Za-z0-9._~+/\-]+=*))re";
 constexpr std::string_view kJwtPattern = R"re(eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*)re";
 constexpr std::string_view kAwsAccessKeyIdPattern = R"re((?:AKIA|ASIA)[A-Z0-9]{16})re";
 
@@ -77,9 +77,6 @@ bool endsWithCi(std::string_view s, std::string_view suffix) {
     if (lower(tail[i]) != suffix[i]) return false;
   }
   return true;
-}
-bool startsWithCi(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && endsWithCi(s.substr(0, prefix.size()), prefix);
 }
 
 // An access key id stands alone: no letter or digit right before or after it.
@@ -123,7 +120,7 @@ std::uint32_t keyEnd(std::string_view s, std::size_t end) {
       return endsWithCi(key, "secret") ? bit(kSecretPair) : 0;
     case 'n':
       if (endsWithCi(key, "token")) return bit(kSecretPair);
-      return endsWithCi(key, "authorization") ? bit(kBasicAuth) : 0;
+      return endsWithCi(key, "authorization") ? bit(kBasicAuth) | bit(kBearerToken) : 0;
     case 's':
       return endsWithCi(key, "credentials") ? bit(kSecretPair) : 0;
     case 'l':
@@ -166,7 +163,7 @@ bool urlHasPassword(std::string_view s, std::size_t from) {
   return false;
 }
 
-std::uint32_t atTrigger(std::string_view s, std::size_t k) {
+inline std::uint32_t atTrigger(std::string_view s, std::size_t k) {
   const std::size_t n = s.size();
   switch (s[k]) {
     case ':':
@@ -184,11 +181,9 @@ std::uint32_t atTrigger(std::string_view s, std::size_t k) {
                      (s[k - 1] == 'K' || s[k - 1] == 'S')
                  ? bit(kAwsAccessKeyId)
                  : 0;
-    case '-':
-      return s.substr(k, 11) == "-----BEGIN " ? bit(kPrivateKey) : 0;
-    case 'b':
     case 'B':
-      return k + 6 < n && startsWithCi(s.substr(k), "bearer") &&
+      if (k >= 5 && s.substr(k - 5, 11) == "-----BEGIN ") return bit(kPrivateKey);
+      return k + 6 < n && (s.substr(k, 6) == "Bearer" || s.substr(k, 6) == "BEARER") &&
                      (s[k + 6] == ' ' || s[k + 6] == '\t')
                  ? bit(kBearerToken)
                  : 0;
@@ -219,14 +214,12 @@ std::uint32_t LineRedactor::prefilter(std::string_view s) {
   const Bytes16 equals = Bytes16{} + '=';
   const Bytes16 capital_j = Bytes16{} + 'J';
   const Bytes16 capital_i = Bytes16{} + 'I';
-  const Bytes16 dash = Bytes16{} + '-';
-  const Bytes16 b = Bytes16{} + 'b';
-  const Bytes16 case_bit = Bytes16{} + 0x20;
+  const Bytes16 capital_b = Bytes16{} + 'B';
   for (; i + 16 <= n; i += 16) {
     Bytes16 v;
     std::memcpy(&v, s.data() + i, 16);
-    const auto hit = (v == colon) | (v == equals) | (v == capital_j) | (v == capital_i) |
-                     (v == dash) | ((v | case_bit) == b);
+    const auto hit =
+        (v == colon) | (v == equals) | (v == capital_j) | (v == capital_i) | (v == capital_b);
     std::uint64_t halves[2];
     std::memcpy(halves, &hit, 16);
     if ((halves[0] | halves[1]) == 0) continue;

@@ -5,9 +5,10 @@
 //
 // What a reader gets wrong: this runs on every line, so the common line (no secret) must cost
 // almost nothing. A line is first scanned once for the few bytes a built-in rule needs (':' and '='
-// of a `key: value` pair, 'J' of "eyJ", 'I' of "AKIA", '-' of "-----BEGIN", 'b' of "bearer"),
+// of a `key: value` pair or a URL, 'J' of "eyJ", 'I' of "AKIA", 'B' of "Bearer" and "-----BEGIN"),
 // sixteen bytes at a time; only the rules whose literal context is then found run their RE2 on the
-// line, and only a line that changes is copied (the entry is passed on as it came otherwise).
+// line, and only a line that changes is copied (the entry is passed on as it came otherwise). So a
+// bearer token outside an Authorization header is found after "Bearer" or "BEARER", not "bearer".
 // Custom rules have no such prefilter: each one runs its RE2 over every line of the streams it
 // applies to (bench_log_path --only=rules prints what each costs).
 //

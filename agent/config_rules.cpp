@@ -32,8 +32,8 @@ std::string kind(const YAML::Node& node) {
 // Rule names are metric label values and part of the redaction marker: plain words.
 bool validName(const std::string& name) {
   return !name.empty() && name.size() <= 64 && std::ranges::all_of(name, [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
   });
 }
 
@@ -175,9 +175,11 @@ void readFilters(const YAML::Node& node, int line, const std::string& path, Conf
 std::string writeFilters(const Config& config, int indent) {
   const std::string pad = indentOf(indent);
   if (config.logs.filters.empty()) {
-    return " []\n" + pad + "# - name: team-a-debug            # unique: the counters' rule label\n" +
-           pad + "#   match: {namespaces: [team-a]} # also pods, containers, streams, pod_labels\n" +
-           pad + "#   drop_lines: \"\\\\bDEBUG\\\\b\"      # or keep_lines: RE2, or drop_stream: true";
+    return " []\n" + pad +
+           "# - name: team-a-debug            # unique: the counters' rule label\n" + pad +
+           "#   match: {namespaces: [team-a]} # also pods, containers, streams, pod_labels\n" +
+           pad +
+           "#   drop_lines: \"\\\\bDEBUG\\\\b\"      # or keep_lines: RE2, or drop_stream: true";
   }
   std::string out;
   for (const auto& rule : config.logs.filters) {

@@ -89,7 +89,8 @@ bool FilterStage::accept(const Labels& labels, const LogEntry& entry,
 bool FilterStage::acceptStream(const Labels& labels, const LogEntry& entry,
                                const LogCheckpoint& checkpoint, std::uint64_t stream_id) {
   const StreamRules* stream = memo_.find(stream_id, resolver_.generation());
-  if (stream == nullptr) stream = &memo_.put(stream_id, decideStream(resolver_.resolve(labels, entry)));
+  if (stream == nullptr)
+    stream = &memo_.put(stream_id, decideStream(resolver_.resolve(labels, entry)));
   const int drop = decideLine(*stream, entry.line);
   if (drop < 0) return next_->acceptStream(labels, entry, checkpoint, stream_id);
   // Consumed: the line is where the rule sends it (nowhere), and counted there.

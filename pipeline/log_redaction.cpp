@@ -5,6 +5,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 #include <functional>
@@ -63,7 +64,8 @@ constexpr std::string_view kBasicAuthPattern =
 constexpr std::string_view kBearerTokenPattern =
     R"re((?i)authorization(?:\\?["'])?[ \t]*[:=]\s*(?:\\?["'])?\[?bearer\s+([A-Za-z0-9._~+/\-]+=*)|)re"
     R"re((?:^|[^A-Za-z0-9_])(?-i:Bearer|BEARER)\s+([A-Za-z0-9._~+/\-]+=*))re";
-constexpr std::string_view kJwtPattern = R"re(eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*)re";
+constexpr std::string_view kJwtPattern =
+    R"re(eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*)re";
 constexpr std::string_view kAwsAccessKeyIdPattern = R"re((?:AKIA|ASIA)[A-Z0-9]{16})re";
 
 bool isAlnum(char c) {
@@ -104,7 +106,18 @@ bool tokenLike(std::string_view text, std::size_t begin, std::size_t end, int gr
 
 // The key that ends at `end` (a separator follows, after spaces and a closing quote): which rules
 // may find a secret after it. Must let through every key the patterns above accept.
+// Bytes that may end a key, or stand between a key and its separator (case-folded letters that
+// end a listed key, quotes, blanks, a backslash before a quote): most separators (a time's ':',
+// a JSON key's closing quote aside) are ruled out by their neighbour alone.
+constexpr std::array<bool, 256> kKeyEndBytes = [] {
+  std::array<bool, 256> t{};
+  for (const char c : std::string_view("dtnyslDTNYSL\"' \t"))
+    t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
 std::uint32_t keyEnd(std::string_view s, std::size_t end) {
+  if (end == 0 || !kKeyEndBytes[static_cast<unsigned char>(s[end - 1])]) return 0;
   std::size_t j = end;
   while (j > 0 && (s[j - 1] == ' ' || s[j - 1] == '\t')) --j;
   if (j > 0 && (s[j - 1] == '"' || s[j - 1] == '\'')) {
@@ -132,8 +145,8 @@ std::uint32_t keyEnd(std::string_view s, std::size_t end) {
         head.remove_suffix(1);
       }
       if (endsWithCi(head, "access")) return bit(kAwsSecretAccessKey);
-      return endsWithCi(head, "api") || endsWithCi(head, "secret") ||
-                     endsWithCi(head, "private") || endsWithCi(head, "fernet")
+      return endsWithCi(head, "api") || endsWithCi(head, "secret") || endsWithCi(head, "private") ||
+                     endsWithCi(head, "fernet")
                  ? bit(kSecretPair)
                  : 0;
     }
@@ -143,8 +156,9 @@ std::uint32_t keyEnd(std::string_view s, std::size_t end) {
 }
 
 bool urlDelimiter(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == '/' ||
-         c == '?' || c == '#' || c == '"' || c == '\'' || c == '<' || c == '>';
+  // RE2's \s is [\t\n\f\r ] (no \v): the same set as the pattern's password class.
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '/' || c == '?' ||
+         c == '#' || c == '"' || c == '\'' || c == '<' || c == '>';
 }
 
 // At "://": a ':' and then an '@' before the authority ends.
@@ -184,7 +198,8 @@ inline std::uint32_t atTrigger(std::string_view s, std::size_t k) {
     case 'B':
       if (k >= 5 && s.substr(k - 5, 11) == "-----BEGIN ") return bit(kPrivateKey);
       return k + 6 < n && (s.substr(k, 6) == "Bearer" || s.substr(k, 6) == "BEARER") &&
-                     (s[k + 6] == ' ' || s[k + 6] == '\t')
+                     (s[k + 6] == ' ' || s[k + 6] == '\t' || s[k + 6] == '\n' || s[k + 6] == '\r' ||
+                      s[k + 6] == '\f')
                  ? bit(kBearerToken)
                  : 0;
     default:
@@ -255,8 +270,10 @@ namespace {
 
 constexpr int kMaxGroups = 16;
 
-std::expected<std::unique_ptr<LineRedactor::Rule>, std::string> compile(
-    std::string name, std::string_view pattern, std::string marker, bool latin1) {
+std::expected<std::unique_ptr<LineRedactor::Rule>, std::string> compile(std::string name,
+                                                                        std::string_view pattern,
+                                                                        std::string marker,
+                                                                        bool latin1) {
   auto rule = std::make_unique<LineRedactor::Rule>();
   RE2::Options options;
   options.set_log_errors(false);
@@ -368,8 +385,8 @@ std::expected<std::unique_ptr<LineRedactor>, std::string> LineRedactor::create(
     return std::unexpected("more than " + std::to_string(kMaxRedactionRules) + " custom rules");
   }
   for (const auto& name : options.builtin) {
-    const auto it = std::ranges::find(kBuiltinRedactions, std::string_view(name),
-                                      &BuiltinRedaction::name);
+    const auto it =
+        std::ranges::find(kBuiltinRedactions, std::string_view(name), &BuiltinRedaction::name);
     if (it == std::end(kBuiltinRedactions)) return std::unexpected("no built-in rule " + name);
     const auto index = static_cast<Builtin>(it - std::begin(kBuiltinRedactions));
     r->builtin_mask_ |= bit(index);
@@ -469,7 +486,8 @@ bool LineRedactor::redact(std::string_view line, std::uint64_t custom, bool in_k
     }
   }
 
-  const std::uint32_t bits = builtin_mask_ == 0 ? 0 : prefilter(cur) & builtin_mask_;
+  const std::uint32_t bits =
+      builtin_mask_ == 0 ? 0 : (prefilter_on_ ? prefilter(cur) : ~0U) & builtin_mask_;
   if ((bits & bit(kPrivateKey)) != 0) {
     // BEGIN ... END within the entry (a multiline entry, or escaped newlines): the block goes;
     // BEGIN without END: the rest of the line goes, and the lines after it while they are key
@@ -552,11 +570,13 @@ std::expected<std::unique_ptr<RedactionStage>, std::string> RedactionStage::crea
 RedactionStage::RedactionStage(std::unique_ptr<LineRedactor> redactor,
                                const ContainerMetadata* metadata, prometheus::Registry& registry)
     : redactor_(std::move(redactor)), resolver_(metadata) {
-  auto& family = prometheus::BuildCounter()
-                     .Name("nodewarden_log_redactions_total")
-                     .Help("Secrets in log lines replaced by a marker, by the rule that found them.")
-                     .Register(registry);
-  for (const auto& name : redactor_->ruleNames()) counters_.push_back(&family.Add({{"rule", name}}));
+  auto& family =
+      prometheus::BuildCounter()
+          .Name("nodewarden_log_redactions_total")
+          .Help("Secrets in log lines replaced by a marker, by the rule that found them.")
+          .Register(registry);
+  for (const auto& name : redactor_->ruleNames())
+    counters_.push_back(&family.Add({{"rule", name}}));
   for (std::size_t i = 0; i < redactor_->customRules(); ++i) {
     all_custom_ |= std::uint64_t{1} << i;
     custom_by_stream_ = custom_by_stream_ || !redactor_->customRule(i).match.matchesEverything();

@@ -1,6 +1,6 @@
-// Redaction: secrets in log lines (cloud keys, tokens, passwords, private keys) replaced by a marker
-// naming the rule that found them (`<redacted:jwt>`) before a line leaves the node. Built-in rules
-// (on by default) and custom RE2 patterns; every replacement counted per rule
+// Redaction: secrets in log lines (cloud keys, tokens, passwords, private keys) replaced by a
+// marker naming the rule that found them (`<redacted:jwt>`) before a line leaves the node. Built-in
+// rules (on by default) and custom RE2 patterns; every replacement counted per rule
 // (nodewarden_log_redactions_total{rule}).
 //
 // What a reader gets wrong: this runs on every line, so the common line (no secret) must cost
@@ -55,8 +55,8 @@ std::vector<std::string> builtinRedactionNames();
 
 struct LogRedactionRule {
   std::string name;
-  std::string pattern;  // RE2 syntax; with capturing groups only their text is replaced
-  LogSelector match;    // the streams it applies to; empty: all
+  std::string pattern;      // RE2 syntax; with capturing groups only their text is replaced
+  LogSelector match;        // the streams it applies to; empty: all
   std::string replacement;  // empty: "<redacted:NAME>"
   bool operator==(const LogRedactionRule&) const = default;
 };
@@ -105,8 +105,12 @@ class LineRedactor {
     return custom_options_[i];
   }
 
-  // For the benchmark: the built-ins a line's prefilter lets through (bit i: builtinRedactions()[i]).
+  // For the benchmark: the built-ins a line's prefilter lets through (bit i:
+  // builtinRedactions()[i]).
   [[nodiscard]] static std::uint32_t prefilter(std::string_view line);
+  // For the fuzzer: off, every enabled built-in's pattern runs on every line (what the prefilter
+  // rules out must then change nothing).
+  void setPrefilter(bool on) { prefilter_on_ = on; }
 
   struct Rule;
 
@@ -117,6 +121,7 @@ class LineRedactor {
   std::vector<std::unique_ptr<Rule>> custom_;
   std::vector<LogRedactionRule> custom_options_;
   bool private_key_ = false;
+  bool prefilter_on_ = true;
   std::string rule_marker_private_key_ = "<redacted:private_key>";
   std::string tmp_;  // the other buffer of a line that more than one rule changes
 };
@@ -144,8 +149,8 @@ class RedactionStage final : public LogStage {
   std::unique_ptr<LineRedactor> redactor_;
   LogStreamResolver resolver_;
   StreamMemo<std::uint64_t> custom_memo_;
-  std::uint64_t all_custom_ = 0;       // bit per custom rule
-  bool custom_by_stream_ = false;      // some custom rule has a selector
+  std::uint64_t all_custom_ = 0;                // bit per custom rule
+  bool custom_by_stream_ = false;               // some custom rule has a selector
   std::vector<prometheus::Counter*> counters_;  // per rule, as LineRedactor::ruleNames()
   // Streams inside a private key printed over several lines: key -> lines so far. The key is the
   // stream number, or a hash of the labels for an entry without one.

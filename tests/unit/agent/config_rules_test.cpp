@@ -43,17 +43,17 @@ TEST(ConfigRules, DefaultsAreNoFiltersAndEveryBuiltinRedaction) {
 }
 
 TEST(ConfigRules, ReadsFilters) {
-  const Config c = parsed(logs(
-      "    filters:\n"
-      "      - name: team-a-debug\n"
-      "        match: {namespaces: [team-a]}\n"
-      "        drop_lines: '\\bDEBUG\\b'\n"
-      "      - name: mesh\n"
-      "        match: {containers: [istio-proxy], streams: [stdout]}\n"
-      "        drop_stream: true\n"
-      "      - name: errors-only\n"
-      "        match: {pod_labels: {team: payments}}\n"
-      "        keep_lines: ERROR|WARN\n"));
+  const Config c =
+      parsed(logs("    filters:\n"
+                  "      - name: team-a-debug\n"
+                  "        match: {namespaces: [team-a]}\n"
+                  "        drop_lines: '\\bDEBUG\\b'\n"
+                  "      - name: mesh\n"
+                  "        match: {containers: [istio-proxy], streams: [stdout]}\n"
+                  "        drop_stream: true\n"
+                  "      - name: errors-only\n"
+                  "        match: {pod_labels: {team: payments}}\n"
+                  "        keep_lines: ERROR|WARN\n"));
   ASSERT_EQ(c.logs.filters.size(), 3U);
   EXPECT_EQ(c.logs.filters[0].name, "team-a-debug");
   EXPECT_EQ(c.logs.filters[0].action, LogFilterRule::Action::kDropLines);
@@ -66,16 +66,16 @@ TEST(ConfigRules, ReadsFilters) {
 }
 
 TEST(ConfigRules, ReadsRedaction) {
-  const Config c = parsed(logs(
-      "    redaction:\n"
-      "      builtin: [jwt, secret_pair]\n"
-      "      rules:\n"
-      "        - name: ssn\n"
-      "          pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b'\n"
-      "        - name: order\n"
-      "          pattern: 'order=(\\w+)'\n"
-      "          match: {namespaces: [shop]}\n"
-      "          replacement: '#'\n"));
+  const Config c =
+      parsed(logs("    redaction:\n"
+                  "      builtin: [jwt, secret_pair]\n"
+                  "      rules:\n"
+                  "        - name: ssn\n"
+                  "          pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b'\n"
+                  "        - name: order\n"
+                  "          pattern: 'order=(\\w+)'\n"
+                  "          match: {namespaces: [shop]}\n"
+                  "          replacement: '#'\n"));
   EXPECT_TRUE(c.logs.redaction.enabled);
   EXPECT_EQ(c.logs.redaction.builtin, (std::vector<std::string>{"jwt", "secret_pair"}));
   ASSERT_EQ(c.logs.redaction.rules.size(), 2U);
@@ -91,7 +91,8 @@ TEST(ConfigRules, WrittenYamlReadsBackEqual) {
   LogSelector s;
   s.namespaces = {"team-a", "team b"};
   s.pod_labels = {{"app.kubernetes.io/name", "spark"}};
-  c.logs.filters.push_back({"debug", s, LogFilterRule::Action::kDropLines, R"(\bDEBUG\b|"level":"debug")"});
+  c.logs.filters.push_back(
+      {"debug", s, LogFilterRule::Action::kDropLines, R"(\bDEBUG\b|"level":"debug")"});
   c.logs.filters.push_back({"mesh", s, LogFilterRule::Action::kDropStream, ""});
   c.logs.filters.push_back({"errors", {}, LogFilterRule::Action::kKeepLines, "ERROR: .*"});
   c.logs.redaction.builtin = {"private_key", "jwt"};
@@ -115,8 +116,8 @@ TEST(ConfigRules, ChangedRulesAreNamedChanged) {
   b.logs.redaction.builtin = {"jwt"};
   b.logs.filters.push_back({"x", {}, LogFilterRule::Action::kDropLines, "x"});
   const auto changed = changedConfigKeys(a, b);
-  EXPECT_EQ(changed, (std::vector<std::string>{"collectors.logs.filters",
-                                               "collectors.logs.redaction"}));
+  EXPECT_EQ(changed,
+            (std::vector<std::string>{"collectors.logs.filters", "collectors.logs.redaction"}));
 }
 
 TEST(ConfigRules, FilterErrorsNameFileLineAndField) {

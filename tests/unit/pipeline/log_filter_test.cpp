@@ -96,8 +96,7 @@ TEST(FilterStage, DropLinesOfOneNamespaceOnly) {
   f.send(stream("team-a"), "DEBUGGING is not DEBUG-level? it is", 1);
   EXPECT_EQ(f.sink.lines, (std::vector<std::string>{"INFO served", "DEBUG cache miss"}));
   EXPECT_EQ(value(f.registry, "nodewarden_log_lines_filtered_total", "team-a-debug"), 2);
-  EXPECT_EQ(value(f.registry, "nodewarden_log_bytes_filtered_total", "team-a-debug"),
-            16 + 35);
+  EXPECT_EQ(value(f.registry, "nodewarden_log_bytes_filtered_total", "team-a-debug"), 16 + 35);
 }
 
 TEST(FilterStage, KeepLinesDropsTheOthers) {
@@ -166,8 +165,8 @@ TEST(FilterStage, UnnumberedEntriesAreDecidedPerLine) {
 
 TEST(FilterStage, RejectsABadPattern) {
   prometheus::Registry registry;
-  const auto s = FilterStage::create({rule("bad", {}, Action::kDropLines, "a(")}, nullptr,
-                                     registry);
+  const auto s =
+      FilterStage::create({rule("bad", {}, Action::kDropLines, "a(")}, nullptr, registry);
   ASSERT_FALSE(s.has_value());
   EXPECT_NE(s.error().find("bad"), std::string::npos);
 }

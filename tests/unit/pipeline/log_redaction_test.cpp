@@ -50,18 +50,19 @@ void expectUnchanged(const std::vector<std::string>& lines) {
 
 TEST(LogRedaction, AwsAccessKeyIds) {
   expectAll({
-      {"aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "aws_access_key_id = <redacted:aws_access_key_id>"},
+      {"aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+       "aws_access_key_id = <redacted:aws_access_key_id>"},
       {"key=ASIAY34FZKBOKMUTVV7A,", "key=<redacted:aws_access_key_id>,"},
       {"AKIAIOSFODNN7EXAMPLE", "<redacted:aws_access_key_id>"},
       {"two AKIAIOSFODNN7EXAMPLE AKIAI44QH8DHBEXAMPLE",
        "two <redacted:aws_access_key_id> <redacted:aws_access_key_id>"},
   });
   expectUnchanged({
-      "AKIAIOSFODNN7EXAMPL",     // 15 after the prefix
-      "AKIAIOSFODNN7EXAMPLEX",   // 17: part of something longer
-      "XAKIAIOSFODNN7EXAMPLE",   // inside a word
-      "akiaiosfodnn7example",    // ids are capitals
-      "AGPAIOSFODNN7EXAMPLE1",   // a group id, not a key
+      "AKIAIOSFODNN7EXAMPL",    // 15 after the prefix
+      "AKIAIOSFODNN7EXAMPLEX",  // 17: part of something longer
+      "XAKIAIOSFODNN7EXAMPLE",  // inside a word
+      "akiaiosfodnn7example",   // ids are capitals
+      "AGPAIOSFODNN7EXAMPLE1",  // a group id, not a key
       "ASIA region is up",
   });
 }
@@ -80,7 +81,8 @@ TEST(LogRedaction, AwsSecretAccessKeys) {
 
 TEST(LogRedaction, SecretPairs) {
   expectAll({
-      {"connecting password=hunter2 user=bob", "connecting password=<redacted:secret_pair> user=bob"},
+      {"connecting password=hunter2 user=bob",
+       "connecting password=<redacted:secret_pair> user=bob"},
       {R"({"user":"bob","password":"s3cr\"et","ok":true})",
        R"({"user":"bob","password":"<redacted:secret_pair>","ok":true})"},
       // JSON inside a JSON string (a container's JSON log in a Docker json-file line).
@@ -146,7 +148,8 @@ TEST(LogRedaction, UrlCredentialsKeepSchemeUserAndHost) {
 
 TEST(LogRedaction, AuthorizationHeaders) {
   expectAll({
-      {"GET / Authorization: Bearer abc.def-ghi", "GET / Authorization: Bearer <redacted:bearer_token>"},
+      {"GET / Authorization: Bearer abc.def-ghi",
+       "GET / Authorization: Bearer <redacted:bearer_token>"},
       {R"(curl -H "Authorization: Basic dXNlcjpwYXNz" https://x)",
        R"(curl -H "Authorization: Basic <redacted:basic_auth>" https://x)"},
       {R"({"headers":{"authorization":"Bearer t0k3n"}})",
@@ -154,7 +157,8 @@ TEST(LogRedaction, AuthorizationHeaders) {
       // Go's http.Header as %v.
       {"map[Authorization:[Basic dXNlcjpwYXNz] Accept:[*/*]]",
        "map[Authorization:[Basic <redacted:basic_auth>] Accept:[*/*]]"},
-      {"sent Bearer ya29.a0AfH6SMBx3k9vJ2 to the API", "sent Bearer <redacted:bearer_token> to the API"},
+      {"sent Bearer ya29.a0AfH6SMBx3k9vJ2 to the API",
+       "sent Bearer <redacted:bearer_token> to the API"},
   });
   expectUnchanged({
       "the bearer token expired",
@@ -173,12 +177,12 @@ TEST(LogRedaction, JsonWebTokens) {
       {"Authorization: Bearer " + jwt, "Authorization: Bearer <redacted:bearer_token>"},
   });
   expectUnchanged({
-      "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",               // base64 JSON, no JWT
-      "payload dGhpcyBpcyBub3QgYSBqd3QuLi4=.eyJub3Q",        // base64 with dots
-      "trace 123e4567-e89b-12d3-a456-426614174000",          // a UUID
-      "commit 3f786850e387550fdab836ed7e6dc881de23001b",     // a git sha
+      "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",             // base64 JSON, no JWT
+      "payload dGhpcyBpcyBub3QgYSBqd3QuLi4=.eyJub3Q",     // base64 with dots
+      "trace 123e4567-e89b-12d3-a456-426614174000",       // a UUID
+      "commit 3f786850e387550fdab836ed7e6dc881de23001b",  // a git sha
       "sha256:9b2f5c1e0e5d4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b",
-      "data QUtJQUlPU0ZPRE5ON0VYQU1QTEU=",                   // base64 of a key id
+      "data QUtJQUlPU0ZPRE5ON0VYQU1QTEU=",  // base64 of a key id
   });
 }
 
@@ -367,9 +371,9 @@ TEST(RedactionStage, CustomRuleOnlyForTheStreamsItsSelectorPicks) {
   ASSERT_TRUE(f.send("shipped ORD-123"));
   ASSERT_TRUE(f.send("shipped ORD-123", 9, {{"container", "app"}, {"namespace", "team-b"}}));
   ASSERT_TRUE(f.send("shipped ORD-124"));
-  EXPECT_EQ(f.sink.lines, (std::vector<std::string>{"shipped <redacted:order_id>",
-                                                    "shipped ORD-123",
-                                                    "shipped <redacted:order_id>"}));
+  EXPECT_EQ(f.sink.lines,
+            (std::vector<std::string>{"shipped <redacted:order_id>", "shipped ORD-123",
+                                      "shipped <redacted:order_id>"}));
   EXPECT_EQ(counter(f.registry, "order_id"), 2);
 }
 

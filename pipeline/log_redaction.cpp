@@ -180,12 +180,15 @@ bool urlHasPassword(std::string_view s, std::size_t from) {
 inline std::uint32_t atTrigger(std::string_view s, std::size_t k) {
   const std::size_t n = s.size();
   switch (s[k]) {
-    case ':':
-      if (k + 2 < n && s[k + 1] == '/' && s[k + 2] == '/') {
-        return urlHasPassword(s, k + 3) ? bit(kUrlCredentials) : 0;
+    case ':': {
+      // A ':' may be both a URL's and a key's ("password://..." is a pair too).
+      std::uint32_t bits = keyEnd(s, k);
+      if (k + 2 < n && s[k + 1] == '/' && s[k + 2] == '/' && urlHasPassword(s, k + 3)) {
+        bits |= bit(kUrlCredentials);
       }
-      if (k >= 6 && endsWithCi(s.substr(k - 6, 6), "oracle")) return bit(kUrlCredentials);
-      return keyEnd(s, k);
+      if (k >= 6 && endsWithCi(s.substr(k - 6, 6), "oracle")) bits |= bit(kUrlCredentials);
+      return bits;
+    }
     case '=':
       return keyEnd(s, k);
     case 'J':

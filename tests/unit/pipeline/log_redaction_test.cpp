@@ -240,6 +240,21 @@ TEST(LogRedaction, PrefilterLooksThroughSpacesAndQuotes) {
   });
 }
 
+// The prefilter's delimiters are RE2's: \s has no \v, so a \v inside a URL's user part does not
+// end the authority for the pattern, nor may it for the prefilter; "Bearer" may be followed by
+// any \s, a form feed too.
+TEST(LogRedaction, PrefilterAgreesWithRe2OnWhitespace) {
+  expectAll({
+      {"http://u\v:p4ss@h/", "http://u\v:<redacted:url_credentials>@h/"},
+      {"Bearer\fya29.a0AfH6SMBx3k9vJ2", "Bearer\f<redacted:bearer_token>"},
+  });
+}
+
+// A ':' that starts "://" may also end a key (found by fuzz_log_rules): both are looked at.
+TEST(LogRedaction, PrefilterColonIsBothUrlAndKey) {
+  expectAll({{"x&password://:s3cret@redis:6379/0", "x&password:<redacted:secret_pair>"}});
+}
+
 // ---- the stage ----------------------------------------------------------------------------
 
 class Capture final : public LogSink {

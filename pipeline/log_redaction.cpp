@@ -36,7 +36,8 @@ constexpr BuiltinRedaction kBuiltinRedactions[kBuiltins] = {
      "secret_key, private_key or fernet_key (= or :)"},
     {"url_credentials", "the password in scheme://user:password@host, jdbc:oracle:thin:user/pw@"},
     {"basic_auth", "the credentials after Authorization: Basic"},
-    {"bearer_token", "the token after Authorization: Bearer, or a token-like word after Bearer "},
+    {"bearer_token",
+     "the token after Authorization: Bearer, or a token-like word after Bearer or BEARER"},
     {"jwt", "JSON Web Tokens: eyJ<header>.eyJ<payload>.<signature>"},
     {"aws_access_key_id", "AWS access key ids: AKIA or ASIA and 16 capitals or digits"},
 };

@@ -423,8 +423,7 @@ class CollectingSink final : public nodewarden::LogSink {
     if (out_.lines.size() >= max_) return false;
     auto it = std::find(out_.labels.begin(), out_.labels.end(), labels);
     if (it == out_.labels.end()) it = out_.labels.insert(out_.labels.end(), labels);
-    out_.lines.push_back(
-        {static_cast<std::size_t>(it - out_.labels.begin()), stream, entry});
+    out_.lines.push_back({static_cast<std::size_t>(it - out_.labels.begin()), stream, entry});
     out_.bytes += entry.line.size();
     return true;
   }
@@ -526,10 +525,10 @@ void runRules(const Corpus& corpus, int rounds) {
     secrets.lines[i].entry.line += add;
     secrets.bytes += add.size();
   }
-  std::printf("\nrules: %zu lines, %.1f MiB of the corpus in memory, %zu streams; CPU per line "
-              "through the stage (median of %d passes)\n",
-              lines.lines.size(), static_cast<double>(lines.bytes) / kMiB, lines.labels.size(),
-              rounds);
+  std::printf(
+      "\nrules: %zu lines, %.1f MiB of the corpus in memory, %zu streams; CPU per line "
+      "through the stage (median of %d passes)\n",
+      lines.lines.size(), static_cast<double>(lines.bytes) / kMiB, lines.labels.size(), rounds);
   std::vector<RuleRun> runs;
   prometheus::Registry registry;
   {
@@ -787,8 +786,8 @@ int main(int argc, char** argv) {
   std::size_t pods = 8;
   int rounds = 3;
   fs::path tmp_base = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
-  std::vector<std::string> modes = {"floor", "parse", "full", "full-nofsync", "fluent-bit",
-                                    "rules"};
+  std::vector<std::string> modes = {"floor",        "parse",      "full",
+                                    "full-nofsync", "fluent-bit", "rules"};
   std::string malloc_mode = "agent";
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];

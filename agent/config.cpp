@@ -33,6 +33,7 @@
 #include "agent/config_multiline.h"
 #include "agent/config_rate_limit.h"
 #include "agent/config_tenants.h"
+#include "agent/config_rules.h"
 #include "agent/json_log.h"
 #include "pipeline/pod_labels.h"
 
@@ -192,8 +193,12 @@ constexpr Field kLogsFields[] = {
      {10 * kMs, 1 * kMin}},
     {"multiline", Custom{readMultiline, writeMultiline, equalMultiline},
      "multi-line entries (stack traces) joined per stream before any other step"},
+    {"filters", config_rules::kFilters,
+     "drop streams, or their lines that match (drop_lines) or not (keep_lines) an RE2 pattern"},
     {"rate_limit", Custom{&readRateLimitConfig, &writeRateLimitConfig, &equalRateLimitConfig},
      "per-stream limits so one pod cannot starve the log path (agent/config_rate_limit.h)"},
+    {"redaction", config_rules::kRedaction,
+     "secrets in lines replaced by <redacted:RULE> before they leave the node"},
 };
 constexpr Field kJournalFields[] = {
     {"enabled", NODEWARDEN_AT(journal.enabled),

@@ -46,6 +46,8 @@
 #include "pipeline/log_batcher.h"
 #include "pipeline/log_rate_limit.h"
 #include "pipeline/log_multiline.h"
+#include "pipeline/log_filter.h"
+#include "pipeline/log_redaction.h"
 #include "pipeline/spool.h"
 
 namespace nodewarden {
@@ -97,6 +99,8 @@ struct LogsConfig {
   LogBatcherOptions batcher;
   RateLimitOptions rate_limit;  // collectors.logs.rate_limit (agent/config_rate_limit.h)
   MultilineOptions multiline;  // collectors.logs.multiline (agent/config_multiline.cpp)
+  std::vector<LogFilterRule> filters;  // collectors.logs.filters (agent/config_rules.cpp)
+  LogRedactionOptions redaction;       // collectors.logs.redaction
 };
 
 // collectors.journal.*: the journal reader's own options; the cursor file and the node are the

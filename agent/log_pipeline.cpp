@@ -19,6 +19,8 @@
 #include "pipeline/log_batcher.h"
 #include "pipeline/log_multiline.h"
 #include "pipeline/log_rate_limit.h"
+#include "pipeline/log_filter.h"
+#include "pipeline/log_redaction.h"
 #include "pipeline/log_shipper.h"
 #include "pipeline/log_stage.h"
 #include "pipeline/log_tenant_router.h"
@@ -61,10 +63,26 @@ std::vector<std::unique_ptr<LogStage>> makeLogStages(const Config& config,
       errors.report("logs", "multiline_rule", stage.error());
     }
   }
+  if (!config.logs.filters.empty()) {
+    // The config reader compiled every pattern: create() cannot fail on a config that loaded.
+    if (auto filter = FilterStage::create(config.logs.filters, metadata, registry)) {
+      stages.push_back(std::move(*filter));
+    } else {
+      spdlog::error("collectors.logs.filters: {}", filter.error());
+    }
+  }
   // Rate limit: after multiline and filters, before redaction.
   if (config.logs.rate_limit.enabled) {
     stages.push_back(
         std::make_unique<RateLimitStage>(config.logs.rate_limit, metadata, registry, errors));
+  }
+  if (const auto& redaction = config.logs.redaction;
+      redaction.enabled && (!redaction.builtin.empty() || !redaction.rules.empty())) {
+    if (auto stage = RedactionStage::create(redaction, metadata, registry)) {
+      stages.push_back(std::move(*stage));
+    } else {
+      spdlog::error("collectors.logs.redaction: {}", stage.error());
+    }
   }
   return stages;
 }

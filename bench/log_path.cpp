@@ -15,6 +15,9 @@
 //   full-nofsync  the same with SpoolOptions::fsync = false (the spool's fsync cost)
 //   full-json     "full" with loki.encoding: json (the batcher writes JSON entries, the body is
 //                 gzipped once and spooled and sent as it is: exporters/loki/loki_json_body)
+//   rules         the log rules alone, per rule kind, over the corpus's lines in memory (read once
+//                 by the tailer): each redaction built-in, all of them, custom patterns, filters
+//                 (CPU ns per line through the stage; no batching, nothing sent)
 //   fluent-bit    only when env FLUENT_BIT names a binary: tail + cri multiline parser + loki
 //   output
 //                 to the same receiver (its CPU from /proc/<pid>/stat when every line arrived)
@@ -30,13 +33,14 @@
 //   parse-multiline  the same into the multiline stage (agent defaults) into a sink that checks
 //                 its joins: the corpus's stack traces one entry each, every other line alone
 //
-// The full modes run the multiline stage between the tailer and the batcher, as the agent does,
-// unless --multiline=off.
+// The full runs put the agent's default log stages in front of the tenant router, as
+// makeLogStages() does with a default config: multiline (unless --multiline=off), the rate limit
+// and redaction with every built-in rule; --stages=none leaves them all out.
 //
 // usage: bench_log_path [--mib=300] [--pods=8] [--rounds=3] [--tmp=DIR] [--malloc=agent|glibc]
-//                       [--multiline=on|off]
+//                       [--multiline=on|off] [--stages=default|none]
 //                       [--only=floor,parse,parse+ratelimit,parse-multiline,full,full-nofsync,
-//                              full-json,fluent-bit]
+//                              full-json,fluent-bit,rules]
 #include <fcntl.h>
 #include <signal.h>
 #include <snappy.h>
@@ -72,7 +76,9 @@
 #include "pipeline/log_batcher.h"
 #include "pipeline/log_multiline.h"
 #include "pipeline/log_rate_limit.h"
+#include "pipeline/log_filter.h"
 #include "pipeline/log_record.h"
+#include "pipeline/log_redaction.h"
 #include "pipeline/log_shipper.h"
 #include "pipeline/log_stage.h"
 #include "pipeline/log_tenant_router.h"
@@ -97,6 +103,7 @@ constexpr double kTarget = 64.0;                  // MiB per CPU-second
 constexpr double kFluentBitJsonReference = 31.1;
 constexpr double kJsonTarget = 2 * kFluentBitJsonReference;
 constexpr double kMiB = 1024.0 * 1024.0;
+bool g_default_stages = true;  // --stages=default|none
 
 // Lives in a MAP_SHARED page: the receiver child counts, this process reads.
 struct ReceiverShared {
@@ -406,6 +413,18 @@ double counterValue(const prometheus::Registry& registry, std::string_view name)
   return -1;
 }
 
+// The stages the agent puts in front of the batcher with a default config (agent/log_pipeline.cpp,
+// makeLogStages()) after multiline and the rate limit: redaction with every built-in rule; no
+// filters.
+std::vector<std::unique_ptr<nodewarden::LogStage>> defaultStages(prometheus::Registry& registry) {
+  std::vector<std::unique_ptr<nodewarden::LogStage>> stages;
+  if (!g_default_stages) return stages;
+  if (auto redaction = nodewarden::RedactionStage::create({}, nullptr, registry)) {
+    stages.push_back(std::move(*redaction));
+  }
+  return stages;
+}
+
 // The agent's wiring (agent/log_pipeline.cpp), driven by a loop instead of the event loop: the
 // tailer writes into the tenant router (one tenant, the agent's default without loki.tenants),
 // whose path is the batcher, the spool and the shipper.
@@ -500,6 +519,12 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
       nodewarden::RateLimitOptions{}, nullptr, reg, errors);
   const nodewarden::RateLimitStage* rate_limit = rate_limit_stage.get();
   stages.push_back(std::move(rate_limit_stage));
+  for (auto& redaction : defaultStages(reg)) stages.push_back(std::move(redaction));
+  if (!g_default_stages) {
+    stages.clear();
+    stage = nullptr;
+    rate_limit = nullptr;
+  }
   p.stages = std::make_unique<nodewarden::LogStageChain>(std::move(stages), *p.router);
   nodewarden::LogSink& head = p.stages->head();
   p.parts->shipper->start();
@@ -530,7 +555,7 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
     if (n == 0 || all_read) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   const double reader_s = threadCpuSeconds() - reader0;
-  c.rate_limited = rate_limit->droppedLines();
+  c.rate_limited = rate_limit != nullptr ? rate_limit->droppedLines() : 0;
   p.parts->shipper->stop(std::chrono::milliseconds(2000));
   const Cost m = meter.stop();
   const double sent = counterValue(reg, "nodewarden_log_lines_sent_total");
@@ -562,6 +587,207 @@ Cost runFull(const Corpus& corpus, const fs::path& state, bool fsync, const std:
   std::error_code ec;
   fs::remove_all(state, ec);
   return c;
+}
+
+// ---- the rules alone -------------------------------------------------------------------------
+
+// The corpus's entries as the tailer hands them on (labels, stream numbers, lines), kept in memory
+// so each rule kind is timed on the same lines with nothing else running.
+struct RuleCorpus {
+  std::vector<Labels> labels;
+  struct Line {
+    std::size_t labels;
+    std::uint64_t stream;
+    LogEntry entry;
+  };
+  std::vector<Line> lines;
+  std::uint64_t bytes = 0;
+};
+
+class CollectingSink final : public nodewarden::LogSink {
+ public:
+  CollectingSink(RuleCorpus& out, std::size_t max_lines) : out_(out), max_(max_lines) {}
+  bool accept(const Labels& labels, const LogEntry& entry, const LogCheckpoint& cp) override {
+    return acceptStream(labels, entry, cp, 0);
+  }
+  bool acceptStream(const Labels& labels, const LogEntry& entry, const LogCheckpoint&,
+                    std::uint64_t stream) override {
+    if (out_.lines.size() >= max_) return false;
+    auto it = std::find(out_.labels.begin(), out_.labels.end(), labels);
+    if (it == out_.labels.end()) it = out_.labels.insert(out_.labels.end(), labels);
+    out_.lines.push_back({static_cast<std::size_t>(it - out_.labels.begin()), stream, entry});
+    out_.bytes += entry.line.size();
+    return true;
+  }
+  [[nodiscard]] bool hasRoom() const override { return out_.lines.size() < max_; }
+
+ private:
+  RuleCorpus& out_;
+  std::size_t max_;
+};
+
+// Counts what a stage passes on, and how many of those lines it changed.
+class CountingStageSink final : public nodewarden::LogSink {
+ public:
+  bool accept(const Labels&, const LogEntry& entry, const LogCheckpoint&) override {
+    ++lines;
+    changed += entry.line.data() != expected_ ? 1 : 0;
+    return true;
+  }
+  [[nodiscard]] bool hasRoom() const override { return true; }
+  void expect(const std::string& line) { expected_ = line.data(); }
+  std::uint64_t lines = 0;
+  std::uint64_t changed = 0;
+
+ private:
+  const char* expected_ = nullptr;
+};
+
+// A stage that passes everything on: the hand-off's own cost, for reference.
+class PassStage final : public nodewarden::LogStage {
+ public:
+  bool accept(const Labels& labels, const LogEntry& entry, const LogCheckpoint& cp) override {
+    return next_->accept(labels, entry, cp);
+  }
+  bool acceptStream(const Labels& labels, const LogEntry& entry, const LogCheckpoint& cp,
+                    std::uint64_t stream) override {
+    return next_->acceptStream(labels, entry, cp, stream);
+  }
+};
+
+double median(std::vector<double> v);
+
+struct RuleRun {
+  std::string kind;
+  double ns_per_line = 0;
+  double mib_per_s = 0;
+  std::uint64_t passed = 0;
+  std::uint64_t changed = 0;
+};
+
+// Every line through the stage, rounds times; the median of the reading thread's CPU.
+RuleRun timeStage(const std::string& kind, nodewarden::LogStage& stage, const RuleCorpus& corpus,
+                  int rounds) {
+  CountingStageSink sink;
+  stage.setNext(sink);
+  const LogCheckpoint cp;
+  std::vector<double> cpu;
+  for (int r = 0; r < rounds; ++r) {
+    sink.lines = sink.changed = 0;
+    const double t0 = threadCpuSeconds();
+    for (const auto& line : corpus.lines) {
+      sink.expect(line.entry.line);
+      stage.acceptStream(corpus.labels[line.labels], line.entry, cp, line.stream);
+    }
+    cpu.push_back(threadCpuSeconds() - t0);
+  }
+  const double s = median(cpu);
+  RuleRun run{kind};
+  run.ns_per_line = s * 1e9 / static_cast<double>(corpus.lines.size());
+  run.mib_per_s = static_cast<double>(corpus.bytes) / kMiB / s;
+  run.passed = sink.lines;
+  run.changed = sink.changed;
+  return run;
+}
+
+void runRules(const Corpus& corpus, int rounds) {
+  RuleCorpus lines;
+  {
+    SelfMetrics self;
+    ErrorReporter errors(self.registry());
+    CollectingSink sink(lines, 400'000);
+    nodewarden::logs::LogTailer tailer(tailerOptions(corpus), errors);
+    while (sink.hasRoom() && tailer.poll(sink, kTickReadBudget) != 0) {
+    }
+  }
+  // The same lines with one in a hundred carrying a secret of each kind in turn: the cost of
+  // lines that do change (a copy, the rules' RE2 runs).
+  RuleCorpus secrets = lines;
+  const std::vector<std::string> samples = {
+      " password=hunter2",
+      " AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+      " jdbc:postgresql://etl:Pa55w0rd@db:5432/warehouse",
+      " Authorization: Bearer ya29.a0AfH6SMBx3k9vJ2",
+      " eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N",
+      " key AKIAIOSFODNN7EXAMPLE",
+      " -----BEGIN RSA PRIVATE KEY-----MIIEpAIBAAKCAQEA-----END RSA PRIVATE KEY-----",
+  };
+  for (std::size_t i = 0; i < secrets.lines.size(); i += 100) {
+    const std::string& add = samples[(i / 100) % samples.size()];
+    secrets.lines[i].entry.line += add;
+    secrets.bytes += add.size();
+  }
+  std::printf(
+      "\nrules: %zu lines, %.1f MiB of the corpus in memory, %zu streams; CPU per line "
+      "through the stage (median of %d passes)\n",
+      lines.lines.size(), static_cast<double>(lines.bytes) / kMiB, lines.labels.size(), rounds);
+  std::vector<RuleRun> runs;
+  prometheus::Registry registry;
+  {
+    PassStage pass;
+    runs.push_back(timeStage("hand-off only (a stage that passes on)", pass, lines, rounds));
+  }
+  {
+    std::vector<double> cpu;
+    std::uint64_t flagged = 0;
+    for (int r = 0; r < rounds; ++r) {
+      flagged = 0;
+      const double t0 = threadCpuSeconds();
+      for (const auto& line : lines.lines) {
+        flagged += nodewarden::LineRedactor::prefilter(line.entry.line) != 0 ? 1 : 0;
+      }
+      cpu.push_back(threadCpuSeconds() - t0);
+    }
+    const double s = median(cpu);
+    runs.push_back({"redaction prefilter alone (no stage)",
+                    s * 1e9 / static_cast<double>(lines.lines.size()),
+                    static_cast<double>(lines.bytes) / kMiB / s, flagged, 0});
+  }
+  const auto redaction = [&](const std::string& kind, nodewarden::LogRedactionOptions options,
+                             const RuleCorpus& on) {
+    auto stage = nodewarden::RedactionStage::create(options, nullptr, registry);
+    if (!stage) {
+      std::printf("  %s: %s\n", kind.c_str(), stage.error().c_str());
+      return;
+    }
+    runs.push_back(timeStage(kind, **stage, on, rounds));
+  };
+  for (const auto& builtin : nodewarden::builtinRedactions()) {
+    nodewarden::LogRedactionOptions only;
+    only.builtin = {std::string(builtin.name)};
+    redaction("redaction " + std::string(builtin.name) + " alone", only, lines);
+  }
+  redaction("redaction, all built-ins (the default)", {}, lines);
+  redaction("redaction, all built-ins, 1% lines with a secret", {}, secrets);
+  for (const std::string pattern : {R"(\b\d{3}-\d{2}-\d{4}\b)", R"(ORD-\d{6})"}) {
+    nodewarden::LogRedactionOptions custom;
+    custom.builtin.clear();
+    custom.rules.push_back({"custom", pattern, {}, ""});
+    redaction("redaction, one custom rule " + pattern, custom, lines);
+  }
+  using Action = nodewarden::LogFilterRule::Action;
+  const auto filter = [&](const std::string& kind, const nodewarden::LogFilterRule& rule) {
+    auto stage = nodewarden::FilterStage::create({rule}, nullptr, registry);
+    if (!stage) {
+      std::printf("  %s: %s\n", kind.c_str(), stage.error().c_str());
+      return;
+    }
+    runs.push_back(timeStage(kind, **stage, lines, rounds));
+  };
+  filter("filter drop_lines \\bDEBUG\\b, every stream",
+         {"debug", {}, Action::kDropLines, R"(\bDEBUG\b)"});
+  filter("filter keep_lines ERROR|WARN|Exception|\\tat , every stream",
+         {"errors", {}, Action::kKeepLines, R"(ERROR|WARN|Exception|\tat )"});
+  nodewarden::LogSelector mesh;
+  mesh.containers = {"istio-proxy"};
+  filter("filter drop_stream istio-proxy", {"mesh", mesh, Action::kDropStream, ""});
+
+  std::printf("%-58s %9s %9s %9s %9s\n", "rule kind", "ns/line", "MiB/s", "passed", "changed");
+  for (const auto& r : runs) {
+    std::printf("%-58s %9.1f %9.1f %9llu %9llu\n", r.kind.c_str(), r.ns_per_line, r.mib_per_s,
+                static_cast<unsigned long long>(r.passed),
+                static_cast<unsigned long long>(r.changed));
+  }
 }
 
 // ---- Fluent Bit (optional) --------------------------------------------------------------------
@@ -739,9 +965,9 @@ void signalThread(sigset_t set) {
 int usage() {
   std::fprintf(stderr,
                "usage: bench_log_path [--mib=300] [--pods=8] [--rounds=3] [--tmp=DIR]\n"
-               "                      [--malloc=agent|glibc] [--multiline=on|off]\n"
+               "                      [--malloc=agent|glibc] [--multiline=on|off] [--stages=default|none]\n"
                "                      [--only=floor,parse,parse+ratelimit,parse-multiline,full,"
-               "full-nofsync,full-json,fluent-bit]\n"
+               "full-nofsync,full-json,fluent-bit,rules]\n"
                "  env FLUENT_BIT=/path/to/fluent-bit adds a Fluent Bit run\n");
   return 2;
 }
@@ -754,7 +980,7 @@ int main(int argc, char** argv) {
   int rounds = 3;
   fs::path tmp_base = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
   std::vector<std::string> modes = {"floor", "parse",        "parse+ratelimit", "parse-multiline",
-                                    "full",  "full-nofsync", "full-json",       "fluent-bit"};
+                                    "full",  "full-nofsync", "full-json",       "fluent-bit", "rules"};
   std::string malloc_mode = "agent";
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
@@ -773,6 +999,9 @@ int main(int argc, char** argv) {
       g_multiline = *v7 == "on";
     } else if (auto v6 = value("--malloc=")) {
       malloc_mode = *v6;
+    } else if (auto v8 = value("--stages=")) {
+      if (*v8 != "default" && *v8 != "none") return usage();
+      g_default_stages = *v8 == "default";
     } else if (auto v4 = value("--tmp=")) {
       tmp_base = *v4;
     } else if (auto v5 = value("--only=")) {
@@ -937,6 +1166,9 @@ int main(int argc, char** argv) {
     }
   }
   if (compressed == 0 && wants("floor")) std::printf("(floor compressed nothing)\n");
+  std::printf("full runs: %s\n", g_default_stages
+                                     ? "the default log stages (redaction, every built-in rule)"
+                                     : "no log stages (--stages=none)");
 
   const double mib_total = static_cast<double>(corpus.stats.bytes) / kMiB;
   const double gib_total = mib_total / 1024.0;
@@ -1029,6 +1261,7 @@ int main(int argc, char** argv) {
         "(%.0f)\n",
         m, v, v / kFluentBitReference, kFluentBitReference, v / kTarget, kTarget);
   }
+  if (wants("rules")) runRules(corpus, std::max(rounds, 3));
   cleanUp();
   return rc;
 }

@@ -139,8 +139,9 @@ class LogPipeline::Impl {
   bool started = false;
   std::uint64_t lost_closed = 0;
   // Reads the bodies of spooled batches back into entries (splitting a batch, a destination that
-  // takes none). They are Loki push bodies: Loki's is the only batch encoder there is, and a spool
-  // record does not say which encoder wrote its body, so this holds whatever the destination is.
+  // takes none). They are Loki push bodies, protobuf (snappy) or JSON (gzip): LokiBatchEncoder
+  // reads both (a gzip body starts with its magic bytes, which no snappy body can), so a spool
+  // written under one encoding is read after a restart with the other, whatever the destination.
   std::shared_ptr<const LogBatchEncoder> spooled_bodies = std::make_shared<LokiBatchEncoder>();
   // The last sink, in place of one batcher: each tenant's batcher, spool and shipper.
   std::unique_ptr<LogTenantRouter> router;

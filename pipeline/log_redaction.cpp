@@ -449,6 +449,24 @@ std::vector<std::string> LineRedactor::ruleNames() const {
 
 bool LineRedactor::redact(std::string_view line, std::uint64_t custom, bool in_key_block,
                           std::string& out, RedactionResult& result) {
+  if (!redactOnce(line, custom, in_key_block, out, result)) return false;
+  // A marker can shorten a line so that another rule now matches what it did not before (a
+  // private key's header is at most 80 characters; a JWT inside it made it longer): pass again
+  // until nothing changes, so that what leaves is what a second redaction would leave. Only lines
+  // that had a secret pay for it.
+  for (int pass = 0; pass < 4 && result.block == RedactionResult::KeyBlock::kNone; ++pass) {
+    RedactionResult more;
+    if (!redactOnce(out, custom, false, again_, more)) break;
+    for (std::size_t i = 0; i < result.counts.size(); ++i) result.counts[i] += more.counts[i];
+    result.total += more.total;
+    result.block = more.block;
+    out.swap(again_);
+  }
+  return true;
+}
+
+bool LineRedactor::redactOnce(std::string_view line, std::uint64_t custom, bool in_key_block,
+                              std::string& out, RedactionResult& result) {
   result.changed = false;
   result.block = RedactionResult::KeyBlock::kNone;
   result.total = 0;

@@ -123,7 +123,10 @@ class LineRedactor {
   bool private_key_ = false;
   bool prefilter_on_ = true;
   std::string rule_marker_private_key_ = "<redacted:private_key>";
-  std::string tmp_;  // the other buffer of a line that more than one rule changes
+  std::string tmp_;    // the other buffer of a line that more than one rule changes
+  std::string again_;  // the next pass's output (redact())
+  bool redactOnce(std::string_view line, std::uint64_t custom, bool in_key_block, std::string& out,
+                  RedactionResult& result);
 };
 
 // The stage: redacts every entry's line with the configured rules, counts per rule, follows

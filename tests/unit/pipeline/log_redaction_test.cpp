@@ -48,6 +48,21 @@ void expectUnchanged(const std::vector<std::string>& lines) {
   for (const auto& line : lines) EXPECT_EQ(redact(line), line) << line;
 }
 
+// A marker can shorten a line so that another rule then matches (a JWT made a private key's
+// header longer than its 80 characters): what leaves is what a second redaction would leave.
+TEST(LogRedaction, ASecondPassChangesNothing) {
+  Redact redact;
+  const std::string line =
+      "-----BEGIN EC PRIVATE KEY-on "
+      "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+      "dozjgNryP4J3PRIVATE KEY-----";
+  const std::string once = redact(line);
+  EXPECT_EQ(once, "<redacted:private_key>");
+  EXPECT_EQ(redact.result().total, 2U);      // the JWT, then the key it was inside
+  EXPECT_EQ(redact.result().counts[0], 1U);  // counts[0]: private_key, the first built-in
+  EXPECT_EQ(redact(once), once);
+}
+
 TEST(LogRedaction, AwsAccessKeyIds) {
   expectAll({
       {"aws_access_key_id = AKIAIOSFODNN7EXAMPLE",

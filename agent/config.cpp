@@ -32,8 +32,8 @@
 #include "agent/config_custom.h"
 #include "agent/config_multiline.h"
 #include "agent/config_rate_limit.h"
-#include "agent/config_tenants.h"
 #include "agent/config_rules.h"
+#include "agent/config_tenants.h"
 #include "agent/json_log.h"
 #include "pipeline/pod_labels.h"
 

@@ -44,9 +44,9 @@
 #include "exporters/kube/placement_feed.h"
 #include "pipeline/detector/detector.h"
 #include "pipeline/log_batcher.h"
-#include "pipeline/log_rate_limit.h"
-#include "pipeline/log_multiline.h"
 #include "pipeline/log_filter.h"
+#include "pipeline/log_multiline.h"
+#include "pipeline/log_rate_limit.h"
 #include "pipeline/log_redaction.h"
 #include "pipeline/spool.h"
 
@@ -97,8 +97,8 @@ struct LogsConfig {
   bool enabled = true;
   logs::LogTailerOptions tailer;
   LogBatcherOptions batcher;
-  RateLimitOptions rate_limit;  // collectors.logs.rate_limit (agent/config_rate_limit.h)
-  MultilineOptions multiline;  // collectors.logs.multiline (agent/config_multiline.cpp)
+  RateLimitOptions rate_limit;         // collectors.logs.rate_limit (agent/config_rate_limit.h)
+  MultilineOptions multiline;          // collectors.logs.multiline (agent/config_multiline.cpp)
   std::vector<LogFilterRule> filters;  // collectors.logs.filters (agent/config_rules.cpp)
   LogRedactionOptions redaction;       // collectors.logs.redaction
 };

@@ -74,9 +74,9 @@
 #include "exporters/loki/loki_exporter.h"
 #include "pipeline/allocator.h"
 #include "pipeline/log_batcher.h"
+#include "pipeline/log_filter.h"
 #include "pipeline/log_multiline.h"
 #include "pipeline/log_rate_limit.h"
-#include "pipeline/log_filter.h"
 #include "pipeline/log_record.h"
 #include "pipeline/log_redaction.h"
 #include "pipeline/log_shipper.h"
@@ -963,12 +963,13 @@ void signalThread(sigset_t set) {
 }
 
 int usage() {
-  std::fprintf(stderr,
-               "usage: bench_log_path [--mib=300] [--pods=8] [--rounds=3] [--tmp=DIR]\n"
-               "                      [--malloc=agent|glibc] [--multiline=on|off] [--stages=default|none]\n"
-               "                      [--only=floor,parse,parse+ratelimit,parse-multiline,full,"
-               "full-nofsync,full-json,fluent-bit,rules]\n"
-               "  env FLUENT_BIT=/path/to/fluent-bit adds a Fluent Bit run\n");
+  std::fprintf(
+      stderr,
+      "usage: bench_log_path [--mib=300] [--pods=8] [--rounds=3] [--tmp=DIR]\n"
+      "                      [--malloc=agent|glibc] [--multiline=on|off] [--stages=default|none]\n"
+      "                      [--only=floor,parse,parse+ratelimit,parse-multiline,full,"
+      "full-nofsync,full-json,fluent-bit,rules]\n"
+      "  env FLUENT_BIT=/path/to/fluent-bit adds a Fluent Bit run\n");
   return 2;
 }
 
@@ -979,8 +980,9 @@ int main(int argc, char** argv) {
   std::size_t pods = 8;
   int rounds = 3;
   fs::path tmp_base = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
-  std::vector<std::string> modes = {"floor", "parse",        "parse+ratelimit", "parse-multiline",
-                                    "full",  "full-nofsync", "full-json",       "fluent-bit", "rules"};
+  std::vector<std::string> modes = {"floor",           "parse",      "parse+ratelimit",
+                                    "parse-multiline", "full",       "full-nofsync",
+                                    "full-json",       "fluent-bit", "rules"};
   std::string malloc_mode = "agent";
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];

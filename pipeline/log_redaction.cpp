@@ -456,7 +456,9 @@ bool LineRedactor::redact(std::string_view line, std::uint64_t custom, bool in_k
   // that had a secret pay for it.
   for (int pass = 0; pass < 4 && result.block == RedactionResult::KeyBlock::kNone; ++pass) {
     RedactionResult more;
-    if (!redactOnce(out, custom, false, again_, more)) break;
+    // A rule may match its own marker (password=<redacted:secret_pair>) and write it again:
+    // that is no change, and not counted.
+    if (!redactOnce(out, custom, false, again_, more) || again_ == out) break;
     for (std::size_t i = 0; i < result.counts.size(); ++i) result.counts[i] += more.counts[i];
     result.total += more.total;
     result.block = more.block;

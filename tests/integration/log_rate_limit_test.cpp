@@ -185,7 +185,7 @@ TEST_F(RateLimitEndToEnd, FloodingPodIsCutWithAMarkerAndItsNeighboursLoseNothing
   // the limit after that first marker and be told by a second one: wait until the markers account
   // for every line of the flood.
   const std::regex text(
-      R"(nodewarden: dropped (\d+) lines \((\d+) K?i?B\) of this stream over [0-9.]+m?s: rate limit 100 lines/s)");
+      R"(nodewarden: dropped (\d+) lines? \((\d+) K?i?B\) of this stream over [0-9.]+m?s: rate limit 100 lines/s)");
   const auto deadline = std::chrono::steady_clock::now() + 60s;
   std::vector<LogEntry> flood;
   std::vector<const LogEntry*> markers;
